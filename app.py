@@ -1,0 +1,16 @@
+"""dlplay: entry point. Sets up the session, the language switch and the navigation, then runs a page."""
+import streamlit as st
+
+from dlplay.ui.i18n import language_selector, t
+from dlplay.ui.nav import available_pages
+from dlplay.ui.state import init_state
+
+st.set_page_config(page_title="dlplay", page_icon=":material/neurology:", layout="wide")
+init_state()
+pages = [
+    st.Page(path, title=t(key), icon=icon, url_path=url, default=(url == "home"))
+    for path, url, key, icon in available_pages()
+]
+page = st.navigation(pages, position="sidebar")
+language_selector()
+page.run()

@@ -1,0 +1,169 @@
+"""Build a plain PyTorch module from a ModelSpec; parameter and multiply-add counts per layer."""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from .spec import LayerSpec, ModelSpec
+
+
+def make_activation(name: str) -> nn.Module:
+    return {
+        "relu": nn.ReLU,
+        "leaky_relu": lambda: nn.LeakyReLU(0.01),
+        "elu": nn.ELU,
+        "gelu": nn.GELU,
+        "tanh": nn.Tanh,
+        "sigmoid": nn.Sigmoid,
+        "softplus": nn.Softplus,
+        "identity": nn.Identity,
+    }[name]()
+
+
+class Block(nn.Module):
+    """One layer of the tutorial's picture: z = op(a_prev), a = f(z) (then optional dropout).
+
+    ``op`` is a Linear, Conv2d, pooling or BatchNorm module; a flatten happens first where a
+    dense layer follows an image-shaped input.
+    """
+
+    def __init__(self, name: str, kind: str, op: nn.Module, activation: str, dropout: float, flatten: bool):
+        super().__init__()
+        self.name = name
+        self.kind = kind
+        self.activation_name = activation
+        self.flatten = flatten
+        self.op = op
+        self.act = make_activation(activation)
+        self.drop = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
+
+    def forward(self, x: torch.Tensor, record: list | None = None) -> torch.Tensor:
+        if self.flatten:
+            x = x.flatten(1)
+        z = self.op(x)
+        a = self.act(z)
+        if record is not None:
+            record.append((z, a))
+        return self.drop(a)
+
+
+class Net(nn.Module):
+    """Hidden blocks followed by an output block (a dense layer to the classes, logits out)."""
+
+    def __init__(self, spec: ModelSpec):
+        super().__init__()
+        self.spec = spec
+        blocks = []
+        shape: tuple[int, ...] = spec.input_shape
+        counters: dict[str, int] = {}
+        for layer, out_shape in zip(spec.layers, spec.shapes()):
+            counters[layer.kind] = counters.get(layer.kind, 0) + 1
+            name = f"{layer.kind}{counters[layer.kind]}"
+            blocks.append(_make_block(name, layer, shape))
+            shape = out_shape
+        blocks.append(Block("output", "dense", nn.Linear(math.prod(shape), spec.num_classes), "identity", 0.0, len(shape) > 1))
+        self.blocks = nn.ModuleList(blocks)
+
+    def forward(self, x: torch.Tensor, record: list | None = None) -> torch.Tensor:
+        """Logits for a batch ``x`` [B, C, H, W] (or [B, H, W]); ``record`` collects (z, a) per block."""
+        if x.dim() == 3:
+            x = x.unsqueeze(1)
+        for block in self.blocks:
+            x = block(x, record)
+        return x
+
+    def weight_blocks(self) -> list[Block]:
+        return [b for b in self.blocks if isinstance(b.op, (nn.Linear, nn.Conv2d))]
+
+
+def _make_block(name: str, layer: LayerSpec, in_shape: tuple[int, ...]) -> Block:
+    flat = len(in_shape) > 1 and layer.kind == "dense"
+    if layer.kind == "dense":
+        op: nn.Module = nn.Linear(math.prod(in_shape), layer.units)
+    elif layer.kind == "conv2d":
+        op = nn.Conv2d(in_shape[0], layer.units, layer.kernel, layer.stride, layer.padding)
+    elif layer.kind == "maxpool":
+        op = nn.MaxPool2d(layer.kernel, layer.stride)
+    elif layer.kind == "avgpool":
+        op = nn.AvgPool2d(layer.kernel, layer.stride)
+    else:  # batchnorm
+        op = nn.BatchNorm2d(in_shape[0]) if len(in_shape) == 3 else nn.BatchNorm1d(in_shape[0])
+    activation = layer.activation if layer.kind in ("dense", "conv2d", "batchnorm") else "identity"
+    return Block(name, layer.kind, op, activation, layer.dropout, flat)
+
+
+def init_weights(net: Net, scheme: str) -> None:
+    """Apply a weight initialisation to every dense and conv layer (``default`` keeps PyTorch's)."""
+    if scheme == "default":
+        return
+    with torch.no_grad():
+        for block in net.weight_blocks():
+            w, b = block.op.weight, block.op.bias
+            if scheme == "he":
+                nn.init.kaiming_normal_(w, nonlinearity="relu")
+            elif scheme == "xavier":
+                nn.init.xavier_uniform_(w)
+            elif scheme == "normal":
+                nn.init.normal_(w, 0.0, 0.01)
+            elif scheme == "zeros":
+                nn.init.zeros_(w)
+            if b is not None:
+                nn.init.zeros_(b)
+
+
+def build_model(spec: ModelSpec, seed: int | None = None) -> Net:
+    """A fresh network; with ``seed`` its initial weights are reproducible (the global RNG is untouched)."""
+    if seed is None:
+        net = Net(spec)
+        init_weights(net, spec.init)
+        return net
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        net = Net(spec)
+        init_weights(net, spec.init)
+    return net
+
+
+@dataclass(frozen=True)
+class LayerInfo:
+    name: str
+    kind: str
+    description: str
+    output_shape: tuple[int, ...]
+    params: int
+    macs: int  # multiply-adds for one input
+
+
+def layer_summary(spec: ModelSpec) -> list[LayerInfo]:
+    """Per layer: output shape, trainable parameters, multiply-adds per example; the output layer last."""
+    rows = []
+    shape: tuple[int, ...] = spec.input_shape
+    for layer, out in zip(spec.layers, spec.shapes()):
+        params = macs = 0
+        if layer.kind == "dense":
+            params = math.prod(shape) * layer.units + layer.units
+            macs = math.prod(shape) * layer.units
+        elif layer.kind == "conv2d":
+            per = shape[0] * layer.kernel * layer.kernel
+            params = per * layer.units + layer.units
+            macs = per * math.prod(out)
+        elif layer.kind == "batchnorm":
+            params = 2 * shape[0]
+        rows.append(LayerInfo("", layer.kind, layer.describe(), out, params, macs))
+        shape = out
+    n_in = math.prod(shape)
+    rows.append(LayerInfo("output", "dense", f"Dense {spec.num_classes} softmax", (spec.num_classes,),
+                          n_in * spec.num_classes + spec.num_classes, n_in * spec.num_classes))
+    counters: dict[str, int] = {}
+    named = []
+    for row in rows[:-1]:
+        counters[row.kind] = counters.get(row.kind, 0) + 1
+        named.append(LayerInfo(f"{row.kind}{counters[row.kind]}", row.kind, row.description, row.output_shape, row.params, row.macs))
+    return named + [rows[-1]]
+
+
+def count_parameters(module: nn.Module) -> int:
+    return sum(p.numel() for p in module.parameters() if p.requires_grad)

@@ -1,0 +1,228 @@
+"""ModelSpec and TrainConfig: what to build and how to train it, validated, JSON round-trippable."""
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import asdict, dataclass, field, fields, replace
+from typing import Any
+
+from .errors import UserError
+
+ACTIVATIONS = ("relu", "leaky_relu", "elu", "gelu", "tanh", "sigmoid", "softplus", "identity")
+LAYER_KINDS = ("dense", "conv2d", "maxpool", "avgpool", "batchnorm")
+WEIGHT_KINDS = ("dense", "conv2d")
+INITS = ("default", "he", "xavier", "normal", "zeros")
+OPTIMIZERS = ("sgd", "momentum", "adam", "adamw", "rmsprop")
+DEVICES = ("auto", "cpu", "cuda")
+
+MAX_UNITS = 4096
+MAX_WEIGHT_LAYERS = 8
+MAX_LAYERS = 16
+MAX_EPOCHS = 200
+MAX_BATCH = 8192
+
+
+@dataclass(frozen=True)
+class LayerSpec:
+    """One hidden layer. ``units`` is the number of neurons (dense) or filters (conv2d)."""
+
+    kind: str = "dense"
+    units: int = 128
+    activation: str = "relu"
+    dropout: float = 0.0
+    kernel: int = 3
+    stride: int = 1
+    padding: int = 0
+
+    def describe(self) -> str:
+        if self.kind == "dense":
+            return f"Dense {self.units} {self.activation}"
+        if self.kind == "conv2d":
+            return f"Conv {self.units}×{self.kernel}×{self.kernel} {self.activation}"
+        if self.kind in ("maxpool", "avgpool"):
+            return f"{'MaxPool' if self.kind == 'maxpool' else 'AvgPool'} {self.kernel}×{self.kernel}"
+        return "BatchNorm"
+
+
+def _check_int(value: Any, name: str, low: int, high: int, layer: int | None = None) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        if layer is None:
+            raise UserError("spec.int_range", name=name, low=low, high=high, value=value)
+        raise UserError("spec.layer_int_range", layer=layer, name=name, low=low, high=high, value=value)
+
+
+def layer_output_shape(layer: LayerSpec, shape: tuple[int, ...], index: int) -> tuple[int, ...]:
+    """Shape after ``layer`` given the input ``shape`` (without batch); raises UserError naming the layer."""
+    n = index + 1
+    if layer.kind == "dense":
+        return (layer.units,)
+    if layer.kind == "batchnorm":
+        return shape
+    if len(shape) != 3:
+        raise UserError("spec.spatial_after_dense", layer=n, kind=layer.kind)
+    c, h, w = shape
+    k, s = layer.kernel, layer.stride
+    p = layer.padding if layer.kind == "conv2d" else 0
+    if k > h + 2 * p or k > w + 2 * p:
+        raise UserError("spec.kernel_too_large", layer=n, kernel=k, height=h, width=w, padding=p)
+    oh, ow = (h + 2 * p - k) // s + 1, (w + 2 * p - k) // s + 1
+    return (layer.units if layer.kind == "conv2d" else c, oh, ow)
+
+
+def validate_layer(layer: LayerSpec, index: int) -> None:
+    n = index + 1
+    if layer.kind not in LAYER_KINDS:
+        raise UserError("spec.unknown_kind", layer=n, kind=layer.kind, choices=", ".join(LAYER_KINDS))
+    if layer.activation not in ACTIVATIONS:
+        raise UserError("spec.unknown_activation", layer=n, activation=layer.activation, choices=", ".join(ACTIVATIONS))
+    if layer.kind == "dense":
+        _check_int(layer.units, "units", 1, MAX_UNITS, n)
+    if layer.kind == "conv2d":
+        _check_int(layer.units, "filters", 1, 512, n)
+    if layer.kind in ("conv2d", "maxpool", "avgpool"):
+        _check_int(layer.kernel, "kernel", 1, 28, n)
+        _check_int(layer.stride, "stride", 1, 28, n)
+        _check_int(layer.padding, "padding", 0, 14, n)
+    if not isinstance(layer.dropout, (int, float)) or not 0.0 <= layer.dropout < 1.0:
+        raise UserError("spec.dropout_range", layer=n, value=layer.dropout)
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """The network: input shape, hidden layers in order, the number of classes, weight initialisation."""
+
+    layers: tuple[LayerSpec, ...] = (LayerSpec(),)
+    input_shape: tuple[int, int, int] = (1, 28, 28)
+    num_classes: int = 10
+    init: str = "default"
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "layers", tuple(self.layers))
+        object.__setattr__(self, "input_shape", tuple(self.input_shape))
+        if len(self.layers) > MAX_LAYERS:
+            raise UserError("spec.too_many_layers", count=len(self.layers), limit=MAX_LAYERS)
+        weight_layers = sum(layer.kind in WEIGHT_KINDS for layer in self.layers)
+        if weight_layers > MAX_WEIGHT_LAYERS:
+            raise UserError("spec.too_many_hidden", count=weight_layers, limit=MAX_WEIGHT_LAYERS)
+        if self.init not in INITS:
+            raise UserError("spec.unknown_init", init=self.init, choices=", ".join(INITS))
+        _check_int(self.num_classes, "num_classes", 2, 1000)
+        for i, layer in enumerate(self.layers):
+            validate_layer(layer, i)
+        self.shapes()  # shape inference raises on impossible stacks
+
+    def shapes(self) -> list[tuple[int, ...]]:
+        """Output shape of every hidden layer (without batch dimension)."""
+        shape: tuple[int, ...] = self.input_shape
+        out = []
+        for i, layer in enumerate(self.layers):
+            shape = layer_output_shape(layer, shape, i)
+            out.append(shape)
+        return out
+
+    def flat_input_size(self) -> int:
+        return math.prod(self.input_shape)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "layers": [asdict(layer) for layer in self.layers],
+            "input_shape": list(self.input_shape),
+            "num_classes": self.num_classes,
+            "init": self.init,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "ModelSpec":
+        if not isinstance(data, dict) or not isinstance(data.get("layers"), list):
+            raise UserError("spec.bad_json")
+        allowed = {f.name for f in fields(LayerSpec)}
+        layers = []
+        for item in data["layers"]:
+            if not isinstance(item, dict) or set(item) - allowed:
+                raise UserError("spec.bad_json")
+            layers.append(LayerSpec(**item))
+        extra = set(data) - {"layers", "input_shape", "num_classes", "init"}
+        if extra:
+            raise UserError("spec.bad_json")
+        return cls(
+            layers=tuple(layers),
+            input_shape=tuple(data.get("input_shape", (1, 28, 28))),
+            num_classes=data.get("num_classes", 10),
+            init=data.get("init", "default"),
+        )
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> "ModelSpec":
+        try:
+            data = json.loads(text)
+        except (json.JSONDecodeError, TypeError) as exc:
+            raise UserError("spec.bad_json") from exc
+        return cls.from_dict(data)
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """How to train: optimiser and its hyperparameters, batching, epochs, seed, device, data."""
+
+    optimizer: str = "adam"
+    lr: float = 1e-3
+    batch_size: int = 32
+    epochs: int = 10
+    weight_decay: float = 0.0
+    seed: int = 0
+    device: str = "auto"
+    dataset: str = "mnist"
+    train_size: int | None = None  # None: the whole training set
+
+    def __post_init__(self) -> None:
+        if self.optimizer not in OPTIMIZERS:
+            raise UserError("spec.unknown_optimizer", optimizer=self.optimizer, choices=", ".join(OPTIMIZERS))
+        validate_lr(self.lr)
+        _check_int(self.batch_size, "batch_size", 1, MAX_BATCH)
+        _check_int(self.epochs, "epochs", 1, MAX_EPOCHS)
+        _check_int(self.seed, "seed", 0, 2**31 - 1)
+        if not isinstance(self.weight_decay, (int, float)) or not 0.0 <= self.weight_decay < 1.0:
+            raise UserError("spec.weight_decay_range", value=self.weight_decay)
+        if self.device not in DEVICES:
+            raise UserError("spec.unknown_device", device=self.device, choices=", ".join(DEVICES))
+        if self.train_size is not None:
+            _check_int(self.train_size, "train_size", 1, 10_000_000)
+
+    def with_changes(self, **changes: Any) -> "TrainConfig":
+        return replace(self, **changes)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "TrainConfig":
+        allowed = {f.name for f in fields(cls)}
+        if not isinstance(data, dict) or set(data) - allowed:
+            raise UserError("spec.bad_json")
+        return cls(**data)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> "TrainConfig":
+        try:
+            data = json.loads(text)
+        except (json.JSONDecodeError, TypeError) as exc:
+            raise UserError("spec.bad_json") from exc
+        return cls.from_dict(data)
+
+
+def validate_lr(lr: Any) -> float:
+    """A learning rate must be a finite number in (0, 10]."""
+    if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not math.isfinite(lr) or not 0 < lr <= 10:
+        raise UserError("spec.lr_range", value=lr)
+    return float(lr)
+
+
+def dense_spec(hidden: list[int] | tuple[int, ...], activation: str = "relu", dropout: float = 0.0, init: str = "default") -> ModelSpec:
+    """Shorthand for a multilayer perceptron: ``dense_spec([128])`` is the tutorial's 784-128-10."""
+    return ModelSpec(layers=tuple(LayerSpec("dense", u, activation, dropout) for u in hidden), init=init)

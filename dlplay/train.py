@@ -1,0 +1,368 @@
+"""TrainingSession: the training loop in a background thread, steered by a small command surface.
+
+The UI thread never trains and this thread never touches the UI. Data stays on the training
+device as uint8 and is normalised per batch there; losses accumulate on the device and reach the
+host every ``sync_every`` steps, so there is no host synchronisation per step.
+"""
+from __future__ import annotations
+
+import copy
+import math
+import threading
+import time
+from typing import Any, Iterable
+
+import torch
+import torch.nn.functional as F
+
+from .device import choose_device
+from .errors import UserError
+from .metrics import EpochRecord, MetricsHistory, MetricsSnapshot
+from .model import Net, build_model
+from .spec import ModelSpec, TrainConfig, validate_lr
+
+FINISHED = ("done", "stopped", "diverged", "failed")
+ACTIVE = ("queued", "running", "paused")
+
+
+def make_optimizer(name: str, params: Iterable[torch.nn.Parameter], lr: float, weight_decay: float) -> torch.optim.Optimizer:
+    if name == "sgd":
+        return torch.optim.SGD(params, lr=lr, weight_decay=weight_decay)
+    if name == "momentum":
+        return torch.optim.SGD(params, lr=lr, momentum=0.9, weight_decay=weight_decay)
+    if name == "adam":
+        return torch.optim.Adam(params, lr=lr, weight_decay=weight_decay)
+    if name == "adamw":
+        return torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
+    if name == "rmsprop":
+        return torch.optim.RMSprop(params, lr=lr, weight_decay=weight_decay)
+    raise ValueError(name)
+
+
+class _Stop(Exception):
+    pass
+
+
+class TrainingSession:
+    """One run: a model, its optimiser, a dataset on a device, and the thread that trains them.
+
+    Commands (any thread): ``start``, ``pause``, ``resume``, ``step``, ``stop``, ``set_lr``,
+    ``heartbeat``. Reads: ``snapshot()``, ``status``, ``model_copy()``, ``evaluate()``.
+    ``callbacks`` are objects with any of ``on_start(session)``, ``after_backward(session, step)``,
+    ``after_step(session, step)``, ``on_sync(session)``, ``on_epoch_end(session, record)``,
+    ``on_end(session)``; they run in the training thread.
+    """
+
+    def __init__(
+        self,
+        spec: ModelSpec,
+        config: TrainConfig,
+        dataset: Any,
+        device: torch.device | str | None = None,
+        *,
+        sync_every: int = 50,
+        callbacks: Iterable[Any] = (),
+        heartbeat_timeout: float | None = None,
+        slot_pool: Any = None,
+        history_capacity: int = 8192,
+    ):
+        self.spec = spec
+        self.config = config
+        self.device = torch.device(device) if device is not None else choose_device(config.device)
+        self.dataset = dataset.to(self.device)
+        self.sync_every = max(1, sync_every)
+        self.callbacks = list(callbacks)
+        self.heartbeat_timeout = heartbeat_timeout
+        self.slot_pool = slot_pool
+        self.metrics = MetricsHistory(history_capacity)
+        self.model: Net = build_model(spec, seed=config.seed).to(self.device)
+        self.optimizer = make_optimizer(config.optimizer, self.model.parameters(), config.lr, config.weight_decay)
+        info = self.dataset.info
+        self._scale = 1.0 / (255.0 * info.std)
+        self._shift = info.mean / info.std
+        n = len(self.dataset.train_labels)
+        self.train_size = min(n, config.train_size or n)
+        self.steps_per_epoch = math.ceil(self.train_size / config.batch_size)
+        self.total_steps = self.steps_per_epoch * config.epochs
+        self.created_at = time.time()
+        self.started_at: float | None = None
+        self.finished_at: float | None = None
+        self.model_lock = threading.RLock()
+        self._cond = threading.Condition()
+        self._paused = False
+        self._stop_requested = False
+        self._steps_allowed = 0  # single steps granted while paused
+        self._pending_lr: float | None = None
+        self._last_heartbeat = time.monotonic()
+        self._thread: threading.Thread | None = None
+        self.metrics.update_progress(
+            epochs=config.epochs, steps_per_epoch=self.steps_per_epoch, total_steps=self.total_steps, lr=config.lr
+        )
+
+    # ----- commands -------------------------------------------------------------------------
+    def start(self, paused: bool = False) -> None:
+        """Start the training thread (once). ``paused=True`` starts it waiting for step/resume."""
+        with self._cond:
+            if self._thread is not None:
+                return
+            self._paused = paused
+            self._thread = threading.Thread(target=self._run, name="dlplay-train", daemon=True)
+            self._thread.start()
+
+    def pause(self) -> None:
+        with self._cond:
+            self._paused = True
+            self._cond.notify_all()
+
+    def resume(self) -> None:
+        with self._cond:
+            self._paused = False
+            self._cond.notify_all()
+
+    def step(self, n: int = 1) -> None:
+        """Run ``n`` single steps, then stay paused (starts the thread paused if needed)."""
+        if self._thread is None:
+            self.start(paused=True)
+        with self._cond:
+            self._paused = True
+            self._steps_allowed += n
+            self._cond.notify_all()
+
+    def stop(self) -> None:
+        with self._cond:
+            self._stop_requested = True
+            self._cond.notify_all()
+        if self._thread is None:
+            self._set_status("stopped")
+
+    def set_lr(self, lr: float) -> None:
+        """Change the learning rate; it applies from the next step."""
+        lr = validate_lr(lr)
+        with self._cond:
+            self._pending_lr = lr
+            self._cond.notify_all()
+
+    def heartbeat(self) -> None:
+        """The UI is still there; without one for ``heartbeat_timeout`` seconds the run stops itself."""
+        self._last_heartbeat = time.monotonic()
+
+    def join(self, timeout: float | None = None) -> bool:
+        """Wait for the thread to end; True if it has."""
+        if self._thread is None:
+            return True
+        self._thread.join(timeout)
+        return not self._thread.is_alive()
+
+    # ----- reads ----------------------------------------------------------------------------
+    @property
+    def status(self) -> str:
+        return self.metrics.progress.status
+
+    @property
+    def stop_requested(self) -> bool:
+        return self._stop_requested
+
+    @property
+    def is_alive(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def snapshot(self) -> MetricsSnapshot:
+        return self.metrics.snapshot()
+
+    def model_copy(self, device: str | torch.device = "cpu") -> Net:
+        """A consistent copy of the current weights (eval mode), safe to use while training goes on."""
+        with self.model_lock:
+            clone = copy.deepcopy(self.model)
+        return clone.to(device).eval()
+
+    def normalize(self, images: torch.Tensor) -> torch.Tensor:
+        """uint8 images -> the float input the network trains on."""
+        return images.to(torch.float32).mul_(self._scale).sub_(self._shift)
+
+    @torch.no_grad()
+    def evaluate(self, split: str = "test", batch_size: int = 2000) -> tuple[float, float]:
+        """Mean loss and accuracy on a split with the current weights (one host sync)."""
+        images = self.dataset.test_images if split == "test" else self.dataset.train_images[: self.train_size]
+        labels = self.dataset.test_labels if split == "test" else self.dataset.train_labels[: self.train_size]
+        loss_sum = torch.zeros((), device=self.device)
+        correct = torch.zeros((), device=self.device, dtype=torch.int64)
+        with self.model_lock:
+            was_training = self.model.training
+            self.model.eval()
+            try:
+                for i in range(0, len(labels), batch_size):
+                    out = self.model(self.normalize(images[i : i + batch_size]))
+                    y = labels[i : i + batch_size]
+                    loss_sum += F.cross_entropy(out, y, reduction="sum")
+                    correct += (out.argmax(1) == y).sum()
+            finally:
+                self.model.train(was_training)
+        n = max(1, len(labels))
+        return loss_sum.item() / n, correct.item() / n
+
+    # ----- the loop -------------------------------------------------------------------------
+    def _set_status(self, status: str, message: str = "", **params: Any) -> None:
+        self.metrics.update_progress(status=status, message=message, message_params=tuple(sorted(params.items())))
+
+    def _call(self, hook: str, *args: Any) -> None:
+        for cb in self.callbacks:
+            fn = getattr(cb, hook, None)
+            if fn is not None:
+                fn(self, *args)
+
+    def _gate(self) -> None:
+        """Between steps: apply commands, honour pause / single steps / stop / a lost heartbeat."""
+        with self._cond:
+            while True:
+                if self._stop_requested:
+                    raise _Stop()
+                if self.heartbeat_timeout is not None and time.monotonic() - self._last_heartbeat > self.heartbeat_timeout:
+                    self._stop_requested = True
+                    raise _Stop("abandoned")
+                if self._pending_lr is not None:
+                    for group in self.optimizer.param_groups:
+                        group["lr"] = self._pending_lr
+                    self.metrics.add_lr_change(self._global_step + 1, self._pending_lr)
+                    self.metrics.update_progress(lr=self._pending_lr)
+                    self._pending_lr = None
+                if not self._paused:
+                    if self.status != "running":
+                        self._set_status("running")
+                    return
+                if self._steps_allowed > 0:
+                    self._steps_allowed -= 1
+                    self._single_step = True
+                    return
+                if self.status != "paused":
+                    self._flush()
+                    self._set_status("paused")
+                self._cond.wait(timeout=0.5)
+
+    def _flush(self) -> None:
+        """Copy accumulated losses to the host (the only sync in the hot loop); detect divergence."""
+        k = self._buffered
+        if k == 0:
+            return
+        losses = self._loss_buf[:k].tolist()
+        first = self._global_step - k + 1
+        self._buffered = 0
+        self._epoch_loss_sum += sum(losses)
+        self.metrics.append_losses(first, losses)
+        now = time.perf_counter()
+        rate = self._samples_since_sync / max(now - self._sync_time, 1e-9)
+        self._sync_time, self._samples_since_sync = now, 0
+        remaining = (self.total_steps - self._global_step) * self.config.batch_size
+        self.metrics.update_progress(
+            global_step=self._global_step,
+            epoch=self._epoch,
+            step_in_epoch=self._step_in_epoch,
+            samples_per_s=rate,
+            elapsed_s=time.time() - (self.started_at or time.time()),
+            eta_s=remaining / rate if rate > 0 else None,
+        )
+        if not all(math.isfinite(v) for v in losses):
+            raise _Diverged(first + next(i for i, v in enumerate(losses) if not math.isfinite(v)))
+        self._call("on_sync")
+
+    def _run(self) -> None:
+        self._global_step = 0
+        self._epoch = 0
+        self._step_in_epoch = 0
+        self._buffered = 0
+        self._samples_since_sync = 0
+        self._epoch_loss_sum = 0.0
+        self._single_step = False
+        slot_taken = False
+        try:
+            if self.slot_pool is not None:
+                self._set_status("queued")
+                slot_taken = self.slot_pool.acquire(self, lambda: self._stop_requested)
+                if not slot_taken:
+                    raise _Stop()
+            self.started_at = time.time()
+            self._sync_time = time.perf_counter()
+            self._loop()
+            self._set_status("done")
+        except _Stop as stop:
+            self._safe_flush()
+            self._set_status("stopped", "train.msg_abandoned" if stop.args == ("abandoned",) else "")
+        except _Diverged as div:
+            self._set_status("diverged", "train.msg_diverged", step=div.step, lr=self.optimizer.param_groups[0]["lr"])
+        except torch.OutOfMemoryError:
+            self._set_status("failed", "train.msg_oom")
+        except UserError as exc:
+            self._set_status("failed", exc.key, **exc.params)
+        except Exception as exc:  # noqa: BLE001 - any failure becomes a state the UI shows
+            self._set_status("failed", "train.msg_failed", error=f"{type(exc).__name__}: {exc}")
+        finally:
+            self.finished_at = time.time()
+            if slot_taken:
+                self.slot_pool.release(self)
+            try:
+                self._call("on_end")
+            except Exception:  # noqa: BLE001
+                pass
+
+    def _safe_flush(self) -> None:
+        try:
+            self._flush()
+        except _Diverged:
+            pass
+
+    def _loop(self) -> None:
+        cfg = self.config
+        data = self.dataset
+        images, labels = data.train_images[: self.train_size], data.train_labels[: self.train_size]
+        self._loss_buf = torch.zeros(self.sync_every, device=self.device)
+        gen = torch.Generator().manual_seed(cfg.seed)
+        torch.manual_seed(cfg.seed)  # dropout masks
+        self.model.train()
+        self._call("on_start")
+        for epoch in range(cfg.epochs):
+            perm = torch.randperm(self.train_size, generator=gen).to(self.device)
+            correct = torch.zeros((), dtype=torch.int64, device=self.device)
+            self._epoch_loss_sum = 0.0
+            t_epoch = time.perf_counter()
+            for i in range(self.steps_per_epoch):
+                self._gate()
+                idx = perm[i * cfg.batch_size : (i + 1) * cfg.batch_size]
+                x = self.normalize(images[idx])
+                y = labels[idx]
+                with self.model_lock:
+                    out = self.model(x)
+                    loss = F.cross_entropy(out, y)
+                    self.optimizer.zero_grad(set_to_none=True)
+                    loss.backward()
+                    self._global_step += 1
+                    self._call("after_backward", self._global_step)
+                    self.optimizer.step()
+                    self._call("after_step", self._global_step)
+                self._loss_buf[self._buffered] = loss.detach()
+                self._buffered += 1
+                correct += (out.detach().argmax(1) == y).sum()
+                self._samples_since_sync += len(y)
+                self._step_in_epoch = i + 1
+                if self._buffered == self.sync_every or self._single_step or i + 1 == self.steps_per_epoch:
+                    self._single_step = False
+                    self._flush()
+            self._epoch = epoch + 1
+            seconds = time.perf_counter() - t_epoch
+            test_loss, test_acc = self.evaluate("test")
+            record = EpochRecord(
+                epoch=epoch + 1,
+                train_loss=self._epoch_loss_sum / self.steps_per_epoch,
+                train_acc=correct.item() / self.train_size,
+                test_loss=test_loss,
+                test_acc=test_acc,
+                seconds=seconds,
+                samples_per_s=self.train_size / max(seconds, 1e-9),
+            )
+            self.metrics.add_epoch(record)
+            self.metrics.update_progress(epoch=epoch + 1)
+            self._call("on_epoch_end", record)
+
+
+class _Diverged(Exception):
+    def __init__(self, step: int):
+        super().__init__(step)
+        self.step = step

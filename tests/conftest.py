@@ -1,0 +1,21 @@
+"""Shared fixtures: the real MNIST sample (DLPLAY_DATA_DIR), cached once per test run."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+import torch
+
+REPO = Path(__file__).resolve().parents[1]
+SAMPLE_DIR = Path(os.environ.get("DLPLAY_DATA_DIR") or REPO.parent / "shared" / "datasets" / "mnist-sample")
+os.environ.setdefault("DLPLAY_DATA_DIR", str(SAMPLE_DIR))
+torch.set_num_threads(1)
+
+
+@pytest.fixture(scope="session")
+def mnist():
+    """The real MNIST sample (10k train, official 10k test) as a dlplay Dataset on the CPU."""
+    from dlplay.data import load_dataset
+
+    return load_dataset("mnist", download=False)
