@@ -1,0 +1,176 @@
+"""Train page helpers: widget callbacks that turn controls into ModelSpec/TrainConfig and commands."""
+from __future__ import annotations
+
+import streamlit as st
+
+from dlplay.errors import UserError
+from dlplay.metrics import Progress
+from dlplay.presets import PRESETS
+from dlplay.spec import LayerSpec, ModelSpec, TrainConfig
+from dlplay.train import FINISHED, TrainingSession
+from dlplay.ui.i18n import error_text, t
+from dlplay.ui.nav import ROOT
+from dlplay.ui.state import current_session, get_config, get_spec, new_session, reset_session, set_config, set_spec
+
+ERROR_KEY = "train_error"
+LR_CHOICES = [1e-5, 3e-5, 1e-4, 3e-4, 1e-3, 3e-3, 0.01, 0.03, 0.1, 0.3, 1.0, 3.0, 10.0]
+BATCH_CHOICES = [1, 8, 16, 32, 64, 128, 256, 512, 1024]
+UNIT_CHOICES = [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024]
+WIDGET_KEYS = ("tw_dataset", "tw_layers", "tw_units", "tw_act", "tw_opt", "tw_lr", "tw_batch", "tw_epochs", "tw_seed")
+
+
+def nearest(choices: list, value: float) -> float:
+    return min(choices, key=lambda c: abs(c - value) / max(abs(c), 1e-12))
+
+
+def build_page_exists() -> bool:
+    return (ROOT / "pages" / "build.py").exists()
+
+
+def spec_text(spec: ModelSpec) -> str:
+    """``784 → 128 relu → 10`` style summary of a network."""
+    parts = [str(spec.flat_input_size())] + [layer.describe() for layer in spec.layers] + [str(spec.num_classes)]
+    return " → ".join(parts)
+
+
+def uniform_dense(spec: ModelSpec) -> tuple[int, int, str] | None:
+    """(count, units, activation) when every hidden layer is the same dense layer without dropout."""
+    layers = spec.layers
+    if spec.init != "default" or any(layer.kind != "dense" or layer.dropout for layer in layers):
+        return None
+    if len({(layer.units, layer.activation) for layer in layers}) > 1:
+        return None
+    if not layers:
+        return 0, 128, "relu"
+    return len(layers), layers[0].units, layers[0].activation
+
+
+def matching_preset(spec: ModelSpec, config: TrainConfig) -> str:
+    """The preset whose model and settings are the current ones, else ``custom``."""
+    for key, preset in PRESETS.items():
+        if preset.spec == spec and preset.config.with_changes(dataset=config.dataset) == config:
+            return key
+    return "custom"
+
+
+def _guard(fn):
+    """Run a callback; a UserError becomes a message on the page instead of a crash."""
+    def wrapper(*args, **kwargs):
+        st.session_state[ERROR_KEY] = None
+        try:
+            fn(*args, **kwargs)
+        except UserError as exc:
+            st.session_state[ERROR_KEY] = error_text(exc)
+    return wrapper
+
+
+def _forget_widgets() -> None:
+    for key in WIDGET_KEYS:
+        st.session_state.pop(key, None)
+
+
+@_guard
+def on_preset() -> None:
+    key = st.session_state.get("tw_preset")
+    if key in PRESETS:
+        preset = PRESETS[key]
+        set_spec(preset.spec)
+        set_config(preset.config.with_changes(dataset=get_config().dataset))
+        _forget_widgets()
+
+
+@_guard
+def on_layers() -> None:
+    count = int(st.session_state["tw_layers"])
+    units = int(st.session_state.get("tw_units", 128))
+    act = st.session_state.get("tw_act", "relu")
+    set_spec(ModelSpec(layers=tuple(LayerSpec("dense", units, act) for _ in range(count))))
+    st.session_state["tw_preset"] = "custom"
+
+
+@_guard
+def on_dataset() -> None:
+    set_config(get_config().with_changes(dataset=st.session_state["tw_dataset"]))
+
+
+@_guard
+def on_config() -> None:
+    s = st.session_state
+    set_config(get_config().with_changes(
+        optimizer=s["tw_opt"], batch_size=int(s["tw_batch"]), epochs=int(s["tw_epochs"]), seed=int(s["tw_seed"]),
+    ))
+    s["tw_preset"] = "custom"
+
+
+@_guard
+def on_lr() -> None:
+    lr = float(st.session_state["tw_lr"])
+    set_config(get_config().with_changes(lr=lr))
+    session = current_session()
+    if session is not None and session.status not in FINISHED:
+        session.set_lr(lr)  # takes effect at the next step of the running model
+
+
+def settings_differ(session: TrainingSession) -> bool:
+    """Settings that need a new run changed (the learning rate does not: it applies live)."""
+    return session.spec != get_spec() or session.config.with_changes(lr=get_config().lr) != get_config()
+
+
+def _fresh_or_current() -> TrainingSession:
+    session = current_session()
+    if session is None or session.status in FINISHED or settings_differ(session):
+        session = new_session()
+    return session
+
+
+@_guard
+def on_start() -> None:
+    session = _fresh_or_current()
+    if session.status == "paused":
+        session.resume()
+    else:
+        session.start()
+
+
+@_guard
+def on_pause() -> None:
+    session = current_session()
+    if session is not None:
+        session.pause()
+
+
+@_guard
+def on_resume() -> None:
+    session = current_session()
+    if session is not None:
+        session.resume()
+
+
+@_guard
+def on_step() -> None:
+    _fresh_or_current().step(1)
+
+
+@_guard
+def on_stop() -> None:
+    session = current_session()
+    if session is not None:
+        session.stop()
+
+
+@_guard
+def on_reset() -> None:
+    reset_session()
+
+
+def _duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "–"
+    seconds = int(seconds)
+    return f"{seconds // 60}:{seconds % 60:02d}"
+
+
+def progress_text(p: Progress) -> str:
+    return t("train.progress", epoch=min(p.epoch + 1, p.epochs) if p.status not in FINISHED else p.epoch,
+             epochs=p.epochs, step=p.step_in_epoch, steps=p.steps_per_epoch, speed=f"{p.samples_per_s:,.0f}",
+             eta=_duration(p.eta_s if p.status == "running" else None))

@@ -1,0 +1,36 @@
+"""Home: what dlplay is, the device in use, and whether the datasets are on this machine."""
+import streamlit as st
+
+from dlplay.data import DATASETS, dataset_status
+from dlplay.device import choose_device, describe_device
+from dlplay.ui.i18n import t
+from dlplay.ui.nav import available_pages
+from dlplay.ui.state import init_state
+
+init_state()
+st.title(t("home.title"))
+st.markdown(t("home.intro"))
+
+left, right = st.columns(2)
+with left:
+    st.subheader(t("home.device"))
+    info = describe_device(choose_device("auto"))
+    if info.kind == "cuda":
+        st.success(t("home.device_cuda", name=info.name, memory=f"{info.memory_gb:.1f}"))
+    else:
+        st.info(t("home.device_cpu", name=info.name, threads=info.threads))
+with right:
+    st.subheader(t("home.datasets"))
+    for name, ds in DATASETS.items():
+        found, where = dataset_status(name)
+        if found:
+            st.success(t("home.dataset_found", name=ds.title, where=where))
+        else:
+            st.warning(t("home.dataset_missing", name=ds.title, where=where))
+
+st.subheader(t("home.pages"))
+for path, url, key, icon in available_pages():
+    if url in ("home", "admin"):
+        continue
+    st.page_link(path, label=t(key), icon=icon)
+    st.caption(t(f"home.about_{url}"))

@@ -1,0 +1,112 @@
+"""Train page: choose a model and hyperparameters, then train live and watch the curves."""
+import streamlit as st
+
+from dlplay.data import DATASETS
+from dlplay.errors import UserError
+from dlplay.figures import epoch_figure, loss_figure
+from dlplay.presets import PRESETS
+from dlplay.spec import ACTIVATIONS, OPTIMIZERS, LayerSpec, ModelSpec
+from dlplay.train import FINISHED
+from dlplay.ui import training as tr
+from dlplay.ui.i18n import current_language, error_text, t
+from dlplay.ui.state import current_session, get_config, get_spec, heartbeat, init_state, is_active
+
+init_state()
+lang = current_language()
+spec, config = get_spec(), get_config()
+
+st.title(t("train.title"))
+st.caption(t("train.intro"))
+
+# ---------------------------------------------------------------- settings (sidebar)
+with st.sidebar:
+    st.subheader(t("train.settings"))
+    st.selectbox(t("train.dataset"), list(DATASETS), key="tw_dataset", on_change=tr.on_dataset,
+                 index=list(DATASETS).index(config.dataset), format_func=lambda k: DATASETS[k].title)
+    preset_keys = ["custom", *PRESETS]
+    st.selectbox(t("train.preset"), preset_keys, key="tw_preset", on_change=tr.on_preset,
+                 index=preset_keys.index(tr.matching_preset(spec, config)),
+                 format_func=lambda k: t("train.preset_custom") if k == "custom" else t(f"presets.{k}.name"))
+    st.markdown(f"**{t('train.model')}:** `{tr.spec_text(spec)}`")
+    uniform = tr.uniform_dense(spec)
+    if uniform is not None:
+        count, units, activation = uniform
+        st.number_input(t("train.hidden_layers"), 0, 8, count, key="tw_layers", on_change=tr.on_layers)
+        st.select_slider(t("train.units"), tr.UNIT_CHOICES, value=tr.nearest(tr.UNIT_CHOICES, units),
+                         key="tw_units", on_change=tr.on_layers, disabled=count == 0)
+        st.selectbox(t("train.activation"), ACTIVATIONS, index=ACTIVATIONS.index(activation), key="tw_act",
+                     on_change=tr.on_layers, disabled=count == 0)
+    else:
+        st.info(t("train.custom_model"))
+    if tr.build_page_exists():
+        st.page_link("pages/build.py", label=t("train.edit_layers"), icon=":material/account_tree:")
+    st.selectbox(t("train.optimizer"), OPTIMIZERS, index=OPTIMIZERS.index(config.optimizer), key="tw_opt",
+                 on_change=tr.on_config, format_func=lambda k: t(f"train.opt_{k}"))
+    st.select_slider(t("train.lr"), tr.LR_CHOICES, value=tr.nearest(tr.LR_CHOICES, config.lr), key="tw_lr",
+                     on_change=tr.on_lr, format_func=lambda v: f"{v:g}", help=t("train.lr_help"))
+    st.select_slider(t("train.batch"), tr.BATCH_CHOICES, value=tr.nearest(tr.BATCH_CHOICES, config.batch_size),
+                     key="tw_batch", on_change=tr.on_config)
+    st.number_input(t("train.epochs"), 1, 100, config.epochs, key="tw_epochs", on_change=tr.on_config)
+    st.number_input(t("train.seed"), 0, 2**31 - 1, config.seed, key="tw_seed", on_change=tr.on_config)
+
+problem = st.session_state.get(tr.ERROR_KEY)
+if problem:
+    st.error(problem)
+
+# ---------------------------------------------------------------- controls
+session = current_session()
+active = is_active(session)
+status = session.status if session is not None else "none"
+cols = st.columns(5)
+cols[0].button(t("train.start"), key="train_start", type="primary", icon=":material/play_arrow:",
+               on_click=tr.on_start, disabled=status in ("running", "queued"), use_container_width=True)
+if status == "paused":
+    cols[1].button(t("train.resume"), key="train_resume", icon=":material/resume:", on_click=tr.on_resume,
+                   use_container_width=True)
+else:
+    cols[1].button(t("train.pause"), key="train_pause", icon=":material/pause:", on_click=tr.on_pause,
+                   disabled=status != "running", use_container_width=True)
+cols[2].button(t("train.step"), key="train_step", icon=":material/skip_next:", on_click=tr.on_step,
+               disabled=status in ("running", "queued"), help=t("train.step_help"), use_container_width=True)
+cols[3].button(t("train.stop"), key="train_stop", icon=":material/stop:", on_click=tr.on_stop,
+               disabled=not active, use_container_width=True)
+cols[4].button(t("train.reset"), key="train_reset", icon=":material/restart_alt:", on_click=tr.on_reset,
+               disabled=session is None, use_container_width=True)
+
+if session is not None and tr.settings_differ(session):
+    st.warning(t("train.settings_changed"))
+
+
+# ---------------------------------------------------------------- live view
+@st.fragment(run_every=0.5 if active else None)
+def live_view() -> None:
+    session = current_session()
+    if session is None:
+        st.info(t("train.press_start"))
+        return
+    heartbeat()
+    snap = session.snapshot()
+    p = snap.progress
+    st.progress(min(1.0, p.fraction), text=tr.progress_text(p))
+    m = st.columns(5)
+    m[0].metric(t("train.m_status"), t(f"train.status_{p.status}"))
+    m[1].metric(t("train.m_epoch"), f"{p.epoch}/{p.epochs}")
+    m[2].metric(t("train.m_loss"), f"{snap.losses[-1]:.4f}" if len(snap.losses) else "–")
+    m[3].metric(t("train.m_test_acc"), f"{snap.epochs[-1].test_acc:.2%}" if snap.epochs else "–")
+    m[4].metric(t("train.m_speed"), f"{p.samples_per_s:,.0f}" if p.samples_per_s else "–")
+    if p.message:
+        box = st.error if p.status in ("diverged", "failed") else st.info
+        box(t(p.message, **dict(p.message_params)))
+    with st.container(key="train_loss_chart"):
+        st.plotly_chart(loss_figure(snap, lang), use_container_width=True, key="loss_fig")
+    c1, c2 = st.columns(2)
+    c1.plotly_chart(epoch_figure(snap, "acc", lang), use_container_width=True, key="acc_fig")
+    c2.plotly_chart(epoch_figure(snap, "loss", lang), use_container_width=True, key="eloss_fig")
+    if p.status in FINISHED and st.session_state.get("_train_seen_status") != (id(session), p.status):
+        st.session_state["_train_seen_status"] = (id(session), p.status)
+        st.rerun()  # a full rerun stops the polling and refreshes the buttons
+    elif p.status not in FINISHED:
+        st.session_state["_train_seen_status"] = (id(session), p.status)
+
+
+live_view()

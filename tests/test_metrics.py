@@ -1,0 +1,87 @@
+"""Metric history: bounded memory, exact averages after compaction, consistent snapshots."""
+import threading
+
+import numpy as np
+import pytest
+
+from dlplay.figures import downsample, ema, epoch_figure, loss_figure
+from dlplay.metrics import EpochRecord, MetricsHistory, StepSeries
+
+
+def test_step_series_keeps_everything_until_full():
+    s = StepSeries(capacity=8)
+    for i in range(1, 9):
+        s.append(i, float(i))
+    steps, values = s.arrays()
+    assert steps.tolist() == list(range(1, 9)) and values.tolist() == [float(i) for i in range(1, 9)]
+    assert s.stride == 1
+
+
+def test_step_series_compacts_by_averaging_pairs_and_stays_bounded():
+    s = StepSeries(capacity=8)
+    for i in range(1, 1001):
+        s.append(i, float(i))
+    steps, values = s.arrays()
+    assert len(values) <= 8
+    assert s.stride >= 128
+    # each stored value is the mean of the steps it covers, so the overall mean is preserved
+    width = np.diff(np.concatenate([[0], steps]))
+    assert np.allclose(values, steps - (width - 1) / 2)
+    with pytest.raises(ValueError):
+        StepSeries(capacity=3)
+
+
+def test_history_snapshot_is_a_copy_and_versions_increase():
+    h = MetricsHistory(capacity=16)
+    v0 = h.version
+    h.append_losses(1, [2.0, 1.5])
+    snap = h.snapshot()
+    h.append_losses(3, [1.0])
+    assert snap.losses.tolist() == [2.0, 1.5]
+    assert h.snapshot().losses.tolist() == [2.0, 1.5, 1.0]
+    assert h.version > snap.version > v0
+    h.update_progress(status="running", epoch=1)
+    assert h.progress.status == "running"
+    h.set_extra("probe", (1, 2))
+    assert h.snapshot().extras["probe"] == (1, 2)
+
+
+def test_history_concurrent_writers_and_readers():
+    h = MetricsHistory(capacity=64)
+
+    def write():
+        for i in range(2000):
+            h.append_losses(i, [float(i)])
+
+    threads = [threading.Thread(target=write) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for _ in range(200):
+        snap = h.snapshot()
+        assert len(snap.steps) == len(snap.losses) <= 64
+    for t in threads:
+        t.join()
+
+
+def test_downsample_and_ema():
+    x = np.arange(10_000)
+    y = np.ones(10_000)
+    xs, ys = downsample(x, y, 2000)
+    assert len(xs) <= 2001 and np.allclose(ys, 1.0) and xs[-1] == 9999
+    assert ema(np.array([4.0, 4.0, 4.0])).tolist() == [4.0, 4.0, 4.0]  # bias-corrected: no ramp from 0
+    assert ema(np.array([1.0, 3.0]), alpha=0.5)[-1] == pytest.approx((0.25 * 1 + 0.5 * 3) / 0.75)
+
+
+def test_figures_from_snapshot_in_both_languages():
+    h = MetricsHistory()
+    h.append_losses(1, list(np.linspace(2.3, 0.3, 5000)))
+    h.add_lr_change(100, 0.01)
+    h.add_epoch(EpochRecord(1, 0.5, 0.85, 0.4, 0.88, 1.0, 10000.0))
+    h.update_progress(epochs=10)
+    snap = h.snapshot()
+    fig = loss_figure(snap, "en")
+    assert len(fig.data) == 2 and len(fig.data[0].x) <= 2001
+    assert fig.layout.title.text == "Training loss"
+    assert loss_figure(snap, "zh").layout.title.text == "训练损失"
+    acc = epoch_figure(snap, "acc", "en")
+    assert list(acc.data[1].y) == [0.88]

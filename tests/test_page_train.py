@@ -1,0 +1,81 @@
+"""The Train page in Streamlit's AppTest: settings become a config, Start trains, the charts appear."""
+import time
+from pathlib import Path
+
+from streamlit.testing.v1 import AppTest
+
+APP = str(Path(__file__).resolve().parents[1] / "app.py")
+
+
+def open_train(lang="en"):
+    at = AppTest.from_file(APP, default_timeout=60)
+    at.session_state["lang"] = lang
+    at.run()
+    at.switch_page("pages/train.py")
+    at.run()
+    assert not at.exception, at.exception
+    return at
+
+
+def button(at, key):
+    return next(b for b in at.button if b.key == key)
+
+
+def test_train_page_starts_and_shows_live_charts():
+    at = open_train()
+    assert at.title[0].value == "Train a neural network"
+    assert at.sidebar.selectbox(key="tw_preset").value == "tutorial"
+    at.sidebar.number_input(key="tw_epochs").set_value(1)
+    at.run()
+    assert at.session_state["config"].epochs == 1
+    button(at, "train_start").click()
+    at.run()
+    session = at.session_state["train_session"]
+    assert session is not None and session.config.epochs == 1
+    assert session.join(120)
+    time.sleep(0.2)
+    at.run()
+    assert not at.exception, at.exception
+    assert session.status == "done"
+    labels = {m.label: m.value for m in at.metric}
+    assert labels["Status"] == "finished"
+    assert labels["Epoch"] == "1/1"
+    assert labels["Test accuracy"].endswith("%")
+    charts = [c for c in at.get("plotly_chart")]
+    assert len(charts) == 3
+
+
+def test_invalid_learning_rate_change_mid_run_and_layers_control():
+    at = open_train()
+    at.sidebar.number_input(key="tw_layers").set_value(3)
+    at.run()
+    spec = at.session_state["spec"]
+    assert [layer.units for layer in spec.layers] == [128, 128, 128]
+    assert at.sidebar.selectbox(key="tw_preset").value == "custom"
+    at.sidebar.select_slider(key="tw_lr").set_value(0.01)
+    at.run()
+    assert at.session_state["config"].lr == 0.01
+    button(at, "train_step").click()
+    at.run()
+    session = at.session_state["train_session"]
+    end = time.monotonic() + 20
+    while session.snapshot().progress.global_step < 1 and time.monotonic() < end:
+        time.sleep(0.05)
+    assert session.status == "paused"
+    at.sidebar.select_slider(key="tw_lr").set_value(0.1)
+    at.run()
+    button(at, "train_resume").click()
+    at.run()
+    end = time.monotonic() + 20
+    while not session.snapshot().lr_changes and time.monotonic() < end:
+        time.sleep(0.05)
+    assert session.snapshot().lr_changes[-1][1] == 0.1
+    button(at, "train_stop").click()
+    at.run()
+    assert session.join(10) and session.status == "stopped"
+
+
+def test_train_page_in_chinese():
+    at = open_train("zh")
+    assert at.title[0].value == "训练神经网络"
+    assert button(at, "train_start").label == "开始"
