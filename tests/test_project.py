@@ -1,0 +1,41 @@
+"""Project hygiene: CI runs the README's test command; the core never imports streamlit."""
+import ast
+import re
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def readme_commands():
+    return re.findall(r"```bash\n(.+?)\n```", (REPO / "README.md").read_text(encoding="utf-8"), re.S)
+
+
+def test_readme_has_two_commands_and_ci_runs_the_test_command_verbatim():
+    commands = readme_commands()
+    assert len(commands) == 2
+    install_and_start, test = commands
+    assert "streamlit run app.py" in install_and_start and "requirements.txt" in install_and_start
+    assert "pytest" in test and "chromium" in test
+    ci = (REPO / ".ci" / "run").read_text(encoding="utf-8")
+    assert test in ci.splitlines()
+
+
+def test_core_package_does_not_import_streamlit_and_only_figures_import_plotly():
+    for path in (REPO / "dlplay").glob("*.py"):
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        names = set()
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Import):
+                names |= {a.name.split(".")[0] for a in node.names}
+            elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                names.add(node.module.split(".")[0])
+        assert "streamlit" not in names, path
+        if not path.name.startswith("figures"):
+            assert "plotly" not in names, path
+
+
+def test_requirements_pin_the_cpu_and_cuda_capable_torch():
+    reqs = (REPO / "requirements.txt").read_text().split()
+    assert "torch==2.13.0" in reqs
+    pins = [l for l in (REPO / "requirements.txt").read_text().splitlines() if l and not l.startswith("#")]
+    assert pins and all("==" in l for l in pins)
