@@ -1,0 +1,224 @@
+"""A model and its training settings as URL query parameters (short keys), and back.
+
+Like TensorFlow Playground's link: ``?v=1&net=c8-k5-p2,mp2,d128-do0.2&o=adam&lr=0.001&bs=32&ep=10&s=0&ds=mnist``.
+
+``net`` lists the hidden layers, comma-separated; each is a kind code with the units (``d128``
+dense, ``c8`` conv filters; ``mp2``/``ap2`` max/avg pooling with its kernel; ``bn`` batch norm),
+then ``-``-separated fields that differ from the defaults: an activation name, ``k<kernel>``,
+``s<stride>``, ``p<padding>``, ``do<dropout>``. An empty ``net`` is logistic regression. Other keys:
+``init``, ``nc`` (classes), ``o`` optimizer, ``lr``, ``bs`` batch size, ``ep`` epochs, ``wd`` weight
+decay, ``s`` seed, ``ds`` dataset, ``n`` training examples, ``dev`` device. Floats use Python's
+shortest round-trip form, so a link reproduces the settings exactly.
+"""
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Any
+
+from .data import get_info
+from .errors import UserError
+from .spec import ACTIVATIONS, LayerSpec, ModelSpec, TrainConfig
+
+VERSION = "1"
+NET, VER = "net", "v"
+KEYS = ("v", "net", "init", "nc", "o", "lr", "bs", "ep", "wd", "s", "ds", "n", "dev")
+KIND_CODES = {"dense": "d", "conv2d": "c", "maxpool": "mp", "avgpool": "ap", "batchnorm": "bn"}
+CODE_KINDS = {v: k for k, v in KIND_CODES.items()}
+_DEFAULT_LAYER = LayerSpec()
+_HEAD = re.compile(r"^(d|c|mp|ap|bn)(\d{0,5})$")
+_FIELD = re.compile(r"^(k|s|p)(\d{1,3})$|^do(\d*\.?\d+(?:e-?\d+)?)$")
+MAX_VALUE_LENGTH = 600
+
+
+def _num(value: float) -> str:
+    """Shortest text that reads back as the same float (``0.001``, ``1e-05``), ints without ``.0``."""
+    value = float(value)
+    return str(int(value)) if value.is_integer() and abs(value) < 1e15 else repr(value)
+
+
+def layer_token(layer: LayerSpec) -> str:
+    """One layer as text, e.g. ``d128``, ``c8-k5-p2``, ``mp2``, ``d64-tanh-do0.5``."""
+    code = KIND_CODES[layer.kind]
+    # units are meaningful for dense/conv; pooling carries its kernel in the head instead
+    if layer.kind in ("dense", "conv2d"):
+        head = f"{code}{layer.units}"
+        rest_units = None
+    elif layer.kind in ("maxpool", "avgpool"):
+        head = f"{code}{layer.kernel}"
+        rest_units = layer.units
+    else:
+        head = code
+        rest_units = layer.units
+    parts = [head]
+    if layer.activation != _DEFAULT_LAYER.activation:
+        parts.append(layer.activation)
+    if layer.kind not in ("maxpool", "avgpool") and layer.kernel != _DEFAULT_LAYER.kernel:
+        parts.append(f"k{layer.kernel}")
+    if layer.stride != _DEFAULT_LAYER.stride:
+        parts.append(f"s{layer.stride}")
+    if layer.padding != _DEFAULT_LAYER.padding:
+        parts.append(f"p{layer.padding}")
+    if layer.dropout:
+        parts.append(f"do{_num(layer.dropout)}")
+    if rest_units is not None and rest_units != _DEFAULT_LAYER.units:
+        parts.append(f"u{rest_units}")
+    return "-".join(parts)
+
+
+def parse_layer(token: str, index: int) -> LayerSpec:
+    """The inverse of :func:`layer_token`; raises UserError("eval.share_bad_layer") on anything else."""
+    bad = UserError("eval.share_bad_layer", layer=index + 1, token=token[:40])
+    parts = token.split("-")
+    head = _HEAD.match(parts[0])
+    if head is None:
+        raise bad
+    kind = CODE_KINDS[head.group(1)]
+    number = head.group(2)
+    values: dict[str, Any] = {"kind": kind}
+    if kind in ("dense", "conv2d"):
+        if not number:
+            raise bad
+        values["units"] = int(number)
+    elif kind in ("maxpool", "avgpool"):
+        if not number:
+            raise bad
+        values["kernel"] = int(number)
+    elif number:
+        raise bad
+    seen = set()
+    for part in parts[1:]:
+        if part in ACTIVATIONS:
+            name, value = "activation", part
+        elif part.startswith("u") and part[1:].isdigit() and len(part) <= 6:
+            name, value = "units", int(part[1:])
+        else:
+            match = _FIELD.match(part)
+            if match is None:
+                raise bad
+            if match.group(1):
+                name = {"k": "kernel", "s": "stride", "p": "padding"}[match.group(1)]
+                value = int(match.group(2))
+            else:
+                name, value = "dropout", float(match.group(3))
+        in_head = (name == "units" and kind in ("dense", "conv2d")) or (name == "kernel" and kind in ("maxpool", "avgpool"))
+        if name in seen or in_head:
+            raise bad
+        seen.add(name)
+        values[name] = value
+    return LayerSpec(**values)
+
+
+def spec_to_params(spec: ModelSpec) -> dict[str, str]:
+    params = {NET: ",".join(layer_token(layer) for layer in spec.layers)}
+    if spec.init != "default":
+        params["init"] = spec.init
+    if spec.num_classes != 10:
+        params["nc"] = str(spec.num_classes)
+    return params
+
+
+def config_to_params(config: TrainConfig) -> dict[str, str]:
+    params = {
+        "o": config.optimizer,
+        "lr": _num(config.lr),
+        "bs": str(config.batch_size),
+        "ep": str(config.epochs),
+        "s": str(config.seed),
+        "ds": config.dataset,
+    }
+    if config.weight_decay:
+        params["wd"] = _num(config.weight_decay)
+    if config.train_size is not None:
+        params["n"] = str(config.train_size)
+    if config.device != "auto":
+        params["dev"] = config.device
+    return params
+
+
+def to_params(spec: ModelSpec, config: TrainConfig) -> dict[str, str]:
+    """Query parameters that describe ``spec`` and ``config`` exactly."""
+    return {VER: VERSION, **spec_to_params(spec), **config_to_params(config)}
+
+
+def has_config(params: Mapping[str, Any]) -> bool:
+    """Does a URL's query carry a shared configuration?"""
+    return NET in params
+
+
+def _value(params: Mapping[str, Any], key: str) -> str | None:
+    value = params.get(key)
+    if isinstance(value, (list, tuple)):
+        value = value[-1] if value else None
+    if value is None:
+        return None
+    value = str(value)
+    if len(value) > MAX_VALUE_LENGTH:
+        raise UserError("eval.share_bad_link", param=key)
+    return value
+
+
+def _int(params: Mapping[str, Any], key: str, default: int | None) -> int | None:
+    text = _value(params, key)
+    if text is None:
+        return default
+    if not re.fullmatch(r"\d{1,10}", text):
+        raise UserError("eval.share_bad_link", param=key)
+    return int(text)
+
+
+def _float(params: Mapping[str, Any], key: str, default: float) -> float:
+    text = _value(params, key)
+    if text is None:
+        return default
+    try:
+        if len(text) > 40:
+            raise ValueError
+        return float(text)
+    except ValueError as exc:
+        raise UserError("eval.share_bad_link", param=key) from exc
+
+
+def from_params(params: Mapping[str, Any]) -> tuple[ModelSpec, TrainConfig] | None:
+    """The spec and config a link describes, None when it describes none; UserError when it is malformed.
+
+    Missing config keys take TrainConfig's defaults; the spec and config are validated as usual.
+    """
+    if not has_config(params):
+        return None
+    version = _value(params, VER)
+    if version not in (None, VERSION):
+        raise UserError("eval.share_bad_link", param=VER)
+    net = _value(params, NET) or ""
+    tokens = [t for t in net.split(",") if t]
+    if len(tokens) > 32:
+        raise UserError("eval.share_bad_link", param=NET)
+    layers = tuple(parse_layer(token.strip(), i) for i, token in enumerate(tokens))
+    defaults = TrainConfig()
+    spec = ModelSpec(
+        layers=layers,
+        num_classes=_int(params, "nc", 10),
+        init=_value(params, "init") or "default",
+    )
+    config = TrainConfig(
+        optimizer=_value(params, "o") or defaults.optimizer,
+        lr=_float(params, "lr", defaults.lr),
+        batch_size=_int(params, "bs", defaults.batch_size),
+        epochs=_int(params, "ep", defaults.epochs),
+        weight_decay=_float(params, "wd", defaults.weight_decay),
+        seed=_int(params, "s", defaults.seed),
+        device=_value(params, "dev") or defaults.device,
+        dataset=_value(params, "ds") or defaults.dataset,
+        train_size=_int(params, "n", None),
+    )
+    get_info(config.dataset)  # an unknown dataset name is an error now, not at training time
+    return spec, config
+
+
+def share_url(base_url: str, spec: ModelSpec, config: TrainConfig, extra: Mapping[str, str] | None = None) -> str:
+    """``base_url`` (without its query) with the parameters of ``spec`` and ``config`` appended."""
+    from urllib.parse import urlencode
+
+    base = base_url.split("?", 1)[0].split("#", 1)[0]
+    query = {**(extra or {}), **to_params(spec, config)}
+    return f"{base}?{urlencode(query, safe=',')}"
