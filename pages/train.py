@@ -59,19 +59,19 @@ active = is_active(session)
 status = session.status if session is not None else "none"
 cols = st.columns(5)
 cols[0].button(t("train.start"), key="train_start", type="primary", icon=":material/play_arrow:",
-               on_click=tr.on_start, disabled=status in ("running", "queued"), use_container_width=True)
+               on_click=tr.on_start, disabled=status in ("running", "queued"), width="stretch")
 if status == "paused":
     cols[1].button(t("train.resume"), key="train_resume", icon=":material/resume:", on_click=tr.on_resume,
-                   use_container_width=True)
+                   width="stretch")
 else:
     cols[1].button(t("train.pause"), key="train_pause", icon=":material/pause:", on_click=tr.on_pause,
-                   disabled=status != "running", use_container_width=True)
+                   disabled=status != "running", width="stretch")
 cols[2].button(t("train.step"), key="train_step", icon=":material/skip_next:", on_click=tr.on_step,
-               disabled=status in ("running", "queued"), help=t("train.step_help"), use_container_width=True)
+               disabled=status in ("running", "queued"), help=t("train.step_help"), width="stretch")
 cols[3].button(t("train.stop"), key="train_stop", icon=":material/stop:", on_click=tr.on_stop,
-               disabled=not active, use_container_width=True)
+               disabled=not active, width="stretch")
 cols[4].button(t("train.reset"), key="train_reset", icon=":material/restart_alt:", on_click=tr.on_reset,
-               disabled=session is None, use_container_width=True)
+               disabled=session is None, width="stretch")
 
 if session is not None and tr.settings_differ(session):
     st.warning(t("train.settings_changed"))
@@ -98,10 +98,10 @@ def live_view() -> None:
         box = st.error if p.status in ("diverged", "failed") else st.info
         box(t(p.message, **dict(p.message_params)))
     with st.container(key="train_loss_chart"):
-        st.plotly_chart(loss_figure(snap, lang), use_container_width=True, key="loss_fig")
+        st.plotly_chart(loss_figure(snap, lang), width="stretch", key="loss_fig")
     c1, c2 = st.columns(2)
-    c1.plotly_chart(epoch_figure(snap, "acc", lang), use_container_width=True, key="acc_fig")
-    c2.plotly_chart(epoch_figure(snap, "loss", lang), use_container_width=True, key="eloss_fig")
+    c1.plotly_chart(epoch_figure(snap, "acc", lang), width="stretch", key="acc_fig")
+    c2.plotly_chart(epoch_figure(snap, "loss", lang), width="stretch", key="eloss_fig")
     if p.status in FINISHED and st.session_state.get("_train_seen_status") != (id(session), p.status):
         st.session_state["_train_seen_status"] = (id(session), p.status)
         st.rerun()  # a full rerun stops the polling and refreshes the buttons

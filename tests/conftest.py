@@ -19,3 +19,7 @@ def mnist():
     from dlplay.data import load_dataset
 
     return load_dataset("mnist", download=False)
+
+
+# Browser-test fixtures (one app server and one Chromium for the whole run), see e2e_util.py.
+from e2e_util import browser_context, streamlit_server  # noqa: E402,F401

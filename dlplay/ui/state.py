@@ -6,27 +6,39 @@ import time
 import streamlit as st
 import torch
 
-from dlplay.device import choose_device, serving_threads
+from dlplay.device import choose_device
 from dlplay.errors import UserError
+from dlplay.guardrails import check_run, free_memory_bytes, limit_train_size
 from dlplay.presets import DEFAULT_PRESET, PRESETS
 from dlplay.spec import ModelSpec, TrainConfig
 from dlplay.train import ACTIVE, TrainingSession
+from dlplay.ui import server
 from dlplay.ui.data import dataset_on
 
 SPEC, CONFIG, SESSION = "spec", "config", "train_session"
-HEARTBEAT_TIMEOUT_S = 60.0  # a run whose page has not polled for this long stops itself
+HEARTBEAT_TIMEOUT_S = server.DEFAULT_HEARTBEAT_S  # new_session uses server.heartbeat_timeout() (env DLPLAY_HEARTBEAT_S)
 
 
 @st.cache_resource
 def _configure_torch_threads() -> int:
-    """Once per process: leave a core for the web server (two threads per run on two cores collapses)."""
-    n = serving_threads()
-    torch.set_num_threads(n)
-    return n
+    """Once per process: torch threads per run from the server's slot pool (see dlplay/slots.py)."""
+    return server.configure_torch_threads()
+
+
+def _leave_automatic_multipage_mode() -> None:
+    """A page opened by URL before any session ran app.py runs without it (Streamlit's pages/-folder
+    mode, which only app.py's st.navigation switches off): switch it off here and rerun through app.py."""
+    from streamlit.runtime.pages_manager import PagesManager
+
+    if PagesManager.uses_pages_directory:
+        PagesManager.uses_pages_directory = False
+        st.rerun()
 
 
 def init_state() -> None:
+    _leave_automatic_multipage_mode()
     _configure_torch_threads()
+    server.browser_session()
     preset = PRESETS[DEFAULT_PRESET]
     st.session_state.setdefault(SPEC, preset.spec)
     st.session_state.setdefault(CONFIG, preset.config)
@@ -66,15 +78,34 @@ def spec_differs_from_run() -> bool:
     return session is not None and session.spec != get_spec()
 
 
+def create_session(spec: ModelSpec, config: TrainConfig, **kwargs) -> TrainingSession:
+    """A run under the server's rules: guardrails (UserError), the shared slot pool, the heartbeat, the registry.
+
+    The training-set limit may shorten ``config.train_size``; the shortened config is the session's.
+    """
+    device = choose_device(config.device)
+    dataset = dataset_on(config.dataset, str(device))
+    limits = server.limits()
+    config = limit_train_size(config, len(dataset.train_labels), limits)
+    check_run(spec, config, limits, train_available=len(dataset.train_labels), free_bytes=free_memory_bytes(device))
+    kwargs.setdefault("heartbeat_timeout", server.heartbeat_timeout())
+    session = TrainingSession(spec, config, dataset, device, slot_pool=server.slot_pool(), **kwargs)
+    server.registry().add_run(server.browser_session(), session)
+    return session
+
+
 def new_session() -> TrainingSession:
-    """Stop any current run and create a fresh one from the session's spec and config (not started)."""
+    """Stop any current run and create a fresh one from the session's spec and config (not started).
+
+    A guardrail refusal raises UserError before the current run is touched.
+    """
+    config = get_config()
+    session = create_session(get_spec(), config)
+    if session.config != config:
+        set_config(session.config)  # the server's training-set limit applied
     old = current_session()
     if old is not None:
         old.stop()
-    config = get_config()
-    device = choose_device(config.device)
-    dataset = dataset_on(config.dataset, str(device))
-    session = TrainingSession(get_spec(), config, dataset, device, heartbeat_timeout=HEARTBEAT_TIMEOUT_S)
     st.session_state[SESSION] = session
     return session
 
@@ -87,6 +118,7 @@ def reset_session() -> None:
 
 
 def heartbeat() -> None:
+    server.browser_session()
     session = current_session()
     if session is not None:
         session.heartbeat()

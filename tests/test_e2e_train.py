@@ -1,0 +1,44 @@
+"""In a real headless Chromium: press Start on the tutorial preset and watch the charts update live."""
+import time
+
+import pytest
+from e2e_util import click_button, metric_value, open_app_page
+
+LOSS_POINTS_JS = """() => {
+  const plot = document.querySelector('.st-key-train_loss_chart .js-plotly-plot');
+  return plot && plot._fullData && plot._fullData.length ? plot._fullData[0]._length : 0;
+}"""
+
+
+def loss_points(page) -> int:
+    return page.evaluate(LOSS_POINTS_JS)
+
+
+@pytest.mark.browser
+def test_start_training_and_see_the_charts_update(streamlit_server, browser_context):
+    page = open_app_page(browser_context, streamlit_server, "train")
+    assert page.locator("h1").first.inner_text() == "Train a neural network"
+    click_button(page, "train_start")
+    page.wait_for_function(f"() => ({LOSS_POINTS_JS})() > 0", timeout=120_000)
+    first = loss_points(page)
+    page.wait_for_function(f"() => ({LOSS_POINTS_JS})() > {first}", timeout=60_000)  # the chart grows by itself
+    assert metric_value(page, "Status") == "training"
+    # an epoch completes: the accuracy metric and the epoch chart fill in without a reload
+    page.wait_for_function(
+        """() => [...document.querySelectorAll('[data-testid=stMetric]')].some(m =>
+             m.innerText.includes('Test accuracy') && m.innerText.includes('%'))""",
+        timeout=90_000,
+    )
+    accuracy = float(metric_value(page, "Test accuracy").rstrip("%"))
+    assert 50 < accuracy <= 100
+    click_button(page, "train_stop")
+    page.wait_for_function(
+        """() => [...document.querySelectorAll('[data-testid=stMetric]')].some(m =>
+             m.innerText.includes('Status') && m.innerText.includes('stopped'))""",
+        timeout=30_000,
+    )
+    time.sleep(1.5)  # let the last redraw land
+    stopped_at = loss_points(page)
+    time.sleep(2.0)
+    assert loss_points(page) == stopped_at  # Stop really stops
+    page.close()
