@@ -1,0 +1,136 @@
+"""Browser-test helpers: run the app in a subprocess, drive Debian's Chromium with Playwright.
+
+Use in a test module (or import into tests/conftest.py to share one server across modules)::
+
+    from e2e_util import browser_context, streamlit_server  # noqa: F401  (pytest fixtures)
+
+    @pytest.mark.browser
+    def test_something(streamlit_server, browser_context):
+        page = open_app_page(browser_context, streamlit_server, "draw")
+
+``streamlit_server`` (session scope) yields the base URL, e.g. ``http://127.0.0.1:8765``;
+``browser_context`` (session scope) is a persistent Chromium context in a fresh temporary profile.
+Each ``open_app_page`` call opens a new tab, i.e. a new Streamlit session with fresh state.
+"""
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+DATA_DIR = Path(os.environ.get("DLPLAY_DATA_DIR") or REPO.parent / "shared" / "datasets" / "mnist-sample")
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+]
+STARTUP_TIMEOUT_S = 60.0
+
+
+def free_port() -> int:
+    with contextlib.closing(socket.socket(socket.AF_INET, socket.SOCK_STREAM)) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _healthy(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as response:
+            return response.status == 200
+    except OSError:
+        return False
+
+
+@contextlib.contextmanager
+def running_app(data_dir: Path = DATA_DIR, port: int | None = None) -> Iterator[str]:
+    """Start ``streamlit run app.py`` on a free port; yield its base URL; stop it afterwards."""
+    port = port or free_port()
+    url = f"http://127.0.0.1:{port}"
+    env = dict(os.environ, DLPLAY_DATA_DIR=str(data_dir), PYTHONUNBUFFERED="1")
+    log = tempfile.TemporaryFile()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
+         "--server.address", "127.0.0.1", "--server.port", str(port),
+         "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none"],
+        cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT,
+    )
+    try:
+        deadline = time.monotonic() + STARTUP_TIMEOUT_S
+        while not _healthy(url):
+            if proc.poll() is not None or time.monotonic() > deadline:
+                log.seek(0)
+                raise RuntimeError(f"streamlit did not start (exit {proc.poll()}):\n{log.read().decode(errors='replace')}")
+            time.sleep(0.2)
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        log.close()
+
+
+@pytest.fixture(scope="session")
+def streamlit_server() -> Iterator[str]:
+    """The app running on a free local port for the whole test session; yields the base URL."""
+    with running_app() as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+def browser_context():
+    """A headless Chromium context (fresh temporary profile) shared by the session's browser tests."""
+    from playwright.sync_api import sync_playwright
+
+    with tempfile.TemporaryDirectory(prefix="dlplay-chromium-") as profile, sync_playwright() as p:
+        context = p.chromium.launch_persistent_context(
+            profile, executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS,
+            viewport={"width": 1400, "height": 1000},
+        )
+        context.set_default_timeout(30_000)
+        try:
+            yield context
+        finally:
+            context.close()
+
+
+def wait_for_idle(page, timeout_ms: int = 30_000) -> None:
+    """Wait until the app has finished its current script run (the status widget is gone)."""
+    page.wait_for_function(
+        "() => !document.querySelector('[data-testid=stStatusWidget]')", timeout=timeout_ms
+    )
+
+
+def open_app_page(context, base_url: str, path: str = "", lang: str = "en"):
+    """A new tab (= a new Streamlit session) on ``/<path>?lang=..``, after the first script run."""
+    page = context.new_page()
+    page.goto(f"{base_url}/{path}?lang={lang}")
+    page.wait_for_selector("[data-testid=stAppViewContainer]")
+    page.wait_for_selector("[data-testid=stMainBlockContainer] h1", timeout=30_000)
+    wait_for_idle(page)
+    return page
+
+
+def click_button(page, key: str) -> None:
+    """Click the button created with ``key=...`` (Streamlit gives its container the class st-key-<key>)."""
+    page.locator(f".st-key-{key} button").first.click()
+
+
+def metric_value(page, label: str) -> str:
+    """The value of the st.metric whose label is exactly ``label``."""
+    metric = page.locator("[data-testid=stMetric]").filter(
+        has=page.locator("[data-testid=stMetricLabel]", has_text=label)
+    ).first
+    return metric.locator("[data-testid=stMetricValue]").inner_text().strip()
