@@ -8,7 +8,7 @@ and not SQLite or one JSON-lines file: each save is an atomic rename of a comple
 several browser sessions or server processes saving at once never interleave or lock each other;
 a damaged file costs one run, not the history; deleting a run is deleting a file; and the files
 are readable and diffable with any editor (a run is a few kB, and a history is tens of runs, so
-no query engine is needed).
+no query engine is needed). ``DLPLAY_RUNS_DIR=off`` switches saving to disk off.
 """
 from __future__ import annotations
 
@@ -262,6 +262,14 @@ class RunRecorder:
         if record is not None:
             self.record = record
             self.history.add(record)
+
+
+DISABLED = ("off", "none", "0", "false")
+
+
+def disk_enabled() -> bool:
+    """False when ``DLPLAY_RUNS_DIR`` is ``off`` (e.g. a public server where users should not share a folder)."""
+    return (os.environ.get("DLPLAY_RUNS_DIR") or "").strip().lower() not in DISABLED
 
 
 def default_runs_dir() -> Path:

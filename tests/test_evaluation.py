@@ -159,3 +159,24 @@ def test_predict_matches_manual_forward(trained, mnist):
         logits = trained.model_copy()(trained.normalize(images))
     assert preds.predicted.tolist() == logits.argmax(1).tolist()
     np.testing.assert_allclose(preds.probs, torch.softmax(logits, 1).numpy(), atol=1e-6)
+
+
+def test_figures_show_the_numbers():
+    from dlplay.figures_eval import class_metrics_figure, confusion_figure, reliability_figure
+
+    labels = ["zero", "one", "two"]
+    fig = confusion_figure(CM, labels)
+    assert np.asarray(fig.data[0].z).tolist() == CM.tolist()
+    assert list(fig.data[0].x) == labels and fig.data[0].text[2][2] == "3"
+    fig = confusion_figure(CM, labels, normalized=True, lang="zh")
+    np.testing.assert_allclose(np.asarray(fig.data[0].z), row_normalize(CM))
+    assert fig.data[0].text[2][2] == "75%" and "混淆矩阵" in fig.layout.title.text
+    fig = class_metrics_figure(class_metrics(CM), labels)
+    np.testing.assert_allclose(fig.data[0].y, [2 / 3, 1.0, 0.75])
+    np.testing.assert_allclose(fig.data[1].y, [2 / 3, 2 / 3, 1.0])
+    rel = reliability(np.array([0.95, 0.92, 1.0, 0.85, 0.81, 0.55]), np.array([1, 0, 1, 1, 1, 0], dtype=bool))
+    fig = reliability_figure(rel)
+    assert list(fig.data[0].y) == rel.counts.tolist()
+    np.testing.assert_allclose(fig.data[1].y, [0.0, 1.0, 2 / 3])  # only the filled bins
+    assert f"{rel.ece:.2%}" in fig.layout.title.text
+    assert all(trace.type != "scattergl" for trace in fig.data)

@@ -191,3 +191,17 @@ def test_differing_fields_name_exactly_what_changed():
     results = result_fields(a)
     assert results["test_acc"] == "93.50%" and results["epochs_done"] == "2"
     assert result_fields(_record(test_acc=None, epochs=()))["test_acc"] == "—"
+
+
+def test_compare_figure_overlays_runs():
+    from dlplay.figures_eval import compare_figure
+
+    a, b = _record(), _record(epochs=_record().epochs[:1])
+    fig = compare_figure([a, b], ["A", "B"], "test_acc")
+    assert [t.name for t in fig.data] == ["A", "B"]
+    assert list(fig.data[0].y) == [0.9, 0.935] and list(fig.data[1].x) == [1]
+    fig = compare_figure([a], ["A"], "step_loss", lang="zh")
+    assert list(fig.data[0].x) == [50] and list(fig.data[0].y) == [1.2]  # the NaN point is left out
+    assert fig.layout.title.text == "每一步的训练损失"
+    fig = compare_figure([a], ["A"], "train_loss")
+    assert list(fig.data[0].y) == [0.5, 0.25]

@@ -1,0 +1,322 @@
+"""The Evaluate and Runs pages (AppTest) on briefly trained real sessions, and the share-link UI helper."""
+from __future__ import annotations
+
+import io
+import os
+import pickle
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from streamlit.testing.v1 import AppTest
+
+from dlplay.checkpoint import checkpoint_from_session, load_checkpoint
+from dlplay.evaluation import build_report, mistake_indices, predict_session
+from dlplay.runs import RunHistory, RunRecorder, RunStore, record_from_session
+from dlplay.i18n import translate
+from dlplay.spec import LayerSpec, ModelSpec, TrainConfig, dense_spec
+from dlplay.train import TrainingSession
+
+REPO = Path(__file__).resolve().parents[1]
+TIMEOUT = 120
+
+
+def train(mnist, hidden=(32,), **config) -> TrainingSession:
+    cfg = TrainConfig(**{"epochs": 1, "batch_size": 100, "train_size": 2000, "seed": 0, **config})
+    session = TrainingSession(dense_spec(list(hidden)), cfg, mnist, "cpu")
+    session.start()
+    assert session.join(120) and session.status == "done"
+    return session
+
+
+@pytest.fixture(scope="module")
+def session(mnist) -> TrainingSession:
+    return train(mnist)
+
+
+@pytest.fixture(scope="module")
+def report(session):
+    return build_report(predict_session(session))
+
+
+def open_page(page: str, session: TrainingSession | None, **state) -> AppTest:
+    at = AppTest.from_file(str(REPO / "app.py"), default_timeout=TIMEOUT)
+    at.session_state["train_session"] = session
+    for key, value in state.items():
+        at.session_state[key] = value
+    at.switch_page(page)
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def metric(at: AppTest, label: str) -> str:
+    values = [m.value for m in at.metric if m.label == label]
+    assert len(values) == 1, [m.label for m in at.metric]
+    return values[0]
+
+
+def button(at: AppTest, key: str):
+    return at.button(key=key)
+
+
+# ------------------------------------------------------------------ Evaluate
+
+def test_without_a_model_the_page_explains_and_offers_an_upload():
+    at = open_page("pages/evaluate.py", None)
+    assert any("no trained model" in i.value for i in at.info)
+    assert len(at.file_uploader) == 1
+    assert not at.metric
+
+
+def test_results_match_the_model(session, report):
+    at = open_page("pages/evaluate.py", session)
+    _, acc = session.evaluate("test")
+    assert metric(at, "Test accuracy") == f"{acc:.2%}"
+    assert metric(at, "Mistakes") == f"{report.mistakes:,}"
+    assert metric(at, "Calibration error (ECE)") == f"{report.calibration.ece:.2%}"
+    table = at.dataframe[0].value
+    assert table["Test images"].sum() == 10_000
+    np.testing.assert_allclose(table["Accuracy (recall)"].to_numpy(), report.classes.accuracy * 100)
+    np.testing.assert_allclose(table["Precision"].to_numpy(), report.classes.precision * 100)
+    top = report.pairs[0]
+    texts = [m.value for m in at.markdown]
+    assert any(f"{top.true} taken for {top.predicted}: {top.count} times" in x for x in texts)
+
+
+def test_a_confused_pair_opens_the_filtered_gallery(session, report):
+    at = open_page("pages/evaluate.py", session)
+    button(at, "eval_pair_0").click()
+    at.run()
+    assert not at.exception
+    top = report.pairs[0]
+    assert at.selectbox(key="eval_filter_true").value == top.true
+    assert at.selectbox(key="eval_filter_pred").value == top.predicted
+    captions = [c for img in at.image for c in img.captions]
+    assert len(captions) == min(top.count, 24)
+    expected = mistake_indices(report.preds, top.true, top.predicted)[:24]
+    assert captions[0].startswith(f"#{expected[0]} · true {top.true} · guess {top.predicted}")
+
+
+def test_gallery_filters_pages_and_inspect(session, report):
+    at = open_page("pages/evaluate.py", session, eval_tabs="Mistakes")
+    all_mistakes = mistake_indices(report.preds)
+    assert any(f"{len(all_mistakes):,} misclassified" in m.value for m in at.markdown)
+    captions = [c for img in at.image for c in img.captions]
+    assert len(captions) == 24
+    assert captions[0].startswith(f"#{all_mistakes[0]} ")
+    at.number_input(key="eval_gallery_page").set_value(2).run()
+    captions = [c for img in at.image for c in img.captions]
+    assert captions[0].startswith(f"#{all_mistakes[24]} ")
+    at.selectbox(key="eval_filter_true").set_value(7).run()
+    sevens = mistake_indices(report.preds, true_class=7)
+    captions = [c for img in at.image for c in img.captions]
+    assert len(captions) == min(24, len(sevens)) and all(" · true 7 · " in c for c in captions)
+    first = int(sevens[0])
+    at.button(key=f"eval_inspect_{first}").click().run()
+    assert at.session_state["inside_test_index"] == first
+    assert [x.value for x in at.title] == [translate("inside.title")]  # now on the Inside page
+
+
+def test_calibration_tab(session, report):
+    at = open_page("pages/evaluate.py", session, eval_tabs="Calibration")
+    wrong = ~report.preds.correct & (report.preds.confidence > 0.9)
+    assert any(f"{int(wrong.sum()):,} wrong answers" in m.value for m in at.markdown)
+
+
+def test_downloads_give_a_checkpoint_that_loads_back(session, mnist):
+    at = open_page("pages/evaluate.py", session, eval_tabs="Keep & share")
+    keys = {"eval_download_ckpt", "eval_download_onnx", "eval_download_torchscript"}
+    assert keys <= {b.key for b in at.download_button}
+    assert any("torch.jit.load" in c.value for c in at.code)
+    # the page's checkpoint is what checkpoint_from_session writes
+    ckpt = load_checkpoint(checkpoint_from_session(session))
+    assert torch.equal(ckpt.model()(session.normalize(mnist.test_images[:20])),
+                       session.model_copy()(session.normalize(mnist.test_images[:20])))
+    link = [c.value for c in at.code if "net=d32" in c.value]
+    assert link and "lr=0.001" in link[0] and "bs=100" in link[0] and "n=2000" in link[0]
+
+
+class Evil:
+    def __init__(self, marker):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return (os.system, (f"touch {self.marker}",))
+
+
+def _torch_bytes(obj) -> bytes:
+    buf = io.BytesIO()
+    torch.save(obj, buf)
+    return buf.getvalue()
+
+
+@pytest.mark.parametrize("case", ["malicious", "truncated", "wrong_shape", "not_checkpoint"])
+def test_bad_uploads_show_a_clear_message(case, session, tmp_path):
+    marker = tmp_path / "pwned"
+    good = checkpoint_from_session(session)
+    if case == "malicious":
+        data, text = _torch_bytes({"format": "dlplay-checkpoint", "spec": Evil(marker)}), "could run code"
+    elif case == "truncated":
+        data, text = good[: len(good) // 2], "damaged or incomplete"
+    elif case == "wrong_shape":
+        obj = torch.load(io.BytesIO(good), weights_only=True)
+        obj["state_dict"]["blocks.0.op.weight"] = obj["state_dict"]["blocks.0.op.weight"].t().contiguous()
+        data, text = _torch_bytes(obj), "has shape [784, 32]"
+    else:
+        data, text = pickle.dumps({"hello": 1}), "not a dlplay checkpoint"
+    at = open_page("pages/evaluate.py", None)
+    at.file_uploader(key="eval_upload").set_value(("model.pt", data, "application/octet-stream")).run()
+    assert not at.exception
+    errors = [e.value for e in at.error]
+    assert len(errors) == 1 and text in errors[0], errors
+    assert not any(b.key == "eval_use_ckpt" for b in at.button)
+    assert at.session_state["train_session"] is None
+    assert not marker.exists()
+
+
+def test_uploaded_checkpoint_becomes_the_current_model(session, mnist):
+    data = checkpoint_from_session(session, run=record_from_session(session))
+    at = open_page("pages/evaluate.py", None)
+    at.file_uploader(key="eval_upload").set_value(("model.pt", data, "application/octet-stream")).run()
+    assert not at.exception and not at.error
+    assert any("Checkpoint OK: 784-32-10" in s.value for s in at.success)
+    at.button(key="eval_use_ckpt").click().run()
+    assert not at.exception
+    loaded = at.session_state["train_session"]
+    assert loaded is not session and loaded.status == "done"
+    assert at.session_state["spec"] == session.spec
+    x = session.normalize(mnist.test_images[:100])
+    assert torch.equal(loaded.model_copy()(x), session.model_copy()(x))
+    _, acc = session.evaluate("test")
+    assert metric(at, "Test accuracy") == f"{acc:.2%}"
+    history = at.session_state["run_history"]
+    assert len(history) == 1 and history.records()[0].source == "checkpoint"
+
+
+def test_a_diverged_run_is_not_evaluated(mnist):
+    cfg = TrainConfig(optimizer="sgd", lr=10.0, epochs=1, batch_size=100, train_size=2000, seed=0)
+    spec = ModelSpec(layers=(LayerSpec("dense", 64, "identity"), LayerSpec("dense", 64, "identity")), init="normal")
+    diverged = TrainingSession(spec, cfg, mnist, "cpu", sync_every=1)
+    with torch.no_grad():
+        for p in diverged.model.parameters():
+            p.mul_(1e20)
+    diverged.start()
+    assert diverged.join(60) and diverged.status == "diverged"
+    at = open_page("pages/evaluate.py", diverged)
+    assert any("diverged" in w.value for w in at.warning)
+    assert not at.metric
+
+
+# ------------------------------------------------------------------ Runs
+
+@pytest.fixture(scope="module")
+def two_runs(mnist):
+    history = RunHistory()
+    sessions = []
+    for lr in (1e-3, 1e-2):
+        cfg = TrainConfig(lr=lr, epochs=2, batch_size=100, train_size=2000, seed=0)
+        s = TrainingSession(dense_spec([16]), cfg, mnist, "cpu", callbacks=[RunRecorder(history)])
+        s.start()
+        assert s.join(120)
+        sessions.append(s)
+    return history, sessions
+
+
+def test_runs_page_without_runs():
+    at = open_page("pages/runs.py", None)
+    assert any("No runs yet" in i.value for i in at.info)
+
+
+def test_runs_page_compares_and_shows_what_differed(two_runs, tmp_path, monkeypatch):
+    monkeypatch.setenv("DLPLAY_RUNS_DIR", str(tmp_path / "runs"))
+    history, sessions = two_runs
+    at = open_page("pages/runs.py", None, run_history=history)
+    records = history.records()
+    assert at.multiselect(key="runs_selected").value == [r.run_id for r in records]
+    diff = at.dataframe[0].value
+    assert list(diff.index) == ["Learning rate"]
+    assert diff.iloc[0].tolist() == ["0.001", "0.01"]
+    results = at.dataframe[1].value
+    assert results.loc["Test accuracy"].tolist() == [f"{r.test_acc:.2%}" for r in records]
+    at.segmented_control(key="runs_metric").set_value("step_loss").run()
+    assert not at.exception
+    at.toggle(key="runs_show_all").set_value(True).run()
+    assert "Optimizer" in list(at.dataframe[0].value.index)
+    # use the first run's settings
+    at.selectbox(key="runs_manage").set_value(records[0].run_id).run()
+    at.button(key="runs_use").click().run()
+    assert at.session_state["config"] == records[0].config and at.session_state["spec"] == records[0].spec
+    # save it to the runs folder, then delete it
+    at.button(key="runs_save").click().run()
+    assert not at.exception
+    assert RunStore(tmp_path / "runs").load(records[0].run_id).to_json() == records[0].to_json()
+    at.button(key="runs_unsave").click().run()
+    assert RunStore(tmp_path / "runs").saved_ids() == set()
+
+
+def test_runs_page_records_a_finished_run_without_a_recorder(session, tmp_path, monkeypatch):
+    monkeypatch.setenv("DLPLAY_RUNS_DIR", str(tmp_path / "runs"))
+    at = open_page("pages/runs.py", session)
+    history = at.session_state["run_history"]
+    assert len(history) == 1
+    rec = history.records()[0]
+    assert rec.spec == session.spec and rec.steps == 20
+    at.run()  # not recorded twice
+    assert len(at.session_state["run_history"]) == 1
+    at.button(key="runs_save_all").click().run()
+    assert RunStore(tmp_path / "runs").saved_ids() == {rec.run_id}
+    # a fresh browser session loads it back from disk
+    other = open_page("pages/runs.py", None)
+    other.button(key="runs_load_saved").click().run()
+    assert [r.run_id for r in other.session_state["run_history"].records()] == [rec.run_id]
+
+
+def test_runs_disk_can_be_switched_off(two_runs, monkeypatch):
+    monkeypatch.setenv("DLPLAY_RUNS_DIR", "off")
+    at = open_page("pages/runs.py", None, run_history=two_runs[0])
+    assert not any(b.key in ("runs_save", "runs_save_all") for b in at.button)
+    assert any("switched off" in c.value for c in at.caption)
+
+
+# ------------------------------------------------------------------ share link
+
+def _share_app():
+    import streamlit as st
+
+    from dlplay.ui.share import apply_query_params_once, share_link
+    from dlplay.ui.state import get_config, get_spec, init_state
+
+    init_state()
+    apply_query_params_once()
+    st.write(get_spec().to_json())
+    st.write(get_config().to_json())
+    st.code(share_link(get_spec(), get_config()))
+
+
+def test_apply_query_params_once_sets_spec_and_config():
+    at = AppTest.from_function(_share_app, default_timeout=TIMEOUT)
+    for k, v in {"v": "1", "net": "d64-tanh,d32", "o": "sgd", "lr": "0.05", "bs": "64", "ep": "3", "s": "7",
+                 "ds": "mnist", "lang": "zh"}.items():
+        at.query_params[k] = v
+    at.run()
+    assert not at.exception
+    spec, config = at.session_state["spec"], at.session_state["config"]
+    assert spec == ModelSpec(layers=(LayerSpec("dense", 64, "tanh"), LayerSpec("dense", 32, "relu")))
+    assert config == TrainConfig(optimizer="sgd", lr=0.05, batch_size=64, epochs=3, seed=7)
+    assert dict(at.query_params) == {"lang": "zh"}  # the configuration left the address
+    assert "net=d64-tanh,d32" in at.code[0].value and "lang=zh" in at.code[0].value
+    # only once: later edits are not overwritten by a link
+    at.session_state["config"] = TrainConfig(lr=0.5)
+    at.run()
+    assert at.session_state["config"] == TrainConfig(lr=0.5)
+
+
+def test_a_bad_link_changes_nothing():
+    at = AppTest.from_function(_share_app, default_timeout=TIMEOUT)
+    at.query_params["net"] = "zz9"
+    at.run()
+    assert not at.exception
+    assert at.session_state["spec"] == dense_spec([128]) and at.session_state["config"].lr == 0.001
+    assert any("does not understand" in t.value for t in at.toast)
