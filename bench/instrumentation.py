@@ -1,0 +1,152 @@
+"""Throughput cost of the dynamics probes (dlplay.probe) on the training thread.
+
+Compares samples/s of, for the same model, data and batch size 32 with Adam and one torch thread:
+  plain   a bare PyTorch loop: pre-loaded normalised tensors, index slicing, loss.item() per step;
+  session dlplay's TrainingSession without callbacks;
+  probe   the same TrainingSession with Probe() at its default interval (or --every).
+Each run is one epoch over the training split repeated --repeat times, timed from the end of step 1
+to the end of the last step inside the training thread, in thread CPU time (robust against other
+processes on a shared machine) and in wall-clock time. Runs are interleaved over several rounds
+and the medians are reported.
+
+    python bench/instrumentation.py [--rounds 5] [--repeat 3] [--every N] [--device cpu]
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+os.environ.setdefault("DLPLAY_DATA_DIR", str(REPO.parent / "shared" / "datasets" / "mnist-sample"))
+
+import torch  # noqa: E402
+import torch.nn.functional as F  # noqa: E402
+
+from dlplay.data import load_dataset  # noqa: E402
+from dlplay.model import build_model  # noqa: E402
+from dlplay.probe import DEFAULT_EVERY, Probe  # noqa: E402
+from dlplay.spec import ModelSpec, TrainConfig, dense_spec  # noqa: E402
+from dlplay.train import TrainingSession  # noqa: E402
+
+MODELS: dict[str, ModelSpec] = {
+    "784-128-10 (tutorial)": dense_spec([128], "relu"),
+    "784-256-128-64-32-10": dense_spec([256, 128, 64, 32], "relu"),
+}
+BATCH = 32
+
+
+def replicated(dataset, times: int):
+    """The training split repeated ``times`` (one long epoch: no per-epoch test pass inside the timing)."""
+    return dataclasses.replace(
+        dataset,
+        train_images=dataset.train_images.repeat(times, 1, 1),
+        train_labels=dataset.train_labels.repeat(times),
+    )
+
+
+class StepClock:
+    """Thread CPU time and wall time from the end of step 1 to the end of the last step."""
+
+    def __init__(self) -> None:
+        self.start = self.end = (0.0, 0.0)
+        self.steps = 0
+
+    def tick(self, step: int, last: int) -> None:
+        if step == 1:
+            self.start = (time.thread_time(), time.perf_counter())
+        if step == last:
+            self.end = (time.thread_time(), time.perf_counter())
+            self.steps = last - 1
+
+    def after_step(self, session: TrainingSession, step: int) -> None:  # as a session callback
+        self.tick(step, session.total_steps)
+
+    def rates(self) -> tuple[float, float]:
+        """(samples per CPU second of the training thread, samples per wall second)."""
+        n = self.steps * BATCH
+        return n / (self.end[0] - self.start[0]), n / (self.end[1] - self.start[1])
+
+
+def plain_loop(spec: ModelSpec, dataset, device: torch.device) -> tuple[float, float]:
+    """A bare PyTorch loop over one epoch: pre-normalised tensors, index slicing, Adam, loss.item()."""
+    info = dataset.info
+    x_all = ((dataset.train_images.to(device).float() / 255.0 - info.mean) / info.std).unsqueeze(1)
+    y_all = dataset.train_labels.to(device)
+    n = len(y_all)
+    model = build_model(spec, seed=0).to(device).train()
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    perm = torch.randperm(n, generator=torch.Generator().manual_seed(0)).to(device)
+    clock, last = StepClock(), (n + BATCH - 1) // BATCH
+    for step, i in enumerate(range(0, n, BATCH), start=1):
+        idx = perm[i : i + BATCH]
+        out = model(x_all[idx])
+        loss = F.cross_entropy(out, y_all[idx])
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        loss.item()
+        clock.tick(step, last)
+    return clock.rates()
+
+
+def session_run(spec: ModelSpec, dataset, device: torch.device, probe: Probe | None) -> tuple[float, float]:
+    """The same epoch through a TrainingSession (optionally with a probe), timed inside its thread."""
+    config = TrainConfig(optimizer="adam", lr=1e-3, batch_size=BATCH, epochs=1, seed=0)
+    clock = StepClock()
+    session = TrainingSession(spec, config, dataset, device, callbacks=[c for c in (probe, clock) if c])
+    session.start()
+    session.join()
+    if session.status != "done":
+        raise RuntimeError(f"session ended {session.status}: {session.snapshot().progress.message_params}")
+    return clock.rates()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--repeat", type=int, default=3, help="training split repeated this often in the epoch")
+    parser.add_argument("--every", type=int, default=DEFAULT_EVERY)
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--threads", type=int, default=1)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    device = torch.device(args.device)
+    dataset = replicated(load_dataset("mnist", download=False), args.repeat).to(device)
+    steps = (len(dataset.train_labels) + BATCH - 1) // BATCH
+    print(f"device {device}, torch threads {torch.get_num_threads()}, batch {BATCH}, Adam, one epoch of "
+          f"{len(dataset.train_labels)} images ({steps} steps), probe every {args.every} steps, {args.rounds} rounds")
+    print("samples/s per CPU second of the training thread (wall-clock samples/s in brackets), medians over rounds")
+    worst = float("inf")
+    for name, spec in MODELS.items():
+        plain_loop(spec, dataset, device)  # warm-up
+        runs: dict[str, list[tuple[float, float]]] = {"plain": [], "session": [], "probe": []}
+        probes = 0
+        for _ in range(args.rounds):  # interleaved, so that load changes hit all three alike
+            runs["plain"].append(plain_loop(spec, dataset, device))
+            runs["session"].append(session_run(spec, dataset, device, None))
+            probe = Probe(every=args.every)
+            runs["probe"].append(session_run(spec, dataset, device, probe))
+            probes = probe.snapshot().probes
+        cpu = {k: statistics.median(r[0] for r in v) for k, v in runs.items()}
+        wall = {k: statistics.median(r[1] for r in v) for k, v in runs.items()}
+        print(f"\n{name}  ({probes} probes per run)")
+        for k in runs:
+            print(f"  {k:8s} {cpu[k]:8.0f}  ({wall[k]:8.0f})   rounds: {', '.join(f'{r[0]:.0f}' for r in runs[k])}")
+        ratios = {
+            "session/plain": (cpu["session"] / cpu["plain"], wall["session"] / wall["plain"]),
+            "probe/plain": (cpu["probe"] / cpu["plain"], wall["probe"] / wall["plain"]),
+            "probe/session": (cpu["probe"] / cpu["session"], wall["probe"] / wall["session"]),
+        }
+        print("  " + "   ".join(f"{k} {c:.3f} ({w:.3f})" for k, (c, w) in ratios.items()))
+        worst = min(worst, ratios["probe/plain"][0])
+    print(f"\nworst probe/plain ratio (CPU time): {worst:.3f} (target >= 0.90)")
+
+
+if __name__ == "__main__":
+    main()

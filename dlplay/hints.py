@@ -1,0 +1,135 @@
+"""Plain-language hints from the probe's statistics: dead units, saturation, vanishing or exploding
+gradients, update sizes. Pure functions over a ProbeSnapshot; thresholds are module constants.
+
+Every hint looks at the median of the last ``window`` recorded probes, so one odd batch does not
+raise (or clear) a hint.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from .i18n import translate
+from .probe import M, ProbeSnapshot
+
+WINDOW = 5  # recent probes whose median a hint looks at
+DEAD_FRACTION = 0.5  # a ReLU-family layer with at least this share of dead units
+SATURATED_FRACTION = 0.5  # a sigmoid/tanh layer with at least this share of saturated activations
+VANISHING_FACTOR = 100.0  # δ at the output layer / δ at the first layer
+EXPLODING_FACTOR = 100.0  # δ at the first layer / δ at the output layer
+UPDATE_RATIO_HIGH = 0.1  # any layer: each step moves the weights by 10% of their norm or more
+UPDATE_RATIO_LOW = 1e-4  # every layer below this: the weights hardly move
+HEALTHY_UPDATE_RATIO = 1e-3  # the usual rule of thumb for ‖ΔW‖ / ‖W‖ per step
+HEALTHY_UPDATE_BAND = (1e-4, 1e-2)  # drawn around it in the update-ratio chart
+
+ACTIVATION_NAMES = {"relu": "ReLU", "leaky_relu": "Leaky ReLU", "elu": "ELU", "gelu": "GELU",
+                    "sigmoid": "sigmoid", "tanh": "tanh"}
+
+
+@dataclass(frozen=True)
+class Hint:
+    """One observation: a translation key with parameters; ``level`` is "warning" or "info"."""
+
+    key: str
+    params: tuple[tuple[str, Any], ...] = ()
+    level: str = "warning"
+    layer: str | None = None
+
+    def text(self, lang: str = "en") -> str:
+        return translate(self.key, lang, **dict(self.params))
+
+
+def format_factor(x: float) -> str:
+    """A ratio for people: two significant digits, thousands separated (81712 -> "82,000")."""
+    if not math.isfinite(x):
+        return "∞"
+    return f"{float(f'{x:.2g}'):,.0f}" if x >= 10 else f"{x:.1f}"
+
+
+def dead_unit_hints(snap: ProbeSnapshot, window: int = WINDOW) -> list[Hint]:
+    """ReLU-family layers where at least DEAD_FRACTION of the units never fire on the probe images."""
+    dead = snap.recent("dead", window)
+    hints = []
+    for meta, frac in zip(snap.layers, dead):
+        if meta.relu_family and np.isfinite(frac) and frac >= DEAD_FRACTION:
+            hints.append(Hint("dynamics.hint_dead", (("layer", meta.name), ("pct", round(100 * frac)),
+                                                     ("activation", ACTIVATION_NAMES[meta.activation])),
+                              layer=meta.name))
+    return hints
+
+
+def saturation_hints(snap: ProbeSnapshot, window: int = WINDOW) -> list[Hint]:
+    """Sigmoid/tanh layers where at least SATURATED_FRACTION of the activations sit near the limits."""
+    sat = snap.recent("saturated", window)
+    hints = []
+    for meta, frac in zip(snap.layers, sat):
+        if meta.saturating and np.isfinite(frac) and frac >= SATURATED_FRACTION:
+            hints.append(Hint("dynamics.hint_saturated", (("layer", meta.name), ("pct", round(100 * frac)),
+                                                          ("activation", ACTIVATION_NAMES[meta.activation])),
+                              layer=meta.name))
+    return hints
+
+
+def gradient_flow_hint(snap: ProbeSnapshot, window: int = WINDOW) -> Hint | None:
+    """Vanishing or exploding gradients: δ = ∂L/∂z at the output layer vs at the first layer."""
+    if len(snap.layers) < 2:
+        return None
+    delta = snap.recent("delta", window)
+    first, last = delta[0], delta[-1]
+    if not (np.isfinite(first) and np.isfinite(last)):
+        return None
+    names = (("first", snap.layers[0].name), ("last", snap.layers[-1].name))
+    if first <= 0 or last / first >= VANISHING_FACTOR:
+        factor = last / first if first > 0 else math.inf
+        return Hint("dynamics.hint_vanishing", (("factor", format_factor(factor)), *names))
+    if last <= 0 or first / last >= EXPLODING_FACTOR:
+        factor = first / last if last > 0 else math.inf
+        return Hint("dynamics.hint_exploding", (("factor", format_factor(factor)), *names))
+    return None
+
+
+def non_finite_hint(snap: ProbeSnapshot, window: int = WINDOW) -> Hint | None:
+    """Any gradient or weight norm that is NaN or infinite in the recent probes."""
+    if len(snap.steps) == 0:
+        return None
+    tail = snap.values[-window:]
+    for metric in ("grad_w", "weight_norm"):
+        if not np.all(np.isfinite(tail[:, :, M[metric]])):
+            return Hint("dynamics.hint_not_finite")
+    return None
+
+
+def update_ratio_hints(snap: ProbeSnapshot, window: int = WINDOW) -> list[Hint]:
+    """Steps that are too large for a layer's weights, or so small that no layer really moves."""
+    ratio = snap.recent("update_ratio", window)
+    finite = np.isfinite(ratio)
+    if not finite.any():
+        return []
+    hints = []
+    for meta, r in zip(snap.layers, ratio):
+        if np.isfinite(r) and r >= UPDATE_RATIO_HIGH:
+            hints.append(Hint("dynamics.hint_update_high", (("layer", meta.name), ("ratio", f"{r:.2g}")),
+                              layer=meta.name))
+    if np.all(ratio[finite] < UPDATE_RATIO_LOW):
+        hints.append(Hint("dynamics.hint_update_low", (("ratio", f"{float(np.max(ratio[finite])):.1e}"),)))
+    return hints
+
+
+def find_hints(snap: ProbeSnapshot | None, window: int = WINDOW) -> list[Hint]:
+    """All hints for the latest probes, most fundamental first (an empty list: nothing stands out)."""
+    if snap is None or len(snap.steps) == 0:
+        return []
+    bad = non_finite_hint(snap, window)
+    if bad is not None:
+        return [bad]
+    hints: list[Hint] = []
+    flow = gradient_flow_hint(snap, window)
+    if flow is not None:
+        hints.append(flow)
+    hints += dead_unit_hints(snap, window)
+    hints += saturation_hints(snap, window)
+    hints += update_ratio_hints(snap, window)
+    return hints

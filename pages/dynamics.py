@@ -1,0 +1,101 @@
+"""Dynamics page: gradients, updates, activations and weights of every layer while the network learns."""
+import streamlit as st
+
+from dlplay.figures_dynamics import (
+    activation_figure,
+    dead_saturated_figure,
+    first_layer_figure,
+    gradient_figure,
+    heatmap_figure,
+    histogram_figure,
+    update_ratio_figure,
+)
+from dlplay.hints import find_hints
+from dlplay.probe import Probe
+from dlplay.ui.i18n import current_language, t
+from dlplay.ui.state import current_session, heartbeat, init_state, is_active
+
+init_state()
+lang = current_language()
+
+st.title(t("dynamics.title"))
+st.caption(t("dynamics.intro"))
+
+session = current_session()
+if session is None:
+    st.info(t("dynamics.no_session"))
+    st.page_link("pages/train.py", label=t("dynamics.go_train"), icon=":material/model_training:")
+    st.stop()
+
+was_active = is_active(session)
+
+
+@st.fragment(run_every=1.0 if was_active else None)
+def live_view() -> None:
+    session = current_session()
+    if session is None:
+        return
+    heartbeat()
+    snap = session.snapshot()
+    p = snap.progress
+    probe = snap.extras.get("probe")
+    if probe is None:
+        st.info(t("dynamics.waiting") if any(isinstance(cb, Probe) for cb in session.callbacks) else t("dynamics.no_probe"))
+    elif probe.probes == 0:
+        st.info(t("dynamics.waiting"))
+    else:
+        st.caption(t("dynamics.status", status=t(f"train.status_{p.status}"), step=p.global_step,
+                     total=p.total_steps, probe_step=probe.last_step, every=probe.every, probes=probe.probes))
+        draw(probe)
+    if was_active and not is_active(session):
+        st.rerun()  # the run ended: a full rerun stops the polling
+
+
+def draw(probe) -> None:
+    hints = find_hints(probe)
+    with st.container(key="dyn_hints"):
+        st.subheader(t("dynamics.hints_title"))
+        if hints:
+            for hint in hints:
+                st.warning(hint.text(lang), icon=":material/lightbulb:")
+        else:
+            st.success(t("dynamics.no_hints"), icon=":material/check_circle:")
+
+    st.subheader(t("dynamics.sec_gradients"))
+    kind = st.radio(t("dynamics.grad_kind"), ["grad_w", "delta"], horizontal=True, key="dyn_grad_kind",
+                    format_func=lambda k: t("dynamics.grad_kind_w" if k == "grad_w" else "dynamics.grad_kind_delta"))
+    c1, c2 = st.columns(2)
+    with c1:
+        with st.container(key="dyn_grad_chart"):
+            st.plotly_chart(gradient_figure(probe, lang, kind), width="stretch", key="dyn_grad_fig")
+        st.caption(t("dynamics.cap_grad"))
+    with c2:
+        st.plotly_chart(update_ratio_figure(probe, lang), width="stretch", key="dyn_update_fig")
+        st.caption(t("dynamics.cap_update"))
+
+    st.subheader(t("dynamics.sec_activations"))
+    c1, c2 = st.columns(2)
+    c1.plotly_chart(activation_figure(probe, lang), width="stretch", key="dyn_act_fig")
+    c2.plotly_chart(dead_saturated_figure(probe, lang), width="stretch", key="dyn_dead_fig")
+    st.caption(t("dynamics.cap_act"))
+
+    st.subheader(t("dynamics.sec_heatmap"))
+    names = [m.name for m in probe.layers]
+    choice = st.selectbox(t("dynamics.heat_layer"), range(len(names)), format_func=names.__getitem__,
+                          key="dyn_heat_layer")
+    choice = choice if choice is not None and choice < len(names) else 0
+    st.plotly_chart(heatmap_figure(probe, choice, lang), width="stretch", key="dyn_heat_fig")
+    st.caption(t("dynamics.cap_heat"))
+
+    st.subheader(t("dynamics.sec_weights"))
+    c1, c2 = st.columns([3, 2])
+    with c1:
+        st.plotly_chart(histogram_figure(probe, lang), width="stretch", key="dyn_hist_fig")
+        st.caption(t("dynamics.cap_hist"))
+    with c2:
+        st.plotly_chart(first_layer_figure(probe, lang), width="stretch", key="dyn_first_fig")
+        conv = probe.first_layer is not None and probe.first_layer.startswith("conv")
+        st.caption(t("dynamics.cap_first_conv" if conv else "dynamics.cap_first"))
+
+
+live_view()
