@@ -1,0 +1,150 @@
+"""The Dynamics page in Streamlit's AppTest, with sessions trained briefly with a probe attached."""
+from __future__ import annotations
+
+import base64
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from dlplay.probe import Probe
+from dlplay.spec import TrainConfig, dense_spec
+from dlplay.train import TrainingSession
+
+APP = str(Path(__file__).resolve().parents[1] / "app.py")
+
+
+def trained(mnist, spec, probe: bool = True, steps: int = 60) -> TrainingSession:
+    config = TrainConfig(optimizer="adam", lr=1e-3, batch_size=32, epochs=1, train_size=32 * steps, seed=0)
+    session = TrainingSession(spec, config, mnist, "cpu", callbacks=[Probe(every=10)] if probe else [])
+    session.start()
+    assert session.join(120) and session.status == "done"
+    return session
+
+
+def open_dynamics(session, lang: str = "en") -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=60)
+    at.session_state["lang"] = lang
+    at.session_state["train_session"] = session
+    at.run()
+    at.switch_page("pages/dynamics.py")
+    at.run()
+    assert not at.exception, at.exception
+    return at
+
+
+@pytest.fixture(scope="module")
+def tutorial_run(mnist):
+    return trained(mnist, dense_spec([128], "relu"))
+
+
+def charts(at) -> list:
+    return list(at.get("plotly_chart"))
+
+
+def find_block(node, key: str):
+    """The element or container with this key, anywhere below ``node``."""
+    if getattr(node, "key", None) == key:
+        return node
+    for child in getattr(node, "children", {}).values():
+        found = find_block(child, key)
+        if found is not None:
+            return found
+    return None
+
+
+def figure(element) -> dict:
+    """The chart's figure as sent to the browser (plotly's JSON, typed arrays decoded)."""
+    return decode(json.loads(element.proto.spec))
+
+
+def decode(obj):
+    if isinstance(obj, dict) and set(obj) >= {"dtype", "bdata"}:
+        arr = np.frombuffer(base64.b64decode(obj["bdata"]), dtype=obj["dtype"])
+        shape = obj.get("shape")
+        return arr.reshape([int(n) for n in str(shape).split(",")]) if shape else arr
+    if isinstance(obj, dict):
+        return {k: decode(v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [decode(v) for v in obj]
+    return obj
+
+
+def test_views_render_for_a_trained_run(tutorial_run):
+    at = open_dynamics(tutorial_run)
+    assert at.title[0].value == "Watch it learn"
+    assert len(charts(at)) == 7  # gradients, updates, activations, dead, heatmap, histograms, first layer
+    probe = tutorial_run.snapshot().extras["probe"]
+    box = find_block(at.main, "dyn_grad_chart")  # the browser test looks for this container
+    (chart,) = box.children.values()
+    fig = figure(chart)
+    assert [t["name"] for t in fig["data"]] == ["dense1", "output"]
+    assert list(fig["data"][0]["x"]) == list(probe.steps) == [1, 10, 20, 30, 40, 50, 60]
+    assert fig["layout"]["yaxis"]["type"] == "log"
+    first = figure(find_block(at.main, "dyn_first_fig"))
+    assert np.asarray(first["data"][0]["z"]).shape == (8 * 29 - 1, 8 * 29 - 1)  # 64 units, 28x28 tiles, gaps
+    assert at.success and "Nothing unusual" in at.success[0].value
+    assert not at.warning
+    caption = " ".join(c.value for c in at.caption)
+    assert "step 60 of 60" in caption and "last measurement at step 60" in caption
+    # switch the gradient kind and the heatmap layer
+    at.radio(key="dyn_grad_kind").set_value("delta")
+    at.run()
+    assert not at.exception
+    fig = figure(find_block(at.main, "dyn_grad_fig"))
+    assert fig["layout"]["title"]["text"] == "Gradient δ of each layer's output"
+    assert list(fig["data"][0]["y"]) == pytest.approx(list(probe.series("delta", 0)[1]))
+    at.selectbox(key="dyn_heat_layer").set_value(1)
+    at.run()
+    assert not at.exception and len(charts(at)) == 7
+    heat = figure(find_block(at.main, "dyn_heat_fig"))
+    assert np.asarray(heat["data"][0]["z"]).shape == (10, 64)  # output units x probe images
+
+
+def test_views_in_chinese(tutorial_run):
+    at = open_dynamics(tutorial_run, "zh")
+    assert at.title[0].value == "观察学习过程"
+    assert "一切正常" in at.success[0].value
+    assert len(charts(at)) == 7
+
+
+def test_deep_sigmoid_run_shows_the_vanishing_gradient_hint(mnist):
+    session = trained(mnist, dense_spec([64] * 6, "sigmoid"), steps=80)
+    at = open_dynamics(session)
+    texts = [w.value for w in at.warning]
+    assert any(text.startswith("Vanishing gradients") for text in texts), texts
+
+
+def test_without_a_session_or_without_a_probe(mnist):
+    at = AppTest.from_file(APP, default_timeout=60)
+    at.session_state["lang"] = "en"
+    at.run()
+    at.switch_page("pages/dynamics.py")
+    at.run()
+    assert not at.exception
+    assert "No training run yet" in at.info[0].value
+    assert not charts(at)
+    at = open_dynamics(trained(mnist, dense_spec([16]), probe=False, steps=5))
+    assert "without measurements" in at.info[0].value
+
+
+def test_a_paused_run_updates_on_the_next_rerun(mnist):
+    config = TrainConfig(optimizer="adam", lr=1e-3, batch_size=32, epochs=1, train_size=32 * 50, seed=0)
+    session = TrainingSession(dense_spec([32]), config, mnist, "cpu", callbacks=[Probe(every=10)])
+    try:
+        at = open_dynamics(session)
+        assert "Waiting for the first measurement" in at.info[0].value
+        session.step(1)
+        end = time.monotonic() + 30
+        while session.status != "paused" and time.monotonic() < end:
+            time.sleep(0.05)
+        at.run()
+        assert not at.exception
+        assert "last measurement at step 1" in " ".join(c.value for c in at.caption)
+        assert len(charts(at)) == 7
+    finally:
+        session.stop()
+        session.join(10)
