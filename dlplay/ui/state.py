@@ -32,7 +32,14 @@ def _leave_automatic_multipage_mode() -> None:
 
     if PagesManager.uses_pages_directory:
         PagesManager.uses_pages_directory = False
-        st.rerun()
+        if not _in_widget_callback():  # st.rerun() in a callback would abort the callback
+            st.rerun()
+
+
+def _in_widget_callback() -> bool:
+    from streamlit.runtime.scriptrunner_utils.script_run_context import RunLocation, ThreadState
+
+    return ThreadState.get().run_location == RunLocation.CALLBACK
 
 
 def init_state() -> None:
