@@ -25,10 +25,13 @@ def grid_shape(n: int) -> tuple[int, int]:
     return math.ceil(n / cols), cols
 
 
-def unit_grid(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def unit_grid(values: np.ndarray, columns: int | None = None) -> tuple[np.ndarray, np.ndarray]:
     """A vector of unit values laid out row by row in a grid (NaN pads the end) and the unit indices."""
     values = np.asarray(values, dtype=np.float64).reshape(-1)
-    rows, cols = grid_shape(len(values))
+    if columns:
+        rows, cols = math.ceil(len(values) / columns), columns
+    else:
+        rows, cols = grid_shape(len(values))
     grid = np.full(rows * cols, np.nan)
     grid[: len(values)] = values
     index = np.arange(rows * cols, dtype=np.float64)
@@ -71,7 +74,7 @@ def _image_layout(fig: go.Figure, title: str, height: int) -> go.Figure:
 
 
 def _colorbar() -> dict:
-    return dict(thickness=10, len=0.85, outlinewidth=0)
+    return dict(thickness=10, len=0.85, outlinewidth=0, exponentformat="e")
 
 
 def _mark(fig: go.Figure, row: int, col: int) -> None:
@@ -80,11 +83,12 @@ def _mark(fig: go.Figure, row: int, col: int) -> None:
 
 
 def layer_figure(values: np.ndarray, layer: str, quantity: str, lang: str = "en",
-                 selected: int | None = None, height: int = 260) -> go.Figure:
+                 selected: int | None = None, height: int = 260, columns: int | None = None) -> go.Figure:
     """One layer's z, a or delta for one input: units in a grid, or conv feature maps as a mosaic.
 
     ``quantity`` is ``z``, ``a`` or ``delta`` (it names the title); ``selected`` outlines that unit
-    (dense layers only). Diverging colours centred at 0.
+    (dense layers only); ``columns`` fixes the grid's width (a single row labels each unit with
+    its number, e.g. the output layer's classes). Diverging colours centred at 0.
     """
     values = np.asarray(values, dtype=np.float64)
     title = translate(f"inside.fig_{quantity}", lang, layer=layer)
@@ -99,7 +103,7 @@ def layer_figure(values: np.ndarray, layer: str, quantity: str, lang: str = "en"
             hoverongaps=False,
         ))
     else:
-        grid, index = unit_grid(values)
+        grid, index = unit_grid(values, columns)
         fig = go.Figure(go.Heatmap(
             z=grid, customdata=index, colorscale=DIVERGING, zmid=0, zmin=-limit, zmax=limit, colorbar=_colorbar(),
             hovertemplate=translate("inside.hover_unit", lang) + " %{customdata}: %{z:.4g}<extra></extra>",
@@ -107,6 +111,11 @@ def layer_figure(values: np.ndarray, layer: str, quantity: str, lang: str = "en"
         ))
         if selected is not None and 0 <= selected < values.size:
             _mark(fig, *divmod(selected, grid.shape[1]))
+        if grid.shape[0] == 1:  # one row: number the units along the axis
+            _image_layout(fig, title, height)
+            fig.update_xaxes(visible=True, tickmode="array", tickvals=list(range(values.size)),
+                             ticktext=[str(i) for i in range(values.size)], showgrid=False, zeroline=False)
+            return fig
     return _image_layout(fig, title, height)
 
 
@@ -159,9 +168,11 @@ def probs_figure(probs: Sequence[float], class_names: Sequence[str], lang: str =
         height=height, margin=dict(l=40, r=10, t=35, b=30), template="plotly_white", barmode="group",
         yaxis=dict(range=[0, 1], title=translate("inside.fig_probability", lang)),
         xaxis=dict(type="category"), showlegend=after is not None,
-        legend=dict(orientation="h", yanchor="bottom", y=1.0, xanchor="right", x=1.0),
+        legend=dict(orientation="h", yanchor="top", y=-0.12, xanchor="right", x=1.0),
         uirevision="keep",
     )
+    if after is not None:
+        fig.update_layout(margin=dict(l=40, r=10, t=35, b=55))
     return fig
 
 

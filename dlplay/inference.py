@@ -358,7 +358,7 @@ class UnitBackward:
     fprime: float | None  # f'(z_j)
     z: float
     grad_bias: float
-    grad_terms: tuple[GradTerm, ...]  # the weights with the largest |dJ/dw_ji|
+    grad_terms: tuple[GradTerm, ...]  # the weights with the largest |dJ/dw_ji| (the inputs with the largest |a_i|)
     n_inputs: int
 
 
@@ -422,7 +422,7 @@ def unit_backward(tr: Trace, layer: int, unit: int, k: int = 5) -> UnitBackward:
     delta = float(lt.delta[unit])
     a_prev = tr.layer_input(layer).astype(np.float64)
     grads = lt.grad_weight[unit].astype(np.float64)
-    top = _top(grads, k)
+    top = _top(a_prev, k)  # the largest |a_i| give the largest |dJ/dw_ji| = |delta_j| |a_i|
     grad_terms = tuple(GradTerm(int(i), float(a_prev[i]), float(grads[i])) for i in top)
     return UnitBackward(
         layer=layer, name=lt.name, unit=unit, activation=lt.activation, is_output=is_output, delta=delta,
@@ -439,6 +439,8 @@ def num(value: float, digits: int = 4) -> str:
     """A number for LaTeX: ``digits`` significant digits, scientific notation as a x 10^{e}."""
     if not math.isfinite(value):
         return r"\infty" if value > 0 else (r"-\infty" if value < 0 else r"\mathrm{NaN}")
+    if value == 0:
+        return "0"  # also for -0.0
     text = f"{value:.{digits}g}"
     if "e" in text:
         mantissa, exp = text.split("e")
@@ -462,6 +464,13 @@ def _act(name: str) -> str:
     return {"leaky_relu": r"\mathrm{leaky\_relu}", "identity": r"\mathrm{id}"}.get(name, rf"\mathrm{{{name}}}")
 
 
+def _aligned(lhs: str, parts: list[str], total: str, per_line: int = 3) -> str:
+    """``lhs = p1 + p2 + ... = total`` broken after every ``per_line`` terms, so long sums fit the page."""
+    rows = [" + ".join(parts[i : i + per_line]) for i in range(0, len(parts), per_line)]
+    body = r" \\ &\quad + ".join(rows)
+    return rf"\begin{{aligned}} {lhs} &= {body} \\ &= {total} \end{{aligned}}"
+
+
 def forward_latex(uf: UnitForward) -> list[str]:
     """The forward formulas of one neuron: the general form, then with the real numbers.
 
@@ -472,11 +481,10 @@ def forward_latex(uf: UnitForward) -> list[str]:
         rf"z^{{({l})}}_{{{j}}} = \sum_{{i}} w^{{({l})}}_{{{j},i}}\, a^{{({l - 1})}}_{{i}} + b^{{({l})}}_{{{j}}}",
     ]
     parts = [rf"\underbrace{{{_par(t.weight)}\cdot{_par(t.value)}}}_{{i={t.index}}}" for t in uf.terms]
-    body = " + ".join(parts)
     if uf.n_rest > 0:
-        body += rf" + \underbrace{{{_par(uf.rest)}}}_{{\sum_{{i\notin T}}\,({uf.n_rest})}}"
-    body += rf" + \underbrace{{{_par(uf.bias)}}}_{{b}}"
-    lines.append(rf"z^{{({l})}}_{{{j}}} = {body} = {num(uf.z)}")
+        parts.append(rf"\underbrace{{{_par(uf.rest)}}}_{{\sum_{{i\notin T}}\,({uf.n_rest})}}")
+    parts.append(rf"\underbrace{{{_par(uf.bias)}}}_{{b}}")
+    lines.append(_aligned(rf"z^{{({l})}}_{{{j}}}", parts, num(uf.z)))
     if uf.is_output:
         lines.append(rf"p_{{{j}}} = \mathrm{{softmax}}(z^{{({l})}})_{{{j}}} = \frac{{e^{{z_{{{j}}}}}}}{{\sum_k e^{{z_k}}}} = {num(uf.prob)}")
     else:
@@ -500,16 +508,18 @@ def backward_latex(ub: UnitBackward) -> list[str]:
     elif ub.upstream is not None:
         lines.append(rf"{d} = \Big(\sum_k w^{{({l + 1})}}_{{k,{j}}}\, \delta^{{({l + 1})}}_k\Big)\, f'(z^{{({l})}}_{{{j}}})")
         parts = [rf"\underbrace{{{_par(t.weight)}\cdot{_par(t.value)}}}_{{k={t.index}}}" for t in ub.upstream_terms]
-        body = " + ".join(parts)
         rest = ub.n_upstream - len(ub.upstream_terms)
         if rest > 0:
-            body += rf" + \underbrace{{{_par(ub.upstream_rest)}}}_{{\sum_{{k\notin T}}\,({rest})}}"
-        lines.append(rf"{d} = \big({body}\big)\cdot {_act(ub.activation)}'({num(ub.z)})")
-        lines.append(rf"{d} = {_par(ub.upstream)}\cdot {_par(ub.fprime)} = {num(ub.delta)}")
+            parts.append(rf"\underbrace{{{_par(ub.upstream_rest)}}}_{{\sum_{{k\notin T}}\,({rest})}}")
+        lines.append(_aligned(rf"\textstyle\sum_k w^{{({l + 1})}}_{{k,{j}}}\, \delta^{{({l + 1})}}_k", parts, num(ub.upstream)))
+        lines.append(rf"{d} = {_par(ub.upstream)}\cdot {_act(ub.activation)}'({num(ub.z)}) = "
+                     rf"{_par(ub.upstream)}\cdot {_par(ub.fprime)} = {num(ub.delta)}")
     else:
         lines.append(rf"{d} = \frac{{\partial J}}{{\partial z^{{({l})}}_{{{j}}}}} = {num(ub.delta)}")
     lines.append(rf"\frac{{\partial J}}{{\partial b^{{({l})}}_{{{j}}}}} = {d} = {num(ub.grad_bias)}")
     lines.append(rf"\frac{{\partial J}}{{\partial w^{{({l})}}_{{{j},i}}}} = {d}\, a^{{({l - 1})}}_{{i}}")
-    for g in ub.grad_terms:
-        lines.append(rf"\frac{{\partial J}}{{\partial w^{{({l})}}_{{{j},{g.index}}}}} = {_par(ub.delta)}\cdot {_par(g.activation)} = {num(g.grad)}")
+    if ub.grad_terms:
+        rows = [rf"\frac{{\partial J}}{{\partial w^{{({l})}}_{{{j},{g.index}}}}} &= {_par(ub.delta)}\cdot {_par(g.activation)} = {num(g.grad)}"
+                for g in ub.grad_terms]
+        lines.append(r"\begin{aligned}" + r" \\ ".join(rows) + r"\end{aligned}")
     return lines

@@ -194,7 +194,7 @@ def test_formula_view_is_dense_only(mnist):
 
 def test_num_formatting():
     assert num(0.5) == "0.5" and num(-1.23456) == "-1.235" and num(1.5e-7) == r"1.5\times 10^{-7}"
-    assert num(float("inf")) == r"\infty"
+    assert num(float("inf")) == r"\infty" and num(-0.0) == "0"
 
 
 def test_saliency_is_the_gradient_of_the_class_score(mnist):
