@@ -110,6 +110,8 @@ def compare_figure(records: Sequence[RunRecord], names: Sequence[str], metric: s
             fig.add_trace(go.Scatter(x=x, y=y, mode="lines+markers", name=name, line=dict(color=color, width=2)))
     if metric.endswith("acc"):
         fig.update_yaxes(tickformat=".1%")
+    if metric != "step_loss":
+        fig.update_xaxes(dtick=1)  # whole epochs
     xkey = "eval.fig_step" if metric == "step_loss" else "eval.fig_epoch"
     fig.update_layout(hovermode="x unified")
     return _layout(fig, translate(f"runs.fig_{metric}", lang), translate(xkey, lang), translate(f"runs.axis_{metric}", lang))

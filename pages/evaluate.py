@@ -88,9 +88,10 @@ def results_tab(report, labels) -> None:
         if not report.pairs:
             st.write(t("eval.pairs_none"))
         for i, pair in enumerate(report.pairs):
-            a, b = st.columns([5, 1], vertical_alignment="center")
+            a, b = st.columns([3, 1], vertical_alignment="center")
             a.write(t("eval.pair_text", true=labels[pair.true], pred=labels[pair.predicted], count=pair.count, share=pair.share))
-            b.button(t("eval.pair_show"), key=f"eval_pair_{i}", on_click=show_pair, args=(pair.true, pair.predicted))
+            b.button(t("eval.pair_show"), key=f"eval_pair_{i}", on_click=show_pair, args=(pair.true, pair.predicted),
+                     icon=":material/image_search:")
     st.subheader(t("eval.classes_title"))
     m = report.classes
     table = pd.DataFrame({
@@ -119,7 +120,7 @@ def show_pair(true: int, predicted: int) -> None:
 def mistakes_tab(session, report, labels) -> None:
     options = [-1, *range(len(labels))]
     name = lambda c: t("eval.filter_all") if c == -1 else labels[c]  # noqa: E731
-    c1, c2, _ = st.columns([1, 1, 2])
+    c1, c2, c3, _ = st.columns([2, 2, 1.4, 2.6], vertical_alignment="bottom")
     first_page = lambda: st.session_state.update(eval_gallery_page=1)  # noqa: E731 - a new filter starts at page 1
     true = c1.selectbox(t("eval.filter_true"), options, format_func=name, key="eval_filter_true", on_change=first_page)
     pred = c2.selectbox(t("eval.filter_pred"), options, format_func=name, key="eval_filter_pred", on_change=first_page)
@@ -127,11 +128,11 @@ def mistakes_tab(session, report, labels) -> None:
     if len(idx) == 0:
         st.info(t("eval.gallery_none"))
         return
-    st.write(t("eval.gallery_count", n=len(idx)))
     pages = math.ceil(len(idx) / PER_PAGE)
     if st.session_state.get("eval_gallery_page", 1) > pages:
         st.session_state["eval_gallery_page"] = 1
-    page = st.number_input(t("eval.gallery_page", pages=pages), 1, pages, 1, key="eval_gallery_page") if pages > 1 else 1
+    page = c3.number_input(t("eval.gallery_page", pages=pages), 1, pages, 1, key="eval_gallery_page") if pages > 1 else 1
+    st.write(t("eval.gallery_count", n=len(idx)))
     shown = idx[(page - 1) * PER_PAGE : page * PER_PAGE]
     images = session.dataset.test_images[shown].cpu().numpy()
     can_inspect = (Path(__file__).resolve().parents[1] / INSIDE_PAGE).exists()
