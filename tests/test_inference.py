@@ -264,3 +264,15 @@ def test_figures(mnist):
     assert len(probs.data) == 2 and list(probs.data[1].y) == list(tr.probs_after_step)
     sal = fi.saliency_figure(tr.image, tr.saliency, "3", "en")
     assert len(sal.data) == 2 and sal.layout.title.text == "Saliency for class 3"
+
+
+def test_diverged_weights_do_not_crash_the_trace(mnist):
+    model = build_model(ModelSpec(layers=(LayerSpec("dense", 8, "relu"),)), seed=0)
+    with torch.no_grad():
+        model.blocks[0].op.weight[0, 0] = float("nan")
+    tr = trace(model, mnist.test_images[0], mnist.info, label=7)
+    assert np.isnan(tr.probs).all() and np.isnan(tr.loss)
+    assert r"\mathrm{NaN}" in "".join(forward_latex(unit_forward(tr, 1, 0)))
+    backward_latex(unit_backward(tr, 0, 0))
+    fi.layer_figure(tr.layers[0].delta, "dense1", "delta", "en")
+    fi.saliency_figure(tr.image, tr.saliency, "7", "en")

@@ -145,3 +145,21 @@ def test_no_run_quick_train():
     finally:
         session.stop()
         session.join(10)
+
+
+def test_follows_a_running_session_then_settles(mnist):
+    run = TrainingSession(dense_spec([16]), TrainConfig(epochs=200, batch_size=64, train_size=2000, seed=1), mnist, "cpu")
+    run.start()
+    try:
+        at = open_page(run, inside_index=3)
+        assert any(i.value.startswith("Training is running") for i in at.info)
+    finally:
+        run.stop()
+        assert run.join(30)
+    at.run()
+    assert not at.exception
+    step = run.snapshot().progress.global_step
+    assert f"Weights after step {step} (epoch" in " ".join(c.value for c in at.caption)
+    assert not any(i.value.startswith("Training is running") for i in at.info)
+    tr = trace(run.model_copy(), mnist.test_images[3], mnist.info, label=int(mnist.test_labels[3]))
+    assert metric(at, "Prediction") == str(tr.prediction)
