@@ -6,11 +6,11 @@ from dlplay.ui.nav import available_pages
 from dlplay.ui.state import init_state
 
 st.set_page_config(page_title="dlplay", page_icon=":material/neurology:", layout="wide")
-init_state()
 pages = [
     st.Page(path, title=t(key), icon=icon, url_path=url, default=(url == "home"))
     for path, url, key, icon in available_pages()
 ]
-page = st.navigation(pages, position="sidebar")
+page = st.navigation(pages, position="sidebar")  # first: it also leaves Streamlit's pages/-folder mode
+init_state()
 language_selector()
 page.run()
