@@ -1,0 +1,104 @@
+"""Process-wide singletons shared by every browser session: the slot pool, the registry, the limits.
+
+Streamlit runs each browser session's script in its own thread; ``st.cache_resource`` makes one
+object per server process, which is what a class sharing one machine needs.
+"""
+from __future__ import annotations
+
+import hmac
+import os
+
+import streamlit as st
+import torch
+
+from dlplay.device import choose_device
+from dlplay.guardrails import Limits
+from dlplay.registry import BrowserSession, SessionRegistry
+from dlplay.slots import SlotPool, max_runs_from_env, threads_per_run
+
+ENV_HEARTBEAT = "DLPLAY_HEARTBEAT_S"
+ENV_ADMIN_TOKEN = "DLPLAY_ADMIN_TOKEN"
+DEFAULT_HEARTBEAT_S = 60.0  # a run whose page has not polled for this long stops itself
+BROWSER_KEY = "_dlplay_browser"
+
+
+@st.cache_resource(show_spinner=False)
+def slot_pool() -> SlotPool:
+    """The server's limit on concurrent runs (``DLPLAY_MAX_RUNS``, else from the device)."""
+    kind = choose_device().type
+    limit = max_runs_from_env(kind)
+    return SlotPool(limit, threads_per_run=threads_per_run(limit, kind))
+
+
+@st.cache_resource(show_spinner=False)
+def registry() -> SessionRegistry:
+    """Every browser session and run of this server process (weak references)."""
+    return SessionRegistry()
+
+
+@st.cache_resource(show_spinner=False)
+def limits() -> Limits:
+    """Per-run limits from ``DLPLAY_MAX_*`` environment variables (read once per process)."""
+    return Limits.from_env()
+
+
+@st.cache_resource(show_spinner=False)
+def configure_torch_threads() -> int:
+    """Once per process: every run and the server's own torch work use ``threads_per_run`` threads."""
+    n = slot_pool().threads_per_run or 1
+    torch.set_num_threads(n)
+    return n
+
+
+def heartbeat_timeout() -> float:
+    """Seconds without a page poll after which a run stops itself (``DLPLAY_HEARTBEAT_S``, default 60)."""
+    raw = (os.environ.get(ENV_HEARTBEAT) or "").strip()
+    try:
+        value = float(raw) if raw else DEFAULT_HEARTBEAT_S
+    except ValueError:
+        value = DEFAULT_HEARTBEAT_S
+    return value if value > 0 else DEFAULT_HEARTBEAT_S
+
+
+def _client_id() -> str:
+    try:
+        from streamlit.runtime.scriptrunner import get_script_run_ctx
+
+        ctx = get_script_run_ctx()
+        return ctx.session_id if ctx is not None else ""
+    except Exception:  # noqa: BLE001 - an id is only used to tell whether the tab is connected
+        return ""
+
+
+def browser_session() -> BrowserSession:
+    """This browser session's record in the registry (created on its first script run), marked as seen."""
+    record = st.session_state.get(BROWSER_KEY)
+    if not isinstance(record, BrowserSession):
+        record = registry().open_browser(_client_id())
+        st.session_state[BROWSER_KEY] = record
+    record.touch()
+    return record
+
+
+def is_connected(record: BrowserSession) -> bool | None:
+    """Whether the tab still has a live connection (None when the server cannot tell, e.g. in tests)."""
+    try:
+        from streamlit.runtime import Runtime
+
+        if not record.client_id or not Runtime.exists():
+            return None
+        answer = Runtime.instance().is_active_session(record.client_id)
+        return answer if isinstance(answer, bool) else None
+    except Exception:  # noqa: BLE001
+        return None
+
+
+def admin_token() -> str | None:
+    """The admin page's token (``DLPLAY_ADMIN_TOKEN``); None, i.e. admin disabled, when unset or blank."""
+    token = os.environ.get(ENV_ADMIN_TOKEN, "")
+    return token if token.strip() else None
+
+
+def token_matches(given: str, expected: str) -> bool:
+    """Constant-time comparison, so the answer's timing does not reveal how much of a guess was right."""
+    return hmac.compare_digest(given.encode("utf-8"), expected.encode("utf-8"))

@@ -1,0 +1,190 @@
+"""Many learners, one server: separate sessions, the shared queue, heartbeat cleanup, a registry that forgets."""
+import gc
+import time
+from pathlib import Path
+
+from streamlit.testing.v1 import AppTest
+
+from dlplay.registry import SessionRegistry, training_threads
+from dlplay.spec import TrainConfig, dense_spec
+from dlplay.train import TrainingSession
+from dlplay.ui import server
+
+APP = str(Path(__file__).resolve().parents[1] / "app.py")
+
+
+def wait_for(predicate, timeout=30.0):
+    end = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > end:
+            return False
+        time.sleep(0.05)
+    return True
+
+
+def open_train():
+    at = AppTest.from_file(APP, default_timeout=60)
+    at.session_state["lang"] = "en"
+    at.run()
+    at.switch_page("pages/train.py")
+    at.run()
+    assert not at.exception, at.exception
+    return at
+
+
+def click(at, key):
+    next(b for b in at.button if b.key == key).click()
+    at.run()
+    assert not at.exception, at.exception
+
+
+def metrics(at):
+    return {m.label: m.value for m in at.metric}
+
+
+class Limit:
+    """Set the server pool's limit for a test and put it back afterwards."""
+
+    def __init__(self, limit):
+        self.limit = limit
+
+    def __enter__(self):
+        self.pool = server.slot_pool()
+        self.saved = self.pool.limit
+        self.pool.set_limit(self.limit)
+        return self.pool
+
+    def __exit__(self, *exc):
+        self.pool.set_limit(self.saved)
+
+
+def test_two_sessions_train_different_models_at_once_without_sharing_anything():
+    before = set(training_threads())
+    with Limit(2):
+        a, b = open_train(), open_train()
+        a.sidebar.number_input(key="tw_layers").set_value(1)
+        a.sidebar.select_slider(key="tw_units").set_value(32)
+        a.sidebar.number_input(key="tw_epochs").set_value(50)
+        a.run()
+        b.sidebar.number_input(key="tw_layers").set_value(2)
+        b.sidebar.select_slider(key="tw_units").set_value(64)
+        b.sidebar.select_slider(key="tw_lr").set_value(0.01)
+        b.sidebar.number_input(key="tw_epochs").set_value(50)
+        b.run()
+        click(a, "train_start")
+        click(b, "train_start")
+        sa, sb = a.session_state["train_session"], b.session_state["train_session"]
+        assert sa is not sb and sa.metrics is not sb.metrics and sa.model is not sb.model
+        assert [layer.units for layer in sa.spec.layers] == [32]
+        assert [layer.units for layer in sb.spec.layers] == [64, 64]
+        assert (sa.config.lr, sb.config.lr) == (1e-3, 0.01)
+        assert a.session_state["spec"] == sa.spec and b.session_state["spec"] == sb.spec
+        assert wait_for(lambda: sa.status == "running" and sb.status == "running")
+        assert wait_for(lambda: sa.snapshot().progress.global_step > 0 and sb.snapshot().progress.global_step > 0)
+
+        registry = server.registry()
+        ra, rb = a.session_state["_dlplay_browser"], b.session_state["_dlplay_browser"]
+        assert ra.id != rb.id and {ra.id, rb.id} <= {r.id for r in registry.browsers()}
+        owners = {e.run_id: e.browser_id for e in registry.runs()}
+        assert owners[registry.run_id(sa)] == ra.id and owners[registry.run_id(sb)] == rb.id
+
+        click(a, "train_stop")
+        assert sa.join(10) and sa.status == "stopped"
+        step = sb.snapshot().progress.global_step
+        assert wait_for(lambda: sb.snapshot().progress.global_step > step), "the other session keeps training"
+        assert sb.status == "running"
+        a.run()
+        b.run()
+        assert metrics(a)["Status"] == "stopped" and metrics(b)["Status"] == "training"
+        # drawing-related state is per session too
+        a.session_state["canvas_probe"] = "mine"
+        b.run()
+        assert "canvas_probe" not in b.session_state
+        click(b, "train_stop")
+        assert sb.join(10) and sb.status == "stopped"
+    assert set(training_threads()) - before == set()
+
+
+def test_over_the_limit_a_session_waits_in_the_queue_and_stop_leaves_it():
+    with Limit(1) as pool:
+        a, b = open_train(), open_train()
+        for at in (a, b):
+            at.sidebar.number_input(key="tw_epochs").set_value(50)
+            at.run()
+        click(a, "train_start")
+        sa = a.session_state["train_session"]
+        assert wait_for(lambda: sa.status == "running")
+        click(b, "train_start")
+        sb = b.session_state["train_session"]
+        assert wait_for(lambda: sb.snapshot().progress.queue_position == 1)
+        b.run()
+        assert metrics(b)["Status"] == "waiting for a free slot"
+        assert pool.state().queued == (sb,) and pool.state().running == (sa,)
+        click(b, "train_stop")
+        assert sb.join(10) and sb.status == "stopped" and sb.started_at is None
+        assert pool.state().queued == ()
+        assert sa.status == "running"
+        click(a, "train_stop")
+        assert sa.join(10)
+        assert wait_for(lambda: pool.state().running == ())
+
+
+def test_a_closed_tab_stops_its_run_by_heartbeat_and_frees_the_slot(monkeypatch):
+    monkeypatch.setenv("DLPLAY_HEARTBEAT_S", "3")  # longer than one script run of the page
+    with Limit(1) as pool:
+        at = open_train()
+        at.sidebar.number_input(key="tw_epochs").set_value(50)
+        at.run()
+        click(at, "train_start")
+        session = at.session_state["train_session"]
+        assert session.heartbeat_timeout == 3.0
+
+        def tab_open():  # what the page's polling does while the tab is open
+            session.heartbeat()
+            return session.status == "running" and session.snapshot().progress.global_step > 0
+
+        assert wait_for(tab_open)
+        # the tab is gone: nothing calls the page any more
+        assert session.join(30), "the run must stop by itself"
+        assert session.status == "stopped"
+        assert session.snapshot().progress.message == "train.msg_abandoned"
+        assert session not in pool.state().running
+        at.run()
+        assert "Training stopped because the browser tab was closed." in [i.value for i in at.info]
+
+
+def test_registry_forgets_sessions_whose_state_is_gone():
+    registry = server.registry()
+    at = open_train()
+    record_id = at.session_state["_dlplay_browser"].id
+    assert record_id in {r.id for r in registry.browsers()}
+    del at
+    gc.collect()
+    assert record_id not in {r.id for r in registry.browsers()}
+
+
+def test_registry_holds_runs_only_while_something_else_does(mnist):
+    registry = SessionRegistry()
+    browser = registry.open_browser("client-1")
+    run = TrainingSession(dense_spec([8]), TrainConfig(epochs=50), mnist, "cpu")
+    run_id = registry.add_run(browser, run)
+    other = TrainingSession(dense_spec([8]), TrainConfig(epochs=1), mnist, "cpu")
+    registry.add_run(browser, other)
+    assert [e.run_id for e in registry.runs()] == [run_id, "r2"]
+    run.start()
+    assert wait_for(lambda: run.status == "running")
+    assert [e.run_id for e in registry.runs(active_only=True)] == [run_id]
+    del run  # the training thread still holds it: still listed, still stoppable
+    gc.collect()
+    assert registry.find(run_id) is not None
+    assert registry.stop_all() == 1
+    live = registry.find(run_id)
+    assert live.join(10) and live.status == "stopped"
+    del live, other
+    gc.collect()
+    assert registry.runs() == []
+    assert [b.id for b in registry.browsers()] == [browser.id]
+    del browser
+    gc.collect()
+    assert registry.browsers() == []
+    assert not registry.stop_run(run_id)

@@ -1,0 +1,115 @@
+"""The admin page: off without a token, locked behind it, shows sessions, runs and memory, stops runs."""
+import time
+from pathlib import Path
+
+from streamlit.testing.v1 import AppTest
+
+from dlplay.ui import server
+
+APP = str(Path(__file__).resolve().parents[1] / "app.py")
+TOKEN = "correct horse battery staple"
+
+
+def open_page(page, lang="en"):
+    at = AppTest.from_file(APP, default_timeout=60)
+    at.session_state["lang"] = lang
+    at.run()
+    at.switch_page(page)
+    at.run()
+    assert not at.exception, at.exception
+    return at
+
+
+def click(at, key):
+    next(b for b in at.button if b.key == key).click()
+    at.run()
+    assert not at.exception, at.exception
+
+
+def sign_in(at, token):
+    at.text_input(key="admin_token_input").input(token)
+    click(at, "admin_sign_in")
+
+
+def metrics(at):
+    return {m.label: m.value for m in at.metric}
+
+
+def wait_for(predicate, timeout=30.0):
+    end = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > end:
+            return False
+        time.sleep(0.05)
+    return True
+
+
+def test_admin_is_disabled_without_a_token(monkeypatch):
+    monkeypatch.delenv("DLPLAY_ADMIN_TOKEN", raising=False)
+    at = open_page("pages/admin.py")
+    assert at.title[0].value == "Admin"
+    assert "DLPLAY_ADMIN_TOKEN" in at.info[0].value and "disabled" in at.info[0].value
+    assert not at.text_input and not at.metric
+    monkeypatch.setenv("DLPLAY_ADMIN_TOKEN", "   ")
+    at.run()
+    assert "disabled" in at.info[0].value and not at.text_input
+
+
+def test_a_wrong_token_shows_nothing(monkeypatch):
+    monkeypatch.setenv("DLPLAY_ADMIN_TOKEN", TOKEN)
+    at = open_page("pages/admin.py")
+    sign_in(at, "correct horse")
+    assert [e.value for e in at.error] == ["That token is not right."]
+    assert not at.metric and not at.dataframe
+    assert at.session_state["admin_token_input"] == ""
+
+
+def test_admin_sees_runs_and_sessions_and_stops_a_run(monkeypatch):
+    monkeypatch.setenv("DLPLAY_ADMIN_TOKEN", TOKEN)
+    learner = open_page("pages/train.py")
+    learner.sidebar.number_input(key="tw_epochs").set_value(50)
+    learner.run()
+    click(learner, "train_start")
+    run = learner.session_state["train_session"]
+    assert wait_for(lambda: run.status in ("running", "queued"))
+    run_id = server.registry().run_id(run)
+
+    admin = open_page("pages/admin.py")
+    sign_in(admin, TOKEN)
+    assert not admin.error
+    shown = metrics(admin)
+    assert int(shown["Browser sessions"]) >= 2
+    assert int(shown["Running"]) + int(shown["Queued"]) >= 1
+    assert shown["Run slots"] == str(server.slot_pool().limit)
+    assert int(shown["Server memory (MB)"].replace(",", "")) > 50
+    runs = admin.dataframe[0].value
+    row = runs[runs["Run"] == run_id].iloc[0]
+    assert row["Model"] == "784 → Dense 128 relu → 10" and row["Parameters"] == 101_770
+    assert row["Session"] == learner.session_state["_dlplay_browser"].id
+    sessions = admin.dataframe[1].value
+    assert learner.session_state["_dlplay_browser"].id in set(sessions["Session"])
+
+    click(admin, f"admin_stop_{run_id}")
+    assert run.join(10) and run.status == "stopped"
+    admin.run()
+    runs = admin.dataframe[0].value
+    assert runs[runs["Run"] == run_id].iloc[0]["Status"] == "stopped"
+    assert f"admin_stop_{run_id}" not in [b.key for b in admin.button]
+
+
+def test_admin_changes_the_run_limit_and_signs_out(monkeypatch):
+    monkeypatch.setenv("DLPLAY_ADMIN_TOKEN", TOKEN)
+    pool = server.slot_pool()
+    saved = pool.limit
+    try:
+        admin = open_page("pages/admin.py", lang="zh")
+        sign_in(admin, TOKEN)
+        assert admin.title[0].value == "管理"
+        assert "训练名额" in metrics(admin)
+        admin.number_input(key="admin_limit").set_value(saved + 2)
+        admin.run()
+        assert pool.limit == saved + 2
+        click(admin, "admin_sign_out")
+        assert not admin.metric and admin.text_input(key="admin_token_input")
+    finally:
+        pool.set_limit(saved)
