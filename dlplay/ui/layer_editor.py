@@ -1,0 +1,238 @@
+"""The Build page's layer list: add, remove, move and edit layers; every change is validated.
+
+The editor keeps a *draft* (a list of plain dicts, one per layer, each with a stable ``id`` that
+names its widgets) in ``st.session_state``. A draft that forms a valid ModelSpec becomes the
+session's spec at once; an invalid one is kept for the learner to fix while the last valid spec stays
+in place, so nothing is lost.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict
+from typing import Any
+
+import streamlit as st
+
+from dlplay.errors import UserError
+from dlplay.spec import (ACTIVATIONS, INITS, LAYER_KINDS, MAX_LAYERS, MAX_UNITS, LayerSpec, ModelSpec,
+                         layer_output_shape, validate_layer)
+from dlplay.ui.i18n import error_text, t
+
+DRAFT, SOURCE, NEXT_ID, INIT_KEY = "build_draft", "build_draft_source", "build_next_id", "build_init"
+FIELDS = ("kind", "units", "activation", "dropout", "kernel", "stride", "padding")
+SPATIAL = ("conv2d", "maxpool", "avgpool")
+DEFAULTS: dict[str, dict[str, Any]] = {
+    "dense": dict(units=64, activation="relu", dropout=0.0, kernel=3, stride=1, padding=0),
+    "conv2d": dict(units=32, activation="relu", dropout=0.0, kernel=3, stride=1, padding=1),
+    "maxpool": dict(units=1, activation="identity", dropout=0.0, kernel=2, stride=2, padding=0),
+    "avgpool": dict(units=1, activation="identity", dropout=0.0, kernel=2, stride=2, padding=0),
+    "batchnorm": dict(units=1, activation="identity", dropout=0.0, kernel=3, stride=1, padding=0),
+}
+
+
+def _key(layer_id: int, field: str) -> str:
+    return f"build_l{layer_id}_{field}"
+
+
+def _new_layer(kind: str, **fields: Any) -> dict[str, Any]:
+    layer_id = st.session_state.get(NEXT_ID, 0)
+    st.session_state[NEXT_ID] = layer_id + 1
+    return {"id": layer_id, "kind": kind, **DEFAULTS[kind], **fields}
+
+
+def load_into_editor(spec: ModelSpec) -> None:
+    """Replace the draft by ``spec`` (new ids, so no stale widget state carries over)."""
+    draft = []
+    for layer in spec.layers:
+        fields = asdict(layer)
+        draft.append(_new_layer(fields.pop("kind"), **fields))
+    st.session_state[DRAFT] = draft
+    st.session_state[SOURCE] = spec
+    st.session_state[INIT_KEY] = spec.init
+
+
+def sync_with_spec(spec: ModelSpec) -> None:
+    """Rebuild the draft when the session's spec changed elsewhere (a preset, another page)."""
+    if st.session_state.get(SOURCE) != spec or DRAFT not in st.session_state:
+        load_into_editor(spec)
+
+
+def draft() -> list[dict[str, Any]]:
+    return st.session_state[DRAFT]
+
+
+def draft_spec(base: ModelSpec) -> ModelSpec:
+    """The draft as a ModelSpec (raises UserError when it is not a valid network)."""
+    layers = tuple(LayerSpec(**{f: layer[f] for f in FIELDS}) for layer in draft())
+    return ModelSpec(layers=layers, input_shape=base.input_shape, num_classes=base.num_classes,
+                     init=st.session_state.get(INIT_KEY, base.init))
+
+
+def mark_committed(spec: ModelSpec) -> None:
+    """The draft now is ``spec`` (so the editor does not rebuild it on the next run)."""
+    st.session_state[SOURCE] = spec
+
+
+# ----- actions (button callbacks: they run before the page script) ------------------------------
+def _index(layer_id: int) -> int:
+    return next(i for i, layer in enumerate(draft()) if layer["id"] == layer_id)
+
+
+def add_layer(kind: str) -> None:
+    """Spatial layers go before the first dense layer (where they make sense); others go last."""
+    layers = draft()
+    new = _new_layer(kind)
+    position = len(layers)
+    if kind in SPATIAL:
+        position = next((i for i, layer in enumerate(layers) if layer["kind"] == "dense"), len(layers))
+    layers.insert(position, new)
+
+
+def remove_layer(layer_id: int) -> None:
+    draft().pop(_index(layer_id))
+
+
+def move_layer(layer_id: int, offset: int) -> None:
+    layers = draft()
+    i = _index(layer_id)
+    j = i + offset
+    if 0 <= j < len(layers):
+        layers[i], layers[j] = layers[j], layers[i]
+
+
+def change_kind(layer_id: int) -> None:
+    """A new layer type gets that type's defaults (a pool window of 2 with stride 2, ...)."""
+    layer = draft()[_index(layer_id)]
+    kind = st.session_state[_key(layer_id, "kind")]
+    units = layer["units"]
+    layer.update(kind=kind, **DEFAULTS[kind])
+    if kind in ("dense", "conv2d") and layer.get("_last_units"):
+        layer["units"] = layer["_last_units"]
+    if units > 1:
+        layer["_last_units"] = units
+    for field in FIELDS[1:]:
+        st.session_state[_key(layer_id, field)] = layer[field]
+
+
+def step_units(layer_id: int, delta: int) -> None:
+    """TF-Playground-style − / + : one neuron (or filter) fewer or more."""
+    layer = draft()[_index(layer_id)]
+    high = MAX_UNITS if layer["kind"] == "dense" else 512
+    layer["units"] = max(1, min(high, int(layer["units"]) + delta))
+    st.session_state[_key(layer_id, "units")] = layer["units"]
+
+
+# ----- rendering ---------------------------------------------------------------------------------
+def _shapes(base: ModelSpec) -> tuple[list[tuple[int, ...] | None], list[tuple[int, ...] | None], int | None]:
+    """Input and output shape per draft layer, as far as they can be inferred, and the first bad layer."""
+    shape: tuple[int, ...] | None = base.input_shape
+    ins, outs, bad = [], [], None
+    for i, layer in enumerate(draft()):
+        ins.append(shape)
+        if shape is not None:
+            try:
+                spec_layer = LayerSpec(**{f: layer[f] for f in FIELDS})
+                validate_layer(spec_layer, i)
+                shape = layer_output_shape(spec_layer, shape, i)
+            except (UserError, TypeError):
+                bad = i if bad is None else bad
+                shape = None
+        outs.append(shape)
+    return ins, outs, bad
+
+
+def _shape_text(shape: tuple[int, ...] | None) -> str:
+    return "?" if shape is None else "×".join(str(s) for s in shape)
+
+
+def _ensure(layer: dict[str, Any], field: str) -> str:
+    key = _key(layer["id"], field)
+    if key not in st.session_state:
+        st.session_state[key] = layer[field]
+    return key
+
+
+def _layer_fields(layer: dict[str, Any]) -> None:
+    """The widgets for one layer's settings; their values flow back into the draft."""
+    lid, kind = layer["id"], layer["kind"]
+    if kind in ("dense", "conv2d"):
+        high = MAX_UNITS if kind == "dense" else 512
+        c_minus, c_units, c_plus = st.columns([1, 4, 1], vertical_alignment="bottom")
+        c_minus.button("−", key=f"build_minus_{lid}", on_click=step_units, args=(lid, -1),
+                       help=t("build.fewer_units"), disabled=layer["units"] <= 1)
+        layer["units"] = c_units.number_input(
+            t("build.units") if kind == "dense" else t("build.filters"), 1, high, step=1,
+            key=_ensure(layer, "units"))
+        c_plus.button("+", key=f"build_plus_{lid}", on_click=step_units, args=(lid, 1),
+                      help=t("build.more_units"), disabled=layer["units"] >= high)
+    if kind in ("conv2d", "maxpool", "avgpool"):
+        cols = st.columns(3 if kind == "conv2d" else 2)
+        layer["kernel"] = cols[0].number_input(t("build.kernel"), 1, 28, step=1, key=_ensure(layer, "kernel"),
+                                               help=t("build.kernel_help"))
+        layer["stride"] = cols[1].number_input(t("build.stride"), 1, 28, step=1, key=_ensure(layer, "stride"),
+                                               help=t("build.stride_help"))
+        if kind == "conv2d":
+            layer["padding"] = cols[2].number_input(t("build.padding"), 0, 14, step=1,
+                                                    key=_ensure(layer, "padding"), help=t("build.padding_help"))
+    if kind in ("dense", "conv2d", "batchnorm"):
+        c_act, c_drop = st.columns(2)
+        layer["activation"] = c_act.selectbox(t("build.activation"), ACTIVATIONS, key=_ensure(layer, "activation"))
+        layer["dropout"] = float(c_drop.number_input(t("build.dropout"), 0.0, 0.95, step=0.05, format="%.2f",
+                                                     key=_ensure(layer, "dropout"), help=t("build.dropout_help")))
+
+
+def render_layer_list(base: ModelSpec) -> None:
+    """The editable list of hidden layers, each in a bordered box with ↑ ↓ ✕ buttons."""
+    layers = draft()
+    ins, outs, bad = _shapes(base)
+    st.markdown(f"**{t('build.input_layer')}** · {_shape_text(base.input_shape)}")
+    if not layers:
+        st.info(t("build.no_hidden"))
+    for i, layer in enumerate(layers):
+        lid = layer["id"]
+        with st.container(border=True, key=f"build_layer_{lid}"):
+            c_title, c_up, c_down, c_del = st.columns([6, 1, 1, 1], vertical_alignment="center")
+            arrow = "⚠️" if bad == i else "→"
+            c_title.markdown(f"**{t('build.layer_n', n=i + 1)}** {arrow} `{_shape_text(outs[i])}`")
+            c_up.button("↑", key=f"build_up_{lid}", on_click=move_layer, args=(lid, -1), disabled=i == 0,
+                        help=t("build.move_up"))
+            c_down.button("↓", key=f"build_down_{lid}", on_click=move_layer, args=(lid, 1),
+                          disabled=i == len(layers) - 1, help=t("build.move_down"))
+            c_del.button("✕", key=f"build_del_{lid}", on_click=remove_layer, args=(lid,), help=t("build.remove"))
+            layer["kind"] = st.selectbox(t("build.kind"), LAYER_KINDS, key=_ensure(layer, "kind"),
+                                         format_func=lambda k: t(f"build.kind_{k}"), on_change=change_kind,
+                                         args=(lid,))
+            if layer["kind"] == "dense" and ins[i] is not None and len(ins[i]) > 1:
+                flat = 1
+                for s in ins[i]:
+                    flat *= s
+                st.caption(t("build.auto_flatten", shape=_shape_text(ins[i]), size=flat))
+            _layer_fields(layer)
+    st.markdown(f"**{t('build.output_layer')}** · {base.num_classes} softmax")
+
+
+def render_add_controls() -> None:
+    c_kind, c_add = st.columns([3, 2], vertical_alignment="bottom")
+    kind = c_kind.selectbox(t("build.new_kind"), LAYER_KINDS, key="build_new_kind",
+                            format_func=lambda k: t(f"build.kind_{k}"))
+    c_add.button(t("build.add"), key="build_add", on_click=add_layer, args=(kind,), icon=":material/add:",
+                 disabled=len(draft()) >= MAX_LAYERS, width="stretch")
+    st.caption(t("build.add_hint"))
+
+
+def render_init_select(base: ModelSpec) -> None:
+    """The model's weight initialisation, with a line on what it does."""
+    if INIT_KEY not in st.session_state:
+        st.session_state[INIT_KEY] = base.init
+    st.selectbox(t("build.init"), INITS, key=INIT_KEY, format_func=lambda k: t(f"build.init_{k}"),
+                 help=t("build.init_help"))
+    st.caption(t(f"build.init_{st.session_state[INIT_KEY]}_text"))
+
+
+def try_draft_spec(base: ModelSpec) -> tuple[ModelSpec | None, str | None]:
+    """(spec, None) when the draft is a valid network, else (None, the error in the learner's language)."""
+    try:
+        return draft_spec(base), None
+    except UserError as exc:
+        return None, error_text(exc)
+    except TypeError:
+        return None, t("build.invalid_value")

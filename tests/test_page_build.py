@@ -1,0 +1,221 @@
+"""The Build page (AppTest): add, remove, move, edit layers; validation keeps the last valid model;
+presets; the reset prompt. Also the diagram and summary builders behind it."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import plotly.graph_objects as go
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from dlplay.figures_network import NEGATIVE, POSITIVE, diagram_columns, network_figure, summary_rows, totals
+from dlplay.presets import PRESETS, small_cnn_spec
+from dlplay.spec import LayerSpec, ModelSpec, TrainConfig, dense_spec
+from dlplay.train import TrainingSession
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _build_page() -> AppTest:
+    at = AppTest.from_file(str(REPO / "app.py"), default_timeout=120)
+    at.run()
+    at.switch_page("pages/build.py")
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def _ids(at: AppTest) -> list[int]:
+    return [layer["id"] for layer in at.session_state["build_draft"]]
+
+
+def _kinds(spec: ModelSpec) -> list[str]:
+    return [layer.kind for layer in spec.layers]
+
+
+def _click(at: AppTest, key: str) -> None:
+    at.button(key=key).click().run()
+    assert not at.exception, [e.value for e in at.exception]
+
+
+def test_page_shows_the_tutorial_model_with_counts():
+    at = _build_page()
+    assert at.session_state["spec"] == PRESETS["tutorial"].spec
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["Parameters"] == "101,770"
+    assert metrics["Weight memory"] == "397.5 KiB"
+    table = at.dataframe[0].value
+    assert list(table["Parameters"]) == [0, 100480, 1290, 101770]
+    assert len(at.get("plotly_chart")) == 1
+    assert not at.error
+
+
+def test_add_remove_and_move_layers():
+    at = _build_page()
+    (first,) = _ids(at)
+    _click(at, "build_add")  # a dense layer goes last
+    assert _kinds(at.session_state["spec"]) == ["dense", "dense"]
+    assert at.session_state["spec"].layers[1].units == 64
+    at.selectbox(key="build_new_kind").set_value("conv2d").run()
+    _click(at, "build_add")  # a conv layer goes before the first dense layer
+    spec = at.session_state["spec"]
+    assert _kinds(spec) == ["conv2d", "dense", "dense"]
+    assert spec.shapes()[0] == (32, 28, 28)
+    conv_id, _, second = _ids(at)
+    assert at.button(key=f"build_down_{second}").disabled  # nothing below the last layer
+    assert at.button(key=f"build_up_{conv_id}").disabled
+    _click(at, f"build_up_{second}")
+    assert _ids(at) == [conv_id, second, first]
+    assert [layer.units for layer in at.session_state["spec"].layers] == [32, 64, 128]
+    _click(at, f"build_del_{conv_id}")
+    assert _ids(at) == [second, first]
+    assert at.session_state["spec"] == dense_spec([64, 128])
+    _click(at, f"build_del_{second}")
+    _click(at, f"build_del_{first}")
+    assert at.session_state["spec"].layers == ()
+    assert at.info  # "no hidden layers" explains softmax regression
+    assert not at.error
+
+
+def test_invalid_order_shows_error_and_keeps_last_valid_spec():
+    at = _build_page()
+    (dense_id,) = _ids(at)
+    at.selectbox(key="build_new_kind").set_value("conv2d").run()
+    _click(at, "build_add")
+    conv_id = _ids(at)[0]
+    valid = at.session_state["spec"]
+    _click(at, f"build_down_{conv_id}")  # conv after dense: not an image any more
+    assert _ids(at) == [dense_id, conv_id]
+    assert len(at.error) == 1 and "Layer 2" in at.error[0].value
+    assert at.session_state["spec"] == valid  # nothing lost, training would use the valid model
+    _click(at, f"build_up_{conv_id}")
+    assert not at.error and at.session_state["spec"] == valid
+
+
+def test_kernel_too_large_names_the_layer_and_sizes():
+    at = _build_page()
+    for _ in range(2):
+        at.selectbox(key="build_new_kind").set_value("maxpool").run()
+        _click(at, "build_add")
+    at.selectbox(key="build_new_kind").set_value("conv2d").run()
+    _click(at, "build_add")
+    spec = at.session_state["spec"]
+    assert _kinds(spec) == ["maxpool", "maxpool", "conv2d", "dense"]
+    assert spec.layers[0].kernel == 2 and spec.layers[0].stride == 2  # pool defaults
+    assert spec.shapes()[2] == (32, 7, 7)
+    conv_id = _ids(at)[2]
+    at.number_input(key=f"build_l{conv_id}_padding").set_value(0).run()
+    at.number_input(key=f"build_l{conv_id}_kernel").set_value(9).run()
+    assert len(at.error) == 1
+    text = at.error[0].value
+    assert "Layer 3" in text and "9×9" in text and "7×7" in text
+    assert at.session_state["spec"].layers[2].padding == 0 and at.session_state["spec"].layers[2].kernel == 3
+    at.number_input(key=f"build_l{conv_id}_kernel").set_value(7).run()
+    assert not at.error
+    assert at.session_state["spec"].shapes()[2] == (32, 1, 1)
+
+
+def test_units_buttons_kind_change_and_init():
+    at = _build_page()
+    (lid,) = _ids(at)
+    _click(at, f"build_plus_{lid}")
+    _click(at, f"build_plus_{lid}")
+    _click(at, f"build_minus_{lid}")
+    assert at.session_state["spec"].layers[0].units == 129
+    at.selectbox(key=f"build_l{lid}_activation").set_value("tanh").run()
+    at.number_input(key=f"build_l{lid}_dropout").set_value(0.25).run()
+    layer = at.session_state["spec"].layers[0]
+    assert (layer.activation, layer.dropout) == ("tanh", 0.25)
+    at.selectbox(key=f"build_l{lid}_kind").set_value("conv2d").run()
+    layer = at.session_state["spec"].layers[0]
+    assert (layer.kind, layer.kernel, layer.padding, layer.activation) == ("conv2d", 3, 1, "relu")
+    at.selectbox(key="build_init").set_value("zeros").run()
+    assert at.session_state["spec"].init == "zeros"
+    assert not at.error
+
+
+def test_loading_a_preset_sets_model_and_training_settings():
+    at = _build_page()
+    at.selectbox(key="build_preset").set_value("small_cnn").run()
+    _click(at, "build_load_preset")
+    assert at.session_state["spec"] == PRESETS["small_cnn"].spec
+    assert at.session_state["config"] == PRESETS["small_cnn"].config
+    assert len(at.session_state["build_draft"]) == len(PRESETS["small_cnn"].spec.layers)
+    assert at.success
+    # the editor shows the preset's layers: edit one and the spec follows
+    pool_id = _ids(at)[1]
+    at.number_input(key=f"build_l{pool_id}_kernel").set_value(3).run()
+    assert at.session_state["spec"].layers[1].kernel == 3
+
+
+def test_changing_the_model_while_a_run_exists_asks_to_reset(mnist):
+    at = _build_page()
+    spec = at.session_state["spec"]
+    session = TrainingSession(spec, TrainConfig(epochs=1, train_size=64), mnist, "cpu")
+    at.session_state["train_session"] = session
+    at.run()
+    assert not at.warning  # same architecture: nothing to ask
+    _click(at, "build_add")
+    assert len(at.warning) == 1
+    _click(at, "build_reset_run")
+    assert at.session_state["train_session"] is None
+    assert not at.warning
+
+
+def test_trained_small_network_colours_its_connections(mnist):
+    at = _build_page()
+    at.selectbox(key="build_preset").set_value("tutorial").run()
+    (lid,) = _ids(at)
+    at.number_input(key=f"build_l{lid}_units").set_value(8).run()
+    spec = at.session_state["spec"]
+    assert spec == dense_spec([8])
+    session = TrainingSession(spec, TrainConfig(epochs=1, train_size=320), mnist, "cpu")
+    session.start()
+    assert session.join(60) and session.status == "done"
+    at.session_state["train_session"] = session
+    at.run()
+    assert not at.exception
+    assert any("blue positive" in c.value for c in at.caption)
+
+
+# ----- the figure and table builders --------------------------------------------------------------
+def test_diagram_columns_add_flatten_and_mark_neuron_layers():
+    cols = diagram_columns(small_cnn_spec())
+    assert [c.kind for c in cols] == ["input", "conv2d", "maxpool", "conv2d", "maxpool", "flatten", "dense", "output"]
+    assert cols[5].shape == (3136,)
+    assert [c.neurons for c in cols] == [False] * 7 + [True]  # 128 units: a block; 10 outputs: neurons
+    cols = diagram_columns(dense_spec([16, 17]), "zh")
+    assert [c.neurons for c in cols] == [False, False, True, False, True]
+    assert cols[0].title == "输入"
+
+
+def test_network_figure_colours_weights_by_sign(mnist):
+    spec = dense_spec([6, 4])
+    blank = network_figure(spec)
+    assert isinstance(blank, go.Figure)
+    colours = {t.line.color for t in blank.data if t.mode == "lines"}
+    assert POSITIVE not in colours and NEGATIVE not in colours
+    from dlplay.model import build_model
+
+    net = build_model(spec, seed=0)
+    fig = network_figure(spec, model=net)
+    colours = {t.line.color for t in fig.data if t.mode == "lines" and t.x and t.x[0] is not None}
+    assert {POSITIVE, NEGATIVE} <= colours
+    # 6 -> 4 and 4 -> 10 connections are drawn one by one
+    segments = sum(sum(1 for x in t.x if x is None) for t in fig.data
+                   if t.mode == "lines" and t.line.color in (POSITIVE, NEGATIVE) and not t.name)
+    assert segments == 6 * 4 + 4 * 10
+    texts = " ".join(a.text for a in fig.layout.annotations)
+    assert "6 → 4" not in texts and "Dense 6 relu" in texts and "softmax" in texts
+
+
+@pytest.mark.parametrize("spec", [small_cnn_spec(), dense_spec([128]), ModelSpec(layers=()),
+                                  ModelSpec(layers=(LayerSpec("conv2d", 4, kernel=5), LayerSpec("batchnorm")))])
+def test_summary_rows_and_totals_agree(spec):
+    rows = summary_rows(spec)
+    total = totals(spec)
+    assert rows[0]["Layer"] == "Input" and rows[-1]["Layer"] == "Total"
+    assert rows[-1]["Parameters"] == total.params == sum(r["Parameters"] for r in rows[1:-1])
+    assert rows[-1]["Multiply-adds"] == total.macs
+    assert rows[-2]["Output shape"] == "10"
+    assert len(network_figure(spec).layout.shapes) >= len(spec.layers) + 2
