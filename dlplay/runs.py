@@ -369,7 +369,7 @@ def run_fields(record: RunRecord) -> dict[str, str]:
     """The settings of a run as text, by field name (the rows of the comparison table)."""
     spec, cfg = record.spec, record.config
     layers = " → ".join(
-        layer.describe() + (f" drop {layer.dropout:g}" if layer.dropout else "") for layer in spec.layers
+        layer.describe() + (f" + Dropout {layer.dropout:g}" if layer.dropout else "") for layer in spec.layers
     ) or "—"
     return {
         "architecture": architecture_label(spec),
@@ -385,8 +385,15 @@ def run_fields(record: RunRecord) -> dict[str, str]:
         "seed": str(cfg.seed),
         "dataset": cfg.dataset,
         "train_size": _fmt(cfg.train_size),
-        "device": record.device_name or record.device,
+        "device": device_label(record),
     }
+
+
+def device_label(record: RunRecord) -> str:
+    """``CPU`` or ``MPS``; for CUDA the GPU's name (e.g. ``NVIDIA H200``)."""
+    if record.device == "cuda" and record.device_name:
+        return record.device_name
+    return record.device.upper()
 
 
 def differing_fields(records: Iterable[RunRecord]) -> list[str]:

@@ -213,7 +213,7 @@ def upload_section() -> None:
         st.error(error, icon=":material/block:")
         return
     cfg = ckpt.config
-    st.success(t("eval.upload_ok", arch=architecture_label(ckpt.spec), optimizer=cfg.optimizer, lr=cfg.lr,
+    st.success(t("eval.upload_ok", arch=architecture_label(ckpt.spec), optimizer=t(f"runs.optimizer_{cfg.optimizer}"), lr=cfg.lr,
                  epochs=len(ckpt.run.epochs) if ckpt.run else cfg.epochs), icon=":material/verified:")
     if ckpt.run is not None and ckpt.run.test_acc is not None:
         st.write(t("eval.upload_acc", acc=ckpt.run.test_acc))

@@ -38,7 +38,7 @@ def run_name(number: int, record: RunRecord) -> str:
     if record.label:
         parts.append(record.label)
     parts.append(architecture_label(record.spec))
-    parts.append(f"{record.config.optimizer} {record.config.lr:g}")
+    parts.append(f"{t(f'runs.optimizer_{record.config.optimizer}')} {record.config.lr:g}")
     if record.test_acc is not None:
         parts.append(f"{record.test_acc:.1%}")
     if record.status != "done":
@@ -81,13 +81,21 @@ def load_saved() -> None:
     st.session_state[MESSAGE] = ("warning" if bad else "success", text)
 
 
+def localized_fields(record: RunRecord) -> dict[str, str]:
+    """run_fields with the named choices (initialisation, optimizer) in the page's language."""
+    fields = run_fields(record)
+    fields["init"] = t(f"runs.init_{record.spec.init}")
+    fields["optimizer"] = t(f"runs.optimizer_{record.config.optimizer}")
+    return fields
+
+
 def comparison(chosen: list[RunRecord], names: list[str]) -> None:
     metric = st.segmented_control(t("runs.metric"), METRICS, default="test_acc", key="runs_metric",
                                   format_func=lambda m: t(f"runs.metric_{m}")) or "test_acc"
     st.plotly_chart(compare_figure(chosen, names, metric, lang), key="runs_compare_fig")
     st.subheader(t("runs.diff_title"))
     show_all = st.toggle(t("runs.show_all"), key="runs_show_all")
-    settings = [run_fields(r) for r in chosen]
+    settings = [localized_fields(r) for r in chosen]
     rows = list(settings[0]) if show_all or len(chosen) == 1 else differing_fields(chosen)
     if rows:
         table = pd.DataFrame({name: [s[f] for f in rows] for name, s in zip(names, settings)},

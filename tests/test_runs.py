@@ -188,6 +188,8 @@ def test_differing_fields_name_exactly_what_changed():
     assert differing_fields([]) == []
     fields = run_fields(a)
     assert fields["lr"] == "0.001" and fields["lr_changes"] == "0.0005@300" and fields["architecture"] == "784-128-10"
+    assert fields["device"] == "CPU" and run_fields(_record(device="cuda", device_name="NVIDIA H200"))["device"] == "NVIDIA H200"
+    assert run_fields(_record(spec=dense_spec([64], dropout=0.5)))["layers"] == "Dense 64 relu + Dropout 0.5"
     results = result_fields(a)
     assert results["test_acc"] == "93.50%" and results["epochs_done"] == "2"
     assert result_fields(_record(test_acc=None, epochs=()))["test_acc"] == "—"
