@@ -14,6 +14,7 @@ from dlplay.spec import ModelSpec, TrainConfig
 from dlplay.train import ACTIVE, TrainingSession
 from dlplay.ui import server
 from dlplay.ui.data import dataset_on
+from dlplay.ui.runs import run_recorder
 
 SPEC, CONFIG, SESSION = "spec", "config", "train_session"
 HEARTBEAT_TIMEOUT_S = server.DEFAULT_HEARTBEAT_S  # new_session uses server.heartbeat_timeout() (env DLPLAY_HEARTBEAT_S)
@@ -107,7 +108,7 @@ def new_session() -> TrainingSession:
     A guardrail refusal raises UserError before the current run is touched.
     """
     config = get_config()
-    session = create_session(get_spec(), config)
+    session = create_session(get_spec(), config, callbacks=[run_recorder()])  # the run goes into the Runs page's history
     if session.config != config:
         set_config(session.config)  # the server's training-set limit applied
     old = current_session()
