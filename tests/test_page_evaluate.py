@@ -320,3 +320,29 @@ def test_a_bad_link_changes_nothing():
     assert not at.exception
     assert at.session_state["spec"] == dense_spec([128]) and at.session_state["config"].lr == 0.001
     assert any("does not understand" in t.value for t in at.toast)
+
+
+def _new_session_app():
+    import streamlit as st
+
+    from dlplay.spec import TrainConfig
+    from dlplay.ui.state import init_state, new_session, set_config
+
+    init_state()
+    if "trained" not in st.session_state:
+        set_config(TrainConfig(epochs=1, batch_size=100, train_size=1000, seed=0))
+        session = new_session()
+        session.start()
+        session.join(120)
+        st.session_state["trained"] = session.status
+    st.write(f"runs: {len(st.session_state['run_history'])}")
+
+
+def test_every_new_session_is_recorded_when_it_ends():
+    at = AppTest.from_function(_new_session_app, default_timeout=TIMEOUT)
+    at.run()
+    assert not at.exception
+    assert at.session_state["trained"] == "done"
+    assert at.markdown[0].value == "runs: 1"
+    record = at.session_state["run_history"].records()[0]
+    assert record.steps == 10 and record.config.train_size == 1000

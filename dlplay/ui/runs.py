@@ -68,16 +68,7 @@ def adopt_checkpoint(ckpt: Checkpoint) -> TrainingSession:
     from dlplay.ui import state
 
     config = usable_config(ckpt.config)
-    create = getattr(state, "create_session", None)
-    if create is not None:
-        session = create(ckpt.spec, config, callbacks=[run_recorder()])
-    else:  # before the server rules existed
-        from dlplay.device import choose_device
-        from dlplay.ui.data import dataset_on
-
-        device = choose_device(config.device)
-        session = TrainingSession(ckpt.spec, config, dataset_on(config.dataset, str(device)), device,
-                                  heartbeat_timeout=state.HEARTBEAT_TIMEOUT_S, callbacks=[run_recorder()])
+    session = state.create_session(ckpt.spec, config, callbacks=[run_recorder()])
     old = st.session_state.get(state.SESSION)  # not current_session(): no init_state() inside a callback
     if old is not None:
         old.stop()
