@@ -1,8 +1,13 @@
-"""Plotly figures for the Draw page: the ten probabilities and one forward pass, layer by layer."""
+"""Plotly figures for the Draw page: the ten probabilities and one forward pass, layer by layer.
+
+These are redrawn after every stroke, so they are built from plain dicts without plotly's
+per-property validation (which cost 40-60 ms per figure here; tests validate the specs instead),
+and without a template (Streamlit's chart theme styles them; a template costs another ~50 ms).
+"""
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from typing import Any, Sequence
 
 import numpy as np
 import plotly.graph_objects as go
@@ -12,41 +17,39 @@ from .predict import LayerActivation
 
 TOP_COLOR = "#d62728"
 OTHER_COLOR = "#9ecae1"
+POSITIVE_COLOR = "#3182bd"
+NEGATIVE_COLOR = "#e6550d"
 MAX_BARS = 2000  # above this a dense layer is drawn as a heatmap grid instead of bars
 
 
-def _base_layout(fig: go.Figure, height: int) -> go.Figure:
-    fig.update_layout(
-        height=height,
-        margin=dict(l=10, r=10, t=10, b=10),
-        template="plotly_white",
-        showlegend=False,
-        uirevision="keep",
-    )
-    return fig
+def _figure(data: list[dict[str, Any]], layout: dict[str, Any], height: int) -> go.Figure:
+    """A figure from dict specs, unvalidated (fast); the common layout of the page's small charts."""
+    base = dict(height=height, margin=dict(l=10, r=10, t=10, b=10), showlegend=False, uirevision="keep")
+    base.update(layout)
+    return go.Figure(data=data, layout=base, _validate=False)
 
 
 def probability_figure(probabilities: Sequence[float], labels: Sequence[str], lang: str = "en", height: int = 260) -> go.Figure:
     """One bar per class, the most probable one highlighted, probabilities as percentages."""
     probs = np.asarray(probabilities, dtype=np.float64)
     top = int(np.argmax(probs)) if probs.size else -1
-    colors = [TOP_COLOR if i == top else OTHER_COLOR for i in range(len(probs))]
-    fig = go.Figure(
-        go.Bar(
-            x=list(labels),
-            y=probs * 100.0,
-            marker_color=colors,
-            text=[f"{p * 100:.0f}%" if p >= 0.005 else "" for p in probs],
-            textposition="outside",
-            cliponaxis=False,
-            hovertemplate="%{x}: %{y:.1f}%<extra></extra>",
-        )
+    bar = dict(
+        type="bar",
+        x=list(labels),
+        y=(probs * 100.0).tolist(),
+        marker=dict(color=[TOP_COLOR if i == top else OTHER_COLOR for i in range(len(probs))]),
+        text=[f"{p * 100:.0f}%" if p >= 0.005 else "" for p in probs],
+        textposition="outside",
+        cliponaxis=False,
+        hovertemplate="%{x}: %{y:.1f}%<extra></extra>",
     )
-    fig.update_xaxes(type="category", title=translate("draw.fig_class", lang), fixedrange=True)
-    fig.update_yaxes(range=[0, 112], title=translate("draw.fig_probability", lang), ticksuffix="%", fixedrange=True)
-    _base_layout(fig, height)
-    fig.update_layout(margin=dict(l=50, r=10, t=10, b=45))
-    return fig
+    layout = dict(
+        xaxis=dict(type="category", title=dict(text=translate("draw.fig_class", lang)), fixedrange=True),
+        yaxis=dict(range=[0, 112], title=dict(text=translate("draw.fig_probability", lang)), ticksuffix="%",
+                   fixedrange=True),
+        margin=dict(l=50, r=10, t=10, b=45),
+    )
+    return _figure([bar], layout, height)
 
 
 def grid_shape(n: int, max_cols: int = 8) -> tuple[int, int]:
@@ -71,7 +74,7 @@ def tile_feature_maps(values: np.ndarray, max_cols: int = 8, gap: int = 1) -> np
     return out
 
 
-def _colorscale(values: np.ndarray) -> dict:
+def _colorscale(values: np.ndarray) -> dict[str, Any]:
     """Diverging around zero when there are negative values, sequential otherwise."""
     finite = values[np.isfinite(values)]
     low = float(finite.min()) if finite.size else 0.0
@@ -82,30 +85,35 @@ def _colorscale(values: np.ndarray) -> dict:
     return dict(colorscale="Viridis", zmin=0.0, zmax=max(high, 1e-6))
 
 
+def _grid_z(grid: np.ndarray) -> list[list[float | None]]:
+    """A 2-D array as nested lists with None for NaN (blank cells in plotly)."""
+    return [[None if math.isnan(v) else v for v in row] for row in grid.tolist()]
+
+
 def feature_map_figure(layer: LayerActivation, lang: str = "en", max_cols: int = 8, width_px: int = 720) -> go.Figure:
     """All feature maps of a conv / pooling layer as one heatmap grid (map 1 top left, row by row)."""
     c, h, w = layer.values.shape
     grid = tile_feature_maps(layer.values, max_cols)
     rows, cols = grid_shape(c, max_cols)
-    # Hover shows which map a cell belongs to.
-    ids = np.full(grid.shape, -1, dtype=np.int64)
+    ids = np.zeros(grid.shape, dtype=np.int64)  # which map a cell belongs to, for the hover text
     for i in range(c):
         r, k = divmod(i, cols)
         ids[r * (h + 1) : r * (h + 1) + h, k * (w + 1) : k * (w + 1) + w] = i + 1
-    fig = go.Figure(
-        go.Heatmap(
-            z=grid,
-            customdata=ids,
-            hovertemplate=translate("draw.fig_map_hover", lang) + "<extra></extra>",
-            showscale=True,
-            colorbar=dict(thickness=10, len=0.9),
-            **_colorscale(grid),
-        )
+    heat = dict(
+        type="heatmap",
+        z=_grid_z(grid),
+        customdata=ids.tolist(),
+        hovertemplate=translate("draw.fig_map_hover", lang) + "<extra></extra>",
+        hoverongaps=False,
+        showscale=True,
+        colorbar=dict(thickness=10, len=0.9),
+        **_colorscale(grid),
     )
-    fig.update_yaxes(autorange="reversed", showticklabels=False, showgrid=False, zeroline=False, scaleanchor="x", fixedrange=True)
-    fig.update_xaxes(showticklabels=False, showgrid=False, zeroline=False, fixedrange=True)
+    axis = dict(showticklabels=False, showgrid=False, zeroline=False, fixedrange=True)
+    layout = dict(xaxis=dict(axis, constrain="domain"),
+                  yaxis=dict(axis, autorange="reversed", scaleanchor="x", constrain="domain"))
     tile_px = min(90.0, width_px / cols) * h / w  # the figure is about ``width_px`` wide, tiles stay square
-    return _base_layout(fig, height=int(max(100, rows * tile_px + 20)))
+    return _figure([heat], layout, int(max(100, rows * tile_px + 20)))
 
 
 def neuron_figure(layer: LayerActivation, lang: str = "en", height: int = 180) -> go.Figure:
@@ -115,25 +123,22 @@ def neuron_figure(layer: LayerActivation, lang: str = "en", height: int = 180) -
         rows, cols = grid_shape(values.size, max_cols=64)
         grid = np.full(rows * cols, np.nan)
         grid[: values.size] = values
-        fig = go.Figure(go.Heatmap(z=grid.reshape(rows, cols), **_colorscale(values)))
-        fig.update_yaxes(autorange="reversed", showticklabels=False)
-        return _base_layout(fig, height)
-    positive = values >= 0
-    fig = go.Figure(
-        go.Bar(
-            x=np.arange(1, values.size + 1),
-            y=values,
-            marker_color=np.where(positive, "#3182bd", "#e6550d").tolist(),
-            marker_line_width=0,
-            hovertemplate=translate("draw.fig_neuron_hover", lang) + "<extra></extra>",
-        )
+        heat = dict(type="heatmap", z=_grid_z(grid.reshape(rows, cols)), hoverongaps=False, **_colorscale(values))
+        return _figure([heat], dict(yaxis=dict(autorange="reversed", showticklabels=False)), height)
+    bar = dict(
+        type="bar",
+        x=list(range(1, values.size + 1)),
+        y=values.tolist(),
+        marker=dict(color=[POSITIVE_COLOR if v >= 0 else NEGATIVE_COLOR for v in values], line=dict(width=0)),
+        hovertemplate=translate("draw.fig_neuron_hover", lang) + "<extra></extra>",
     )
-    fig.update_layout(bargap=0.05 if values.size > 64 else 0.2)
-    fig.update_xaxes(title=translate("draw.fig_neuron", lang), fixedrange=True)
-    fig.update_yaxes(title=translate("draw.fig_activation", lang), fixedrange=True)
-    _base_layout(fig, height)
-    fig.update_layout(margin=dict(l=50, r=10, t=10, b=40))
-    return fig
+    layout = dict(
+        bargap=0.05 if values.size > 64 else 0.2,
+        xaxis=dict(title=dict(text=translate("draw.fig_neuron", lang)), fixedrange=True),
+        yaxis=dict(title=dict(text=translate("draw.fig_activation", lang)), fixedrange=True),
+        margin=dict(l=50, r=10, t=10, b=40),
+    )
+    return _figure([bar], layout, height)
 
 
 def layer_figure(layer: LayerActivation, lang: str = "en") -> go.Figure:

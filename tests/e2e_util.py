@@ -106,7 +106,7 @@ def browser_context():
             context.close()
 
 
-def wait_for_idle(page, timeout_ms: int = 30_000) -> None:
+def wait_for_idle(page, timeout_ms: int = 90_000) -> None:
     """Wait until the app has finished its current script run (the status widget is gone)."""
     page.wait_for_function(
         "() => !document.querySelector('[data-testid=stStatusWidget]')", timeout=timeout_ms
@@ -118,7 +118,7 @@ def open_app_page(context, base_url: str, path: str = "", lang: str = "en"):
     page = context.new_page()
     page.goto(f"{base_url}/{path}?lang={lang}")
     page.wait_for_selector("[data-testid=stAppViewContainer]")
-    page.wait_for_selector("[data-testid=stMainBlockContainer] h1", timeout=30_000)
+    page.wait_for_selector("[data-testid=stMainBlockContainer] h1", timeout=90_000)
     wait_for_idle(page)
     return page
 

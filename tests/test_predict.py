@@ -156,7 +156,7 @@ def test_layer_figures_pick_the_right_picture() -> None:
     many = LayerActivation("conv2d2", "conv2d", "relu", np.random.default_rng(0).random((20, 11, 11)))
     fig = layer_figure(maps)
     assert isinstance(fig.data[0], go.Heatmap)
-    assert fig.data[0].z.shape == (26, 8 * 27 - 1)  # 8 maps fit in one row
+    assert np.asarray(fig.data[0].z, dtype=float).shape == (26, 8 * 27 - 1)  # 8 maps fit in one row
     assert fig.data[0].zmin == 0.0  # non-negative: sequential scale from 0
     signed = LayerActivation("dense1", "dense", "tanh", np.linspace(-1, 0.5, 128))
     bars = layer_figure(signed, "en")
@@ -165,5 +165,11 @@ def test_layer_figures_pick_the_right_picture() -> None:
     wide = neuron_figure(LayerActivation("dense1", "dense", "tanh", np.linspace(-1, 1, 4096)))
     heat = wide.data[0]
     assert isinstance(heat, go.Heatmap) and heat.zmid == 0.0 and heat.zmin == -heat.zmax
-    assert layer_figure(many).data[0].z.shape == (3 * 12 - 1, 8 * 12 - 1)  # 20 maps: 3 rows of 8
+    z = np.asarray(layer_figure(many).data[0].z, dtype=float)
+    assert z.shape == (3 * 12 - 1, 8 * 12 - 1)  # 20 maps: 3 rows of 8
+    assert np.isnan(z[:, 11]).all() and np.isnan(z[-11:, -47:]).all()  # gaps; 4 unused tiles blank
     assert feature_map_figure(many).layout.height > feature_map_figure(maps).layout.height >= 100
+    # built without plotly's validation for speed: the specs must still be valid figures
+    for fig in (layer_figure(maps, "zh"), layer_figure(many), bars, wide,
+                probability_figure(np.full(10, 0.1), [str(i) for i in range(10)])):
+        go.Figure(fig.to_dict())  # raises ValueError on an invalid property

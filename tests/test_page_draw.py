@@ -1,0 +1,206 @@
+"""Draw page with AppTest: quick training, a drawn (injected) digit, uploads, empty canvas, Chinese."""
+from __future__ import annotations
+
+import base64
+import io
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+from streamlit.testing.v1 import AppTest
+
+from dlplay.canvas import preprocess
+from dlplay.predict import predict_batch
+from dlplay.spec import LayerSpec, ModelSpec, TrainConfig, dense_spec
+from dlplay.train import TrainingSession
+
+REPO = Path(__file__).resolve().parents[1]
+CANVAS_KEY = "draw_canvas"
+
+
+@pytest.fixture(scope="module")
+def trained(mnist) -> TrainingSession:
+    """The tutorial model after one epoch on the sample (as the quick-train button makes it)."""
+    session = TrainingSession(dense_spec([128], "relu"), TrainConfig(epochs=1), mnist, "cpu")
+    session.start()
+    assert session.join(timeout=300) and session.status == "done"
+    return session
+
+
+def draw_page(session: TrainingSession | None = None, lang: str = "en") -> AppTest:
+    at = AppTest.from_file(str(REPO / "app.py"), default_timeout=60)
+    at.session_state["lang"] = lang
+    if session is not None:
+        at.session_state["train_session"] = session
+    at.run()
+    at.switch_page("pages/draw.py")
+    at.run()
+    assert not at.exception, at.exception
+    return at
+
+
+def canvas_rgba(digit: np.ndarray) -> np.ndarray:
+    """A real 28x28 digit drawn large on the black 280x280 canvas, as the canvas sends it."""
+    big = np.asarray(Image.fromarray(digit).resize((224, 224), Image.Resampling.BICUBIC))
+    rgba = np.zeros((280, 280, 4), dtype=np.uint8)
+    rgba[..., 3] = 255
+    rgba[28:252, 28:252, :3] = big[..., None]
+    return rgba
+
+
+def png_bytes(array: np.ndarray) -> bytes:
+    buf = io.BytesIO()
+    Image.fromarray(array).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def draw(at: AppTest, rgba: np.ndarray | None) -> None:
+    """Put a drawing into the canvas widget's state (what the browser sends on mouse up) and rerun."""
+    data = None if rgba is None else "data:image/png;base64," + base64.b64encode(png_bytes(rgba)).decode()
+    at.session_state[CANVAS_KEY] = {"drawing": {"png": data, "strokes": 1, "version": 1}}
+    at.run()
+    assert not at.exception, at.exception
+
+
+def guess_html(at: AppTest) -> str:
+    return next(m.value for m in at.markdown if 'class="dl-guess"' in m.value)
+
+
+def guessed_digit(at: AppTest) -> str | None:
+    html = guess_html(at)
+    if "dl-guess-digit" not in html:
+        return None
+    return html.split('class="dl-guess-digit">')[1].split("<")[0]
+
+
+def charts(at: AppTest) -> int:
+    return len(at.get("plotly_chart"))
+
+
+def test_first_visit_offers_quick_training_and_asks_for_a_digit() -> None:
+    at = draw_page()
+    assert at.title[0].value == "Draw a digit"
+    assert at.button(key="draw_quick_train").label == "Train quickly (1 epoch)"
+    assert "Draw a digit" in guess_html(at)
+    assert charts(at) == 0
+    assert at.session_state["drawing28"] is None
+    # drawing without a model: the 28x28 is prepared and kept, the page asks for training
+    draw(at, canvas_rgba(np.eye(28, dtype=np.uint8) * 255))
+    assert at.session_state["drawing28"].shape == (28, 28)
+    assert "Train a network" in guess_html(at) and charts(at) == 0
+
+
+def test_quick_train_trains_one_epoch_without_changing_the_settings() -> None:
+    at = draw_page()
+    settings = at.session_state["config"]
+    at.button(key="draw_quick_train").click()
+    at.run()
+    assert not at.exception and not at.error, (at.exception, at.error)
+    session = at.session_state["train_session"]
+    assert session.config == settings.with_changes(epochs=1)
+    assert at.session_state["config"] == settings  # the user's epochs are untouched
+    assert session.heartbeat_timeout is not None
+    assert session.join(timeout=300) and session.status == "done"
+    at.run()
+    assert not at.exception, at.exception
+    ready = at.success[0].value
+    assert "trained for 1 epoch" in ready and "test accuracy" in ready
+    assert all(b.key != "draw_quick_train" for b in at.button)
+
+
+def test_drawn_digits_are_guessed_and_shared_with_the_inside_page(trained, mnist) -> None:
+    images, labels = mnist.test_images[:40].numpy(), mnist.test_labels[:40].numpy()
+    info = mnist.info
+    sure = predict_batch(trained.model_copy(), images, info.mean, info.std).argmax(1) == labels
+    picks = [i for i in range(40) if sure[i]][:6]  # digits the network gets right in MNIST's own form
+    at = draw_page(trained)
+    assert "Guessing with your network 784 → Dense 128 relu → 10" in at.success[0].value
+    right = 0
+    for i in picks:
+        rgba = canvas_rgba(images[i])
+        draw(at, rgba)
+        np.testing.assert_array_equal(at.session_state["drawing28"], preprocess(rgba).image28)
+        right += guessed_digit(at) == str(labels[i])
+        assert "sure" in guess_html(at)
+    assert right >= len(picks) - 1, f"{right}/{len(picks)} redrawn test digits recognised"
+    assert charts(at) == 3  # probabilities, dense1, output
+    assert [s.value for s in at.subheader] == ["The forward pass of your digit"]
+    headings = " ".join(m.value for m in at.markdown)
+    assert "**dense1**: 128 neurons, activation relu." in headings and "**output**: 10 scores" in headings
+
+
+def test_model_copy_is_reused_until_training_moves_on(trained, mnist) -> None:
+    at = draw_page(trained)
+    draw(at, canvas_rgba(mnist.test_images[0].numpy()))
+    first = at.session_state["draw_model_cache"]
+    draw(at, canvas_rgba(mnist.test_images[1].numpy()))
+    assert at.session_state["draw_model_cache"][1] is first[1]
+
+
+def test_empty_canvas_shows_no_prediction(trained) -> None:
+    at = draw_page(trained)
+    draw(at, np.zeros((280, 280, 4), dtype=np.uint8) + np.array([0, 0, 0, 255], dtype=np.uint8))
+    assert "Draw a digit" in guess_html(at) and guessed_digit(at) is None
+    assert charts(at) == 0 and at.session_state["drawing28"] is None
+    dot = np.zeros((280, 280, 4), dtype=np.uint8)
+    dot[..., 3] = 255
+    dot[140:144, 140:144, :3] = 255  # a tiny dot is not a digit
+    draw(at, dot)
+    assert guessed_digit(at) is None and at.session_state["drawing28"] is None
+
+
+def test_uploaded_pictures_are_guessed_and_bad_files_explained(trained, mnist) -> None:
+    at = draw_page(trained)
+    at.radio(key="draw_source").set_value("upload").run()
+    assert "No digit found" in guess_html(at)
+    # a photo-like upload: dark ink on white paper, larger than the canvas
+    digit = mnist.test_images[0].numpy()
+    paper = 255 - np.asarray(Image.fromarray(digit).resize((400, 400), Image.Resampling.BICUBIC))
+    at.file_uploader(key="draw_upload").set_value(("seven.png", png_bytes(paper), "image/png")).run()
+    assert not at.exception, at.exception
+    assert guessed_digit(at) == str(int(mnist.test_labels[0]))
+    assert at.session_state["drawing28"].shape == (28, 28)
+    at.file_uploader(key="draw_upload").set_value(("fake.png", b"this is not a picture", "image/png")).run()
+    assert "not an image that can be read" in at.error[0].value
+    assert guessed_digit(at) is None and at.session_state["drawing28"] is None
+    at.file_uploader(key="draw_upload").set_value(("huge.png", b"\x89PNG" + bytes(6_000_000), "image/png")).run()
+    assert "too large" in at.error[0].value
+
+
+def test_conv_network_shows_feature_maps(mnist) -> None:
+    spec = ModelSpec(layers=(LayerSpec("conv2d", 4, "relu", kernel=5), LayerSpec("maxpool", kernel=2, stride=2)))
+    session = TrainingSession(spec, TrainConfig(epochs=1, train_size=256, batch_size=64), mnist, "cpu")
+    session.start()
+    assert session.join(timeout=120) and session.status == "done"
+    at = draw_page(session)
+    draw(at, canvas_rgba(mnist.test_images[3].numpy()))
+    headings = " ".join(m.value for m in at.markdown)
+    assert "**conv2d1**: 4 feature maps of 24 × 24" in headings
+    assert "**maxpool1**: 4 feature maps of 12 × 12" in headings
+    assert charts(at) == 4  # probabilities, conv2d1, maxpool1, output
+
+
+def test_page_in_chinese(trained, mnist) -> None:
+    at = draw_page(trained, lang="zh")
+    assert at.title[0].value == "写一个数字"
+    assert "请写一个数字" in guess_html(at)
+    draw(at, canvas_rgba(mnist.test_images[0].numpy()))
+    assert "神经网络认为这是" in guess_html(at) and "把握" in guess_html(at)
+    assert [s.value for s in at.subheader] == ["你写的数字的前向传播"]
+
+
+def test_paused_first_epoch_points_to_the_train_page(mnist) -> None:
+    session = TrainingSession(dense_spec([16]), TrainConfig(epochs=1), mnist, "cpu")
+    session.step(1)  # starts paused after one step: no finished epoch yet
+    deadline = time.monotonic() + 30
+    while session.status != "paused" and time.monotonic() < deadline:
+        time.sleep(0.05)
+    try:
+        at = draw_page(session)
+        assert "paused before finishing its first epoch" in at.info[0].value
+        assert all(b.key != "draw_quick_train" for b in at.button)
+    finally:
+        session.stop()
+        session.join(timeout=10)
