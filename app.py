@@ -3,6 +3,7 @@ import streamlit as st
 
 from dlplay.ui.i18n import language_selector, t
 from dlplay.ui.nav import available_pages
+from dlplay.ui.share import apply_query_params_once
 from dlplay.ui.state import init_state
 
 st.set_page_config(page_title="dlplay", page_icon=":material/neurology:", layout="wide")
@@ -12,5 +13,6 @@ pages = [
 ]
 page = st.navigation(pages, position="sidebar")  # first: it also leaves Streamlit's pages/-folder mode
 init_state()
+apply_query_params_once()  # a shared link reopens its architecture and settings
 language_selector()
 page.run()

@@ -78,6 +78,9 @@ def class_name(i: int) -> str:
 # --------------------------------------------------------------------------------- choose the input
 test_labels = dataset.test_labels.cpu().numpy()
 drawing = st.session_state.get(DRAWING_KEY)
+handoff = st.session_state.pop("inside_test_index", None)  # a mistake clicked on the Evaluate page
+if handoff is not None:
+    st.session_state.update(inside_source="test", inside_pick="index", inside_index=int(handoff))
 sources = ["test", "drawing"]
 c_source, c_mode, c_which = st.columns([1, 1.6, 1.4], vertical_alignment="bottom")
 source = c_source.radio(t("inside.source"), sources, format_func=lambda s: t(f"inside.source_{s}"), key="inside_source")

@@ -79,3 +79,22 @@ def test_train_page_in_chinese():
     at = open_train("zh")
     assert at.title[0].value == "训练神经网络"
     assert button(at, "train_start").label == "开始"
+
+
+def test_evaluate_mistake_opens_on_inside_page(mnist):
+    from dlplay.spec import TrainConfig, dense_spec
+    from dlplay.train import TrainingSession
+
+    session = TrainingSession(dense_spec([16]), TrainConfig(epochs=1, train_size=1000), mnist, "cpu")
+    session.start()
+    assert session.join(60)
+    at = AppTest.from_file(APP, default_timeout=60)
+    at.session_state["lang"] = "en"
+    at.session_state["train_session"] = session
+    at.session_state["inside_test_index"] = 1234
+    at.run()
+    at.switch_page("pages/inside.py")
+    at.run()
+    assert not at.exception, at.exception
+    assert at.number_input(key="inside_index").value == 1234
+    assert "inside_test_index" not in at.session_state
