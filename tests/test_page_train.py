@@ -98,3 +98,15 @@ def test_evaluate_mistake_opens_on_inside_page(mnist):
     assert not at.exception, at.exception
     assert at.number_input(key="inside_index").value == 1234
     assert "inside_test_index" not in at.session_state
+
+
+def test_a_run_started_on_train_is_probed_for_the_dynamics_page():
+    from dlplay.probe import Probe
+
+    at = open_train()
+    button(at, "train_step").click()
+    at.run()
+    session = at.session_state["train_session"]
+    assert any(isinstance(cb, Probe) for cb in session.callbacks)
+    session.stop()
+    assert session.join(10)

@@ -10,6 +10,7 @@ from dlplay.device import choose_device
 from dlplay.errors import UserError
 from dlplay.guardrails import check_run, free_memory_bytes, limit_train_size
 from dlplay.presets import DEFAULT_PRESET, PRESETS
+from dlplay.probe import Probe
 from dlplay.spec import ModelSpec, TrainConfig
 from dlplay.train import ACTIVE, TrainingSession
 from dlplay.ui import server
@@ -51,6 +52,8 @@ def init_state() -> None:
     st.session_state.setdefault(SPEC, preset.spec)
     st.session_state.setdefault(CONFIG, preset.config)
     st.session_state.setdefault(SESSION, None)
+    if st.session_state[SESSION] is not None:
+        st.session_state[SESSION].heartbeat()  # any script run of any page shows the tab is still open
 
 
 def get_spec() -> ModelSpec:
@@ -108,7 +111,8 @@ def new_session() -> TrainingSession:
     A guardrail refusal raises UserError before the current run is touched.
     """
     config = get_config()
-    session = create_session(get_spec(), config, callbacks=[run_recorder()])  # the run goes into the Runs page's history
+    # the run goes into the Runs page's history; the probe feeds the Dynamics page
+    session = create_session(get_spec(), config, callbacks=[run_recorder(), Probe()])
     if session.config != config:
         set_config(session.config)  # the server's training-set limit applied
     old = current_session()
