@@ -1,19 +1,29 @@
-"""Plotly figures of training dynamics (pure functions: ProbeSnapshot in, go.Figure out)."""
+"""Plotly figures of training dynamics (pure functions: ProbeSnapshot in, go.Figure out).
+
+The page redraws all of them every second while a run trains, so each figure is built as one
+plain dict and validated once (no template, no make_subplots, no add_* helpers: those cost tens of
+milliseconds each), and the first-layer weights travel as one small PNG instead of a heatmap.
+"""
 from __future__ import annotations
 
+import base64
+import io
 import math
+from typing import Any
 
 import numpy as np
 import plotly.graph_objects as go
-from plotly.colors import qualitative
-from plotly.subplots import make_subplots
+from PIL import Image
 
 from .figures import downsample
 from .hints import HEALTHY_UPDATE_BAND, HEALTHY_UPDATE_RATIO
 from .i18n import translate
-from .probe import M, ProbeSnapshot
+from .probe import ProbeSnapshot
 
-PALETTE = qualitative.Plotly
+PALETTE = ("#636efa", "#ef553b", "#00cc96", "#ab63fa", "#ffa15a", "#19d3f3", "#ff6692", "#b6e880", "#ff97ff", "#fecb52")
+GRID = "#e9e9ef"
+MARKERS_BELOW = 40  # points per line under which each probe is also drawn as a dot
+NEGATIVE, POSITIVE, GAP = np.array([33, 102, 172]), np.array([178, 24, 43]), np.array([235, 235, 235])
 
 
 def layer_color(i: int, alpha: float | None = None) -> str:
@@ -24,57 +34,74 @@ def layer_color(i: int, alpha: float | None = None) -> str:
     return f"rgba({r},{g},{b},{alpha})"
 
 
-def _layout(fig: go.Figure, title: str, xtitle: str, ytitle: str, height: int = 320) -> go.Figure:
-    fig.update_layout(
-        title=dict(text=title, x=0.0, font=dict(size=15)),
-        xaxis_title=xtitle,
-        yaxis_title=ytitle,
-        height=height,
-        margin=dict(l=55, r=20, t=45, b=40),
-        legend=dict(orientation="h", yanchor="bottom", y=1.0, xanchor="right", x=1.0),
-        template="plotly_white",
-        uirevision="keep",  # zoom survives live updates
-    )
-    return fig
+def _axis(title: str = "", **extra: Any) -> dict:
+    return {"title": {"text": title}, "gridcolor": GRID, "zerolinecolor": GRID, **extra}
+
+
+def _figure(traces: list[dict], title: str, xtitle: str, ytitle: str, height: int = 320,
+            xaxis: dict | None = None, yaxis: dict | None = None, **layout: Any) -> go.Figure:
+    base = {
+        "title": {"text": title, "x": 0.0, "font": {"size": 15}},
+        "xaxis": _axis(xtitle, **(xaxis or {})),
+        "yaxis": _axis(ytitle, **(yaxis or {})),
+        "height": height,
+        "margin": {"l": 55, "r": 20, "t": 45, "b": 40},
+        "legend": {"orientation": "h", "yanchor": "bottom", "y": 1.0, "xanchor": "right", "x": 1.0},
+        "plot_bgcolor": "white",
+        "paper_bgcolor": "white",
+        "uirevision": "keep",  # zoom survives live updates
+    }
+    base.update(layout)
+    return go.Figure({"data": traces, "layout": base})
+
+
+def _line(xs: np.ndarray, ys: np.ndarray, name: str, color: str, dash: str = "solid", **extra: Any) -> dict:
+    return {"type": "scatter", "x": xs, "y": ys, "name": name,
+            "mode": "lines+markers" if len(xs) < MARKERS_BELOW else "lines",
+            "line": {"color": color, "width": 2, "dash": dash}, "marker": {"size": 4}, **extra}
 
 
 def _positive(xs: np.ndarray, ys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     keep = np.isfinite(ys) & (ys > 0)
-    return xs[keep], ys[keep]
+    return downsample(xs[keep], ys[keep])
+
+
+def _message(text: str) -> dict:
+    return {"text": text, "showarrow": False, "x": 0.5, "y": 0.5, "xref": "paper", "yref": "paper",
+            "font": {"size": 13, "color": "#777"}}
 
 
 def gradient_figure(snap: ProbeSnapshot, lang: str = "en", metric: str = "grad_w") -> go.Figure:
     """Per layer over time, log scale: ‖∂L/∂W‖ (``grad_w``) or ‖δ‖ = ‖∂L/∂z‖ (``delta``)."""
-    fig = go.Figure()
-    for i, meta in enumerate(snap.layers):
-        xs, ys = _positive(*snap.series(metric, i))
-        xs, ys = downsample(xs, ys)
-        fig.add_trace(go.Scatter(x=xs, y=ys, mode="lines+markers" if len(xs) < 40 else "lines", name=meta.name,
-                                 line=dict(color=layer_color(i), width=2), marker=dict(size=4)))
-    fig.update_yaxes(type="log", exponentformat="power")
-    title = "dynamics.fig_grad_title" if metric == "grad_w" else "dynamics.fig_delta_title"
-    axis = "dynamics.fig_grad_axis" if metric == "grad_w" else "dynamics.fig_delta_axis"
-    return _layout(fig, translate(title, lang), translate("dynamics.step", lang), translate(axis, lang))
+    traces = [_line(*_positive(*snap.series(metric, i)), meta.name, layer_color(i)) for i, meta in enumerate(snap.layers)]
+    weights = metric == "grad_w"
+    return _figure(traces, translate("dynamics.fig_grad_title" if weights else "dynamics.fig_delta_title", lang),
+                   translate("dynamics.step", lang),
+                   translate("dynamics.fig_grad_axis" if weights else "dynamics.fig_delta_axis", lang),
+                   yaxis={"type": "log", "exponentformat": "power"})
 
 
 def update_ratio_figure(snap: ProbeSnapshot, lang: str = "en") -> go.Figure:
     """‖W_after − W_before‖ / ‖W_before‖ per layer over time, log scale, with the healthy band marked."""
-    fig = go.Figure()
     lo, hi = HEALTHY_UPDATE_BAND
-    fig.add_hrect(y0=lo, y1=hi, fillcolor="rgba(44,160,44,0.10)", line_width=0, layer="below")
-    fig.add_hline(y=HEALTHY_UPDATE_RATIO, line=dict(color="rgba(44,160,44,0.8)", dash="dot", width=1.5),
-                  annotation_text=translate("dynamics.fig_healthy", lang), annotation_position="bottom right")
-    for i, meta in enumerate(snap.layers):
-        xs, ys = _positive(*snap.series("update_ratio", i))
-        xs, ys = downsample(xs, ys)
-        fig.add_trace(go.Scatter(x=xs, y=ys, mode="lines+markers" if len(xs) < 40 else "lines", name=meta.name,
-                                 line=dict(color=layer_color(i), width=2), marker=dict(size=4)))
-    fig.update_yaxes(type="log", exponentformat="power")
-    return _layout(fig, translate("dynamics.fig_update_title", lang), translate("dynamics.step", lang),
-                   translate("dynamics.fig_update_axis", lang))
+    traces = [_line(*_positive(*snap.series("update_ratio", i)), meta.name, layer_color(i))
+              for i, meta in enumerate(snap.layers)]
+    shapes = [
+        {"type": "rect", "xref": "paper", "x0": 0, "x1": 1, "yref": "y", "y0": lo, "y1": hi,
+         "fillcolor": "rgba(44,160,44,0.10)", "line": {"width": 0}, "layer": "below"},
+        {"type": "line", "xref": "paper", "x0": 0, "x1": 1, "yref": "y", "y0": HEALTHY_UPDATE_RATIO,
+         "y1": HEALTHY_UPDATE_RATIO, "line": {"color": "rgba(44,160,44,0.8)", "dash": "dot", "width": 1.5}},
+    ]
+    # annotations on a log axis take log10 of the value (shapes take the value itself)
+    note = {"text": translate("dynamics.fig_healthy", lang), "showarrow": False, "xref": "paper", "x": 1.0,
+            "xanchor": "right", "yref": "y", "y": math.log10(HEALTHY_UPDATE_RATIO), "yanchor": "top",
+            "font": {"size": 11, "color": "rgb(44,130,44)"}}
+    return _figure(traces, translate("dynamics.fig_update_title", lang), translate("dynamics.step", lang),
+                   translate("dynamics.fig_update_axis", lang), yaxis={"type": "log", "exponentformat": "power"},
+                   shapes=shapes, annotations=[note])
 
 
-def _hidden(snap: ProbeSnapshot) -> list[int]:
+def hidden_layers(snap: ProbeSnapshot) -> list[int]:
     """Indices of the hidden layers (all but the output layer, unless it is the only one)."""
     idx = [i for i, m in enumerate(snap.layers) if m.name != "output"]
     return idx or list(range(len(snap.layers)))
@@ -82,30 +109,28 @@ def _hidden(snap: ProbeSnapshot) -> list[int]:
 
 def activation_figure(snap: ProbeSnapshot, lang: str = "en") -> go.Figure:
     """Mean activation per hidden layer over time, with a mean ± std band, on the probe images."""
-    fig = go.Figure()
-    for i in _hidden(snap):
-        meta = snap.layers[i]
+    traces = []
+    for i in hidden_layers(snap):
+        name = snap.layers[i].name
         steps, mean = snap.series("act_mean", i)
         _, std = snap.series("act_std", i)
         keep = np.isfinite(mean) & np.isfinite(std)
-        steps, mean, std = steps[keep], mean[keep], std[keep]
-        xs, ms = downsample(steps, mean)
-        _, ss = downsample(steps, std)
+        xs, ms = downsample(steps[keep], mean[keep])
+        _, ss = downsample(steps[keep], std[keep])
         if len(xs):
-            fig.add_trace(go.Scatter(x=np.concatenate([xs, xs[::-1]]), y=np.concatenate([ms + ss, (ms - ss)[::-1]]),
-                                     fill="toself", fillcolor=layer_color(i, 0.15), line=dict(width=0),
-                                     hoverinfo="skip", showlegend=False, legendgroup=meta.name))
-        fig.add_trace(go.Scatter(x=xs, y=ms, mode="lines+markers" if len(xs) < 40 else "lines", name=meta.name,
-                                 legendgroup=meta.name, line=dict(color=layer_color(i), width=2), marker=dict(size=4)))
-    return _layout(fig, translate("dynamics.fig_act_title", lang), translate("dynamics.step", lang),
+            traces.append({"type": "scatter", "x": np.concatenate([xs, xs[::-1]]),
+                           "y": np.concatenate([ms + ss, (ms - ss)[::-1]]), "mode": "lines", "fill": "toself",
+                           "fillcolor": layer_color(i, 0.15), "line": {"width": 0}, "hoverinfo": "skip",
+                           "showlegend": False, "legendgroup": name})
+        traces.append(_line(xs, ms, name, layer_color(i), legendgroup=name))
+    return _figure(traces, translate("dynamics.fig_act_title", lang), translate("dynamics.step", lang),
                    translate("dynamics.fig_act_axis", lang))
 
 
 def dead_saturated_figure(snap: ProbeSnapshot, lang: str = "en") -> go.Figure:
     """Per hidden layer over time: the share of dead units (ReLU family) or saturated activations (sigmoid/tanh)."""
-    fig = go.Figure()
-    shown = 0
-    for i in _hidden(snap):
+    traces = []
+    for i in hidden_layers(snap):
         meta = snap.layers[i]
         if meta.relu_family:
             metric, key, dash = "dead", "dynamics.dead_label", "solid"
@@ -116,44 +141,45 @@ def dead_saturated_figure(snap: ProbeSnapshot, lang: str = "en") -> go.Figure:
         steps, vals = snap.series(metric, i)
         keep = np.isfinite(vals)
         xs, ys = downsample(steps[keep], 100.0 * vals[keep])
-        fig.add_trace(go.Scatter(x=xs, y=ys, mode="lines+markers" if len(xs) < 40 else "lines",
-                                 name=translate(key, lang, layer=meta.name),
-                                 line=dict(color=layer_color(i), width=2, dash=dash), marker=dict(size=4)))
-        shown += 1
-    if not shown:
-        fig.add_annotation(text=translate("dynamics.fig_no_dead", lang), showarrow=False, x=0.5, y=0.5,
-                           xref="paper", yref="paper", font=dict(size=13, color="#777"))
-    fig.update_yaxes(range=[-2, 102], ticksuffix="%")
-    return _layout(fig, translate("dynamics.fig_dead_title", lang), translate("dynamics.step", lang),
-                   translate("dynamics.fig_dead_axis", lang))
+        traces.append(_line(xs, ys, translate(key, lang, layer=meta.name), layer_color(i), dash))
+    annotations = [] if traces else [_message(translate("dynamics.fig_no_dead", lang))]
+    return _figure(traces, translate("dynamics.fig_dead_title", lang), translate("dynamics.step", lang),
+                   translate("dynamics.fig_dead_axis", lang), yaxis={"range": [-2, 102], "ticksuffix": "%"},
+                   annotations=annotations)
 
 
 def histogram_figure(snap: ProbeSnapshot, lang: str = "en") -> go.Figure:
     """The latest histograms of weights (left) and of their gradients (right), one row per layer."""
     n = max(1, len(snap.layers))
-    titles = []
-    for meta in snap.layers:
-        titles += [translate("dynamics.hist_weights", lang, layer=meta.name),
-                   translate("dynamics.hist_grads", lang, layer=meta.name)]
-    fig = make_subplots(rows=n, cols=2, subplot_titles=titles or None, vertical_spacing=min(0.08, 0.35 / n),
-                        horizontal_spacing=0.08)
-    for i in range(len(snap.layers)):
-        for col, (counts, edges) in enumerate(((snap.weight_hist[i], snap.weight_edges[i]),
-                                               (snap.grad_hist[i], snap.grad_edges[i])), start=1):
+    row_px, top_px, bottom_px, gap_px = 150, 60, 30, 60
+    height = top_px + bottom_px + n * row_px + (n - 1) * gap_px
+    plot_h = height - top_px - bottom_px
+    traces, layout, notes = [], {}, []
+    for i, meta in enumerate(snap.layers):
+        y1 = 1.0 - i * (row_px + gap_px) / plot_h
+        y0 = max(0.0, y1 - row_px / plot_h)
+        for col, (counts, edges, key) in enumerate(((snap.weight_hist[i], snap.weight_edges[i], "dynamics.hist_weights"),
+                                                    (snap.grad_hist[i], snap.grad_edges[i], "dynamics.hist_grads"))):
+            k = 2 * i + col + 1
+            suffix = "" if k == 1 else str(k)
             total = counts.sum()
-            share = 100.0 * counts / total if total > 0 else counts
-            centres = (edges[:-1] + edges[1:]) / 2
-            fig.add_trace(go.Bar(x=centres, y=share, width=np.diff(edges), marker_color=layer_color(i, 0.85 if col == 1 else 0.5),
-                                 marker_line_width=0, showlegend=False, name=snap.layers[i].name,
-                                 hovertemplate="%{x:.3g}: %{y:.1f}%<extra></extra>"), row=i + 1, col=col)
-    fig.update_xaxes(exponentformat="e", showexponent="all", tickfont=dict(size=10))
-    fig.update_yaxes(ticksuffix="%", tickfont=dict(size=10))
-    fig.update_layout(height=90 + 150 * n, margin=dict(l=50, r=20, t=60, b=30), template="plotly_white",
-                      bargap=0, uirevision="keep",
-                      title=dict(text=translate("dynamics.fig_hist_title", lang, step=snap.last_step), x=0.0,
-                                 font=dict(size=15)))
-    fig.update_annotations(font=dict(size=12))
-    return fig
+            traces.append({"type": "bar", "x": (edges[:-1] + edges[1:]) / 2,
+                           "y": 100.0 * counts / total if total > 0 else counts, "width": np.diff(edges),
+                           "marker": {"color": layer_color(i, 0.85 if col == 0 else 0.5), "line": {"width": 0}},
+                           "showlegend": False, "name": meta.name, "xaxis": f"x{suffix}", "yaxis": f"y{suffix}",
+                           "hovertemplate": "%{x:.3g}: %{y:.1f}%<extra></extra>"})
+            x0, x1 = (0.0, 0.46) if col == 0 else (0.54, 1.0)
+            layout[f"xaxis{suffix}"] = _axis(domain=[x0, x1], anchor=f"y{suffix}", exponentformat="e",
+                                             tickfont={"size": 10})
+            layout[f"yaxis{suffix}"] = _axis(domain=[y0, y1], anchor=f"x{suffix}", ticksuffix="%", tickfont={"size": 10})
+            notes.append({"text": translate(key, lang, layer=meta.name), "showarrow": False, "xref": "paper",
+                          "yref": "paper", "x": (x0 + x1) / 2, "y": y1, "yanchor": "bottom", "font": {"size": 12}})
+    layout.update({
+        "title": {"text": translate("dynamics.fig_hist_title", lang, step=snap.last_step), "x": 0.0, "font": {"size": 15}},
+        "height": height, "margin": {"l": 50, "r": 20, "t": top_px, "b": bottom_px}, "bargap": 0,
+        "annotations": notes, "plot_bgcolor": "white", "paper_bgcolor": "white", "uirevision": "keep",
+    })
+    return go.Figure({"data": traces, "layout": layout})
 
 
 def heatmap_figure(snap: ProbeSnapshot, layer: int, lang: str = "en") -> go.Figure:
@@ -161,20 +187,20 @@ def heatmap_figure(snap: ProbeSnapshot, layer: int, lang: str = "en") -> go.Figu
     meta = snap.layers[layer]
     acts = snap.heatmaps[layer]  # [images, units]
     labels = [f"#{j} ({int(c)})" if c >= 0 else f"#{j}" for j, c in enumerate(snap.probe_labels[: acts.shape[0]])]
-    z = acts.T if acts.size else np.zeros((0, 0))
-    signed = meta.activation not in ("relu", "sigmoid", "softplus") and z.size and float(np.nanmin(z)) < 0
-    if signed:
+    z = acts.T.astype(np.float32)  # half the bytes on the wire, every second
+    trace: dict[str, Any] = {"type": "heatmap", "z": z, "x": labels, "y": np.arange(z.shape[0]),
+                             "colorbar": {"thickness": 12},
+                             "hovertemplate": translate("dynamics.heat_hover", lang) + "<extra></extra>"}
+    if z.size and float(np.nanmin(z)) < 0:  # signed values: white at 0
         bound = float(np.nanmax(np.abs(z))) or 1.0
-        colors = dict(colorscale="RdBu", reversescale=True, zmin=-bound, zmax=bound)
+        trace.update(colorscale="RdBu", reversescale=True, zmin=-bound, zmax=bound)
     else:
-        colors = dict(colorscale="Viridis")
-    fig = go.Figure(go.Heatmap(z=z, x=labels, y=list(range(z.shape[0])), colorbar=dict(thickness=12), **colors,
-                               hovertemplate=translate("dynamics.heat_hover", lang) + "<extra></extra>"))
-    fig.update_xaxes(showticklabels=len(labels) <= 64, tickfont=dict(size=8), tickangle=-90)
-    fig.update_yaxes(autorange="reversed")
+        trace.update(colorscale="Viridis")
     title = translate("dynamics.fig_heat_title", lang, layer=meta.name, step=snap.last_step)
-    return _layout(fig, title, translate("dynamics.heat_x", lang), translate("dynamics.heat_y", lang),
-                   height=min(700, max(300, 140 + 2 * z.shape[0])))
+    return _figure([trace], title, translate("dynamics.heat_x", lang), translate("dynamics.heat_y", lang),
+                   height=min(700, max(300, 140 + 2 * z.shape[0])),
+                   xaxis={"showticklabels": len(labels) <= 64, "tickfont": {"size": 8}, "tickangle": -90},
+                   yaxis={"autorange": "reversed"})
 
 
 def weight_mosaic(images: np.ndarray, cols: int | None = None) -> np.ndarray:
@@ -189,23 +215,41 @@ def weight_mosaic(images: np.ndarray, cols: int | None = None) -> np.ndarray:
     return out
 
 
+def diverging_png(values: np.ndarray, bound: float, levels: int = 32) -> bytes:
+    """A palette PNG: negative values blue, 0 white, positive red (|v| >= bound saturated), NaN light grey.
+
+    2·levels + 1 colours are plenty for the eye and keep the image small (one byte per pixel).
+    """
+    t = np.clip(np.nan_to_num(values / (bound or 1.0)), -1.0, 1.0)
+    index = np.rint((t + 1.0) * levels).astype(np.uint8)  # 0 .. 2·levels
+    index[np.isnan(values)] = 2 * levels + 1
+    steps = np.linspace(-1.0, 1.0, 2 * levels + 1)[:, None]
+    white = np.array([255.0, 255.0, 255.0])
+    colors = np.where(steps >= 0, white + steps * (POSITIVE - white), white - steps * (NEGATIVE - white))
+    palette = np.rint(np.vstack([colors, GAP])).astype(np.uint8)
+    image = Image.fromarray(index, mode="P")
+    image.putpalette(palette.reshape(-1).tolist())
+    buf = io.BytesIO()
+    image.save(buf, format="PNG", compress_level=6)
+    return buf.getvalue()
+
+
 def first_layer_figure(snap: ProbeSnapshot, lang: str = "en") -> go.Figure:
     """The first layer's weights (or conv kernels) as small images: red pulls up, blue pulls down."""
-    fig = go.Figure()
     if snap.first_weights is None or len(snap.first_weights) == 0:
-        fig.add_annotation(text=translate("dynamics.fig_first_none", lang), showarrow=False, x=0.5, y=0.5,
-                           xref="paper", yref="paper", font=dict(size=13, color="#777"))
-        fig.update_xaxes(visible=False)
-        fig.update_yaxes(visible=False)
-        return _layout(fig, translate("dynamics.fig_first_title", lang, layer="–", n=0), "", "", height=300)
+        return _figure([], translate("dynamics.fig_first_title", lang, layer="–", n=0), "", "", height=300,
+                       xaxis={"visible": False}, yaxis={"visible": False},
+                       annotations=[_message(translate("dynamics.fig_first_none", lang))])
     mosaic = weight_mosaic(snap.first_weights)
     bound = float(np.nanmax(np.abs(mosaic))) or 1.0
-    fig.add_trace(go.Heatmap(z=mosaic, colorscale="RdBu", reversescale=True, zmin=-bound, zmax=bound,
-                             colorbar=dict(thickness=12), hoverongaps=False,
-                             hovertemplate="%{z:.3f}<extra></extra>"))
-    fig.update_xaxes(visible=False, constrain="domain")
-    fig.update_yaxes(visible=False, autorange="reversed", scaleanchor="x", constrain="domain")
+    source = "data:image/png;base64," + base64.b64encode(diverging_png(mosaic, bound)).decode("ascii")
     title = translate("dynamics.fig_first_title", lang, layer=snap.first_layer, n=len(snap.first_weights))
-    fig = _layout(fig, title, "", "", height=460)
-    fig.update_layout(plot_bgcolor="white")
-    return fig
+    scale_note = {"text": f"<span style='color:rgb(33,102,172)'>■</span> −{bound:.2g} · 0 · "
+                          f"<span style='color:rgb(178,24,43)'>■</span> +{bound:.2g}",
+                  "showarrow": False, "xref": "paper", "yref": "paper", "x": 0.5, "y": -0.02, "yanchor": "top",
+                  "font": {"size": 12, "color": "#555"}}
+    # zsmooth False: the browser scales the small PNG up with sharp pixels
+    return _figure([{"type": "image", "source": source, "zsmooth": False, "hoverinfo": "skip"}], title, "", "", height=520,
+                   xaxis={"visible": False, "constrain": "domain"},
+                   yaxis={"visible": False, "scaleanchor": "x", "constrain": "domain"},
+                   annotations=[scale_note], margin={"l": 10, "r": 10, "t": 45, "b": 30})

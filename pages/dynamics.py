@@ -11,9 +11,12 @@ from dlplay.figures_dynamics import (
     update_ratio_figure,
 )
 from dlplay.hints import find_hints
-from dlplay.probe import Probe
+from dlplay.probe import Probe, ProbeSnapshot
 from dlplay.ui.i18n import current_language, t
 from dlplay.ui.state import current_session, heartbeat, init_state, is_active
+
+CURVES_EVERY_S = 1.0  # hints and time series
+DETAILS_EVERY_S = 3.0  # heatmap, histograms, first-layer images: heavier to draw in the browser
 
 init_state()
 lang = current_language()
@@ -30,8 +33,13 @@ if session is None:
 was_active = is_active(session)
 
 
-@st.fragment(run_every=1.0 if was_active else None)
-def live_view() -> None:
+def latest_probe() -> ProbeSnapshot | None:
+    session = current_session()
+    return None if session is None else session.snapshot().extras.get("probe")
+
+
+@st.fragment(run_every=CURVES_EVERY_S if was_active else None)
+def curves() -> None:
     session = current_session()
     if session is None:
         return
@@ -39,19 +47,18 @@ def live_view() -> None:
     snap = session.snapshot()
     p = snap.progress
     probe = snap.extras.get("probe")
-    if probe is None:
-        st.info(t("dynamics.waiting") if any(isinstance(cb, Probe) for cb in session.callbacks) else t("dynamics.no_probe"))
-    elif probe.probes == 0:
-        st.info(t("dynamics.waiting"))
+    if probe is None or probe.probes == 0:
+        has_probe = any(isinstance(cb, Probe) for cb in session.callbacks)
+        st.info(t("dynamics.waiting") if has_probe else t("dynamics.no_probe"))
     else:
         st.caption(t("dynamics.status", status=t(f"train.status_{p.status}"), step=p.global_step,
                      total=p.total_steps, probe_step=probe.last_step, every=probe.every, probes=probe.probes))
-        draw(probe)
+        draw_curves(probe)
     if was_active and not is_active(session):
         st.rerun()  # the run ended: a full rerun stops the polling
 
 
-def draw(probe) -> None:
+def draw_curves(probe: ProbeSnapshot) -> None:
     hints = find_hints(probe)
     with st.container(key="dyn_hints"):
         st.subheader(t("dynamics.hints_title"))
@@ -79,6 +86,12 @@ def draw(probe) -> None:
     c2.plotly_chart(dead_saturated_figure(probe, lang), width="stretch", key="dyn_dead_fig")
     st.caption(t("dynamics.cap_act"))
 
+
+@st.fragment(run_every=DETAILS_EVERY_S if was_active else None)
+def details() -> None:
+    probe = latest_probe()
+    if probe is None or probe.probes == 0:
+        return
     st.subheader(t("dynamics.sec_heatmap"))
     names = [m.name for m in probe.layers]
     choice = st.selectbox(t("dynamics.heat_layer"), range(len(names)), format_func=names.__getitem__,
@@ -88,7 +101,7 @@ def draw(probe) -> None:
     st.caption(t("dynamics.cap_heat"))
 
     st.subheader(t("dynamics.sec_weights"))
-    c1, c2 = st.columns([3, 2])
+    c1, c2 = st.columns(2)
     with c1:
         st.plotly_chart(histogram_figure(probe, lang), width="stretch", key="dyn_hist_fig")
         st.caption(t("dynamics.cap_hist"))
@@ -98,4 +111,5 @@ def draw(probe) -> None:
         st.caption(t("dynamics.cap_first_conv" if conv else "dynamics.cap_first"))
 
 
-live_view()
+curves()
+details()

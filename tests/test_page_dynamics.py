@@ -2,12 +2,14 @@
 from __future__ import annotations
 
 import base64
+import io
 import json
 import time
 from pathlib import Path
 
 import numpy as np
 import pytest
+from PIL import Image
 from streamlit.testing.v1 import AppTest
 
 from dlplay.probe import Probe
@@ -85,7 +87,8 @@ def test_views_render_for_a_trained_run(tutorial_run):
     assert list(fig["data"][0]["x"]) == list(probe.steps) == [1, 10, 20, 30, 40, 50, 60]
     assert fig["layout"]["yaxis"]["type"] == "log"
     first = figure(find_block(at.main, "dyn_first_fig"))
-    assert np.asarray(first["data"][0]["z"]).shape == (8 * 29 - 1, 8 * 29 - 1)  # 64 units, 28x28 tiles, gaps
+    png = base64.b64decode(first["data"][0]["source"].split(",", 1)[1])
+    assert Image.open(io.BytesIO(png)).size == (8 * 29 - 1, 8 * 29 - 1)  # 64 units as 28x28 tiles with gaps
     assert at.success and "Nothing unusual" in at.success[0].value
     assert not at.warning
     caption = " ".join(c.value for c in at.caption)
@@ -148,3 +151,52 @@ def test_a_paused_run_updates_on_the_next_rerun(mnist):
     finally:
         session.stop()
         session.join(10)
+
+
+# ----- the figures behind the views (core, no Streamlit) ------------------------------------------
+
+def test_figures_from_a_real_snapshot(tutorial_run):
+    from dlplay import figures_dynamics as fd
+    from dlplay.hints import HEALTHY_UPDATE_BAND, HEALTHY_UPDATE_RATIO
+
+    probe = tutorial_run.snapshot().extras["probe"]
+    fig = fd.update_ratio_figure(probe, "zh")
+    band, line = fig.layout.shapes
+    assert (band.y0, band.y1) == HEALTHY_UPDATE_BAND and line.y0 == HEALTHY_UPDATE_RATIO
+    # plotly places annotations on a log axis at log10 of the value
+    assert fig.layout.annotations[0].y == pytest.approx(-3.0) and "0.001" in fig.layout.annotations[0].text
+    assert fig.layout.yaxis.type == "log" and fig.layout.title.text == "更新幅度与权重大小之比"
+    act = fd.activation_figure(probe)
+    assert [t.name for t in act.data if t.showlegend is not False] == ["dense1"]  # hidden layers only
+    band = act.data[0]
+    steps, mean = probe.series("act_mean", 0)
+    _, std = probe.series("act_std", 0)
+    np.testing.assert_allclose(band.y[: len(steps)], mean + std)
+    hist = fd.histogram_figure(probe)
+    assert len(hist.data) == 4 and hist.layout.xaxis4.anchor == "y4"
+    assert sum(hist.data[0].y) == pytest.approx(100.0)  # shares in percent
+    dead = fd.dead_saturated_figure(probe)
+    assert [t.name for t in dead.data] == ["dense1 dead"]
+
+
+def test_weight_mosaic_and_its_colours():
+    from dlplay.figures_dynamics import diverging_png, weight_mosaic
+
+    tiles = np.arange(5 * 2 * 3, dtype=float).reshape(5, 2, 3)
+    mosaic = weight_mosaic(tiles)  # 3 columns, 2 rows of 2x3 tiles, one-pixel gaps
+    assert mosaic.shape == (2 * 3 - 1, 3 * 4 - 1)
+    np.testing.assert_array_equal(mosaic[3:5, 4:7], tiles[4])
+    assert np.isnan(mosaic[2]).all() and np.isnan(mosaic[:, 3]).all() and np.isnan(mosaic[3:, 8:]).all()
+    image = Image.open(io.BytesIO(diverging_png(np.array([[-1.0, 0.0, 2.0, np.nan]]), bound=1.0))).convert("RGB")
+    assert [image.getpixel((x, 0)) for x in range(4)] == [(33, 102, 172), (255, 255, 255), (178, 24, 43), (235, 235, 235)]
+
+
+def test_dead_figure_without_relu_or_sigmoid_layers(mnist):
+    from dlplay import figures_dynamics as fd
+
+    session = trained(mnist, dense_spec([8], "gelu"), steps=3)
+    probe = session.snapshot().extras["probe"]
+    assert [t.name for t in fd.dead_saturated_figure(probe).data] == ["dense1 dead"]  # GELU counts as ReLU family
+    session = trained(mnist, dense_spec([8], "softplus"), steps=3)
+    fig = fd.dead_saturated_figure(session.snapshot().extras["probe"])
+    assert not fig.data and fig.layout.annotations[0].text == "no ReLU, sigmoid or tanh layers"
