@@ -34,7 +34,7 @@ import numpy as np
 import torch
 
 from .errors import UserError
-from .i18n import translate
+from .i18n import lookup
 
 ROLES = ("train_images", "train_labels", "test_images", "test_labels")
 DEFAULT_DATASET = "mnist"
@@ -174,9 +174,8 @@ class Dataset:
 def class_label(info: str | DatasetInfo, index: int, lang: str = "en") -> str:
     """The translated name of class ``index`` (the registry's name when there is no translation)."""
     info = get_info(info)
-    key = f"data.class.{info.name}.{index}"
-    text = translate(key, lang)
-    return info.classes[index] if text == key else text
+    text = lookup(f"data.class.{info.name}.{index}", lang)  # optional: MNIST's digits need none
+    return info.classes[index] if text is None else text
 
 
 def normalize(images: torch.Tensor, info: str | DatasetInfo) -> torch.Tensor:
