@@ -279,6 +279,7 @@ class Probe:
         self._weights = [b.op.weight for b in self._blocks]
         self._bias_layers = [i for i, b in enumerate(self._blocks) if getattr(b.op, "bias", None) is not None]
         self._biases = [self._blocks[i].op.bias for i in self._bias_layers]
+        self._bias_index = torch.tensor(self._bias_layers, dtype=torch.int64, device=self._device)  # no H2D copy later
         self._plan = HistogramPlan([w.numel() for w in self._weights] * 2, self.bins, device=self._device)
         self._needs_eval = any(isinstance(m, (nn.Dropout, nn.modules.batchnorm._BatchNorm)) for m in net.modules())
         self._block_index = [list(net.blocks).index(b) for b in self._blocks]
@@ -310,7 +311,7 @@ class Probe:
         grad_b = torch.full((len(ws),), math.nan, device=self._device)
         if self._bias_layers:
             gbs = [b.grad if b.grad is not None else torch.zeros_like(b) for b in self._biases]
-            grad_b[self._bias_layers] = _norms(gbs)
+            grad_b[self._bias_index] = _norms(gbs)
         self._grads = torch.stack([_norms(gws), grad_b, torch.stack(self._delta)], dim=1)
         self._before = [w.detach().clone() for w in ws]
 

@@ -7,6 +7,7 @@ import math
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from dlplay import hints as H
 from dlplay.probe import METRICS, M, LayerMeta, Probe, ProbeSnapshot
@@ -158,17 +159,18 @@ def test_format_factor():
 
 # ----- real training on the MNIST sample ---------------------------------------------------------
 
-def short_run(mnist, spec, steps: int = 100, every: int = 10):
+def short_run(mnist, spec, steps: int = 100, every: int = 10, optimizer: str = "adam", lr: float = 1e-3):
     probe = Probe(every=every)
-    config = TrainConfig(optimizer="adam", lr=1e-3, batch_size=32, epochs=1, train_size=32 * steps, seed=0)
+    config = TrainConfig(optimizer=optimizer, lr=lr, batch_size=32, epochs=1, train_size=32 * steps, seed=0)
     session = TrainingSession(spec, config, mnist, "cpu", callbacks=[probe])
     session.start()
     assert session.join(120) and session.status == "done"
     return session.snapshot().extras["probe"]
 
 
-def test_deep_sigmoid_network_shows_vanishing_gradients(mnist):
-    snap = short_run(mnist, dense_spec([64] * 6, "sigmoid"))
+@pytest.mark.parametrize("optimizer,lr", [("adam", 1e-3), ("sgd", 0.1)])
+def test_deep_sigmoid_network_shows_vanishing_gradients(mnist, optimizer, lr):
+    snap = short_run(mnist, dense_spec([64] * 6, "sigmoid"), optimizer=optimizer, lr=lr)
     delta = snap.recent("delta")
     grad_w = snap.recent("grad_w")
     # δ shrinks layer by layer on its way back, by far more than 100x in total
