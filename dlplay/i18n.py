@@ -106,3 +106,8 @@ def translate(key: str, lang: str = DEFAULT_LANGUAGE, **params: object) -> str:
             log.warning("translation %r (%s) could not be formatted with %s: %r", key, lang, sorted(params), exc)
             return text
     return text
+
+
+def layer_name(name: str, lang: str = DEFAULT_LANGUAGE) -> str:
+    """A network block's name for display: ``dense1``/``conv2`` stay identifiers, ``output`` is translated."""
+    return translate("i18n.layer_output", lang) if name == "output" else name

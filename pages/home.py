@@ -1,4 +1,6 @@
 """Home: what dlplay is, the device in use, and whether the datasets are on this machine."""
+import os
+
 import streamlit as st
 
 from dlplay.data import DATASETS, dataset_status
@@ -18,7 +20,8 @@ with left:
     if info.kind == "cuda":
         st.success(t("home.device_cuda", name=info.name, memory=f"{info.memory_gb:.1f}"))
     else:
-        st.info(t("home.device_cpu", name=info.name, threads=info.threads))
+        name = t("home.cpu_name", cores=os.cpu_count() or 1) if info.kind == "cpu" else info.name
+        st.info(t("home.device_cpu", name=name, threads=info.threads))
 with right:
     st.subheader(t("home.datasets"))
     for name, ds in DATASETS.items():

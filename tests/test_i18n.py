@@ -407,6 +407,14 @@ def test_translate_falls_back_to_english_for_a_key_missing_in_chinese(monkeypatc
     assert "missing in 'zh'" in caplog.text
 
 
+def test_layer_names_for_display():
+    from dlplay.i18n import layer_name
+
+    assert layer_name("output", "zh") == "输出层" and layer_name("output", "en") == "output"
+    assert layer_name("dense1", "zh") == "dense1" and layer_name("conv2", "zh") == "conv2"
+    assert not english_words(layer_name("output", "zh"))
+
+
 @pytest.mark.parametrize("tag, lang", [
     ("zh", "zh"), ("zh-CN", "zh"), ("zh_CN.UTF-8", "zh"), ("zh-Hans-CN", "zh"), ("ZH-tw", "zh"), ("en-US", "en"),
     ("fr-FR", "en"), ("", "en"), (None, "en"), ("zh;q=0.8", "zh"),
@@ -582,12 +590,24 @@ def trained(mnist):
 
 
 def _drawn_digit(mnist):
-    """A setup that makes the Draw page's canvas report a real test digit (whatever widget draws it)."""
-    image28 = mnist.test_images[0].cpu().numpy()
+    """A setup that makes the Draw page's canvas hand over a real test digit, as the browser's canvas
+    does: a PNG data URL of a white-on-black drawing (whatever the canvas widget looks like)."""
+    import base64
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    digit = mnist.test_images[0].cpu().numpy()
+    rgba = np.zeros((280, 280, 4), dtype=np.uint8)
+    rgba[..., 3] = 255
+    rgba[28:252, 28:252, :3] = np.asarray(Image.fromarray(digit).resize((224, 224)))[..., None]
+    buf = io.BytesIO()
+    Image.fromarray(rgba).save(buf, format="PNG")
+    data_url = "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
 
     def setup(monkeypatch) -> None:  # after a first run: the canvas component registers inside the runtime
-        drawing = sys.modules["dlplay.ui.drawing"]
-        monkeypatch.setattr(drawing, "canvas_input", lambda *args, **kwargs: (image28, None))
+        monkeypatch.setattr(sys.modules["dlplay.ui.drawing"], "draw_canvas", lambda *args, **kwargs: data_url)
 
     return setup
 
