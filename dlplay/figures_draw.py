@@ -141,6 +141,29 @@ def neuron_figure(layer: LayerActivation, lang: str = "en", height: int = 180) -
     return _figure([bar], layout, height)
 
 
-def layer_figure(layer: LayerActivation, lang: str = "en") -> go.Figure:
-    """The right picture for a layer: a feature-map grid for spatial layers, neuron bars otherwise."""
+def logits_figure(logits: Sequence[float], labels: Sequence[str], lang: str = "en", height: int = 180) -> go.Figure:
+    """The output layer: one score (logit) per class, the highest highlighted; softmax of these is the guess."""
+    values = np.asarray(logits, dtype=np.float64)
+    top = int(np.argmax(values)) if values.size else -1
+    bar = dict(
+        type="bar",
+        x=list(labels),
+        y=values.tolist(),
+        marker=dict(color=[TOP_COLOR if i == top else (POSITIVE_COLOR if v >= 0 else NEGATIVE_COLOR)
+                           for i, v in enumerate(values)]),
+        hovertemplate="%{x}: %{y:.3f}<extra></extra>",
+    )
+    layout = dict(
+        xaxis=dict(type="category", title=dict(text=translate("draw.fig_class", lang)), fixedrange=True),
+        yaxis=dict(title=dict(text=translate("draw.fig_logit", lang)), fixedrange=True, zeroline=True),
+        margin=dict(l=50, r=10, t=10, b=40),
+    )
+    return _figure([bar], layout, height)
+
+
+def layer_figure(layer: LayerActivation, lang: str = "en", labels: Sequence[str] | None = None) -> go.Figure:
+    """The right picture for a layer: a feature-map grid for spatial layers, neuron bars otherwise,
+    and for the output layer (given the class ``labels``) its scores per class."""
+    if layer.name == "output" and labels is not None and len(labels) == layer.values.size:
+        return logits_figure(layer.values, labels, lang)
     return feature_map_figure(layer, lang) if layer.is_spatial else neuron_figure(layer, lang)

@@ -36,17 +36,18 @@ def drawing_area() -> None:
     # A wrapping row: fixed-width canvas and 28x28 view, the guess takes the rest (or the next line).
     row = st.container(horizontal=True, gap="medium")
     with row.container(width=dr.CANVAS_PX + 4):
-        image28, problem = dr.canvas_input() if source == "draw" else dr.upload_input()
+        drawn = dr.canvas_input() if source == "draw" else dr.upload_input()
+    image28 = drawn.image28
     st.session_state[dr.DRAWING_KEY] = image28
     with row.container(width=dr.SEEN_PX + 4):
         st.markdown(f"**{t('draw.seen_title')}**")
         dr.show_seen(image28)
     info = dr.dataset_info(session)
+    labels = [dr.class_name(info, i, lang) for i in range(len(info.classes))]
     prediction = dr.predict_current(session if trained else None, image28)
     with row.container(width="stretch"):
-        dr.show_guess(prediction, info, image28, problem, trained, source, lang)
+        dr.show_guess(prediction, info, drawn, trained, lang)
         if prediction is not None and prediction.is_finite:
-            labels = [dr.class_name(info, i, lang) for i in range(len(prediction.probabilities))]
             st.plotly_chart(probability_figure(prediction.probabilities, labels, lang), key="draw_probs",
                             config={"displayModeBar": False})
     if prediction is not None and prediction.is_finite:
@@ -54,7 +55,7 @@ def drawing_area() -> None:
         st.caption(t("draw.forward_intro"))
         for layer in prediction.layers:
             st.markdown(dr.layer_heading(layer, lang))
-            st.plotly_chart(layer_figure(layer, lang), key=f"draw_layer_{layer.name}",
+            st.plotly_chart(layer_figure(layer, lang, labels), key=f"draw_layer_{layer.name}",
                             config={"displayModeBar": False})
 
 

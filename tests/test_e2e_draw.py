@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import math
 import statistics
+import tempfile
 import time
+from pathlib import Path
 
 import pytest
 
@@ -33,11 +35,14 @@ DIGITS: dict[int, list[list[Point]]] = {
     5: [[(0.72, 0.16), (0.36, 0.16), (0.32, 0.46)] + _arc(0.5, 0.64, 0.22, 0.2, -120, 150, 16)],
     6: [[(0.66, 0.13), (0.46, 0.3), (0.33, 0.52)] + _arc(0.5, 0.66, 0.19, 0.2, 180, 540, 24)],
     7: [[(0.24, 0.18), (0.77, 0.18), (0.58, 0.5), (0.44, 0.86)]],
-    8: [_arc(0.5, 0.31, 0.17, 0.17, 90, 450, 20) + _arc(0.5, 0.67, 0.21, 0.19, -90, 270, 22)],
+    8: [[(0.5 + 0.2 * math.sin(2 * t), 0.5 - 0.36 * math.cos(t)) for t in (i * math.pi / 24 for i in range(49))]],
     9: [_arc(0.5, 0.34, 0.2, 0.19, 0, 360, 24) + [(0.7, 0.34), (0.68, 0.6), (0.65, 0.88)]],
 }
 CANVAS, CLEAR = "canvas.dlc-canvas", ".dlc-toolbar [data-act=clear]"  # dlplay/ui/canvas_widget.py
-MUST_RECOGNISE = (0, 1, 7)  # filled in from measured runs below; see the test docstring
+# With the quick-trained tutorial model these came out right in every run (80-99 % sure); 2, 6 and 8
+# were recognised too, but in some runs (or drawn slightly differently) with 40-70 %, so they are only printed.
+MUST_RECOGNISE = (0, 1, 3, 4, 5, 7, 9)
+UNDO = ".dlc-toolbar [data-act=undo]"
 
 
 def _draw_strokes(page, strokes: list[list[Point]], box: dict) -> None:
@@ -62,7 +67,7 @@ def _guess_sig(page) -> str:
     return page.locator(".dl-guess").first.get_attribute("data-sig") or ""
 
 
-def _wait_sig_change(page, old: str | None, timeout_ms: int = 15_000) -> None:
+def _wait_sig_change(page, old: str | None, timeout_ms: int = 30_000) -> None:
     """Wait until the guess box shows a different drawing than ``old`` (any change when None)."""
     if old is None:
         old = _guess_sig(page)
@@ -92,7 +97,7 @@ def _clear(page) -> None:
     page.locator(CLEAR).first.click()
     page.wait_for_function(
         "() => { const e = document.querySelector('.dl-guess'); return e && e.dataset.sig === 'empty'; }",
-        polling="raf", timeout=15_000,
+        polling="raf", timeout=30_000,
     )
 
 
@@ -100,11 +105,15 @@ def _clear(page) -> None:
 @pytest.mark.slow
 def test_draw_digits_and_get_guesses(streamlit_server, browser_context) -> None:
     """Quick-train the tutorial model (1 epoch on the sample), draw ten digits, read the guesses."""
+    started = time.perf_counter()
     page = open_app_page(browser_context, streamlit_server, "draw")
     page.wait_for_selector(CANVAS)
+    ready = time.perf_counter()
     assert "Draw a digit" in page.locator(".dl-guess").first.inner_text()
     click_button(page, "draw_quick_train")
     page.wait_for_selector(".st-key-draw_model_ready", timeout=120_000)
+    trained = time.perf_counter()
+    print(f"page ready {ready - started:.1f} s, quick training {trained - ready:.1f} s")
 
     canvas = page.locator(CANVAS).first
     box = canvas.bounding_box()
@@ -127,14 +136,31 @@ def test_draw_digits_and_get_guesses(streamlit_server, browser_context) -> None:
         guesses[digit] = guess.inner_text().strip()
         confidence = page.locator(".dl-guess-conf").first.inner_text()
         print(f"drew {digit}: guessed {guesses[digit]} ({confidence})")
-    page.wait_for_selector("[data-testid=stPlotlyChart]")
+    # what the network sees and its forward pass are on the page: probabilities, dense1, output
+    page.wait_for_selector("[data-testid=stImage]")
+    page.wait_for_function("() => document.querySelectorAll('[data-testid=stPlotlyChart]').length === 3")
     wait_for_idle(page)
-    page.screenshot(path="/tmp/dlplay-draw-e2e.png", full_page=True)
+    page.screenshot(path=str(Path(tempfile.gettempdir()) / "dlplay-draw-e2e.png"))
+    # Undo takes back the last stroke: an extra stroke over the 9, then Undo, gives the 9 back exactly
+    nine = _guess_sig(page)
+    _draw_strokes(page, [[(0.2, 0.5), (0.8, 0.5)]], box)
+    page.mouse.up()
+    _wait_sig_change(page, nine)
+    page.locator(UNDO).first.click()
+    page.wait_for_function(
+        "sig => { const e = document.querySelector('.dl-guess'); return e && e.dataset.sig === sig; }",
+        arg=nine, polling="raf", timeout=30_000,
+    )
+    assert page.locator(".dl-guess-digit").first.inner_text().strip() == guesses[9]
+    _clear(page)  # Clear: back to "Draw a digit", no guess
+    assert page.locator(".dl-guess-digit").count() == 0
+    assert "Draw a digit" in page.locator(".dl-guess").first.inner_text()
     ms = sorted(x * 1000 for x in latencies)
     page_ms = sorted(in_page)
     print(f"stroke end -> guess shown, in the page: median {statistics.median(page_ms):.0f} ms, "
           f"min {page_ms[0]:.0f} ms, max {page_ms[-1]:.0f} ms; seen from the test: median "
           f"{statistics.median(ms):.0f} ms, min {ms[0]:.0f}, max {ms[-1]:.0f} ({len(ms)} strokes)")
+    print(f"drawing ten digits: {time.perf_counter() - trained:.1f} s")
     correct = [d for d, g in guesses.items() if g == str(d)]
     print(f"recognised {len(correct)}/10: {correct}")
     for digit in MUST_RECOGNISE:

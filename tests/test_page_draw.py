@@ -106,7 +106,7 @@ def test_quick_train_trains_one_epoch_without_changing_the_settings() -> None:
     at.run()
     assert not at.exception, at.exception
     ready = at.success[0].value
-    assert "trained for 1 epoch" in ready and "test accuracy" in ready
+    assert "epochs trained: 1," in ready and "test accuracy" in ready
     assert all(b.key != "draw_quick_train" for b in at.button)
 
 
@@ -154,7 +154,7 @@ def test_empty_canvas_shows_no_prediction(trained) -> None:
 def test_uploaded_pictures_are_guessed_and_bad_files_explained(trained, mnist) -> None:
     at = draw_page(trained)
     at.radio(key="draw_source").set_value("upload").run()
-    assert "No digit found" in guess_html(at)
+    assert "Upload a picture of one digit" in guess_html(at) and not at.error
     # a photo-like upload: dark ink on white paper, larger than the canvas
     digit = mnist.test_images[0].numpy()
     paper = 255 - np.asarray(Image.fromarray(digit).resize((400, 400), Image.Resampling.BICUBIC))
@@ -164,9 +164,13 @@ def test_uploaded_pictures_are_guessed_and_bad_files_explained(trained, mnist) -
     assert at.session_state["drawing28"].shape == (28, 28)
     at.file_uploader(key="draw_upload").set_value(("fake.png", b"this is not a picture", "image/png")).run()
     assert "not an image that can be read" in at.error[0].value
+    assert "Try another picture" in guess_html(at)
     assert guessed_digit(at) is None and at.session_state["drawing28"] is None
     at.file_uploader(key="draw_upload").set_value(("huge.png", b"\x89PNG" + bytes(6_000_000), "image/png")).run()
     assert "too large" in at.error[0].value
+    blank = np.full((200, 200), 255, dtype=np.uint8)  # white paper, no digit
+    at.file_uploader(key="draw_upload").set_value(("blank.png", png_bytes(blank), "image/png")).run()
+    assert "No digit found" in guess_html(at) and not at.error
 
 
 def test_conv_network_shows_feature_maps(mnist) -> None:
@@ -204,3 +208,42 @@ def test_paused_first_epoch_points_to_the_train_page(mnist) -> None:
     finally:
         session.stop()
         session.join(timeout=10)
+
+
+def test_queued_quick_training_says_it_waits(mnist) -> None:
+    from dlplay.slots import SlotPool
+
+    pool = SlotPool(1)
+    holder = TrainingSession(dense_spec([16]), TrainConfig(epochs=1), mnist, "cpu", slot_pool=pool)
+    waiting = TrainingSession(dense_spec([16]), TrainConfig(epochs=1), mnist, "cpu", slot_pool=pool)
+    holder.start(paused=True)  # takes the only place, then waits
+    deadline = time.monotonic() + 30
+    while holder.status != "paused" and time.monotonic() < deadline:
+        time.sleep(0.05)
+    waiting.start()
+    while waiting.status != "queued" and time.monotonic() < deadline:
+        time.sleep(0.05)
+    try:
+        at = draw_page(waiting)
+        assert "position 1 in the queue" in at.info[0].value
+        assert all(b.key != "draw_quick_train" for b in at.button)
+    finally:
+        for session in (waiting, holder):
+            session.stop()
+            session.join(timeout=10)
+
+
+def test_canvas_png_decoding_and_cache(mnist) -> None:
+    from dlplay.ui.canvas_widget import decode_png_data_url
+    from dlplay.ui.drawing import digit_from_png
+
+    rgba = canvas_rgba(mnist.test_images[0].numpy())
+    url = "data:image/png;base64," + base64.b64encode(png_bytes(rgba)).decode()
+    np.testing.assert_array_equal(decode_png_data_url(url), rgba)
+    assert decode_png_data_url(None) is None
+    assert decode_png_data_url("data:image/png;base64,!!!not base64") is None
+    assert decode_png_data_url("data:image/png;base64," + base64.b64encode(b"not a png").decode()) is None
+    first = digit_from_png(url)
+    assert first is digit_from_png(url) and not first.flags.writeable  # cached, shared, read-only
+    np.testing.assert_array_equal(first, preprocess(rgba).image28)
+    assert digit_from_png(None) is None

@@ -169,7 +169,15 @@ def test_layer_figures_pick_the_right_picture() -> None:
     assert z.shape == (3 * 12 - 1, 8 * 12 - 1)  # 20 maps: 3 rows of 8
     assert np.isnan(z[:, 11]).all() and np.isnan(z[-11:, -47:]).all()  # gaps; 4 unused tiles blank
     assert feature_map_figure(many).layout.height > feature_map_figure(maps).layout.height >= 100
+    # the output layer, given the class names: one score per class on a class axis, the best highlighted
+    output = LayerActivation("output", "dense", "identity", np.array([0.5, -1.0, 3.0, 0.1]))
+    scores = layer_figure(output, "en", ["a", "b", "c", "d"])
+    assert list(scores.data[0].x) == ["a", "b", "c", "d"] and list(scores.data[0].y) == [0.5, -1.0, 3.0, 0.1]
+    colors = list(scores.data[0].marker.color)
+    assert colors[2] != colors[0] and colors[1] != colors[0] and colors.count(colors[2]) == 1
+    assert scores.layout.yaxis.title.text == "score (logit)"
+    assert list(layer_figure(output).data[0].x) == [1, 2, 3, 4]  # without class names: neuron bars
     # built without plotly's validation for speed: the specs must still be valid figures
-    for fig in (layer_figure(maps, "zh"), layer_figure(many), bars, wide,
+    for fig in (layer_figure(maps, "zh"), layer_figure(many), bars, wide, scores,
                 probability_figure(np.full(10, 0.1), [str(i) for i in range(10)])):
         go.Figure(fig.to_dict())  # raises ValueError on an invalid property

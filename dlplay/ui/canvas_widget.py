@@ -47,7 +47,7 @@ function mount(root) {
   const ctx = canvas.getContext("2d");
   const undoBtn = root.querySelector("[data-act=undo]");
   const clearBtn = root.querySelector("[data-act=clear]");
-  const s = { strokes: [], current: null, data: {}, setStateValue: null, version: 0 };
+  const s = { strokes: [], current: null, base: null, data: {}, setStateValue: null, version: 0 };
 
   const pos = (e) => {
     const r = canvas.getBoundingClientRect();
@@ -61,7 +61,6 @@ function mount(root) {
     ctx.lineJoin = "round";
   };
   const dot = (p) => { pen(); ctx.beginPath(); ctx.arc(p[0], p[1], ctx.lineWidth / 2, 0, 2 * Math.PI); ctx.fill(); };
-  const segment = (a, b) => { pen(); ctx.beginPath(); ctx.moveTo(a[0], a[1]); ctx.lineTo(b[0], b[1]); ctx.stroke(); };
   const drawStroke = (pts) => {
     if (pts.length === 1) { dot(pts[0]); return; }
     pen(); ctx.beginPath(); ctx.moveTo(pts[0][0], pts[0][1]);
@@ -85,22 +84,23 @@ function mount(root) {
     if (e.pointerType === "mouse" && e.button !== 0) return;
     e.preventDefault();
     canvas.setPointerCapture(e.pointerId);
+    s.base = ctx.getImageData(0, 0, canvas.width, canvas.height);  // the finished strokes
     s.current = [pos(e)];
     dot(s.current[0]);
   });
   canvas.addEventListener("pointermove", (e) => {
     if (!s.current) return;
     const events = e.getCoalescedEvents ? e.getCoalescedEvents() : [e];
-    for (const ev of (events.length ? events : [e])) {
-      const p = pos(ev);
-      segment(s.current[s.current.length - 1], p);
-      s.current.push(p);
-    }
+    for (const ev of (events.length ? events : [e])) s.current.push(pos(ev));
+    // the stroke so far as one path (even joins), over the finished strokes
+    ctx.putImageData(s.base, 0, 0);
+    drawStroke(s.current);
   });
   const finish = () => {
     if (!s.current) return;
     s.strokes.push(s.current);
     s.current = null;
+    s.base = null;
     send();  // at once: no debounce between the pen lifting and the app hearing of it
   };
   canvas.addEventListener("pointerup", finish);
@@ -154,10 +154,11 @@ def decode_png_data_url(url: str | None) -> np.ndarray | None:
 
 
 def draw_canvas(key: str, *, size: int = 280, stroke: int = 18, undo: str = "Undo", clear: str = "Clear",
-                label: str = "", ink: str = "#ffffff", background: str = "#000000") -> np.ndarray | None:
-    """Show the canvas; return what is drawn as a (size, size, 4) RGBA array, None while it is empty.
+                label: str = "", ink: str = "#ffffff", background: str = "#000000") -> str | None:
+    """Show the canvas; return what is drawn as a PNG data URL (None while it is empty).
 
-    The app reruns (only the enclosing fragment, if any) as soon as a stroke ends, on Undo and on Clear.
+    The app reruns (only the enclosing fragment, if any) as soon as a stroke ends, on Undo and on
+    Clear. ``decode_png_data_url`` turns the result into an RGBA array.
     """
     data: dict[str, Any] = dict(size=size, stroke=stroke, undo=undo, clear=clear, label=label, ink=ink,
                                 background=background)
@@ -166,4 +167,5 @@ def draw_canvas(key: str, *, size: int = 280, stroke: int = 18, undo: str = "Und
     drawing = result.get("drawing") if result is not None else None
     if not isinstance(drawing, dict):
         return None
-    return decode_png_data_url(drawing.get("png"))
+    png = drawing.get("png")
+    return png if isinstance(png, str) else None

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import hashlib
 import html
+from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 import streamlit as st
@@ -14,7 +16,7 @@ from dlplay.errors import UserError
 from dlplay.model import Net
 from dlplay.predict import LayerActivation, Prediction, predict
 from dlplay.train import TrainingSession
-from dlplay.ui.canvas_widget import draw_canvas
+from dlplay.ui.canvas_widget import decode_png_data_url, draw_canvas
 from dlplay.ui.i18n import error_text, t
 from dlplay.ui.nav import available_pages
 from dlplay.ui.state import SESSION, create_session, current_session, get_config, get_spec, is_active
@@ -146,6 +148,9 @@ def _first_epoch_progress() -> None:
             st.rerun()  # trained (or stopped): redraw the whole page once
         session.heartbeat()
         p = session.metrics.progress
+        if p.status == "queued":  # the server runs a limited number of trainings at once
+            st.info(t("draw.queued", position=p.queue_position or 1), icon=":material/hourglass_top:")
+            return
         done = p.step_in_epoch / p.steps_per_epoch if p.steps_per_epoch else 0.0
         st.progress(min(1.0, done), text=t("draw.training_first_epoch", pct=f"{done * 100:.0f}"))
 
@@ -159,33 +164,53 @@ def model_text(session: TrainingSession) -> str:
 
 
 # ---------------------------------------------------------------- inputs
-def canvas_input() -> tuple[np.ndarray | None, str | None]:
-    """The drawing canvas; returns the MNIST-style 28x28 of what is drawn (None when empty)."""
+@dataclass(frozen=True)
+class Drawn:
+    """What the input area gives: the 28x28 digit (None when there is none), an error, and what to ask for."""
+
+    image28: np.ndarray | None
+    error: str | None = None  # a bad upload, in the user's language
+    prompt_key: str = "draw.empty_canvas"  # shown instead of a guess when image28 is None
+
+
+def canvas_input() -> Drawn:
+    """The drawing canvas and the MNIST-style 28x28 of what is drawn."""
     st.markdown(f"**{t('draw.canvas_title')}**")
-    rgba = draw_canvas(CANVAS_KEY, size=CANVAS_PX, stroke=STROKE_PX, undo=t("draw.undo"), clear=t("draw.clear"),
-                       label=t("draw.canvas_title"))
+    png = draw_canvas(CANVAS_KEY, size=CANVAS_PX, stroke=STROKE_PX, undo=t("draw.undo"), clear=t("draw.clear"),
+                      label=t("draw.canvas_title"))
     st.caption(t("draw.canvas_help"))
+    return Drawn(digit_from_png(png))
+
+
+@lru_cache(maxsize=64)
+def digit_from_png(png: str | None) -> np.ndarray | None:
+    """The canvas's PNG data URL -> MNIST-style 28x28 (None when empty); cached, so reruns that did
+    not change the drawing (polling, other widgets) skip decoding and preprocessing. Read-only result."""
+    rgba = decode_png_data_url(png)
     if rgba is None:
-        return None, None
-    return preprocess(rgba).image28, None
+        return None
+    image28 = preprocess(rgba).image28
+    if image28 is not None:
+        image28.setflags(write=False)
+    return image28
 
 
-def upload_input() -> tuple[np.ndarray | None, str | None]:
-    """An uploaded picture of a digit; returns its 28x28 (None) and an error message for a bad file."""
+def upload_input() -> Drawn:
+    """An uploaded picture of a digit (PNG/JPEG, size-limited) and its 28x28; a bad file gives an error."""
     file = st.file_uploader(
         t("draw.upload_label"), type=["png", "jpg", "jpeg"], key="draw_upload",
         help=t("draw.upload_help", limit_mb=f"{MAX_UPLOAD_BYTES / 1e6:.0f}"),
     )
     if file is None:
-        return None, None
+        return Drawn(None, prompt_key="draw.upload_prompt")
     try:
         rgba = load_upload(file.getvalue())
     except UserError as exc:
-        return None, error_text(exc)
+        return Drawn(None, error=error_text(exc), prompt_key="draw.upload_other")
     preview = Image.fromarray(rgba)
     preview.thumbnail((CANVAS_PX, CANVAS_PX))
     st.image(preview, caption=file.name)
-    return preprocess(rgba).image28, None
+    return Drawn(preprocess(rgba).image28, prompt_key="draw.empty_upload")
 
 
 # ---------------------------------------------------------------- outputs
@@ -197,27 +222,26 @@ def show_seen(image28: np.ndarray | None) -> None:
     st.caption(t("draw.seen_help"))
 
 
-def show_guess(prediction: Prediction | None, info: DatasetInfo, image28: np.ndarray | None,
-               problem: str | None, trained: bool, source: str, lang: str) -> None:
+def show_guess(prediction: Prediction | None, info: DatasetInfo, drawn: Drawn, trained: bool, lang: str) -> None:
     """The top guess, large, with its confidence; or why there is none."""
-    if problem:
-        st.error(problem)
-    sig = image_signature(image28)
+    if drawn.error:
+        st.error(drawn.error)
+    sig = image_signature(drawn.image28)
     with st.container(key="draw_guess"):
-        if image28 is None:
-            empty = "draw.empty_upload" if source == "upload" else "draw.empty_canvas"
-            _guess_html(sig, f'<div class="dl-guess-empty">{html.escape(t(empty))}</div>')
+        if drawn.image28 is None:
+            _guess_html(sig, f'<div class="dl-guess-empty">{html.escape(t(drawn.prompt_key))}</div>')
         elif not trained or prediction is None:
             _guess_html(sig, f'<div class="dl-guess-empty">{html.escape(t("draw.no_model_guess"))}</div>')
         elif not prediction.is_finite:
             _guess_html(sig, f'<div class="dl-guess-empty">{html.escape(t("draw.broken_model"))}</div>')
         else:
             (top, p_top), (second, p_second) = prediction.ranked(2)
+            runner_up = t("draw.runner_up", name=class_name(info, second, lang), pct=f"{p_second * 100:.0f}%")
             body = (
                 f'<div class="dl-guess-label">{html.escape(t("draw.guess_label"))}</div>'
                 f'<div class="dl-guess-digit">{html.escape(class_name(info, top, lang))}</div>'
                 f'<div class="dl-guess-conf">{html.escape(t("draw.confidence", pct=f"{p_top * 100:.0f}%"))}</div>'
-                f'<div class="dl-guess-next">{html.escape(t("draw.runner_up", name=class_name(info, second, lang), pct=f"{p_second * 100:.0f}%"))}</div>'
+                f'<div class="dl-guess-next">{html.escape(runner_up)}</div>'
             )
             _guess_html(sig, body)
 
