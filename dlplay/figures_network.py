@@ -14,7 +14,7 @@ import torch
 
 from .i18n import translate
 from .model import LayerInfo, Net, layer_summary
-from .spec import ModelSpec
+from .spec import LayerSpec, ModelSpec
 
 NEURON_LIMIT = 16  # dense layers up to this many units are drawn neuron by neuron
 POSITIVE, NEGATIVE, NEUTRAL = "#1f77b4", "#f28e2b", "#b8b8b8"  # blue > 0, orange < 0 (like TF Playground)
@@ -43,6 +43,20 @@ def human_bytes(n: float) -> str:
         if n >= limit:
             return f"{n / limit:.1f} {suffix}"
     return f"{int(n)} B"
+
+
+def short_title(layer: LayerSpec, index: int) -> str:
+    """Two-line block title: '3. Conv<br>64×3×3' (the activation is written under the block)."""
+    n = index + 1
+    if layer.kind == "dense":
+        return f"{n}. Dense<br>{layer.units}"
+    if layer.kind == "conv2d":
+        stride = f" /{layer.stride}" if layer.stride > 1 else ""
+        return f"{n}. Conv<br>{layer.units}×{layer.kernel}×{layer.kernel}{stride}"
+    if layer.kind in ("maxpool", "avgpool"):
+        name = "MaxPool" if layer.kind == "maxpool" else "AvgPool"
+        return f"{n}. {name}<br>{layer.kernel}×{layer.kernel}"
+    return f"{n}. BatchNorm"
 
 
 @dataclass(frozen=True)
@@ -77,7 +91,7 @@ def diagram_columns(spec: ModelSpec, lang: str = "en") -> list[Column]:
         if row.kind in ("maxpool", "avgpool"):
             activation = ""
         neurons = row.kind == "dense" and size <= NEURON_LIMIT
-        title = translate("build.fig_output", lang) if is_output else f"{i + 1}. {row.description}"
+        title = translate("build.fig_output", lang) if is_output else short_title(layers[i], i)
         cols.append(Column(kind, title, row.output_shape, size, activation, row.params,
                            -1 if is_output else i, neurons))
         shape = row.output_shape
@@ -156,6 +170,7 @@ def network_figure(spec: ModelSpec, lang: str = "en", model: Net | None = None, 
     hover_x, hover_y, hover_text = [], [], []
     neuron_pos: dict[int, np.ndarray] = {}
     extents: dict[int, tuple[float, float]] = {}
+    crowded = len(cols) > 6
     for k, (x, col) in enumerate(zip(xs, cols)):
         h = _block_height(col.size, largest)
         if col.kind == "flatten":
@@ -174,8 +189,9 @@ def network_figure(spec: ModelSpec, lang: str = "en", model: Net | None = None, 
             details.append(col.activation)
         if col.params:
             details.append(translate("build.fig_params", lang, params=human_count(col.params)))
-        fig.add_annotation(x=x, y=h / 2 + 0.15, text=f"<b>{col.title}</b>", showarrow=False,
-                           yanchor="bottom", font=dict(size=11), textangle=0)
+        lift = 0.75 if crowded and k % 2 else 0.0  # stagger titles when columns are close together
+        fig.add_annotation(x=x, y=h / 2 + 0.15 + lift, text=f"<b>{col.title}</b>", showarrow=False,
+                           yanchor="bottom", font=dict(size=10))
         fig.add_annotation(x=x, y=-h / 2 - 0.15, text="<br>".join(details), showarrow=False,
                            yanchor="top", font=dict(size=10, color="#444"))
         hover_x.append(x)
@@ -208,7 +224,7 @@ def network_figure(spec: ModelSpec, lang: str = "en", model: Net | None = None, 
             fig.add_trace(go.Scatter(x=[None], y=[None], mode="lines", line=dict(color=color, width=3), name=name))
     top = max(e[0] for e in extents.values())
     fig.update_xaxes(visible=False, range=[-1.2, xs[-1] + 1.2], fixedrange=True)
-    fig.update_yaxes(visible=False, range=[-top - 1.4, top + 0.9], fixedrange=True)
+    fig.update_yaxes(visible=False, range=[-top - 1.4, top + (1.8 if crowded else 1.0)], fixedrange=True)
     fig.update_layout(height=height, margin=dict(l=10, r=10, t=10, b=10), template="plotly_white",
                       legend=dict(orientation="h", yanchor="bottom", y=0.0, xanchor="right", x=1.0),
                       dragmode=False)

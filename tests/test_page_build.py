@@ -86,7 +86,7 @@ def test_invalid_order_shows_error_and_keeps_last_valid_spec():
     valid = at.session_state["spec"]
     _click(at, f"build_down_{conv_id}")  # conv after dense: not an image any more
     assert _ids(at) == [dense_id, conv_id]
-    assert len(at.error) == 1 and "Layer 2" in at.error[0].value
+    assert len(at.error) == 2 and all("Layer 2" in e.value for e in at.error)  # at the top and in the layer
     assert at.session_state["spec"] == valid  # nothing lost, training would use the valid model
     _click(at, f"build_up_{conv_id}")
     assert not at.error and at.session_state["spec"] == valid
@@ -106,21 +106,22 @@ def test_kernel_too_large_names_the_layer_and_sizes():
     conv_id = _ids(at)[2]
     at.number_input(key=f"build_l{conv_id}_padding").set_value(0).run()
     at.number_input(key=f"build_l{conv_id}_kernel").set_value(9).run()
-    assert len(at.error) == 1
+    assert len(at.error) == 2  # at the top of the page and in the layer's box
     text = at.error[0].value
     assert "Layer 3" in text and "9×9" in text and "7×7" in text
     assert at.session_state["spec"].layers[2].padding == 0 and at.session_state["spec"].layers[2].kernel == 3
     at.number_input(key=f"build_l{conv_id}_kernel").set_value(7).run()
-    assert not at.error
+    assert not at.error, [e.value for e in at.error]
     assert at.session_state["spec"].shapes()[2] == (32, 1, 1)
 
 
 def test_units_buttons_kind_change_and_init():
     at = _build_page()
     (lid,) = _ids(at)
-    _click(at, f"build_plus_{lid}")
-    _click(at, f"build_plus_{lid}")
-    _click(at, f"build_minus_{lid}")
+    units = at.number_input(key=f"build_l{lid}_units")
+    units.increment().run()
+    units.increment().run()
+    units.decrement().run()
     assert at.session_state["spec"].layers[0].units == 129
     at.selectbox(key=f"build_l{lid}_activation").set_value("tanh").run()
     at.number_input(key=f"build_l{lid}_dropout").set_value(0.25).run()
@@ -206,7 +207,7 @@ def test_network_figure_colours_weights_by_sign(mnist):
                    if t.mode == "lines" and t.line.color in (POSITIVE, NEGATIVE) and not t.name)
     assert segments == 6 * 4 + 4 * 10
     texts = " ".join(a.text for a in fig.layout.annotations)
-    assert "6 → 4" not in texts and "Dense 6 relu" in texts and "softmax" in texts
+    assert "6 → 4" not in texts and "1. Dense<br>6" in texts and "relu" in texts and "softmax" in texts
 
 
 @pytest.mark.parametrize("spec", [small_cnn_spec(), dense_spec([128]), ModelSpec(layers=()),
@@ -219,3 +220,33 @@ def test_summary_rows_and_totals_agree(spec):
     assert rows[-1]["Multiply-adds"] == total.macs
     assert rows[-2]["Output shape"] == "10"
     assert len(network_figure(spec).layout.shapes) >= len(spec.layers) + 2
+
+
+def test_cnn_from_the_build_page_trains_on_the_train_page():
+    import time
+
+    at = _build_page()
+    at.selectbox(key="build_preset").set_value("small_cnn").run()
+    _click(at, "build_load_preset")
+    at.switch_page("pages/train.py")
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    _click(at, "train_step")
+    session = at.session_state["train_session"]
+    assert session is not None and session.spec == PRESETS["small_cnn"].spec
+    for _ in range(600):
+        if session.snapshot().progress.global_step >= 1:
+            break
+        time.sleep(0.1)
+    snap = session.snapshot()
+    assert snap.progress.global_step == 1 and len(snap.losses) == 1 and 0 < snap.losses[0] < 10
+    at.switch_page("pages/build.py")
+    at.run()
+    assert not at.exception and not at.warning  # same architecture: no reset needed
+    session.stop()
+    for _ in range(300):
+        if session.status == "stopped":
+            break
+        time.sleep(0.1)
+    assert session.status == "stopped"
+    session.join(180)  # the run history evaluates a stopped run once more before the thread ends

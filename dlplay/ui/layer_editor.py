@@ -113,19 +113,17 @@ def change_kind(layer_id: int) -> None:
         st.session_state[_key(layer_id, field)] = layer[field]
 
 
-def step_units(layer_id: int, delta: int) -> None:
-    """TF-Playground-style − / + : one neuron (or filter) fewer or more."""
-    layer = draft()[_index(layer_id)]
-    high = MAX_UNITS if layer["kind"] == "dense" else 512
-    layer["units"] = max(1, min(high, int(layer["units"]) + delta))
-    st.session_state[_key(layer_id, "units")] = layer["units"]
-
-
 # ----- rendering ---------------------------------------------------------------------------------
-def _shapes(base: ModelSpec) -> tuple[list[tuple[int, ...] | None], list[tuple[int, ...] | None], int | None]:
-    """Input and output shape per draft layer, as far as they can be inferred, and the first bad layer."""
+Shape = tuple[int, ...]
+
+
+def _shapes(base: ModelSpec) -> tuple[list[Shape | None], list[Shape | None], int | None, UserError | None]:
+    """Input and output shape per draft layer as far as they can be inferred; the first bad layer and why."""
     shape: tuple[int, ...] | None = base.input_shape
-    ins, outs, bad = [], [], None
+    ins: list[Shape | None] = []
+    outs: list[Shape | None] = []
+    bad: int | None = None
+    problem: UserError | None = None
     for i, layer in enumerate(draft()):
         ins.append(shape)
         if shape is not None:
@@ -133,11 +131,22 @@ def _shapes(base: ModelSpec) -> tuple[list[tuple[int, ...] | None], list[tuple[i
                 spec_layer = LayerSpec(**{f: layer[f] for f in FIELDS})
                 validate_layer(spec_layer, i)
                 shape = layer_output_shape(spec_layer, shape, i)
-            except (UserError, TypeError):
-                bad = i if bad is None else bad
-                shape = None
+            except UserError as exc:
+                bad, problem, shape = i, exc, None
+            except TypeError:
+                bad, shape = i, None
         outs.append(shape)
-    return ins, outs, bad
+    return ins, outs, bad, problem
+
+
+def _pull_widget_values() -> None:
+    """Widget values changed in the browser are already in session state: copy them into the draft first,
+    so shapes and errors shown above a widget reflect the edit made in this very run."""
+    for layer in draft():
+        for field in FIELDS:
+            key = _key(layer["id"], field)
+            if key in st.session_state:
+                layer[field] = st.session_state[key]
 
 
 def _shape_text(shape: tuple[int, ...] | None) -> str:
@@ -155,15 +164,10 @@ def _layer_fields(layer: dict[str, Any]) -> None:
     """The widgets for one layer's settings; their values flow back into the draft."""
     lid, kind = layer["id"], layer["kind"]
     if kind in ("dense", "conv2d"):
-        high = MAX_UNITS if kind == "dense" else 512
-        c_minus, c_units, c_plus = st.columns([1, 4, 1], vertical_alignment="bottom")
-        c_minus.button("−", key=f"build_minus_{lid}", on_click=step_units, args=(lid, -1),
-                       help=t("build.fewer_units"), disabled=layer["units"] <= 1)
-        layer["units"] = c_units.number_input(
-            t("build.units") if kind == "dense" else t("build.filters"), 1, high, step=1,
-            key=_ensure(layer, "units"))
-        c_plus.button("+", key=f"build_plus_{lid}", on_click=step_units, args=(lid, 1),
-                      help=t("build.more_units"), disabled=layer["units"] >= high)
+        # the number field's own − / + steppers add or remove one neuron (filter), as in TF Playground
+        layer["units"] = st.number_input(
+            t("build.units") if kind == "dense" else t("build.filters"), 1, MAX_UNITS if kind == "dense" else 512,
+            step=1, key=_ensure(layer, "units"), help=t("build.units_help"))
     if kind in ("conv2d", "maxpool", "avgpool"):
         cols = st.columns(3 if kind == "conv2d" else 2)
         layer["kernel"] = cols[0].number_input(t("build.kernel"), 1, 28, step=1, key=_ensure(layer, "kernel"),
@@ -183,21 +187,26 @@ def _layer_fields(layer: dict[str, Any]) -> None:
 def render_layer_list(base: ModelSpec) -> None:
     """The editable list of hidden layers, each in a bordered box with ↑ ↓ ✕ buttons."""
     layers = draft()
-    ins, outs, bad = _shapes(base)
+    _pull_widget_values()
+    ins, outs, bad, problem = _shapes(base)
     st.markdown(f"**{t('build.input_layer')}** · {_shape_text(base.input_shape)}")
     if not layers:
         st.info(t("build.no_hidden"))
     for i, layer in enumerate(layers):
         lid = layer["id"]
         with st.container(border=True, key=f"build_layer_{lid}"):
-            c_title, c_up, c_down, c_del = st.columns([6, 1, 1, 1], vertical_alignment="center")
-            arrow = "⚠️" if bad == i else "→"
+            c_title, c_buttons = st.columns([3, 2], vertical_alignment="center")
+            arrow = ":material/warning:" if bad == i else "→"
             c_title.markdown(f"**{t('build.layer_n', n=i + 1)}** {arrow} `{_shape_text(outs[i])}`")
-            c_up.button("↑", key=f"build_up_{lid}", on_click=move_layer, args=(lid, -1), disabled=i == 0,
-                        help=t("build.move_up"))
-            c_down.button("↓", key=f"build_down_{lid}", on_click=move_layer, args=(lid, 1),
-                          disabled=i == len(layers) - 1, help=t("build.move_down"))
-            c_del.button("✕", key=f"build_del_{lid}", on_click=remove_layer, args=(lid,), help=t("build.remove"))
+            with c_buttons:
+                with st.container(horizontal=True, horizontal_alignment="right", gap="small"):
+                    st.button("", key=f"build_up_{lid}", on_click=move_layer, args=(lid, -1), disabled=i == 0,
+                              help=t("build.move_up"), icon=":material/arrow_upward:", type="tertiary")
+                    st.button("", key=f"build_down_{lid}", on_click=move_layer, args=(lid, 1),
+                              disabled=i == len(layers) - 1, help=t("build.move_down"),
+                              icon=":material/arrow_downward:", type="tertiary")
+                    st.button("", key=f"build_del_{lid}", on_click=remove_layer, args=(lid,),
+                              help=t("build.remove"), icon=":material/delete:", type="tertiary")
             layer["kind"] = st.selectbox(t("build.kind"), LAYER_KINDS, key=_ensure(layer, "kind"),
                                          format_func=lambda k: t(f"build.kind_{k}"), on_change=change_kind,
                                          args=(lid,))
@@ -207,6 +216,8 @@ def render_layer_list(base: ModelSpec) -> None:
                     flat *= s
                 st.caption(t("build.auto_flatten", shape=_shape_text(ins[i]), size=flat))
             _layer_fields(layer)
+            if bad == i and problem is not None:
+                st.error(error_text(problem), icon=":material/error:")
     st.markdown(f"**{t('build.output_layer')}** · {base.num_classes} softmax")
 
 
