@@ -188,3 +188,25 @@ def test_registry_holds_runs_only_while_something_else_does(mnist):
     gc.collect()
     assert registry.browsers() == []
     assert not registry.stop_run(run_id)
+
+
+def test_runs_of_connected_tabs_are_kept_alive_by_the_server(mnist, monkeypatch):
+    registry = SessionRegistry()
+    open_tab, closed_tab = registry.open_browser("open"), registry.open_browser("closed")
+    kept = TrainingSession(dense_spec([8]), TrainConfig(epochs=50), mnist, "cpu", heartbeat_timeout=1.0)
+    dropped = TrainingSession(dense_spec([8]), TrainConfig(epochs=50), mnist, "cpu", heartbeat_timeout=1.0)
+    registry.add_run(open_tab, kept)
+    registry.add_run(closed_tab, dropped)
+    monkeypatch.setattr(server, "is_connected", lambda record: record.client_id == "open")
+    for run in (kept, dropped):
+        run.start()
+    end = time.monotonic() + 3.0  # three heartbeat timeouts with no page polling at all
+    while time.monotonic() < end:
+        server.keep_connected_runs_alive(registry)
+        time.sleep(0.1)
+    assert dropped.join(10) and dropped.status == "stopped"
+    assert dropped.snapshot().progress.message == "train.msg_abandoned"
+    assert kept.status == "running"
+    assert server.keep_connected_runs_alive(registry) == 1
+    kept.stop()
+    assert kept.join(10)

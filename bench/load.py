@@ -1,0 +1,355 @@
+"""Load test: N real browser sessions train at once against one dlplay server.
+
+    python bench/load.py --sessions 2 5 10
+
+For each N it starts its own server (short heartbeat, admin token, short disconnected-session
+TTL so that cleanup is measurable), opens N tabs in one headless Chromium (one context each,
+i.e. N Streamlit sessions), presses Start on the Train page in each, and reports per session: time
+to the first chart and to the first loss value, the wait in the queue, the training speed the page
+shows ("Images per second"); in total: the server-side throughput read from the admin page
+(sum over running runs, via the registry), the server's memory over time (VmRSS) and its thread
+count. Then it starts longer runs in every tab, closes all tabs mid-run, and measures how long the
+heartbeat takes to stop them and what the process holds afterwards.
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import secrets
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+DATA_DIR = Path(os.environ.get("DLPLAY_DATA_DIR") or REPO.parent / "shared" / "datasets" / "mnist-sample")
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+QUEUED, TRAINING, FINISHED = "waiting for a free slot", "training", "finished"
+ENDED = (FINISHED, "stopped", "diverged", "failed")
+READ_PAGE_JS = """() => {
+  const m = {};
+  for (const el of document.querySelectorAll('[data-testid=stMetric]')) {
+    const label = el.querySelector('[data-testid=stMetricLabel]');
+    const value = el.querySelector('[data-testid=stMetricValue]');
+    if (label && value) m[label.innerText.trim()] = value.innerText.trim();
+  }
+  return {metrics: m, chart: !!document.querySelector('.st-key-train_loss_chart .js-plotly-plot')};
+}"""
+
+
+# ----------------------------------------------------------------------------- the server
+def free_port() -> int:
+    with contextlib.closing(socket.socket()) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def proc_status(pid: int) -> dict[str, int]:
+    """VmRSS (kB) and Threads of a process, from /proc/<pid>/status."""
+    out = {}
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        key, _, value = line.partition(":")
+        if key in ("VmRSS", "Threads"):
+            out[key] = int(value.split()[0])
+    return out
+
+
+@contextlib.contextmanager
+def dlplay_server(env_extra: dict[str, str], ttl_s: int):
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    env = dict(os.environ, DLPLAY_DATA_DIR=str(DATA_DIR), PYTHONUNBUFFERED="1", **env_extra)
+    log = tempfile.TemporaryFile()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
+         "--server.address", "127.0.0.1", "--server.port", str(port), "--browser.gatherUsageStats", "false",
+         "--server.fileWatcherType", "none", "--server.disconnectedSessionTTL", str(ttl_s)],
+        cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            try:
+                with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as r:
+                    if r.status == 200:
+                        break
+            except OSError:
+                pass
+            if proc.poll() is not None or time.monotonic() > deadline:
+                log.seek(0)
+                raise RuntimeError(log.read().decode(errors="replace"))
+            time.sleep(0.2)
+        yield url, proc
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        log.close()
+
+
+class Sampler(threading.Thread):
+    """Samples the server's VmRSS and thread count every ``interval`` seconds."""
+
+    def __init__(self, pid: int, interval: float = 0.5):
+        super().__init__(daemon=True, name="bench-sampler")
+        self.pid, self.interval = pid, interval
+        self.samples: list[tuple[float, int, int]] = []  # (t, rss MB, threads)
+        self.stop_event = threading.Event()
+        self.t0 = time.monotonic()
+
+    def run(self) -> None:
+        while not self.stop_event.is_set():
+            with contextlib.suppress(OSError):
+                s = proc_status(self.pid)
+                self.samples.append((time.monotonic() - self.t0, s["VmRSS"] // 1024, s["Threads"]))
+            self.stop_event.wait(self.interval)
+
+
+# ----------------------------------------------------------------------------- the browser side
+@dataclass
+class Learner:
+    page: object
+    clicked: float = 0.0
+    chart: float | None = None
+    first_loss: float | None = None
+    queued_seen: bool = False
+    training: float | None = None  # first time the page showed "training"
+    finished: float | None = None  # first time the page showed an end state
+    end_status: str = ""
+    speeds: list[float] = field(default_factory=list)
+    last_status: str = ""
+
+
+def wait_idle(page, timeout_ms: int = 120_000) -> None:
+    page.wait_for_function("() => !document.querySelector('[data-testid=stStatusWidget]')", timeout=timeout_ms)
+
+
+def open_page(context, url: str, path: str):
+    page = context.new_page()
+    page.goto(f"{url}/{path}?lang=en", timeout=120_000)
+    page.wait_for_selector("[data-testid=stMainBlockContainer] h1", timeout=120_000)
+    wait_idle(page)
+    return page
+
+
+def set_epochs(page, epochs: int) -> None:
+    box = page.locator(".st-key-tw_epochs input").first
+    box.fill(str(epochs))
+    box.press("Enter")
+    page.wait_for_timeout(300)
+    wait_idle(page)
+
+
+def number(text: str | None) -> float | None:
+    try:
+        return float((text or "").replace(",", ""))
+    except ValueError:
+        return None
+
+
+def read_admin(admin) -> dict[str, str]:
+    return admin.evaluate(READ_PAGE_JS)["metrics"]
+
+
+def sign_in(admin, token: str) -> None:
+    admin.locator(".st-key-admin_token_input input").first.fill(token)
+    admin.locator(".st-key-admin_sign_in button").first.click()
+    admin.wait_for_selector("[data-testid=stMetric]", timeout=60_000)
+
+
+def fmt(values: list[float], digits: int = 1) -> str:
+    values = [v for v in values if v is not None]
+    if not values:
+        return "–"
+    return f"{statistics.median(values):.{digits}f} [{min(values):.{digits}f}–{max(values):.{digits}f}]"
+
+
+def log(msg: str) -> None:
+    print(f"    [{time.strftime('%H:%M:%S')}] {msg}", flush=True)
+
+
+def run_one(n: int, args) -> dict:
+    from playwright.sync_api import sync_playwright
+
+    token = secrets.token_urlsafe(16)
+    env = {"DLPLAY_HEARTBEAT_S": str(args.heartbeat), "DLPLAY_ADMIN_TOKEN": token}
+    if args.max_runs:
+        env["DLPLAY_MAX_RUNS"] = str(args.max_runs)
+    result: dict = {"n": n}
+    with dlplay_server(env, args.ttl) as (url, proc), sync_playwright() as p:
+        sampler = Sampler(proc.pid)
+        sampler.start()
+        start = proc_status(proc.pid)
+        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        admin_ctx = browser.new_context(viewport={"width": 1400, "height": 1000})
+        admin = open_page(admin_ctx, url, "admin")
+        sign_in(admin, token)
+        result["slots"] = read_admin(admin).get("Run slots")
+        log("admin page open")
+        contexts, learners = [], []
+        t_open = time.monotonic()
+        for _ in range(n):
+            ctx = browser.new_context(viewport={"width": 1400, "height": 1000})
+            contexts.append(ctx)
+            learners.append(Learner(open_page(ctx, url, "train")))
+        result["open_s"] = time.monotonic() - t_open
+        for learner in learners:
+            set_epochs(learner.page, args.epochs)
+        warm = proc_status(proc.pid)
+        log(f"{n} train pages open, epochs set")
+
+        # --- phase 1: everyone presses Start; watch until every run has finished
+        for learner in learners:
+            learner.page.locator(".st-key-train_start button").first.click()
+            learner.clicked = time.monotonic()
+        totals, t_first_train, deadline = [], None, time.monotonic() + args.timeout
+        while time.monotonic() < deadline and not all(l.finished for l in learners):
+            for learner in learners:
+                if learner.finished:
+                    continue
+                now = time.monotonic()
+                try:
+                    seen = learner.page.evaluate(READ_PAGE_JS)
+                except Exception:  # noqa: BLE001 - a page mid-rerender; read it next round
+                    continue
+                status = seen["metrics"].get("Status", "")
+                learner.last_status = status
+                if seen["chart"] and learner.chart is None:
+                    learner.chart = now - learner.clicked
+                loss = number(seen["metrics"].get("Loss (latest)"))
+                if loss is not None and learner.first_loss is None:
+                    learner.first_loss = now - learner.clicked
+                if status == QUEUED:
+                    learner.queued_seen = True
+                if status == TRAINING:
+                    if learner.training is None:
+                        learner.training = now
+                        t_first_train = t_first_train or now
+                    speed = number(seen["metrics"].get("Images per second"))
+                    if speed:
+                        learner.speeds.append(speed)
+                if status in ENDED:
+                    learner.finished = now
+                    learner.end_status = status
+                    learner.training = learner.training or now
+            with contextlib.suppress(Exception):
+                m = read_admin(admin)
+                if int(m.get("Running", "0")) > 0:
+                    totals.append(number(m.get("Total images per second")) or 0.0)
+            time.sleep(0.2)
+        t_last = max((l.finished for l in learners if l.finished), default=time.monotonic())
+        done = [l for l in learners if l.end_status == FINISHED]
+        images = len(done) * args.epochs * args.train_size
+        result.update(
+            finished=f"{len(done)}/{n}",
+            end_states=",".join(l.end_status or l.last_status or "?" for l in learners),
+            chart_s=fmt([l.chart for l in learners]),
+            first_loss_s=fmt([l.first_loss for l in learners]),
+            queue_wait_s=fmt([l.training - l.clicked for l in learners if l.training]),
+            queued=sum(l.queued_seen for l in learners),
+            speed_page=fmt([statistics.median(l.speeds) for l in learners if l.speeds], 0),
+            total_admin=f"{statistics.median(totals):,.0f}" if totals else "–",
+            total_effective=f"{images / max(t_last - (t_first_train or t_last), 1e-9):,.0f}" if done else "–",
+            phase1_s=t_last - min(l.clicked for l in learners),
+        )
+
+        log(f"phase 1 over: {result['finished']} finished")
+        # --- phase 2: long runs everywhere, then every tab closes mid-run
+        for learner in learners:
+            set_epochs(learner.page, args.long_epochs)
+            learner.page.locator(".st-key-train_start button").first.click()
+        time.sleep(args.hold)
+        m = read_admin(admin)
+        result["before_close"] = f"{m.get('Running')} running, {m.get('Queued')} queued, {m.get('Training threads')} threads"
+        peak = proc_status(proc.pid)
+        for ctx in contexts:
+            ctx.close()
+        t_close = time.monotonic()
+        threads_gone = None
+        while time.monotonic() - t_close < args.heartbeat * 4 + 60:
+            with contextlib.suppress(Exception):
+                m = read_admin(admin)
+                if m.get("Training threads") == "0" and m.get("Running") == "0" and m.get("Queued") == "0":
+                    threads_gone = time.monotonic() - t_close
+                    break
+            time.sleep(0.25)
+        after_hb = proc_status(proc.pid)
+        log(f"tabs closed; training stopped after {threads_gone}")
+        # the web server forgets closed sessions after its TTL; a new connection makes it look
+        time.sleep(max(0.0, args.ttl + 2 - (time.monotonic() - t_close)))
+        # (Streamlit's store of disconnected sessions expires entries when it next stores one)
+        probe_ctx = browser.new_context()
+        open_page(probe_ctx, url, "home")
+        probe_ctx.close()
+        gone_s, sessions_left, end = None, None, time.monotonic() + 30
+        while time.monotonic() < end:
+            m = read_admin(admin)
+            sessions_left = int(m.get("Browser sessions", "-1"))
+            if sessions_left <= 2:  # the admin's own and the probe's (still within its TTL)
+                gone_s = time.monotonic() - t_close
+                break
+            time.sleep(1.0)
+        time.sleep(2.0)
+        final = proc_status(proc.pid)
+        admin_ctx.close()
+        browser.close()
+        sampler.stop_event.set()
+        sampler.join(2)
+        rss = [s[1] for s in sampler.samples]
+        result.update(
+            stop_after_close_s=f"{threads_gone:.1f}" if threads_gone is not None else "not within limit",
+            rss_start=start["VmRSS"] // 1024, rss_warm=warm["VmRSS"] // 1024, rss_peak=max(rss) if rss else None,
+            rss_after_heartbeat=after_hb["VmRSS"] // 1024, rss_final=final["VmRSS"] // 1024,
+            threads_start=start["Threads"], threads_warm=warm["Threads"], threads_peak=peak["Threads"],
+            threads_final=final["Threads"], sessions_left=sessions_left,
+            sessions_forgotten_s=f"{gone_s:.0f}" if gone_s is not None else "not within limit",
+            rss_timeline=" ".join(f"{t:.0f}s:{r}" for t, r, _ in sampler.samples[:: max(1, len(sampler.samples) // 12)]),
+        )
+    return result
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--sessions", type=int, nargs="+", default=[2, 5, 10])
+    ap.add_argument("--epochs", type=int, default=2, help="epochs per run in the measured phase")
+    ap.add_argument("--long-epochs", type=int, default=50, help="epochs of the runs whose tabs get closed")
+    ap.add_argument("--hold", type=float, default=4.0, help="seconds the long runs train before the tabs close")
+    ap.add_argument("--heartbeat", type=float, default=20.0, help="DLPLAY_HEARTBEAT_S for the server")
+    ap.add_argument("--ttl", type=int, default=20, help="server.disconnectedSessionTTL for the server")
+    ap.add_argument("--max-runs", type=int, default=0, help="DLPLAY_MAX_RUNS (0: the server's default)")
+    ap.add_argument("--train-size", type=int, default=10_000, help="training images per epoch (the sample's)")
+    ap.add_argument("--timeout", type=float, default=900.0, help="limit on the measured phase, seconds")
+    args = ap.parse_args()
+    rows = []
+    for n in args.sessions:
+        print(f"--- N={n} ...", flush=True)
+        row = run_one(n, args)
+        rows.append(row)
+        for key, value in row.items():
+            print(f"  {key}: {value}", flush=True)
+    cols = [("n", "N"), ("slots", "slots"), ("finished", "done"), ("open_s", "open all tabs s"),
+            ("chart_s", "first chart s"), ("first_loss_s", "first loss s"), ("queued", "queued"),
+            ("queue_wait_s", "wait to train s"), ("speed_page", "img/s per run (page)"),
+            ("total_admin", "img/s total (admin)"), ("total_effective", "img/s total (effective)"),
+            ("rss_start", "RSS start MB"), ("rss_peak", "RSS peak MB"), ("rss_final", "RSS end MB"),
+            ("threads_start", "threads start"), ("threads_peak", "threads peak"), ("threads_final", "threads end"),
+            ("stop_after_close_s", "runs stopped after close s"), ("sessions_forgotten_s", "sessions forgotten after close s")]
+    print("\n| " + " | ".join(c[1] for c in cols) + " |")
+    print("|" + "---|" * len(cols))
+    for row in rows:
+        print("| " + " | ".join(f"{row.get(k):.1f}" if isinstance(row.get(k), float) else str(row.get(k)) for k, _ in cols) + " |")
+
+
+if __name__ == "__main__":
+    main()
