@@ -247,3 +247,28 @@ def test_canvas_png_decoding_and_cache(mnist) -> None:
     assert first is digit_from_png(url) and not first.flags.writeable  # cached, shared, read-only
     np.testing.assert_array_equal(first, preprocess(rgba).image28)
     assert digit_from_png(None) is None
+
+
+def test_a_run_still_training_is_used_and_followed(mnist) -> None:
+    """A run from the Train page guesses as soon as one epoch is done, and newer weights are picked up."""
+    session = TrainingSession(dense_spec([32]), TrainConfig(epochs=100, train_size=1000), mnist, "cpu",
+                              heartbeat_timeout=120)
+    session.start()
+    deadline = time.monotonic() + 120
+    while session.metrics.progress.epoch < 1 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    try:
+        at = draw_page(session)
+        assert "It is still training" in at.success[0].value
+        draw(at, canvas_rgba(mnist.test_images[0].numpy()))
+        assert guessed_digit(at) is not None
+        first_key, first_model = at.session_state["draw_model_cache"]
+        step = first_key[1]
+        while session.metrics.progress.global_step <= step and time.monotonic() < deadline:
+            time.sleep(0.05)
+        at.run()  # the page polls while the run trains; AppTest needs an explicit rerun
+        key, model = at.session_state["draw_model_cache"]
+        assert key[1] > step and model is not first_model
+    finally:
+        session.stop()
+        session.join(timeout=10)

@@ -59,7 +59,8 @@ def dataset_info(session: TrainingSession | None) -> DatasetInfo:
 def current_model(session: TrainingSession) -> tuple[tuple, Net]:
     """An eval-mode CPU copy of the session's network, copied again only when training has moved on."""
     progress = session.metrics.progress
-    key = (id(session), progress.global_step, progress.epoch, progress.status)
+    # the session itself, not its id(): an id can be reused by a later session once the old one is freed
+    key = (session, progress.global_step, progress.epoch, progress.status)
     cached = st.session_state.get(MODEL_CACHE_KEY)
     if cached is not None and cached[0] == key:
         return cached
@@ -252,9 +253,9 @@ def _guess_html(sig: str, body: str) -> None:
 
 def layer_heading(layer: LayerActivation, lang: str) -> str:
     """A line naming the layer and what its numbers are (neurons, feature maps or output scores)."""
-    name = f"**{layer.name}**"
     if layer.name == "output":
-        return t("draw.layer_output", name=name, units=layer.units)
+        return t("draw.layer_output", name=f"**{t('draw.output_name')}**", units=layer.units)
+    name = f"**{layer.name}**"
     pct = f"{layer.active_fraction() * 100:.0f}%"
     if layer.is_spatial:
         _, h, w = layer.values.shape
