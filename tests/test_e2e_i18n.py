@@ -7,14 +7,15 @@ import re
 from pathlib import Path
 
 import pytest
-from e2e_util import click_button, open_app_page, wait_for_idle
+from e2e_util import open_app_page, wait_for_idle
 
 from dlplay.i18n import translate
 from dlplay.ui.nav import available_pages
 from test_i18n import english_words
 
 PAGES = [(url, nav_key) for _, url, nav_key, _ in available_pages()]
-SHOTS = os.environ.get("DLPLAY_I18N_SHOTS")  # a folder to keep the screenshots in (to look at them)
+SHOTS = os.environ.get("DLPLAY_I18N_SHOTS")
+SLOW_MS = 90_000  # a heavy page (Build's diagram) can keep a loaded 2-core machine's browser busy for ~20 s  # a folder to keep the screenshots in (to look at them)
 
 
 def title_key(url: str) -> str:
@@ -29,16 +30,16 @@ def wait_for_heading(page, text: str) -> None:
     page.wait_for_function(
         """(text) => { const h = document.querySelector('[data-testid=stMainBlockContainer] h1');
                        return h && h.innerText.trim() === text; }""",
-        arg=text, timeout=30_000,
+        arg=text, timeout=SLOW_MS,
     )
-    wait_for_idle(page)
+    wait_for_idle(page, SLOW_MS)
 
 
 def choose_language(page, label: str) -> None:
     """Pick ``label`` ("English" / "简体中文") in the sidebar's "Language / 语言" selectbox."""
     combo = page.locator(".st-key-lang_select [role=combobox]")
-    combo.click()
-    page.locator("[role=option]").filter(has_text=label).first.click()
+    combo.click(timeout=SLOW_MS)
+    page.locator("[role=option]").filter(has_text=label).first.click(timeout=SLOW_MS)
 
 
 def nav_labels(page) -> list[str]:
@@ -70,16 +71,26 @@ def screenshot(page, tmp_path: Path, name: str) -> Path:
     return path
 
 
-CJK_GLYPHS_JS = """(text) => {
-  // Width of the text in the page's own font stack vs. the same number of "tofu" boxes (U+FFFF has no glyph).
-  const h = document.querySelector('[data-testid=stMainBlockContainer] h1');
-  const font = getComputedStyle(h).font;
-  const ctx = document.createElement('canvas').getContext('2d');
-  ctx.font = font;
-  const shown = ctx.measureText(text);
-  const tofu = ctx.measureText('\\uffff'.repeat(text.length));
-  return {font, width: shown.width, tofu: tofu.width, fonts: document.fonts.check(font, text)};
-}"""
+def heading_fonts(context, page) -> list[tuple[str, int]]:
+    """(font family, glyph count) that the browser really used to draw the page title."""
+    cdp = context.new_cdp_session(page)
+    cdp.send("DOM.enable")
+    cdp.send("CSS.enable")
+    root = cdp.send("DOM.getDocument", {"depth": -1})["root"]["nodeId"]
+    node = cdp.send("DOM.querySelector", {"nodeId": root, "selector": "[data-testid=stMainBlockContainer] h1"})
+    fonts = cdp.send("CSS.getPlatformFontsForNode", {"nodeId": node["nodeId"]})["fonts"]
+    cdp.detach()
+    return [(f["familyName"], f["glyphCount"]) for f in fonts]
+
+
+def assert_drawn_in_chinese_glyphs(context, page, title: str) -> None:
+    """Every character of the title has a glyph, the CJK ones from a Simplified Chinese font (with
+    <html lang="zh-CN">; a page marked "en" gets the Japanese forms of the same characters)."""
+    page.wait_for_function("() => document.documentElement.lang === 'zh-CN'", timeout=SLOW_MS)
+    fonts = heading_fonts(context, page)
+    assert sum(count for _, count in fonts) == len(title), (fonts, title)  # spaces count too
+    cjk = [name for name, count in fonts if count and re.search(r"CJK|Hei|Song|Kai|PingFang|YaHei|SC|Hans", name)]
+    assert cjk and not any(re.search(r"\b(JP|KR|TC|HK)\b|CJK (jp|kr|tc)", name) for name in cjk), fonts
 
 
 UPLOADER_TEXTS_JS = """() => [...document.querySelectorAll(
@@ -97,8 +108,7 @@ def test_every_page_opens_in_chinese_and_switches_both_ways(streamlit_server, br
         assert heading(page) == zh_title, url
         labels = nav_labels(page)
         assert translate(nav_key, "zh") in labels and translate("nav.train", "zh") in labels, labels
-        glyphs = page.evaluate(CJK_GLYPHS_JS, zh_title)
-        assert glyphs["width"] > 0 and glyphs["width"] != glyphs["tofu"], glyphs  # not drawn as empty boxes
+        assert_drawn_in_chinese_glyphs(browser_context, page, zh_title)
         assert not stale_labels(page), (url, stale_labels(page))
         no_error(page)
         screenshot(page, tmp_path, f"{url}-zh")
@@ -106,6 +116,7 @@ def test_every_page_opens_in_chinese_and_switches_both_ways(streamlit_server, br
         choose_language(page, "English")
         wait_for_heading(page, en_title)
         assert url_lang(page) == "en" and translate(nav_key, "en") in nav_labels(page)
+        page.wait_for_function("() => document.documentElement.lang === 'en'", timeout=SLOW_MS)
         no_error(page)
         screenshot(page, tmp_path, f"{url}-en")
 
@@ -118,6 +129,7 @@ def test_every_page_opens_in_chinese_and_switches_both_ways(streamlit_server, br
         page.close()
 
 
+@pytest.mark.slow
 @pytest.mark.browser
 def test_chinese_stays_when_moving_between_pages(streamlit_server, browser_context):
     page = open_app_page(browser_context, streamlit_server, "", "en")
@@ -128,7 +140,7 @@ def test_chinese_stays_when_moving_between_pages(streamlit_server, browser_conte
     for url, nav_key in PAGES:
         if url == "home":
             continue
-        page.locator("[data-testid=stSidebarNav] a").filter(has_text=translate(nav_key, "zh")).first.click()
+        page.locator("[data-testid=stSidebarNav] a").filter(has_text=translate(nav_key, "zh")).first.click(timeout=SLOW_MS)
         wait_for_heading(page, translate(title_key(url), "zh"))
         assert url_lang(page) == "zh", (url, page.url)
         assert page.locator(".st-key-lang_select [role=combobox]").input_value() == "简体中文"
@@ -149,7 +161,7 @@ def test_browser_language_is_the_default(streamlit_server, browser_context):
     page.goto(f"{streamlit_server}/train")
     assert page.evaluate("() => navigator.language") == "zh-CN"
     wait_for_heading(page, translate("train.title", "zh"))
-    page.wait_for_function("() => location.search.includes('lang=zh')", timeout=10_000)
+    page.wait_for_function("() => location.search.includes('lang=zh')", timeout=SLOW_MS)
     page.close()
 
 
@@ -161,22 +173,23 @@ def layer_kinds(page) -> list[str]:
 
 
 def add_layer(page, count_before: int) -> None:
-    click_button(page, "build_add")
+    page.locator(".st-key-build_add button").first.click(timeout=SLOW_MS)
     page.wait_for_function(f"() => document.querySelectorAll({KIND_BOXES!r}).length > {count_before}",
-                           timeout=30_000)
-    wait_for_idle(page)
+                           timeout=SLOW_MS)
+    wait_for_idle(page, SLOW_MS)
 
 
+@pytest.mark.slow
 @pytest.mark.browser
 def test_switching_language_keeps_the_chosen_options(streamlit_server, browser_context):
     """Keyed select boxes keep their choice and show it in the new language. (Streamlit keeps the old label
     in the browser unless the page sends the new one, and would later hand the stale label to a callback.)"""
     page = open_app_page(browser_context, streamlit_server, "build", "en")
-    page.locator(".st-key-build_new_kind [role=combobox]").click()
-    page.locator("[role=option]").filter(has_text=translate("build.kind_conv2d", "en")).first.click()
+    page.locator(".st-key-build_new_kind [role=combobox]").click(timeout=SLOW_MS)
+    page.locator("[role=option]").filter(has_text=translate("build.kind_conv2d", "en")).first.click(timeout=SLOW_MS)
     page.wait_for_function("() => document.querySelector('.st-key-build_new_kind [role=combobox]').value"
-                           f" === {translate('build.kind_conv2d', 'en')!r}")
-    wait_for_idle(page)
+                           f" === {translate('build.kind_conv2d', 'en')!r}", timeout=SLOW_MS)
+    wait_for_idle(page, SLOW_MS)
     before = len(layer_kinds(page))
     add_layer(page, before)
     kinds = layer_kinds(page)

@@ -8,6 +8,7 @@ from dlplay.i18n import DEFAULT_LANGUAGE, LANGUAGES, negotiate_language, normali
 
 LANG_KEY = "lang"
 SELECT_KEY = "lang_select"
+HTML_LANG = {"en": "en", "zh": "zh-CN"}  # BCP 47 tags for <html lang>
 SELECT_LABEL = "Language / 语言"  # in both languages on purpose: findable whichever one is shown
 
 
@@ -117,6 +118,8 @@ def language_selector() -> None:
                          on_change=_on_select)
     if st.query_params.get("lang") != lang:
         st.query_params["lang"] = lang
-    if lang != DEFAULT_LANGUAGE:
-        with st.sidebar:
+    with st.sidebar:
+        # <html lang>: the browser then draws Chinese with Simplified Chinese glyphs (not Japanese ones)
+        st.html(f"<script>document.documentElement.lang = '{HTML_LANG[lang]}';</script>", unsafe_allow_javascript=True)
+        if lang != DEFAULT_LANGUAGE:
             st.html(streamlit_texts_css(lang))
