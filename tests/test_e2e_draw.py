@@ -56,7 +56,7 @@ def _draw_strokes(page, strokes: list[list[Point]], box: dict) -> None:
         page.mouse.move(*at(stroke[0]))
         page.mouse.down()
         for a, b in zip(stroke, stroke[1:]):
-            steps = max(2, int(math.dist(a, b) * 40))
+            steps = max(1, int(math.dist(a, b) * 20))  # the canvas draws straight lines between points
             page.mouse.move(*at(b), steps=steps)
         if i < len(strokes) - 1:
             page.mouse.up()
