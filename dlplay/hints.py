@@ -12,7 +12,9 @@ from typing import Any
 
 import numpy as np
 
-from .i18n import translate
+from .i18n import layer_name, translate
+
+LAYER_PARAMS = ("layer", "first", "last")  # parameters that name a block ("output" is translated)
 from .probe import M, ProbeSnapshot
 
 WINDOW = 5  # recent probes whose median a hint looks at
@@ -39,7 +41,8 @@ class Hint:
     layer: str | None = None
 
     def text(self, lang: str = "en") -> str:
-        return translate(self.key, lang, **dict(self.params))
+        params = {k: layer_name(v, lang) if k in LAYER_PARAMS else v for k, v in self.params}
+        return translate(self.key, lang, **params)
 
 
 def format_factor(x: float) -> str:
@@ -119,17 +122,25 @@ def update_ratio_hints(snap: ProbeSnapshot, window: int = WINDOW) -> list[Hint]:
 
 
 def find_hints(snap: ProbeSnapshot | None, window: int = WINDOW) -> list[Hint]:
-    """All hints for the latest probes, most fundamental first (an empty list: nothing stands out)."""
+    """All hints for the latest probes, most fundamental first (an empty list: nothing stands out).
+
+    Dead units explain a missing gradient and tiny steps by themselves, so while a dead-unit hint
+    is shown, "vanishing gradients" and "steps too small" (both would point to the wrong remedy)
+    are not.
+    """
     if snap is None or len(snap.steps) == 0:
         return []
     bad = non_finite_hint(snap, window)
     if bad is not None:
         return [bad]
+    dead = dead_unit_hints(snap, window)
+    saturated = saturation_hints(snap, window)
     hints: list[Hint] = []
     flow = gradient_flow_hint(snap, window)
-    if flow is not None:
+    if flow is not None and not (dead and flow.key == "dynamics.hint_vanishing"):
         hints.append(flow)
-    hints += dead_unit_hints(snap, window)
-    hints += saturation_hints(snap, window)
-    hints += update_ratio_hints(snap, window)
+    hints += dead + saturated
+    for hint in update_ratio_hints(snap, window):
+        if hint.key != "dynamics.hint_update_low" or not (dead or saturated):
+            hints.append(hint)
     return hints

@@ -125,6 +125,16 @@ def test_hints_look_at_the_median_of_recent_probes():
     assert H.find_hints(snapshot(v)) == []
 
 
+def test_dead_units_take_precedence_over_vanishing_and_tiny_steps():
+    v = healthy()
+    v[:, 0, M["dead"]] = 1.0
+    v[:, 0, M["delta"]] = 0.0  # nothing flows back through a dead layer
+    v[:, :, M["update_ratio"]] = 0.0
+    assert keys(H.find_hints(snapshot(v))) == ["dynamics.hint_dead"]
+    v[:, 0, M["dead"]] = 0.0  # the same without dead units: vanishing and tiny steps
+    assert keys(H.find_hints(snapshot(v))) == ["dynamics.hint_vanishing", "dynamics.hint_update_low"]
+
+
 def test_non_finite_values_replace_all_other_hints():
     v = healthy()
     v[:, 1, M["dead"]] = 0.9
@@ -190,9 +200,12 @@ def test_tutorial_relu_model_is_healthy(mnist):
     assert H.find_hints(snap) == []
 
 
-def test_too_high_learning_rate_kills_relu_units(mnist):
+@pytest.mark.parametrize("lr", [1.0, 10.0])
+def test_too_high_learning_rate_kills_relu_units(mnist, lr):
+    """lr 10 kills every unit: no gradient reaches dense1 and the steps are zero, yet the one hint
+    is the dead units (not "vanishing gradients" or "learning rate too low")."""
     probe = Probe(every=5)
-    config = TrainConfig(optimizer="sgd", lr=1.0, batch_size=32, epochs=1, train_size=32 * 40, seed=0)
+    config = TrainConfig(optimizer="sgd", lr=lr, batch_size=32, epochs=1, train_size=32 * 40, seed=0)
     session = TrainingSession(dense_spec([128], "relu"), config, mnist, "cpu", callbacks=[probe])
     session.start()
     assert session.join(60) and session.status == "done"
