@@ -17,7 +17,7 @@ from PIL import Image
 
 from .figures import downsample
 from .hints import HEALTHY_UPDATE_BAND, HEALTHY_UPDATE_RATIO
-from .i18n import translate
+from .i18n import layer_name, translate
 from .probe import ProbeSnapshot
 
 PALETTE = ("#636efa", "#ef553b", "#00cc96", "#ab63fa", "#ffa15a", "#19d3f3", "#ff6692", "#b6e880", "#ff97ff", "#fecb52")
@@ -73,7 +73,7 @@ def _message(text: str) -> dict:
 
 def gradient_figure(snap: ProbeSnapshot, lang: str = "en", metric: str = "grad_w") -> go.Figure:
     """Per layer over time, log scale: ‖∂L/∂W‖ (``grad_w``) or ‖δ‖ = ‖∂L/∂z‖ (``delta``)."""
-    traces = [_line(*_positive(*snap.series(metric, i)), meta.name, layer_color(i)) for i, meta in enumerate(snap.layers)]
+    traces = [_line(*_positive(*snap.series(metric, i)), layer_name(meta.name, lang), layer_color(i)) for i, meta in enumerate(snap.layers)]
     weights = metric == "grad_w"
     return _figure(traces, translate("dynamics.fig_grad_title" if weights else "dynamics.fig_delta_title", lang),
                    translate("dynamics.step", lang),
@@ -84,7 +84,7 @@ def gradient_figure(snap: ProbeSnapshot, lang: str = "en", metric: str = "grad_w
 def update_ratio_figure(snap: ProbeSnapshot, lang: str = "en") -> go.Figure:
     """‖W_after − W_before‖ / ‖W_before‖ per layer over time, log scale, with the healthy band marked."""
     lo, hi = HEALTHY_UPDATE_BAND
-    traces = [_line(*_positive(*snap.series("update_ratio", i)), meta.name, layer_color(i))
+    traces = [_line(*_positive(*snap.series("update_ratio", i)), layer_name(meta.name, lang), layer_color(i))
               for i, meta in enumerate(snap.layers)]
     shapes = [
         {"type": "rect", "xref": "paper", "x0": 0, "x1": 1, "yref": "y", "y0": lo, "y1": hi,
@@ -111,7 +111,7 @@ def activation_figure(snap: ProbeSnapshot, lang: str = "en") -> go.Figure:
     """Mean activation per hidden layer over time, with a mean ± std band, on the probe images."""
     traces = []
     for i in hidden_layers(snap):
-        name = snap.layers[i].name
+        name = layer_name(snap.layers[i].name, lang)
         steps, mean = snap.series("act_mean", i)
         _, std = snap.series("act_std", i)
         keep = np.isfinite(mean) & np.isfinite(std)
@@ -141,7 +141,7 @@ def dead_saturated_figure(snap: ProbeSnapshot, lang: str = "en") -> go.Figure:
         steps, vals = snap.series(metric, i)
         keep = np.isfinite(vals)
         xs, ys = downsample(steps[keep], 100.0 * vals[keep])
-        traces.append(_line(xs, ys, translate(key, lang, layer=meta.name), layer_color(i), dash))
+        traces.append(_line(xs, ys, translate(key, lang, layer=layer_name(meta.name, lang)), layer_color(i), dash))
     annotations = [] if traces else [_message(translate("dynamics.fig_no_dead", lang))]
     return _figure(traces, translate("dynamics.fig_dead_title", lang), translate("dynamics.step", lang),
                    translate("dynamics.fig_dead_axis", lang), yaxis={"range": [-2, 102], "ticksuffix": "%"},
@@ -166,13 +166,13 @@ def histogram_figure(snap: ProbeSnapshot, lang: str = "en") -> go.Figure:
             traces.append({"type": "bar", "x": (edges[:-1] + edges[1:]) / 2,
                            "y": 100.0 * counts / total if total > 0 else counts, "width": np.diff(edges),
                            "marker": {"color": layer_color(i, 0.85 if col == 0 else 0.5), "line": {"width": 0}},
-                           "showlegend": False, "name": meta.name, "xaxis": f"x{suffix}", "yaxis": f"y{suffix}",
+                           "showlegend": False, "name": layer_name(meta.name, lang), "xaxis": f"x{suffix}", "yaxis": f"y{suffix}",
                            "hovertemplate": "%{x:.3g}: %{y:.1f}%<extra></extra>"})
             x0, x1 = (0.0, 0.46) if col == 0 else (0.54, 1.0)
             layout[f"xaxis{suffix}"] = _axis(domain=[x0, x1], anchor=f"y{suffix}", exponentformat="e",
                                              tickfont={"size": 10})
             layout[f"yaxis{suffix}"] = _axis(domain=[y0, y1], anchor=f"x{suffix}", ticksuffix="%", tickfont={"size": 10})
-            notes.append({"text": translate(key, lang, layer=meta.name), "showarrow": False, "xref": "paper",
+            notes.append({"text": translate(key, lang, layer=layer_name(meta.name, lang)), "showarrow": False, "xref": "paper",
                           "yref": "paper", "x": (x0 + x1) / 2, "y": y1, "yanchor": "bottom", "font": {"size": 12}})
     layout.update({
         "title": {"text": translate("dynamics.fig_hist_title", lang, step=snap.last_step), "x": 0.0, "font": {"size": 15}},
@@ -196,7 +196,7 @@ def heatmap_figure(snap: ProbeSnapshot, layer: int, lang: str = "en") -> go.Figu
         trace.update(colorscale="RdBu", reversescale=True, zmin=-bound, zmax=bound)
     else:
         trace.update(colorscale="Viridis")
-    title = translate("dynamics.fig_heat_title", lang, layer=meta.name, step=snap.last_step)
+    title = translate("dynamics.fig_heat_title", lang, layer=layer_name(meta.name, lang), step=snap.last_step)
     return _figure([trace], title, translate("dynamics.heat_x", lang), translate("dynamics.heat_y", lang),
                    height=min(700, max(300, 140 + 2 * z.shape[0])),
                    xaxis={"showticklabels": len(labels) <= 64, "tickfont": {"size": 8}, "tickangle": -90},

@@ -11,6 +11,7 @@ from dlplay.figures_dynamics import (
     update_ratio_figure,
 )
 from dlplay.hints import find_hints
+from dlplay.i18n import layer_name
 from dlplay.probe import Probe, ProbeSnapshot
 from dlplay.ui.i18n import current_language, t
 from dlplay.ui.state import current_session, heartbeat, init_state, is_active
@@ -93,7 +94,7 @@ def details() -> None:
     if probe is None or probe.probes == 0:
         return
     st.subheader(t("dynamics.sec_heatmap"))
-    names = [m.name for m in probe.layers]
+    names = [layer_name(m.name, lang) for m in probe.layers]
     choice = st.selectbox(t("dynamics.heat_layer"), range(len(names)), format_func=names.__getitem__,
                           key="dyn_heat_layer")
     choice = choice if choice is not None and choice < len(names) else 0
