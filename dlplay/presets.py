@@ -22,9 +22,9 @@ def small_cnn_spec() -> ModelSpec:
     """Two convolution + max-pool blocks, then a dense layer with dropout: 28×28 -> 14×14 -> 7×7 -> 128 -> 10."""
     return ModelSpec(layers=(
         LayerSpec("conv2d", 32, "relu", kernel=3, stride=1, padding=1),
-        LayerSpec("maxpool", 32, "identity", kernel=2, stride=2),
+        LayerSpec("maxpool", 1, "identity", kernel=2, stride=2),
         LayerSpec("conv2d", 64, "relu", kernel=3, stride=1, padding=1),
-        LayerSpec("maxpool", 64, "identity", kernel=2, stride=2),
+        LayerSpec("maxpool", 1, "identity", kernel=2, stride=2),
         LayerSpec("dense", 128, "relu", dropout=0.3),
     ))
 

@@ -33,8 +33,9 @@ with st.expander(t("build.presets"), expanded=False, icon=":material/auto_storie
     cfg = PRESETS[choice].config
     st.caption(t("build.preset_config", optimizer=cfg.optimizer, lr=cfg.lr, batch=cfg.batch_size, epochs=cfg.epochs))
     st.button(t("build.load_preset"), key="build_load_preset", on_click=_load_preset, icon=":material/download:")
-    if st.session_state.get("build_preset_loaded"):
-        st.success(t("build.preset_loaded", name=t(f"presets.{st.session_state['build_preset_loaded']}.name")))
+    loaded = st.session_state.get("build_preset_loaded")
+    if loaded in PRESETS and PRESETS[loaded].spec == spec:  # until the model is edited
+        st.success(t("build.preset_loaded", name=t(f"presets.{loaded}.name")))
 
 notices = st.container()
 left, right = st.columns([2, 3], gap="large")

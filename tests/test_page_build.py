@@ -250,3 +250,18 @@ def test_cnn_from_the_build_page_trains_on_the_train_page():
         time.sleep(0.1)
     assert session.status == "stopped"
     session.join(180)  # the run history evaluates a stopped run once more before the thread ends
+
+
+def test_building_the_cnn_by_hand_gives_the_preset():
+    at = _build_page()
+    for kind in ("conv2d", "maxpool", "conv2d", "maxpool"):
+        at.selectbox(key="build_new_kind").set_value(kind).run()
+        _click(at, "build_add")
+    conv1, pool1, conv2, pool2, dense1 = _ids(at)
+    at.number_input(key=f"build_l{conv2}_units").set_value(64).run()
+    at.number_input(key=f"build_l{dense1}_dropout").set_value(0.3).run()
+    assert at.session_state["spec"] == PRESETS["small_cnn"].spec
+    # pooling layers take a dropout too (no activation)
+    at.number_input(key=f"build_l{pool2}_dropout").set_value(0.25).run()
+    assert at.session_state["spec"].layers[3].dropout == 0.25
+    assert not at.error

@@ -170,18 +170,22 @@ def _layer_fields(layer: dict[str, Any]) -> None:
             step=1, key=_ensure(layer, "units"), help=t("build.units_help"))
     if kind in ("conv2d", "maxpool", "avgpool"):
         cols = st.columns(3 if kind == "conv2d" else 2)
-        layer["kernel"] = cols[0].number_input(t("build.kernel"), 1, 28, step=1, key=_ensure(layer, "kernel"),
-                                               help=t("build.kernel_help"))
+        conv = kind == "conv2d"
+        layer["kernel"] = cols[0].number_input(t("build.kernel" if conv else "build.window"), 1, 28, step=1,
+                                               key=_ensure(layer, "kernel"),
+                                               help=t("build.kernel_help" if conv else "build.window_help"))
         layer["stride"] = cols[1].number_input(t("build.stride"), 1, 28, step=1, key=_ensure(layer, "stride"),
                                                help=t("build.stride_help"))
         if kind == "conv2d":
             layer["padding"] = cols[2].number_input(t("build.padding"), 0, 14, step=1,
                                                     key=_ensure(layer, "padding"), help=t("build.padding_help"))
-    if kind in ("dense", "conv2d", "batchnorm"):
-        c_act, c_drop = st.columns(2)
+    c_act, c_drop = st.columns(2)
+    if kind in ("dense", "conv2d", "batchnorm"):  # pooling has no activation of its own
         layer["activation"] = c_act.selectbox(t("build.activation"), ACTIVATIONS, key=_ensure(layer, "activation"))
-        layer["dropout"] = float(c_drop.number_input(t("build.dropout"), 0.0, 0.95, step=0.05, format="%.2f",
-                                                     key=_ensure(layer, "dropout"), help=t("build.dropout_help")))
+    else:
+        c_drop = c_act
+    layer["dropout"] = float(c_drop.number_input(t("build.dropout"), 0.0, 0.95, step=0.05, format="%.2f",
+                                                 key=_ensure(layer, "dropout"), help=t("build.dropout_help")))
 
 
 def render_layer_list(base: ModelSpec) -> None:
