@@ -115,8 +115,8 @@ def test_gallery_filters_pages_and_inspect(session, report):
     assert len(captions) == min(24, len(sevens)) and all(" · true 7 · " in c for c in captions)
     first = int(sevens[0])
     at.button(key=f"eval_inspect_{first}").click().run()
-    assert at.session_state["inside_test_index"] == first
     assert [x.value for x in at.title] == [translate("inside.title")]  # now on the Inside page
+    assert at.number_input(key="inside_index").value == first  # showing that test image
 
 
 def test_calibration_tab(session, report):
