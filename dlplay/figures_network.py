@@ -12,7 +12,7 @@ import numpy as np
 import plotly.graph_objects as go
 import torch
 
-from .i18n import translate
+from .i18n import layer_name, translate
 from .model import LayerInfo, Net, layer_summary
 from .spec import LayerSpec, ModelSpec
 
@@ -238,7 +238,7 @@ def summary_rows(spec: ModelSpec, lang: str = "en") -> list[dict[str, object]]:
     rows: list[dict[str, object]] = [{col["layer"]: translate("build.fig_input", lang), col["type"]: "",
                                       col["output"]: shape_text(spec.input_shape), col["params"]: 0, col["macs"]: 0}]
     for info in infos:
-        rows.append({col["layer"]: info.name, col["type"]: info.description, col["output"]: shape_text(info.output_shape),
+        rows.append({col["layer"]: layer_name(info.name, lang), col["type"]: info.description, col["output"]: shape_text(info.output_shape),
                      col["params"]: info.params, col["macs"]: info.macs})
     rows.append({col["layer"]: translate("build.total", lang), col["type"]: "", col["output"]: "",
                  col["params"]: sum(i.params for i in infos), col["macs"]: sum(i.macs for i in infos)})
