@@ -129,7 +129,6 @@ def test_every_page_opens_in_chinese_and_switches_both_ways(streamlit_server, br
         page.close()
 
 
-@pytest.mark.slow
 @pytest.mark.browser
 def test_chinese_stays_when_moving_between_pages(streamlit_server, browser_context):
     page = open_app_page(browser_context, streamlit_server, "", "en")
@@ -179,7 +178,6 @@ def add_layer(page, count_before: int) -> None:
     wait_for_idle(page, SLOW_MS)
 
 
-@pytest.mark.slow
 @pytest.mark.browser
 def test_switching_language_keeps_the_chosen_options(streamlit_server, browser_context):
     """Keyed select boxes keep their choice and show it in the new language. (Streamlit keeps the old label

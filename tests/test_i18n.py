@@ -691,7 +691,6 @@ def render_all(lang: str, session, mnist, monkeypatch, caplog) -> tuple[dict[str
     return leaks, raw, warnings
 
 
-@pytest.mark.slow
 def test_every_page_in_chinese_shows_no_english(trained, mnist, monkeypatch, caplog):
     leaks, raw, warnings = render_all("zh", trained, mnist, monkeypatch, caplog)
     assert not warnings, sorted(warnings)
@@ -700,7 +699,6 @@ def test_every_page_in_chinese_shows_no_english(trained, mnist, monkeypatch, cap
         f"[{name}] {leak}" for name, found in leaks.items() for leak in found)
 
 
-@pytest.mark.slow
 def test_every_page_in_english_shows_english(trained, mnist, monkeypatch, caplog):
     chinese, raw, warnings = render_all("en", trained, mnist, monkeypatch, caplog)
     assert not warnings, sorted(warnings)
