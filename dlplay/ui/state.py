@@ -100,6 +100,10 @@ def create_session(spec: ModelSpec, config: TrainConfig, **kwargs) -> TrainingSe
     config = limit_train_size(config, len(dataset.train_labels), limits)
     check_run(spec, config, limits, train_available=len(dataset.train_labels), free_bytes=free_memory_bytes(device))
     kwargs.setdefault("heartbeat_timeout", server.heartbeat_timeout())
+    callbacks = list(kwargs.pop("callbacks", ()))
+    if not any(isinstance(cb, Probe) for cb in callbacks):
+        callbacks.append(Probe())  # every run, quick ones from Draw/Inside too, feeds the Dynamics page
+    kwargs["callbacks"] = callbacks
     session = TrainingSession(spec, config, dataset, device, slot_pool=server.slot_pool(), **kwargs)
     server.registry().add_run(server.browser_session(), session)
     return session
@@ -112,7 +116,7 @@ def new_session() -> TrainingSession:
     """
     config = get_config()
     # the run goes into the Runs page's history; the probe feeds the Dynamics page
-    session = create_session(get_spec(), config, callbacks=[run_recorder(), Probe()])
+    session = create_session(get_spec(), config, callbacks=[run_recorder()])
     if session.config != config:
         set_config(session.config)  # the server's training-set limit applied
     old = current_session()
