@@ -7,7 +7,7 @@ import re
 from pathlib import Path
 
 import pytest
-from e2e_util import open_app_page, wait_for_idle
+from e2e_util import open_app_page, running_app, wait_for_idle
 
 from dlplay.i18n import translate
 from dlplay.ui.nav import available_pages
@@ -16,6 +16,14 @@ from test_i18n import english_words
 PAGES = [(url, nav_key) for _, url, nav_key, _ in available_pages()]
 SHOTS = os.environ.get("DLPLAY_I18N_SHOTS")
 SLOW_MS = 90_000  # a heavy page (Build's diagram) can keep a loaded 2-core machine's browser busy for ~20 s  # a folder to keep the screenshots in (to look at them)
+
+
+@pytest.fixture(scope="module")
+def streamlit_server():
+    """A server of this module's own: runs that other browser tests left behind (holding the
+    server's training slots, polling) do not slow or block these page-by-page checks."""
+    with running_app() as url:
+        yield url
 
 
 def title_key(url: str) -> str:
