@@ -45,6 +45,8 @@ def wait_for_heading(page, text: str) -> None:
 
 def choose_language(page, label: str) -> None:
     """Pick ``label`` ("English" / "简体中文") in the sidebar's "Language / 语言" selectbox."""
+    wait_for_idle(page, SLOW_MS)
+    page.keyboard.press("Escape")  # an open dropdown elsewhere makes the rest of the page inert
     combo = page.locator(".st-key-lang_select [role=combobox]")
     combo.click(timeout=SLOW_MS)
     page.locator("[role=option]").filter(has_text=label).first.click(timeout=SLOW_MS)
