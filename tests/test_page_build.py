@@ -129,7 +129,10 @@ def test_units_buttons_kind_change_and_init():
     assert (layer.activation, layer.dropout) == ("tanh", 0.25)
     at.selectbox(key=f"build_l{lid}_kind").set_value("conv2d").run()
     layer = at.session_state["spec"].layers[0]
-    assert (layer.kind, layer.kernel, layer.padding, layer.activation) == ("conv2d", 3, 1, "relu")
+    assert (layer.kind, layer.units, layer.kernel, layer.padding, layer.activation) == ("conv2d", 129, 3, 1, "relu")
+    at.selectbox(key=f"build_l{lid}_kind").set_value("avgpool").run()
+    layer = at.session_state["spec"].layers[0]
+    assert (layer.kind, layer.kernel, layer.stride, layer.activation) == ("avgpool", 2, 2, "identity")
     at.selectbox(key="build_init").set_value("zeros").run()
     assert at.session_state["spec"].init == "zeros"
     assert not at.error

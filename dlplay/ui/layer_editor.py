@@ -20,6 +20,8 @@ from dlplay.ui.i18n import error_text, t
 DRAFT, SOURCE, NEXT_ID, INIT_KEY = "build_draft", "build_draft_source", "build_next_id", "build_init"
 FIELDS = ("kind", "units", "activation", "dropout", "kernel", "stride", "padding")
 SPATIAL = ("conv2d", "maxpool", "avgpool")
+WEIGHTED = ("dense", "conv2d")
+MAX_FILTERS = 512  # spec.validate_layer's limit for conv2d
 DEFAULTS: dict[str, dict[str, Any]] = {
     "dense": dict(units=64, activation="relu", dropout=0.0, kernel=3, stride=1, padding=0),
     "conv2d": dict(units=32, activation="relu", dropout=0.0, kernel=3, stride=1, padding=1),
@@ -100,15 +102,14 @@ def move_layer(layer_id: int, offset: int) -> None:
 
 
 def change_kind(layer_id: int) -> None:
-    """A new layer type gets that type's defaults (a pool window of 2 with stride 2, ...)."""
+    """A new layer type gets that type's defaults (a pool window of 2 with stride 2, ...); switching
+    between dense and convolution keeps the number of neurons/filters."""
     layer = draft()[_index(layer_id)]
+    old_kind, units = layer["kind"], int(layer["units"])
     kind = st.session_state[_key(layer_id, "kind")]
-    units = layer["units"]
     layer.update(kind=kind, **DEFAULTS[kind])
-    if kind in ("dense", "conv2d") and layer.get("_last_units"):
-        layer["units"] = layer["_last_units"]
-    if units > 1:
-        layer["_last_units"] = units
+    if old_kind in WEIGHTED and kind in WEIGHTED:
+        layer["units"] = min(units, MAX_UNITS if kind == "dense" else MAX_FILTERS)
     for field in FIELDS[1:]:
         st.session_state[_key(layer_id, field)] = layer[field]
 
@@ -166,7 +167,7 @@ def _layer_fields(layer: dict[str, Any]) -> None:
     if kind in ("dense", "conv2d"):
         # the number field's own − / + steppers add or remove one neuron (filter), as in TF Playground
         layer["units"] = st.number_input(
-            t("build.units") if kind == "dense" else t("build.filters"), 1, MAX_UNITS if kind == "dense" else 512,
+            t("build.units") if kind == "dense" else t("build.filters"), 1, MAX_UNITS if kind == "dense" else MAX_FILTERS,
             step=1, key=_ensure(layer, "units"), help=t("build.units_help"))
     if kind in ("conv2d", "maxpool", "avgpool"):
         cols = st.columns(3 if kind == "conv2d" else 2)
