@@ -104,9 +104,9 @@ def _block_height(size: int, largest: int) -> float:
 
 
 def _neuron_y(n: int) -> np.ndarray:
-    """Vertical positions of ``n`` neurons centred on 0, spaced so 16 fit in the tallest block."""
+    """Vertical positions of ``n`` neurons centred on 0, neuron 0 at the top, spaced so 16 fit the tallest block."""
     gap = 0.38
-    return (np.arange(n) - (n - 1) / 2) * gap
+    return ((n - 1) / 2 - np.arange(n)) * gap
 
 
 def _layer_weights(model: Net | None, layer_index: int) -> np.ndarray | None:
@@ -213,7 +213,7 @@ def network_figure(spec: ModelSpec, lang: str = "en", model: Net | None = None, 
         col = cols[k]
         labels = [str(i) for i in range(len(ys))] if col.kind == "output" else [""] * len(ys)
         fig.add_trace(go.Scatter(
-            x=[xs[k]] * len(ys), y=ys[::-1], mode="markers+text", text=labels, textposition="middle right",
+            x=[xs[k]] * len(ys), y=ys, mode="markers+text", text=labels, textposition="middle right",
             marker=dict(size=11, color="white", line=dict(color="#333", width=1.2)),
             hoverinfo="skip", showlegend=False, textfont=dict(size=9)))
     fig.add_trace(go.Scatter(x=hover_x, y=hover_y, mode="markers", marker=dict(size=28, opacity=0),

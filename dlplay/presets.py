@@ -41,7 +41,7 @@ PRESETS: dict[str, Preset] = {
     "narrow_deep": Preset("narrow_deep", dense_spec([256] * 4, "relu"),
                           TrainConfig(optimizer="adam", lr=1e-3, batch_size=32, epochs=10)),
     "small_cnn": Preset("small_cnn", small_cnn_spec(),
-                        TrainConfig(optimizer="adam", lr=1e-3, batch_size=64, epochs=5)),
+                        TrainConfig(optimizer="adam", lr=1e-3, batch_size=32, epochs=5)),
     "high_lr": Preset("high_lr", dense_spec([128, 128], "relu"),
                       TrainConfig(optimizer="sgd", lr=3.0, batch_size=64, epochs=5)),
 }

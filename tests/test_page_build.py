@@ -268,3 +268,26 @@ def test_building_the_cnn_by_hand_gives_the_preset():
     at.number_input(key=f"build_l{pool2}_dropout").set_value(0.25).run()
     assert at.session_state["spec"].layers[3].dropout == 0.25
     assert not at.error
+
+
+def test_output_neuron_labels_sit_where_their_connections_end():
+    from dlplay.model import build_model
+
+    spec = dense_spec([3])
+    net = build_model(spec, seed=0)
+    w = net.blocks[1].op.weight.detach()  # [10 digits, 3 hidden]
+    fig = network_figure(spec, model=net)
+    neuron_traces = [t for t in fig.data if t.mode == "markers+text"]
+    hidden, output = neuron_traces
+    digit_at = {round(y, 6): int(text) for text, y in zip(output.text, output.y)}
+    unit_at = {round(y, 6): i for i, y in enumerate(hidden.y)}
+    checked = 0
+    for trace in fig.data:
+        if trace.mode != "lines" or trace.name or trace.line.color not in (POSITIVE, NEGATIVE):
+            continue
+        for k in range(0, len(trace.x), 3):
+            j, i = digit_at[round(trace.y[k + 1], 6)], unit_at[round(trace.y[k], 6)]
+            assert (w[j, i] >= 0) == (trace.line.color == POSITIVE)
+            checked += 1
+    assert checked == 30
+    assert digit_at[max(digit_at)] == 0  # digit 0 at the top, as read
