@@ -197,111 +197,119 @@ def run_one(n: int, args) -> dict:
         sign_in(admin, token)
         result["slots"] = read_admin(admin).get("Run slots")
         log("admin page open")
-        contexts, learners = [], []
-        t_open = time.monotonic()
-        for _ in range(n):
-            ctx = browser.new_context(viewport={"width": 1400, "height": 1000})
-            contexts.append(ctx)
-            learners.append(Learner(open_page(ctx, url, "train")))
-        result["open_s"] = time.monotonic() - t_open
-        for learner in learners:
-            set_epochs(learner.page, args.epochs)
-        warm = proc_status(proc.pid)
-        log(f"{n} train pages open, epochs set")
-
-        # --- phase 1: everyone presses Start; watch until every run has finished
-        for learner in learners:
-            learner.page.locator(".st-key-train_start button").first.click()
-            learner.clicked = time.monotonic()
-        totals, t_first_train, deadline = [], None, time.monotonic() + args.timeout
-        while time.monotonic() < deadline and not all(l.finished for l in learners):
+        rss_rounds = []
+        for rnd in range(args.rounds):
+            contexts, learners = [], []
+            t_open = time.monotonic()
+            for _ in range(n):
+                ctx = browser.new_context(viewport={"width": 1400, "height": 1000})
+                contexts.append(ctx)
+                learners.append(Learner(open_page(ctx, url, "train")))
+            result["open_s"] = time.monotonic() - t_open
             for learner in learners:
-                if learner.finished:
-                    continue
-                now = time.monotonic()
-                try:
-                    seen = learner.page.evaluate(READ_PAGE_JS)
-                except Exception:  # noqa: BLE001 - a page mid-rerender; read it next round
-                    continue
-                status = seen["metrics"].get("Status", "")
-                learner.last_status = status
-                if seen["chart"] and learner.chart is None:
-                    learner.chart = now - learner.clicked
-                loss = number(seen["metrics"].get("Loss (latest)"))
-                if loss is not None and learner.first_loss is None:
-                    learner.first_loss = now - learner.clicked
-                if status == QUEUED:
-                    learner.queued_seen = True
-                if status == TRAINING:
-                    if learner.training is None:
-                        learner.training = now
-                        t_first_train = t_first_train or now
-                    speed = number(seen["metrics"].get("Images per second"))
-                    if speed:
-                        learner.speeds.append(speed)
-                if status in ENDED:
-                    learner.finished = now
-                    learner.end_status = status
-                    learner.training = learner.training or now
-            with contextlib.suppress(Exception):
-                m = read_admin(admin)
-                if int(m.get("Running", "0")) > 0:
-                    totals.append(number(m.get("Total images per second")) or 0.0)
-            time.sleep(0.2)
-        t_last = max((l.finished for l in learners if l.finished), default=time.monotonic())
-        done = [l for l in learners if l.end_status == FINISHED]
-        images = len(done) * args.epochs * args.train_size
-        result.update(
-            finished=f"{len(done)}/{n}",
-            end_states=",".join(l.end_status or l.last_status or "?" for l in learners),
-            chart_s=fmt([l.chart for l in learners]),
-            first_loss_s=fmt([l.first_loss for l in learners]),
-            queue_wait_s=fmt([l.training - l.clicked for l in learners if l.training]),
-            queued=sum(l.queued_seen for l in learners),
-            speed_page=fmt([statistics.median(l.speeds) for l in learners if l.speeds], 0),
-            total_admin=f"{statistics.median(totals):,.0f}" if totals else "–",
-            total_effective=f"{images / max(t_last - (t_first_train or t_last), 1e-9):,.0f}" if done else "–",
-            phase1_s=t_last - min(l.clicked for l in learners),
-        )
+                set_epochs(learner.page, args.epochs)
+            if rnd == 0:
+                warm = proc_status(proc.pid)
+            log(f"{n} train pages open, epochs set")
 
-        log(f"phase 1 over: {result['finished']} finished")
-        # --- phase 2: long runs everywhere, then every tab closes mid-run
-        for learner in learners:
-            set_epochs(learner.page, args.long_epochs)
-            learner.page.locator(".st-key-train_start button").first.click()
-        time.sleep(args.hold)
-        m = read_admin(admin)
-        result["before_close"] = f"{m.get('Running')} running, {m.get('Queued')} queued, {m.get('Training threads')} threads"
-        peak = proc_status(proc.pid)
-        for ctx in contexts:
-            ctx.close()
-        t_close = time.monotonic()
-        threads_gone = None
-        while time.monotonic() - t_close < args.heartbeat * 4 + 60:
-            with contextlib.suppress(Exception):
-                m = read_admin(admin)
-                if m.get("Training threads") == "0" and m.get("Running") == "0" and m.get("Queued") == "0":
-                    threads_gone = time.monotonic() - t_close
-                    break
-            time.sleep(0.25)
-        after_hb = proc_status(proc.pid)
-        log(f"tabs closed; training stopped after {threads_gone}")
-        # the web server forgets closed sessions after its TTL; a new connection makes it look
-        time.sleep(max(0.0, args.ttl + 2 - (time.monotonic() - t_close)))
-        # (Streamlit's store of disconnected sessions expires entries when it next stores one)
-        probe_ctx = browser.new_context()
-        open_page(probe_ctx, url, "home")
-        probe_ctx.close()
-        gone_s, sessions_left, end = None, None, time.monotonic() + 30
-        while time.monotonic() < end:
+            # --- phase 1: everyone presses Start; watch until every run has finished
+            for learner in learners:
+                learner.page.locator(".st-key-train_start button").first.click()
+                learner.clicked = time.monotonic()
+            totals, t_first_train, deadline = [], None, time.monotonic() + args.timeout
+            while time.monotonic() < deadline and not all(l.finished for l in learners):
+                for learner in learners:
+                    if learner.finished:
+                        continue
+                    now = time.monotonic()
+                    try:
+                        seen = learner.page.evaluate(READ_PAGE_JS)
+                    except Exception:  # noqa: BLE001 - a page mid-rerender; read it next round
+                        continue
+                    status = seen["metrics"].get("Status", "")
+                    learner.last_status = status
+                    if seen["chart"] and learner.chart is None:
+                        learner.chart = now - learner.clicked
+                    loss = number(seen["metrics"].get("Loss (latest)"))
+                    if loss is not None and learner.first_loss is None:
+                        learner.first_loss = now - learner.clicked
+                    if status == QUEUED:
+                        learner.queued_seen = True
+                    if status == TRAINING:
+                        if learner.training is None:
+                            learner.training = now
+                            t_first_train = t_first_train or now
+                        speed = number(seen["metrics"].get("Images per second"))
+                        if speed:
+                            learner.speeds.append(speed)
+                    if status in ENDED:
+                        learner.finished = now
+                        learner.end_status = status
+                        learner.training = learner.training or now
+                with contextlib.suppress(Exception):
+                    m = read_admin(admin)
+                    if int(m.get("Running", "0")) > 0:
+                        totals.append(number(m.get("Total images per second")) or 0.0)
+                time.sleep(0.2)
+            t_last = max((l.finished for l in learners if l.finished), default=time.monotonic())
+            done = [l for l in learners if l.end_status == FINISHED]
+            images = len(done) * args.epochs * args.train_size
+            result.update(
+                finished=f"{len(done)}/{n}",
+                end_states=",".join(l.end_status or l.last_status or "?" for l in learners),
+                chart_s=fmt([l.chart for l in learners]),
+                first_loss_s=fmt([l.first_loss for l in learners]),
+                queue_wait_s=fmt([l.training - l.clicked for l in learners if l.training]),
+                queued=sum(l.queued_seen for l in learners),
+                speed_page=fmt([statistics.median(l.speeds) for l in learners if l.speeds], 0),
+                total_admin=f"{statistics.median(totals):,.0f}" if totals else "–",
+                total_effective=f"{images / max(t_last - (t_first_train or t_last), 1e-9):,.0f}" if done else "–",
+                phase1_s=t_last - min(l.clicked for l in learners),
+            )
+
+            log(f"phase 1 over: {result['finished']} finished")
+            # --- phase 2: long runs everywhere, then every tab closes mid-run
+            for learner in learners:
+                set_epochs(learner.page, args.long_epochs)
+                learner.page.locator(".st-key-train_start button").first.click()
+            time.sleep(args.hold)
             m = read_admin(admin)
-            sessions_left = int(m.get("Browser sessions", "-1"))
-            if sessions_left <= 2:  # the admin's own and the probe's (still within its TTL)
-                gone_s = time.monotonic() - t_close
-                break
-            time.sleep(1.0)
-        time.sleep(2.0)
-        final = proc_status(proc.pid)
+            result["before_close"] = f"{m.get('Running')} running, {m.get('Queued')} queued, {m.get('Training threads')} threads"
+            peak = proc_status(proc.pid)
+            for ctx in contexts:
+                ctx.close()
+            t_close = time.monotonic()
+            threads_gone = None
+            while time.monotonic() - t_close < args.heartbeat * 4 + 60:
+                with contextlib.suppress(Exception):
+                    m = read_admin(admin)
+                    if m.get("Training threads") == "0" and m.get("Running") == "0" and m.get("Queued") == "0":
+                        threads_gone = time.monotonic() - t_close
+                        break
+                time.sleep(0.25)
+            after_hb = proc_status(proc.pid)
+            log(f"tabs closed; training stopped after {threads_gone}")
+            # the web server forgets closed sessions after its TTL
+            time.sleep(max(0.0, args.ttl + 2 - (time.monotonic() - t_close)))
+            # (Streamlit's store of disconnected sessions expires entries when it next stores one)
+            probe_ctx = browser.new_context()
+            open_page(probe_ctx, url, "home")
+            probe_ctx.close()
+            gone_s, sessions_left, runs_left, end = None, None, None, time.monotonic() + 30
+            while time.monotonic() < end:
+                m = read_admin(admin)
+                sessions_left = int(m.get("Browser sessions", "-1"))
+                runs_left = m.get("Runs in memory")
+                if sessions_left <= 2 and gone_s is None:  # the admin's own and the probe's (within its TTL)
+                    gone_s = time.monotonic() - t_close
+                    end = min(end, time.monotonic() + 15)  # then give the runs' memory a moment to go
+                if gone_s is not None and runs_left == "0":
+                    break
+                time.sleep(1.0)
+            time.sleep(2.0)
+            final = proc_status(proc.pid)
+            rss_rounds.append(final["VmRSS"] // 1024)
+            log(f"round {rnd + 1}: RSS {rss_rounds[-1]} MB, {runs_left} runs in memory after the sessions were forgotten")
         admin_ctx.close()
         browser.close()
         sampler.stop_event.set()
@@ -312,7 +320,7 @@ def run_one(n: int, args) -> dict:
             rss_start=start["VmRSS"] // 1024, rss_warm=warm["VmRSS"] // 1024, rss_peak=max(rss) if rss else None,
             rss_after_heartbeat=after_hb["VmRSS"] // 1024, rss_final=final["VmRSS"] // 1024,
             threads_start=start["Threads"], threads_warm=warm["Threads"], threads_peak=peak["Threads"],
-            threads_final=final["Threads"], sessions_left=sessions_left,
+            threads_final=final["Threads"], sessions_left=sessions_left, runs_left=runs_left, rss_after_each_round=rss_rounds,
             sessions_forgotten_s=f"{gone_s:.0f}" if gone_s is not None else "not within limit",
             rss_timeline=" ".join(f"{t:.0f}s:{r}" for t, r, _ in sampler.samples[:: max(1, len(sampler.samples) // 12)]),
         )
@@ -329,6 +337,7 @@ def main() -> None:
     ap.add_argument("--ttl", type=int, default=20, help="server.disconnectedSessionTTL for the server")
     ap.add_argument("--max-runs", type=int, default=0, help="DLPLAY_MAX_RUNS (0: the server's default)")
     ap.add_argument("--train-size", type=int, default=10_000, help="training images per epoch (the sample's)")
+    ap.add_argument("--rounds", type=int, default=1, help="repeat the whole exercise on the same server (memory plateau)")
     ap.add_argument("--timeout", type=float, default=900.0, help="limit on the measured phase, seconds")
     args = ap.parse_args()
     rows = []

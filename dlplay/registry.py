@@ -55,6 +55,7 @@ class SessionRegistry:
         self._browsers: dict[str, weakref.ref[BrowserSession]] = {}
         self._runs: weakref.WeakKeyDictionary[Any, tuple[str, str, float]] = weakref.WeakKeyDictionary()
         self._ids = itertools.count(1)
+        self._forgotten = 0
 
     def open_browser(self, client_id: str = "") -> BrowserSession:
         """A new record for a browser session; the caller keeps it (e.g. in its session state)."""
@@ -62,6 +63,12 @@ class SessionRegistry:
         with self._lock:
             self._browsers[record.id] = weakref.ref(record)
         return record
+
+    @property
+    def forgotten(self) -> int:
+        """How many browser sessions have been forgotten so far (counted when ``browsers()`` prunes)."""
+        with self._lock:
+            return self._forgotten
 
     def add_run(self, browser: BrowserSession | None, run: Any) -> str:
         """Register a run created by ``browser``; returns its short id."""
@@ -78,6 +85,7 @@ class SessionRegistry:
                 record = ref()
                 if record is None:
                     del self._browsers[key]
+                    self._forgotten += 1
                 else:
                     live.append(record)
         return sorted(live, key=lambda r: r.created_at)

@@ -89,10 +89,11 @@ def overview() -> None:
     m[3].metric(t("admin.m_limit"), state.limit)
     m[4].metric(t("admin.m_threads"), len(training_threads()))
     m[5].metric(t("admin.m_total_speed"), f"{sum(r.samples_per_s for r in rows):,.0f}")
-    m = st.columns(3)
-    m[0].metric(t("admin.m_rss"), _mb(memory.process_rss))
-    m[1].metric(t("admin.m_available"), _mb(memory.system_available))
-    m[2].metric(t("admin.m_device"), _mb(memory.device_allocated))
+    m = st.columns(4)
+    m[0].metric(t("admin.m_runs_alive"), len(rows))
+    m[1].metric(t("admin.m_rss"), _mb(memory.process_rss))
+    m[2].metric(t("admin.m_available"), _mb(memory.system_available))
+    m[3].metric(t("admin.m_device"), _mb(memory.device_allocated))
 
     st.subheader(t("admin.runs"))
     if not rows:

@@ -184,9 +184,11 @@ def test_registry_holds_runs_only_while_something_else_does(mnist):
     gc.collect()
     assert registry.runs() == []
     assert [b.id for b in registry.browsers()] == [browser.id]
+    assert registry.forgotten == 0
     del browser
     gc.collect()
     assert registry.browsers() == []
+    assert registry.forgotten == 1
     assert not registry.stop_run(run_id)
 
 

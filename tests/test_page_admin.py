@@ -80,6 +80,7 @@ def test_admin_sees_runs_and_sessions_and_stops_a_run(monkeypatch):
     shown = metrics(admin)
     assert int(shown["Browser sessions"]) >= 2
     assert int(shown["Running"]) + int(shown["Queued"]) >= 1
+    assert int(shown["Runs in memory"]) >= 1
     assert shown["Run slots"] == str(server.slot_pool().limit)
     assert int(shown["Server memory (MB)"].replace(",", "")) > 50
     runs = admin.dataframe[0].value
