@@ -15,13 +15,14 @@ import numpy as np
 import plotly.graph_objects as go
 from PIL import Image
 
-from .figures import downsample
+from .figures import GRID, downsample
+from .figures import axis as _axis
+from .figures import plain_figure as _figure
 from .hints import HEALTHY_UPDATE_BAND, HEALTHY_UPDATE_RATIO
 from .i18n import layer_name, translate
 from .probe import ProbeSnapshot
 
 PALETTE = ("#636efa", "#ef553b", "#00cc96", "#ab63fa", "#ffa15a", "#19d3f3", "#ff6692", "#b6e880", "#ff97ff", "#fecb52")
-GRID = "#e9e9ef"
 MARKERS_BELOW = 40  # points per line under which each probe is also drawn as a dot
 NEGATIVE, POSITIVE, GAP = np.array([33, 102, 172]), np.array([178, 24, 43]), np.array([235, 235, 235])
 
@@ -32,27 +33,6 @@ def layer_color(i: int, alpha: float | None = None) -> str:
         return color
     r, g, b = (int(color[k : k + 2], 16) for k in (1, 3, 5))
     return f"rgba({r},{g},{b},{alpha})"
-
-
-def _axis(title: str = "", **extra: Any) -> dict:
-    return {"title": {"text": title}, "gridcolor": GRID, "zerolinecolor": GRID, **extra}
-
-
-def _figure(traces: list[dict], title: str, xtitle: str, ytitle: str, height: int = 320,
-            xaxis: dict | None = None, yaxis: dict | None = None, **layout: Any) -> go.Figure:
-    base = {
-        "title": {"text": title, "x": 0.0, "font": {"size": 15}},
-        "xaxis": _axis(xtitle, **(xaxis or {})),
-        "yaxis": _axis(ytitle, **(yaxis or {})),
-        "height": height,
-        "margin": {"l": 55, "r": 20, "t": 45, "b": 40},
-        "legend": {"orientation": "h", "yanchor": "bottom", "y": 1.0, "xanchor": "right", "x": 1.0},
-        "plot_bgcolor": "white",
-        "paper_bgcolor": "white",
-        "uirevision": "keep",  # zoom survives live updates
-    }
-    base.update(layout)
-    return go.Figure({"data": traces, "layout": base})
 
 
 def _line(xs: np.ndarray, ys: np.ndarray, name: str, color: str, dash: str = "solid", **extra: Any) -> dict:

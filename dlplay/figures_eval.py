@@ -7,6 +7,7 @@ import numpy as np
 import plotly.graph_objects as go
 
 from .evaluation import ClassMetrics, Reliability, row_normalize
+from .figures import GRID, accuracy_range
 from .i18n import translate
 from .runs import RunRecord
 
@@ -22,8 +23,10 @@ def _layout(fig: go.Figure, title: str, xtitle: str, ytitle: str, height: int = 
         height=height,
         margin=dict(l=55, r=20, t=45, b=45),
         legend=dict(orientation="h", yanchor="bottom", y=1.0, xanchor="right", x=1.0),
-        template="plotly_white",
+        plot_bgcolor="white", paper_bgcolor="white",  # no named template: it costs ~30 ms a figure
     )
+    fig.update_xaxes(gridcolor=GRID, zerolinecolor=GRID)
+    fig.update_yaxes(gridcolor=GRID, zerolinecolor=GRID)
     return fig
 
 
@@ -109,7 +112,8 @@ def compare_figure(records: Sequence[RunRecord], names: Sequence[str], metric: s
             y = [getattr(e, metric) for e in record.epochs]
             fig.add_trace(go.Scatter(x=x, y=y, mode="lines+markers", name=name, line=dict(color=color, width=2)))
     if metric.endswith("acc"):
-        fig.update_yaxes(tickformat=".1%")
+        values = [getattr(e, metric) for record in records for e in record.epochs]
+        fig.update_yaxes(tickformat=".1%", range=accuracy_range(values))
     if metric != "step_loss":
         fig.update_xaxes(dtick=1)  # whole epochs
     xkey = "eval.fig_step" if metric == "step_loss" else "eval.fig_epoch"

@@ -65,7 +65,7 @@ def _image_layout(fig: go.Figure, title: str, height: int) -> go.Figure:
         title=dict(text=title, x=0.0, font=dict(size=13)),
         height=height,
         margin=dict(l=5, r=5, t=35, b=5),
-        template="plotly_white",
+        plot_bgcolor="white", paper_bgcolor="white",  # no named template: it costs ~30 ms a figure
         uirevision="keep",
     )
     fig.update_xaxes(visible=False, constrain="domain")
@@ -165,7 +165,7 @@ def probs_figure(probs: Sequence[float], class_names: Sequence[str], lang: str =
         title = translate("inside.fig_probs_after", lang)
     fig.update_layout(
         title=dict(text=title, x=0.0, font=dict(size=13)),
-        height=height, margin=dict(l=40, r=10, t=35, b=30), template="plotly_white", barmode="group",
+        height=height, margin=dict(l=40, r=10, t=35, b=30), plot_bgcolor="white", paper_bgcolor="white", barmode="group",
         yaxis=dict(range=[0, 1], title=translate("inside.fig_probability", lang)),
         xaxis=dict(type="category"), showlegend=after is not None,
         legend=dict(orientation="h", yanchor="top", y=-0.12, xanchor="right", x=1.0),

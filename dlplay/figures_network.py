@@ -225,7 +225,7 @@ def network_figure(spec: ModelSpec, lang: str = "en", model: Net | None = None, 
     top = max(e[0] for e in extents.values())
     fig.update_xaxes(visible=False, range=[-1.2, xs[-1] + 1.2], fixedrange=True)
     fig.update_yaxes(visible=False, range=[-top - 1.4, top + (1.8 if crowded else 1.0)], fixedrange=True)
-    fig.update_layout(height=height, margin=dict(l=10, r=10, t=10, b=10), template="plotly_white",
+    fig.update_layout(height=height, margin=dict(l=10, r=10, t=10, b=10), plot_bgcolor="white", paper_bgcolor="white",
                       legend=dict(orientation="h", yanchor="bottom", y=0.0, xanchor="right", x=1.0),
                       dragmode=False)
     return fig

@@ -378,6 +378,7 @@ def run_fields(record: RunRecord) -> dict[str, str]:
         "params": f"{record.params:,}",
         "optimizer": cfg.optimizer,
         "lr": _fmt(cfg.lr),
+        "schedule": cfg.schedule,
         "lr_changes": ", ".join(f"{lr:g}@{s}" for s, lr in record.lr_changes) or "—",
         "batch_size": str(cfg.batch_size),
         "epochs": str(cfg.epochs),

@@ -13,6 +13,7 @@ LAYER_KINDS = ("dense", "conv2d", "maxpool", "avgpool", "batchnorm")
 WEIGHT_KINDS = ("dense", "conv2d")
 INITS = ("default", "he", "xavier", "normal", "zeros")
 OPTIMIZERS = ("sgd", "momentum", "adam", "adamw", "rmsprop")
+SCHEDULES = ("constant", "cosine", "step")  # learning-rate schedules, see lr_factor
 DEVICES = ("auto", "cpu", "cuda")
 
 MAX_UNITS = 4096
@@ -176,10 +177,13 @@ class TrainConfig:
     device: str = "auto"
     dataset: str = "mnist"
     train_size: int | None = None  # None: the whole training set
+    schedule: str = "constant"  # how the learning rate changes over the run (SCHEDULES)
 
     def __post_init__(self) -> None:
         if self.optimizer not in OPTIMIZERS:
             raise UserError("spec.unknown_optimizer", optimizer=self.optimizer, choices=", ".join(OPTIMIZERS))
+        if self.schedule not in SCHEDULES:
+            raise UserError("spec.unknown_schedule", schedule=self.schedule, choices=", ".join(SCHEDULES))
         validate_lr(self.lr)
         _check_int(self.batch_size, "batch_size", 1, MAX_BATCH)
         _check_int(self.epochs, "epochs", 1, MAX_EPOCHS)
@@ -226,3 +230,19 @@ def validate_lr(lr: Any) -> float:
 def dense_spec(hidden: list[int] | tuple[int, ...], activation: str = "relu", dropout: float = 0.0, init: str = "default") -> ModelSpec:
     """Shorthand for a multilayer perceptron: ``dense_spec([128])`` is the tutorial's 784-128-10."""
     return ModelSpec(layers=tuple(LayerSpec("dense", u, activation, dropout) for u in hidden), init=init)
+
+
+def lr_factor(schedule: str, step: int, total_steps: int) -> float:
+    """The multiplier on the chosen learning rate for training step ``step`` (1-based) of ``total_steps``.
+
+    constant: 1 throughout. cosine: from 1 down along half a cosine wave, close to 0 at the last
+    step. step: 1, then 0.1 from half of the run and 0.01 from three quarters.
+    """
+    if schedule == "constant" or total_steps <= 1:
+        return 1.0
+    progress = min(max(step - 1, 0), total_steps) / total_steps
+    if schedule == "cosine":
+        return 0.5 * (1.0 + math.cos(math.pi * progress))
+    if schedule == "step":
+        return 1.0 if progress < 0.5 else 0.1 if progress < 0.75 else 0.01
+    raise ValueError(schedule)

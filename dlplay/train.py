@@ -20,7 +20,7 @@ from .device import choose_device
 from .errors import UserError
 from .metrics import EpochRecord, MetricsHistory, MetricsSnapshot
 from .model import Net, build_model
-from .spec import ModelSpec, TrainConfig, validate_lr
+from .spec import ModelSpec, TrainConfig, lr_factor, validate_lr
 
 FINISHED = ("done", "stopped", "diverged", "failed")
 ACTIVE = ("queued", "running", "paused")
@@ -94,6 +94,7 @@ class TrainingSession:
         self._stop_requested = False
         self._steps_allowed = 0  # single steps granted while paused
         self._pending_lr: float | None = None
+        self._base_lr = config.lr  # the learning rate the user chose (set_lr changes it); the schedule scales it
         self._last_heartbeat = time.monotonic()
         self._thread: threading.Thread | None = None
         self.metrics.update_progress(
@@ -221,10 +222,10 @@ class TrainingSession:
                     self._stop_requested = True
                     raise _Stop("abandoned")
                 if self._pending_lr is not None:
-                    for group in self.optimizer.param_groups:
-                        group["lr"] = self._pending_lr
+                    self._base_lr = self._pending_lr
+                    self._apply_lr(self._global_step + 1)
                     self.metrics.add_lr_change(self._global_step + 1, self._pending_lr)
-                    self.metrics.update_progress(lr=self._pending_lr)
+                    self.metrics.update_progress(lr=self.current_lr)
                     self._pending_lr = None
                 if not self._paused:
                     if self.status != "running":
@@ -238,6 +239,16 @@ class TrainingSession:
                     self._flush()
                     self._set_status("paused")
                 self._cond.wait(timeout=0.5)
+
+    @property
+    def current_lr(self) -> float:
+        """The learning rate of the latest step (the chosen one scaled by the schedule)."""
+        return float(self.optimizer.param_groups[0]["lr"])
+
+    def _apply_lr(self, step: int) -> None:
+        lr = self._base_lr * lr_factor(self.config.schedule, step, self.total_steps)
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
 
     def _flush(self) -> None:
         """Copy accumulated losses to the host (the only sync in the hot loop); detect divergence."""
@@ -265,6 +276,7 @@ class TrainingSession:
             samples_per_s=rate,
             elapsed_s=time.time() - (self.started_at or time.time()),
             eta_s=remaining / rate if rate > 0 else None,
+            lr=self.current_lr,
         )
         if not all(math.isfinite(v) for v in losses):
             raise _Diverged(first + next(i for i, v in enumerate(losses) if not math.isfinite(v)))
@@ -323,6 +335,7 @@ class TrainingSession:
         images, labels = data.train_images[: self.train_size], data.train_labels[: self.train_size]
         gen = torch.Generator().manual_seed(cfg.seed)
         torch.manual_seed(cfg.seed)  # dropout masks
+        scheduled = cfg.schedule != "constant"
         self.model.train()
         self._call("on_start")
         for epoch in range(cfg.epochs):
@@ -332,6 +345,8 @@ class TrainingSession:
             t_epoch = time.perf_counter()
             for i in range(self.steps_per_epoch):
                 self._gate()
+                if scheduled:
+                    self._apply_lr(self._global_step + 1)
                 idx = perm[i * cfg.batch_size : (i + 1) * cfg.batch_size]
                 # index_select: on CPU about 40 us per batch faster than images[idx]
                 x = self.normalize(torch.index_select(images, 0, idx))

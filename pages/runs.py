@@ -86,6 +86,7 @@ def localized_fields(record: RunRecord) -> dict[str, str]:
     fields = run_fields(record)
     fields["init"] = t(f"runs.init_{record.spec.init}")
     fields["optimizer"] = t(f"runs.optimizer_{record.config.optimizer}")
+    fields["schedule"] = t(f"train.sched_{record.config.schedule}")
     return fields
 
 

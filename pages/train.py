@@ -5,7 +5,7 @@ from dlplay.data import DATASETS
 from dlplay.errors import UserError
 from dlplay.figures import epoch_figure, loss_figure
 from dlplay.presets import PRESETS
-from dlplay.spec import ACTIVATIONS, OPTIMIZERS, LayerSpec, ModelSpec
+from dlplay.spec import ACTIVATIONS, OPTIMIZERS, SCHEDULES, LayerSpec, ModelSpec
 from dlplay.train import FINISHED
 from dlplay.ui import training as tr
 from dlplay.ui.i18n import current_language, error_text, t
@@ -44,6 +44,8 @@ with st.sidebar:
                  on_change=tr.on_config, format_func=lambda k: t(f"train.opt_{k}"))
     st.select_slider(t("train.lr"), tr.LR_CHOICES, value=tr.nearest(tr.LR_CHOICES, config.lr), key="tw_lr",
                      on_change=tr.on_lr, format_func=lambda v: f"{v:g}", help=t("train.lr_help"))
+    st.selectbox(t("train.schedule"), SCHEDULES, index=SCHEDULES.index(config.schedule), key="tw_sched",
+                 on_change=tr.on_config, format_func=lambda k: t(f"train.sched_{k}"), help=t("train.schedule_help"))
     st.select_slider(t("train.batch"), tr.BATCH_CHOICES, value=tr.nearest(tr.BATCH_CHOICES, config.batch_size),
                      key="tw_batch", on_change=tr.on_config)
     st.number_input(t("train.epochs"), 1, 100, config.epochs, key="tw_epochs", on_change=tr.on_config)

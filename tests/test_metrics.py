@@ -68,8 +68,33 @@ def test_downsample_and_ema():
     y = np.ones(10_000)
     xs, ys = downsample(x, y, 2000)
     assert len(xs) <= 2001 and np.allclose(ys, 1.0) and xs[-1] == 9999
-    assert ema(np.array([4.0, 4.0, 4.0])).tolist() == [4.0, 4.0, 4.0]  # bias-corrected: no ramp from 0
+    assert ema(np.array([4.0, 4.0, 4.0])) == pytest.approx([4.0, 4.0, 4.0])  # bias-corrected: no ramp from 0
     assert ema(np.array([1.0, 3.0]), alpha=0.5)[-1] == pytest.approx((0.25 * 1 + 0.5 * 3) / 0.75)
+
+
+def ema_reference(values, alpha):
+    out, acc, weight = [], 0.0, 0.0
+    for v in values:
+        acc = (1 - alpha) * acc + alpha * v
+        weight = (1 - alpha) * weight + alpha
+        out.append(acc / weight)
+    return np.array(out)
+
+
+@pytest.mark.parametrize("alpha", [0.01, 0.05, 0.4, 0.9, 1.0])
+def test_blocked_ema_matches_the_step_by_step_definition(alpha):
+    rng = np.random.default_rng(0)
+    values = np.abs(rng.normal(1.0, 0.5, 3000)) * np.linspace(3, 0.01, 3000)  # a loss curve with noise
+    assert np.allclose(ema(values, alpha), ema_reference(values, alpha), rtol=1e-9, atol=1e-12)
+    assert len(ema(np.array([]), alpha)) == 0
+
+
+def test_accuracy_axis_stays_within_0_and_100_percent():
+    from dlplay.figures import accuracy_range
+    lo, hi = accuracy_range([0.99])
+    assert 0.9 < lo < 0.99 and 0.99 < hi <= 1.005
+    assert accuracy_range([0.02, 0.995]) == [0.0, 1.005]
+    assert accuracy_range([]) is None
 
 
 def test_figures_from_snapshot_in_both_languages():
@@ -85,3 +110,5 @@ def test_figures_from_snapshot_in_both_languages():
     assert loss_figure(snap, "zh").layout.title.text == "训练损失"
     acc = epoch_figure(snap, "acc", "en")
     assert list(acc.data[1].y) == [0.88]
+    assert acc.layout.yaxis.range[1] <= 1.005  # one point must not stretch the axis past 100%
+    assert fig.layout.shapes[0].x0 == 100 and "0.01" in fig.layout.annotations[0].text  # the lr change

@@ -5,7 +5,7 @@ import pytest
 
 from dlplay.errors import UserError
 from dlplay.presets import small_cnn_spec
-from dlplay.spec import LayerSpec, ModelSpec, TrainConfig, dense_spec, validate_lr
+from dlplay.spec import LayerSpec, ModelSpec, TrainConfig, dense_spec, lr_factor, validate_lr
 
 conv = lambda units, k=3, s=1, p=0, act="relu": LayerSpec("conv2d", units, act, kernel=k, stride=s, padding=p)  # noqa: E731
 pool = lambda k=2, s=2, kind="maxpool": LayerSpec(kind, 1, "identity", kernel=k, stride=s)  # noqa: E731
@@ -121,8 +121,10 @@ def test_model_spec_bad_json_is_a_user_error(text):
 
 def test_train_config_json_round_trip_and_changes():
     cfg = TrainConfig(optimizer="momentum", lr=0.05, batch_size=128, epochs=3, weight_decay=1e-4, seed=7,
-                      train_size=2000)
+                      train_size=2000, schedule="cosine")
     assert TrainConfig.from_json(cfg.to_json()) == cfg
+    # a config saved before schedules existed (runs, checkpoints, share links) still loads
+    assert TrainConfig.from_json('{"optimizer": "adam", "lr": 0.001}').schedule == "constant"
     assert cfg.with_changes(lr=0.1).lr == 0.1
     with pytest.raises(UserError):
         TrainConfig.from_json('{"optimizer": "adam", "momentum": 0.9}')
@@ -138,6 +140,7 @@ def test_train_config_json_round_trip_and_changes():
     (dict(weight_decay=1.5), "spec.weight_decay_range"),
     (dict(device="tpu"), "spec.unknown_device"),
     (dict(train_size=0), "spec.int_range"),
+    (dict(schedule="warmup"), "spec.unknown_schedule"),
 ])
 def test_train_config_validation(changes, key):
     with pytest.raises(UserError) as info:
@@ -150,3 +153,16 @@ def test_validate_lr_accepts_the_allowed_range():
     assert validate_lr(1e-5) == 1e-5
     with pytest.raises(UserError):
         validate_lr("0.1")
+
+
+def test_lr_factor_constant_cosine_and_step():
+    total = 1000
+    assert all(lr_factor("constant", s, total) == 1.0 for s in (1, 500, 1000))
+    cosine = [lr_factor("cosine", s, total) for s in range(1, total + 1)]
+    assert cosine[0] == 1.0
+    assert abs(cosine[500] - 0.5) < 1e-9  # step 501: half way through
+    assert 0 < cosine[-1] < 1e-4
+    assert all(a > b for a, b in zip(cosine, cosine[1:]))  # strictly decreasing
+    steps = [lr_factor("step", s, total) for s in (1, 500, 501, 750, 751, 1000)]
+    assert steps == [1.0, 1.0, 0.1, 0.1, 0.01, 0.01]
+    assert lr_factor("cosine", 1, 1) == 1.0  # a one-step run keeps its learning rate

@@ -8,7 +8,7 @@ import torch
 
 from dlplay.errors import UserError
 from dlplay.presets import PRESETS
-from dlplay.spec import TrainConfig, dense_spec
+from dlplay.spec import TrainConfig, dense_spec, lr_factor
 from dlplay.train import TrainingSession
 
 
@@ -88,6 +88,34 @@ def test_learning_rate_changes_mid_run(mnist):
         s.set_lr(float("nan"))
     s.stop()
     assert s.join(10)
+
+
+class LrLog:
+    def __init__(self):
+        self.lrs = {}
+
+    def after_step(self, session, step):
+        self.lrs[step] = session.optimizer.param_groups[0]["lr"]
+
+
+def test_cosine_schedule_scales_the_chosen_rate_and_follows_live_changes(mnist):
+    log = LrLog()
+    cfg = TrainConfig(epochs=2, lr=0.01, batch_size=100, schedule="cosine", train_size=2000)
+    s = TrainingSession(dense_spec([16]), cfg, mnist, "cpu", callbacks=[log])
+    s.step(10)  # ten single steps, then it stays paused
+    assert wait_for(lambda: s.snapshot().progress.global_step == 10)
+    total = s.total_steps
+    assert total == 40
+    for step in (1, 5, 10):
+        assert log.lrs[step] == pytest.approx(0.01 * lr_factor("cosine", step, total))
+    assert s.snapshot().progress.lr == pytest.approx(log.lrs[10])
+    s.set_lr(0.1)  # the learner's new rate is scaled by the schedule from the next step on
+    s.resume()
+    assert s.join(30) and s.status == "done"
+    assert log.lrs[11] == pytest.approx(0.1 * lr_factor("cosine", 11, total))
+    assert log.lrs[total] == pytest.approx(0.1 * lr_factor("cosine", total, total))
+    assert log.lrs[total] < 0.1 * 0.01
+    assert s.snapshot().lr_changes[0] == (11, 0.1)
 
 
 def test_divergence_is_a_state_with_advice(mnist):

@@ -16,7 +16,7 @@ ERROR_KEY = "train_error"
 LR_CHOICES = [1e-5, 3e-5, 1e-4, 3e-4, 1e-3, 3e-3, 0.01, 0.03, 0.1, 0.3, 1.0, 3.0, 10.0]
 BATCH_CHOICES = [1, 8, 16, 32, 64, 128, 256, 512, 1024]
 UNIT_CHOICES = [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024]
-WIDGET_KEYS = ("tw_dataset", "tw_layers", "tw_units", "tw_act", "tw_opt", "tw_lr", "tw_batch", "tw_epochs", "tw_seed")
+WIDGET_KEYS = ("tw_dataset", "tw_layers", "tw_units", "tw_act", "tw_opt", "tw_lr", "tw_sched", "tw_batch", "tw_epochs", "tw_seed")
 
 
 def nearest(choices: list, value: float) -> float:
@@ -98,6 +98,7 @@ def on_config() -> None:
     s = st.session_state
     set_config(get_config().with_changes(
         optimizer=s["tw_opt"], batch_size=int(s["tw_batch"]), epochs=int(s["tw_epochs"]), seed=int(s["tw_seed"]),
+        schedule=s.get("tw_sched", get_config().schedule),
     ))
     s["tw_preset"] = "custom"
 
