@@ -9,7 +9,9 @@ to the first chart and to the first loss value, the wait in the queue, the train
 shows ("Images per second"); in total: the server-side throughput read from the admin page
 (sum over running runs, via the registry), the server's memory over time (VmRSS) and its thread
 count. Then it starts longer runs in every tab, closes all tabs mid-run, and measures how long the
-heartbeat takes to stop them and what the process holds afterwards.
+heartbeat takes to stop them and what the process holds afterwards. The browsers run on the same
+machine here (in a classroom they are the students' own), so it also reports how many cores the
+server used during the measured phase and how many the whole machine did.
 """
 from __future__ import annotations
 
@@ -61,6 +63,19 @@ def proc_status(pid: int) -> dict[str, int]:
         if key in ("VmRSS", "Threads"):
             out[key] = int(value.split()[0])
     return out
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of a process so far (/proc/<pid>/stat)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def machine_busy_seconds() -> float:
+    """CPU seconds all cores of the machine spent busy so far (/proc/stat)."""
+    values = [int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+    idle = values[3] + values[4]  # idle + iowait
+    return (sum(values[:8]) - idle) / os.sysconf("SC_CLK_TCK")
 
 
 @contextlib.contextmanager
@@ -213,6 +228,7 @@ def run_one(n: int, args) -> dict:
             log(f"{n} train pages open, epochs set")
 
             # --- phase 1: everyone presses Start; watch until every run has finished
+            cpu0, busy0, wall0 = cpu_seconds(proc.pid), machine_busy_seconds(), time.monotonic()
             for learner in learners:
                 learner.page.locator(".st-key-train_start button").first.click()
                 learner.clicked = time.monotonic()
@@ -252,6 +268,9 @@ def run_one(n: int, args) -> dict:
                         totals.append(number(m.get("Total images per second")) or 0.0)
                 time.sleep(0.2)
             t_last = max((l.finished for l in learners if l.finished), default=time.monotonic())
+            wall = max(time.monotonic() - wall0, 1e-9)
+            result["cpu_server"] = (cpu_seconds(proc.pid) - cpu0) / wall  # cores busy in the server
+            result["cpu_machine"] = (machine_busy_seconds() - busy0) / wall  # and on the whole machine
             done = [l for l in learners if l.end_status == FINISHED]
             images = len(done) * args.epochs * args.train_size
             result.update(
@@ -351,6 +370,7 @@ def main() -> None:
             ("chart_s", "first chart s"), ("first_loss_s", "first loss s"), ("queued", "queued"),
             ("queue_wait_s", "wait to train s"), ("speed_page", "img/s per run (page)"),
             ("total_admin", "img/s total (admin)"), ("total_effective", "img/s total (effective)"),
+            ("cpu_server", "server cores busy"), ("cpu_machine", "machine cores busy"),
             ("rss_start", "RSS start MB"), ("rss_peak", "RSS peak MB"), ("rss_final", "RSS end MB"),
             ("threads_start", "threads start"), ("threads_peak", "threads peak"), ("threads_final", "threads end"),
             ("stop_after_close_s", "runs stopped after close s"), ("sessions_forgotten_s", "sessions forgotten after close s")]
