@@ -71,11 +71,13 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def machine_busy_seconds() -> float:
-    """CPU seconds all cores of the machine spent busy so far (/proc/stat)."""
+def machine_seconds() -> tuple[float, float]:
+    """(busy, steal): CPU seconds all cores of this machine spent busy, and those the hypervisor gave
+    to other machines while this one wanted to run (/proc/stat)."""
     values = [int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
-    idle = values[3] + values[4]  # idle + iowait
-    return (sum(values[:8]) - idle) / os.sysconf("SC_CLK_TCK")
+    idle, steal = values[3] + values[4], values[7]  # idle + iowait; steal
+    tick = os.sysconf("SC_CLK_TCK")
+    return (sum(values[:7]) - idle) / tick, steal / tick
 
 
 @contextlib.contextmanager
@@ -228,7 +230,7 @@ def run_one(n: int, args) -> dict:
             log(f"{n} train pages open, epochs set")
 
             # --- phase 1: everyone presses Start; watch until every run has finished
-            cpu0, busy0, wall0 = cpu_seconds(proc.pid), machine_busy_seconds(), time.monotonic()
+            cpu0, (busy0, steal0), wall0 = cpu_seconds(proc.pid), machine_seconds(), time.monotonic()
             for learner in learners:
                 learner.page.locator(".st-key-train_start button").first.click()
                 learner.clicked = time.monotonic()
@@ -270,7 +272,9 @@ def run_one(n: int, args) -> dict:
             t_last = max((l.finished for l in learners if l.finished), default=time.monotonic())
             wall = max(time.monotonic() - wall0, 1e-9)
             result["cpu_server"] = (cpu_seconds(proc.pid) - cpu0) / wall  # cores busy in the server
-            result["cpu_machine"] = (machine_busy_seconds() - busy0) / wall  # and on the whole machine
+            busy1, steal1 = machine_seconds()
+            result["cpu_machine"] = (busy1 - busy0) / wall  # and on the whole machine
+            result["cpu_steal"] = (steal1 - steal0) / wall  # cores' worth taken by other guests of the host
             done = [l for l in learners if l.end_status == FINISHED]
             images = len(done) * args.epochs * args.train_size
             result.update(
@@ -370,7 +374,7 @@ def main() -> None:
             ("chart_s", "first chart s"), ("first_loss_s", "first loss s"), ("queued", "queued"),
             ("queue_wait_s", "wait to train s"), ("speed_page", "img/s per run (page)"),
             ("total_admin", "img/s total (admin)"), ("total_effective", "img/s total (effective)"),
-            ("cpu_server", "server cores busy"), ("cpu_machine", "machine cores busy"),
+            ("cpu_server", "server cores busy"), ("cpu_machine", "machine cores busy"), ("cpu_steal", "cores stolen"),
             ("rss_start", "RSS start MB"), ("rss_peak", "RSS peak MB"), ("rss_final", "RSS end MB"),
             ("threads_start", "threads start"), ("threads_peak", "threads peak"), ("threads_final", "threads end"),
             ("stop_after_close_s", "runs stopped after close s"), ("sessions_forgotten_s", "sessions forgotten after close s")]

@@ -188,7 +188,8 @@ if seen is not None:
     selection += [i for i in ids if i not in seen and i not in selection]
 st.session_state[SEEN] = set(ids)
 st.session_state[SELECTED] = selection
-chosen_ids = st.multiselect(t("runs.pick"), ids, format_func=names.get, key=SELECTED)
+chosen_ids = st.multiselect(t("runs.pick"), ids, format_func=names.get, key=SELECTED,
+                            placeholder=t("runs.pick_placeholder"))
 if not chosen_ids:
     st.info(t("runs.pick_some"))
 else:

@@ -130,3 +130,5 @@ def test_server_configuration_is_hardened():
     assert 1 <= config["server"]["maxUploadSize"] <= 10
     assert config["browser"]["gatherUsageStats"] is False
     assert config["client"]["showErrorDetails"] in ("none", "type", False)
+    # a full garbage collection after every fragment rerun starves training threads (see the file)
+    assert config["runner"]["postScriptGC"] is False

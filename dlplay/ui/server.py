@@ -26,6 +26,7 @@ DEFAULT_HEARTBEAT_S = 60.0  # a run whose page has not polled for this long stop
 BROWSER_KEY = "_dlplay_browser"
 SWITCH_INTERVAL_S = 0.001  # see configure_torch_threads
 GC_MIN_INTERVAL_S = 10.0
+GC_INTERVAL_S = 60.0  # a full collection at least this often (Streamlit's own after each rerun is off)
 M_ARENA_MAX = -8  # glibc's mallopt parameter
 MALLOC_ARENAS = 2
 
@@ -135,19 +136,21 @@ def keep_connected_runs_alive(reg: SessionRegistry) -> int:
 
 @st.cache_resource(show_spinner=False)
 def connection_keeper() -> threading.Thread:
-    """One daemon thread per process: ``keep_connected_runs_alive`` every few seconds, and a garbage
-    collection after the web server has forgotten closed tabs (at most every ``GC_MIN_INTERVAL_S``)."""
+    """One daemon thread per process: ``keep_connected_runs_alive`` every few seconds, and garbage
+    collection: after the web server has forgotten closed tabs (at most every ``GC_MIN_INTERVAL_S``)
+    and otherwise every ``GC_INTERVAL_S`` (~100 ms each with torch and plotly loaded)."""
     reg = registry()
 
     def loop() -> None:
-        seen_forgotten, last_collect = 0, 0.0
+        seen_forgotten, last_collect = 0, time.monotonic()
         while True:
             time.sleep(max(0.5, min(5.0, heartbeat_timeout() / 4)))
             try:
                 keep_connected_runs_alive(reg)
                 # a forgotten tab's runs can sit in reference cycles (callbacks that point back at
                 # their run) until Python's cyclic collector happens to run; collect them now
-                if reg.forgotten > seen_forgotten and time.monotonic() - last_collect > GC_MIN_INTERVAL_S:
+                since = time.monotonic() - last_collect
+                if (reg.forgotten > seen_forgotten and since > GC_MIN_INTERVAL_S) or since > GC_INTERVAL_S:
                     seen_forgotten, last_collect = reg.forgotten, time.monotonic()
                     gc.collect()
             except Exception:  # noqa: BLE001 - a missed beat is retried; the keeper must not die
