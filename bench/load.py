@@ -286,7 +286,8 @@ def run_one(n: int, args) -> dict:
                 queued=sum(l.queued_seen for l in learners),
                 speed_page=fmt([statistics.median(l.speeds) for l in learners if l.speeds], 0),
                 total_admin=f"{statistics.median(totals):,.0f}" if totals else "–",
-                total_effective=f"{images / max(t_last - (t_first_train or t_last), 1e-9):,.0f}" if done else "–",
+                # all images trained, over the time from the first Start press to the last run's end
+                total_effective=f"{images / max(t_last - min(l.clicked for l in learners), 1e-9):,.0f}" if done else "–",
                 phase1_s=t_last - min(l.clicked for l in learners),
             )
 
@@ -353,7 +354,7 @@ def run_one(n: int, args) -> dict:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--sessions", type=int, nargs="+", default=[2, 5, 10])
-    ap.add_argument("--epochs", type=int, default=2, help="epochs per run in the measured phase")
+    ap.add_argument("--epochs", type=int, default=5, help="epochs per run in the measured phase")
     ap.add_argument("--long-epochs", type=int, default=50, help="epochs of the runs whose tabs get closed")
     ap.add_argument("--hold", type=float, default=4.0, help="seconds the long runs train before the tabs close")
     ap.add_argument("--heartbeat", type=float, default=20.0, help="DLPLAY_HEARTBEAT_S for the server")
