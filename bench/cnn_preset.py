@@ -1,6 +1,7 @@
 """Measure the small-CNN preset: test accuracy per epoch and time, trained on the 10k MNIST sample.
 
 Usage: python bench/cnn_preset.py [--preset small_cnn] [--seeds 0 1 2] [--threads 2] [--epochs N]
+       [--schedule constant|cosine|step] [--lr X]
 
 Trains exactly as the app does (TrainingSession, the preset's TrainConfig) on the sample's 10,000
 training images and reports accuracy on the official 10,000-image test set after every epoch.
@@ -22,13 +23,14 @@ import torch  # noqa: E402
 from dlplay.data import load_dataset  # noqa: E402
 from dlplay.model import count_parameters, build_model  # noqa: E402
 from dlplay.presets import PRESETS  # noqa: E402
+from dlplay.spec import SCHEDULES  # noqa: E402
 from dlplay.train import TrainingSession  # noqa: E402
 
 
-def run_once(key: str, seed: int, epochs: int | None, dataset) -> list[tuple[int, float, float, float]]:
-    """Train the preset once; [(epoch, test_acc, train_acc, seconds)]."""
+def run_once(key: str, seed: int, epochs: int | None, dataset, **changes) -> list[tuple[int, float, float, float]]:
+    """Train the preset once (``changes``: TrainConfig fields to override); [(epoch, test_acc, train_acc, seconds)]."""
     preset = PRESETS[key]
-    config = preset.config.with_changes(seed=seed, device="cpu", **({"epochs": epochs} if epochs else {}))
+    config = preset.config.with_changes(seed=seed, device="cpu", **({"epochs": epochs} if epochs else {}), **changes)
     session = TrainingSession(preset.spec, config, dataset, "cpu")
     session.start()
     session.join()
@@ -44,18 +46,22 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0])
     parser.add_argument("--threads", type=int, default=torch.get_num_threads())
     parser.add_argument("--epochs", type=int, default=None, help="override the preset's epochs")
+    parser.add_argument("--schedule", default=None, choices=SCHEDULES, help="override the preset's lr schedule")
+    parser.add_argument("--lr", type=float, default=None, help="override the preset's learning rate")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     dataset = load_dataset("mnist", download=False)
     preset = PRESETS[args.preset]
     print(f"preset {args.preset}: {[layer.describe() for layer in preset.spec.layers]}")
-    print(f"parameters {count_parameters(build_model(preset.spec)):,}; config {preset.config.to_json()}")
+    print(f"parameters {count_parameters(build_model(preset.spec)):,}; config {preset.config.to_json()}"
+          + (f"; overridden: schedule {args.schedule}" if args.schedule else "") + (f", lr {args.lr}" if args.lr else ""))
     print(f"train {len(dataset.train_labels)} images, test {len(dataset.test_labels)} images; "
           f"torch threads {args.threads}, cpu count {os.cpu_count()}")
     finals = []
     for seed in args.seeds:
         t0 = time.perf_counter()
-        rows = run_once(args.preset, seed, args.epochs, dataset)
+        changes = {k: v for k, v in (("schedule", args.schedule), ("lr", args.lr)) if v is not None}
+        rows = run_once(args.preset, seed, args.epochs, dataset, **changes)
         total = time.perf_counter() - t0
         for epoch, test_acc, train_acc, seconds in rows:
             print(f"seed {seed} epoch {epoch}: test acc {test_acc:.4f}  train acc {train_acc:.4f}  "

@@ -19,11 +19,14 @@ class Preset:
 
 
 def small_cnn_spec() -> ModelSpec:
-    """Two convolution + max-pool blocks, then a dense layer with dropout: 28×28 -> 14×14 -> 7×7 -> 128 -> 10."""
+    """Two convolution + batch-norm + max-pool blocks, then a dense layer with dropout:
+    28×28 -> 14×14 -> 7×7 -> 128 -> 10."""
     return ModelSpec(layers=(
         LayerSpec("conv2d", 32, "relu", kernel=3, stride=1, padding=1),
+        LayerSpec("batchnorm", 1, "identity"),
         LayerSpec("maxpool", 1, "identity", kernel=2, stride=2),
         LayerSpec("conv2d", 64, "relu", kernel=3, stride=1, padding=1),
+        LayerSpec("batchnorm", 1, "identity"),
         LayerSpec("maxpool", 1, "identity", kernel=2, stride=2),
         LayerSpec("dense", 128, "relu", dropout=0.3),
     ))
@@ -41,7 +44,7 @@ PRESETS: dict[str, Preset] = {
     "narrow_deep": Preset("narrow_deep", dense_spec([256] * 4, "relu"),
                           TrainConfig(optimizer="adam", lr=1e-3, batch_size=32, epochs=10)),
     "small_cnn": Preset("small_cnn", small_cnn_spec(),
-                        TrainConfig(optimizer="adam", lr=1e-3, batch_size=32, epochs=5)),
+                        TrainConfig(optimizer="adam", lr=3e-3, batch_size=32, epochs=5, schedule="cosine")),
     "high_lr": Preset("high_lr", dense_spec([128, 128], "relu"),
                       TrainConfig(optimizer="sgd", lr=3.0, batch_size=64, epochs=5)),
 }

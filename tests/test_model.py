@@ -61,18 +61,20 @@ def test_summary_counts_for_the_tutorial_and_the_cnn():
     assert [r.params for r in rows] == [784 * 128 + 128, 128 * 10 + 10]
     assert [r.macs for r in rows] == [784 * 128, 1280]
     rows = layer_summary(small_cnn_spec())
-    assert [r.name for r in rows] == ["conv2d1", "maxpool1", "conv2d2", "maxpool2", "dense1", "output"]
+    assert [r.name for r in rows] == ["conv2d1", "batchnorm1", "maxpool1", "conv2d2", "batchnorm2", "maxpool2",
+                                      "dense1", "output"]
     assert rows[0].macs == 1 * 9 * 32 * 28 * 28
-    assert rows[2].macs == 32 * 9 * 64 * 14 * 14
-    assert rows[4].params == 64 * 7 * 7 * 128 + 128
-    assert rows[1].params == 0 and rows[1].macs == 0
+    assert rows[3].macs == 32 * 9 * 64 * 14 * 14
+    assert rows[6].params == 64 * 7 * 7 * 128 + 128
+    assert rows[1].params == 2 * 32 and rows[4].params == 2 * 64  # batch norm: a scale and a shift per channel
+    assert rows[2].params == 0 and rows[2].macs == 0
     t = totals(small_cnn_spec())
     assert t.params == sum(r.params for r in rows) and t.weight_bytes == 4 * t.params
 
 
 def test_flatten_happens_only_where_a_dense_layer_meets_an_image():
     net = build_model(small_cnn_spec())
-    assert [b.flatten for b in net.blocks] == [False, False, False, False, True, False]
+    assert [b.flatten for b in net.blocks] == [False] * 6 + [True, False]
     net = build_model(dense_spec([32, 16]))
     assert [b.flatten for b in net.blocks] == [True, False, False]
 

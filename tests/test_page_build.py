@@ -147,9 +147,9 @@ def test_loading_a_preset_sets_model_and_training_settings():
     assert len(at.session_state["build_draft"]) == len(PRESETS["small_cnn"].spec.layers)
     assert at.success
     # the editor shows the preset's layers: edit one and the spec follows
-    pool_id = _ids(at)[1]
+    pool_id = _ids(at)[2]
     at.number_input(key=f"build_l{pool_id}_kernel").set_value(3).run()
-    assert at.session_state["spec"].layers[1].kernel == 3
+    assert at.session_state["spec"].layers[2].kernel == 3
 
 
 def test_changing_the_model_while_a_run_exists_asks_to_reset(mnist):
@@ -185,9 +185,10 @@ def test_trained_small_network_colours_its_connections(mnist):
 # ----- the figure and table builders --------------------------------------------------------------
 def test_diagram_columns_add_flatten_and_mark_neuron_layers():
     cols = diagram_columns(small_cnn_spec())
-    assert [c.kind for c in cols] == ["input", "conv2d", "maxpool", "conv2d", "maxpool", "flatten", "dense", "output"]
-    assert cols[5].shape == (3136,)
-    assert [c.neurons for c in cols] == [False] * 7 + [True]  # 128 units: a block; 10 outputs: neurons
+    assert [c.kind for c in cols] == ["input", "conv2d", "batchnorm", "maxpool", "conv2d", "batchnorm", "maxpool",
+                                      "flatten", "dense", "output"]
+    assert cols[7].shape == (3136,)
+    assert [c.neurons for c in cols] == [False] * 9 + [True]  # 128 units: a block; 10 outputs: neurons
     cols = diagram_columns(dense_spec([16, 17]), "zh")
     assert [c.neurons for c in cols] == [False, False, True, False, True]
     assert cols[0].title == "输入"
@@ -257,16 +258,22 @@ def test_cnn_from_the_build_page_trains_on_the_train_page():
 
 def test_building_the_cnn_by_hand_gives_the_preset():
     at = _build_page()
-    for kind in ("conv2d", "maxpool", "conv2d", "maxpool"):
+    for kind in ("conv2d", "maxpool", "conv2d", "maxpool"):  # spatial layers go in before the dense one
         at.selectbox(key="build_new_kind").set_value(kind).run()
         _click(at, "build_add")
-    conv1, pool1, conv2, pool2, dense1 = _ids(at)
+    for moves in (2, 5):  # a batch norm goes last; move it up behind its convolution
+        at.selectbox(key="build_new_kind").set_value("batchnorm").run()
+        _click(at, "build_add")
+        bn = _ids(at)[-1]
+        for _ in range(moves):
+            _click(at, f"build_up_{bn}")
+    conv1, bn1, pool1, conv2, bn2, pool2, dense1 = _ids(at)
     at.number_input(key=f"build_l{conv2}_units").set_value(64).run()
     at.number_input(key=f"build_l{dense1}_dropout").set_value(0.3).run()
     assert at.session_state["spec"] == PRESETS["small_cnn"].spec
     # pooling layers take a dropout too (no activation)
     at.number_input(key=f"build_l{pool2}_dropout").set_value(0.25).run()
-    assert at.session_state["spec"].layers[3].dropout == 0.25
+    assert at.session_state["spec"].layers[5].dropout == 0.25
     assert not at.error
 
 

@@ -18,7 +18,8 @@ def test_tutorial_mlp_shapes():
 
 
 def test_cnn_shapes_through_the_stack():
-    assert small_cnn_spec().shapes() == [(32, 28, 28), (32, 14, 14), (64, 14, 14), (64, 7, 7), (128,)]
+    assert small_cnn_spec().shapes() == [(32, 28, 28), (32, 28, 28), (32, 14, 14), (64, 14, 14), (64, 14, 14),
+                                         (64, 7, 7), (128,)]
 
 
 @pytest.mark.parametrize("layer, expected", [
