@@ -123,7 +123,10 @@ def epoch_figure(snap: MetricsSnapshot, metric: str = "acc", lang: str = "en") -
     ]
     title = translate("fig.acc_title" if metric == "acc" else "fig.epoch_loss_title", lang)
     ytitle = translate("fig.accuracy" if metric == "acc" else "fig.loss", lang)
-    yaxis = {"tickformat": ".0%", "range": accuracy_range(train + test)} if metric == "acc" else None
+    if metric == "acc":
+        yaxis = {"tickformat": ".0%", "range": accuracy_range(train + test) or [0.0, 1.005]}
+    else:  # before the first epoch ends an empty axis would span -1..4
+        yaxis = {"rangemode": "tozero"} if epochs else {"range": [0.0, 2.5]}
     return plain_figure(traces, title, translate("fig.epoch", lang), ytitle,
                         xaxis={"dtick": 1, "range": [0.5, max(snap.progress.epochs, 1) + 0.5]},
                         yaxis=yaxis, hovermode="x unified")

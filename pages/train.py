@@ -5,7 +5,7 @@ from dlplay.data import DATASETS
 from dlplay.errors import UserError
 from dlplay.figures import epoch_figure, loss_figure
 from dlplay.presets import PRESETS
-from dlplay.spec import ACTIVATIONS, OPTIMIZERS, SCHEDULES, LayerSpec, ModelSpec
+from dlplay.spec import ACTIVATIONS, MAX_EPOCHS, OPTIMIZERS, SCHEDULES, LayerSpec, ModelSpec
 from dlplay.train import FINISHED
 from dlplay.ui import training as tr
 from dlplay.ui.i18n import current_language, error_text, t
@@ -21,35 +21,33 @@ st.caption(t("train.intro"))
 # ---------------------------------------------------------------- settings (sidebar)
 with st.sidebar:
     st.subheader(t("train.settings"))
+    tr.sync_widgets(spec, config)  # the widgets show the current settings (below: no defaults of their own)
     st.selectbox(t("train.dataset"), list(DATASETS), key="tw_dataset", on_change=tr.on_dataset,
-                 index=list(DATASETS).index(config.dataset), format_func=lambda k: DATASETS[k].title)
+                 format_func=lambda k: DATASETS[k].title)
     preset_keys = ["custom", *PRESETS]
     st.selectbox(t("train.preset"), preset_keys, key="tw_preset", on_change=tr.on_preset,
-                 index=preset_keys.index(tr.matching_preset(spec, config)),
                  format_func=lambda k: t("train.preset_custom") if k == "custom" else t(f"presets.{k}.name"))
     st.markdown(f"**{t('train.model')}:** `{tr.spec_text(spec)}`")
     uniform = tr.uniform_dense(spec)
     if uniform is not None:
-        count, units, activation = uniform
-        st.number_input(t("train.hidden_layers"), 0, 8, count, key="tw_layers", on_change=tr.on_layers)
-        st.select_slider(t("train.units"), tr.UNIT_CHOICES, value=tr.nearest(tr.UNIT_CHOICES, units),
-                         key="tw_units", on_change=tr.on_layers, disabled=count == 0)
-        st.selectbox(t("train.activation"), ACTIVATIONS, index=ACTIVATIONS.index(activation), key="tw_act",
-                     on_change=tr.on_layers, disabled=count == 0)
+        count = uniform[0]
+        st.number_input(t("train.hidden_layers"), 0, 8, key="tw_layers", on_change=tr.on_layers)
+        st.select_slider(t("train.units"), tr.UNIT_CHOICES, key="tw_units", on_change=tr.on_layers,
+                         disabled=count == 0)
+        st.selectbox(t("train.activation"), ACTIVATIONS, key="tw_act", on_change=tr.on_layers, disabled=count == 0)
     else:
         st.info(t("train.custom_model"))
     if tr.build_page_exists():
         st.page_link("pages/build.py", label=t("train.edit_layers"), icon=":material/account_tree:")
-    st.selectbox(t("train.optimizer"), OPTIMIZERS, index=OPTIMIZERS.index(config.optimizer), key="tw_opt",
+    st.selectbox(t("train.optimizer"), OPTIMIZERS, key="tw_opt",
                  on_change=tr.on_config, format_func=lambda k: t(f"train.opt_{k}"))
-    st.select_slider(t("train.lr"), tr.LR_CHOICES, value=tr.nearest(tr.LR_CHOICES, config.lr), key="tw_lr",
+    st.select_slider(t("train.lr"), tr.LR_CHOICES, key="tw_lr",
                      on_change=tr.on_lr, format_func=lambda v: f"{v:g}", help=t("train.lr_help"))
-    st.selectbox(t("train.schedule"), SCHEDULES, index=SCHEDULES.index(config.schedule), key="tw_sched",
+    st.selectbox(t("train.schedule"), SCHEDULES, key="tw_sched",
                  on_change=tr.on_config, format_func=lambda k: t(f"train.sched_{k}"), help=t("train.schedule_help"))
-    st.select_slider(t("train.batch"), tr.BATCH_CHOICES, value=tr.nearest(tr.BATCH_CHOICES, config.batch_size),
-                     key="tw_batch", on_change=tr.on_config)
-    st.number_input(t("train.epochs"), 1, 100, config.epochs, key="tw_epochs", on_change=tr.on_config)
-    st.number_input(t("train.seed"), 0, 2**31 - 1, config.seed, key="tw_seed", on_change=tr.on_config)
+    st.select_slider(t("train.batch"), tr.BATCH_CHOICES, key="tw_batch", on_change=tr.on_config)
+    st.number_input(t("train.epochs"), 1, MAX_EPOCHS, key="tw_epochs", on_change=tr.on_config)
+    st.number_input(t("train.seed"), 0, 2**31 - 1, key="tw_seed", on_change=tr.on_config)
 
 problem = st.session_state.get(tr.ERROR_KEY)
 if problem:

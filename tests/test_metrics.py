@@ -111,4 +111,7 @@ def test_figures_from_snapshot_in_both_languages():
     acc = epoch_figure(snap, "acc", "en")
     assert list(acc.data[1].y) == [0.88]
     assert acc.layout.yaxis.range[1] <= 1.005  # one point must not stretch the axis past 100%
+    empty = MetricsHistory().snapshot()
+    assert tuple(epoch_figure(empty, "acc").layout.yaxis.range) == (0.0, 1.005)
+    assert epoch_figure(empty, "loss").layout.yaxis.range[0] == 0.0
     assert fig.layout.shapes[0].x0 == 100 and "0.01" in fig.layout.annotations[0].text  # the lr change

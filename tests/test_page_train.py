@@ -110,3 +110,24 @@ def test_a_run_started_on_train_is_probed_for_the_dynamics_page():
     assert any(isinstance(cb, Probe) for cb in session.callbacks)
     session.stop()
     assert session.join(10)
+
+
+def test_a_preset_or_another_page_changing_the_settings_shows_in_every_widget():
+    at = open_train()
+    at.sidebar.selectbox(key="tw_preset").set_value("deep_sigmoid").run()
+    assert at.session_state["config"].optimizer == "sgd"
+    shown = {w.key: w.value for w in (*at.sidebar.selectbox, *at.sidebar.select_slider, *at.sidebar.number_input)}
+    assert shown["tw_opt"] == "sgd" and shown["tw_lr"] == 0.1 and shown["tw_epochs"] == 10
+    assert shown["tw_layers"] == 6 and shown["tw_units"] == 64 and shown["tw_act"] == "sigmoid"
+    at.sidebar.selectbox(key="tw_preset").set_value("small_cnn").run()
+    shown = {w.key: w.value for w in (*at.sidebar.selectbox, *at.sidebar.select_slider, *at.sidebar.number_input)}
+    assert shown["tw_preset"] == "small_cnn" and shown["tw_sched"] == "cosine" and shown["tw_lr"] == 0.003
+    assert shown["tw_epochs"] == 5 and "tw_layers" not in shown  # a layer-by-layer model: no uniform controls
+    # the settings changed elsewhere (the Build page, a share link): the widgets follow
+    from dlplay.spec import TrainConfig
+    at.session_state["config"] = TrainConfig(optimizer="rmsprop", lr=0.03, batch_size=128, epochs=7, seed=3)
+    at.run()
+    shown = {w.key: w.value for w in (*at.sidebar.selectbox, *at.sidebar.select_slider, *at.sidebar.number_input)}
+    assert (shown["tw_opt"], shown["tw_lr"], shown["tw_batch"], shown["tw_epochs"], shown["tw_seed"]) == ("rmsprop", 0.03, 128, 7, 3)
+    assert shown["tw_preset"] == "custom"
+    assert not at.exception

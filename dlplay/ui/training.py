@@ -16,7 +16,6 @@ ERROR_KEY = "train_error"
 LR_CHOICES = [1e-5, 3e-5, 1e-4, 3e-4, 1e-3, 3e-3, 0.01, 0.03, 0.1, 0.3, 1.0, 3.0, 10.0]
 BATCH_CHOICES = [1, 8, 16, 32, 64, 128, 256, 512, 1024]
 UNIT_CHOICES = [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024]
-WIDGET_KEYS = ("tw_dataset", "tw_layers", "tw_units", "tw_act", "tw_opt", "tw_lr", "tw_sched", "tw_batch", "tw_epochs", "tw_seed")
 
 
 def nearest(choices: list, value: float) -> float:
@@ -64,9 +63,36 @@ def _guard(fn):
     return wrapper
 
 
-def _forget_widgets() -> None:
-    for key in WIDGET_KEYS:
-        st.session_state.pop(key, None)
+def widget_values(spec: ModelSpec, config: TrainConfig) -> dict[str, object]:
+    """What each sidebar widget of the Train page shows for this model and these settings."""
+    values: dict[str, object] = {
+        "tw_dataset": config.dataset,
+        "tw_preset": matching_preset(spec, config),
+        "tw_opt": config.optimizer,
+        "tw_lr": nearest(LR_CHOICES, config.lr),
+        "tw_sched": config.schedule,
+        "tw_batch": nearest(BATCH_CHOICES, config.batch_size),
+        "tw_epochs": config.epochs,
+        "tw_seed": config.seed,
+    }
+    uniform = uniform_dense(spec)
+    if uniform is not None:
+        count, units, activation = uniform
+        values.update(tw_layers=count, tw_units=nearest(UNIT_CHOICES, units), tw_act=activation)
+    return values
+
+
+def sync_widgets(spec: ModelSpec, config: TrainConfig) -> None:
+    """Before the widgets are drawn: make them show the current model and settings.
+
+    The settings live in get_spec()/get_config() (widget callbacks write there first); a preset, the
+    Build page or a share link change them too. A widget's own default applies only when it is first
+    created and the browser keeps its old value, so without this a preset's optimizer did not show.
+    """
+    state = st.session_state
+    for key, value in widget_values(spec, config).items():
+        if state.get(key) != value:
+            state[key] = value
 
 
 @_guard
@@ -76,7 +102,6 @@ def on_preset() -> None:
         preset = PRESETS[key]
         set_spec(preset.spec)
         set_config(preset.config.with_changes(dataset=get_config().dataset))
-        _forget_widgets()
 
 
 @_guard
