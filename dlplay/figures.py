@@ -85,9 +85,20 @@ def accuracy_range(values: Sequence[float]) -> list[float] | None:
     return [max(0.0, lo - pad), min(1.0, hi + pad) + 0.005]
 
 
-def loss_figure(snap: MetricsSnapshot, lang: str = "en", log_y: bool = False) -> go.Figure:
-    """Per-step training loss, raw and smoothed, with learning-rate changes marked."""
+def loss_figure(snap: MetricsSnapshot, lang: str = "en", log_y: bool = False,
+                lr_curve: tuple[Sequence[int], Sequence[float]] | None = None) -> go.Figure:
+    """Per-step training loss, raw and smoothed, with learning-rate changes marked; with ``lr_curve``
+    (spec.lr_curve: a schedule or live changes) also the learning rate over the whole run, on a
+    second axis, so the loss can be read against it."""
     traces: list[dict] = []
+    extra: dict[str, Any] = {}
+    if lr_curve is not None and len(lr_curve[0]):
+        traces.append({"type": "scatter", "x": list(lr_curve[0]), "y": list(lr_curve[1]), "yaxis": "y2",
+                       "mode": "lines", "name": translate("fig.lr", lang),
+                       "line": {"color": COLORS["lr"], "dash": "dot", "width": 1.5}})
+        extra["yaxis2"] = {"title": {"text": translate("fig.lr", lang)}, "overlaying": "y", "side": "right",
+                           "showgrid": False, "tickformat": ".2~g",
+                           "range": [0.0, 1.05 * max(max(lr_curve[1]), 1e-12)]}
     steps, losses = snap.steps, snap.losses
     finite = np.isfinite(losses)
     steps, losses = steps[finite], losses[finite]
@@ -107,7 +118,7 @@ def loss_figure(snap: MetricsSnapshot, lang: str = "en", log_y: bool = False) ->
                       "yanchor": "top", "text": translate("fig.lr_change", lang, lr=lr)})
     return plain_figure(traces, translate("fig.loss_title", lang), translate("fig.step", lang),
                         translate("fig.loss", lang), yaxis={"type": "log"} if log_y else None,
-                        shapes=shapes, annotations=notes, hovermode="x unified")
+                        shapes=shapes, annotations=notes, hovermode="x unified", **extra)
 
 
 def epoch_figure(snap: MetricsSnapshot, metric: str = "acc", lang: str = "en") -> go.Figure:

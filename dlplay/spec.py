@@ -4,7 +4,7 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import asdict, dataclass, field, fields, replace
-from typing import Any
+from typing import Any, Sequence
 
 from .errors import UserError
 
@@ -246,3 +246,25 @@ def lr_factor(schedule: str, step: int, total_steps: int) -> float:
     if schedule == "step":
         return 1.0 if progress < 0.5 else 0.1 if progress < 0.75 else 0.01
     raise ValueError(schedule)
+
+
+def lr_curve(config: TrainConfig, total_steps: int, lr_changes: Sequence[tuple[int, float]] = (),
+             points: int = 200) -> tuple[list[int], list[float]]:
+    """(steps, learning rates) over a whole run: the schedule applied to the chosen rate and to the
+    learner's live changes (``(step, new rate)``, in effect from that step), at about ``points`` steps
+    plus both sides of every change."""
+    total = max(1, int(total_steps))
+    n = max(2, min(points, total))
+    steps = {1 + round(i * (total - 1) / (n - 1)) for i in range(n)}
+    for step, _ in lr_changes:
+        steps.update(s for s in (step - 1, step) if 1 <= s <= total)
+    ordered = sorted(steps)
+    changes = sorted(lr_changes)
+    rates = []
+    for step in ordered:
+        base = config.lr
+        for at, lr in changes:
+            if at <= step:
+                base = lr
+        rates.append(base * lr_factor(config.schedule, step, total))
+    return ordered, rates

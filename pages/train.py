@@ -98,7 +98,7 @@ def live_view() -> None:
         box = st.error if p.status in ("diverged", "failed") else st.info
         box(t(p.message, **dict(p.message_params)))
     with st.container(key="train_loss_chart"):
-        st.plotly_chart(loss_figure(snap, lang), width="stretch", key="loss_fig")
+        st.plotly_chart(loss_figure(snap, lang, lr_curve=tr.planned_lr(session, snap)), width="stretch", key="loss_fig")
     c1, c2 = st.columns(2)
     c1.plotly_chart(epoch_figure(snap, "acc", lang), width="stretch", key="acc_fig")
     c2.plotly_chart(epoch_figure(snap, "loss", lang), width="stretch", key="eloss_fig")

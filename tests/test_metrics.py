@@ -111,6 +111,10 @@ def test_figures_from_snapshot_in_both_languages():
     acc = epoch_figure(snap, "acc", "en")
     assert list(acc.data[1].y) == [0.88]
     assert acc.layout.yaxis.range[1] <= 1.005  # one point must not stretch the axis past 100%
+    assert all(t.yaxis in (None, "y") for t in fig.data)  # no learning-rate axis unless asked for
+    with_lr = loss_figure(snap, "zh", lr_curve=([1, 2500, 5000], [0.01, 0.005, 0.0]))
+    assert with_lr.data[0].yaxis == "y2" and with_lr.layout.yaxis2.overlaying == "y"
+    assert with_lr.data[0].name == "学习率（计划）"
     empty = MetricsHistory().snapshot()
     assert tuple(epoch_figure(empty, "acc").layout.yaxis.range) == (0.0, 1.005)
     assert epoch_figure(empty, "loss").layout.yaxis.range[0] == 0.0

@@ -5,7 +5,7 @@ import pytest
 
 from dlplay.errors import UserError
 from dlplay.presets import small_cnn_spec
-from dlplay.spec import LayerSpec, ModelSpec, TrainConfig, dense_spec, lr_factor, validate_lr
+from dlplay.spec import LayerSpec, ModelSpec, TrainConfig, dense_spec, lr_curve, lr_factor, validate_lr
 
 conv = lambda units, k=3, s=1, p=0, act="relu": LayerSpec("conv2d", units, act, kernel=k, stride=s, padding=p)  # noqa: E731
 pool = lambda k=2, s=2, kind="maxpool": LayerSpec(kind, 1, "identity", kernel=k, stride=s)  # noqa: E731
@@ -167,3 +167,17 @@ def test_lr_factor_constant_cosine_and_step():
     steps = [lr_factor("step", s, total) for s in (1, 500, 501, 750, 751, 1000)]
     assert steps == [1.0, 1.0, 0.1, 0.1, 0.01, 0.01]
     assert lr_factor("cosine", 1, 1) == 1.0  # a one-step run keeps its learning rate
+
+
+def test_lr_curve_follows_the_schedule_and_the_live_changes():
+    cfg = TrainConfig(lr=0.01, schedule="cosine")
+    steps, rates = lr_curve(cfg, 1000)
+    assert steps[0] == 1 and steps[-1] == 1000 and len(steps) == 200
+    assert rates[0] == 0.01 and rates[-1] < 1e-6 and rates == sorted(rates, reverse=True)
+    # the learner raised the rate at step 400: the schedule scales the new rate from there on
+    steps, rates = lr_curve(cfg, 1000, [(400, 0.1)])
+    at = dict(zip(steps, rates))
+    assert at[399] == pytest.approx(0.01 * lr_factor("cosine", 399, 1000))
+    assert at[400] == pytest.approx(0.1 * lr_factor("cosine", 400, 1000))
+    steps, rates = lr_curve(TrainConfig(lr=0.1, schedule="step"), 8)
+    assert steps == list(range(1, 9)) and rates == pytest.approx([0.1] * 4 + [0.01] * 2 + [0.001] * 2)

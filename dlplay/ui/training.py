@@ -6,7 +6,7 @@ import streamlit as st
 from dlplay.errors import UserError
 from dlplay.metrics import Progress
 from dlplay.presets import PRESETS
-from dlplay.spec import LayerSpec, ModelSpec, TrainConfig
+from dlplay.spec import LayerSpec, ModelSpec, TrainConfig, lr_curve
 from dlplay.train import FINISHED, TrainingSession
 from dlplay.ui.i18n import error_text, t
 from dlplay.ui.nav import ROOT
@@ -187,6 +187,13 @@ def on_stop() -> None:
 @_guard
 def on_reset() -> None:
     reset_session()
+
+
+def planned_lr(session: TrainingSession, snap) -> tuple[list[int], list[float]] | None:
+    """The run's learning rate over all its steps, when it changes at all (a schedule or live changes)."""
+    if session.config.schedule == "constant" and not snap.lr_changes:
+        return None
+    return lr_curve(session.config, session.total_steps, snap.lr_changes)
 
 
 def _duration(seconds: float | None) -> str:
