@@ -7,7 +7,8 @@ dense, ``c8`` conv filters; ``mp2``/``ap2`` max/avg pooling with its kernel; ``b
 then ``-``-separated fields that differ from the defaults: an activation name, ``k<kernel>``,
 ``s<stride>``, ``p<padding>``, ``do<dropout>``. An empty ``net`` is logistic regression. Other keys:
 ``init``, ``nc`` (classes), ``o`` optimizer, ``lr``, ``bs`` batch size, ``ep`` epochs, ``wd`` weight
-decay, ``s`` seed, ``ds`` dataset, ``n`` training examples, ``dev`` device. Floats use Python's
+decay, ``s`` seed, ``ds`` dataset, ``n`` training examples, ``dev`` device, ``sch`` learning-rate
+schedule (absent: constant, so older links still load). Floats use Python's
 shortest round-trip form, so a link reproduces the settings exactly.
 """
 from __future__ import annotations
@@ -22,7 +23,7 @@ from .spec import ACTIVATIONS, LayerSpec, ModelSpec, TrainConfig
 
 VERSION = "1"
 NET, VER = "net", "v"
-KEYS = ("v", "net", "init", "nc", "o", "lr", "bs", "ep", "wd", "s", "ds", "n", "dev")
+KEYS = ("v", "net", "init", "nc", "o", "lr", "bs", "ep", "wd", "s", "ds", "n", "dev", "sch")
 KIND_CODES = {"dense": "d", "conv2d": "c", "maxpool": "mp", "avgpool": "ap", "batchnorm": "bn"}
 CODE_KINDS = {v: k for k, v in KIND_CODES.items()}
 _DEFAULT_LAYER = LayerSpec()
@@ -133,6 +134,8 @@ def config_to_params(config: TrainConfig) -> dict[str, str]:
         params["n"] = str(config.train_size)
     if config.device != "auto":
         params["dev"] = config.device
+    if config.schedule != "constant":
+        params["sch"] = config.schedule
     return params
 
 
@@ -210,6 +213,7 @@ def from_params(params: Mapping[str, Any]) -> tuple[ModelSpec, TrainConfig] | No
         device=_value(params, "dev") or defaults.device,
         dataset=_value(params, "ds") or defaults.dataset,
         train_size=_int(params, "n", None),
+        schedule=_value(params, "sch") or defaults.schedule,
     )
     get_info(config.dataset)  # an unknown dataset name is an error now, not at training time
     return spec, config

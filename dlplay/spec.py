@@ -259,7 +259,7 @@ def lr_curve(config: TrainConfig, total_steps: int, lr_changes: Sequence[tuple[i
     for step, _ in lr_changes:
         steps.update(s for s in (step - 1, step) if 1 <= s <= total)
     ordered = sorted(steps)
-    changes = sorted(lr_changes)
+    changes = sorted(lr_changes, key=lambda change: change[0])  # stable: same-step changes keep their order
     rates = []
     for step in ordered:
         base = config.lr

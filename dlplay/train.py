@@ -257,7 +257,8 @@ class TrainingSession:
             return
         # one host sync for the whole window: its losses and how many of its predictions were right
         hits = torch.cat([out.argmax(1) == y for out, y in self._pending_outputs]).sum()
-        packed = torch.cat([torch.stack(self._pending_losses).to(torch.float64), hits.reshape(1).to(torch.float64)])
+        # float32 (MPS has no float64); a window's hit count (< 50 x 8192) stays exact in float32
+        packed = torch.cat([torch.stack(self._pending_losses).float(), hits.reshape(1).float()])
         *losses, correct = packed.tolist()
         self._pending_losses.clear()
         self._pending_outputs.clear()

@@ -34,6 +34,8 @@ CONFIGS = [
     TrainConfig(optimizer="adamw", lr=0.00012345678901234, weight_decay=1e-5, train_size=5000, device="cpu",
                 dataset="fashion-mnist"),
     TrainConfig(optimizer="rmsprop", lr=3e-4, batch_size=1, epochs=200, seed=2**31 - 1),
+    TrainConfig(lr=3e-3, schedule="cosine", epochs=5),
+    TrainConfig(optimizer="momentum", lr=0.05, schedule="step"),
 ]
 
 
@@ -115,3 +117,9 @@ def test_parse_layer_is_the_inverse_of_layer_token():
     for spec in SPECS:
         for i, layer in enumerate(spec.layers):
             assert parse_layer(layer_token(layer), i) == layer
+
+
+def test_every_preset_survives_a_share_link():
+    from dlplay.presets import PRESETS
+    for preset in PRESETS.values():
+        assert from_params(to_params(preset.spec, preset.config)) == (preset.spec, preset.config)

@@ -179,5 +179,8 @@ def test_lr_curve_follows_the_schedule_and_the_live_changes():
     at = dict(zip(steps, rates))
     assert at[399] == pytest.approx(0.01 * lr_factor("cosine", 399, 1000))
     assert at[400] == pytest.approx(0.1 * lr_factor("cosine", 400, 1000))
+    # two changes while paused at the same step: the later one is in effect
+    steps, rates = lr_curve(TrainConfig(lr=0.1), 10, [(5, 0.01), (5, 0.001)])
+    assert dict(zip(steps, rates))[5] == 0.001
     steps, rates = lr_curve(TrainConfig(lr=0.1, schedule="step"), 8)
     assert steps == list(range(1, 9)) and rates == pytest.approx([0.1] * 4 + [0.01] * 2 + [0.001] * 2)
