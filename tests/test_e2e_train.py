@@ -2,7 +2,7 @@
 import time
 
 import pytest
-from e2e_util import click_button, metric_value, open_app_page
+from e2e_util import click_button, metric_value, open_app_page, wait_for_idle
 
 LOSS_POINTS_JS = """() => {
   const plot = document.querySelector('.st-key-train_loss_chart .js-plotly-plot');
@@ -18,6 +18,12 @@ def loss_points(page) -> int:
 def test_start_training_and_see_the_charts_update(streamlit_server, browser_context):
     page = open_app_page(browser_context, streamlit_server, "train")
     assert page.locator("h1").first.inner_text() == "Train a neural network"
+    # the tutorial's 10 epochs on the sample take ~8 s on an idle CPU: long enough a run to press Stop in
+    epochs = page.locator(".st-key-tw_epochs input").first
+    epochs.fill("100")
+    epochs.press("Enter")
+    page.wait_for_timeout(300)
+    wait_for_idle(page)
     click_button(page, "train_start")
     page.wait_for_function(f"() => ({LOSS_POINTS_JS})() > 0", timeout=120_000)
     first = loss_points(page)
