@@ -19,22 +19,16 @@ import argparse
 import contextlib
 import os
 import secrets
-import socket
 import statistics
-import subprocess
 import sys
-import tempfile
 import threading
 import time
-import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-DATA_DIR = Path(os.environ.get("DLPLAY_DATA_DIR") or REPO.parent / "shared" / "datasets" / "mnist-sample")
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+sys.path.insert(0, str(REPO / "tests"))
+from e2e_util import CHROMIUM, CHROMIUM_ARGS, app_server  # noqa: E402  (the browser tests' server and browser)
 QUEUED, TRAINING, FINISHED = "waiting for a free slot", "training", "finished"
 ENDED = (FINISHED, "stopped", "diverged", "failed")
 READ_PAGE_JS = """() => {
@@ -49,12 +43,6 @@ READ_PAGE_JS = """() => {
 
 
 # ----------------------------------------------------------------------------- the server
-def free_port() -> int:
-    with contextlib.closing(socket.socket()) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def proc_status(pid: int) -> dict[str, int]:
     """VmRSS (kB) and Threads of a process, from /proc/<pid>/status."""
     out = {}
@@ -78,41 +66,6 @@ def machine_seconds() -> tuple[float, float]:
     idle, steal = values[3] + values[4], values[7]  # idle + iowait; steal
     tick = os.sysconf("SC_CLK_TCK")
     return (sum(values[:7]) - idle) / tick, steal / tick
-
-
-@contextlib.contextmanager
-def dlplay_server(env_extra: dict[str, str], ttl_s: int):
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    env = dict(os.environ, DLPLAY_DATA_DIR=str(DATA_DIR), PYTHONUNBUFFERED="1", **env_extra)
-    log = tempfile.TemporaryFile()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
-         "--server.address", "127.0.0.1", "--server.port", str(port), "--browser.gatherUsageStats", "false",
-         "--server.fileWatcherType", "none", "--server.disconnectedSessionTTL", str(ttl_s)],
-        cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
-    try:
-        deadline = time.monotonic() + 90
-        while True:
-            try:
-                with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as r:
-                    if r.status == 200:
-                        break
-            except OSError:
-                pass
-            if proc.poll() is not None or time.monotonic() > deadline:
-                log.seek(0)
-                raise RuntimeError(log.read().decode(errors="replace"))
-            time.sleep(0.2)
-        yield url, proc
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        log.close()
 
 
 class Sampler(threading.Thread):
@@ -204,7 +157,8 @@ def run_one(n: int, args) -> dict:
     if args.max_runs:
         env["DLPLAY_MAX_RUNS"] = str(args.max_runs)
     result: dict = {"n": n}
-    with dlplay_server(env, args.ttl) as (url, proc), sync_playwright() as p:
+    with app_server(env=env, extra_args=("--server.disconnectedSessionTTL", str(args.ttl)),
+                    startup_timeout_s=90) as (url, proc), sync_playwright() as p:
         sampler = Sampler(proc.pid)
         sampler.start()
         start = proc_status(proc.pid)

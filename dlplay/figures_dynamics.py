@@ -15,7 +15,7 @@ import numpy as np
 import plotly.graph_objects as go
 from PIL import Image
 
-from .figures import GRID, downsample
+from .figures import downsample
 from .figures import axis as _axis
 from .figures import plain_figure as _figure
 from .hints import HEALTHY_UPDATE_BAND, HEALTHY_UPDATE_RATIO

@@ -2,13 +2,12 @@
 import streamlit as st
 
 from dlplay.data import DATASETS
-from dlplay.errors import UserError
 from dlplay.figures import epoch_figure, loss_figure
 from dlplay.presets import PRESETS
-from dlplay.spec import ACTIVATIONS, MAX_EPOCHS, OPTIMIZERS, SCHEDULES, LayerSpec, ModelSpec
+from dlplay.spec import ACTIVATIONS, MAX_EPOCHS, OPTIMIZERS, SCHEDULES
 from dlplay.train import FINISHED
 from dlplay.ui import training as tr
-from dlplay.ui.i18n import current_language, error_text, t
+from dlplay.ui.i18n import current_language, t
 from dlplay.ui.state import current_session, get_config, get_spec, heartbeat, init_state, is_active
 
 init_state()

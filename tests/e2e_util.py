@@ -52,34 +52,44 @@ def _healthy(url: str) -> bool:
 
 
 @contextlib.contextmanager
-def running_app(data_dir: Path = DATA_DIR, port: int | None = None) -> Iterator[str]:
-    """Start ``streamlit run app.py`` on a free port; yield its base URL; stop it afterwards."""
+def app_server(data_dir: Path = DATA_DIR, port: int | None = None, env: dict[str, str] | None = None,
+               extra_args: tuple[str, ...] = (), startup_timeout_s: float = STARTUP_TIMEOUT_S
+               ) -> Iterator[tuple[str, subprocess.Popen]]:
+    """Start ``streamlit run app.py`` on a free port (``env``: extra environment variables,
+    ``extra_args``: extra command-line options); yield (base URL, process); stop it afterwards."""
     port = port or free_port()
     url = f"http://127.0.0.1:{port}"
-    env = dict(os.environ, DLPLAY_DATA_DIR=str(data_dir), PYTHONUNBUFFERED="1")
+    full_env = dict(os.environ, DLPLAY_DATA_DIR=str(data_dir), PYTHONUNBUFFERED="1", **(env or {}))
     log = tempfile.TemporaryFile()
     proc = subprocess.Popen(
         [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
          "--server.address", "127.0.0.1", "--server.port", str(port),
-         "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none"],
-        cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT,
+         "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none", *extra_args],
+        cwd=REPO, env=full_env, stdout=log, stderr=subprocess.STDOUT,
     )
     try:
-        deadline = time.monotonic() + STARTUP_TIMEOUT_S
+        deadline = time.monotonic() + startup_timeout_s
         while not _healthy(url):
             if proc.poll() is not None or time.monotonic() > deadline:
                 log.seek(0)
                 raise RuntimeError(f"streamlit did not start (exit {proc.poll()}):\n{log.read().decode(errors='replace')}")
             time.sleep(0.2)
-        yield url
+        yield url, proc
     finally:
         proc.terminate()
         try:
-            proc.wait(timeout=10)
+            proc.wait(timeout=15)
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
         log.close()
+
+
+@contextlib.contextmanager
+def running_app(data_dir: Path = DATA_DIR, port: int | None = None) -> Iterator[str]:
+    """Start ``streamlit run app.py`` on a free port; yield its base URL; stop it afterwards."""
+    with app_server(data_dir, port) as (url, _):
+        yield url
 
 
 @pytest.fixture(scope="session")

@@ -163,7 +163,7 @@ def _ensure(layer: dict[str, Any], field: str) -> str:
 
 def _layer_fields(layer: dict[str, Any]) -> None:
     """The widgets for one layer's settings; their values flow back into the draft."""
-    lid, kind = layer["id"], layer["kind"]
+    kind = layer["kind"]
     if kind in ("dense", "conv2d"):
         # the number field's own − / + steppers add or remove one neuron (filter), as in TF Playground
         layer["units"] = st.number_input(

@@ -1,13 +1,9 @@
 """Per-browser-session state: the model being designed, the training settings, the current run."""
 from __future__ import annotations
 
-import time
-
 import streamlit as st
-import torch
 
 from dlplay.device import choose_device
-from dlplay.errors import UserError
 from dlplay.guardrails import check_run, free_memory_bytes, limit_train_size
 from dlplay.presets import DEFAULT_PRESET, PRESETS
 from dlplay.probe import Probe
