@@ -195,7 +195,8 @@ def keep_tab(session, usable: bool) -> None:
 
 def upload_section() -> None:
     st.subheader(t("eval.keep_upload"))
-    limit_mb = MAX_CHECKPOINT_BYTES / 2**20
+    # the server's upload limit (.streamlit/config.toml) or the loader's own, whichever is lower
+    limit_mb = min(MAX_CHECKPOINT_BYTES / 2**20, st.get_option("server.maxUploadSize"))
     uploaded = st.file_uploader(t("eval.upload_label"), key="eval_upload", help=t("eval.upload_help", limit_mb=limit_mb))
     if uploaded is None:
         return

@@ -5,6 +5,7 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from dlplay.checkpoint import MAX_CHECKPOINT_BYTES
 from dlplay.errors import UserError
 from dlplay.guardrails import (Limits, check_run, estimate_memory, free_memory_bytes, limit_train_size,
                                memory_report, process_rss_bytes)
@@ -127,7 +128,10 @@ def test_server_configuration_is_hardened():
     config = tomllib.loads((REPO / ".streamlit" / "config.toml").read_text(encoding="utf-8"))
     assert config["server"]["enableXsrfProtection"] is True
     assert config["server"]["fileWatcherType"] == "none"
-    assert 1 <= config["server"]["maxUploadSize"] <= 10
+    # uploads take a checkpoint of the largest model the guardrails let anyone train, and no more
+    # than the checkpoint loader itself accepts
+    upload_bytes = config["server"]["maxUploadSize"] * 2**20
+    assert Limits().max_params * 4 * 1.05 <= upload_bytes <= MAX_CHECKPOINT_BYTES
     assert config["browser"]["gatherUsageStats"] is False
     assert config["client"]["showErrorDetails"] in ("none", "type", False)
     # a full garbage collection after every fragment rerun starves training threads (see the file)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import pytest
@@ -68,6 +69,10 @@ def test_high_lr_preset_diverges_within_the_first_epoch(mnist):
     assert snap.progress.message == "train.msg_diverged"
     params = dict(snap.progress.message_params)
     assert 1 <= params["step"] <= session.steps_per_epoch
+    # the step named in the message is the first whose loss was not a finite number
+    losses = dict(zip(snap.steps.tolist(), snap.losses.tolist()))
+    assert not math.isfinite(losses[params["step"]])
+    assert all(math.isfinite(v) for step, v in losses.items() if step < params["step"])
     assert params["lr"] == preset.config.lr
     assert snap.epochs == ()  # not even one epoch completed
 
