@@ -3,15 +3,22 @@
 Compares samples/s of, for the same model, data and batch size 32 with Adam and one torch thread:
   plain     a bare PyTorch loop: pre-loaded normalised tensors, batches by x[idx], loss.item() per step;
   plain-is  the same with torch.index_select for the batches (the faster way on CPU, which dlplay uses);
-  session dlplay's TrainingSession without callbacks;
-  probe   the same TrainingSession with Probe() at its default interval (or --every).
-Each run is one epoch over the training split repeated --repeat times, timed from the end of step 1
-to the end of the last step inside the training thread, in thread CPU time (robust against other
-processes on a shared machine) and in wall-clock time. Runs are interleaved over several rounds
-(rotating their order); it prints the median rates and the median of the per-round ratios (many
-short rounds: on a shared machine single runs vary by +-20%, paired ratios far less).
+  session   dlplay's TrainingSession without callbacks (uint8 data normalised per batch, as it trains);
+  probe     the same TrainingSession with Probe() at its default interval (or --every).
 
-    python bench/instrumentation.py [--rounds 16] [--repeat 1] [--every N] [--device cpu]
+How it is timed. On a shared VM the speed of a core drifts by 10-20% over seconds (another guest on
+the sibling hyperthread, the host's caches), and slowly: chunks of 50 steps 70 ms apart correlate
+0.9, runs a few seconds apart hardly at all. So whole runs one after the other cannot resolve a few
+percent. Here the four loops run side by side in four threads that take turns: each trains
+``--chunk`` steps, then hands a baton to the next (order rotating every cycle) and waits, so only
+one trains at any moment and all four see the same drift. Each chunk is timed in the thread's own
+CPU time (and wall time). One epoch over the training split repeated ``--repeat`` times, so that a
+run has the probes of a real one (step 1, every ``every`` steps, the last step: with the default
+6 x the 10k sample, one full-MNIST-sized epoch of 1875 steps); the first chunk of
+each loop is a warm-up and not counted. Rates are total samples / total time per loop over all
+rounds; each round (fresh models and runs) is also shown on its own, as its memory layout differs.
+
+    python bench/instrumentation.py [--rounds 4] [--repeat 6] [--chunk 50] [--every N] [--device cpu]
 """
 from __future__ import annotations
 
@@ -20,6 +27,7 @@ import dataclasses
 import os
 import statistics
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -42,6 +50,7 @@ MODELS: dict[str, ModelSpec] = {
 }
 BATCH = 32
 KINDS = ("plain", "plain-is", "session", "probe")
+RATIOS = (("session", "plain"), ("probe", "plain"), ("probe", "plain-is"), ("probe", "session"))
 
 
 def replicated(dataset, times: int):
@@ -53,31 +62,96 @@ def replicated(dataset, times: int):
     )
 
 
-class StepClock:
-    """Thread CPU time and wall time from the end of step 1 to the end of the last step."""
+class Baton:
+    """Lets several training threads take turns: one trains a chunk of steps while the others wait.
 
-    def __init__(self) -> None:
-        self.start = self.end = (0.0, 0.0)
-        self.steps = 0
+    Each thread calls ``enter(name)`` before its first step, ``turn(name)`` after every chunk and
+    ``leave(name)`` after its last step; the baton records each chunk's thread CPU and wall time.
+    In cycle c the threads go in the order of ``names`` rotated by c.
+    """
 
-    def tick(self, step: int, last: int) -> None:
-        if step == 1:
-            self.start = (time.thread_time(), time.perf_counter())
-        if step == last:
-            self.end = (time.thread_time(), time.perf_counter())
-            self.steps = last - 1
+    def __init__(self, names: list[str]):
+        self.names = list(names)
+        self.cond = threading.Condition()
+        self.entered: set[str] = set()
+        self.done: set[str] = set()
+        self.cycle, self.pos = 0, 0
+        self.chunks: dict[str, list[tuple[float, float]]] = {n: [] for n in names}
+        self._t0: dict[str, tuple[float, float]] = {}
 
-    def after_step(self, session: TrainingSession, step: int) -> None:  # as a session callback
-        self.tick(step, session.total_steps)
+    def _order(self) -> list[str]:
+        k = self.cycle % len(self.names)
+        return self.names[k:] + self.names[:k]
 
-    def rates(self) -> tuple[float, float]:
-        """(samples per CPU second of the training thread, samples per wall second)."""
-        n = self.steps * BATCH
-        return n / (self.end[0] - self.start[0]), n / (self.end[1] - self.start[1])
+    def _current(self) -> str | None:
+        """Whose turn it is (None until all have entered, or when all are done)."""
+        if len(self.entered) < len(self.names):
+            return None
+        while len(self.done) < len(self.names):
+            order = self._order()
+            if self.pos >= len(order):
+                self.cycle, self.pos = self.cycle + 1, 0
+                continue
+            if order[self.pos] not in self.done:
+                return order[self.pos]
+            self.pos += 1
+        return None
+
+    def _wait_turn(self, name: str) -> None:
+        while self._current() != name:
+            self.cond.wait()
+        self._t0[name] = (time.thread_time(), time.perf_counter())
+
+    def _record(self, name: str) -> None:
+        cpu0, wall0 = self._t0[name]
+        self.chunks[name].append((time.thread_time() - cpu0, time.perf_counter() - wall0))
+        self.pos += 1
+        self.cond.notify_all()
+
+    def enter(self, name: str) -> None:
+        with self.cond:
+            self.entered.add(name)
+            self.cond.notify_all()
+            self._wait_turn(name)
+
+    def turn(self, name: str) -> None:
+        with self.cond:
+            self._record(name)
+            self._wait_turn(name)
+
+    def leave(self, name: str) -> None:
+        with self.cond:
+            if name in self.done:
+                return
+            self._record(name)
+            self.done.add(name)
+            self.cond.notify_all()
+
+
+class BatonCallback:
+    """TrainingSession callback: takes part in the baton's turns every ``chunk`` steps."""
+
+    def __init__(self, baton: Baton, name: str, chunk: int):
+        self.baton, self.name, self.chunk = baton, name, chunk
+
+    def on_start(self, session: TrainingSession) -> None:
+        self.baton.enter(self.name)
+
+    def after_step(self, session: TrainingSession, step: int) -> None:
+        if step == session.total_steps:
+            self.baton.leave(self.name)  # before the end-of-epoch test pass
+        elif step % self.chunk == 0:
+            self.baton.turn(self.name)
+
+    def on_end(self, session: TrainingSession) -> None:
+        self.baton.leave(self.name)  # no-op unless the run ended early
 
 
 class TimedProbe(Probe):
-    """A Probe that also adds up the training thread's CPU time spent inside its own callbacks."""
+    """A Probe that also adds up the training thread's CPU time spent inside its own callbacks.
+
+    Only the calls that do work are timed (a clock read costs ~1 us; the other calls are a
+    comparison each and would mostly measure the clock)."""
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
@@ -89,13 +163,23 @@ class TimedProbe(Probe):
         self.cpu_s += time.thread_time() - t0
 
     def after_backward(self, session, step) -> None:
-        self._timed(super().after_backward, session, step)
+        if step == self._armed_step:
+            self._timed(super().after_backward, session, step)
+        else:
+            super().after_backward(session, step)
 
     def after_step(self, session, step) -> None:
-        self._timed(super().after_step, session, step)
+        nxt = step + 1
+        if step == self._armed_step or nxt % self.every == 0 or nxt == session.total_steps:
+            self._timed(super().after_step, session, step)  # measures, or arms the next probe
+        else:
+            super().after_step(session, step)
 
     def on_sync(self, session) -> None:
-        self._timed(super().on_sync, session)
+        if self._pending:
+            self._timed(super().on_sync, session)
+        else:
+            super().on_sync(session)
 
 
 def steal_seconds() -> float:
@@ -107,7 +191,8 @@ def steal_seconds() -> float:
         return 0.0
 
 
-def plain_loop(spec: ModelSpec, dataset, device: torch.device, index_select: bool = False) -> tuple[float, float]:
+def plain_loop(spec: ModelSpec, dataset, device: torch.device, baton: Baton, name: str, chunk: int,
+               index_select: bool = False) -> None:
     """A bare PyTorch loop over one epoch: pre-normalised tensors, Adam, loss.item(); batches by
     ``x[idx]`` as most code writes it, or by ``torch.index_select`` (faster on CPU, as dlplay does)."""
     info = dataset.info
@@ -117,7 +202,8 @@ def plain_loop(spec: ModelSpec, dataset, device: torch.device, index_select: boo
     model = build_model(spec, seed=0).to(device).train()
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
     perm = torch.randperm(n, generator=torch.Generator().manual_seed(0)).to(device)
-    clock, last = StepClock(), (n + BATCH - 1) // BATCH
+    last = (n + BATCH - 1) // BATCH
+    baton.enter(name)
     for step, i in enumerate(range(0, n, BATCH), start=1):
         idx = perm[i : i + BATCH]
         if index_select:
@@ -130,30 +216,62 @@ def plain_loop(spec: ModelSpec, dataset, device: torch.device, index_select: boo
         loss.backward()
         opt.step()
         loss.item()
-        clock.tick(step, last)
-    return clock.rates()
+        if step == last:
+            baton.leave(name)
+        elif step % chunk == 0:
+            baton.turn(name)
 
 
-def session_run(spec: ModelSpec, dataset, device: torch.device, probe: Probe | None) -> tuple[float, float]:
-    """The same epoch through a TrainingSession (optionally with a probe), timed inside its thread.
-
-    With a TimedProbe, its ``share`` (CPU time in the probe / CPU time of the timed steps) is set."""
+def session_run(spec: ModelSpec, dataset, device: torch.device, baton: Baton, name: str, chunk: int,
+                probe: Probe | None) -> None:
+    """The same epoch through a TrainingSession (optionally with a probe); runs in its own thread."""
     config = TrainConfig(optimizer="adam", lr=1e-3, batch_size=BATCH, epochs=1, seed=0)
-    clock = StepClock()
-    session = TrainingSession(spec, config, dataset, device, callbacks=[c for c in (probe, clock) if c])
+    callbacks = [c for c in (probe, BatonCallback(baton, name, chunk)) if c]  # the probe's work counts
+    session = TrainingSession(spec, config, dataset, device, callbacks=callbacks)
     session.start()
     session.join()
     if session.status != "done":
         raise RuntimeError(f"session ended {session.status}: {session.snapshot().progress.message_params}")
-    if isinstance(probe, TimedProbe):
-        probe.share = probe.cpu_s / (clock.end[0] - clock.start[0])
-    return clock.rates()
+
+
+def interleaved_round(spec: ModelSpec, dataset, device: torch.device, chunk: int, every: int):
+    """One run of each loop, taking turns chunk by chunk; returns the baton and the probe."""
+    baton = Baton(list(KINDS))
+    probe = TimedProbe(every=every)
+    errors: list[BaseException] = []
+
+    def guarded(fn, *args, **kwargs):
+        def run():
+            try:
+                fn(*args, **kwargs)
+            except BaseException as exc:  # noqa: BLE001 - reported by the main thread
+                errors.append(exc)
+                with baton.cond:  # let the others go on without this one
+                    baton.entered.add(args[4])
+                    baton.done.add(args[4])
+                    baton.cond.notify_all()
+        return threading.Thread(target=run, daemon=True)
+
+    threads = [
+        guarded(plain_loop, spec, dataset, device, baton, "plain", chunk),
+        guarded(plain_loop, spec, dataset, device, baton, "plain-is", chunk, index_select=True),
+        guarded(session_run, spec, dataset, device, baton, "session", chunk, None),
+        guarded(session_run, spec, dataset, device, baton, "probe", chunk, probe),
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    if errors:
+        raise errors[0]
+    return baton, probe
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--rounds", type=int, default=16)
-    parser.add_argument("--repeat", type=int, default=1, help="training split repeated this often in the epoch")
+    parser.add_argument("--rounds", type=int, default=4, help="fresh models and runs per model, pooled")
+    parser.add_argument("--repeat", type=int, default=6, help="training split repeated this often in the epoch")
+    parser.add_argument("--chunk", type=int, default=50, help="steps a loop trains before it hands over")
     parser.add_argument("--every", type=int, default=DEFAULT_EVERY)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--threads", type=int, default=1)
@@ -163,47 +281,39 @@ def main() -> None:
     dataset = replicated(load_dataset("mnist", download=False), args.repeat).to(device)
     steps = (len(dataset.train_labels) + BATCH - 1) // BATCH
     print(f"device {device}, torch threads {torch.get_num_threads()}, batch {BATCH}, Adam, one epoch of "
-          f"{len(dataset.train_labels)} images ({steps} steps), probe every {args.every} steps, {args.rounds} rounds")
-    print("samples/s per CPU second of the training thread (wall-clock samples/s in brackets), medians over rounds")
+          f"{len(dataset.train_labels)} images ({steps} steps), probe every {args.every} steps, loops take turns "
+          f"every {args.chunk} steps, {args.rounds} rounds")
+    print("samples/s per CPU second of the training thread (wall-clock in brackets), all counted chunks pooled")
     worst = float("inf")
     steal0, wall0 = steal_seconds(), time.monotonic()
     for name, spec in MODELS.items():
-        plain_loop(spec, dataset, device)  # warm-up
-        runs: dict[str, list[tuple[float, float]]] = {k: [] for k in KINDS}
-        probes, shares = 0, []
-        for r in range(args.rounds):  # interleaved (order rotating), so that load changes hit all three alike
-            for kind in KINDS[r % len(KINDS):] + KINDS[: r % len(KINDS)]:
-                if kind.startswith("plain"):
-                    runs[kind].append(plain_loop(spec, dataset, device, index_select=kind == "plain-is"))
-                elif kind == "session":
-                    runs["session"].append(session_run(spec, dataset, device, None))
-                else:
-                    probe = TimedProbe(every=args.every)
-                    runs["probe"].append(session_run(spec, dataset, device, probe))
-                    probes = probe.snapshot().probes
-                    shares.append(probe.share)
-        cpu = {k: statistics.median(r[0] for r in v) for k, v in runs.items()}
-        wall = {k: statistics.median(r[1] for r in v) for k, v in runs.items()}
-        print(f"\n{name}  ({probes} probes per run)")
-        for k in runs:
-            print(f"  {k:8s} {cpu[k]:8.0f}  ({wall[k]:8.0f})   rounds: {', '.join(f'{r[0]:.0f}' for r in runs[k])}")
+        pooled: dict[str, list[tuple[float, float]]] = {k: [] for k in KINDS}
+        probes, shares, rounds = 0, [], []
+        for _ in range(args.rounds):
+            baton, probe = interleaved_round(spec, dataset, device, args.chunk, args.every)
+            n = min(len(c) for c in baton.chunks.values())
+            for k in KINDS:
+                pooled[k] += baton.chunks[k][1:n]  # the first chunk is the warm-up
+            probes = probe.snapshot().probes
+            r = {k: sum(c[0] for c in baton.chunks[k][1:n]) for k in KINDS}  # CPU seconds
+            rounds.append({f"{a}/{b}": r[b] / r[a] for a, b in RATIOS})
+            shares.append(probe.cpu_s / sum(c[0] for c in baton.chunks["probe"]))
+        samples = args.chunk * BATCH
+        cpu = {k: samples * len(v) / sum(c[0] for c in v) for k, v in pooled.items()}
+        wall = {k: samples * len(v) / sum(c[1] for c in v) for k, v in pooled.items()}
+        print(f"\n{name}  ({probes} probes per run, {len(pooled['plain'])} chunks per loop counted)")
+        for k in KINDS:
+            print(f"  {k:8s} {cpu[k]:8.0f}  ({wall[k]:8.0f})")
 
-        def paired(a: str, b: str, i: int) -> float:
-            """Median over rounds of the ratio within a round (robust to slow changes of the load)."""
-            return statistics.median(x[i] / y[i] for x, y in zip(runs[a], runs[b]))
-
-        ratios = {f"{a}/{b}": (paired(a, b, 0), paired(a, b, 1))
-                  for a, b in (("session", "plain"), ("probe", "plain"), ("probe", "plain-is"), ("probe", "session"))}
-        print("  per-round ratios, median: " + "   ".join(f"{k} {c:.3f} ({w:.3f})" for k, (c, w) in ratios.items()))
+        for a, b in RATIOS:
+            print(f"  {a}/{b:9s} {cpu[a] / cpu[b]:.3f} ({wall[a] / wall[b]:.3f})   by round: "
+                  + ", ".join(f"{r[f'{a}/{b}']:.3f}" for r in rounds))
         share = statistics.median(shares)
-        print(f"  CPU time inside the probe's callbacks: {100 * share:.2f}% of the training thread's step time "
-              f"(rounds: {', '.join(f'{100 * x:.2f}' for x in shares)}); "
-              f"so probe/plain = session/plain x {1 - share:.3f} = {ratios['session/plain'][0] * (1 - share):.3f}")
-        worst = min(worst, ratios["probe/plain"][0], ratios["probe/plain-is"][0])
+        print(f"  CPU time inside the probe's callbacks: {100 * share:.2f}% of the probe loop's CPU time")
+        worst = min(worst, cpu["probe"] / cpu["plain"], cpu["probe"] / cpu["plain-is"])
     print(f"\nworst probe/plain ratio against either plain loop (CPU time): {worst:.3f} (target >= 0.90)")
     stolen = (steal_seconds() - steal0) / (time.monotonic() - wall0) / (os.cpu_count() or 1)
-    print(f"CPU stolen by other guests of the host during the bench: {100 * stolen:.0f}% "
-          "(above a few percent, single rounds vary a lot: trust the per-round ratios)")
+    print(f"CPU stolen by other guests of the host during the bench: {100 * stolen:.0f}%")
 
 
 if __name__ == "__main__":

@@ -135,6 +135,9 @@ class HistogramPlan:
     Each tensor contributes an evenly strided sample of at most ``max_samples`` of its values (all
     of them when it has fewer), so the cost does not grow with the model. Range per tensor:
     ±min(max |x|, 4·rms(x)); values beyond land in the outermost of ``bins`` equal bins.
+
+    The samples sit as rows of one zero-padded matrix, so every statistic is one op along its rows;
+    the padding zeros all fall into the middle bin and are taken out of it again at the end.
     """
 
     def __init__(self, numels: list[int], bins: int = HIST_BINS, max_samples: int = HIST_MAX_SAMPLES,
@@ -143,22 +146,25 @@ class HistogramPlan:
         self.numels = list(numels)
         self.strides = [max(1, math.ceil(n / max_samples)) for n in self.numels]
         counts = [math.ceil(n / s) for n, s in zip(self.numels, self.strides)]
+        width = max(counts, default=1)
         self.samples = torch.tensor(counts, dtype=torch.float32, device=device)
-        self.segment = torch.repeat_interleave(torch.arange(len(counts)), torch.tensor(counts, dtype=torch.int64)).to(device)
-        self.bin_offset = self.segment * bins
+        self.padding = torch.tensor([width - c for c in counts], dtype=torch.float32, device=device)
+        self.bin_offset = (torch.arange(len(counts), device=device) * bins)[:, None]
+        self.ones = torch.ones(len(counts) * width, device=device)
 
     def __call__(self, tensors: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
         """(counts [tensors, bins], limits [tensors]); stays on the tensors' device."""
-        n_layers = len(self.numels)
-        x = torch.cat([t.detach().reshape(-1)[::s] for t, s in zip(tensors, self.strides)]).float()
-        dev = x.device
-        amax = torch.zeros(n_layers, device=dev).scatter_reduce_(0, self.segment, x.abs(), "amax", include_self=False)
-        sumsq = torch.zeros(n_layers, device=dev).index_add_(0, self.segment, x.square())
-        rms = (sumsq / self.samples.clamp_min(1.0)).sqrt()
+        n_layers, bins = len(self.numels), self.bins
+        rows = [t.detach().reshape(-1)[::s].float() for t, s in zip(tensors, self.strides)]
+        x = torch.nn.utils.rnn.pad_sequence(rows, batch_first=True)  # [tensors, width], zero-padded
+        amax = x.abs().amax(dim=1)
+        rms = torch.linalg.vector_norm(x, dim=1) / self.samples.clamp_min(1.0).sqrt()
         limits = torch.minimum(amax, HIST_CLIP_RMS * rms).clamp_min(1e-12)
-        pos = ((x / limits[self.segment] + 1.0) * (self.bins / 2)).floor().clamp_(0, self.bins - 1).long()
-        counts = torch.zeros(n_layers * self.bins, device=dev).index_add_(0, pos + self.bin_offset, torch.ones_like(x))
-        return counts.view(n_layers, self.bins), limits
+        pos = x.div_(limits[:, None]).add_(1.0).mul_(bins / 2).floor_().clamp_(0, bins - 1).long() + self.bin_offset
+        counts = torch.zeros(n_layers * bins, device=x.device).index_add_(0, pos.reshape(-1), self.ones)
+        counts = counts.view(n_layers, bins)
+        counts[:, bins // 2] -= self.padding  # a padding zero lands at floor((0 + 1) * bins / 2)
+        return counts, limits
 
 
 def histogram(x: torch.Tensor, bins: int = HIST_BINS) -> tuple[torch.Tensor, torch.Tensor]:

@@ -16,6 +16,7 @@ from typing import Any, Iterable
 import torch
 import torch.nn.functional as F
 
+from .data import normalize_with
 from .device import choose_device
 from .errors import UserError
 from .metrics import EpochRecord, MetricsHistory, MetricsSnapshot
@@ -80,7 +81,7 @@ class TrainingSession:
         self.optimizer = make_optimizer(config.optimizer, self.model.parameters(), config.lr, config.weight_decay)
         info = self.dataset.info
         self._scale = 1.0 / (255.0 * info.std)
-        self._shift = info.mean / info.std
+        self._neg_shift = torch.tensor(-info.mean / info.std, dtype=torch.float32, device=self.device)
         n = len(self.dataset.train_labels)
         self.train_size = min(n, config.train_size or n)
         self.steps_per_epoch = math.ceil(self.train_size / config.batch_size)
@@ -179,7 +180,7 @@ class TrainingSession:
 
     def normalize(self, images: torch.Tensor) -> torch.Tensor:
         """uint8 images -> the float input the network trains on."""
-        return images.to(torch.float32).mul_(self._scale).sub_(self._shift)
+        return normalize_with(images, self._neg_shift, self._scale)
 
     @torch.no_grad()
     def evaluate(self, split: str = "test", batch_size: int = 2000) -> tuple[float, float]:
@@ -256,7 +257,8 @@ class TrainingSession:
         if k == 0:
             return
         # one host sync for the whole window: its losses and how many of its predictions were right
-        hits = torch.cat([out.argmax(1) == y for out, y in self._pending_outputs]).sum()
+        outputs, targets = zip(*self._pending_outputs)
+        hits = (torch.cat(outputs).argmax(1) == torch.cat(targets)).sum()  # a few kernels per window, not per step
         # float32 (MPS has no float64); a window's hit count (< 50 x 8192) stays exact in float32
         packed = torch.cat([torch.stack(self._pending_losses).float(), hits.reshape(1).float()])
         *losses, correct = packed.tolist()
