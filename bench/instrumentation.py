@@ -18,7 +18,7 @@ run has the probes of a real one (step 1, every ``every`` steps, the last step: 
 each loop is a warm-up and not counted. Rates are total samples / total time per loop over all
 rounds; each round (fresh models and runs) is also shown on its own, as its memory layout differs.
 
-    python bench/instrumentation.py [--rounds 4] [--repeat 6] [--chunk 50] [--every N] [--device cpu]
+    python bench/instrumentation.py [--rounds 8] [--repeat 6] [--chunk 50] [--every N] [--device cpu]
 """
 from __future__ import annotations
 
@@ -269,7 +269,7 @@ def interleaved_round(spec: ModelSpec, dataset, device: torch.device, chunk: int
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--rounds", type=int, default=4, help="fresh models and runs per model, pooled")
+    parser.add_argument("--rounds", type=int, default=8, help="fresh models and runs per model, pooled")
     parser.add_argument("--repeat", type=int, default=6, help="training split repeated this often in the epoch")
     parser.add_argument("--chunk", type=int, default=50, help="steps a loop trains before it hands over")
     parser.add_argument("--every", type=int, default=DEFAULT_EVERY)
