@@ -39,7 +39,7 @@ def test_train_page_starts_and_shows_live_charts():
     assert session.status == "done"
     labels = {m.label: m.value for m in at.metric}
     assert labels["Status"] == "finished"
-    assert labels["Epoch"] == "1/1"
+    assert labels["Epochs done"] == "1/1"
     assert labels["Test accuracy"].endswith("%")
     charts = [c for c in at.get("plotly_chart")]
     assert len(charts) == 3
