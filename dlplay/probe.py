@@ -35,7 +35,7 @@ RELU_FAMILY = ("relu", "leaky_relu", "elu", "gelu")  # a unit is dead when its z
 SATURATION_BOUNDS = {"sigmoid": (0.025, 0.975), "tanh": (-0.95, 0.95)}  # derivative < ~10% of its maximum
 PROBED_KINDS = ("dense", "conv2d", "batchnorm")  # blocks with parameters; pooling has nothing to learn
 
-DEFAULT_EVERY = 100  # steps between probes: a probe costs about two steps, ~2% of the CPU time (bench/instrumentation.py)
+DEFAULT_EVERY = 100  # steps between probes: a probe costs about one step, all told ~3% of the CPU time (bench/instrumentation.py)
 DEFAULT_PROBE_IMAGES = 64
 HIST_BINS = 32
 HIST_CLIP_RMS = 4.0  # histogram range: ±min(max |x|, 4·rms); values beyond land in the outer bins
