@@ -52,6 +52,11 @@ def ema(values: np.ndarray, alpha: float = 0.05) -> np.ndarray:
     return out / (1.0 - decay ** np.arange(1, n + 1))
 
 
+# for charts whose legend has many or long entries (one per layer, one per run): under the x axis, where
+# it cannot cover the title; a legend pushes the bottom margin by itself
+LEGEND_BELOW = {"orientation": "h", "yref": "container", "y": 0.0, "yanchor": "bottom", "x": 0.0, "xanchor": "left"}
+
+
 def axis(title: str = "", **extra: Any) -> dict:
     return {"title": {"text": title}, "gridcolor": GRID, "zerolinecolor": GRID, **extra}
 

@@ -15,17 +15,14 @@ import numpy as np
 import plotly.graph_objects as go
 from PIL import Image
 
-from .figures import downsample
+from .figures import LEGEND_BELOW, downsample
 from .figures import axis as _axis
 from .figures import plain_figure as _figure
 from .hints import HEALTHY_UPDATE_BAND, HEALTHY_UPDATE_RATIO
 from .i18n import layer_name, translate
 from .probe import ProbeSnapshot
 
-# per-layer line charts: the legend (one entry per layer, often two rows) goes under the x axis, where
-# it cannot cover the title of a half-width chart; the legend pushes the bottom margin itself
-LEGEND_BELOW = {"legend": {"orientation": "h", "yref": "container", "y": 0.0, "yanchor": "bottom", "x": 0.0,
-                           "xanchor": "left"}, "height": 360}
+LAYER_LINES = {"legend": LEGEND_BELOW, "height": 360}  # per-layer line charts: often two rows of layers
 
 PALETTE = ("#636efa", "#ef553b", "#00cc96", "#ab63fa", "#ffa15a", "#19d3f3", "#ff6692", "#b6e880", "#ff97ff", "#fecb52")
 MARKERS_BELOW = 40  # points per line under which each probe is also drawn as a dot
@@ -63,7 +60,7 @@ def gradient_figure(snap: ProbeSnapshot, lang: str = "en", metric: str = "grad_w
     return _figure(traces, translate("dynamics.fig_grad_title" if weights else "dynamics.fig_delta_title", lang),
                    translate("dynamics.step", lang),
                    translate("dynamics.fig_grad_axis" if weights else "dynamics.fig_delta_axis", lang),
-                   yaxis={"type": "log", "exponentformat": "power"}, **LEGEND_BELOW)
+                   yaxis={"type": "log", "exponentformat": "power"}, **LAYER_LINES)
 
 
 def update_ratio_figure(snap: ProbeSnapshot, lang: str = "en") -> go.Figure:
@@ -83,7 +80,7 @@ def update_ratio_figure(snap: ProbeSnapshot, lang: str = "en") -> go.Figure:
             "font": {"size": 11, "color": "rgb(44,130,44)"}}
     return _figure(traces, translate("dynamics.fig_update_title", lang), translate("dynamics.step", lang),
                    translate("dynamics.fig_update_axis", lang), yaxis={"type": "log", "exponentformat": "power"},
-                   shapes=shapes, annotations=[note], **LEGEND_BELOW)
+                   shapes=shapes, annotations=[note], **LAYER_LINES)
 
 
 def hidden_layers(snap: ProbeSnapshot) -> list[int]:
@@ -109,7 +106,7 @@ def activation_figure(snap: ProbeSnapshot, lang: str = "en") -> go.Figure:
                            "showlegend": False, "legendgroup": name})
         traces.append(_line(xs, ms, name, layer_color(i), legendgroup=name))
     return _figure(traces, translate("dynamics.fig_act_title", lang), translate("dynamics.step", lang),
-                   translate("dynamics.fig_act_axis", lang), **LEGEND_BELOW)
+                   translate("dynamics.fig_act_axis", lang), **LAYER_LINES)
 
 
 def dead_saturated_figure(snap: ProbeSnapshot, lang: str = "en") -> go.Figure:
@@ -130,7 +127,7 @@ def dead_saturated_figure(snap: ProbeSnapshot, lang: str = "en") -> go.Figure:
     annotations = [] if traces else [_message(translate("dynamics.fig_no_dead", lang))]
     return _figure(traces, translate("dynamics.fig_dead_title", lang), translate("dynamics.step", lang),
                    translate("dynamics.fig_dead_axis", lang), yaxis={"range": [-2, 102], "ticksuffix": "%"},
-                   annotations=annotations, **LEGEND_BELOW)
+                   annotations=annotations, **LAYER_LINES)
 
 
 def histogram_figure(snap: ProbeSnapshot, lang: str = "en") -> go.Figure:

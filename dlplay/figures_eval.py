@@ -7,7 +7,7 @@ import numpy as np
 import plotly.graph_objects as go
 
 from .evaluation import ClassMetrics, Reliability, row_normalize
-from .figures import GRID, accuracy_range
+from .figures import GRID, LEGEND_BELOW, accuracy_range
 from .i18n import translate
 from .runs import RunRecord
 
@@ -118,4 +118,5 @@ def compare_figure(records: Sequence[RunRecord], names: Sequence[str], metric: s
         fig.update_xaxes(dtick=1)  # whole epochs
     xkey = "eval.fig_step" if metric == "step_loss" else "eval.fig_epoch"
     fig.update_layout(hovermode="x unified")
-    return _layout(fig, translate(f"runs.fig_{metric}", lang), translate(xkey, lang), translate(f"runs.axis_{metric}", lang))
+    _layout(fig, translate(f"runs.fig_{metric}", lang), translate(xkey, lang), translate(f"runs.axis_{metric}", lang), height=400)
+    return fig.update_layout(legend=LEGEND_BELOW)  # run names are long
