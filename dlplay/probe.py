@@ -338,6 +338,13 @@ class Probe:
         if self._pending:
             self._flush(session)
 
+    # ----- commands (any thread) ------------------------------------------------------------------
+    def set_every(self, every: int) -> None:
+        """Measure every ``every`` steps from now on (the next multiple of it is the next probe)."""
+        if int(every) < 1:
+            raise ValueError("every must be >= 1")
+        self.every = int(every)  # one attribute store: the training thread reads it between steps
+
     # ----- reads ------------------------------------------------------------------------------
     def snapshot(self) -> ProbeSnapshot | None:
         """The latest published snapshot (also in ``session.snapshot().extras["probe"]``)."""

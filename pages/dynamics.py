@@ -14,8 +14,9 @@ from dlplay.hints import find_hints
 from dlplay.i18n import layer_name
 from dlplay.probe import Probe, ProbeSnapshot
 from dlplay.ui.i18n import current_language, t
-from dlplay.ui.state import current_session, heartbeat, init_state, is_active
+from dlplay.ui.state import current_session, heartbeat, init_state, is_active, probe_every, set_probe_every
 
+EVERY_OPTIONS = (10, 20, 50, 100, 200, 500, 1000)  # steps between measurements
 CURVES_EVERY_S = 1.0  # hints and time series
 DETAILS_EVERY_S = 3.0  # heatmap, histograms, first-layer images: heavier to draw in the browser
 
@@ -24,6 +25,9 @@ lang = current_language()
 
 st.title(t("dynamics.title"))
 st.caption(t("dynamics.intro"))
+st.session_state["dyn_every"] = probe_every()  # the widget shows the setting; it has no default of its own
+st.select_slider(t("dynamics.every"), options=EVERY_OPTIONS, key="dyn_every", help=t("dynamics.every_help"),
+                 on_change=lambda: set_probe_every(st.session_state["dyn_every"]))
 
 session = current_session()
 if session is None:
@@ -52,8 +56,9 @@ def curves() -> None:
         has_probe = any(isinstance(cb, Probe) for cb in session.callbacks)
         st.info(t("dynamics.waiting") if has_probe else t("dynamics.no_probe"))
     else:
+        every = next((cb.every for cb in session.callbacks if isinstance(cb, Probe)), probe.every)  # now, not at the last probe
         st.caption(t("dynamics.status", status=t(f"train.status_{p.status}"), step=p.global_step,
-                     total=p.total_steps, probe_step=probe.last_step, every=probe.every, probes=probe.probes))
+                     total=p.total_steps, probe_step=probe.last_step, every=every, probes=probe.probes))
         draw_curves(probe)
     if was_active and not is_active(session):
         st.rerun()  # the run ended: a full rerun stops the polling

@@ -134,6 +134,39 @@ def test_without_a_session_or_without_a_probe(mnist):
     assert "without measurements" in at.info[0].value
 
 
+def test_the_measurement_interval_applies_to_the_run_and_the_next_ones(mnist):
+    probe = Probe(every=100)
+    config = TrainConfig(optimizer="adam", lr=1e-3, batch_size=32, epochs=1, train_size=32 * 50, seed=0)
+    session = TrainingSession(dense_spec([32]), config, mnist, "cpu", callbacks=[probe])
+    runs = [session]
+    try:
+        at = open_dynamics(session)
+        slider = at.select_slider(key="dyn_every")
+        assert slider.value == 100 and slider.label.startswith("Measure the layers every")
+        slider.set_value(20).run()
+        assert not at.exception
+        assert probe.every == 20 and at.session_state["probe_every"] == 20
+        session.step(1)
+        end = time.monotonic() + 30
+        while session.status != "paused" and time.monotonic() < end:
+            time.sleep(0.05)
+        at.run()
+        assert "one every 20 steps" in " ".join(c.value for c in at.caption)
+        assert at.select_slider(key="dyn_every").value == 20  # kept across reruns
+        at.switch_page("pages/train.py")
+        at.run()
+        at.button(key="train_reset").click().run()
+        at.button(key="train_start").click().run()  # a new run measures at the chosen interval
+        new = at.session_state["train_session"]
+        runs.append(new)
+        assert new is not session and new.status in ("queued", "running", "done")
+        assert [cb.every for cb in new.callbacks if isinstance(cb, Probe)] == [20]
+    finally:
+        for run in runs:
+            run.stop()
+            run.join(10)
+
+
 def test_a_paused_run_updates_on_the_next_rerun(mnist):
     config = TrainConfig(optimizer="adam", lr=1e-3, batch_size=32, epochs=1, train_size=32 * 50, seed=0)
     session = TrainingSession(dense_spec([32]), config, mnist, "cpu", callbacks=[Probe(every=10)])

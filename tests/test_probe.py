@@ -220,6 +220,24 @@ def test_history_stays_bounded_in_a_long_run(mnist):
     assert snap.steps[-1] <= 40 and np.all(np.diff(snap.steps) > 0)
 
 
+def test_the_interval_can_change_during_a_run(mnist):
+    probe = Probe(every=20)
+
+    class Switch:  # after the probe's own after_step, as a UI thread's set_every would land between steps
+        def after_step(self, session, step):
+            if step == 45:
+                probe.set_every(7)
+
+    config = TrainConfig(epochs=1, train_size=16 * 80, batch_size=16)
+    session = TrainingSession(dense_spec([8]), config, mnist, "cpu", callbacks=[probe, Switch()])
+    session.start()
+    assert session.join(60) and session.status == "done"
+    snap = probe.snapshot()
+    assert snap.steps.tolist() == [1, 20, 40, 49, 56, 63, 70, 77, 80] and snap.every == 7
+    with pytest.raises(ValueError):
+        probe.set_every(0)
+
+
 def test_model_copies_do_not_feed_the_probe():
     """model_copy() deep-copies a model whose δ hooks are armed: the copy's backward must not count."""
     probe = Probe(every=1, probe_images=torch.zeros(2, 1, 2, dtype=torch.uint8))

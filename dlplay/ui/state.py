@@ -6,7 +6,7 @@ import streamlit as st
 from dlplay.device import choose_device
 from dlplay.guardrails import check_run, free_memory_bytes, limit_train_size
 from dlplay.presets import DEFAULT_PRESET, PRESETS
-from dlplay.probe import Probe
+from dlplay.probe import DEFAULT_EVERY, Probe
 from dlplay.spec import ModelSpec, TrainConfig
 from dlplay.train import ACTIVE, TrainingSession
 from dlplay.ui import server
@@ -14,6 +14,7 @@ from dlplay.ui.data import dataset_on
 from dlplay.ui.runs import run_recorder
 
 SPEC, CONFIG, SESSION = "spec", "config", "train_session"
+PROBE_EVERY = "probe_every"  # steps between measurements of the layers, for this browser session
 HEARTBEAT_TIMEOUT_S = server.DEFAULT_HEARTBEAT_S  # new_session uses server.heartbeat_timeout() (env DLPLAY_HEARTBEAT_S)
 
 
@@ -85,6 +86,20 @@ def spec_differs_from_run() -> bool:
     return session is not None and session.spec != get_spec()
 
 
+def probe_every() -> int:
+    """Steps between two measurements of the layers (the Dynamics page sets it)."""
+    return int(st.session_state.get(PROBE_EVERY, DEFAULT_EVERY))
+
+
+def set_probe_every(every: int) -> None:
+    """For the next runs and, at once, for the current run's probe."""
+    st.session_state[PROBE_EVERY] = int(every)
+    session = current_session()
+    for cb in session.callbacks if session is not None else ():
+        if isinstance(cb, Probe):
+            cb.set_every(every)
+
+
 def create_session(spec: ModelSpec, config: TrainConfig, **kwargs) -> TrainingSession:
     """A run under the server's rules: guardrails (UserError), the shared slot pool, the heartbeat, the registry.
 
@@ -98,7 +113,7 @@ def create_session(spec: ModelSpec, config: TrainConfig, **kwargs) -> TrainingSe
     kwargs.setdefault("heartbeat_timeout", server.heartbeat_timeout())
     callbacks = list(kwargs.pop("callbacks", ()))
     if not any(isinstance(cb, Probe) for cb in callbacks):
-        callbacks.append(Probe())  # every run, quick ones from Draw/Inside too, feeds the Dynamics page
+        callbacks.append(Probe(every=probe_every()))  # every run, quick ones from Draw/Inside too: the Dynamics page
     kwargs["callbacks"] = callbacks
     session = TrainingSession(spec, config, dataset, device, slot_pool=server.slot_pool(), **kwargs)
     server.registry().add_run(server.browser_session(), session)
