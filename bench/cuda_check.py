@@ -1,0 +1,159 @@
+"""The training path on a CUDA GPU: correctness, host synchronisations per step, and speed.
+
+For the tutorial model and the small-CNN preset, on the real MNIST sample (DLPLAY_DATA_DIR):
+  1. a TrainingSession with the probe attached trains on the GPU: status, test accuracy, probes;
+     a checkpoint saved from it loads on the CPU and gives the same outputs;
+  2. host synchronisations, counted with torch.cuda.set_sync_debug_mode("warn") over a whole run:
+     the loop should sync only at its flushes (every 50 steps), the probe's copies and the
+     per-epoch test pass, never once per step;
+  3. samples/s (wall clock) of the session, with and without the probe, against a plain PyTorch
+     loop on the same device (pre-normalised float tensors, x[idx] batches, no .item() per step),
+     median of --repeats runs each.
+
+    python bench/cuda_check.py [--epochs 3] [--repeats 3] [--device cuda]
+
+Needs torch and numpy only (no Streamlit or Plotly), so it runs on a bare GPU machine.
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+import statistics
+import sys
+import time
+import warnings
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+os.environ.setdefault("DLPLAY_DATA_DIR", str(REPO.parent / "shared" / "datasets" / "mnist-sample"))
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+import torch.nn.functional as F  # noqa: E402
+
+from dlplay.checkpoint import checkpoint_from_session, load_checkpoint  # noqa: E402
+from dlplay.data import load_dataset  # noqa: E402
+from dlplay.model import build_model  # noqa: E402
+from dlplay.presets import PRESETS  # noqa: E402
+from dlplay.probe import M, Probe  # noqa: E402
+from dlplay.train import TrainingSession  # noqa: E402
+
+
+def synchronize(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def session_run(spec, config, dataset, device, probe: bool) -> tuple[TrainingSession, float]:
+    """A finished session and its training samples/s (wall clock, test passes excluded)."""
+    session = TrainingSession(spec, config, dataset, device, callbacks=[Probe()] if probe else [])
+    session.start()
+    session.join()
+    synchronize(device)
+    if session.status != "done":
+        raise RuntimeError(f"run ended {session.status}: {session.snapshot().progress}")
+    epochs = session.snapshot().epochs
+    return session, session.train_size * len(epochs) / sum(e.seconds for e in epochs)
+
+
+def plain_run(spec, config, dataset, device) -> float:
+    """A plain loop over the same epochs: samples/s, wall clock, one sync at the end of each epoch."""
+    info = dataset.info
+    x_all = ((dataset.train_images.float() / 255.0 - info.mean) / info.std).unsqueeze(1)
+    y_all = dataset.train_labels
+    n = len(y_all)
+    torch.manual_seed(config.seed)
+    model = build_model(spec, seed=config.seed).to(device).train()
+    opt = torch.optim.Adam(model.parameters(), lr=config.lr)
+    gen = torch.Generator().manual_seed(config.seed)
+    seconds = 0.0
+    for _ in range(config.epochs):
+        perm = torch.randperm(n, generator=gen).to(device)
+        synchronize(device)
+        t0 = time.perf_counter()
+        for i in range(0, n, config.batch_size):
+            idx = perm[i : i + config.batch_size]
+            loss = F.cross_entropy(model(x_all[idx]), y_all[idx])
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+        synchronize(device)
+        seconds += time.perf_counter() - t0
+    return n * config.epochs / seconds
+
+
+def count_syncs(spec, config, dataset, device) -> tuple[int, int]:
+    """(host synchronisations the sync debug mode reported during one run with the probe, steps)."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        torch.cuda.set_sync_debug_mode("warn")
+        try:
+            session, _ = session_run(spec, config, dataset, device, probe=True)
+        finally:
+            torch.cuda.set_sync_debug_mode("default")
+    syncs = sum("synchroniz" in str(w.message).lower() for w in caught)
+    return syncs, session.total_steps
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--epochs", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--device", default="cuda")
+    args = parser.parse_args()
+    device = torch.device(args.device)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        sys.exit("no CUDA device here: run on a machine with an NVIDIA GPU (or pass --device cpu for a dry run)")
+    name = torch.cuda.get_device_name(device) if device.type == "cuda" else "CPU"
+    print(f"torch {torch.__version__}, device {device} ({name})")
+    dataset = load_dataset("mnist", download=False).to(device)
+    print(f"MNIST sample on {dataset.device}: {len(dataset.train_labels)} train, {len(dataset.test_labels)} test, "
+          f"{dataset.train_images.dtype}")
+    failures = []
+    for key in ("tutorial", "small_cnn"):
+        preset = PRESETS[key]
+        config = dataclasses.replace(preset.config, epochs=args.epochs, device=device.type)
+        print(f"\n{key}: {args.epochs} epochs, batch {config.batch_size}, {config.optimizer} lr {config.lr}, "
+              f"schedule {config.schedule}")
+        # 1. correctness
+        session, _ = session_run(preset.spec, config, dataset, device, probe=True)
+        acc = session.snapshot().epochs[-1].test_acc
+        probe = session.snapshot().extras["probe"]
+        finite = bool(np.isfinite(probe.values[:, :, M["grad_w"]]).all())
+        data = checkpoint_from_session(session)
+        ckpt = load_checkpoint(data)
+        x = session.normalize(dataset.test_images[:200])
+        with torch.no_grad():
+            gpu_out = session.model_copy(device)(x).cpu()
+            cpu_out = ckpt.model("cpu")(x.cpu())
+        same = torch.allclose(gpu_out, cpu_out, atol=1e-3, rtol=1e-3)
+        print(f"  trained: status {session.status}, test accuracy {acc:.2%}, {probe.probes} probes "
+              f"(gradients finite: {finite}); checkpoint {len(data) / 1e6:.2f} MB loads on the CPU, "
+              f"same outputs: {same} (max diff {float((gpu_out - cpu_out).abs().max()):.1e})")
+        if session.status != "done" or not finite or not same or acc < 0.9:
+            failures.append(f"{key}: training or checkpoint check failed")
+        # 2. host synchronisations
+        if device.type == "cuda":
+            syncs, steps = count_syncs(preset.spec, config, dataset, device)
+            print(f"  host synchronisations in a run with the probe: {syncs} for {steps} steps "
+                  f"({syncs / steps:.3f} per step; flushes alone are {steps / 50:.0f})")
+            if syncs >= steps / 2:
+                failures.append(f"{key}: {syncs} syncs for {steps} steps")
+        # 3. speed
+        rates: dict[str, list[float]] = {"plain": [], "session": [], "probe": []}
+        for _ in range(args.repeats):
+            rates["plain"].append(plain_run(preset.spec, config, dataset, device))
+            rates["session"].append(session_run(preset.spec, config, dataset, device, probe=False)[1])
+            rates["probe"].append(session_run(preset.spec, config, dataset, device, probe=True)[1])
+        med = {k: statistics.median(v) for k, v in rates.items()}
+        print("  samples/s (median of {}): ".format(args.repeats)
+              + ", ".join(f"{k} {v:,.0f}" for k, v in med.items())
+              + f"; session/plain {med['session'] / med['plain']:.3f}, probe/plain {med['probe'] / med['plain']:.3f}")
+    print("\nALL CHECKS PASSED" if not failures else "\nFAILED: " + "; ".join(failures))
+    sys.exit(1 if failures else 0)
+
+
+if __name__ == "__main__":
+    main()
