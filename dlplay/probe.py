@@ -249,6 +249,11 @@ def _readonly(a: np.ndarray) -> np.ndarray:
     return a
 
 
+def probe_of(callbacks: Any) -> "Probe | None":
+    """The Probe among a session's ``callbacks``, if any."""
+    return next((cb for cb in callbacks if isinstance(cb, Probe)), None)
+
+
 @dataclass
 class _Pending:
     step: int

@@ -12,7 +12,7 @@ from dlplay.figures_dynamics import (
 )
 from dlplay.hints import find_hints
 from dlplay.i18n import layer_name
-from dlplay.probe import Probe, ProbeSnapshot
+from dlplay.probe import ProbeSnapshot, probe_of
 from dlplay.ui.i18n import current_language, t
 from dlplay.ui.state import current_session, heartbeat, init_state, is_active, probe_every, set_probe_every
 
@@ -53,10 +53,9 @@ def curves() -> None:
     p = snap.progress
     probe = snap.extras.get("probe")
     if probe is None or probe.probes == 0:
-        has_probe = any(isinstance(cb, Probe) for cb in session.callbacks)
-        st.info(t("dynamics.waiting") if has_probe else t("dynamics.no_probe"))
+        st.info(t("dynamics.waiting") if probe_of(session.callbacks) is not None else t("dynamics.no_probe"))
     else:
-        every = next((cb.every for cb in session.callbacks if isinstance(cb, Probe)), probe.every)  # now, not at the last probe
+        every = probe_of(session.callbacks).every  # the setting now (the snapshot's is the one of its last probe)
         st.caption(t("dynamics.status", status=t(f"train.status_{p.status}"), step=p.global_step,
                      total=p.total_steps, probe_step=probe.last_step, every=every, probes=probe.probes))
         draw_curves(probe)

@@ -6,7 +6,7 @@ import streamlit as st
 from dlplay.device import choose_device
 from dlplay.guardrails import check_run, free_memory_bytes, limit_train_size
 from dlplay.presets import DEFAULT_PRESET, PRESETS
-from dlplay.probe import DEFAULT_EVERY, Probe
+from dlplay.probe import DEFAULT_EVERY, Probe, probe_of
 from dlplay.spec import ModelSpec, TrainConfig
 from dlplay.train import ACTIVE, TrainingSession
 from dlplay.ui import server
@@ -95,9 +95,9 @@ def set_probe_every(every: int) -> None:
     """For the next runs and, at once, for the current run's probe."""
     st.session_state[PROBE_EVERY] = int(every)
     session = current_session()
-    for cb in session.callbacks if session is not None else ():
-        if isinstance(cb, Probe):
-            cb.set_every(every)
+    probe = probe_of(session.callbacks) if session is not None else None
+    if probe is not None:
+        probe.set_every(every)
 
 
 def create_session(spec: ModelSpec, config: TrainConfig, **kwargs) -> TrainingSession:
@@ -112,7 +112,7 @@ def create_session(spec: ModelSpec, config: TrainConfig, **kwargs) -> TrainingSe
     check_run(spec, config, limits, train_available=len(dataset.train_labels), free_bytes=free_memory_bytes(device))
     kwargs.setdefault("heartbeat_timeout", server.heartbeat_timeout())
     callbacks = list(kwargs.pop("callbacks", ()))
-    if not any(isinstance(cb, Probe) for cb in callbacks):
+    if probe_of(callbacks) is None:
         callbacks.append(Probe(every=probe_every()))  # every run, quick ones from Draw/Inside too: the Dynamics page
     kwargs["callbacks"] = callbacks
     session = TrainingSession(spec, config, dataset, device, slot_pool=server.slot_pool(), **kwargs)
