@@ -6,9 +6,9 @@ For the tutorial model and the small-CNN preset, on the real MNIST sample (DLPLA
   2. host synchronisations, counted with torch.cuda.set_sync_debug_mode("warn") over a whole run:
      the loop should sync only at its flushes (every 50 steps), the probe's copies and the
      per-epoch test pass, never once per step;
-  3. samples/s (wall clock) of the session, with and without the probe, against a plain PyTorch
-     loop on the same device (pre-normalised float tensors, x[idx] batches, no .item() per step),
-     median of --repeats runs each.
+  3. samples/s (wall clock) of the session, with and without the probe, against the plain PyTorch
+     loop of bench/train_throughput.py on the same device (pre-normalised float tensors, x[idx]
+     batches), here without its .item() per step, median of --repeats runs each.
 
     python bench/cuda_check.py [--epochs 3] [--repeats 3] [--device cuda]
 
@@ -21,24 +21,23 @@ import dataclasses
 import os
 import statistics
 import sys
-import time
 import warnings
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "bench"))
 os.environ.setdefault("DLPLAY_DATA_DIR", str(REPO.parent / "shared" / "datasets" / "mnist-sample"))
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
-import torch.nn.functional as F  # noqa: E402
 
 from dlplay.checkpoint import checkpoint_from_session, load_checkpoint  # noqa: E402
 from dlplay.data import load_dataset  # noqa: E402
-from dlplay.model import build_model  # noqa: E402
 from dlplay.presets import PRESETS  # noqa: E402
 from dlplay.probe import M, Probe  # noqa: E402
 from dlplay.train import TrainingSession  # noqa: E402
+from train_throughput import plain_loop  # noqa: E402  (bench/train_throughput.py)
 
 
 def synchronize(device: torch.device) -> None:
@@ -56,32 +55,6 @@ def session_run(spec, config, dataset, device, probe: bool) -> tuple[TrainingSes
         raise RuntimeError(f"run ended {session.status}: {session.snapshot().progress}")
     epochs = session.snapshot().epochs
     return session, session.train_size * len(epochs) / sum(e.seconds for e in epochs)
-
-
-def plain_run(spec, config, dataset, device) -> float:
-    """A plain loop over the same epochs: samples/s, wall clock, one sync at the end of each epoch."""
-    info = dataset.info
-    x_all = ((dataset.train_images.float() / 255.0 - info.mean) / info.std).unsqueeze(1)
-    y_all = dataset.train_labels
-    n = len(y_all)
-    torch.manual_seed(config.seed)
-    model = build_model(spec, seed=config.seed).to(device).train()
-    opt = torch.optim.Adam(model.parameters(), lr=config.lr)
-    gen = torch.Generator().manual_seed(config.seed)
-    seconds = 0.0
-    for _ in range(config.epochs):
-        perm = torch.randperm(n, generator=gen).to(device)
-        synchronize(device)
-        t0 = time.perf_counter()
-        for i in range(0, n, config.batch_size):
-            idx = perm[i : i + config.batch_size]
-            loss = F.cross_entropy(model(x_all[idx]), y_all[idx])
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-        synchronize(device)
-        seconds += time.perf_counter() - t0
-    return n * config.epochs / seconds
 
 
 def count_syncs(spec, config, dataset, device) -> tuple[int, int]:
@@ -144,7 +117,7 @@ def main() -> None:
         # 3. speed
         rates: dict[str, list[float]] = {"plain": [], "session": [], "probe": []}
         for _ in range(args.repeats):
-            rates["plain"].append(plain_run(preset.spec, config, dataset, device))
+            rates["plain"].append(plain_loop(dataset, preset.spec, config, device, item_per_step=False))
             rates["session"].append(session_run(preset.spec, config, dataset, device, probe=False)[1])
             rates["probe"].append(session_run(preset.spec, config, dataset, device, probe=True)[1])
         med = {k: statistics.median(v) for k, v in rates.items()}
