@@ -119,6 +119,13 @@ class Baton:
             self._record(name)
             self._wait_turn(name)
 
+    def drop(self, name: str) -> None:
+        """A thread that failed: the others go on without it."""
+        with self.cond:
+            self.entered.add(name)
+            self.done.add(name)
+            self.cond.notify_all()
+
     def leave(self, name: str) -> None:
         with self.cond:
             if name in self.done:
@@ -240,23 +247,20 @@ def interleaved_round(spec: ModelSpec, dataset, device: torch.device, chunk: int
     probe = TimedProbe(every=every)
     errors: list[BaseException] = []
 
-    def guarded(fn, *args, **kwargs):
+    def guarded(name: str, fn, *extra, **kwargs):
         def run():
             try:
-                fn(*args, **kwargs)
+                fn(spec, dataset, device, baton, name, chunk, *extra, **kwargs)
             except BaseException as exc:  # noqa: BLE001 - reported by the main thread
                 errors.append(exc)
-                with baton.cond:  # let the others go on without this one
-                    baton.entered.add(args[4])
-                    baton.done.add(args[4])
-                    baton.cond.notify_all()
+                baton.drop(name)
         return threading.Thread(target=run, daemon=True)
 
     threads = [
-        guarded(plain_loop, spec, dataset, device, baton, "plain", chunk),
-        guarded(plain_loop, spec, dataset, device, baton, "plain-is", chunk, index_select=True),
-        guarded(session_run, spec, dataset, device, baton, "session", chunk, None),
-        guarded(session_run, spec, dataset, device, baton, "probe", chunk, probe),
+        guarded("plain", plain_loop),
+        guarded("plain-is", plain_loop, index_select=True),
+        guarded("session", session_run, None),
+        guarded("probe", session_run, probe),
     ]
     for t in threads:
         t.start()

@@ -270,9 +270,7 @@ class Probe:
 
     def __init__(self, every: int = DEFAULT_EVERY, probe_images: int | torch.Tensor = DEFAULT_PROBE_IMAGES,
                  *, bins: int = HIST_BINS, capacity: int = HISTORY_CAPACITY):
-        if int(every) < 1:
-            raise ValueError("every must be >= 1")
-        self.every = int(every)
+        self.set_every(every)
         self.probe_images = probe_images
         self.bins = bins
         self.capacity = capacity
