@@ -19,6 +19,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .activations import ACTIVATIONS
+from .layers import LAYER_KINDS
 from .model import Net
 
 DEFAULT_STEP_SIZE = 2.0  # L2 norm of the input change of the "what would change the guess" step, pixels in [0, 1]
@@ -149,7 +150,7 @@ def _trace(model: Net, image: Any, mean: float, std: float, target: int | None, 
     blocks = list(model.blocks)
     params: list[torch.Tensor] = []
     for block in blocks:
-        if isinstance(block.op, (nn.Linear, nn.Conv2d)):
+        if LAYER_KINDS[block.kind].weights:
             params.append(block.op.weight)
             if block.op.bias is not None:
                 params.append(block.op.bias)
@@ -167,7 +168,7 @@ def _trace(model: Net, image: Any, mean: float, std: float, target: int | None, 
     shape: tuple[int, ...] = tuple(model.spec.input_shape)
     for block, (z, a), delta in zip(blocks, record, deltas):
         weight = bias = gw = gb = None
-        if isinstance(block.op, (nn.Linear, nn.Conv2d)):
+        if LAYER_KINDS[block.kind].weights:
             weight, gw = block.op.weight, next(param_grads)
             if block.op.bias is not None:
                 bias, gb = block.op.bias, next(param_grads)

@@ -69,7 +69,7 @@ class Net(nn.Module):
         return x
 
     def weight_blocks(self) -> list[Block]:
-        return [b for b in self.blocks if isinstance(b.op, (nn.Linear, nn.Conv2d))]
+        return [b for b in self.blocks if LAYER_KINDS[b.kind].weights]
 
 
 def _make_block(name: str, layer: LayerSpec, in_shape: tuple[int, ...]) -> Block:

@@ -251,6 +251,13 @@ def test_kind_trace_formulas_and_probe(name, mnist, image):
     assert [lt.kind for lt in tr.layers] == [name, DENSE, DENSE]
     assert tr.layers[0].z.shape == spec.shapes()[0]
     assert tr.layers[0].is_dense == LAYER_KINDS[name].fully_connected
+    assert (tr.layers[0].weight is not None) == LAYER_KINDS[name].weights  # dJ/dW for every layer with weights
+    if LAYER_KINDS[name].weights:
+        assert tr.layers[0].grad_weight.shape == tr.layers[0].weight.shape
+        assert np.abs(tr.layers[0].grad_weight).max() > 0
+    zeros = build_model(ModelSpec(layers=spec.layers, init="zeros"), seed=2)  # the weight init reaches it
+    weight = getattr(zeros.blocks[0].op, "weight", None)
+    assert (weight is not None and not weight.detach().any()) == LAYER_KINDS[name].weights
     explicit = tutorial_deltas(tr)
     for i, d in enumerate(explicit):
         if d is not None:
