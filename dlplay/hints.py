@@ -12,9 +12,8 @@ from typing import Any
 
 import numpy as np
 
-from .i18n import layer_name, translate
-
 from .activations import ACTIVATIONS
+from .i18n import layer_name, translate
 from .probe import M, ProbeSnapshot
 
 LAYER_PARAMS = ("layer", "first", "last")  # parameters that name a block ("output" is translated)

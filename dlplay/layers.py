@@ -96,6 +96,17 @@ class LayerKind:
         return self.fully_connected and len(in_shape) > 1
 
 
+# ----- the settings, with their limits and editor texts -----------------------------------------
+
+UNITS = Field("units", 1, MAX_UNITS, "build.units", "build.units_help")
+FILTERS = Field("units", 1, MAX_FILTERS, "build.filters", "build.units_help", error_name="filters")
+KERNEL = Field("kernel", 1, 28, "build.kernel", "build.kernel_help")
+WINDOW = Field("kernel", 1, 28, "build.window", "build.window_help")
+STRIDE = Field("stride", 1, 28, "build.stride", "build.stride_help")
+PADDING = Field("padding", 0, 14, "build.padding", "build.padding_help")
+UNUSED_PADDING = Field("padding", 0, 14, "build.padding", "build.padding_help", edit=False)
+
+
 # ----- shapes and their text ---------------------------------------------------------------------
 
 def shape_text(shape: Shape) -> str:
@@ -103,16 +114,17 @@ def shape_text(shape: Shape) -> str:
     return "×".join(str(s) for s in shape)
 
 
-def _window_shape(layer: LayerSpec, shape: Shape, index: int, channels: int, padding: int) -> Shape:
-    """Output shape of a window (kernel × kernel, stride) sliding over an image-shaped input."""
+def _window_shape(layer: LayerSpec, shape: Shape, index: int, channels: int | None, padding: int) -> Shape:
+    """Output shape of a window (kernel × kernel, stride) sliding over an image-shaped input;
+    ``channels`` None keeps the input's channels."""
     n = index + 1
     if len(shape) != 3:
         raise UserError("spec.spatial_after_dense", layer=n, kind=layer.kind)
-    _, h, w = shape
+    c, h, w = shape
     k, s, p = layer.kernel, layer.stride, padding
     if k > h + 2 * p or k > w + 2 * p:
         raise UserError("spec.kernel_too_large", layer=n, kernel=k, height=h, width=w, padding=p)
-    return (channels, (h + 2 * p - k) // s + 1, (w + 2 * p - k) // s + 1)
+    return (c if channels is None else channels, (h + 2 * p - k) // s + 1, (w + 2 * p - k) // s + 1)
 
 
 def _conv_shape(layer: LayerSpec, shape: Shape, index: int) -> Shape:
@@ -120,8 +132,10 @@ def _conv_shape(layer: LayerSpec, shape: Shape, index: int) -> Shape:
 
 
 def _pool_shape(layer: LayerSpec, shape: Shape, index: int) -> Shape:
-    return _window_shape(layer, shape, index, shape[0] if shape else 0, 0)
+    return _window_shape(layer, shape, index, None, 0)
 
+
+# ----- parameters and multiply-adds per example ------------------------------------------------
 
 def _dense_count(layer: LayerSpec, in_shape: Shape, out_shape: Shape) -> tuple[int, int]:
     n_in = math.prod(in_shape)
@@ -137,6 +151,8 @@ def _no_count(layer: LayerSpec, in_shape: Shape, out_shape: Shape) -> tuple[int,
     return 0, 0
 
 
+# ----- the entries -------------------------------------------------------------------------------
+
 def _pool(name: str, code: str, label: str, short: str, module: Callable[[int, int], nn.Module]) -> LayerKind:
     return LayerKind(
         name=name, code=code, head="kernel", numbers=(WINDOW, STRIDE, UNUSED_PADDING), activation=False,
@@ -149,14 +165,6 @@ def _pool(name: str, code: str, label: str, short: str, module: Callable[[int, i
         short=lambda layer: f"{short}{layer.kernel}",
     )
 
-
-UNITS = Field("units", 1, MAX_UNITS, "build.units", "build.units_help")
-FILTERS = Field("units", 1, MAX_FILTERS, "build.filters", "build.units_help", error_name="filters")
-KERNEL = Field("kernel", 1, 28, "build.kernel", "build.kernel_help")
-WINDOW = Field("kernel", 1, 28, "build.window", "build.window_help")
-STRIDE = Field("stride", 1, 28, "build.stride", "build.stride_help")
-PADDING = Field("padding", 0, 14, "build.padding", "build.padding_help")
-UNUSED_PADDING = Field("padding", 0, 14, "build.padding", "build.padding_help", edit=False)
 
 _ENTRIES = (
     LayerKind(

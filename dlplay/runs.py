@@ -26,8 +26,8 @@ from typing import Any, Iterable
 
 import numpy as np
 
-from .metrics import EpochRecord
 from .layers import LAYER_KINDS
+from .metrics import EpochRecord
 from .spec import ModelSpec, TrainConfig
 from .status import PROBLEM, Status
 

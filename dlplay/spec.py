@@ -8,8 +8,8 @@ from typing import Any, Sequence
 
 from . import activations as _activations, layers as _layers, optimizers as _optimizers
 from .errors import UserError
-from .layers import MAX_UNITS, WEIGHT_KINDS, shape_text  # noqa: F401 - re-exported
-from .optimizers import lr_factor  # noqa: F401 - re-exported: the training loop uses it
+from .layers import MAX_UNITS, WEIGHT_KINDS  # noqa: F401 - MAX_UNITS re-exported (it was defined here)
+from .optimizers import lr_factor  # lr_curve uses it; the training loop imports it from here
 
 # The names of the registries' entries, in their order: the choices the pages offer.
 ACTIVATIONS = tuple(_activations.ACTIVATIONS)
