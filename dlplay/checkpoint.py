@@ -25,6 +25,7 @@ from .errors import UserError
 from .model import Net, build_model, layer_summary
 from .runs import RunRecord
 from .spec import ModelSpec, TrainConfig
+from .status import Status
 
 FORMAT = "dlplay-checkpoint"
 VERSION = 1
@@ -210,7 +211,7 @@ def load_into_session(session: Any, ckpt: Checkpoint) -> Any:
     now = time.time()
     session.started_at = session.finished_at = now
     session.metrics.update_progress(
-        status="done",
+        status=Status.DONE,
         message="eval.ckpt_msg_loaded",
         epoch=len(run.epochs) if run else 0,
         global_step=steps,

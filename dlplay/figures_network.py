@@ -12,22 +12,19 @@ import numpy as np
 import plotly.graph_objects as go
 import torch
 
+from .activations import IDENTITY
 from .i18n import layer_name, translate
+from .layers import LAYER_KINDS, shape_text
 from .model import LayerInfo, Net, layer_summary
 from .spec import LayerSpec, ModelSpec
 
 NEURON_LIMIT = 16  # dense layers up to this many units are drawn neuron by neuron
 POSITIVE, NEGATIVE, NEUTRAL = "#1f77b4", "#f28e2b", "#b8b8b8"  # blue > 0, orange < 0 (like TF Playground)
-KIND_COLORS = {
-    "input": "#e8e8e8", "dense": "#cfe3f7", "conv2d": "#d5f0d5", "maxpool": "#fbe3c8",
-    "avgpool": "#fbe3c8", "batchnorm": "#eadcf5", "flatten": "#f2f2f2", "output": "#f7d4d4",
+KIND_COLORS = {  # the layer kinds' colours are in their registry entries
+    "input": "#e8e8e8", **{name: kind.color for name, kind in LAYER_KINDS.items()}, "flatten": "#f2f2f2",
+    "output": "#f7d4d4",
 }
 BYTES_PER_PARAM = 4  # float32
-
-
-def shape_text(shape: tuple[int, ...]) -> str:
-    """(32, 14, 14) -> '32×14×14'."""
-    return "×".join(str(s) for s in shape)
 
 
 def human_count(n: float) -> str:
@@ -47,16 +44,7 @@ def human_bytes(n: float) -> str:
 
 def short_title(layer: LayerSpec, index: int) -> str:
     """Two-line block title: '3. Conv<br>64×3×3' (the activation is written under the block)."""
-    n = index + 1
-    if layer.kind == "dense":
-        return f"{n}. Dense<br>{layer.units}"
-    if layer.kind == "conv2d":
-        stride = f" /{layer.stride}" if layer.stride > 1 else ""
-        return f"{n}. Conv<br>{layer.units}×{layer.kernel}×{layer.kernel}{stride}"
-    if layer.kind in ("maxpool", "avgpool"):
-        name = "MaxPool" if layer.kind == "maxpool" else "AvgPool"
-        return f"{n}. {name}<br>{layer.kernel}×{layer.kernel}"
-    return f"{n}. BatchNorm"
+    return f"{index + 1}. {LAYER_KINDS[layer.kind].title(layer)}"
 
 
 @dataclass(frozen=True)
@@ -83,19 +71,25 @@ def diagram_columns(spec: ModelSpec, lang: str = "en") -> list[Column]:
     for i, row in enumerate(rows):
         is_output = i == len(rows) - 1
         kind = "output" if is_output else row.kind
-        if row.kind == "dense" and len(shape) > 1:
+        entry = LAYER_KINDS[row.kind]
+        if entry.flattens(shape):
             flat = math.prod(shape)
             cols.append(Column("flatten", translate("build.fig_flatten", lang), (flat,), 1, "", 0, None, False))
         size = row.output_shape[0]
         activation = "softmax" if is_output else layers[i].activation
-        if row.kind in ("maxpool", "avgpool"):
+        if not entry.activation:
             activation = ""
-        neurons = row.kind == "dense" and size <= NEURON_LIMIT
+        neurons = entry.fully_connected and size <= NEURON_LIMIT
         title = translate("build.fig_output", lang) if is_output else short_title(layers[i], i)
         cols.append(Column(kind, title, row.output_shape, size, activation, row.params,
                            -1 if is_output else i, neurons))
         shape = row.output_shape
     return cols
+
+
+def draws_neurons(spec: ModelSpec) -> bool:
+    """Is a hidden layer drawn neuron by neuron (so a trained model colours its connections)?"""
+    return any(LAYER_KINDS[layer.kind].fully_connected and layer.units <= NEURON_LIMIT for layer in spec.layers)
 
 
 def _block_height(size: int, largest: int) -> float:
@@ -185,7 +179,7 @@ def network_figure(spec: ModelSpec, lang: str = "en", model: Net | None = None, 
                       opacity=0.45 if col.neurons else 1.0, layer="below")
         extents[k] = (h / 2, -h / 2)
         details = [shape_text(col.shape)]
-        if col.activation and col.activation != "identity":
+        if col.activation and col.activation != IDENTITY:
             details.append(col.activation)
         if col.params:
             details.append(translate("build.fig_params", lang, params=human_count(col.params)))

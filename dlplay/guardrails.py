@@ -18,6 +18,7 @@ import torch
 
 from .errors import UserError
 from .model import layer_summary
+from .optimizers import OPTIMIZERS
 from .spec import ModelSpec, TrainConfig
 
 ENV = {
@@ -26,7 +27,7 @@ ENV = {
     "max_train_size": "DLPLAY_MAX_TRAIN_SIZE",
     "max_session_mb": "DLPLAY_MAX_SESSION_MB",
 }
-OPTIMIZER_STATES = {"sgd": 0, "momentum": 1, "rmsprop": 1, "adam": 2, "adamw": 2}
+OPTIMIZER_STATES = {name: entry.states for name, entry in OPTIMIZERS.items()}  # state tensors per parameter
 EVAL_BATCH = 2000  # TrainingSession.evaluate's batch
 SESSION_OVERHEAD_BYTES = 4 * 2**20  # metrics history, Python objects, the loss buffer
 FLOAT_BYTES = 4

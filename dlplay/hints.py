@@ -12,10 +12,11 @@ from typing import Any
 
 import numpy as np
 
+from .activations import ACTIVATIONS
 from .i18n import layer_name, translate
+from .probe import M, ProbeSnapshot
 
 LAYER_PARAMS = ("layer", "first", "last")  # parameters that name a block ("output" is translated)
-from .probe import M, ProbeSnapshot
 
 WINDOW = 5  # recent probes whose median a hint looks at
 DEAD_FRACTION = 0.5  # a ReLU-family layer with at least this share of dead units
@@ -26,10 +27,6 @@ UPDATE_RATIO_HIGH = 0.1  # any layer: each step moves the weights by 10% of thei
 UPDATE_RATIO_LOW = 1e-4  # every layer below this: the weights hardly move
 HEALTHY_UPDATE_RATIO = 1e-3  # the usual rule of thumb for ‖ΔW‖ / ‖W‖ per step
 HEALTHY_UPDATE_BAND = (1e-4, 1e-2)  # drawn around it in the update-ratio chart
-
-ACTIVATION_NAMES = {"relu": "ReLU", "leaky_relu": "Leaky ReLU", "elu": "ELU", "gelu": "GELU",
-                    "sigmoid": "sigmoid", "tanh": "tanh"}
-
 
 @dataclass(frozen=True)
 class Hint:
@@ -43,6 +40,11 @@ class Hint:
     def text(self, lang: str = "en") -> str:
         params = {k: layer_name(v, lang) if k in LAYER_PARAMS else v for k, v in self.params}
         return translate(self.key, lang, **params)
+
+
+def activation_text(name: str) -> str:
+    """The display name of an activation ("ReLU", "Leaky ReLU"): the same words in every language."""
+    return translate(ACTIVATIONS[name].key)
 
 
 def format_factor(x: float) -> str:
@@ -59,7 +61,7 @@ def dead_unit_hints(snap: ProbeSnapshot, window: int = WINDOW) -> list[Hint]:
     for meta, frac in zip(snap.layers, dead):
         if meta.relu_family and np.isfinite(frac) and frac >= DEAD_FRACTION:
             hints.append(Hint("dynamics.hint_dead", (("layer", meta.name), ("pct", round(100 * frac)),
-                                                     ("activation", ACTIVATION_NAMES[meta.activation])),
+                                                     ("activation", activation_text(meta.activation))),
                               layer=meta.name))
     return hints
 
@@ -71,7 +73,7 @@ def saturation_hints(snap: ProbeSnapshot, window: int = WINDOW) -> list[Hint]:
     for meta, frac in zip(snap.layers, sat):
         if meta.saturating and np.isfinite(frac) and frac >= SATURATED_FRACTION:
             hints.append(Hint("dynamics.hint_saturated", (("layer", meta.name), ("pct", round(100 * frac)),
-                                                          ("activation", ACTIVATION_NAMES[meta.activation])),
+                                                          ("activation", activation_text(meta.activation))),
                               layer=meta.name))
     return hints
 

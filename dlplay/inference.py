@@ -18,6 +18,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .activations import ACTIVATIONS
+from .layers import LAYER_KINDS
 from .model import Net
 
 DEFAULT_STEP_SIZE = 2.0  # L2 norm of the input change of the "what would change the guess" step, pixels in [0, 1]
@@ -148,7 +150,7 @@ def _trace(model: Net, image: Any, mean: float, std: float, target: int | None, 
     blocks = list(model.blocks)
     params: list[torch.Tensor] = []
     for block in blocks:
-        if isinstance(block.op, (nn.Linear, nn.Conv2d)):
+        if LAYER_KINDS[block.kind].weights:
             params.append(block.op.weight)
             if block.op.bias is not None:
                 params.append(block.op.bias)
@@ -166,7 +168,7 @@ def _trace(model: Net, image: Any, mean: float, std: float, target: int | None, 
     shape: tuple[int, ...] = tuple(model.spec.input_shape)
     for block, (z, a), delta in zip(blocks, record, deltas):
         weight = bias = gw = gb = None
-        if isinstance(block.op, (nn.Linear, nn.Conv2d)):
+        if LAYER_KINDS[block.kind].weights:
             weight, gw = block.op.weight, next(param_grads)
             if block.op.bias is not None:
                 bias, gb = block.op.bias, next(param_grads)
@@ -249,27 +251,11 @@ def predictions(model: Net, images: torch.Tensor, info: Any, batch_size: int = 2
 # ----------------------------------------------------------------------- the tutorial's formulas
 
 def activation_derivative(name: str, z: np.ndarray) -> np.ndarray:
-    """f'(z) for the activations dlplay offers (the same one-sided choices at 0 as PyTorch)."""
-    z = np.asarray(z, dtype=np.float64)
-    if name == "relu":
-        return (z > 0).astype(np.float64)
-    if name == "leaky_relu":
-        return np.where(z > 0, 1.0, 0.01)
-    if name == "elu":
-        return np.where(z > 0, 1.0, np.exp(np.minimum(z, 0.0)))
-    if name == "gelu":
-        t = torch.as_tensor(z)
-        return (torch.special.ndtr(t) + t * torch.exp(-0.5 * t * t) / math.sqrt(2 * math.pi)).numpy()
-    if name == "tanh":
-        return 1.0 - np.tanh(z) ** 2
-    if name == "sigmoid":
-        s = 1.0 / (1.0 + np.exp(-z))
-        return s * (1.0 - s)
-    if name == "softplus":
-        return np.where(z > 20, 1.0, 1.0 / (1.0 + np.exp(-np.minimum(z, 20.0))))
-    if name == "identity":
-        return np.ones_like(z)
-    raise ValueError(f"unknown activation {name!r}")
+    """f'(z) for the activations dlplay offers (the same one-sided choices at 0 as PyTorch), in float64."""
+    if name not in ACTIVATIONS:
+        raise ValueError(f"unknown activation {name!r}")
+    t = torch.as_tensor(np.asarray(z, dtype=np.float64))
+    return ACTIVATIONS[name].derivative(t).numpy()
 
 
 def onehot(index: int, n: int) -> np.ndarray:
@@ -461,7 +447,7 @@ def _signed(value: float) -> str:
 
 
 def _act(name: str) -> str:
-    return {"leaky_relu": r"\mathrm{leaky\_relu}", "identity": r"\mathrm{id}"}.get(name, rf"\mathrm{{{name}}}")
+    return ACTIVATIONS[name].latex
 
 
 def _aligned(lhs: str, parts: list[str], total: str, per_line: int = 3) -> str:

@@ -7,6 +7,8 @@ from typing import Any
 
 import numpy as np
 
+from .status import Status
+
 
 @dataclass(frozen=True)
 class EpochRecord:
@@ -21,7 +23,7 @@ class EpochRecord:
 
 @dataclass(frozen=True)
 class Progress:
-    status: str = "ready"  # ready, queued, running, paused, done, stopped, diverged, failed
+    status: str = Status.READY  # ready, queued, running, paused, done, stopped, diverged, failed
     message: str = ""  # a translation key (see locales/*/train.json) or ""
     message_params: tuple = ()
     epoch: int = 0  # epochs completed

@@ -7,20 +7,13 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from .activations import ACTIVATIONS, IDENTITY
+from .layers import DENSE, LAYER_KINDS
 from .spec import LayerSpec, ModelSpec
 
 
 def make_activation(name: str) -> nn.Module:
-    return {
-        "relu": nn.ReLU,
-        "leaky_relu": lambda: nn.LeakyReLU(0.01),
-        "elu": nn.ELU,
-        "gelu": nn.GELU,
-        "tanh": nn.Tanh,
-        "sigmoid": nn.Sigmoid,
-        "softplus": nn.Softplus,
-        "identity": nn.Identity,
-    }[name]()
+    return ACTIVATIONS[name].module()
 
 
 class Block(nn.Module):
@@ -64,7 +57,7 @@ class Net(nn.Module):
             name = f"{layer.kind}{counters[layer.kind]}"
             blocks.append(_make_block(name, layer, shape))
             shape = out_shape
-        blocks.append(Block("output", "dense", nn.Linear(math.prod(shape), spec.num_classes), "identity", 0.0, len(shape) > 1))
+        blocks.append(Block("output", DENSE, nn.Linear(math.prod(shape), spec.num_classes), IDENTITY, 0.0, len(shape) > 1))
         self.blocks = nn.ModuleList(blocks)
 
     def forward(self, x: torch.Tensor, record: list | None = None) -> torch.Tensor:
@@ -76,23 +69,13 @@ class Net(nn.Module):
         return x
 
     def weight_blocks(self) -> list[Block]:
-        return [b for b in self.blocks if isinstance(b.op, (nn.Linear, nn.Conv2d))]
+        return [b for b in self.blocks if LAYER_KINDS[b.kind].weights]
 
 
 def _make_block(name: str, layer: LayerSpec, in_shape: tuple[int, ...]) -> Block:
-    flat = len(in_shape) > 1 and layer.kind == "dense"
-    if layer.kind == "dense":
-        op: nn.Module = nn.Linear(math.prod(in_shape), layer.units)
-    elif layer.kind == "conv2d":
-        op = nn.Conv2d(in_shape[0], layer.units, layer.kernel, layer.stride, layer.padding)
-    elif layer.kind == "maxpool":
-        op = nn.MaxPool2d(layer.kernel, layer.stride)
-    elif layer.kind == "avgpool":
-        op = nn.AvgPool2d(layer.kernel, layer.stride)
-    else:  # batchnorm
-        op = nn.BatchNorm2d(in_shape[0]) if len(in_shape) == 3 else nn.BatchNorm1d(in_shape[0])
-    activation = layer.activation if layer.kind in ("dense", "conv2d", "batchnorm") else "identity"
-    return Block(name, layer.kind, op, activation, layer.dropout, flat)
+    kind = LAYER_KINDS[layer.kind]
+    return Block(name, layer.kind, kind.build(layer, in_shape), kind.block_activation(layer), layer.dropout,
+                 kind.flattens(in_shape))
 
 
 def init_weights(net: Net, scheme: str) -> None:
@@ -142,20 +125,11 @@ def layer_summary(spec: ModelSpec) -> list[LayerInfo]:
     rows = []
     shape: tuple[int, ...] = spec.input_shape
     for layer, out in zip(spec.layers, spec.shapes()):
-        params = macs = 0
-        if layer.kind == "dense":
-            params = math.prod(shape) * layer.units + layer.units
-            macs = math.prod(shape) * layer.units
-        elif layer.kind == "conv2d":
-            per = shape[0] * layer.kernel * layer.kernel
-            params = per * layer.units + layer.units
-            macs = per * math.prod(out)
-        elif layer.kind == "batchnorm":
-            params = 2 * shape[0]
+        params, macs = LAYER_KINDS[layer.kind].count(layer, shape, out)
         rows.append(LayerInfo("", layer.kind, layer.describe(), out, params, macs))
         shape = out
     n_in = math.prod(shape)
-    rows.append(LayerInfo("output", "dense", f"Dense {spec.num_classes} softmax", (spec.num_classes,),
+    rows.append(LayerInfo("output", DENSE, f"Dense {spec.num_classes} softmax", (spec.num_classes,),
                           n_in * spec.num_classes + spec.num_classes, n_in * spec.num_classes))
     counters: dict[str, int] = {}
     named = []

@@ -25,7 +25,7 @@ class LayerActivation:
 
     name: str  # the block's name: "dense1", "conv1", ..., "output"
     kind: str  # dense, conv2d, maxpool, avgpool, batchnorm
-    activation: str  # the activation function's name ("identity" for pooling and the output)
+    activation: str  # the activation function's name (activations.IDENTITY for pooling and the output)
     values: np.ndarray
 
     @property

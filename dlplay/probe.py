@@ -27,13 +27,15 @@ import numpy as np
 import torch
 from torch import nn
 
+from .activations import ACTIVATIONS
+from .layers import LAYER_KINDS
+
 # Per-layer statistics, in the order of the last axis of ProbeSnapshot.values.
 METRICS = ("act_mean", "act_std", "dead", "saturated", "grad_w", "grad_b", "delta", "update_ratio", "weight_norm")
 M = {name: i for i, name in enumerate(METRICS)}
 
-RELU_FAMILY = ("relu", "leaky_relu", "elu", "gelu")  # a unit is dead when its z is never > 0
-SATURATION_BOUNDS = {"sigmoid": (0.025, 0.975), "tanh": (-0.95, 0.95)}  # derivative < ~10% of its maximum
-PROBED_KINDS = ("dense", "conv2d", "batchnorm")  # blocks with parameters; pooling has nothing to learn
+# Which activations can have dead units or saturate, and how that is measured: dlplay.activations.
+PROBED_KINDS = tuple(kind.name for kind in LAYER_KINDS.values() if kind.learns)  # pooling has nothing to learn
 
 DEFAULT_EVERY = 100  # steps between probes: a probe costs about one step, all told ~3% of the CPU time (bench/instrumentation.py)
 DEFAULT_PROBE_IMAGES = 64
@@ -58,11 +60,14 @@ class LayerMeta:
 
     @property
     def relu_family(self) -> bool:
-        return self.activation in RELU_FAMILY
+        """Units of this layer can die (ReLU family)."""
+        entry = ACTIVATIONS.get(self.activation)
+        return entry is not None and entry.can_die
 
     @property
     def saturating(self) -> bool:
-        return self.activation in SATURATION_BOUNDS
+        entry = ACTIVATIONS.get(self.activation)
+        return entry is not None and entry.saturates
 
 
 @dataclass(frozen=True)
@@ -115,18 +120,10 @@ def activation_stats(z: torch.Tensor, a: torch.Tensor, activation: str) -> torch
     a = a.detach().float()
     std, mean = torch.std_mean(a, correction=0)
     nan = torch.full((), math.nan, device=a.device)
-    if activation in RELU_FAMILY:
-        z = z.detach()
-        peak = z.amax(dim=0) if z.dim() == 2 else z.transpose(0, 1).reshape(z.shape[1], -1).amax(dim=1)
-        dead = (peak <= 0).float().mean()
-    else:
-        dead = nan
-    if activation in SATURATION_BOUNDS:
-        lo, hi = SATURATION_BOUNDS[activation]
-        saturated = ((a < lo) | (a > hi)).float().mean()
-    else:
-        saturated = nan
-    return torch.stack([mean, std, dead, saturated])
+    entry = ACTIVATIONS[activation]
+    dead = entry.dead_fraction(z)
+    saturated = entry.saturated_fraction(a)
+    return torch.stack([mean, std, nan if dead is None else dead, nan if saturated is None else saturated])
 
 
 class HistogramPlan:

@@ -16,7 +16,8 @@ import weakref
 from dataclasses import dataclass, field
 from typing import Any
 
-ACTIVE = ("queued", "running", "paused")
+from .status import ACTIVE, Status
+
 TRAIN_THREAD_NAME = "dlplay-train"
 
 
@@ -153,7 +154,7 @@ def run_row(entry: RunEntry, now: float | None = None) -> RunRow:
     run = entry.run
     p = run.metrics.progress
     spec = run.spec
-    model = " → ".join([str(spec.flat_input_size()), *(layer.describe() for layer in spec.layers), str(spec.num_classes)])
+    model = spec.describe()
     last = getattr(run, "_last_heartbeat", None)
     return RunRow(
         run_id=entry.run_id,
@@ -162,7 +163,7 @@ def run_row(entry: RunEntry, now: float | None = None) -> RunRow:
         model=model,
         params=sum(param.numel() for param in run.model.parameters()),
         epoch=f"{p.epoch}/{p.epochs}",
-        samples_per_s=p.samples_per_s if p.status == "running" else 0.0,
+        samples_per_s=p.samples_per_s if p.status == Status.RUNNING else 0.0,
         queue_position=p.queue_position,
         idle_s=(time.monotonic() - last) if last is not None else None,
         age_s=(now or time.time()) - entry.created_at,

@@ -26,8 +26,10 @@ from typing import Any, Iterable
 
 import numpy as np
 
+from .layers import LAYER_KINDS
 from .metrics import EpochRecord
 from .spec import ModelSpec, TrainConfig
+from .status import PROBLEM, Status
 
 RUN_FORMAT = "dlplay-run"
 RUN_VERSION = 1
@@ -127,7 +129,7 @@ class RunRecord:
             config=TrainConfig.from_dict(data["config"]),
             device=str(data.get("device", "cpu")),
             device_name=str(data.get("device_name", "")),
-            status=str(data.get("status", "done")),
+            status=str(data.get("status", Status.DONE)),
             duration_s=float(data.get("duration_s", 0.0)),
             steps=int(data.get("steps", 0)),
             params=int(data.get("params", 0)),
@@ -187,7 +189,7 @@ def record_from_session(session: Any, *, evaluate_final: bool = True, run_id: st
     test_acc = test_loss = None
     if snap.epochs and steps == snap.epochs[-1].epoch * session.steps_per_epoch:
         test_acc, test_loss = snap.epochs[-1].test_acc, snap.epochs[-1].test_loss
-    elif evaluate_final and snap.progress.status not in ("diverged", "failed"):
+    elif evaluate_final and snap.progress.status not in PROBLEM:
         test_loss, test_acc = session.evaluate("test")
     xs, ys = _downsample(snap.steps, snap.losses, MAX_LOSS_POINTS)
     started = session.started_at or session.created_at
@@ -343,16 +345,9 @@ class RunStore:
 
 def architecture_label(spec: ModelSpec) -> str:
     """A compact name: ``784-128-10`` for a perceptron, ``C8k3-MP2-128-10`` with conv and pooling."""
-    parts = [str(spec.flat_input_size())] if all(l.kind == "dense" for l in spec.layers) else []
-    for layer in spec.layers:
-        if layer.kind == "dense":
-            parts.append(str(layer.units))
-        elif layer.kind == "conv2d":
-            parts.append(f"C{layer.units}k{layer.kernel}")
-        elif layer.kind in ("maxpool", "avgpool"):
-            parts.append(f"{'MP' if layer.kind == 'maxpool' else 'AP'}{layer.kernel}")
-        else:
-            parts.append("BN")
+    kinds = [LAYER_KINDS[layer.kind] for layer in spec.layers]
+    parts = [str(spec.flat_input_size())] if all(kind.fully_connected for kind in kinds) else []
+    parts += [kind.short(layer) for kind, layer in zip(kinds, spec.layers)]
     parts.append(str(spec.num_classes))
     return "-".join(parts)
 

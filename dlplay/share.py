@@ -19,15 +19,18 @@ from typing import Any
 
 from .data import get_info
 from .errors import UserError
+from .layers import LAYER_KINDS
+from .optimizers import CONSTANT
 from .spec import ACTIVATIONS, LayerSpec, ModelSpec, TrainConfig
 
 VERSION = "1"
 NET, VER = "net", "v"
 KEYS = ("v", "net", "init", "nc", "o", "lr", "bs", "ep", "wd", "s", "ds", "n", "dev", "sch")
-KIND_CODES = {"dense": "d", "conv2d": "c", "maxpool": "mp", "avgpool": "ap", "batchnorm": "bn"}
+KIND_CODES = {name: kind.code for name, kind in LAYER_KINDS.items()}  # the codes are in the kinds' entries
 CODE_KINDS = {v: k for k, v in KIND_CODES.items()}
 _DEFAULT_LAYER = LayerSpec()
-_HEAD = re.compile(r"^(d|c|mp|ap|bn)(\d{0,5})$")
+_HEAD = re.compile(r"^(%s)(\d{0,5})$" % "|".join(map(re.escape, KIND_CODES.values())))
+_SETTINGS = (("kernel", "k"), ("stride", "s"), ("padding", "p"))  # written ``k5`` unless in the head
 _FIELD = re.compile(r"^(k|s|p)(\d{1,3})$|^do(\d*\.?\d+(?:e-?\d+)?)$")
 MAX_VALUE_LENGTH = 600
 
@@ -40,30 +43,19 @@ def _num(value: float) -> str:
 
 def layer_token(layer: LayerSpec) -> str:
     """One layer as text, e.g. ``d128``, ``c8-k5-p2``, ``mp2``, ``d64-tanh-do0.5``."""
-    code = KIND_CODES[layer.kind]
-    # units are meaningful for dense/conv; pooling carries its kernel in the head instead
-    if layer.kind in ("dense", "conv2d"):
-        head = f"{code}{layer.units}"
-        rest_units = None
-    elif layer.kind in ("maxpool", "avgpool"):
-        head = f"{code}{layer.kernel}"
-        rest_units = layer.units
-    else:
-        head = code
-        rest_units = layer.units
-    parts = [head]
+    kind = LAYER_KINDS[layer.kind]
+    # the head carries the kind's main number (dense/conv: units; pooling: its window), if it has one
+    parts = [kind.code + (str(getattr(layer, kind.head)) if kind.head else "")]
     if layer.activation != _DEFAULT_LAYER.activation:
         parts.append(layer.activation)
-    if layer.kind not in ("maxpool", "avgpool") and layer.kernel != _DEFAULT_LAYER.kernel:
-        parts.append(f"k{layer.kernel}")
-    if layer.stride != _DEFAULT_LAYER.stride:
-        parts.append(f"s{layer.stride}")
-    if layer.padding != _DEFAULT_LAYER.padding:
-        parts.append(f"p{layer.padding}")
+    for name, prefix in _SETTINGS:
+        value = getattr(layer, name)
+        if name != kind.head and value != getattr(_DEFAULT_LAYER, name):
+            parts.append(f"{prefix}{value}")
     if layer.dropout:
         parts.append(f"do{_num(layer.dropout)}")
-    if rest_units is not None and rest_units != _DEFAULT_LAYER.units:
-        parts.append(f"u{rest_units}")
+    if kind.head != "units" and layer.units != _DEFAULT_LAYER.units:
+        parts.append(f"u{layer.units}")
     return "-".join(parts)
 
 
@@ -74,17 +66,13 @@ def parse_layer(token: str, index: int) -> LayerSpec:
     head = _HEAD.match(parts[0])
     if head is None:
         raise bad
-    kind = CODE_KINDS[head.group(1)]
+    kind = LAYER_KINDS[CODE_KINDS[head.group(1)]]
     number = head.group(2)
-    values: dict[str, Any] = {"kind": kind}
-    if kind in ("dense", "conv2d"):
+    values: dict[str, Any] = {"kind": kind.name}
+    if kind.head is not None:
         if not number:
             raise bad
-        values["units"] = int(number)
-    elif kind in ("maxpool", "avgpool"):
-        if not number:
-            raise bad
-        values["kernel"] = int(number)
+        values[kind.head] = int(number)
     elif number:
         raise bad
     seen = set()
@@ -98,12 +86,11 @@ def parse_layer(token: str, index: int) -> LayerSpec:
             if match is None:
                 raise bad
             if match.group(1):
-                name = {"k": "kernel", "s": "stride", "p": "padding"}[match.group(1)]
+                name = next(field for field, prefix in _SETTINGS if prefix == match.group(1))
                 value = int(match.group(2))
             else:
                 name, value = "dropout", float(match.group(3))
-        in_head = (name == "units" and kind in ("dense", "conv2d")) or (name == "kernel" and kind in ("maxpool", "avgpool"))
-        if name in seen or in_head:
+        if name in seen or name == kind.head:
             raise bad
         seen.add(name)
         values[name] = value
@@ -134,7 +121,7 @@ def config_to_params(config: TrainConfig) -> dict[str, str]:
         params["n"] = str(config.train_size)
     if config.device != "auto":
         params["dev"] = config.device
-    if config.schedule != "constant":
+    if config.schedule != CONSTANT:
         params["sch"] = config.schedule
     return params
 

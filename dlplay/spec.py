@@ -6,17 +6,19 @@ import math
 from dataclasses import asdict, dataclass, fields, replace
 from typing import Any, Sequence
 
+from . import activations as _activations, layers as _layers, optimizers as _optimizers
 from .errors import UserError
+from .layers import MAX_UNITS, WEIGHT_KINDS  # noqa: F401 - MAX_UNITS re-exported (it was defined here)
+from .optimizers import lr_factor  # lr_curve uses it; the training loop imports it from here
 
-ACTIVATIONS = ("relu", "leaky_relu", "elu", "gelu", "tanh", "sigmoid", "softplus", "identity")
-LAYER_KINDS = ("dense", "conv2d", "maxpool", "avgpool", "batchnorm")
-WEIGHT_KINDS = ("dense", "conv2d")
+# The names of the registries' entries, in their order: the choices the pages offer.
+ACTIVATIONS = tuple(_activations.ACTIVATIONS)
+LAYER_KINDS = tuple(_layers.LAYER_KINDS)
+OPTIMIZERS = tuple(_optimizers.OPTIMIZERS)
+SCHEDULES = tuple(_optimizers.SCHEDULES)  # learning-rate schedules, see optimizers.lr_factor
 INITS = ("default", "he", "xavier", "normal", "zeros")
-OPTIMIZERS = ("sgd", "momentum", "adam", "adamw", "rmsprop")
-SCHEDULES = ("constant", "cosine", "step")  # learning-rate schedules, see lr_factor
 DEVICES = ("auto", "cpu", "cuda")
 
-MAX_UNITS = 4096
 MAX_WEIGHT_LAYERS = 8
 MAX_LAYERS = 16
 MAX_EPOCHS = 200
@@ -27,22 +29,17 @@ MAX_BATCH = 8192
 class LayerSpec:
     """One hidden layer. ``units`` is the number of neurons (dense) or filters (conv2d)."""
 
-    kind: str = "dense"
+    kind: str = _layers.DEFAULT_KIND
     units: int = 128
-    activation: str = "relu"
+    activation: str = _activations.DEFAULT_ACTIVATION
     dropout: float = 0.0
     kernel: int = 3
     stride: int = 1
     padding: int = 0
 
     def describe(self) -> str:
-        if self.kind == "dense":
-            return f"Dense {self.units} {self.activation}"
-        if self.kind == "conv2d":
-            return f"Conv {self.units}×{self.kernel}×{self.kernel} {self.activation}"
-        if self.kind in ("maxpool", "avgpool"):
-            return f"{'MaxPool' if self.kind == 'maxpool' else 'AvgPool'} {self.kernel}×{self.kernel}"
-        return "BatchNorm"
+        """"Dense 128 relu", "Conv 32×3×3 relu", "MaxPool 2×2", "BatchNorm"."""
+        return _layers.LAYER_KINDS[self.kind].describe(self)
 
 
 def _check_int(value: Any, name: str, low: int, high: int, layer: int | None = None) -> None:
@@ -54,20 +51,7 @@ def _check_int(value: Any, name: str, low: int, high: int, layer: int | None = N
 
 def layer_output_shape(layer: LayerSpec, shape: tuple[int, ...], index: int) -> tuple[int, ...]:
     """Shape after ``layer`` given the input ``shape`` (without batch); raises UserError naming the layer."""
-    n = index + 1
-    if layer.kind == "dense":
-        return (layer.units,)
-    if layer.kind == "batchnorm":
-        return shape
-    if len(shape) != 3:
-        raise UserError("spec.spatial_after_dense", layer=n, kind=layer.kind)
-    c, h, w = shape
-    k, s = layer.kernel, layer.stride
-    p = layer.padding if layer.kind == "conv2d" else 0
-    if k > h + 2 * p or k > w + 2 * p:
-        raise UserError("spec.kernel_too_large", layer=n, kernel=k, height=h, width=w, padding=p)
-    oh, ow = (h + 2 * p - k) // s + 1, (w + 2 * p - k) // s + 1
-    return (layer.units if layer.kind == "conv2d" else c, oh, ow)
+    return _layers.LAYER_KINDS[layer.kind].output_shape(layer, shape, index)
 
 
 def validate_layer(layer: LayerSpec, index: int) -> None:
@@ -76,14 +60,8 @@ def validate_layer(layer: LayerSpec, index: int) -> None:
         raise UserError("spec.unknown_kind", layer=n, kind=layer.kind, choices=", ".join(LAYER_KINDS))
     if layer.activation not in ACTIVATIONS:
         raise UserError("spec.unknown_activation", layer=n, activation=layer.activation, choices=", ".join(ACTIVATIONS))
-    if layer.kind == "dense":
-        _check_int(layer.units, "units", 1, MAX_UNITS, n)
-    if layer.kind == "conv2d":
-        _check_int(layer.units, "filters", 1, 512, n)
-    if layer.kind in ("conv2d", "maxpool", "avgpool"):
-        _check_int(layer.kernel, "kernel", 1, 28, n)
-        _check_int(layer.stride, "stride", 1, 28, n)
-        _check_int(layer.padding, "padding", 0, 14, n)
+    for field in _layers.LAYER_KINDS[layer.kind].numbers:
+        field.check(getattr(layer, field.name), n)
     if not isinstance(layer.dropout, (int, float)) or not 0.0 <= layer.dropout < 1.0:
         raise UserError("spec.dropout_range", layer=n, value=layer.dropout)
 
@@ -123,6 +101,11 @@ class ModelSpec:
 
     def flat_input_size(self) -> int:
         return math.prod(self.input_shape)
+
+    def describe(self) -> str:
+        """The network in one line: ``784 → Dense 128 relu → 10``."""
+        return " → ".join([str(self.flat_input_size()), *(layer.describe() for layer in self.layers),
+                           str(self.num_classes)])
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -177,7 +160,7 @@ class TrainConfig:
     device: str = "auto"
     dataset: str = "mnist"
     train_size: int | None = None  # None: the whole training set
-    schedule: str = "constant"  # how the learning rate changes over the run (SCHEDULES)
+    schedule: str = _optimizers.CONSTANT  # how the learning rate changes over the run (SCHEDULES)
 
     def __post_init__(self) -> None:
         if self.optimizer not in OPTIMIZERS:
@@ -227,25 +210,10 @@ def validate_lr(lr: Any) -> float:
     return float(lr)
 
 
-def dense_spec(hidden: list[int] | tuple[int, ...], activation: str = "relu", dropout: float = 0.0, init: str = "default") -> ModelSpec:
+def dense_spec(hidden: list[int] | tuple[int, ...], activation: str = _activations.DEFAULT_ACTIVATION,
+               dropout: float = 0.0, init: str = "default") -> ModelSpec:
     """Shorthand for a multilayer perceptron: ``dense_spec([128])`` is the tutorial's 784-128-10."""
-    return ModelSpec(layers=tuple(LayerSpec("dense", u, activation, dropout) for u in hidden), init=init)
-
-
-def lr_factor(schedule: str, step: int, total_steps: int) -> float:
-    """The multiplier on the chosen learning rate for training step ``step`` (1-based) of ``total_steps``.
-
-    constant: 1 throughout. cosine: from 1 down along half a cosine wave, close to 0 at the last
-    step. step: 1, then 0.1 from half of the run and 0.01 from three quarters.
-    """
-    if schedule == "constant" or total_steps <= 1:
-        return 1.0
-    progress = min(max(step - 1, 0), total_steps) / total_steps
-    if schedule == "cosine":
-        return 0.5 * (1.0 + math.cos(math.pi * progress))
-    if schedule == "step":
-        return 1.0 if progress < 0.5 else 0.1 if progress < 0.75 else 0.01
-    raise ValueError(schedule)
+    return ModelSpec(layers=tuple(LayerSpec(_layers.DENSE, u, activation, dropout) for u in hidden), init=init)
 
 
 def lr_curve(config: TrainConfig, total_steps: int, lr_changes: Sequence[tuple[int, float]] = (),

@@ -21,24 +21,11 @@ from .device import choose_device
 from .errors import UserError
 from .metrics import EpochRecord, MetricsHistory, MetricsSnapshot
 from .model import Net, build_model
+from .optimizers import make_optimizer
 from .spec import ModelSpec, TrainConfig, lr_factor, validate_lr
 
 FINISHED = ("done", "stopped", "diverged", "failed")
 ACTIVE = ("queued", "running", "paused")
-
-
-def make_optimizer(name: str, params: Iterable[torch.nn.Parameter], lr: float, weight_decay: float) -> torch.optim.Optimizer:
-    if name == "sgd":
-        return torch.optim.SGD(params, lr=lr, weight_decay=weight_decay)
-    if name == "momentum":
-        return torch.optim.SGD(params, lr=lr, momentum=0.9, weight_decay=weight_decay)
-    if name == "adam":
-        return torch.optim.Adam(params, lr=lr, weight_decay=weight_decay)
-    if name == "adamw":
-        return torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
-    if name == "rmsprop":
-        return torch.optim.RMSprop(params, lr=lr, weight_decay=weight_decay)
-    raise ValueError(name)
 
 
 class _Stop(Exception):

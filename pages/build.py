@@ -1,7 +1,7 @@
 """Build: design the network layer by layer, see it drawn and counted, or start from a preset."""
 import streamlit as st
 
-from dlplay.figures_network import human_bytes, human_count, network_figure, summary_rows, totals
+from dlplay.figures_network import draws_neurons, human_bytes, human_count, network_figure, summary_rows, totals
 from dlplay.presets import PRESETS
 from dlplay.ui import layer_editor as editor
 from dlplay.ui.i18n import current_language, t
@@ -68,7 +68,7 @@ with right:
     st.subheader(t("build.diagram"))
     session = current_session()
     model = None
-    small_dense = any(layer.kind == "dense" and layer.units <= 16 for layer in spec.layers)
+    small_dense = draws_neurons(spec)
     if session is not None and session.spec == spec and small_dense:
         model = session.model_copy()
     st.plotly_chart(network_figure(spec, lang, model), width="stretch",

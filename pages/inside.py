@@ -7,8 +7,10 @@ import numpy as np
 import streamlit as st
 
 from dlplay import figures_inside as fi
+from dlplay.activations import IDENTITY
 from dlplay.data import class_label
 from dlplay.errors import UserError
+from dlplay.layers import shape_text
 from dlplay.inference import (
     DEFAULT_STEP_SIZE, backward_latex, forward_latex, loss_latex, predictions, probabilities, second_best, trace,
     tutorial_deltas, unit_backward, unit_forward,
@@ -147,10 +149,10 @@ def dense_layers(layers) -> list[int]:
 
 
 def layer_title(lt) -> str:
-    shape = "×".join(str(s) for s in lt.z.shape)
+    shape = shape_text(lt.z.shape)
     if lt.name == "output":
         return t("inside.layer_output", n=shape)
-    if lt.activation == "identity":
+    if lt.activation == IDENTITY:
         return f"{lt.name} · {shape}"
     return f"{lt.name} · {lt.activation} · {shape}"
 

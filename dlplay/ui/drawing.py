@@ -159,9 +159,7 @@ def _first_epoch_progress() -> None:
 
 
 def model_text(session: TrainingSession) -> str:
-    spec = session.spec
-    parts = [str(spec.flat_input_size())] + [layer.describe() for layer in spec.layers] + [str(spec.num_classes)]
-    return " → ".join(parts)
+    return session.spec.describe()
 
 
 # ---------------------------------------------------------------- inputs

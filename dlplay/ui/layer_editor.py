@@ -13,22 +13,15 @@ from typing import Any
 import streamlit as st
 
 from dlplay.errors import UserError
-from dlplay.spec import (ACTIVATIONS, INITS, LAYER_KINDS, MAX_LAYERS, MAX_UNITS, LayerSpec, ModelSpec,
-                         layer_output_shape, validate_layer)
+from dlplay.layers import LAYER_KINDS as KINDS
+from dlplay.layers import Field, LayerKind, shape_text
+from dlplay.spec import (ACTIVATIONS, INITS, LAYER_KINDS, MAX_LAYERS, LayerSpec, ModelSpec, layer_output_shape,
+                         validate_layer)
 from dlplay.ui.i18n import error_text, t
 
 DRAFT, SOURCE, NEXT_ID, INIT_KEY = "build_draft", "build_draft_source", "build_next_id", "build_init"
 FIELDS = ("kind", "units", "activation", "dropout", "kernel", "stride", "padding")
-SPATIAL = ("conv2d", "maxpool", "avgpool")
-WEIGHTED = ("dense", "conv2d")
-MAX_FILTERS = 512  # spec.validate_layer's limit for conv2d
-DEFAULTS: dict[str, dict[str, Any]] = {
-    "dense": dict(units=64, activation="relu", dropout=0.0, kernel=3, stride=1, padding=0),
-    "conv2d": dict(units=32, activation="relu", dropout=0.0, kernel=3, stride=1, padding=1),
-    "maxpool": dict(units=1, activation="identity", dropout=0.0, kernel=2, stride=2, padding=0),
-    "avgpool": dict(units=1, activation="identity", dropout=0.0, kernel=2, stride=2, padding=0),
-    "batchnorm": dict(units=1, activation="identity", dropout=0.0, kernel=3, stride=1, padding=0),
-}
+DEFAULTS: dict[str, dict[str, Any]] = {name: dict(kind.defaults) for name, kind in KINDS.items()}
 
 
 def _key(layer_id: int, field: str) -> str:
@@ -84,8 +77,8 @@ def add_layer(kind: str) -> None:
     layers = draft()
     new = _new_layer(kind)
     position = len(layers)
-    if kind in SPATIAL:
-        position = next((i for i, layer in enumerate(layers) if layer["kind"] == "dense"), len(layers))
+    if KINDS[kind].spatial:
+        position = next((i for i, layer in enumerate(layers) if KINDS[layer["kind"]].fully_connected), len(layers))
     layers.insert(position, new)
 
 
@@ -103,13 +96,14 @@ def move_layer(layer_id: int, offset: int) -> None:
 
 def change_kind(layer_id: int) -> None:
     """A new layer type gets that type's defaults (a pool window of 2 with stride 2, ...); switching
-    between dense and convolution keeps the number of neurons/filters."""
+    between two kinds that both have neurons/filters (dense, convolution) keeps their number."""
     layer = draft()[_index(layer_id)]
     old_kind, units = layer["kind"], int(layer["units"])
     kind = st.session_state[_key(layer_id, "kind")]
     layer.update(kind=kind, **DEFAULTS[kind])
-    if old_kind in WEIGHTED and kind in WEIGHTED:
-        layer["units"] = min(units, MAX_UNITS if kind == "dense" else MAX_FILTERS)
+    old_units, new_units = _units_field(KINDS[old_kind]), _units_field(KINDS[kind])
+    if old_units is not None and new_units is not None:
+        layer["units"] = min(units, new_units.high)
     for field in FIELDS[1:]:
         st.session_state[_key(layer_id, field)] = layer[field]
 
@@ -151,7 +145,7 @@ def _pull_widget_values() -> None:
 
 
 def _shape_text(shape: tuple[int, ...] | None) -> str:
-    return "?" if shape is None else "×".join(str(s) for s in shape)
+    return "?" if shape is None else shape_text(shape)
 
 
 def _ensure(layer: dict[str, Any], field: str) -> str:
@@ -161,27 +155,36 @@ def _ensure(layer: dict[str, Any], field: str) -> str:
     return key
 
 
+def _units_field(kind: LayerKind) -> Field | None:
+    """The kind's number of neurons / filters, when the learner sets one."""
+    field = kind.field("units")
+    return field if field is not None and field.edit else None
+
+
+def editor_fields(kind: LayerKind) -> tuple[list[Field], list[Field]]:
+    """The number widgets of a kind: (on a row of their own: neurons/filters, side by side: kernel/window,
+    stride, padding). The activation (if the kind has one) and dropout follow."""
+    numbers = [f for f in kind.numbers if f.edit]
+    return [f for f in numbers if f.name == "units"], [f for f in numbers if f.name != "units"]
+
+
+def _number(container: Any, layer: dict[str, Any], field: Field) -> None:
+    layer[field.name] = container.number_input(t(field.label_key), field.low, field.high, step=1,
+                                               key=_ensure(layer, field.name), help=t(field.help_key))
+
+
 def _layer_fields(layer: dict[str, Any]) -> None:
     """The widgets for one layer's settings; their values flow back into the draft."""
-    kind = layer["kind"]
-    if kind in ("dense", "conv2d"):
+    kind = KINDS[layer["kind"]]
+    alone, side_by_side = editor_fields(kind)
+    for field in alone:
         # the number field's own − / + steppers add or remove one neuron (filter), as in TF Playground
-        layer["units"] = st.number_input(
-            t("build.units") if kind == "dense" else t("build.filters"), 1, MAX_UNITS if kind == "dense" else MAX_FILTERS,
-            step=1, key=_ensure(layer, "units"), help=t("build.units_help"))
-    if kind in ("conv2d", "maxpool", "avgpool"):
-        cols = st.columns(3 if kind == "conv2d" else 2)
-        conv = kind == "conv2d"
-        layer["kernel"] = cols[0].number_input(t("build.kernel" if conv else "build.window"), 1, 28, step=1,
-                                               key=_ensure(layer, "kernel"),
-                                               help=t("build.kernel_help" if conv else "build.window_help"))
-        layer["stride"] = cols[1].number_input(t("build.stride"), 1, 28, step=1, key=_ensure(layer, "stride"),
-                                               help=t("build.stride_help"))
-        if kind == "conv2d":
-            layer["padding"] = cols[2].number_input(t("build.padding"), 0, 14, step=1,
-                                                    key=_ensure(layer, "padding"), help=t("build.padding_help"))
+        _number(st, layer, field)
+    if side_by_side:
+        for column, field in zip(st.columns(len(side_by_side)), side_by_side):
+            _number(column, layer, field)
     c_act, c_drop = st.columns(2)
-    if kind in ("dense", "conv2d", "batchnorm"):  # pooling has no activation of its own
+    if kind.activation:  # pooling has no activation of its own
         layer["activation"] = c_act.selectbox(t("build.activation"), ACTIVATIONS, key=_ensure(layer, "activation"))
     else:
         c_drop = c_act
@@ -213,9 +216,9 @@ def render_layer_list(base: ModelSpec) -> None:
                     st.button("", key=f"build_del_{lid}", on_click=remove_layer, args=(lid,),
                               help=t("build.remove"), icon=":material/delete:", type="tertiary")
             layer["kind"] = st.selectbox(t("build.kind"), LAYER_KINDS, key=_ensure(layer, "kind"),
-                                         format_func=lambda k: t(f"build.kind_{k}"), on_change=change_kind,
+                                         format_func=lambda k: t(KINDS[k].key), on_change=change_kind,
                                          args=(lid,))
-            if layer["kind"] == "dense" and ins[i] is not None and len(ins[i]) > 1:
+            if ins[i] is not None and KINDS[layer["kind"]].flattens(ins[i]):
                 flat = 1
                 for s in ins[i]:
                     flat *= s
@@ -229,7 +232,7 @@ def render_layer_list(base: ModelSpec) -> None:
 def render_add_controls() -> None:
     c_kind, c_add = st.columns([3, 2], vertical_alignment="bottom")
     kind = c_kind.selectbox(t("build.new_kind"), LAYER_KINDS, key="build_new_kind",
-                            format_func=lambda k: t(f"build.kind_{k}"))
+                            format_func=lambda k: t(KINDS[k].key))
     c_add.button(t("build.add"), key="build_add", on_click=add_layer, args=(kind,), icon=":material/add:",
                  disabled=len(draft()) >= MAX_LAYERS, width="stretch")
     st.caption(t("build.add_hint"))
