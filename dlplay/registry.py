@@ -154,7 +154,6 @@ def run_row(entry: RunEntry, now: float | None = None) -> RunRow:
     p = run.metrics.progress
     spec = run.spec
     model = " → ".join([str(spec.flat_input_size()), *(layer.describe() for layer in spec.layers), str(spec.num_classes)])
-    last = getattr(run, "_last_heartbeat", None)
     return RunRow(
         run_id=entry.run_id,
         browser_id=entry.browser_id,
@@ -164,6 +163,6 @@ def run_row(entry: RunEntry, now: float | None = None) -> RunRow:
         epoch=f"{p.epoch}/{p.epochs}",
         samples_per_s=p.samples_per_s if p.status == "running" else 0.0,
         queue_position=p.queue_position,
-        idle_s=(time.monotonic() - last) if last is not None else None,
+        idle_s=run.seconds_since_heartbeat(),
         age_s=(now or time.time()) - entry.created_at,
     )

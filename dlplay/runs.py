@@ -172,7 +172,7 @@ def _downsample(steps: np.ndarray, values: np.ndarray, max_points: int) -> tuple
 
 
 def record_from_session(session: Any, *, evaluate_final: bool = True, run_id: str | None = None) -> RunRecord | None:
-    """A record of a TrainingSession as it stands (None if it never took a step).
+    """A record of a TrainingSession as it stands (None if it never took a step), under the run's ``run_id``.
 
     The final test metrics are the last epoch's when the run ended on an epoch boundary; a run
     stopped mid-epoch is evaluated once more (unless ``evaluate_final`` is False).
@@ -193,7 +193,7 @@ def record_from_session(session: Any, *, evaluate_final: bool = True, run_id: st
     started = session.started_at or session.created_at
     ended = session.finished_at or time.time()
     return RunRecord(
-        run_id=run_id or new_run_id(),
+        run_id=run_id or getattr(session, "run_id", None) or new_run_id(),
         created_at=float(started),
         spec=session.spec,
         config=session.config,
