@@ -28,6 +28,8 @@ class RunHandle(Protocol):
     spec: ModelSpec
     config: TrainConfig
     created_at: float
+    started_at: float | None  # unix time training began (None: not yet)
+    finished_at: float | None  # unix time the run ended (None: not yet)
     total_steps: int
     steps_per_epoch: int
 
