@@ -31,7 +31,6 @@ from dlplay.ui.data import dataset_on
 SPEC, CONFIG, SESSION = "spec", "config", "train_session"
 HISTORY = "run_history"
 PROBE_EVERY = "probe_every"  # steps between measurements of the layers, for this browser session
-HEARTBEAT_TIMEOUT_S = server.DEFAULT_HEARTBEAT_S  # runs use server.heartbeat_timeout() (env DLPLAY_HEARTBEAT_S)
 
 
 @st.cache_resource
@@ -88,12 +87,6 @@ def current_session() -> RunHandle | None:
 
 def is_active(session: RunHandle | None) -> bool:
     return session is not None and session.status in ACTIVE
-
-
-def spec_differs_from_run() -> bool:
-    """True when the designed architecture is not the one the current run trains (a reset is needed)."""
-    session = current_session()
-    return session is not None and session.spec != get_spec()
 
 
 def probe_every() -> int:
