@@ -81,8 +81,8 @@ def save_checkpoint(
 
 
 def checkpoint_from_session(session: Any, run: RunRecord | None = None) -> bytes:
-    """Checkpoint bytes of a TrainingSession's current weights (a consistent copy, safe while training)."""
-    info = session.dataset.info
+    """Checkpoint bytes of a run's current weights (a RunHandle: a consistent copy, safe while training)."""
+    info = session.dataset_info
     model = session.model_copy("cpu")
     return save_checkpoint(model, session.spec, session.config, run=run, mean=info.mean, std=info.std,
                            classes=tuple(info.classes))

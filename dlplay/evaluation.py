@@ -45,13 +45,14 @@ class Predictions:
 
 @torch.no_grad()
 def predict(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, info: Any, batch_size: int = 2000) -> Predictions:
-    """Run ``model`` (eval mode, on the images' device) over uint8 ``images`` normalised as ``info`` says."""
+    """Run ``model`` (eval mode, on its device) over uint8 ``images`` normalised as ``info`` says."""
     was_training = model.training
     model.eval()
+    device = next(model.parameters()).device
     chunks = []
     try:
         for i in range(0, len(images), batch_size):
-            logits = model(normalize(images[i : i + batch_size], info))
+            logits = model(normalize(images[i : i + batch_size].to(device), info))
             chunks.append(torch.softmax(logits.float(), dim=1).cpu())
     finally:
         model.train(was_training)
@@ -60,14 +61,18 @@ def predict(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, info: 
 
 
 def predict_session(session: Any, split: str = "test") -> Predictions:
-    """Predictions of a TrainingSession's current weights (a consistent copy: safe while it trains)."""
-    model = session.model_copy(session.device)
-    data = session.dataset
+    """Predictions of a run's current weights (a consistent copy: safe while it trains), on its device.
+
+    The test split goes through the RunHandle; the training split is read from an in-process
+    TrainingSession's dataset.
+    """
+    model = session.model_copy(session.device_name)
     if split == "test":
-        images, labels = data.test_images, data.test_labels
+        images, labels = session.test_split()
     else:
+        data = session.dataset
         images, labels = data.train_images[: session.train_size], data.train_labels[: session.train_size]
-    return predict(model, images, labels, data.info)
+    return predict(model, images, labels, session.dataset_info)
 
 
 def confusion_matrix(labels: np.ndarray, predicted: np.ndarray, num_classes: int) -> np.ndarray:

@@ -28,6 +28,8 @@ class RunHandle(Protocol):
     spec: ModelSpec
     config: TrainConfig
     created_at: float
+    started_at: float | None  # unix time training began (None: not yet)
+    finished_at: float | None  # unix time the run ended (None: not yet)
     total_steps: int
     steps_per_epoch: int
 
@@ -53,6 +55,7 @@ class RunHandle(Protocol):
     def dataset_info(self) -> DatasetInfo: ...
     @property
     def pace(self) -> float | None: ...
+    def seconds_since_heartbeat(self) -> float: ...  # the server's slot queue and admin view read it
     def snapshot(self) -> MetricsSnapshot: ...
     def probe_snapshot(self) -> ProbeSnapshot | None: ...  # None: the run has no probe (or none yet)
     def probe_every(self) -> int | None: ...

@@ -16,6 +16,7 @@ import weakref
 from dataclasses import dataclass, field
 from typing import Any
 
+from .model import layer_summary
 from .status import ACTIVE, Status
 
 TRAIN_THREAD_NAME = "dlplay-train"
@@ -152,19 +153,18 @@ class RunRow:
 def run_row(entry: RunEntry, now: float | None = None) -> RunRow:
     """Summarise a run for the admin table: model, progress, speed, queue place, heartbeat age."""
     run = entry.run
-    p = run.metrics.progress
+    p = run.snapshot().progress
     spec = run.spec
     model = spec.describe()
-    last = getattr(run, "_last_heartbeat", None)
     return RunRow(
         run_id=entry.run_id,
         browser_id=entry.browser_id,
         status=p.status,
         model=model,
-        params=sum(param.numel() for param in run.model.parameters()),
+        params=sum(row.params for row in layer_summary(spec)),
         epoch=f"{p.epoch}/{p.epochs}",
         samples_per_s=p.samples_per_s if p.status == Status.RUNNING else 0.0,
         queue_position=p.queue_position,
-        idle_s=(time.monotonic() - last) if last is not None else None,
+        idle_s=run.seconds_since_heartbeat(),
         age_s=(now or time.time()) - entry.created_at,
     )

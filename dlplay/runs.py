@@ -174,13 +174,15 @@ def _downsample(steps: np.ndarray, values: np.ndarray, max_points: int) -> tuple
 
 
 def record_from_session(session: Any, *, evaluate_final: bool = True, run_id: str | None = None) -> RunRecord | None:
-    """A record of a TrainingSession as it stands (None if it never took a step).
+    """A record of a run (a RunHandle) as it stands (None if it never took a step), under its ``run_id``.
 
     The final test metrics are the last epoch's when the run ended on an epoch boundary; a run
     stopped mid-epoch is evaluated once more (unless ``evaluate_final`` is False).
     """
+    import torch
+
     from .device import describe_device
-    from .model import count_parameters
+    from .model import layer_summary
 
     snap = session.snapshot()
     steps = int(snap.progress.global_step)
@@ -194,17 +196,18 @@ def record_from_session(session: Any, *, evaluate_final: bool = True, run_id: st
     xs, ys = _downsample(snap.steps, snap.losses, MAX_LOSS_POINTS)
     started = session.started_at or session.created_at
     ended = session.finished_at or time.time()
+    device = torch.device(session.device_name)
     return RunRecord(
-        run_id=run_id or new_run_id(),
+        run_id=run_id or session.run_id,
         created_at=float(started),
         spec=session.spec,
         config=session.config,
-        device=session.device.type,
-        device_name=describe_device(session.device).name,
+        device=device.type,
+        device_name=describe_device(device).name,
         status=snap.progress.status,
         duration_s=max(0.0, float(ended - started)),
         steps=steps,
-        params=count_parameters(session.model),
+        params=sum(layer.params for layer in layer_summary(session.spec)),
         epochs=tuple(snap.epochs),
         test_acc=test_acc,
         test_loss=test_loss,

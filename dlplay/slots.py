@@ -89,8 +89,7 @@ class PoolState:
 def heartbeat_lost(session: Any) -> bool:
     """True when the session has a heartbeat timeout and its page has not called in for longer."""
     timeout = getattr(session, "heartbeat_timeout", None)
-    last = getattr(session, "_last_heartbeat", None)
-    return timeout is not None and last is not None and time.monotonic() - last > timeout
+    return timeout is not None and session.seconds_since_heartbeat() > timeout
 
 
 class SlotPool:

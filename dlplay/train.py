@@ -7,22 +7,24 @@ synchronisation and no bookkeeping kernel per step.
 """
 from __future__ import annotations
 
-import copy
 import math
 import threading
 import time
+import uuid
 from typing import Any, Iterable
 
 import torch
 import torch.nn.functional as F
 
-from .data import normalize_with
+from .data import DatasetInfo, normalize_with
 from .device import choose_device
 from .errors import UserError
 from .metrics import EpochRecord, MetricsHistory, MetricsSnapshot
 from .model import Net, build_model
 from .optimizers import make_optimizer
+from .probe import ProbeSnapshot, probe_of
 from .spec import ModelSpec, TrainConfig, lr_factor, validate_lr
+from .status import Status
 
 FINISHED = ("done", "stopped", "diverged", "failed")
 ACTIVE = ("queued", "running", "paused")
@@ -35,8 +37,10 @@ class _Stop(Exception):
 class TrainingSession:
     """One run: a model, its optimiser, a dataset on a device, and the thread that trains them.
 
-    Commands (any thread): ``start``, ``pause``, ``resume``, ``step``, ``stop``, ``set_lr``,
-    ``heartbeat``. Reads: ``snapshot()``, ``status``, ``model_copy()``, ``evaluate()``.
+    The in-process implementation of :class:`dlplay.handle.RunHandle`: commands (any thread)
+    ``start``, ``pause``, ``resume``, ``step``, ``stop``, ``set_lr``, ``set_pace``,
+    ``set_probe_every``, ``heartbeat``; reads ``snapshot()``, ``probe_snapshot()``, ``status``,
+    ``state_dict()``, ``model_copy()``, ``evaluate()``, ``test_split()``.
     ``callbacks`` are objects with any of ``on_start(session)``, ``after_backward(session, step)``,
     ``after_step(session, step)``, ``on_sync(session)``, ``on_epoch_end(session, record)``,
     ``on_end(session)``; they run in the training thread.
@@ -55,6 +59,7 @@ class TrainingSession:
         slot_pool: Any = None,
         history_capacity: int = 8192,
     ):
+        self.run_id = uuid.uuid4().hex[:12]  # a RunRecord's id: the run history keys on it
         self.spec = spec
         self.config = config
         self.device = torch.device(device) if device is not None else choose_device(config.device)
@@ -85,6 +90,7 @@ class TrainingSession:
         self._base_lr = config.lr  # the learning rate the user chose (set_lr changes it); the schedule scales it
         self._last_heartbeat = time.monotonic()
         self._thread: threading.Thread | None = None
+        self._test_cpu: tuple[torch.Tensor, torch.Tensor] | None = None
         self.metrics.update_progress(
             epochs=config.epochs, steps_per_epoch=self.steps_per_epoch, total_steps=self.total_steps, lr=config.lr
         )
@@ -136,6 +142,12 @@ class TrainingSession:
         """The UI is still there; without one for ``heartbeat_timeout`` seconds the run stops itself."""
         self._last_heartbeat = time.monotonic()
 
+    def set_probe_every(self, every: int) -> None:
+        """Measure the layers every ``every`` steps from now on (no effect on a run without a probe)."""
+        probe = probe_of(self.callbacks)
+        if probe is not None:
+            probe.set_every(every)
+
     def join(self, timeout: float | None = None) -> bool:
         """Wait for the thread to end; True if it has."""
         if self._thread is None:
@@ -143,10 +155,38 @@ class TrainingSession:
         self._thread.join(timeout)
         return not self._thread.is_alive()
 
+    # ----- pace (stored only: the loop honours it in _gate on another branch) ------------------
+    _pace: float | None = None
+
+    def set_pace(self, steps_per_s: float | None) -> None:
+        """Slow the loop to about ``steps_per_s`` steps a second (None: full speed)."""
+        self._pace = steps_per_s
+
+    @property
+    def pace(self) -> float | None:
+        return self._pace
+
     # ----- reads ----------------------------------------------------------------------------
     @property
-    def status(self) -> str:
-        return self.metrics.progress.status
+    def status(self) -> Status:
+        return Status(self.metrics.progress.status)
+
+    @property
+    def device_name(self) -> str:
+        """Where the run trains: ``cpu``, ``cuda:0``, ``mps``."""
+        return str(self.device)
+
+    @property
+    def dataset_info(self) -> DatasetInfo:
+        return self.dataset.info
+
+    @property
+    def last_heartbeat(self) -> float:
+        """``time.monotonic()`` of the latest heartbeat (or of the run's creation)."""
+        return self._last_heartbeat
+
+    def seconds_since_heartbeat(self) -> float:
+        return time.monotonic() - self._last_heartbeat
 
     @property
     def stop_requested(self) -> bool:
@@ -159,11 +199,38 @@ class TrainingSession:
     def snapshot(self) -> MetricsSnapshot:
         return self.metrics.snapshot()
 
-    def model_copy(self, device: str | torch.device = "cpu") -> Net:
-        """A consistent copy of the current weights (eval mode), safe to use while training goes on."""
+    def probe_snapshot(self) -> ProbeSnapshot | None:
+        """The probe's latest measurements (None: the run has no probe, or it has not published yet)."""
+        probe = probe_of(self.callbacks)
+        return probe.snapshot() if probe is not None else None
+
+    def probe_every(self) -> int | None:
+        """Steps between two measurements of the layers now (None: the run has no probe)."""
+        probe = probe_of(self.callbacks)
+        return probe.every if probe is not None else None
+
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        """A consistent CPU copy of the weights (and buffers), taken between two steps."""
         with self.model_lock:
-            clone = copy.deepcopy(self.model)
-        return clone.to(device).eval()
+            return {k: v.detach().to("cpu", copy=True) for k, v in self.model.state_dict().items()}
+
+    def model_copy(self, device: str | torch.device = "cpu") -> Net:
+        """A network built from the spec with a consistent copy of the current weights (eval mode).
+
+        Built on the meta device and then filled, so no initialisation runs: the global random
+        generator, which the training thread draws its dropout masks from, is left alone.
+        """
+        with torch.device("meta"):
+            clone = Net(self.spec)
+        clone = clone.to_empty(device=device)
+        clone.load_state_dict(self.state_dict(), strict=True)
+        return clone.eval()
+
+    def test_split(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """The test images (uint8) and labels on the CPU (copied once from the training device)."""
+        if self._test_cpu is None:
+            self._test_cpu = (self.dataset.test_images.cpu(), self.dataset.test_labels.cpu())
+        return self._test_cpu
 
     def normalize(self, images: torch.Tensor) -> torch.Tensor:
         """uint8 images -> the float input the network trains on."""

@@ -12,7 +12,7 @@ from dlplay.figures_dynamics import (
 )
 from dlplay.hints import find_hints
 from dlplay.i18n import layer_name
-from dlplay.probe import ProbeSnapshot, probe_of
+from dlplay.probe import ProbeSnapshot
 from dlplay.ui.i18n import current_language, t
 from dlplay.ui.state import current_session, heartbeat, init_state, is_active, probe_every, set_probe_every
 
@@ -40,7 +40,7 @@ was_active = is_active(session)
 
 def latest_probe() -> ProbeSnapshot | None:
     session = current_session()
-    return None if session is None else session.snapshot().extras.get("probe")
+    return None if session is None else session.probe_snapshot()
 
 
 @st.fragment(run_every=CURVES_EVERY_S if was_active else None)
@@ -51,11 +51,11 @@ def curves() -> None:
     heartbeat()
     snap = session.snapshot()
     p = snap.progress
-    probe = snap.extras.get("probe")
+    probe = session.probe_snapshot()
+    every = session.probe_every()  # the setting now (the snapshot's is the one of its last probe)
     if probe is None or probe.probes == 0:
-        st.info(t("dynamics.waiting") if probe_of(session.callbacks) is not None else t("dynamics.no_probe"))
+        st.info(t("dynamics.waiting") if every is not None else t("dynamics.no_probe"))
     else:
-        every = probe_of(session.callbacks).every  # the setting now (the snapshot's is the one of its last probe)
         st.caption(t("dynamics.status", status=t(f"train.status_{p.status}"), step=p.global_step,
                      total=p.total_steps, probe_step=probe.last_step, every=every, probes=probe.probes))
         draw_curves(probe)

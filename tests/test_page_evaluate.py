@@ -256,13 +256,22 @@ def test_runs_page_compares_and_shows_what_differed(two_runs, tmp_path, monkeypa
     assert RunStore(tmp_path / "runs").saved_ids() == set()
 
 
-def test_runs_page_records_a_finished_run_without_a_recorder(session, tmp_path, monkeypatch):
+def test_the_draw_pages_quick_training_is_recorded_and_kept_on_disk(tmp_path, monkeypatch):
+    """Every run goes into the history where it is created (here: Draw's quick training), not patched in later."""
     monkeypatch.setenv("DLPLAY_RUNS_DIR", str(tmp_path / "runs"))
-    at = open_page("pages/runs.py", session)
+    config = TrainConfig(epochs=3, batch_size=100, train_size=2000, seed=0)
+    at = open_page("pages/draw.py", None, spec=dense_spec([32]), config=config)
+    at.button(key="draw_quick_train").click().run()
+    session = at.session_state["train_session"]
+    assert session.join(120) and session.status == "done"
+    at.switch_page("pages/runs.py")
+    at.run()
+    assert not at.exception
     history = at.session_state["run_history"]
     assert len(history) == 1
     rec = history.records()[0]
-    assert rec.spec == session.spec and rec.steps == 20
+    assert rec.run_id == session.run_id and rec.spec == session.spec and rec.steps == 20
+    assert rec.config == config.with_changes(epochs=1)
     at.run()  # not recorded twice
     assert len(at.session_state["run_history"]) == 1
     at.button(key="runs_save_all").click().run()

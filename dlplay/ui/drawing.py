@@ -13,13 +13,13 @@ from PIL import Image
 from dlplay.canvas import MAX_UPLOAD_BYTES, load_upload, preprocess
 from dlplay.data import DatasetInfo, class_label, get_info
 from dlplay.errors import UserError
+from dlplay.handle import RunHandle
 from dlplay.model import Net
 from dlplay.predict import LayerActivation, Prediction, predict
-from dlplay.train import TrainingSession
 from dlplay.ui.canvas_widget import decode_png_data_url, draw_canvas
 from dlplay.ui.i18n import error_text, t
 from dlplay.ui.nav import available_pages
-from dlplay.ui.state import SESSION, create_session, current_session, get_config, get_spec, is_active
+from dlplay.ui.state import current_session, get_config, get_spec, is_active, replace_run
 
 DRAWING_KEY = "drawing28"  # the current drawing as MNIST-style uint8 28x28 (or None); read by the Inside page
 CANVAS_KEY = "draw_canvas"
@@ -45,20 +45,20 @@ CSS = """
 
 
 # ---------------------------------------------------------------- the model
-def is_trained(session: TrainingSession | None) -> bool:
+def is_trained(session: RunHandle | None) -> bool:
     """True when the session's network has finished at least one epoch."""
-    return session is not None and session.metrics.progress.epoch >= 1
+    return session is not None and session.snapshot().progress.epoch >= 1
 
 
-def dataset_info(session: TrainingSession | None) -> DatasetInfo:
+def dataset_info(session: RunHandle | None) -> DatasetInfo:
     if session is not None:
-        return session.dataset.info
+        return session.dataset_info
     return get_info(get_config().dataset)
 
 
-def current_model(session: TrainingSession) -> tuple[tuple, Net]:
+def current_model(session: RunHandle) -> tuple[tuple, Net]:
     """An eval-mode CPU copy of the session's network, copied again only when training has moved on."""
-    progress = session.metrics.progress
+    progress = session.snapshot().progress
     # the session itself, not its id(): an id can be reused by a later session once the old one is freed
     key = (session, progress.global_step, progress.epoch, progress.status)
     cached = st.session_state.get(MODEL_CACHE_KEY)
@@ -75,7 +75,7 @@ def image_signature(image28: np.ndarray | None) -> str:
     return hashlib.blake2b(np.ascontiguousarray(image28).tobytes(), digest_size=6).hexdigest()
 
 
-def predict_current(session: TrainingSession | None, image28: np.ndarray | None) -> Prediction | None:
+def predict_current(session: RunHandle | None, image28: np.ndarray | None) -> Prediction | None:
     """The network's prediction for ``image28`` (None without a model or a drawing); cached per model and image."""
     if session is None or image28 is None:
         return None
@@ -84,7 +84,7 @@ def predict_current(session: TrainingSession | None, image28: np.ndarray | None)
     cached = st.session_state.get(PREDICTION_CACHE_KEY)
     if cached is not None and cached[0] == key:
         return cached[1]
-    info = session.dataset.info
+    info = session.dataset_info
     prediction = predict(model, image28, info.mean, info.std)
     st.session_state[PREDICTION_CACHE_KEY] = (key, prediction)
     return prediction
@@ -99,12 +99,7 @@ def start_quick_train() -> None:
     st.session_state[ERROR_KEY] = None
     try:
         # the server's rules apply (guardrails, slot pool, heartbeat); a refusal leaves the old run alone
-        session = create_session(get_spec(), get_config().with_changes(epochs=QUICK_EPOCHS))
-        old = current_session()
-        if old is not None:
-            old.stop()
-        st.session_state[SESSION] = session
-        session.start()
+        replace_run(get_spec(), get_config().with_changes(epochs=QUICK_EPOCHS)).start()
     except UserError as exc:
         st.session_state[ERROR_KEY] = error_text(exc)
 
@@ -114,7 +109,7 @@ def _train_page_link() -> None:
         st.page_link("pages/train.py", label=t("draw.go_train"), icon=":material/model_training:")
 
 
-def model_panel(session: TrainingSession | None, trained: bool, active: bool) -> None:
+def model_panel(session: RunHandle | None, trained: bool, active: bool) -> None:
     """Which network guesses; without a trained one: a quick-train button, or the first epoch's progress."""
     problem = st.session_state.get(ERROR_KEY)
     if problem:
@@ -148,7 +143,7 @@ def _first_epoch_progress() -> None:
         if not is_active(session) or is_trained(session):
             st.rerun()  # trained (or stopped): redraw the whole page once
         session.heartbeat()
-        p = session.metrics.progress
+        p = session.snapshot().progress
         if p.status == "queued":  # the server runs a limited number of trainings at once
             st.info(t("draw.queued", position=p.queue_position or 1), icon=":material/hourglass_top:")
             return
@@ -158,7 +153,7 @@ def _first_epoch_progress() -> None:
     progress()
 
 
-def model_text(session: TrainingSession) -> str:
+def model_text(session: RunHandle) -> str:
     return session.spec.describe()
 
 

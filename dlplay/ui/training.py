@@ -4,10 +4,11 @@ from __future__ import annotations
 import streamlit as st
 
 from dlplay.errors import UserError
-from dlplay.metrics import Progress
+from dlplay.handle import RunHandle
+from dlplay.metrics import MetricsSnapshot, Progress
 from dlplay.presets import PRESETS
 from dlplay.spec import LayerSpec, ModelSpec, TrainConfig, lr_curve
-from dlplay.train import FINISHED, TrainingSession
+from dlplay.train import FINISHED
 from dlplay.ui.i18n import error_text, t
 from dlplay.ui.nav import ROOT
 from dlplay.ui.state import current_session, get_config, get_spec, new_session, reset_session, set_config, set_spec
@@ -137,12 +138,12 @@ def on_lr() -> None:
         session.set_lr(lr)  # takes effect at the next step of the running model
 
 
-def settings_differ(session: TrainingSession) -> bool:
+def settings_differ(session: RunHandle) -> bool:
     """Settings that need a new run changed (the learning rate does not: it applies live)."""
     return session.spec != get_spec() or session.config.with_changes(lr=get_config().lr) != get_config()
 
 
-def _fresh_or_current() -> TrainingSession:
+def _fresh_or_current() -> RunHandle:
     session = current_session()
     if session is None or session.status in FINISHED or settings_differ(session):
         session = new_session()
@@ -189,7 +190,7 @@ def on_reset() -> None:
     reset_session()
 
 
-def planned_lr(session: TrainingSession, snap) -> tuple[list[int], list[float]] | None:
+def planned_lr(session: RunHandle, snap: MetricsSnapshot) -> tuple[list[int], list[float]] | None:
     """The run's learning rate over all its steps, when it changes at all (a schedule or live changes)."""
     if session.config.schedule == "constant" and not snap.lr_changes:
         return None
