@@ -242,6 +242,23 @@ def _export_model(model: nn.Module, mean: float, std: float) -> tuple[PixelModel
     return wrapped, torch.rand(2, *shape)
 
 
+# modules torch imports on the exporter's behalf (pinned in requirements.txt, see tests/test_requirements.py)
+EXPORT_MODULES: dict[str, tuple[str, ...]] = {"onnx": ("onnx",), "torchscript": ()}
+
+
+def missing_export_modules(kind: str) -> list[str]:
+    """The modules the ``kind`` export needs that cannot be imported here (an empty list: it can run)."""
+    import importlib
+
+    missing = []
+    for name in EXPORT_MODULES[kind]:
+        try:
+            importlib.import_module(name)
+        except ImportError:
+            missing.append(name)
+    return missing
+
+
 def export_onnx(model: nn.Module, mean: float, std: float) -> bytes:
     """ONNX bytes (opset 17, dynamic batch): input ``pixels`` float [B, 1, 28, 28] in [0, 1], output ``logits``."""
     wrapped, example = _export_model(model, mean, std)

@@ -16,10 +16,12 @@ from dlplay.checkpoint import (
     file_stem,
     load_checkpoint,
     loading_snippet,
+    missing_export_modules,
 )
 from dlplay.data import class_label
 from dlplay.errors import UserError
 from dlplay.evaluation import build_report, mistake_indices, predict_session
+from dlplay.i18n import translate
 from dlplay.figures_eval import class_metrics_figure, confusion_figure, reliability_figure
 from dlplay.runs import architecture_label, record_from_session
 from dlplay.ui.i18n import current_language, error_text, t
@@ -29,6 +31,9 @@ from dlplay.ui.state import current_session, get_config, get_spec, heartbeat, in
 
 REPORT = "eval_report"  # (session, token, report, step)
 UPLOAD = "eval_upload_result"  # (file_id, Checkpoint | None, error text | None)
+EXPORT_ERRORS = "eval_export_errors"  # export kind -> why its last download failed (shown on the next run)
+EXPORTERS = {"onnx": export_onnx, "torchscript": export_torchscript}
+EXPORT_NAMES = {"onnx": "ONNX", "torchscript": "TorchScript"}
 INSIDE_PAGE = "pages/inside.py"
 PER_PAGE = 24
 COLUMNS = 6
@@ -174,13 +179,20 @@ def keep_tab(session, usable: bool) -> None:
         c1, c2, c3 = st.columns(3)
         c1.download_button(t("eval.download_ckpt"), ckpt_data, f"{stem}.pt", "application/octet-stream",
                            key="eval_download_ckpt", on_click="ignore", icon=":material/download:")
-        c2.download_button(t("eval.download_onnx"), lambda: export_onnx(session.model_copy("cpu"), info.mean, info.std),
-                           f"{stem}.onnx", "application/octet-stream", key="eval_download_onnx", on_click="ignore",
-                           icon=":material/download:")
-        c3.download_button(t("eval.download_torchscript"),
-                           lambda: export_torchscript(session.model_copy("cpu"), info.mean, info.std),
+        missing = {kind: missing_export_modules(kind) for kind in EXPORTERS}
+        c2.download_button(t("eval.download_onnx"), export_data("onnx", session), f"{stem}.onnx",
+                           "application/octet-stream", key="eval_download_onnx", on_click="ignore",
+                           icon=":material/download:", disabled=bool(missing["onnx"]))
+        c3.download_button(t("eval.download_torchscript"), export_data("torchscript", session),
                            f"{stem}-torchscript.pt", "application/octet-stream", key="eval_download_torchscript",
-                           on_click="ignore", icon=":material/download:")
+                           on_click="ignore", icon=":material/download:", disabled=bool(missing["torchscript"]))
+        failed = st.session_state.get(EXPORT_ERRORS, {})
+        for kind in EXPORTERS:
+            if missing[kind]:
+                st.error(t("eval.export_missing", format=EXPORT_NAMES[kind], modules=", ".join(missing[kind])),
+                         icon=":material/block:")
+            elif kind in failed:
+                st.error(failed[kind], icon=":material/error:")
         st.caption(t("eval.export_help"))
         with st.expander(t("eval.snippet_title")):
             names = {"checkpoint": f"{stem}.pt", "torchscript": f"{stem}-torchscript.pt", "onnx": f"{stem}.onnx"}
@@ -191,6 +203,25 @@ def keep_tab(session, usable: bool) -> None:
     st.caption(t("eval.share_help"))
     spec, config = (session.spec, session.config) if session is not None else (get_spec(), get_config())
     share_link_button(spec, config, key="eval_share")
+
+
+def export_data(kind: str, session):
+    """The download's data callable: it runs when clicked, outside the script (no streamlit there), so a
+    failure is written, in the page's language, where the next run of the page shows it."""
+    errors = st.session_state.setdefault(EXPORT_ERRORS, {})
+    info, lang = session.dataset.info, current_language()
+
+    def make() -> bytes:
+        try:
+            data = EXPORTERS[kind](session.model_copy("cpu"), info.mean, info.std)
+        except Exception as exc:
+            errors[kind] = translate("eval.export_failed", lang, format=EXPORT_NAMES[kind],
+                                     error=f"{type(exc).__name__}: {exc}")
+            raise
+        errors.pop(kind, None)
+        return data
+
+    return make
 
 
 def upload_section() -> None:

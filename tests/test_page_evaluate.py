@@ -138,6 +138,46 @@ def test_downloads_give_a_checkpoint_that_loads_back(session, mnist):
     assert link and "lr=0.001" in link[0] and "bs=100" in link[0] and "n=2000" in link[0]
 
 
+def test_an_export_that_cannot_run_says_why_instead_of_doing_nothing(session, monkeypatch):
+    """Without the onnx package (the README's install once lacked it) the ONNX button is off and says why."""
+    import sys
+
+    monkeypatch.setitem(sys.modules, "onnx", None)  # import onnx now raises ImportError
+    at = open_page("pages/evaluate.py", session, eval_tabs="Keep & share")
+    assert at.download_button(key="eval_download_onnx").disabled
+    assert not at.download_button(key="eval_download_torchscript").disabled
+    errors = [e.value for e in at.error]
+    assert any("onnx" in e and "pip install -r requirements.txt" in e for e in errors), errors
+    at = open_page("pages/evaluate.py", session, eval_tabs=translate("eval.tab_keep", "zh"), lang="zh")
+    assert any("requirements.txt" in e.value and "没有安装" in e.value for e in at.error), [e.value for e in at.error]
+
+
+def test_an_export_failing_when_clicked_shows_the_reason_on_the_page(session, monkeypatch):
+    from streamlit.runtime.media_file_manager import MediaFileManager
+
+    import dlplay.checkpoint
+
+    made = {}
+    real_add = MediaFileManager.add_deferred
+
+    def capture(self, data, *args, **kwargs):  # the callable the browser's click would run
+        made[len(made)] = data
+        return real_add(self, data, *args, **kwargs)
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("exporter exploded")
+
+    monkeypatch.setattr(MediaFileManager, "add_deferred", capture)
+    monkeypatch.setattr(dlplay.checkpoint, "export_torchscript", broken)
+    at = open_page("pages/evaluate.py", session, eval_tabs="Keep & share")
+    assert not at.error
+    torchscript = made[2]  # checkpoint, ONNX, TorchScript
+    with pytest.raises(RuntimeError):
+        torchscript()
+    at.run()
+    assert any("TorchScript export failed" in e.value and "exporter exploded" in e.value for e in at.error)
+
+
 class Evil:
     def __init__(self, marker):
         self.marker = str(marker)
