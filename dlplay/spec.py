@@ -7,6 +7,7 @@ from dataclasses import asdict, dataclass, fields, replace
 from typing import Any, Sequence
 
 from .errors import UserError
+from .i18n import Term
 
 ACTIVATIONS = ("relu", "leaky_relu", "elu", "gelu", "tanh", "sigmoid", "softplus", "identity")
 LAYER_KINDS = ("dense", "conv2d", "maxpool", "avgpool", "batchnorm")
@@ -21,6 +22,15 @@ MAX_WEIGHT_LAYERS = 8
 MAX_LAYERS = 16
 MAX_EPOCHS = 200
 MAX_BATCH = 8192
+
+# what a message calls each number: the label of the widget where it is typed (same words as the page)
+FIELD_LABELS = {
+    "batch_size": "train.batch", "epochs": "train.epochs", "seed": "train.seed",
+    "train_size": "spec.field_train_size", "num_classes": "spec.field_num_classes",
+    "units": "build.units", "filters": "build.filters", "kernel": "build.kernel", "window": "build.window",
+    "stride": "build.stride", "padding": "build.padding",
+}
+COUNT_NOUNS = {"units": "spec.count_units", "filters": "spec.count_filters"}  # "{value} neurons are too many"
 
 
 @dataclass(frozen=True)
@@ -45,10 +55,14 @@ class LayerSpec:
         return "BatchNorm"
 
 
-def _check_int(value: Any, name: str, low: int, high: int, layer: int | None = None) -> None:
+def _check_int(value: Any, field: str, low: int, high: int, layer: int | None = None) -> None:
+    """A whole number in [low, high]; the message names the field by its label in the page's language."""
     if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        name = Term(FIELD_LABELS[field])
         if layer is None:
             raise UserError("spec.int_range", name=name, low=low, high=high, value=value)
+        if field in COUNT_NOUNS and isinstance(value, int) and not isinstance(value, bool) and value > high:
+            raise UserError("spec.layer_too_many", layer=layer, value=value, what=Term(COUNT_NOUNS[field]), high=high)
         raise UserError("spec.layer_int_range", layer=layer, name=name, low=low, high=high, value=value)
 
 
@@ -81,7 +95,7 @@ def validate_layer(layer: LayerSpec, index: int) -> None:
     if layer.kind == "conv2d":
         _check_int(layer.units, "filters", 1, 512, n)
     if layer.kind in ("conv2d", "maxpool", "avgpool"):
-        _check_int(layer.kernel, "kernel", 1, 28, n)
+        _check_int(layer.kernel, "kernel" if layer.kind == "conv2d" else "window", 1, 28, n)
         _check_int(layer.stride, "stride", 1, 28, n)
         _check_int(layer.padding, "padding", 0, 14, n)
     if not isinstance(layer.dropout, (int, float)) or not 0.0 <= layer.dropout < 1.0:

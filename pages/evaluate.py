@@ -189,7 +189,8 @@ def keep_tab(session, usable: bool) -> None:
         failed = st.session_state.get(EXPORT_ERRORS, {})
         for kind in EXPORTERS:
             if missing[kind]:
-                st.error(t("eval.export_missing", format=EXPORT_NAMES[kind], modules=", ".join(missing[kind])),
+                st.error(t("eval.export_missing", format=EXPORT_NAMES[kind], modules=", ".join(missing[kind]),
+                           command="pip install -r requirements.txt"),
                          icon=":material/block:")
             elif kind in failed:
                 st.error(failed[kind], icon=":material/error:")

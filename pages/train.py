@@ -47,6 +47,9 @@ with st.sidebar:
     st.select_slider(t("train.batch"), tr.BATCH_CHOICES, key="tw_batch", on_change=tr.on_config)
     st.number_input(t("train.epochs"), 1, MAX_EPOCHS, key="tw_epochs", on_change=tr.on_config)
     st.number_input(t("train.seed"), 0, 2**31 - 1, key="tw_seed", on_change=tr.on_config)
+    if config.train_size is not None:  # e.g. from a shared link: say so, it changes what the run learns
+        st.info(t("train.subset", n=f"{config.train_size:,}"), icon=":material/filter_alt:")
+        st.button(t("train.subset_all"), key="tw_all_data", on_click=tr.on_all_data)
 
 problem = st.session_state.get(tr.ERROR_KEY)
 if problem:

@@ -362,6 +362,46 @@ def test_a_bad_link_changes_nothing():
     assert any("does not understand" in t.value for t in at.toast)
 
 
+def _open_link(**params) -> AppTest:
+    at = AppTest.from_function(_share_app, default_timeout=TIMEOUT)
+    for k, v in params.items():
+        at.query_params[k] = v
+    at.run()
+    assert not at.exception
+    return at
+
+
+def test_a_link_is_checked_against_the_dataset_and_the_guardrails():
+    at = _open_link(net="d64", nc="3")  # accepted before, then Start failed with "IndexError: Target 4 ..."
+    assert at.session_state["spec"] == dense_spec([128])
+    assert any("not applied" in t.value and "3 classes" in t.value for t in at.toast)
+    at = _open_link(net="d64", ep="150")  # the spec allows 200, the server's guardrail 100
+    assert at.session_state["config"].epochs == 10
+    assert any("not applied" in t.value and "150 epochs" in t.value for t in at.toast), [t.value for t in at.toast]
+    at = _open_link(net="d999999", lang="zh")
+    assert any("个神经元太多了" in t.value and "4096" in t.value for t in at.toast), [t.value for t in at.toast]
+
+
+def test_a_link_without_net_applies_its_settings():
+    at = _open_link(lr="0.01", ep="3")
+    assert at.session_state["spec"] == dense_spec([128])
+    assert at.session_state["config"] == TrainConfig(lr=0.01, epochs=3)
+    assert any("Opened the shared configuration" in t.value for t in at.toast)
+
+
+def test_a_link_training_on_a_subset_says_so_on_the_train_page():
+    at = AppTest.from_file(str(REPO / "app.py"), default_timeout=TIMEOUT)
+    at.query_params.update({"net": "d32", "n": "5", "lang": "en"})
+    at.run()
+    at.switch_page("pages/train.py")
+    at.run()
+    assert not at.exception
+    assert any("first 5 training images" in i.value for i in at.sidebar.info), [i.value for i in at.sidebar.info]
+    at.sidebar.button(key="tw_all_data").click().run()
+    assert at.session_state["config"].train_size is None
+    assert not any("first 5" in i.value for i in at.sidebar.info)
+
+
 def _new_session_app():
     import streamlit as st
 

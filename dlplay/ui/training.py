@@ -129,6 +129,11 @@ def on_config() -> None:
 
 
 @_guard
+def on_all_data() -> None:
+    set_config(get_config().with_changes(train_size=None))
+
+
+@_guard
 def on_lr() -> None:
     lr = float(st.session_state["tw_lr"])
     set_config(get_config().with_changes(lr=lr))
