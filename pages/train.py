@@ -7,6 +7,7 @@ from dlplay.presets import PRESETS
 from dlplay.spec import ACTIVATIONS, MAX_EPOCHS, OPTIMIZERS, SCHEDULES
 from dlplay.train import FINISHED
 from dlplay.ui import training as tr
+from dlplay.ui.data import show_data_problem
 from dlplay.ui.i18n import current_language, t
 from dlplay.ui.state import current_session, get_config, get_spec, heartbeat, init_state, is_active
 
@@ -54,6 +55,7 @@ with st.sidebar:
 problem = st.session_state.get(tr.ERROR_KEY)
 if problem:
     st.error(problem)
+show_data_problem("train")  # a dataset this machine lacks: where to put it, and "Check again"
 
 # ---------------------------------------------------------------- controls
 session = current_session()

@@ -8,6 +8,7 @@ from dlplay.metrics import Progress
 from dlplay.presets import PRESETS
 from dlplay.spec import LayerSpec, ModelSpec, TrainConfig, lr_curve
 from dlplay.train import FINISHED, TrainingSession
+from dlplay.ui.data import PROBLEM, remember_problem
 from dlplay.ui.i18n import error_text, t
 from dlplay.ui.nav import ROOT
 from dlplay.ui.state import current_session, get_config, get_spec, new_session, reset_session, set_config, set_spec
@@ -56,10 +57,12 @@ def _guard(fn):
     """Run a callback; a UserError becomes a message on the page instead of a crash."""
     def wrapper(*args, **kwargs):
         st.session_state[ERROR_KEY] = None
+        st.session_state.pop(PROBLEM, None)
         try:
             fn(*args, **kwargs)
         except UserError as exc:
-            st.session_state[ERROR_KEY] = error_text(exc)
+            if not remember_problem(exc):  # a missing dataset gets its own box (show_data_problem)
+                st.session_state[ERROR_KEY] = error_text(exc)
     return wrapper
 
 
