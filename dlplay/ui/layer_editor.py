@@ -13,8 +13,8 @@ from typing import Any
 import streamlit as st
 
 from dlplay.errors import UserError
-from dlplay.spec import (ACTIVATIONS, INITS, LAYER_KINDS, MAX_LAYERS, MAX_UNITS, LayerSpec, ModelSpec,
-                         layer_output_shape, validate_layer)
+from dlplay.spec import (ACTIVATIONS, INITS, LAYER_KINDS, MAX_LAYERS, MAX_UNITS, MAX_WEIGHT_LAYERS, LayerSpec,
+                         ModelSpec, layer_output_shape, validate_layer)
 from dlplay.ui.i18n import error_text, t
 
 DRAFT, SOURCE, NEXT_ID, INIT_KEY = "build_draft", "build_draft_source", "build_next_id", "build_init"
@@ -81,6 +81,8 @@ def _index(layer_id: int) -> int:
 
 def add_layer(kind: str) -> None:
     """Spatial layers go before the first dense layer (where they make sense); others go last."""
+    if add_refusal(kind) is not None:  # the button is disabled then; a stale click changes nothing
+        return
     layers = draft()
     new = _new_layer(kind)
     position = len(layers)
@@ -161,25 +163,36 @@ def _ensure(layer: dict[str, Any], field: str) -> str:
     return key
 
 
+def _help(key: str, low: int, high: int) -> str:
+    """A field's help with its allowed range."""
+    return f"{t(key)} {t('build.range', low=low, high=high)}"
+
+
 def _layer_fields(layer: dict[str, Any]) -> None:
-    """The widgets for one layer's settings; their values flow back into the draft."""
+    """The widgets for one layer's settings; their values flow back into the draft.
+
+    The whole-number fields have a minimum but no maximum: a number above the limit reaches the
+    draft, which then shows, under this layer, the message saying the limit (the browser would
+    only have turned the field red).
+    """
     kind = layer["kind"]
     if kind in ("dense", "conv2d"):
         # the number field's own − / + steppers add or remove one neuron (filter), as in TF Playground
+        high = MAX_UNITS if kind == "dense" else MAX_FILTERS
         layer["units"] = st.number_input(
-            t("build.units") if kind == "dense" else t("build.filters"), 1, MAX_UNITS if kind == "dense" else MAX_FILTERS,
-            step=1, key=_ensure(layer, "units"), help=t("build.units_help"))
+            t("build.units") if kind == "dense" else t("build.filters"), 1, None,
+            step=1, key=_ensure(layer, "units"), help=_help("build.units_help", 1, high))
     if kind in ("conv2d", "maxpool", "avgpool"):
         cols = st.columns(3 if kind == "conv2d" else 2)
         conv = kind == "conv2d"
-        layer["kernel"] = cols[0].number_input(t("build.kernel" if conv else "build.window"), 1, 28, step=1,
+        layer["kernel"] = cols[0].number_input(t("build.kernel" if conv else "build.window"), 1, None, step=1,
                                                key=_ensure(layer, "kernel"),
-                                               help=t("build.kernel_help" if conv else "build.window_help"))
-        layer["stride"] = cols[1].number_input(t("build.stride"), 1, 28, step=1, key=_ensure(layer, "stride"),
-                                               help=t("build.stride_help"))
+                                               help=_help("build.kernel_help" if conv else "build.window_help", 1, 28))
+        layer["stride"] = cols[1].number_input(t("build.stride"), 1, None, step=1, key=_ensure(layer, "stride"),
+                                               help=_help("build.stride_help", 1, 28))
         if kind == "conv2d":
-            layer["padding"] = cols[2].number_input(t("build.padding"), 0, 14, step=1,
-                                                    key=_ensure(layer, "padding"), help=t("build.padding_help"))
+            layer["padding"] = cols[2].number_input(t("build.padding"), 0, None, step=1,
+                                                    key=_ensure(layer, "padding"), help=_help("build.padding_help", 0, 14))
     c_act, c_drop = st.columns(2)
     if kind in ("dense", "conv2d", "batchnorm"):  # pooling has no activation of its own
         layer["activation"] = c_act.selectbox(t("build.activation"), ACTIVATIONS, key=_ensure(layer, "activation"))
@@ -230,9 +243,22 @@ def render_add_controls() -> None:
     c_kind, c_add = st.columns([3, 2], vertical_alignment="bottom")
     kind = c_kind.selectbox(t("build.new_kind"), LAYER_KINDS, key="build_new_kind",
                             format_func=lambda k: t(f"build.kind_{k}"))
+    full = add_refusal(kind)
     c_add.button(t("build.add"), key="build_add", on_click=add_layer, args=(kind,), icon=":material/add:",
-                 disabled=len(draft()) >= MAX_LAYERS, width="stretch")
+                 disabled=full is not None, width="stretch")
+    if full is not None:
+        st.caption(full)
     st.caption(t("build.add_hint"))
+
+
+def add_refusal(kind: str) -> str | None:
+    """Why a ``kind`` layer cannot be added to the draft (the network's limits), or None."""
+    layers = draft()
+    if len(layers) >= MAX_LAYERS:
+        return t("build.full_layers", limit=MAX_LAYERS)
+    if kind in WEIGHTED and sum(layer["kind"] in WEIGHTED for layer in layers) >= MAX_WEIGHT_LAYERS:
+        return t("build.full_weighted", limit=MAX_WEIGHT_LAYERS)
+    return None
 
 
 def render_init_select(base: ModelSpec) -> None:
