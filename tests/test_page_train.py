@@ -147,3 +147,14 @@ def test_numbers_above_their_limit_are_brought_back_and_the_limit_is_said():
     epochs.set_value(150).run()
     assert at.session_state["config"].epochs == 100 and at.sidebar.number_input(key="tw_epochs").value == 100
     assert any("150 is more than the 100 allowed for “Epochs”" in w.value for w in at.sidebar.warning)
+
+
+def test_the_model_line_shows_the_image_shape_for_a_cnn():
+    from dlplay.presets import small_cnn_spec
+    from dlplay.spec import dense_spec
+    from dlplay.ui.training import spec_text
+
+    assert spec_text(dense_spec([128])).startswith("784 → Dense 128")
+    assert spec_text(dense_spec([])) == "784 → 10"
+    cnn = spec_text(small_cnn_spec())
+    assert cnn.startswith("1×28×28 → Conv") and not cnn.startswith("784")
