@@ -107,7 +107,7 @@ def _check_archive(data: bytes, max_bytes: int) -> None:
     if len(entries) > MAX_ARCHIVE_ENTRIES or sum(e.file_size for e in entries) > max_bytes:
         raise UserError("eval.ckpt_too_large", size_mb=len(data) / 2**20, limit_mb=max_bytes / 2**20)
     if is_torchscript_archive(entries):
-        raise UserError("eval.ckpt_torchscript", torchscript=Term("eval.download_torchscript"),
+        raise UserError("eval.ckpt_torchscript", torchscript=Term("eval.download_torchscript"), loader="torch.jit.load",
                         checkpoint=Term("eval.download_ckpt"))
     if not any(e.filename.endswith("data.pkl") for e in entries):
         raise UserError("eval.ckpt_not_checkpoint")
