@@ -22,6 +22,7 @@ import torch
 from torch import nn
 
 from .errors import UserError
+from .i18n import Term
 from .model import Net, build_model, layer_summary
 from .runs import RunRecord
 from .spec import ModelSpec, TrainConfig
@@ -88,6 +89,13 @@ def checkpoint_from_session(session: Any, run: RunRecord | None = None) -> bytes
                            classes=tuple(info.classes))
 
 
+def is_torchscript_archive(entries: list[zipfile.ZipInfo]) -> bool:
+    """A ``torch.jit.save`` zip (the TorchScript export): it holds compiled code (``<name>/code/``) and
+    ``constants.pkl``, which a ``torch.save`` checkpoint never has. Only the names are read."""
+    names = [e.filename for e in entries]
+    return any("/code/" in n or n.startswith("code/") for n in names) and any(n.endswith("constants.pkl") for n in names)
+
+
 def _check_archive(data: bytes, max_bytes: int) -> None:
     """torch.save's zip layout, and no entry that would inflate beyond the size limit."""
     if not data.startswith(b"PK\x03\x04"):
@@ -99,6 +107,9 @@ def _check_archive(data: bytes, max_bytes: int) -> None:
         raise UserError("eval.ckpt_damaged") from exc
     if len(entries) > MAX_ARCHIVE_ENTRIES or sum(e.file_size for e in entries) > max_bytes:
         raise UserError("eval.ckpt_too_large", size_mb=len(data) / 2**20, limit_mb=max_bytes / 2**20)
+    if is_torchscript_archive(entries):
+        raise UserError("eval.ckpt_torchscript", torchscript=Term("eval.download_torchscript"), loader="torch.jit.load",
+                        checkpoint=Term("eval.download_ckpt"))
     if not any(e.filename.endswith("data.pkl") for e in entries):
         raise UserError("eval.ckpt_not_checkpoint")
 
@@ -241,6 +252,23 @@ def _export_model(model: nn.Module, mean: float, std: float) -> tuple[PixelModel
     wrapped = PixelModel(net, mean, std).eval()
     shape = getattr(getattr(model, "spec", None), "input_shape", (1, 28, 28))
     return wrapped, torch.rand(2, *shape)
+
+
+# modules torch imports on the exporter's behalf (pinned in requirements.txt, see tests/test_requirements.py)
+EXPORT_MODULES: dict[str, tuple[str, ...]] = {"onnx": ("onnx",), "torchscript": ()}
+
+
+def missing_export_modules(kind: str) -> list[str]:
+    """The modules the ``kind`` export needs that cannot be imported here (an empty list: it can run)."""
+    import importlib
+
+    missing = []
+    for name in EXPORT_MODULES[kind]:
+        try:
+            importlib.import_module(name)
+        except ImportError:
+            missing.append(name)
+    return missing
 
 
 def export_onnx(model: nn.Module, mean: float, std: float) -> bytes:

@@ -397,6 +397,60 @@ def dataset_status(dataset: str | DatasetInfo, cache_dir: str | os.PathLike | No
     return False, str(_with_cache(paths, cache_dir).cache_dir / info.name)
 
 
+@dataclass(frozen=True)
+class DatasetCheck:
+    """What :func:`check_dataset` found: where the dataset is (or would be downloaded to), and why
+    it cannot be used (None: it loads)."""
+
+    found: bool
+    where: str
+    problem: UserError | None = None
+
+    @property
+    def usable(self) -> bool:
+        return self.found and self.problem is None
+
+
+_CHECKS: dict[tuple, UserError | None] = {}  # (dataset, files with their mtime and size) -> the check's verdict
+_MAX_CHECKS = 32
+
+
+def _fingerprint(source: DataSource) -> tuple:
+    files = source.files or (source.path,)
+    stats = []
+    for file in files:
+        try:
+            st = Path(file).stat()
+            stats.append((str(file), st.st_mtime_ns, st.st_size))
+        except OSError:
+            stats.append((str(file), None, None))
+    return tuple(stats)
+
+
+def check_dataset(dataset: str | DatasetInfo, cache_dir: str | os.PathLike | None = None, *,
+                  paths: SearchPaths | None = None) -> DatasetCheck:
+    """Like :func:`dataset_status`, and the files found are validated as training reads them.
+
+    The verdict is kept per file modification time and size, so asking again (the Home page on
+    every visit) costs a few ``stat`` calls until a file changes.
+    """
+    info = get_info(dataset)
+    source = locate(info, cache_dir, paths=paths)
+    if source is None:
+        return DatasetCheck(False, str(_with_cache(paths, cache_dir).cache_dir / info.name))
+    key = (info, _fingerprint(source))
+    if key not in _CHECKS:
+        try:
+            read_source(source, info)
+            verdict = None
+        except UserError as exc:
+            verdict = exc
+        if len(_CHECKS) >= _MAX_CHECKS:
+            _CHECKS.clear()
+        _CHECKS[key] = verdict
+    return DatasetCheck(True, str(source), _CHECKS[key])
+
+
 # ---------------------------------------------------------------- downloading
 
 def _fetch(url: str, dest: Path, file: DataFile, progress: ProgressCallback | None,
@@ -502,7 +556,7 @@ def load_dataset(dataset: str | DatasetInfo, *, download: bool = True,
     source = locate(info, paths=paths)
     if source is None:
         folder = paths.cache_dir / info.name
-        params = dict(title=info.title, files=", ".join(info.file_names), folder=str(folder),
+        params = dict(title=info.title, name=info.name, files=", ".join(info.file_names), folder=str(folder),
                       data_dir=_data_dir_hint(info))
         if not download:
             raise UserError("data.not_found", **params)

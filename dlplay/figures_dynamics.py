@@ -18,7 +18,7 @@ from PIL import Image
 from .figures import LEGEND_BELOW, downsample
 from .figures import axis as _axis
 from .figures import plain_figure as _figure
-from .hints import HEALTHY_UPDATE_BAND, HEALTHY_UPDATE_RATIO
+from .hints import DEAD_FRACTION, HEALTHY_UPDATE_BAND, HEALTHY_UPDATE_RATIO, SATURATED_FRACTION
 from .i18n import layer_name, translate
 from .probe import ProbeSnapshot
 
@@ -125,9 +125,17 @@ def dead_saturated_figure(snap: ProbeSnapshot, lang: str = "en") -> go.Figure:
         xs, ys = downsample(steps[keep], 100.0 * vals[keep])
         traces.append(_line(xs, ys, translate(key, lang, layer=layer_name(meta.name, lang)), layer_color(i), dash))
     annotations = [] if traces else [_message(translate("dynamics.fig_no_dead", lang))]
+    shapes = []
+    if traces:  # where the page's hint starts: the same threshold as dlplay.hints
+        for limit in sorted({DEAD_FRACTION, SATURATED_FRACTION}):
+            shapes.append({"type": "line", "xref": "paper", "x0": 0, "x1": 1, "y0": 100 * limit, "y1": 100 * limit,
+                           "line": {"dash": "dot", "width": 1, "color": "#888"}})
+            annotations.append({"xref": "paper", "x": 1, "y": 100 * limit, "xanchor": "right", "yanchor": "bottom",
+                                "showarrow": False, "font": {"size": 11, "color": "#666"},
+                                "text": translate("dynamics.fig_hint_from", lang, pct=round(100 * limit))})
     return _figure(traces, translate("dynamics.fig_dead_title", lang), translate("dynamics.step", lang),
                    translate("dynamics.fig_dead_axis", lang), yaxis={"range": [-2, 102], "ticksuffix": "%"},
-                   annotations=annotations, **LAYER_LINES)
+                   annotations=annotations, shapes=shapes, **LAYER_LINES)
 
 
 def histogram_figure(snap: ProbeSnapshot, lang: str = "en") -> go.Figure:

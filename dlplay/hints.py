@@ -78,6 +78,24 @@ def saturation_hints(snap: ProbeSnapshot, window: int = WINDOW) -> list[Hint]:
     return hints
 
 
+def share_notes(snap: ProbeSnapshot | None, window: int = WINDOW) -> list[Hint]:
+    """When no dead-unit or saturation hint fires: the largest share in any layer, and the share from
+    which a hint appears (the dashed line of the dead-units chart), so the text and the chart agree."""
+    if snap is None or len(snap.steps) == 0:
+        return []
+    notes = []
+    for metric, family, key, limit in (("dead", "relu_family", "dynamics.note_dead", DEAD_FRACTION),
+                                       ("saturated", "saturating", "dynamics.note_saturated", SATURATED_FRACTION)):
+        shares = [(frac, meta.name) for meta, frac in zip(snap.layers, snap.recent(metric, window))
+                  if getattr(meta, family) and np.isfinite(frac)]
+        if shares:
+            frac, name = max(shares)
+            if frac < limit:
+                notes.append(Hint(key, (("layer", name), ("pct", round(100 * frac)), ("limit", round(100 * limit))),
+                                  level="info", layer=name))
+    return notes
+
+
 def gradient_flow_hint(snap: ProbeSnapshot, window: int = WINDOW) -> Hint | None:
     """Vanishing or exploding gradients: δ = ∂L/∂z at the output layer vs at the first layer."""
     if len(snap.layers) < 2:

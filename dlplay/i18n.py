@@ -78,6 +78,11 @@ def negotiate_language(*candidates: str | None) -> str:
     return DEFAULT_LANGUAGE
 
 
+class Term(str):
+    """A message parameter that is itself a translation key (a field's label, a unit): a message shows it
+    in its own language, e.g. ``UserError("spec.int_range", name=Term("train.batch"), ...)``."""
+
+
 def lookup(key: str, lang: str = DEFAULT_LANGUAGE) -> str | None:
     """The unformatted text of ``key`` in ``lang`` (else English), or None: for optional keys, without a warning."""
     text = catalog(lang).get(key)
@@ -100,6 +105,7 @@ def translate(key: str, lang: str = DEFAULT_LANGUAGE, **params: object) -> str:
             return key
         log.warning("translation key %r missing in %r", key, lang)
     if params:
+        params = {k: translate(v, lang) if isinstance(v, Term) else v for k, v in params.items()}
         try:
             return text.format(**params)
         except (KeyError, IndexError, ValueError, TypeError) as exc:

@@ -21,6 +21,7 @@ from torch import nn
 
 from .activations import DEFAULT_ACTIVATION, IDENTITY
 from .errors import UserError
+from .i18n import Term
 
 if TYPE_CHECKING:
     from .spec import LayerSpec
@@ -42,13 +43,17 @@ class Field:
     high: int
     label_key: str
     help_key: str
-    error_name: str = ""  # the setting's name in a validation message (default: ``name``)
+    count_key: str = ""  # what the number counts ("neurons"): a too-large value says "N neurons are too many"
     edit: bool = True  # shown in the layer editor (pooling checks a padding it does not use)
 
     def check(self, value: Any, layer: int) -> None:
-        """Raise UserError("spec.layer_int_range") unless ``value`` is an int in [low, high]."""
+        """Raise UserError unless ``value`` is an int in [low, high]; the message names the setting by its
+        label on the page (``Term``), and a count that is too large says so ("999999 neurons are too many")."""
         if isinstance(value, bool) or not isinstance(value, int) or not self.low <= value <= self.high:
-            raise UserError("spec.layer_int_range", layer=layer, name=self.error_name or self.name,
+            if self.count_key and isinstance(value, int) and not isinstance(value, bool) and value > self.high:
+                raise UserError("spec.layer_too_many", layer=layer, value=value, what=Term(self.count_key),
+                                high=self.high)
+            raise UserError("spec.layer_int_range", layer=layer, name=Term(self.label_key),
                             low=self.low, high=self.high, value=value)
 
 
@@ -98,8 +103,8 @@ class LayerKind:
 
 # ----- the settings, with their limits and editor texts -----------------------------------------
 
-UNITS = Field("units", 1, MAX_UNITS, "build.units", "build.units_help")
-FILTERS = Field("units", 1, MAX_FILTERS, "build.filters", "build.units_help", error_name="filters")
+UNITS = Field("units", 1, MAX_UNITS, "build.units", "build.units_help", count_key="spec.count_units")
+FILTERS = Field("units", 1, MAX_FILTERS, "build.filters", "build.units_help", count_key="spec.count_filters")
 KERNEL = Field("kernel", 1, 28, "build.kernel", "build.kernel_help")
 WINDOW = Field("kernel", 1, 28, "build.window", "build.window_help")
 STRIDE = Field("stride", 1, 28, "build.stride", "build.stride_help")

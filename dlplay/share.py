@@ -9,7 +9,11 @@ then ``-``-separated fields that differ from the defaults: an activation name, `
 ``init``, ``nc`` (classes), ``o`` optimizer, ``lr``, ``bs`` batch size, ``ep`` epochs, ``wd`` weight
 decay, ``s`` seed, ``ds`` dataset, ``n`` training examples, ``dev`` device, ``sch`` learning-rate
 schedule (absent: constant, so older links still load). Floats use Python's
-shortest round-trip form, so a link reproduces the settings exactly.
+shortest round-trip form, so a link reproduces the settings exactly. A link without ``net`` keeps the
+current layers and applies its other settings.
+
+Every value is checked as the widgets check it (same messages, naming the widget's label): the
+number of classes must be the dataset's, and the server's guardrails are applied by the caller.
 """
 from __future__ import annotations
 
@@ -19,6 +23,7 @@ from typing import Any
 
 from .data import get_info
 from .errors import UserError
+from .i18n import Term
 from .layers import LAYER_KINDS
 from .optimizers import CONSTANT
 from .spec import ACTIVATIONS, LayerSpec, ModelSpec, TrainConfig
@@ -29,7 +34,14 @@ KEYS = ("v", "net", "init", "nc", "o", "lr", "bs", "ep", "wd", "s", "ds", "n", "
 KIND_CODES = {name: kind.code for name, kind in LAYER_KINDS.items()}  # the codes are in the kinds' entries
 CODE_KINDS = {v: k for k, v in KIND_CODES.items()}
 _DEFAULT_LAYER = LayerSpec()
-_HEAD = re.compile(r"^(%s)(\d{0,5})$" % "|".join(map(re.escape, KIND_CODES.values())))
+# the page's words for each parameter, in messages about a bad link
+PARAM_LABELS = {
+    "v": "eval.share_version", "net": "build.layers", "init": "build.init", "nc": "spec.field_num_classes",
+    "o": "train.optimizer", "lr": "train.lr", "bs": "train.batch", "ep": "train.epochs",
+    "wd": "runs.field_weight_decay", "s": "train.seed", "ds": "train.dataset", "n": "spec.field_train_size",
+    "dev": "runs.field_device", "sch": "train.schedule",
+}
+_HEAD = re.compile(r"^(%s)(\d{0,9})$" % "|".join(map(re.escape, KIND_CODES.values())))  # any size reads: "too many neurons"
 _SETTINGS = (("kernel", "k"), ("stride", "s"), ("padding", "p"))  # written ``k5`` unless in the head
 _FIELD = re.compile(r"^(k|s|p)(\d{1,3})$|^do(\d*\.?\d+(?:e-?\d+)?)$")
 MAX_VALUE_LENGTH = 600
@@ -79,7 +91,7 @@ def parse_layer(token: str, index: int) -> LayerSpec:
     for part in parts[1:]:
         if part in ACTIVATIONS:
             name, value = "activation", part
-        elif part.startswith("u") and part[1:].isdigit() and len(part) <= 6:
+        elif part.startswith("u") and part[1:].isdigit() and len(part) <= 10:
             name, value = "units", int(part[1:])
         else:
             match = _FIELD.match(part)
@@ -132,8 +144,12 @@ def to_params(spec: ModelSpec, config: TrainConfig) -> dict[str, str]:
 
 
 def has_config(params: Mapping[str, Any]) -> bool:
-    """Does a URL's query carry a shared configuration?"""
-    return NET in params
+    """Does a URL's query carry a shared configuration (any of its settings)?"""
+    return any(key in params for key in KEYS if key != VER)
+
+
+def _bad(key: str, value: Any = "") -> UserError:
+    return UserError("eval.share_bad_link", param=Term(PARAM_LABELS[key]), value=str(value)[:40])
 
 
 def _value(params: Mapping[str, Any], key: str) -> str | None:
@@ -144,7 +160,7 @@ def _value(params: Mapping[str, Any], key: str) -> str | None:
         return None
     value = str(value)
     if len(value) > MAX_VALUE_LENGTH:
-        raise UserError("eval.share_bad_link", param=key)
+        raise _bad(key, value[:20] + "…")
     return value
 
 
@@ -153,7 +169,7 @@ def _int(params: Mapping[str, Any], key: str, default: int | None) -> int | None
     if text is None:
         return default
     if not re.fullmatch(r"\d{1,10}", text):
-        raise UserError("eval.share_bad_link", param=key)
+        raise _bad(key, text)
     return int(text)
 
 
@@ -166,29 +182,36 @@ def _float(params: Mapping[str, Any], key: str, default: float) -> float:
             raise ValueError
         return float(text)
     except ValueError as exc:
-        raise UserError("eval.share_bad_link", param=key) from exc
+        raise _bad(key, text) from exc
 
 
-def from_params(params: Mapping[str, Any]) -> tuple[ModelSpec, TrainConfig] | None:
+def from_params(params: Mapping[str, Any], current: ModelSpec | None = None) -> tuple[ModelSpec, TrainConfig] | None:
     """The spec and config a link describes, None when it describes none; UserError when it is malformed.
 
-    Missing config keys take TrainConfig's defaults; the spec and config are validated as usual.
+    Missing config keys take TrainConfig's defaults; without ``net`` the layers (and initialisation)
+    are those of ``current`` (default: the tutorial's). The spec and config are validated as usual,
+    and the number of classes must be the dataset's.
     """
     if not has_config(params):
         return None
     version = _value(params, VER)
     if version not in (None, VERSION):
-        raise UserError("eval.share_bad_link", param=VER)
-    net = _value(params, NET) or ""
-    tokens = [t for t in net.split(",") if t]
-    if len(tokens) > 32:
-        raise UserError("eval.share_bad_link", param=NET)
-    layers = tuple(parse_layer(token.strip(), i) for i, token in enumerate(tokens))
+        raise _bad(VER, version)
+    base = current if current is not None else ModelSpec()
+    if NET in params:
+        net = _value(params, NET) or ""
+        tokens = [t for t in net.split(",") if t]
+        if len(tokens) > 32:
+            raise _bad(NET, f"{len(tokens)} × …")
+        layers = tuple(parse_layer(token.strip(), i) for i, token in enumerate(tokens))
+        init = _value(params, "init") or "default"
+    else:
+        layers, init = base.layers, _value(params, "init") or base.init
     defaults = TrainConfig()
     spec = ModelSpec(
         layers=layers,
         num_classes=_int(params, "nc", 10),
-        init=_value(params, "init") or "default",
+        init=init,
     )
     config = TrainConfig(
         optimizer=_value(params, "o") or defaults.optimizer,
@@ -202,7 +225,9 @@ def from_params(params: Mapping[str, Any]) -> tuple[ModelSpec, TrainConfig] | No
         train_size=_int(params, "n", None),
         schedule=_value(params, "sch") or defaults.schedule,
     )
-    get_info(config.dataset)  # an unknown dataset name is an error now, not at training time
+    info = get_info(config.dataset)  # an unknown dataset name is an error now, not at training time
+    if spec.num_classes != info.num_classes:
+        raise UserError("eval.share_bad_classes", value=spec.num_classes, name=info.title, n=info.num_classes)
     return spec, config
 
 

@@ -26,6 +26,7 @@ import torch
 
 ENV_MAX_RUNS = "DLPLAY_MAX_RUNS"
 POLL_S = 0.2  # how often a queued run re-checks its stop flag and heartbeat
+PAUSED_GRACE_S = 10.0  # a paused run keeps its slot this long while others wait, then lets the next one train
 GPU_MAX_RUNS = 8
 
 
@@ -98,11 +99,14 @@ class SlotPool:
     ``acquire`` blocks the calling (training) thread and gives up when ``should_stop()`` turns
     true (Stop while queued) or when the session's heartbeat is lost (tab closed while queued).
     ``set_limit`` may change the limit while runs hold slots; a lower limit applies as runs end.
+    A run paused for ``paused_grace_s`` while others wait gives its slot up (``yield_if_waited_for``)
+    and queues again when it resumes: a closed tab's paused run no longer blocks the class.
     """
 
-    def __init__(self, limit: int, *, threads_per_run: int | None = None):
+    def __init__(self, limit: int, *, threads_per_run: int | None = None, paused_grace_s: float = PAUSED_GRACE_S):
         if limit < 1:
             raise ValueError("limit must be at least 1")
+        self.paused_grace_s = paused_grace_s
         self._cond = threading.Condition()
         self._limit = limit
         self._threads = threads_per_run
@@ -157,6 +161,18 @@ class SlotPool:
         if self._threads:
             torch.set_num_threads(self._threads)
         return True
+
+    def yield_if_waited_for(self, session: Any, paused_since: float) -> bool:
+        """A paused holder gives its slot to the queue once it has been paused ``paused_grace_s``
+        (``paused_since``: time.monotonic()) and someone waits; True when it did (it must
+        ``acquire`` again before its next step)."""
+        with self._cond:
+            if (id(session) in self._holders and self._queue
+                    and time.monotonic() - paused_since >= self.paused_grace_s):
+                del self._holders[id(session)]
+                self._cond.notify_all()
+                return True
+            return False
 
     def release(self, session: Any) -> None:
         """Give the slot back (called once when the training thread ends); the next in line starts."""

@@ -10,6 +10,7 @@ from . import activations as _activations, layers as _layers, optimizers as _opt
 from .errors import UserError
 from .layers import MAX_UNITS, WEIGHT_KINDS  # noqa: F401 - MAX_UNITS re-exported (it was defined here)
 from .optimizers import lr_factor  # lr_curve uses it; the training loop imports it from here
+from .i18n import Term
 
 # The names of the registries' entries, in their order: the choices the pages offer.
 ACTIVATIONS = tuple(_activations.ACTIVATIONS)
@@ -23,6 +24,12 @@ MAX_WEIGHT_LAYERS = 8
 MAX_LAYERS = 16
 MAX_EPOCHS = 200
 MAX_BATCH = 8192
+
+# what a message calls each number: the label of the widget where it is typed (same words as the page)
+FIELD_LABELS = {
+    "batch_size": "train.batch", "epochs": "train.epochs", "seed": "train.seed",
+    "train_size": "spec.field_train_size", "num_classes": "spec.field_num_classes",
+}  # a layer's settings are named by their own entries in dlplay/layers.py
 
 
 @dataclass(frozen=True)
@@ -42,11 +49,10 @@ class LayerSpec:
         return _layers.LAYER_KINDS[self.kind].describe(self)
 
 
-def _check_int(value: Any, name: str, low: int, high: int, layer: int | None = None) -> None:
+def _check_int(value: Any, field: str, low: int, high: int) -> None:
+    """A whole number in [low, high]; the message names the field by its label in the page's language."""
     if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-        if layer is None:
-            raise UserError("spec.int_range", name=name, low=low, high=high, value=value)
-        raise UserError("spec.layer_int_range", layer=layer, name=name, low=low, high=high, value=value)
+        raise UserError("spec.int_range", name=Term(FIELD_LABELS[field]), low=low, high=high, value=value)
 
 
 def layer_output_shape(layer: LayerSpec, shape: tuple[int, ...], index: int) -> tuple[int, ...]:

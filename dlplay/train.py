@@ -293,7 +293,24 @@ class TrainingSession:
                 if self.status != "paused":
                     self._flush()
                     self._set_status("paused")
+                    self._paused_since = time.monotonic()
+                self._yield_slot_while_paused()
                 self._cond.wait(timeout=0.5)
+
+    def _yield_slot_while_paused(self) -> None:
+        """Paused long enough while others wait for a slot: let the next run train (see _regain_slot)."""
+        if self.slot_pool is not None and not self._slot_yielded:
+            self._slot_yielded = self.slot_pool.yield_if_waited_for(self, self._paused_since)
+
+    def _regain_slot(self) -> None:
+        """After a pause that gave the slot away: queue for one again before the next step."""
+        if not self._slot_yielded:
+            return
+        self._set_status("queued")
+        if not self.slot_pool.acquire(self, lambda: self._stop_requested):
+            raise _Stop() if self._stop_requested else _Stop("abandoned")
+        self._slot_yielded = False
+        self._set_status("running")
 
     @property
     def current_lr(self) -> float:
@@ -349,6 +366,8 @@ class TrainingSession:
         self._samples_since_sync = 0
         self._epoch_loss_sum = 0.0
         self._single_step = False
+        self._paused_since = time.monotonic()
+        self._slot_yielded = False  # the slot was given to a waiting run during a long pause
         slot_taken = False
         try:
             if self.slot_pool is not None:
@@ -402,6 +421,7 @@ class TrainingSession:
             t_epoch = time.perf_counter()
             for i in range(self.steps_per_epoch):
                 self._gate()
+                self._regain_slot()
                 if scheduled:
                     self._apply_lr(self._global_step + 1)
                 idx = perm[i * cfg.batch_size : (i + 1) * cfg.batch_size]

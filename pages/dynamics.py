@@ -10,7 +10,7 @@ from dlplay.figures_dynamics import (
     histogram_figure,
     update_ratio_figure,
 )
-from dlplay.hints import find_hints
+from dlplay.hints import find_hints, share_notes
 from dlplay.i18n import layer_name
 from dlplay.probe import ProbeSnapshot
 from dlplay.ui.i18n import current_language, t
@@ -72,6 +72,8 @@ def draw_curves(probe: ProbeSnapshot) -> None:
                 st.warning(hint.text(lang), icon=":material/lightbulb:")
         else:
             st.success(t("dynamics.no_hints"), icon=":material/check_circle:")
+            for note in share_notes(probe):  # the largest share of dead/saturated units, and the hint's threshold
+                st.caption(note.text(lang))
 
     st.subheader(t("dynamics.sec_gradients"))
     kind = st.radio(t("dynamics.grad_kind"), ["grad_w", "delta"], horizontal=True, key="dyn_grad_kind",

@@ -3,9 +3,9 @@ import os
 
 import streamlit as st
 
-from dlplay.data import DATASETS, dataset_status
+from dlplay.data import DATASETS, check_dataset
 from dlplay.device import choose_device, describe_device
-from dlplay.ui.i18n import t
+from dlplay.ui.i18n import error_text, t
 from dlplay.ui.nav import available_pages
 from dlplay.ui.state import init_state
 
@@ -25,11 +25,13 @@ with left:
 with right:
     st.subheader(t("home.datasets"))
     for name, ds in DATASETS.items():
-        found, where = dataset_status(name)
-        if found:
-            st.success(t("home.dataset_found", name=ds.title, where=where))
+        check = check_dataset(name)  # validated as training reads it (cached per file mtime and size)
+        if check.usable:
+            st.success(t("home.dataset_found", name=ds.title, where=check.where))
+        elif check.found:
+            st.error(t("home.dataset_broken", name=ds.title, where=check.where, reason=error_text(check.problem)))
         else:
-            st.warning(t("home.dataset_missing", name=ds.title, where=where))
+            st.warning(t("home.dataset_missing", name=ds.title, where=check.where))
 
 st.subheader(t("home.pages"))
 for path, url, key, icon in available_pages():

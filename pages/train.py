@@ -4,9 +4,10 @@ import streamlit as st
 from dlplay.data import DATASETS
 from dlplay.figures import epoch_figure, loss_figure
 from dlplay.presets import PRESETS
-from dlplay.spec import ACTIVATIONS, MAX_EPOCHS, OPTIMIZERS, SCHEDULES
+from dlplay.spec import ACTIVATIONS, MAX_WEIGHT_LAYERS, OPTIMIZERS, SCHEDULES
 from dlplay.train import FINISHED
 from dlplay.ui import training as tr
+from dlplay.ui.data import show_data_problem
 from dlplay.ui.i18n import current_language, t
 from dlplay.ui.state import current_session, get_config, get_spec, heartbeat, init_state, is_active
 
@@ -30,7 +31,10 @@ with st.sidebar:
     uniform = tr.uniform_dense(spec)
     if uniform is not None:
         count = uniform[0]
-        st.number_input(t("train.hidden_layers"), 0, 8, key="tw_layers", on_change=tr.on_layers)
+        # no max_value: a larger number reaches on_layers, which keeps the limit and says so here
+        st.number_input(t("train.hidden_layers"), 0, None, key="tw_layers", on_change=tr.on_layers,
+                        help=t("train.range_help", low=0, high=MAX_WEIGHT_LAYERS))
+        tr.show_clamped("tw_layers")
         st.select_slider(t("train.units"), tr.UNIT_CHOICES, key="tw_units", on_change=tr.on_layers,
                          disabled=count == 0)
         st.selectbox(t("train.activation"), ACTIVATIONS, key="tw_act", on_change=tr.on_layers, disabled=count == 0)
@@ -45,12 +49,18 @@ with st.sidebar:
     st.selectbox(t("train.schedule"), SCHEDULES, key="tw_sched",
                  on_change=tr.on_config, format_func=lambda k: t(f"train.sched_{k}"), help=t("train.schedule_help"))
     st.select_slider(t("train.batch"), tr.BATCH_CHOICES, key="tw_batch", on_change=tr.on_config)
-    st.number_input(t("train.epochs"), 1, MAX_EPOCHS, key="tw_epochs", on_change=tr.on_config)
+    st.number_input(t("train.epochs"), 1, None, key="tw_epochs", on_change=tr.on_config,
+                    help=t("train.range_help", low=1, high=tr.max_epochs()))
+    tr.show_clamped("tw_epochs")
     st.number_input(t("train.seed"), 0, 2**31 - 1, key="tw_seed", on_change=tr.on_config)
+    if config.train_size is not None:  # e.g. from a shared link: say so, it changes what the run learns
+        st.info(t("train.subset", n=f"{config.train_size:,}"), icon=":material/filter_alt:")
+        st.button(t("train.subset_all"), key="tw_all_data", on_click=tr.on_all_data)
 
 problem = st.session_state.get(tr.ERROR_KEY)
 if problem:
     st.error(problem)
+show_data_problem("train")  # a dataset this machine lacks: where to put it, and "Check again"
 
 # ---------------------------------------------------------------- controls
 session = current_session()

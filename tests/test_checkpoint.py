@@ -358,3 +358,15 @@ def test_saving_never_needs_unsafe_loading(ckpt_bytes):
     # every object in a checkpoint loads with weights_only=True (plain data and tensors only)
     obj = torch.load(io.BytesIO(ckpt_bytes), weights_only=True)
     assert set(obj) == {"format", "version", "spec", "config", "run", "normalization", "classes", "state_dict"}
+
+
+@pytest.mark.filterwarnings("ignore:`torch.jit")
+def test_the_apps_own_torchscript_export_is_named_not_called_damaged(trained, mnist, monkeypatch):
+    blob = export_torchscript(trained.model_copy(), mnist.info.mean, mnist.info.std)
+    unpickled = []
+    monkeypatch.setattr(torch, "load", lambda *a, **k: unpickled.append(a))  # recognised by its names alone
+    with pytest.raises(UserError) as exc_info:
+        load_checkpoint(blob)
+    assert _reason(exc_info) == "eval.ckpt_torchscript" and not unpickled
+    assert "TorchScript" in str(exc_info.value) and "Checkpoint (.pt)" in str(exc_info.value)
+    assert "检查点 (.pt)" in exc_info.value.message("zh")

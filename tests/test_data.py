@@ -486,5 +486,33 @@ def test_offline_load_says_which_files_go_where(server, tiny, isolated):
     assert err.value.key == "data.not_found_offline"
     text = str(err.value)
     assert all(n in text for n in NAMES) and str(isolated.cache_dir / "tiny") in text
-    assert "DLPLAY_DATA_DIR" in text and f"{server.url}/none/{NAMES[0]}" in text
+    assert "DLPLAY_DATA_DIR" in text and "restart" in text
+    # what to do comes first; the failed URLs are a parameter the page folds away, not the message
+    assert "http" not in text and text.index(str(isolated.cache_dir / "tiny")) < text.index("DLPLAY_DATA_DIR")
+    assert f"{server.url}/none/{NAMES[0]}" in err.value.params["reason"] and err.value.params["name"] == "tiny"
     assert_clean(isolated.cache_dir / "tiny", set())
+
+
+# ---------------------------------------------------------------- the Home page's check
+
+def test_check_dataset_validates_like_training_and_caches_per_file_state(tmp_path, monkeypatch):
+    folder = write_folder(tmp_path / "data" / "mnist", {})
+    paths = SearchPaths(data_dir=tmp_path / "data", cache_dir=tmp_path / "cache", system_dirs=())
+    reads = []
+    real = data.read_source
+    monkeypatch.setattr(data, "read_source", lambda *a: reads.append(a) or real(*a))
+    check = data.check_dataset("mnist", paths=paths)
+    assert check.found and check.usable and check.where == str(tmp_path / "data" / "mnist")
+    assert data.check_dataset("mnist", paths=paths).usable and len(reads) == 1  # cached: nothing re-read
+    # a damaged file (what a broken download leaves): found, but not usable, with the reason training gives
+    target = folder / NAMES[3]
+    blob = target.read_bytes()
+    target.write_bytes(blob[: len(blob) // 2])
+    check = data.check_dataset("mnist", paths=paths)
+    assert check.found and not check.usable and len(reads) == 2
+    assert check.problem.key == "data.bad_gzip" and str(target) in str(check.problem)
+    target.write_bytes(blob)  # repaired: the new size and mtime make it look again
+    assert data.check_dataset("mnist", paths=paths).usable and len(reads) == 3
+    empty = SearchPaths(cache_dir=tmp_path / "nothing", system_dirs=())
+    check = data.check_dataset("mnist", paths=empty)
+    assert not check.found and check.problem is None and check.where == str(tmp_path / "nothing" / "mnist")

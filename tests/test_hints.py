@@ -213,3 +213,31 @@ def test_too_high_learning_rate_kills_relu_units(mnist, lr):
     assert snap.recent("dead")[0] > 0.8
     (hint,) = H.find_hints(snap)
     assert hint.key == "dynamics.hint_dead" and hint.layer == "dense1"
+
+
+def test_below_the_threshold_the_page_names_the_share_and_the_threshold():
+    """38% of a layer dead gave no hint and "few units are dead" while the chart showed 38%."""
+    v = healthy()
+    v[:, 0, M["dead"]] = 0.38
+    snap = snapshot(v)
+    assert H.find_hints(snap) == []
+    (note,) = H.share_notes(snap)
+    assert dict(note.params) == {"layer": "dense1", "pct": 38, "limit": round(100 * H.DEAD_FRACTION)}
+    assert "at most 38% of a layer (dense1)" in note.text("en") and f"{round(100 * H.DEAD_FRACTION)}%" in note.text("en")
+    assert "38%" in note.text("zh") and "失活" in note.text("zh")
+    from dlplay.i18n import translate
+
+    assert "few" not in translate("dynamics.no_hints") and "很少" not in translate("dynamics.no_hints", "zh")
+    v[:, 0, M["dead"]] = H.DEAD_FRACTION  # from the threshold on: the hint, no note
+    assert keys(H.find_hints(snapshot(v))) == ["dynamics.hint_dead"] and H.share_notes(snapshot(v)) == []
+    (note,) = H.share_notes(snapshot(healthy(SIGMOID), SIGMOID))
+    assert note.key == "dynamics.note_saturated" and dict(note.params)["pct"] == 5
+
+
+def test_the_dead_units_chart_marks_where_the_hint_starts():
+    from dlplay.figures_dynamics import dead_saturated_figure
+
+    fig = dead_saturated_figure(snapshot(healthy()))
+    lines = [s for s in fig.layout.shapes if s.type == "line"]
+    assert [line.y0 for line in lines] == [100 * H.DEAD_FRACTION]
+    assert any(a.text == f"hint from {round(100 * H.DEAD_FRACTION)}%" for a in fig.layout.annotations)

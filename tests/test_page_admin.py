@@ -44,15 +44,28 @@ def wait_for(predicate, timeout=30.0):
     return True
 
 
-def test_admin_is_disabled_without_a_token(monkeypatch):
+def test_admin_is_not_in_the_navigation_without_a_token(monkeypatch):
+    """As the README says: the Admin page appears only with DLPLAY_ADMIN_TOKEN set."""
+    from dlplay.ui.nav import available_pages
+
+    def urls():
+        return [url for _, url, *_ in available_pages()]
+
     monkeypatch.delenv("DLPLAY_ADMIN_TOKEN", raising=False)
-    at = open_page("pages/admin.py")
-    assert at.title[0].value == "Admin"
-    assert "DLPLAY_ADMIN_TOKEN" in at.info[0].value and "disabled" in at.info[0].value
-    assert not at.text_input and not at.metric
+    assert "admin" not in urls() and "home" in urls()
     monkeypatch.setenv("DLPLAY_ADMIN_TOKEN", "   ")
-    at.run()
-    assert "disabled" in at.info[0].value and not at.text_input
+    assert "admin" not in urls()
+    monkeypatch.setenv("DLPLAY_ADMIN_TOKEN", TOKEN)
+    assert urls()[-1] == "admin"
+
+
+def test_admin_is_gone_when_the_token_goes_away(monkeypatch):
+    monkeypatch.setenv("DLPLAY_ADMIN_TOKEN", TOKEN)
+    at = open_page("pages/admin.py")
+    assert at.title[0].value == "Admin" and at.text_input
+    monkeypatch.setenv("DLPLAY_ADMIN_TOKEN", "   ")
+    at.run()  # the page left the navigation: Home shows, nothing of Admin
+    assert at.title[0].value != "Admin" and not at.text_input and not at.metric
 
 
 def test_a_wrong_token_shows_nothing(monkeypatch):

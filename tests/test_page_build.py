@@ -298,3 +298,30 @@ def test_output_neuron_labels_sit_where_their_connections_end():
             checked += 1
     assert checked == 30
     assert digit_at[max(digit_at)] == 0  # digit 0 at the top, as read
+
+
+def test_the_limits_are_said_where_the_values_are_typed():
+    at = _build_page()
+    (lid,) = _ids(at)
+    units = at.number_input(key=f"build_l{lid}_units")
+    assert "1 to 4096" in units.help
+    units.set_value(5000).run()  # the browser only turned the field red
+    assert not at.exception
+    errors = [e.value for e in at.error]
+    assert any("5000 neurons are too many; at most 4096" in e for e in errors), errors
+    assert at.session_state["spec"].layers[0].units == 128  # the last valid model stays
+    at.number_input(key=f"build_l{lid}_units").set_value(4096).run()
+    assert not at.error and at.session_state["spec"].layers[0].units == 4096
+
+
+def test_add_stops_at_the_weighted_layer_limit_and_says_why():
+    at = _build_page()
+    for _ in range(7):  # the tutorial's dense layer plus 7: the limit of 8
+        _click(at, "build_add")
+    assert len(at.session_state["spec"].layers) == 8 and not at.error
+    assert at.button(key="build_add").disabled  # the old page accepted cards up to 16 while an error said 8
+    assert any("8 dense or convolutional layers" in c.value for c in at.caption)
+    at.selectbox(key="build_new_kind").set_value("batchnorm").run()
+    assert not at.button(key="build_add").disabled  # a BatchNorm layer has no weights to count
+    _click(at, "build_add")
+    assert len(at.session_state["spec"].layers) == 9

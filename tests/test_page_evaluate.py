@@ -138,6 +138,46 @@ def test_downloads_give_a_checkpoint_that_loads_back(session, mnist):
     assert link and "lr=0.001" in link[0] and "bs=100" in link[0] and "n=2000" in link[0]
 
 
+def test_an_export_that_cannot_run_says_why_instead_of_doing_nothing(session, monkeypatch):
+    """Without the onnx package (the README's install once lacked it) the ONNX button is off and says why."""
+    import sys
+
+    monkeypatch.setitem(sys.modules, "onnx", None)  # import onnx now raises ImportError
+    at = open_page("pages/evaluate.py", session, eval_tabs="Keep & share")
+    assert at.download_button(key="eval_download_onnx").disabled
+    assert not at.download_button(key="eval_download_torchscript").disabled
+    errors = [e.value for e in at.error]
+    assert any("onnx" in e and "pip install -r requirements.txt" in e for e in errors), errors
+    at = open_page("pages/evaluate.py", session, eval_tabs=translate("eval.tab_keep", "zh"), lang="zh")
+    assert any("requirements.txt" in e.value and "没有安装" in e.value for e in at.error), [e.value for e in at.error]
+
+
+def test_an_export_failing_when_clicked_shows_the_reason_on_the_page(session, monkeypatch):
+    from streamlit.runtime.media_file_manager import MediaFileManager
+
+    import dlplay.checkpoint
+
+    made = {}
+    real_add = MediaFileManager.add_deferred
+
+    def capture(self, data, *args, **kwargs):  # the callable the browser's click would run
+        made[len(made)] = data
+        return real_add(self, data, *args, **kwargs)
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("exporter exploded")
+
+    monkeypatch.setattr(MediaFileManager, "add_deferred", capture)
+    monkeypatch.setattr(dlplay.checkpoint, "export_torchscript", broken)
+    at = open_page("pages/evaluate.py", session, eval_tabs="Keep & share")
+    assert not at.error
+    torchscript = made[2]  # checkpoint, ONNX, TorchScript
+    with pytest.raises(RuntimeError):
+        torchscript()
+    at.run()
+    assert any("TorchScript export failed" in e.value and "exporter exploded" in e.value for e in at.error)
+
+
 class Evil:
     def __init__(self, marker):
         self.marker = str(marker)
@@ -329,6 +369,46 @@ def test_a_bad_link_changes_nothing():
     assert not at.exception
     assert at.session_state["spec"] == dense_spec([128]) and at.session_state["config"].lr == 0.001
     assert any("does not understand" in t.value for t in at.toast)
+
+
+def _open_link(**params) -> AppTest:
+    at = AppTest.from_function(_share_app, default_timeout=TIMEOUT)
+    for k, v in params.items():
+        at.query_params[k] = v
+    at.run()
+    assert not at.exception
+    return at
+
+
+def test_a_link_is_checked_against_the_dataset_and_the_guardrails():
+    at = _open_link(net="d64", nc="3")  # accepted before, then Start failed with "IndexError: Target 4 ..."
+    assert at.session_state["spec"] == dense_spec([128])
+    assert any("not applied" in t.value and "3 classes" in t.value for t in at.toast)
+    at = _open_link(net="d64", ep="150")  # the spec allows 200, the server's guardrail 100
+    assert at.session_state["config"].epochs == 10
+    assert any("not applied" in t.value and "150 epochs" in t.value for t in at.toast), [t.value for t in at.toast]
+    at = _open_link(net="d999999", lang="zh")
+    assert any("个神经元太多了" in t.value and "4096" in t.value for t in at.toast), [t.value for t in at.toast]
+
+
+def test_a_link_without_net_applies_its_settings():
+    at = _open_link(lr="0.01", ep="3")
+    assert at.session_state["spec"] == dense_spec([128])
+    assert at.session_state["config"] == TrainConfig(lr=0.01, epochs=3)
+    assert any("Opened the shared configuration" in t.value for t in at.toast)
+
+
+def test_a_link_training_on_a_subset_says_so_on_the_train_page():
+    at = AppTest.from_file(str(REPO / "app.py"), default_timeout=TIMEOUT)
+    at.query_params.update({"net": "d32", "n": "5", "lang": "en"})
+    at.run()
+    at.switch_page("pages/train.py")
+    at.run()
+    assert not at.exception
+    assert any("first 5 training images" in i.value for i in at.sidebar.info), [i.value for i in at.sidebar.info]
+    at.sidebar.button(key="tw_all_data").click().run()
+    assert at.session_state["config"].train_size is None
+    assert not any("first 5" in i.value for i in at.sidebar.info)
 
 
 def _new_session_app():

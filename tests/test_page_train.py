@@ -131,3 +131,30 @@ def test_a_preset_or_another_page_changing_the_settings_shows_in_every_widget():
     assert (shown["tw_opt"], shown["tw_lr"], shown["tw_batch"], shown["tw_epochs"], shown["tw_seed"]) == ("rmsprop", 0.03, 128, 7, 3)
     assert shown["tw_preset"] == "custom"
     assert not at.exception
+
+
+def test_numbers_above_their_limit_are_brought_back_and_the_limit_is_said():
+    at = open_train()
+    layers = at.sidebar.number_input(key="tw_layers")
+    assert "0 to 8" in layers.help
+    layers.set_value(50).run()  # typed 50: the field used to show 50 while the model stayed at 8
+    assert not at.exception
+    assert len(at.session_state["spec"].layers) == 8
+    assert at.sidebar.number_input(key="tw_layers").value == 8
+    assert any("50 is more than the 8 allowed" in w.value for w in at.sidebar.warning)
+    epochs = at.sidebar.number_input(key="tw_epochs")
+    assert "1 to 100" in epochs.help  # the server's guardrail (100) is below the model's limit (200)
+    epochs.set_value(150).run()
+    assert at.session_state["config"].epochs == 100 and at.sidebar.number_input(key="tw_epochs").value == 100
+    assert any("150 is more than the 100 allowed for “Epochs”" in w.value for w in at.sidebar.warning)
+
+
+def test_the_model_line_shows_the_image_shape_for_a_cnn():
+    from dlplay.presets import small_cnn_spec
+    from dlplay.spec import dense_spec
+    from dlplay.ui.training import spec_text
+
+    assert spec_text(dense_spec([128])).startswith("784 → Dense 128")
+    assert spec_text(dense_spec([])) == "784 → 10"
+    cnn = spec_text(small_cnn_spec())
+    assert cnn.startswith("1×28×28 → Conv") and not cnn.startswith("784")

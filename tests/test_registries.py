@@ -197,8 +197,13 @@ def test_kind_validates_with_its_limits(name):
         for bad in (field.low - 1, field.high + 1, 2.5):
             with pytest.raises(UserError) as info:
                 spec_with(name, **{field.name: bad})
-            assert info.value.key == "spec.layer_int_range"
-            assert info.value.params["layer"] == 1 and info.value.params["name"] == (field.error_name or field.name)
+            assert info.value.params["layer"] == 1
+            if field.count_key and bad == field.high + 1:  # "4097 neurons are too many; at most 4096"
+                assert info.value.key == "spec.layer_too_many"
+                assert info.value.params["what"] == field.count_key and info.value.params["high"] == field.high
+            else:  # named by the label the page shows for it
+                assert info.value.key == "spec.layer_int_range"
+                assert info.value.params["name"] == field.label_key
     if kind.spatial:  # after a dense layer there is no image left to slide a window over
         with pytest.raises(UserError) as info:
             ModelSpec(layers=(LayerSpec(DENSE, 16), kind_layer(name)))
@@ -333,7 +338,9 @@ def test_layer_editor_shows_each_kinds_fields():
             if field.edit:
                 widget = widgets[f"build_l{layer['id']}_{field.name}"]
                 assert widget.label == translate(field.label_key)
-                assert (widget.min, widget.max) == (field.low, field.high)
+                # no maximum in the widget: a larger number reaches the draft, whose message says the limit
+                assert (widget.min, widget.max) == (field.low, None)
+                assert translate("build.range", low=field.low, high=field.high) in widget.help
         assert widgets[f"build_l{layer['id']}_kind"].value == name
 
 

@@ -25,7 +25,7 @@ SPECS = [
         ),
         init="xavier",
     ),
-    ModelSpec(layers=(LayerSpec("dense", 10, "sigmoid", kernel=5, stride=2, padding=1),), num_classes=3),
+    ModelSpec(layers=(LayerSpec("dense", 10, "sigmoid", kernel=5, stride=2, padding=1),)),
     ModelSpec(layers=(LayerSpec("maxpool", units=7, activation="tanh", kernel=2, stride=1),)),
 ]
 CONFIGS = [
@@ -76,8 +76,48 @@ def test_missing_config_keys_take_defaults():
 
 
 def test_no_configuration_in_the_url():
-    assert not has_config({"lang": "zh"})
-    assert from_params({"lang": "zh", "lr": "0.1"}) is None
+    assert not has_config({"lang": "zh"}) and not has_config({"v": "1"})
+    assert from_params({"lang": "zh"}) is None
+
+
+def test_a_link_without_net_applies_its_settings_to_the_current_layers():
+    current = ModelSpec(layers=(LayerSpec("conv2d", 8), LayerSpec("dense", 32)), init="he")
+    spec, config = from_params({"lang": "zh", "lr": "0.1", "ep": "3"}, current=current)
+    assert spec == current and config == TrainConfig(lr=0.1, epochs=3)
+    spec, _ = from_params({"o": "sgd"})  # no current model: the tutorial's
+    assert spec == ModelSpec()
+
+
+def test_the_number_of_classes_must_be_the_datasets():
+    assert from_params({"net": "d8", "nc": "10", "ds": "fashion-mnist"})[0].num_classes == 10
+    with pytest.raises(UserError) as exc_info:
+        from_params({"net": "d8", "nc": "3"})  # accepted before, then Start failed with an IndexError
+    assert exc_info.value.key == "eval.share_bad_classes"
+    assert "3 classes" in str(exc_info.value) and "MNIST has 10" in str(exc_info.value)
+
+
+def test_too_many_neurons_says_so_with_the_limit():
+    for net in ("d999999", "d99999", "c8,d5000"):
+        with pytest.raises(UserError) as exc_info:
+            from_params({"net": net})
+        assert exc_info.value.key == "spec.layer_too_many"
+        assert "too many" in str(exc_info.value) and "at most 4096" in str(exc_info.value)
+        assert "4096" in exc_info.value.message("zh") and "神经元" in exc_info.value.message("zh")
+
+
+@pytest.mark.parametrize("params, en, zh, field", [
+    ({"net": "d8", "bs": "0"}, "Batch size", "批大小", "batch_size"),
+    ({"net": "d8", "ep": "0"}, "Epochs", "训练轮数", "epochs"),
+    ({"net": "d8", "bs": "-1"}, "Batch size", "批大小", "bs"),
+    ({"net": "d8", "lr": "fast"}, "Learning rate", "学习率", "lr"),
+    ({"net": "c8-s0"}, "Stride", "步幅", "stride"),
+])
+def test_link_messages_use_the_pages_words_not_field_names(params, en, zh, field):
+    with pytest.raises(UserError) as exc_info:
+        from_params(params)
+    english, chinese = exc_info.value.message("en"), exc_info.value.message("zh")
+    assert en in english and field not in english
+    assert zh in chinese and field not in chinese
 
 
 @pytest.mark.parametrize("params, key", [
@@ -90,7 +130,9 @@ def test_no_configuration_in_the_url():
     ({"net": "bn4"}, "eval.share_bad_layer"),
     ({"net": "d12-swish"}, "eval.share_bad_layer"),
     ({"net": "d12-do1e999"}, "spec.dropout_range"),
-    ({"net": "d99999"}, "spec.layer_int_range"),
+    ({"net": "d99999"}, "spec.layer_too_many"),
+    ({"net": "d0"}, "spec.layer_int_range"),
+    ({"net": "d8", "nc": "3"}, "eval.share_bad_classes"),
     ({"net": "c8-k29"}, "spec.layer_int_range"),
     ({"net": "d128", "lr": "abc"}, "eval.share_bad_link"),
     ({"net": "d128", "lr": "nan"}, "spec.lr_range"),

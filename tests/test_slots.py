@@ -188,3 +188,36 @@ def test_no_training_thread_is_left_after_runs_end(mnist):
     assert set(training_threads()) - before == set()
     assert not {t for t in threading.enumerate() if t.name == "dlplay-train"} - before
     assert pool.state().running == () and pool.state().queued == ()
+
+
+def test_a_paused_run_yields_its_slot_to_a_waiting_run_and_queues_again_on_resume(mnist):
+    """A closed tab's paused run held the only slot for the whole heartbeat period."""
+    pool = SlotPool(1, paused_grace_s=0.5)
+    first = holding(mnist, pool)
+    time.sleep(0.8)  # paused past the grace, but nobody waits: it keeps its slot
+    assert pool.state().running == (first,)
+    second = long_run(mnist, pool, units=8)
+    second.start()
+    assert wait_for(lambda: second.status == "running", 20)  # within the grace, not after a heartbeat period
+    assert first.status == "paused" and pool.state().running == (second,)
+    first.resume()  # back in the queue, behind nobody: it waits for the slot the other run holds
+    assert wait_for(lambda: first.status == "queued" and first.snapshot().progress.queue_position == 1, 20)
+    assert first.snapshot().progress.global_step == 0
+    second.stop()
+    assert second.join(20)
+    assert first.join(60) and first.status == "done"
+    assert first.snapshot().progress.global_step == first.total_steps
+    assert pool.state().running == () and pool.state().queued == ()
+
+
+def test_a_short_pause_keeps_the_slot_while_others_wait(mnist):
+    pool = SlotPool(1, paused_grace_s=30)
+    first = holding(mnist, pool)
+    second = short_run(mnist, pool, units=8)
+    second.start()
+    assert wait_for(lambda: second.snapshot().progress.queue_position == 1)
+    time.sleep(1.0)
+    assert pool.state().running == (first,) and second.status == "queued"
+    first.resume()
+    assert first.join(60) and first.status == "done"
+    assert second.join(60) and second.status == "done"

@@ -17,6 +17,7 @@ from dlplay.handle import RunHandle
 from dlplay.model import Net
 from dlplay.predict import LayerActivation, Prediction, predict
 from dlplay.ui.canvas_widget import decode_png_data_url, draw_canvas
+from dlplay.ui.data import PROBLEM, remember_problem, show_data_problem
 from dlplay.ui.i18n import error_text, t
 from dlplay.ui.nav import available_pages
 from dlplay.ui.state import current_session, get_config, get_spec, is_active, replace_run
@@ -97,11 +98,13 @@ def class_name(info: DatasetInfo, index: int, lang: str) -> str:
 def start_quick_train() -> None:
     """Train the designed network for one epoch (the user's settings stay as they are)."""
     st.session_state[ERROR_KEY] = None
+    st.session_state.pop(PROBLEM, None)
     try:
         # the server's rules apply (guardrails, slot pool, heartbeat); a refusal leaves the old run alone
         replace_run(get_spec(), get_config().with_changes(epochs=QUICK_EPOCHS)).start()
     except UserError as exc:
-        st.session_state[ERROR_KEY] = error_text(exc)
+        if not remember_problem(exc):  # a missing dataset: show_data_problem says where to put it
+            st.session_state[ERROR_KEY] = error_text(exc)
 
 
 def _train_page_link() -> None:
@@ -114,6 +117,7 @@ def model_panel(session: RunHandle | None, trained: bool, active: bool) -> None:
     problem = st.session_state.get(ERROR_KEY)
     if problem:
         st.error(problem)
+    show_data_problem("draw")
     if trained:
         records = session.snapshot().epochs
         acc = f"{records[-1].test_acc * 100:.1f}%" if records else "–"

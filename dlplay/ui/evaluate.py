@@ -6,28 +6,38 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
+from dlplay import checkpoint
 from dlplay.checkpoint import (
     MAX_CHECKPOINT_BYTES,
     Checkpoint,
     checkpoint_from_session,
-    export_onnx,
-    export_torchscript,
     file_stem,
     load_checkpoint,
     loading_snippet,
+    missing_export_modules,
 )
 from dlplay.data import class_label
 from dlplay.errors import UserError
 from dlplay.evaluation import ClassMetrics, EvalReport, build_report, predict_session
 from dlplay.handle import RunHandle
+from dlplay.i18n import translate
 from dlplay.runs import architecture_label, record_from_session
-from dlplay.ui.i18n import error_text, t
+from dlplay.ui.i18n import current_language, error_text, t
 from dlplay.ui.nav import ROOT
 from dlplay.ui.share import share_link_button
-from dlplay.ui.state import adopt_checkpoint, current_run_record, get_config, get_spec, is_active
+from dlplay.ui.state import (
+    adopt_checkpoint,
+    current_run_record,
+    get_config,
+    get_spec,
+    is_active,
+)
 
 REPORT = "eval_report"  # (session, token, report, step)
 UPLOAD = "eval_upload_result"  # (file_id, Checkpoint | None, error text | None)
+EXPORT_ERRORS = "eval_export_errors"  # export kind -> why its last download failed (shown on the next run)
+EXPORTERS = {"onnx": "export_onnx", "torchscript": "export_torchscript"}  # looked up when clicked
+EXPORT_NAMES = {"onnx": "ONNX", "torchscript": "TorchScript"}
 GO_INSIDE = "eval_go_inside"  # set by an Inspect button's callback: the page switches on its next run
 INSIDE_PAGE = "pages/inside.py"
 
@@ -141,18 +151,45 @@ def download_section(session: RunHandle) -> None:
     c1, c2, c3 = st.columns(3)
     c1.download_button(t("eval.download_ckpt"), ckpt_data, f"{stem}.pt", "application/octet-stream",
                        key="eval_download_ckpt", on_click="ignore", icon=":material/download:")
-    c2.download_button(t("eval.download_onnx"), lambda: export_onnx(session.model_copy("cpu"), info.mean, info.std),
-                       f"{stem}.onnx", "application/octet-stream", key="eval_download_onnx", on_click="ignore",
-                       icon=":material/download:")
-    c3.download_button(t("eval.download_torchscript"),
-                       lambda: export_torchscript(session.model_copy("cpu"), info.mean, info.std),
+    missing = {kind: missing_export_modules(kind) for kind in EXPORTERS}
+    c2.download_button(t("eval.download_onnx"), export_data("onnx", session), f"{stem}.onnx",
+                       "application/octet-stream", key="eval_download_onnx", on_click="ignore",
+                       icon=":material/download:", disabled=bool(missing["onnx"]))
+    c3.download_button(t("eval.download_torchscript"), export_data("torchscript", session),
                        f"{stem}-torchscript.pt", "application/octet-stream", key="eval_download_torchscript",
-                       on_click="ignore", icon=":material/download:")
+                       on_click="ignore", icon=":material/download:", disabled=bool(missing["torchscript"]))
+    failed = st.session_state.get(EXPORT_ERRORS, {})
+    for kind in EXPORTERS:
+        if missing[kind]:
+            st.error(t("eval.export_missing", format=EXPORT_NAMES[kind], modules=", ".join(missing[kind]),
+                       command="pip install -r requirements.txt"),
+                     icon=":material/block:")
+        elif kind in failed:
+            st.error(failed[kind], icon=":material/error:")
     st.caption(t("eval.export_help"))
     with st.expander(t("eval.snippet_title")):
         names = {"checkpoint": f"{stem}.pt", "torchscript": f"{stem}-torchscript.pt", "onnx": f"{stem}.onnx"}
         for tab, kind in zip(st.tabs([t(f"eval.snippet_{k}") for k in names]), names):
             tab.code(loading_snippet(kind, names[kind], info.mean, info.std), language="python")
+
+
+def export_data(kind: str, session: RunHandle):
+    """The download's data callable: it runs when clicked, outside the script (no streamlit there), so a
+    failure is written, in the page's language, where the next run of the page shows it."""
+    errors = st.session_state.setdefault(EXPORT_ERRORS, {})
+    info, lang = session.dataset_info, current_language()
+
+    def make() -> bytes:
+        try:
+            data = getattr(checkpoint, EXPORTERS[kind])(session.model_copy("cpu"), info.mean, info.std)
+        except Exception as exc:
+            errors[kind] = translate("eval.export_failed", lang, format=EXPORT_NAMES[kind],
+                                     error=f"{type(exc).__name__}: {exc}")
+            raise
+        errors.pop(kind, None)
+        return data
+
+    return make
 
 
 def read_upload(uploaded, limit_mb: float) -> tuple[Checkpoint | None, str | None]:

@@ -14,9 +14,9 @@ import streamlit as st
 
 from dlplay.errors import UserError
 from dlplay.layers import LAYER_KINDS as KINDS
-from dlplay.layers import Field, LayerKind, shape_text
-from dlplay.spec import (ACTIVATIONS, INITS, LAYER_KINDS, MAX_LAYERS, LayerSpec, ModelSpec, layer_output_shape,
-                         validate_layer)
+from dlplay.layers import WEIGHT_KINDS, Field, LayerKind, shape_text
+from dlplay.spec import (ACTIVATIONS, INITS, LAYER_KINDS, MAX_LAYERS, MAX_WEIGHT_LAYERS, LayerSpec,
+                         ModelSpec, layer_output_shape, validate_layer)
 from dlplay.ui.i18n import error_text, t
 
 DRAFT, SOURCE, NEXT_ID, INIT_KEY = "build_draft", "build_draft_source", "build_next_id", "build_init"
@@ -74,6 +74,8 @@ def _index(layer_id: int) -> int:
 
 def add_layer(kind: str) -> None:
     """Spatial layers go before the first dense layer (where they make sense); others go last."""
+    if add_refusal(kind) is not None:  # the button is disabled then; a stale click changes nothing
+        return
     layers = draft()
     new = _new_layer(kind)
     position = len(layers)
@@ -168,9 +170,18 @@ def editor_fields(kind: LayerKind) -> tuple[list[Field], list[Field]]:
     return [f for f in numbers if f.name == "units"], [f for f in numbers if f.name != "units"]
 
 
+def _help(key: str, low: int, high: int) -> str:
+    """A field's help with its allowed range."""
+    return f"{t(key)} {t('build.range', low=low, high=high)}"
+
+
 def _number(container: Any, layer: dict[str, Any], field: Field) -> None:
-    layer[field.name] = container.number_input(t(field.label_key), field.low, field.high, step=1,
-                                               key=_ensure(layer, field.name), help=t(field.help_key))
+    """A whole-number field with a minimum but no maximum: a number above the limit reaches the draft,
+    which then shows, under this layer, the message saying the limit (the browser would only have turned
+    the field red); its help says the range."""
+    layer[field.name] = container.number_input(t(field.label_key), field.low, None, step=1,
+                                               key=_ensure(layer, field.name),
+                                               help=_help(field.help_key, field.low, field.high))
 
 
 def _layer_fields(layer: dict[str, Any]) -> None:
@@ -233,9 +244,22 @@ def render_add_controls() -> None:
     c_kind, c_add = st.columns([3, 2], vertical_alignment="bottom")
     kind = c_kind.selectbox(t("build.new_kind"), LAYER_KINDS, key="build_new_kind",
                             format_func=lambda k: t(KINDS[k].key))
+    full = add_refusal(kind)
     c_add.button(t("build.add"), key="build_add", on_click=add_layer, args=(kind,), icon=":material/add:",
-                 disabled=len(draft()) >= MAX_LAYERS, width="stretch")
+                 disabled=full is not None, width="stretch")
+    if full is not None:
+        st.caption(full)
     st.caption(t("build.add_hint"))
+
+
+def add_refusal(kind: str) -> str | None:
+    """Why a ``kind`` layer cannot be added to the draft (the network's limits), or None."""
+    layers = draft()
+    if len(layers) >= MAX_LAYERS:
+        return t("build.full_layers", limit=MAX_LAYERS)
+    if kind in WEIGHT_KINDS and sum(layer["kind"] in WEIGHT_KINDS for layer in layers) >= MAX_WEIGHT_LAYERS:
+        return t("build.full_weighted", limit=MAX_WEIGHT_LAYERS)
+    return None
 
 
 def render_init_select(base: ModelSpec) -> None:

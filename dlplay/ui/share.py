@@ -4,11 +4,13 @@ from __future__ import annotations
 import streamlit as st
 
 from dlplay.errors import UserError
+from dlplay.guardrails import check_run
 from dlplay.runs import architecture_label
 from dlplay.share import KEYS, from_params, has_config, share_url
 from dlplay.spec import ModelSpec, TrainConfig
 from dlplay.ui.i18n import LANG_KEY, error_text, t
-from dlplay.ui.state import set_config, set_spec
+from dlplay.ui import server
+from dlplay.ui.state import get_spec, set_config, set_spec
 
 APPLIED = "share_link_applied"
 SHARE_PAGE = "build"  # where a shared link lands
@@ -28,9 +30,11 @@ def apply_query_params_once() -> None:
     if not has_config(params):
         return
     try:
-        parsed = from_params(params)
+        parsed = from_params(params, current=get_spec())
+        if parsed is not None:
+            check_run(*parsed, server.limits())
     except UserError as exc:
-        st.toast(error_text(exc), icon=":material/link_off:")
+        st.toast(t("eval.share_rejected", reason=error_text(exc)), icon=":material/link_off:")
         parsed = None
     for key in KEYS:
         if key in st.query_params:

@@ -7,13 +7,15 @@ from dlplay.errors import UserError
 from dlplay.handle import RunHandle
 from dlplay.metrics import MetricsSnapshot, Progress
 from dlplay.presets import PRESETS
-from dlplay.spec import LayerSpec, ModelSpec, TrainConfig, lr_curve
+from dlplay.spec import MAX_EPOCHS, MAX_WEIGHT_LAYERS, LayerSpec, ModelSpec, TrainConfig, lr_curve
 from dlplay.train import FINISHED
+from dlplay.ui.data import PROBLEM, remember_problem
 from dlplay.ui.i18n import error_text, t
 from dlplay.ui.nav import ROOT
 from dlplay.ui.state import current_session, get_config, get_spec, new_session, reset_session, set_config, set_spec
 
 ERROR_KEY = "train_error"
+CLAMPED = "train_clamped"  # widget key -> the message for a value above its limit that was brought back to it
 LR_CHOICES = [1e-5, 3e-5, 1e-4, 3e-4, 1e-3, 3e-3, 0.01, 0.03, 0.1, 0.3, 1.0, 3.0, 10.0]
 BATCH_CHOICES = [1, 8, 16, 32, 64, 128, 256, 512, 1024]
 UNIT_CHOICES = [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024]
@@ -28,8 +30,10 @@ def build_page_exists() -> bool:
 
 
 def spec_text(spec: ModelSpec) -> str:
-    """``784 → 128 relu → 10`` style summary of a network."""
-    parts = [str(spec.flat_input_size())] + [layer.describe() for layer in spec.layers] + [str(spec.num_classes)]
+    """``784 → 128 relu → 10`` style summary of a network; a convolutional one starts at ``1×28×28``."""
+    spatial = bool(spec.layers) and spec.layers[0].kind != "dense"  # the image goes in as an image, not flattened
+    first = "×".join(map(str, spec.input_shape)) if spatial else str(spec.flat_input_size())
+    parts = [first] + [layer.describe() for layer in spec.layers] + [str(spec.num_classes)]
     return " → ".join(parts)
 
 
@@ -57,10 +61,12 @@ def _guard(fn):
     """Run a callback; a UserError becomes a message on the page instead of a crash."""
     def wrapper(*args, **kwargs):
         st.session_state[ERROR_KEY] = None
+        st.session_state.pop(PROBLEM, None)
         try:
             fn(*args, **kwargs)
         except UserError as exc:
-            st.session_state[ERROR_KEY] = error_text(exc)
+            if not remember_problem(exc):  # a missing dataset gets its own box (show_data_problem)
+                st.session_state[ERROR_KEY] = error_text(exc)
     return wrapper
 
 
@@ -105,9 +111,34 @@ def on_preset() -> None:
         set_config(preset.config.with_changes(dataset=get_config().dataset))
 
 
+def max_epochs() -> int:
+    """Epochs one run may have here: the model's limit or the server's guardrail, whichever is lower."""
+    from dlplay.ui import server
+
+    return min(MAX_EPOCHS, server.limits().max_epochs)
+
+
+def _clamp(key: str, high: int, label_key: str) -> int:
+    """The widget's value, at most ``high``; a larger one is set back to ``high`` with a message beside it."""
+    value = int(st.session_state[key])
+    clamped = st.session_state.setdefault(CLAMPED, {})
+    clamped.pop(key, None)
+    if value > high:
+        clamped[key] = t("train.clamped", value=value, name=t(label_key), high=high)
+        st.session_state[key] = value = high
+    return value
+
+
+def show_clamped(key: str) -> None:
+    """Under a number field: why the value typed there was brought back to the limit."""
+    message = st.session_state.get(CLAMPED, {}).get(key)
+    if message:
+        st.warning(message, icon=":material/block:")
+
+
 @_guard
 def on_layers() -> None:
-    count = int(st.session_state["tw_layers"])
+    count = _clamp("tw_layers", MAX_WEIGHT_LAYERS, "train.hidden_layers")
     units = int(st.session_state.get("tw_units", 128))
     act = st.session_state.get("tw_act", "relu")
     set_spec(ModelSpec(layers=tuple(LayerSpec("dense", units, act) for _ in range(count))))
@@ -122,11 +153,17 @@ def on_dataset() -> None:
 @_guard
 def on_config() -> None:
     s = st.session_state
+    epochs = _clamp("tw_epochs", max_epochs(), "train.epochs")
     set_config(get_config().with_changes(
-        optimizer=s["tw_opt"], batch_size=int(s["tw_batch"]), epochs=int(s["tw_epochs"]), seed=int(s["tw_seed"]),
+        optimizer=s["tw_opt"], batch_size=int(s["tw_batch"]), epochs=epochs, seed=int(s["tw_seed"]),
         schedule=s.get("tw_sched", get_config().schedule),
     ))
     s["tw_preset"] = "custom"
+
+
+@_guard
+def on_all_data() -> None:
+    set_config(get_config().with_changes(train_size=None))
 
 
 @_guard

@@ -1,0 +1,85 @@
+"""Everything the app imports (and the exporters it offers need) is pinned in requirements.txt.
+
+The README installs requirements.txt only, so an import that only requirements-dev.txt satisfies
+works in the tests and fails for a learner (the ONNX export did exactly that).
+"""
+from __future__ import annotations
+
+import ast
+import importlib.metadata
+import re
+import sys
+from pathlib import Path
+
+from dlplay.checkpoint import EXPORT_MODULES
+
+REPO = Path(__file__).resolve().parents[1]
+LOCAL = {"dlplay", "pages", "app"}
+
+
+def app_files() -> list[Path]:
+    return [REPO / "app.py", *sorted((REPO / "pages").glob("*.py")), *sorted((REPO / "dlplay").rglob("*.py"))]
+
+
+def imported_modules(path: Path) -> set[str]:
+    """Top-level names of every absolute import in a file, inside functions too."""
+    names: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            names |= {alias.name.split(".")[0] for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            names.add(node.module.split(".")[0])
+    return names
+
+
+def third_party_modules() -> dict[str, set[str]]:
+    """module -> the files importing it, for modules neither in the standard library nor the app's own."""
+    found: dict[str, set[str]] = {}
+    for path in app_files():
+        for name in imported_modules(path):
+            if name in sys.stdlib_module_names or name in LOCAL or name == "__future__":
+                continue
+            found.setdefault(name, set()).add(str(path.relative_to(REPO)))
+    for kind, modules in EXPORT_MODULES.items():  # imported by torch on the exporter's behalf
+        for name in modules:
+            found.setdefault(name, set()).add(f"checkpoint export ({kind})")
+    return found
+
+
+def pinned() -> dict[str, str]:
+    """Distribution name (normalised) -> version, from requirements.txt."""
+    pins = {}
+    for line in (REPO / "requirements.txt").read_text(encoding="utf-8").splitlines():
+        line = line.split("#", 1)[0].strip()
+        if line:
+            name, _, version = line.partition("==")
+            pins[normalise(name)] = version.strip()
+    return pins
+
+
+def normalise(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def test_the_scan_sees_imports_inside_functions(tmp_path):
+    source = tmp_path / "m.py"
+    source.write_text("import os\n\ndef f():\n    import onnx.helper\n    from pandas import DataFrame\n"
+                      "    from . import sibling\n")
+    assert imported_modules(source) == {"os", "onnx", "pandas"}
+
+
+def test_every_third_party_import_is_pinned_in_requirements_txt():
+    dists = importlib.metadata.packages_distributions()
+    pins = pinned()
+    unpinned = {}
+    for module, files in sorted(third_party_modules().items()):
+        candidates = {normalise(d) for d in dists.get(module, [module])}
+        if not candidates & set(pins):
+            unpinned[module] = sorted(files)
+    assert not unpinned, f"imported but not pinned in requirements.txt: {unpinned}"
+
+
+def test_pins_match_the_installed_versions():
+    """The versions the tests ran against are the ones a learner installs."""
+    for name, version in pinned().items():
+        assert importlib.metadata.version(name).split("+")[0] == version, name  # torch: 2.13.0+cpu
