@@ -13,9 +13,9 @@ from typing import Any
 import numpy as np
 
 from .i18n import layer_name, translate
+from .probe import M, ProbeSnapshot
 
 LAYER_PARAMS = ("layer", "first", "last")  # parameters that name a block ("output" is translated)
-from .probe import M, ProbeSnapshot
 
 WINDOW = 5  # recent probes whose median a hint looks at
 DEAD_FRACTION = 0.5  # a ReLU-family layer with at least this share of dead units

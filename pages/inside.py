@@ -10,8 +10,17 @@ from dlplay import figures_inside as fi
 from dlplay.data import class_label
 from dlplay.errors import UserError
 from dlplay.inference import (
-    DEFAULT_STEP_SIZE, backward_latex, forward_latex, loss_latex, predictions, probabilities, second_best, trace,
-    tutorial_deltas, unit_backward, unit_forward,
+    DEFAULT_STEP_SIZE,
+    backward_latex,
+    forward_latex,
+    loss_latex,
+    predictions,
+    probabilities,
+    second_best,
+    trace,
+    tutorial_deltas,
+    unit_backward,
+    unit_forward,
 )
 from dlplay.ui.i18n import current_language, error_text, t
 from dlplay.ui.nav import available_pages

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from dlplay import hints as H
-from dlplay.probe import METRICS, M, LayerMeta, Probe, ProbeSnapshot
+from dlplay.probe import METRICS, LayerMeta, M, Probe, ProbeSnapshot
 from dlplay.spec import TrainConfig, dense_spec
 from dlplay.train import TrainingSession
 

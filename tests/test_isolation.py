@@ -172,7 +172,7 @@ def test_registry_holds_runs_only_while_something_else_does(mnist):
     registry.add_run(browser, other)
     assert [e.run_id for e in registry.runs()] == [run_id, "r2"]
     run.start()
-    assert wait_for(lambda: run.status == "running")
+    assert wait_for(lambda: run.status == "running")  # noqa: F821 (runs before the `del run` below)
     assert [e.run_id for e in registry.runs(active_only=True)] == [run_id]
     del run  # the training thread still holds it: still listed, still stoppable
     gc.collect()

@@ -13,8 +13,8 @@ from streamlit.testing.v1 import AppTest
 
 from dlplay.checkpoint import checkpoint_from_session, load_checkpoint
 from dlplay.evaluation import build_report, mistake_indices, predict_session
-from dlplay.runs import RunHistory, RunRecorder, RunStore, record_from_session
 from dlplay.i18n import translate
+from dlplay.runs import RunHistory, RunRecorder, RunStore, record_from_session
 from dlplay.spec import LayerSpec, ModelSpec, TrainConfig, dense_spec
 from dlplay.train import TrainingSession
 

@@ -12,7 +12,7 @@ import torch.nn.functional as F
 
 from dlplay.metrics import MetricsHistory
 from dlplay.model import build_model
-from dlplay.probe import HIST_MAX_SAMPLES, M, HistogramPlan, Probe, ProbeHistory, activation_stats, histogram
+from dlplay.probe import HIST_MAX_SAMPLES, HistogramPlan, M, Probe, ProbeHistory, activation_stats, histogram
 from dlplay.spec import LayerSpec, ModelSpec, TrainConfig, dense_spec
 from dlplay.train import TrainingSession
 

@@ -82,7 +82,7 @@ def test_queue_is_first_come_first_served(mnist):
     for units in (8, 12, 20):
         run = short_run(mnist, pool, units=units)
         run.start()
-        assert wait_for(lambda: run.snapshot().progress.queue_position == len(waiting) + 1)
+        assert wait_for(lambda: run.snapshot().progress.queue_position == len(waiting) + 1)  # noqa: B023 (called at once)
         waiting.append(run)
     assert [r.snapshot().progress.queue_position for r in waiting] == [1, 2, 3]
     first.resume()

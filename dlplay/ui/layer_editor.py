@@ -13,8 +13,17 @@ from typing import Any
 import streamlit as st
 
 from dlplay.errors import UserError
-from dlplay.spec import (ACTIVATIONS, INITS, LAYER_KINDS, MAX_LAYERS, MAX_UNITS, LayerSpec, ModelSpec,
-                         layer_output_shape, validate_layer)
+from dlplay.spec import (
+    ACTIVATIONS,
+    INITS,
+    LAYER_KINDS,
+    MAX_LAYERS,
+    MAX_UNITS,
+    LayerSpec,
+    ModelSpec,
+    layer_output_shape,
+    validate_layer,
+)
 from dlplay.ui.i18n import error_text, t
 
 DRAFT, SOURCE, NEXT_ID, INIT_KEY = "build_draft", "build_draft_source", "build_next_id", "build_init"
