@@ -9,17 +9,10 @@ from dlplay.registry import SessionRegistry, training_threads
 from dlplay.spec import TrainConfig, dense_spec
 from dlplay.train import TrainingSession
 from dlplay.ui import server
+from helpers import wait_for
 
 APP = str(Path(__file__).resolve().parents[1] / "app.py")
 
-
-def wait_for(predicate, timeout=30.0):
-    end = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > end:
-            return False
-        time.sleep(0.05)
-    return True
 
 
 def open_train():

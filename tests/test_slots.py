@@ -1,6 +1,5 @@
 """SlotPool: the server-wide limit on concurrent runs and its first-come, first-served queue, with real runs."""
 import threading
-import time
 
 import pytest
 import torch
@@ -9,15 +8,7 @@ from dlplay.registry import training_threads
 from dlplay.slots import SlotPool, default_max_runs, max_runs_from_env, threads_per_run
 from dlplay.spec import TrainConfig, dense_spec
 from dlplay.train import TrainingSession
-
-
-def wait_for(predicate, timeout=30.0):
-    end = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > end:
-            return False
-        time.sleep(0.02)
-    return True
+from helpers import wait_for
 
 
 def short_run(mnist, pool, units=16, **kwargs):
