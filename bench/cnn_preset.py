@@ -10,21 +10,19 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 import time
 from pathlib import Path
 
+import torch
+
+from dlplay.data import load_dataset
+from dlplay.model import build_model, count_parameters
+from dlplay.presets import PRESETS
+from dlplay.spec import SCHEDULES
+from dlplay.train import TrainingSession
+
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
 os.environ.setdefault("DLPLAY_DATA_DIR", str(REPO.parent / "shared" / "datasets" / "mnist-sample"))
-
-import torch  # noqa: E402
-
-from dlplay.data import load_dataset  # noqa: E402
-from dlplay.model import count_parameters, build_model  # noqa: E402
-from dlplay.presets import PRESETS  # noqa: E402
-from dlplay.spec import SCHEDULES  # noqa: E402
-from dlplay.train import TrainingSession  # noqa: E402
 
 
 def run_once(key: str, seed: int, epochs: int | None, dataset, **changes) -> list[tuple[int, float, float, float]]:

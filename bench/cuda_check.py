@@ -12,7 +12,8 @@ For the tutorial model and the small-CNN preset, on the real MNIST sample (DLPLA
 
     python bench/cuda_check.py [--epochs 3] [--repeats 3] [--device cuda]
 
-Needs torch and numpy only (no Streamlit or Plotly), so it runs on a bare GPU machine.
+Needs torch and numpy only (no Streamlit or Plotly), so it runs on a bare GPU machine: there,
+`pip install --no-deps -e .` (or PYTHONPATH=.) makes dlplay importable without its other needs.
 """
 from __future__ import annotations
 
@@ -24,20 +25,18 @@ import sys
 import warnings
 from pathlib import Path
 
+import numpy as np
+import torch
+
+from dlplay.checkpoint import checkpoint_from_session, load_checkpoint
+from dlplay.data import load_dataset
+from dlplay.presets import PRESETS
+from dlplay.probe import M, Probe
+from dlplay.train import TrainingSession
+from train_throughput import plain_loop  # (bench/train_throughput.py)
+
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
-sys.path.insert(0, str(REPO / "bench"))
 os.environ.setdefault("DLPLAY_DATA_DIR", str(REPO.parent / "shared" / "datasets" / "mnist-sample"))
-
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-
-from dlplay.checkpoint import checkpoint_from_session, load_checkpoint  # noqa: E402
-from dlplay.data import load_dataset  # noqa: E402
-from dlplay.presets import PRESETS  # noqa: E402
-from dlplay.probe import M, Probe  # noqa: E402
-from dlplay.train import TrainingSession  # noqa: E402
-from train_throughput import plain_loop  # noqa: E402  (bench/train_throughput.py)
 
 
 def synchronize(device: torch.device) -> None:

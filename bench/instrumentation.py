@@ -26,23 +26,22 @@ import argparse
 import dataclasses
 import os
 import statistics
-import sys
 import threading
 import time
 from pathlib import Path
 
+import torch
+import torch.nn.functional as F
+
+from dlplay.data import load_dataset
+from dlplay.model import build_model
+from dlplay.probe import DEFAULT_EVERY, Probe
+from dlplay.spec import ModelSpec, TrainConfig, dense_spec
+from dlplay.train import TrainingSession
+
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
 os.environ.setdefault("DLPLAY_DATA_DIR", str(REPO.parent / "shared" / "datasets" / "mnist-sample"))
 
-import torch  # noqa: E402
-import torch.nn.functional as F  # noqa: E402
-
-from dlplay.data import load_dataset  # noqa: E402
-from dlplay.model import build_model  # noqa: E402
-from dlplay.probe import DEFAULT_EVERY, Probe  # noqa: E402
-from dlplay.spec import ModelSpec, TrainConfig, dense_spec  # noqa: E402
-from dlplay.train import TrainingSession  # noqa: E402
 
 MODELS: dict[str, ModelSpec] = {
     "784-128-10 (tutorial)": dense_spec([128], "relu"),

@@ -9,22 +9,20 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
-import sys
 import time
 from pathlib import Path
 
+import torch
+import torch.nn.functional as F
+
+from dlplay.data import load_dataset
+from dlplay.device import choose_device
+from dlplay.model import build_model
+from dlplay.spec import TrainConfig, dense_spec
+from dlplay.train import TrainingSession
+
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
 os.environ.setdefault("DLPLAY_DATA_DIR", str(REPO.parent / "shared" / "datasets" / "mnist-sample"))
-
-import torch  # noqa: E402
-import torch.nn.functional as F  # noqa: E402
-
-from dlplay.data import load_dataset  # noqa: E402
-from dlplay.device import choose_device  # noqa: E402
-from dlplay.model import build_model  # noqa: E402
-from dlplay.spec import TrainConfig, dense_spec  # noqa: E402
-from dlplay.train import TrainingSession  # noqa: E402
 
 
 def plain_loop(ds, spec, cfg, device, item_per_step: bool = True) -> float:

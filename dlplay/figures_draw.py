@@ -141,7 +141,7 @@ def neuron_figure(layer: LayerActivation, lang: str = "en", height: int = 180) -
     return _figure([bar], layout, height)
 
 
-def logits_figure(logits: Sequence[float], labels: Sequence[str], lang: str = "en", height: int = 180) -> go.Figure:
+def logits_figure(logits: Sequence[float] | np.ndarray, labels: Sequence[str], lang: str = "en", height: int = 180) -> go.Figure:
     """The output layer: one score (logit) per class, the highest highlighted; softmax of these is the guess."""
     values = np.asarray(logits, dtype=np.float64)
     top = int(np.argmax(values)) if values.size else -1

@@ -22,7 +22,7 @@ from .hints import DEAD_FRACTION, HEALTHY_UPDATE_BAND, HEALTHY_UPDATE_RATIO, SAT
 from .i18n import layer_name, translate
 from .probe import ProbeSnapshot
 
-LAYER_LINES = {"legend": LEGEND_BELOW, "height": 360}  # per-layer line charts: often two rows of layers
+LAYER_LINES: dict[str, Any] = {"legend": LEGEND_BELOW, "height": 360}  # per-layer line charts: often two rows of layers
 
 PALETTE = ("#636efa", "#ef553b", "#00cc96", "#ab63fa", "#ffa15a", "#19d3f3", "#ff6692", "#b6e880", "#ff97ff", "#fecb52")
 MARKERS_BELOW = 40  # points per line under which each probe is also drawn as a dot
@@ -144,7 +144,8 @@ def histogram_figure(snap: ProbeSnapshot, lang: str = "en") -> go.Figure:
     row_px, top_px, bottom_px, gap_px = 150, 60, 30, 60
     height = top_px + bottom_px + n * row_px + (n - 1) * gap_px
     plot_h = height - top_px - bottom_px
-    traces, layout, notes = [], {}, []
+    traces, notes = [], []
+    layout: dict[str, Any] = {}
     for i, meta in enumerate(snap.layers):
         y1 = 1.0 - i * (row_px + gap_px) / plot_h
         y0 = max(0.0, y1 - row_px / plot_h)

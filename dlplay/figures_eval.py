@@ -1,7 +1,7 @@
 """Plotly figures for evaluation and run comparison (pure functions: data in, go.Figure out)."""
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Any, Sequence
 
 import numpy as np
 import plotly.graph_objects as go
@@ -95,6 +95,8 @@ def compare_figure(records: Sequence[RunRecord], names: Sequence[str], metric: s
     fig = go.Figure()
     for i, (record, name) in enumerate(zip(records, names)):
         color = PALETTE[i % len(PALETTE)]
+        x: Any
+        y: Any
         if metric == "step_loss":
             x = np.asarray(record.loss_steps)
             y = np.asarray(record.loss_values, dtype=float)

@@ -12,7 +12,7 @@ import math
 import os
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
-from typing import Mapping
+from typing import Any, Mapping
 
 import torch
 
@@ -47,7 +47,7 @@ class Limits:
     def from_env(cls, env: Mapping[str, str] | None = None) -> "Limits":
         """Defaults overridden by the ``DLPLAY_MAX_*`` variables; a bad value is a start-up error."""
         env = os.environ if env is None else env
-        values: dict[str, float | int] = {}
+        values: dict[str, Any] = {}
         for f in fields(cls):
             raw = (env.get(ENV[f.name]) or "").strip()
             if not raw:

@@ -197,7 +197,7 @@ def first_layer_images(net: nn.Module) -> tuple[str, Any] | None:
             if len(in_shape) != 3:
                 return None
             c, h, wd = in_shape
-            return block.name, lambda w: w[:MAX_FIRST_LAYER_UNITS].reshape(-1, c, h, wd).mean(dim=1)
+            return block.name, lambda w: w[:MAX_FIRST_LAYER_UNITS].reshape(-1, c, h, wd).mean(dim=1)  # noqa: B023 (returned at once)
         if not isinstance(block.op, (nn.MaxPool2d, nn.AvgPool2d)):
             return None  # batchnorm first: no weights that look at pixels
     return None

@@ -280,10 +280,10 @@ def disk_enabled() -> bool:
 def default_runs_dir() -> Path:
     """``$DLPLAY_RUNS_DIR``, else ``runs/`` in dlplay's cache folder (``~/.cache/dlplay/runs`` by default)."""
     env = os.environ.get
-    if env("DLPLAY_RUNS_DIR"):
-        return Path(env("DLPLAY_RUNS_DIR")).expanduser()
-    if env("DLPLAY_CACHE_DIR"):
-        return Path(env("DLPLAY_CACHE_DIR")).expanduser() / "runs"
+    if runs_dir := env("DLPLAY_RUNS_DIR"):
+        return Path(runs_dir).expanduser()
+    if cache_dir := env("DLPLAY_CACHE_DIR"):
+        return Path(cache_dir).expanduser() / "runs"
     xdg = env("XDG_CACHE_HOME")
     return (Path(xdg) if xdg else Path.home() / ".cache") / "dlplay" / "runs"
 

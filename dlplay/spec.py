@@ -6,11 +6,13 @@ import math
 from dataclasses import asdict, dataclass, fields, replace
 from typing import Any, Sequence
 
-from . import activations as _activations, layers as _layers, optimizers as _optimizers
+from . import activations as _activations
+from . import layers as _layers
+from . import optimizers as _optimizers
 from .errors import UserError
+from .i18n import Term
 from .layers import MAX_UNITS, WEIGHT_KINDS  # noqa: F401 - MAX_UNITS re-exported (it was defined here)
 from .optimizers import lr_factor  # lr_curve uses it; the training loop imports it from here
-from .i18n import Term
 
 # The names of the registries' entries, in their order: the choices the pages offer.
 ACTIVATIONS = tuple(_activations.ACTIVATIONS)

@@ -1,4 +1,4 @@
-"""Shared fixtures: the real MNIST sample (DLPLAY_DATA_DIR), cached once per test run."""
+"""Shared fixtures: the real MNIST sample (DLPLAY_DATA_DIR) and a model trained on it, once per test run."""
 from __future__ import annotations
 
 import os
@@ -19,6 +19,16 @@ def mnist():
     from dlplay.data import load_dataset
 
     return load_dataset("mnist", download=False)
+
+
+@pytest.fixture(scope="session")
+def trained_tutorial(mnist):
+    """The tutorial model (784 → 128 relu → 10) after one epoch on the sample, seed 0, as the Draw
+    page's quick-train button makes it. Shared by every test that reads a trained model: do not change it."""
+    from dlplay.spec import TrainConfig, dense_spec
+    from helpers import train_to_end
+
+    return train_to_end(mnist, dense_spec([128], "relu"), TrainConfig(epochs=1, seed=0))
 
 
 # Browser-test fixtures (one app server and one Chromium for the whole run), see e2e_util.py.

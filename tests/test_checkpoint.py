@@ -32,6 +32,7 @@ from dlplay.model import build_model
 from dlplay.runs import record_from_session
 from dlplay.spec import LayerSpec, ModelSpec, TrainConfig, dense_spec
 from dlplay.train import TrainingSession
+from helpers import train_to_end
 
 CONV = ModelSpec(layers=(LayerSpec("conv2d", 4, "relu", kernel=3, padding=1), LayerSpec("maxpool", kernel=2, stride=2),
                          LayerSpec("batchnorm", activation="identity"), LayerSpec("dense", 16, "gelu", dropout=0.2)))
@@ -40,10 +41,7 @@ CONV = ModelSpec(layers=(LayerSpec("conv2d", 4, "relu", kernel=3, padding=1), La
 @pytest.fixture(scope="module")
 def trained(mnist):
     config = TrainConfig(epochs=1, batch_size=100, train_size=2000, seed=2)
-    session = TrainingSession(dense_spec([32]), config, mnist, "cpu")
-    session.start()
-    assert session.join(120) and session.status == "done"
-    return session
+    return train_to_end(mnist, dense_spec([32]), config, timeout=120)
 
 
 @pytest.fixture(scope="module")

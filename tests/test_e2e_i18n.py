@@ -7,10 +7,10 @@ import re
 from pathlib import Path
 
 import pytest
-from e2e_util import open_app_page, running_app, wait_for_idle
 
 from dlplay.i18n import translate
 from dlplay.ui.nav import available_pages
+from e2e_util import open_app_page, running_app, wait_for_idle
 from test_i18n import english_words
 
 PAGES = [(url, nav_key) for _, url, nav_key, _ in available_pages()]

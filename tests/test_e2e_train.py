@@ -2,6 +2,7 @@
 import time
 
 import pytest
+
 from e2e_util import click_button, metric_value, open_app_page, wait_for_idle
 
 LOSS_POINTS_JS = """() => {

@@ -18,7 +18,7 @@ from dlplay.evaluation import (
     row_normalize,
 )
 from dlplay.spec import TrainConfig, dense_spec
-from dlplay.train import TrainingSession
+from helpers import train_to_end
 
 # 9 examples, 3 classes. True 0: guessed 0,1,0 / true 1: 1,1 / true 2: 2,0,2,2
 LABELS = np.array([0, 0, 0, 1, 1, 2, 2, 2, 2])
@@ -115,11 +115,7 @@ def test_reliability_by_hand():
 
 @pytest.fixture(scope="module")
 def trained(mnist):
-    session = TrainingSession(dense_spec([32]), TrainConfig(epochs=1, batch_size=100, train_size=2000, seed=1), mnist, "cpu")
-    session.start()
-    assert session.join(120)
-    assert session.status == "done"
-    return session
+    return train_to_end(mnist, dense_spec([32]), TrainConfig(epochs=1, batch_size=100, train_size=2000, seed=1), timeout=120)
 
 
 def test_predictions_of_a_trained_model_agree_with_the_session(trained, mnist):

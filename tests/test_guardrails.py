@@ -7,8 +7,15 @@ from streamlit.testing.v1 import AppTest
 
 from dlplay.checkpoint import MAX_CHECKPOINT_BYTES
 from dlplay.errors import UserError
-from dlplay.guardrails import (Limits, check_run, estimate_memory, free_memory_bytes, limit_train_size,
-                               memory_report, process_rss_bytes)
+from dlplay.guardrails import (
+    Limits,
+    check_run,
+    estimate_memory,
+    free_memory_bytes,
+    limit_train_size,
+    memory_report,
+    process_rss_bytes,
+)
 from dlplay.model import build_model, count_parameters
 from dlplay.spec import LayerSpec, ModelSpec, TrainConfig, dense_spec
 

@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 
 from dlplay import hints as H
-from dlplay.probe import METRICS, M, LayerMeta, Probe, ProbeSnapshot
+from dlplay.probe import METRICS, LayerMeta, M, Probe, ProbeSnapshot
 from dlplay.spec import TrainConfig, dense_spec
-from dlplay.train import TrainingSession
+from helpers import train_to_end
 
 LOCALES = Path(__file__).resolve().parents[1] / "dlplay" / "locales"
 RELU = (LayerMeta("dense1", "dense", "relu", 128, True), LayerMeta("dense2", "dense", "relu", 64, True),
@@ -172,9 +172,7 @@ def test_format_factor():
 def short_run(mnist, spec, steps: int = 100, every: int = 10, optimizer: str = "adam", lr: float = 1e-3):
     probe = Probe(every=every)
     config = TrainConfig(optimizer=optimizer, lr=lr, batch_size=32, epochs=1, train_size=32 * steps, seed=0)
-    session = TrainingSession(spec, config, mnist, "cpu", callbacks=[probe])
-    session.start()
-    assert session.join(120) and session.status == "done"
+    session = train_to_end(mnist, spec, config, callbacks=[probe], timeout=120)
     return session.snapshot().extras["probe"]
 
 
@@ -206,9 +204,7 @@ def test_too_high_learning_rate_kills_relu_units(mnist, lr):
     is the dead units (not "vanishing gradients" or "learning rate too low")."""
     probe = Probe(every=5)
     config = TrainConfig(optimizer="sgd", lr=lr, batch_size=32, epochs=1, train_size=32 * 40, seed=0)
-    session = TrainingSession(dense_spec([128], "relu"), config, mnist, "cpu", callbacks=[probe])
-    session.start()
-    assert session.join(60) and session.status == "done"
+    train_to_end(mnist, dense_spec([128], "relu"), config, callbacks=[probe], timeout=60)
     snap = probe.snapshot()
     assert snap.recent("dead")[0] > 0.8
     (hint,) = H.find_hints(snap)

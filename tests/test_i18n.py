@@ -81,7 +81,7 @@ def test_english_word_detector():
 def _placeholders(text: str) -> set[tuple[str, str]]:
     """(name, format spec) of the str.format fields (not plotly's %{...} hover fields)."""
     fields = set()
-    for literal, name, spec, conversion in string.Formatter().parse(text):
+    for literal, name, spec, _conversion in string.Formatter().parse(text):
         if name is not None and not literal.endswith("%"):
             fields.add((name, spec or ""))
     return fields

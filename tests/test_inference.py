@@ -10,8 +10,17 @@ import torch.nn.functional as F
 
 from dlplay import figures_inside as fi
 from dlplay.inference import (
-    activation_derivative, backward_latex, forward_latex, loss_latex, num, predictions, probabilities, trace,
-    tutorial_deltas, unit_backward, unit_forward,
+    activation_derivative,
+    backward_latex,
+    forward_latex,
+    loss_latex,
+    num,
+    predictions,
+    probabilities,
+    trace,
+    tutorial_deltas,
+    unit_backward,
+    unit_forward,
 )
 from dlplay.model import build_model
 from dlplay.spec import ACTIVATIONS, LayerSpec, ModelSpec

@@ -9,17 +9,10 @@ from dlplay.registry import SessionRegistry, training_threads
 from dlplay.spec import TrainConfig, dense_spec
 from dlplay.train import TrainingSession
 from dlplay.ui import server
+from helpers import wait_for
 
 APP = str(Path(__file__).resolve().parents[1] / "app.py")
 
-
-def wait_for(predicate, timeout=30.0):
-    end = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > end:
-            return False
-        time.sleep(0.05)
-    return True
 
 
 def open_train():
@@ -172,7 +165,7 @@ def test_registry_holds_runs_only_while_something_else_does(mnist):
     registry.add_run(browser, other)
     assert [e.run_id for e in registry.runs()] == [run_id, "r2"]
     run.start()
-    assert wait_for(lambda: run.status == "running")
+    assert wait_for(lambda: run.status == "running")  # noqa: F821 (runs before the `del run` below)
     assert [e.run_id for e in registry.runs(active_only=True)] == [run_id]
     del run  # the training thread still holds it: still listed, still stoppable
     gc.collect()

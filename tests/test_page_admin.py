@@ -1,10 +1,10 @@
 """The admin page: off without a token, locked behind it, shows sessions, runs and memory, stops runs."""
-import time
 from pathlib import Path
 
 from streamlit.testing.v1 import AppTest
 
 from dlplay.ui import server
+from helpers import click, wait_for
 
 APP = str(Path(__file__).resolve().parents[1] / "app.py")
 TOKEN = "correct horse battery staple"
@@ -20,12 +20,6 @@ def open_page(page, lang="en"):
     return at
 
 
-def click(at, key):
-    next(b for b in at.button if b.key == key).click()
-    at.run()
-    assert not at.exception, at.exception
-
-
 def sign_in(at, token):
     at.text_input(key="admin_token_input").input(token)
     click(at, "admin_sign_in")
@@ -34,14 +28,6 @@ def sign_in(at, token):
 def metrics(at):
     return {m.label: m.value for m in at.metric}
 
-
-def wait_for(predicate, timeout=30.0):
-    end = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > end:
-            return False
-        time.sleep(0.05)
-    return True
 
 
 def test_admin_is_not_in_the_navigation_without_a_token(monkeypatch):

@@ -12,6 +12,7 @@ from dlplay.figures_network import NEGATIVE, POSITIVE, diagram_columns, network_
 from dlplay.presets import PRESETS, small_cnn_spec
 from dlplay.spec import LayerSpec, ModelSpec, TrainConfig, dense_spec
 from dlplay.train import TrainingSession
+from helpers import click, wait_for_status, wait_for_step
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -33,11 +34,6 @@ def _kinds(spec: ModelSpec) -> list[str]:
     return [layer.kind for layer in spec.layers]
 
 
-def _click(at: AppTest, key: str) -> None:
-    at.button(key=key).click().run()
-    assert not at.exception, [e.value for e in at.exception]
-
-
 def test_page_shows_the_tutorial_model_with_counts():
     at = _build_page()
     assert at.session_state["spec"] == PRESETS["tutorial"].spec
@@ -53,25 +49,25 @@ def test_page_shows_the_tutorial_model_with_counts():
 def test_add_remove_and_move_layers():
     at = _build_page()
     (first,) = _ids(at)
-    _click(at, "build_add")  # a dense layer goes last
+    click(at, "build_add")  # a dense layer goes last
     assert _kinds(at.session_state["spec"]) == ["dense", "dense"]
     assert at.session_state["spec"].layers[1].units == 64
     at.selectbox(key="build_new_kind").set_value("conv2d").run()
-    _click(at, "build_add")  # a conv layer goes before the first dense layer
+    click(at, "build_add")  # a conv layer goes before the first dense layer
     spec = at.session_state["spec"]
     assert _kinds(spec) == ["conv2d", "dense", "dense"]
     assert spec.shapes()[0] == (32, 28, 28)
     conv_id, _, second = _ids(at)
     assert at.button(key=f"build_down_{second}").disabled  # nothing below the last layer
     assert at.button(key=f"build_up_{conv_id}").disabled
-    _click(at, f"build_up_{second}")
+    click(at, f"build_up_{second}")
     assert _ids(at) == [conv_id, second, first]
     assert [layer.units for layer in at.session_state["spec"].layers] == [32, 64, 128]
-    _click(at, f"build_del_{conv_id}")
+    click(at, f"build_del_{conv_id}")
     assert _ids(at) == [second, first]
     assert at.session_state["spec"] == dense_spec([64, 128])
-    _click(at, f"build_del_{second}")
-    _click(at, f"build_del_{first}")
+    click(at, f"build_del_{second}")
+    click(at, f"build_del_{first}")
     assert at.session_state["spec"].layers == ()
     assert at.info  # "no hidden layers" explains softmax regression
     assert not at.error
@@ -81,14 +77,14 @@ def test_invalid_order_shows_error_and_keeps_last_valid_spec():
     at = _build_page()
     (dense_id,) = _ids(at)
     at.selectbox(key="build_new_kind").set_value("conv2d").run()
-    _click(at, "build_add")
+    click(at, "build_add")
     conv_id = _ids(at)[0]
     valid = at.session_state["spec"]
-    _click(at, f"build_down_{conv_id}")  # conv after dense: not an image any more
+    click(at, f"build_down_{conv_id}")  # conv after dense: not an image any more
     assert _ids(at) == [dense_id, conv_id]
     assert len(at.error) == 2 and all("Layer 2" in e.value for e in at.error)  # at the top and in the layer
     assert at.session_state["spec"] == valid  # nothing lost, training would use the valid model
-    _click(at, f"build_up_{conv_id}")
+    click(at, f"build_up_{conv_id}")
     assert not at.error and at.session_state["spec"] == valid
 
 
@@ -96,9 +92,9 @@ def test_kernel_too_large_names_the_layer_and_sizes():
     at = _build_page()
     for _ in range(2):
         at.selectbox(key="build_new_kind").set_value("maxpool").run()
-        _click(at, "build_add")
+        click(at, "build_add")
     at.selectbox(key="build_new_kind").set_value("conv2d").run()
-    _click(at, "build_add")
+    click(at, "build_add")
     spec = at.session_state["spec"]
     assert _kinds(spec) == ["maxpool", "maxpool", "conv2d", "dense"]
     assert spec.layers[0].kernel == 2 and spec.layers[0].stride == 2  # pool defaults
@@ -141,7 +137,7 @@ def test_units_buttons_kind_change_and_init():
 def test_loading_a_preset_sets_model_and_training_settings():
     at = _build_page()
     at.selectbox(key="build_preset").set_value("small_cnn").run()
-    _click(at, "build_load_preset")
+    click(at, "build_load_preset")
     assert at.session_state["spec"] == PRESETS["small_cnn"].spec
     assert at.session_state["config"] == PRESETS["small_cnn"].config
     assert len(at.session_state["build_draft"]) == len(PRESETS["small_cnn"].spec.layers)
@@ -159,9 +155,9 @@ def test_changing_the_model_while_a_run_exists_asks_to_reset(mnist):
     at.session_state["train_session"] = session
     at.run()
     assert not at.warning  # same architecture: nothing to ask
-    _click(at, "build_add")
+    click(at, "build_add")
     assert len(at.warning) == 1
-    _click(at, "build_reset_run")
+    click(at, "build_reset_run")
     assert at.session_state["train_session"] is None
     assert not at.warning
 
@@ -227,31 +223,24 @@ def test_summary_rows_and_totals_agree(spec):
 
 
 def test_cnn_from_the_build_page_trains_on_the_train_page():
-    import time
 
     at = _build_page()
     at.selectbox(key="build_preset").set_value("small_cnn").run()
-    _click(at, "build_load_preset")
+    click(at, "build_load_preset")
     at.switch_page("pages/train.py")
     at.run()
     assert not at.exception, [e.value for e in at.exception]
-    _click(at, "train_step")
+    click(at, "train_step")
     session = at.session_state["train_session"]
     assert session is not None and session.spec == PRESETS["small_cnn"].spec
-    for _ in range(600):
-        if session.snapshot().progress.global_step >= 1:
-            break
-        time.sleep(0.1)
+    wait_for_step(session, 1, timeout=60)
     snap = session.snapshot()
     assert snap.progress.global_step == 1 and len(snap.losses) == 1 and 0 < snap.losses[0] < 10
     at.switch_page("pages/build.py")
     at.run()
     assert not at.exception and not at.warning  # same architecture: no reset needed
     session.stop()
-    for _ in range(300):
-        if session.status == "stopped":
-            break
-        time.sleep(0.1)
+    wait_for_status(session, "stopped", timeout=30)
     assert session.status == "stopped"
     session.join(180)  # the run history evaluates a stopped run once more before the thread ends
 
@@ -260,13 +249,13 @@ def test_building_the_cnn_by_hand_gives_the_preset():
     at = _build_page()
     for kind in ("conv2d", "maxpool", "conv2d", "maxpool"):  # spatial layers go in before the dense one
         at.selectbox(key="build_new_kind").set_value(kind).run()
-        _click(at, "build_add")
+        click(at, "build_add")
     for moves in (2, 5):  # a batch norm goes last; move it up behind its convolution
         at.selectbox(key="build_new_kind").set_value("batchnorm").run()
-        _click(at, "build_add")
+        click(at, "build_add")
         bn = _ids(at)[-1]
         for _ in range(moves):
-            _click(at, f"build_up_{bn}")
+            click(at, f"build_up_{bn}")
     conv1, bn1, pool1, conv2, bn2, pool2, dense1 = _ids(at)
     at.number_input(key=f"build_l{conv2}_units").set_value(64).run()
     at.number_input(key=f"build_l{dense1}_dropout").set_value(0.3).run()
@@ -317,11 +306,11 @@ def test_the_limits_are_said_where_the_values_are_typed():
 def test_add_stops_at_the_weighted_layer_limit_and_says_why():
     at = _build_page()
     for _ in range(7):  # the tutorial's dense layer plus 7: the limit of 8
-        _click(at, "build_add")
+        click(at, "build_add")
     assert len(at.session_state["spec"].layers) == 8 and not at.error
     assert at.button(key="build_add").disabled  # the old page accepted cards up to 16 while an error said 8
     assert any("8 dense or convolutional layers" in c.value for c in at.caption)
     at.selectbox(key="build_new_kind").set_value("batchnorm").run()
     assert not at.button(key="build_add").disabled  # a BatchNorm layer has no weights to count
-    _click(at, "build_add")
+    click(at, "build_add")
     assert len(at.session_state["spec"].layers) == 9

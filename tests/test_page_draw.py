@@ -3,11 +3,9 @@ from __future__ import annotations
 
 import base64
 import io
-import time
 from pathlib import Path
 
 import numpy as np
-import pytest
 from PIL import Image
 from streamlit.testing.v1 import AppTest
 
@@ -15,18 +13,10 @@ from dlplay.canvas import preprocess
 from dlplay.predict import predict_batch
 from dlplay.spec import LayerSpec, ModelSpec, TrainConfig, dense_spec
 from dlplay.train import TrainingSession
+from helpers import stop_and_join, wait_for, wait_for_status
 
 REPO = Path(__file__).resolve().parents[1]
 CANVAS_KEY = "draw_canvas"
-
-
-@pytest.fixture(scope="module")
-def trained(mnist) -> TrainingSession:
-    """The tutorial model after one epoch on the sample (as the quick-train button makes it)."""
-    session = TrainingSession(dense_spec([128], "relu"), TrainConfig(epochs=1), mnist, "cpu")
-    session.start()
-    assert session.join(timeout=300) and session.status == "done"
-    return session
 
 
 def draw_page(session: TrainingSession | None = None, lang: str = "en") -> AppTest:
@@ -110,12 +100,12 @@ def test_quick_train_trains_one_epoch_without_changing_the_settings() -> None:
     assert all(b.key != "draw_quick_train" for b in at.button)
 
 
-def test_drawn_digits_are_guessed_and_shared_with_the_inside_page(trained, mnist) -> None:
+def test_drawn_digits_are_guessed_and_shared_with_the_inside_page(trained_tutorial, mnist) -> None:
     images, labels = mnist.test_images[:40].numpy(), mnist.test_labels[:40].numpy()
     info = mnist.info
-    sure = predict_batch(trained.model_copy(), images, info.mean, info.std).argmax(1) == labels
+    sure = predict_batch(trained_tutorial.model_copy(), images, info.mean, info.std).argmax(1) == labels
     picks = [i for i in range(40) if sure[i]][:6]  # digits the network gets right in MNIST's own form
-    at = draw_page(trained)
+    at = draw_page(trained_tutorial)
     assert "Guessing with your network 784 → Dense 128 relu → 10" in at.success[0].value
     right = 0
     for i in picks:
@@ -131,16 +121,16 @@ def test_drawn_digits_are_guessed_and_shared_with_the_inside_page(trained, mnist
     assert "**dense1**: 128 neurons, activation relu." in headings and "**output**: 10 scores" in headings
 
 
-def test_model_copy_is_reused_until_training_moves_on(trained, mnist) -> None:
-    at = draw_page(trained)
+def test_model_copy_is_reused_until_training_moves_on(trained_tutorial, mnist) -> None:
+    at = draw_page(trained_tutorial)
     draw(at, canvas_rgba(mnist.test_images[0].numpy()))
     first = at.session_state["draw_model_cache"]
     draw(at, canvas_rgba(mnist.test_images[1].numpy()))
     assert at.session_state["draw_model_cache"][1] is first[1]
 
 
-def test_empty_canvas_shows_no_prediction(trained) -> None:
-    at = draw_page(trained)
+def test_empty_canvas_shows_no_prediction(trained_tutorial) -> None:
+    at = draw_page(trained_tutorial)
     draw(at, np.zeros((280, 280, 4), dtype=np.uint8) + np.array([0, 0, 0, 255], dtype=np.uint8))
     assert "Draw a digit" in guess_html(at) and guessed_digit(at) is None
     assert charts(at) == 0 and at.session_state["drawing28"] is None
@@ -151,8 +141,8 @@ def test_empty_canvas_shows_no_prediction(trained) -> None:
     assert guessed_digit(at) is None and at.session_state["drawing28"] is None
 
 
-def test_uploaded_pictures_are_guessed_and_bad_files_explained(trained, mnist) -> None:
-    at = draw_page(trained)
+def test_uploaded_pictures_are_guessed_and_bad_files_explained(trained_tutorial, mnist) -> None:
+    at = draw_page(trained_tutorial)
     at.radio(key="draw_source").set_value("upload").run()
     assert "Upload a picture of one digit" in guess_html(at) and not at.error
     # a photo-like upload: dark ink on white paper, larger than the canvas
@@ -186,8 +176,8 @@ def test_conv_network_shows_feature_maps(mnist) -> None:
     assert charts(at) == 4  # probabilities, conv2d1, maxpool1, output
 
 
-def test_page_in_chinese(trained, mnist) -> None:
-    at = draw_page(trained, lang="zh")
+def test_page_in_chinese(trained_tutorial, mnist) -> None:
+    at = draw_page(trained_tutorial, lang="zh")
     assert at.title[0].value == "写一个数字"
     assert "请写一个数字" in guess_html(at)
     draw(at, canvas_rgba(mnist.test_images[0].numpy()))
@@ -198,16 +188,13 @@ def test_page_in_chinese(trained, mnist) -> None:
 def test_paused_first_epoch_points_to_the_train_page(mnist) -> None:
     session = TrainingSession(dense_spec([16]), TrainConfig(epochs=1), mnist, "cpu")
     session.step(1)  # starts paused after one step: no finished epoch yet
-    deadline = time.monotonic() + 30
-    while session.status != "paused" and time.monotonic() < deadline:
-        time.sleep(0.05)
+    assert wait_for_status(session, "paused")
     try:
         at = draw_page(session)
         assert "paused before finishing its first epoch" in at.info[0].value
         assert all(b.key != "draw_quick_train" for b in at.button)
     finally:
-        session.stop()
-        session.join(timeout=10)
+        stop_and_join(session)
 
 
 def test_queued_quick_training_says_it_waits(mnist) -> None:
@@ -217,20 +204,15 @@ def test_queued_quick_training_says_it_waits(mnist) -> None:
     holder = TrainingSession(dense_spec([16]), TrainConfig(epochs=1), mnist, "cpu", slot_pool=pool)
     waiting = TrainingSession(dense_spec([16]), TrainConfig(epochs=1), mnist, "cpu", slot_pool=pool)
     holder.start(paused=True)  # takes the only place, then waits
-    deadline = time.monotonic() + 30
-    while holder.status != "paused" and time.monotonic() < deadline:
-        time.sleep(0.05)
+    assert wait_for_status(holder, "paused")
     waiting.start()
-    while waiting.status != "queued" and time.monotonic() < deadline:
-        time.sleep(0.05)
+    assert wait_for_status(waiting, "queued")
     try:
         at = draw_page(waiting)
         assert "position 1 in the queue" in at.info[0].value
         assert all(b.key != "draw_quick_train" for b in at.button)
     finally:
-        for session in (waiting, holder):
-            session.stop()
-            session.join(timeout=10)
+        stop_and_join(waiting, holder)
 
 
 def test_canvas_png_decoding_and_cache(mnist) -> None:
@@ -254,9 +236,7 @@ def test_a_run_still_training_is_used_and_followed(mnist) -> None:
     session = TrainingSession(dense_spec([32]), TrainConfig(epochs=100, train_size=1000), mnist, "cpu",
                               heartbeat_timeout=120)
     session.start()
-    deadline = time.monotonic() + 120
-    while session.metrics.progress.epoch < 1 and time.monotonic() < deadline:
-        time.sleep(0.05)
+    assert wait_for(lambda: session.metrics.progress.epoch >= 1, timeout=120)
     try:
         at = draw_page(session)
         assert "It is still training" in at.success[0].value
@@ -264,11 +244,9 @@ def test_a_run_still_training_is_used_and_followed(mnist) -> None:
         assert guessed_digit(at) is not None
         first_key, first_model = at.session_state["draw_model_cache"]
         step = first_key[1]
-        while session.metrics.progress.global_step <= step and time.monotonic() < deadline:
-            time.sleep(0.05)
+        assert wait_for(lambda: session.metrics.progress.global_step > step, timeout=120)
         at.run()  # the page polls while the run trains; AppTest needs an explicit rerun
         key, model = at.session_state["draw_model_cache"]
         assert key[1] > step and model is not first_model
     finally:
-        session.stop()
-        session.join(timeout=10)
+        stop_and_join(session)

@@ -4,7 +4,6 @@ from __future__ import annotations
 import base64
 import io
 import json
-import time
 from pathlib import Path
 
 import numpy as np
@@ -15,16 +14,14 @@ from streamlit.testing.v1 import AppTest
 from dlplay.probe import Probe
 from dlplay.spec import TrainConfig, dense_spec
 from dlplay.train import TrainingSession
+from helpers import stop_and_join, train_to_end, wait_for_status
 
 APP = str(Path(__file__).resolve().parents[1] / "app.py")
 
 
 def trained(mnist, spec, probe: bool = True, steps: int = 60) -> TrainingSession:
     config = TrainConfig(optimizer="adam", lr=1e-3, batch_size=32, epochs=1, train_size=32 * steps, seed=0)
-    session = TrainingSession(spec, config, mnist, "cpu", callbacks=[Probe(every=10)] if probe else [])
-    session.start()
-    assert session.join(120) and session.status == "done"
-    return session
+    return train_to_end(mnist, spec, config, callbacks=[Probe(every=10)] if probe else [], timeout=120)
 
 
 def open_dynamics(session, lang: str = "en") -> AppTest:
@@ -147,9 +144,7 @@ def test_the_measurement_interval_applies_to_the_run_and_the_next_ones(mnist):
         assert not at.exception
         assert probe.every == 20 and at.session_state["probe_every"] == 20
         session.step(1)
-        end = time.monotonic() + 30
-        while session.status != "paused" and time.monotonic() < end:
-            time.sleep(0.05)
+        wait_for_status(session, "paused")
         at.run()
         assert "one every 20 steps" in " ".join(c.value for c in at.caption)
         assert at.select_slider(key="dyn_every").value == 20  # kept across reruns
@@ -162,9 +157,7 @@ def test_the_measurement_interval_applies_to_the_run_and_the_next_ones(mnist):
         assert new is not session and new.status in ("queued", "running", "done")
         assert [cb.every for cb in new.callbacks if isinstance(cb, Probe)] == [20]
     finally:
-        for run in runs:
-            run.stop()
-            run.join(10)
+        stop_and_join(*runs)
 
 
 def test_a_paused_run_updates_on_the_next_rerun(mnist):
@@ -174,16 +167,13 @@ def test_a_paused_run_updates_on_the_next_rerun(mnist):
         at = open_dynamics(session)
         assert "Waiting for the first measurement" in at.info[0].value
         session.step(1)
-        end = time.monotonic() + 30
-        while session.status != "paused" and time.monotonic() < end:
-            time.sleep(0.05)
+        wait_for_status(session, "paused")
         at.run()
         assert not at.exception
         assert "last measurement at step 1" in " ".join(c.value for c in at.caption)
         assert len(charts(at)) == 7
     finally:
-        session.stop()
-        session.join(10)
+        stop_and_join(session)
 
 
 # ----- the figures behind the views (core, no Streamlit) ------------------------------------------

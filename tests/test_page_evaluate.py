@@ -13,10 +13,11 @@ from streamlit.testing.v1 import AppTest
 
 from dlplay.checkpoint import checkpoint_from_session, load_checkpoint
 from dlplay.evaluation import build_report, mistake_indices, predict_session
-from dlplay.runs import RunHistory, RunRecorder, RunStore, record_from_session
 from dlplay.i18n import translate
+from dlplay.runs import RunHistory, RunRecorder, RunStore, record_from_session
 from dlplay.spec import LayerSpec, ModelSpec, TrainConfig, dense_spec
 from dlplay.train import TrainingSession
+from helpers import train_to_end
 
 REPO = Path(__file__).resolve().parents[1]
 TIMEOUT = 120
@@ -24,10 +25,7 @@ TIMEOUT = 120
 
 def train(mnist, hidden=(32,), **config) -> TrainingSession:
     cfg = TrainConfig(**{"epochs": 1, "batch_size": 100, "train_size": 2000, "seed": 0, **config})
-    session = TrainingSession(dense_spec(list(hidden)), cfg, mnist, "cpu")
-    session.start()
-    assert session.join(120) and session.status == "done"
-    return session
+    return train_to_end(mnist, dense_spec(list(hidden)), cfg, timeout=120)
 
 
 @pytest.fixture(scope="module")

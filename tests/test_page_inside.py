@@ -11,16 +11,14 @@ from dlplay.i18n import translate
 from dlplay.inference import num, trace, unit_forward
 from dlplay.spec import LayerSpec, ModelSpec, TrainConfig, dense_spec
 from dlplay.train import TrainingSession
+from helpers import train_to_end
 
 REPO = Path(__file__).resolve().parents[1]
 TIMEOUT = 90
 
 
 def trained(mnist, spec: ModelSpec) -> TrainingSession:
-    session = TrainingSession(spec, TrainConfig(epochs=1, batch_size=128, train_size=3000, seed=0), mnist, "cpu")
-    session.start()
-    assert session.join(120) and session.status == "done"
-    return session
+    return train_to_end(mnist, spec, TrainConfig(epochs=1, batch_size=128, train_size=3000, seed=0), timeout=120)
 
 
 @pytest.fixture(scope="module")

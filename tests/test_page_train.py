@@ -4,6 +4,8 @@ from pathlib import Path
 
 from streamlit.testing.v1 import AppTest
 
+from helpers import wait_for, wait_for_step
+
 APP = str(Path(__file__).resolve().parents[1] / "app.py")
 
 
@@ -17,10 +19,6 @@ def open_train(lang="en"):
     return at
 
 
-def button(at, key):
-    return next(b for b in at.button if b.key == key)
-
-
 def test_train_page_starts_and_shows_live_charts():
     at = open_train()
     assert at.title[0].value == "Train a neural network"
@@ -28,7 +26,7 @@ def test_train_page_starts_and_shows_live_charts():
     at.sidebar.number_input(key="tw_epochs").set_value(1)
     at.run()
     assert at.session_state["config"].epochs == 1
-    button(at, "train_start").click()
+    at.button(key="train_start").click()
     at.run()
     session = at.session_state["train_session"]
     assert session is not None and session.config.epochs == 1
@@ -55,22 +53,18 @@ def test_invalid_learning_rate_change_mid_run_and_layers_control():
     at.sidebar.select_slider(key="tw_lr").set_value(0.01)
     at.run()
     assert at.session_state["config"].lr == 0.01
-    button(at, "train_step").click()
+    at.button(key="train_step").click()
     at.run()
     session = at.session_state["train_session"]
-    end = time.monotonic() + 20
-    while session.snapshot().progress.global_step < 1 and time.monotonic() < end:
-        time.sleep(0.05)
+    wait_for_step(session, 1, timeout=20)
     assert session.status == "paused"
     at.sidebar.select_slider(key="tw_lr").set_value(0.1)
     at.run()
-    button(at, "train_resume").click()
+    at.button(key="train_resume").click()
     at.run()
-    end = time.monotonic() + 20
-    while not session.snapshot().lr_changes and time.monotonic() < end:
-        time.sleep(0.05)
+    wait_for(lambda: session.snapshot().lr_changes, timeout=20)
     assert session.snapshot().lr_changes[-1][1] == 0.1
-    button(at, "train_stop").click()
+    at.button(key="train_stop").click()
     at.run()
     assert session.join(10) and session.status == "stopped"
 
@@ -78,7 +72,7 @@ def test_invalid_learning_rate_change_mid_run_and_layers_control():
 def test_train_page_in_chinese():
     at = open_train("zh")
     assert at.title[0].value == "训练神经网络"
-    assert button(at, "train_start").label == "开始"
+    assert at.button(key="train_start").label == "开始"
 
 
 def test_evaluate_mistake_opens_on_inside_page(mnist):
@@ -104,7 +98,7 @@ def test_a_run_started_on_train_is_probed_for_the_dynamics_page():
     from dlplay.probe import Probe
 
     at = open_train()
-    button(at, "train_step").click()
+    at.button(key="train_step").click()
     at.run()
     session = at.session_state["train_session"]
     assert any(isinstance(cb, Probe) for cb in session.callbacks)

@@ -16,25 +16,15 @@ from dlplay.figures_draw import (
 )
 from dlplay.model import build_model
 from dlplay.predict import LayerActivation, predict, predict_batch
-from dlplay.spec import LayerSpec, ModelSpec, TrainConfig, dense_spec
-from dlplay.train import TrainingSession
-
-
-@pytest.fixture(scope="module")
-def trained(mnist):
-    """The tutorial model after one epoch on the 10k sample."""
-    session = TrainingSession(dense_spec([128], "relu"), TrainConfig(epochs=1, seed=0), mnist, "cpu")
-    session.start()
-    assert session.join(timeout=300) and session.status == "done"
-    return session
+from dlplay.spec import LayerSpec, ModelSpec, dense_spec
 
 
 def _images(mnist, n: int) -> tuple[np.ndarray, np.ndarray]:
     return mnist.test_images[:n].numpy(), mnist.test_labels[:n].numpy()
 
 
-def test_probabilities_and_layers_of_the_tutorial_model(trained, mnist) -> None:
-    model = trained.model_copy()
+def test_probabilities_and_layers_of_the_tutorial_model(trained_tutorial, mnist) -> None:
+    model = trained_tutorial.model_copy()
     info = mnist.info
     images, labels = _images(mnist, 1)
     pred = predict(model, images[0], info.mean, info.std)
@@ -56,9 +46,9 @@ def test_probabilities_and_layers_of_the_tutorial_model(trained, mnist) -> None:
     assert ranked[0][1] >= ranked[1][1] >= ranked[2][1]
 
 
-def test_recorded_activation_is_the_layer_computed_by_hand(trained, mnist) -> None:
+def test_recorded_activation_is_the_layer_computed_by_hand(trained_tutorial, mnist) -> None:
     """dense1 = relu(W x + b) with x normalised like training; output = W2 dense1 + b2."""
-    model = trained.model_copy()
+    model = trained_tutorial.model_copy()
     info = mnist.info
     image = _images(mnist, 2)[0][1]
     pred = predict(model, image, info.mean, info.std)
@@ -71,15 +61,15 @@ def test_recorded_activation_is_the_layer_computed_by_hand(trained, mnist) -> No
     np.testing.assert_allclose(pred.logits, logits.numpy(), rtol=1e-5, atol=1e-5)
 
 
-def test_single_predictions_agree_with_the_batch_and_are_mostly_right(trained, mnist) -> None:
-    model = trained.model_copy()
+def test_single_predictions_agree_with_the_batch_and_are_mostly_right(trained_tutorial, mnist) -> None:
+    model = trained_tutorial.model_copy()
     info = mnist.info
     images, labels = _images(mnist, 300)
     batch = predict_batch(model, images, info.mean, info.std)
     singles = np.stack([predict(model, img, info.mean, info.std).probabilities for img in images[:50]])
     np.testing.assert_allclose(singles, batch[:50], rtol=1e-5, atol=1e-6)
     accuracy = float((batch.argmax(1) == labels).mean())
-    _, session_acc = trained.evaluate("test")
+    _, session_acc = trained_tutorial.evaluate("test")
     print(f"accuracy on 300 test digits: {accuracy:.3f} (whole test set: {session_acc:.3f})")
     assert accuracy > 0.85  # one epoch on the sample reaches about 0.9
 

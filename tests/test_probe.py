@@ -12,9 +12,10 @@ import torch.nn.functional as F
 
 from dlplay.metrics import MetricsHistory
 from dlplay.model import build_model
-from dlplay.probe import HIST_MAX_SAMPLES, M, HistogramPlan, Probe, ProbeHistory, activation_stats, histogram
+from dlplay.probe import HIST_MAX_SAMPLES, HistogramPlan, M, Probe, ProbeHistory, activation_stats, histogram
 from dlplay.spec import LayerSpec, ModelSpec, TrainConfig, dense_spec
 from dlplay.train import TrainingSession
+from helpers import train_to_end
 
 
 def approx(x: float):
@@ -176,9 +177,7 @@ def test_probe_on_real_training_matches_independent_measurements(mnist):
     every = 3
     probe = Probe(every=every)
     config = TrainConfig(optimizer="sgd", lr=0.05, batch_size=32, epochs=1, train_size=320, seed=1)
-    session = TrainingSession(dense_spec([32, 16], "relu"), config, mnist, "cpu", sync_every=4, callbacks=[probe])
-    session.start()
-    assert session.join(60) and session.status == "done"
+    session = train_to_end(mnist, dense_spec([32, 16], "relu"), config, sync_every=4, callbacks=[probe], timeout=60)
     snap = session.snapshot().extras["probe"]
     assert list(snap.steps) == [1, 3, 6, 9, 10]  # step 1, every 3rd, and the last
     assert snap.probes == 5 and snap.last_step == 10
@@ -212,9 +211,7 @@ def test_probe_on_real_training_matches_independent_measurements(mnist):
 def test_history_stays_bounded_in_a_long_run(mnist):
     probe = Probe(every=1, capacity=8)
     config = TrainConfig(epochs=1, train_size=640, batch_size=16)
-    session = TrainingSession(dense_spec([16]), config, mnist, "cpu", callbacks=[probe])
-    session.start()
-    assert session.join(60) and session.status == "done"
+    train_to_end(mnist, dense_spec([16]), config, callbacks=[probe], timeout=60)
     snap = probe.snapshot()
     assert snap.probes == 40 and len(snap.steps) <= 8 and snap.stride >= 8
     assert snap.steps[-1] <= 40 and np.all(np.diff(snap.steps) > 0)
@@ -229,9 +226,7 @@ def test_the_interval_can_change_during_a_run(mnist):
                 probe.set_every(7)
 
     config = TrainConfig(epochs=1, train_size=16 * 80, batch_size=16)
-    session = TrainingSession(dense_spec([8]), config, mnist, "cpu", callbacks=[probe, Switch()])
-    session.start()
-    assert session.join(60) and session.status == "done"
+    train_to_end(mnist, dense_spec([8]), config, callbacks=[probe, Switch()], timeout=60)
     snap = probe.snapshot()
     assert snap.steps.tolist() == [1, 20, 40, 49, 56, 63, 70, 77, 80] and snap.every == 7
     with pytest.raises(ValueError):

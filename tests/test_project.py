@@ -39,3 +39,13 @@ def test_requirements_pin_the_cpu_and_cuda_capable_torch():
     assert "torch==2.13.0" in reqs
     pins = [l for l in (REPO / "requirements.txt").read_text().splitlines() if l and not l.startswith("#")]
     assert pins and all("==" in l for l in pins)
+
+
+def test_ci_runs_ruff_and_mypy_after_the_test_command_and_benches_need_no_path_edits():
+    _, test = readme_commands()
+    ci = (REPO / ".ci" / "run").read_text(encoding="utf-8").splitlines()
+    assert ci.index(test) < ci.index(".venv/bin/ruff check .") < ci.index(".venv/bin/mypy")
+    assert "-e ." in (REPO / "requirements-dev.txt").read_text().splitlines()  # dlplay installs editable
+    for path in (REPO / "bench").glob("*.py"):
+        text = path.read_text(encoding="utf-8")
+        assert "sys.path.insert(0, str(REPO))" not in text, path  # benches import the installed dlplay

@@ -23,19 +23,26 @@ from dlplay.errors import UserError
 from dlplay.figures_network import KIND_COLORS, diagram_columns, network_figure, summary_rows
 from dlplay.guardrails import OPTIMIZER_STATES
 from dlplay.i18n import catalog, translate
-from dlplay.inference import (activation_derivative, backward_latex, forward_latex, trace, tutorial_deltas,
-                              unit_backward, unit_forward)
+from dlplay.inference import (
+    activation_derivative,
+    backward_latex,
+    forward_latex,
+    trace,
+    tutorial_deltas,
+    unit_backward,
+    unit_forward,
+)
 from dlplay.layers import DENSE, LAYER_KINDS, WEIGHT_KINDS, shape_text
 from dlplay.model import build_model, count_parameters, layer_summary, make_activation
 from dlplay.optimizers import OPTIMIZERS, SCHEDULES, lr_factor, make_optimizer
-from dlplay.probe import METRICS, M, LayerMeta, Probe, ProbeSnapshot, activation_stats
+from dlplay.probe import METRICS, LayerMeta, M, Probe, ProbeSnapshot, activation_stats
 from dlplay.runs import architecture_label
 from dlplay.share import from_params, to_params
-from dlplay.spec import LayerSpec, ModelSpec, TrainConfig
 from dlplay.spec import ACTIVATIONS as ACTIVATION_NAMES
 from dlplay.spec import LAYER_KINDS as KIND_NAMES
 from dlplay.spec import OPTIMIZERS as OPTIMIZER_NAMES
 from dlplay.spec import SCHEDULES as SCHEDULE_NAMES
+from dlplay.spec import LayerSpec, ModelSpec, TrainConfig
 from dlplay.train import TrainingSession
 
 REPO = Path(__file__).resolve().parents[1]
@@ -233,7 +240,7 @@ def test_kind_model_shapes_and_counts(name, position):
     assert logits.shape == (3, spec.num_classes)
     infos = layer_summary(spec)
     shapes = spec.shapes() + [(spec.num_classes,)]
-    for block, info, shape, (z, a) in zip(model.blocks, infos, shapes, record):
+    for block, info, shape, (_z, a) in zip(model.blocks, infos, shapes, record):
         assert tuple(a.shape[1:]) == shape == info.output_shape  # the inferred shape is the module's
         assert info.params == count_parameters(block)  # the table's parameters are the module's
         assert info.kind == block.kind

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import json
-import time
 from dataclasses import replace
 
 import pytest
@@ -24,6 +23,7 @@ from dlplay.runs import (
 )
 from dlplay.spec import LayerSpec, ModelSpec, TrainConfig, dense_spec
 from dlplay.train import TrainingSession
+from helpers import wait_for_step
 
 
 def _record(**changes) -> RunRecord:
@@ -67,9 +67,7 @@ def test_a_run_stopped_mid_epoch_is_evaluated_once_more(mnist):
     config = TrainConfig(epochs=50, batch_size=100, train_size=2000, seed=4)
     session = TrainingSession(dense_spec([16]), config, mnist, "cpu", sync_every=1)
     session.step(7)
-    deadline = time.time() + 60
-    while session.snapshot().progress.global_step < 7 and time.time() < deadline:
-        time.sleep(0.02)
+    wait_for_step(session, 7, timeout=60)
     session.stop()
     assert session.join(60)
     rec = record_from_session(session)

@@ -9,15 +9,7 @@ from dlplay.registry import training_threads
 from dlplay.slots import SlotPool, default_max_runs, max_runs_from_env, threads_per_run
 from dlplay.spec import TrainConfig, dense_spec
 from dlplay.train import TrainingSession
-
-
-def wait_for(predicate, timeout=30.0):
-    end = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > end:
-            return False
-        time.sleep(0.02)
-    return True
+from helpers import wait_for
 
 
 def short_run(mnist, pool, units=16, **kwargs):
@@ -82,7 +74,7 @@ def test_queue_is_first_come_first_served(mnist):
     for units in (8, 12, 20):
         run = short_run(mnist, pool, units=units)
         run.start()
-        assert wait_for(lambda: run.snapshot().progress.queue_position == len(waiting) + 1)
+        assert wait_for(lambda: run.snapshot().progress.queue_position == len(waiting) + 1)  # noqa: B023 (called at once)
         waiting.append(run)
     assert [r.snapshot().progress.queue_position for r in waiting] == [1, 2, 3]
     first.resume()

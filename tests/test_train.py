@@ -10,15 +10,7 @@ from dlplay.errors import UserError
 from dlplay.presets import PRESETS
 from dlplay.spec import TrainConfig, dense_spec, lr_factor
 from dlplay.train import TrainingSession
-
-
-def wait_for(predicate, timeout=30.0):
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if predicate():
-            return True
-        time.sleep(0.01)
-    return False
+from helpers import wait_for
 
 
 def test_tutorial_model_reaches_95_percent_in_10_epochs(mnist):

@@ -4,7 +4,14 @@ from __future__ import annotations
 import streamlit as st
 
 from dlplay.errors import UserError
-from dlplay.i18n import DEFAULT_LANGUAGE, LANGUAGES, negotiate_language, normalize_language, supported_language, translate
+from dlplay.i18n import (
+    DEFAULT_LANGUAGE,
+    LANGUAGES,
+    negotiate_language,
+    normalize_language,
+    supported_language,
+    translate,
+)
 
 LANG_KEY = "lang"
 SELECT_KEY = "lang_select"

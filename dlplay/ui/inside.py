@@ -14,8 +14,16 @@ from dlplay.activations import IDENTITY
 from dlplay.data import DatasetInfo, class_label
 from dlplay.errors import UserError
 from dlplay.handle import RunHandle
+from dlplay.inference import (
+    backward_latex,
+    forward_latex,
+    loss_latex,
+    predictions,
+    tutorial_deltas,
+    unit_backward,
+    unit_forward,
+)
 from dlplay.layers import shape_text
-from dlplay.inference import backward_latex, forward_latex, loss_latex, predictions, tutorial_deltas, unit_backward, unit_forward
 from dlplay.ui.i18n import error_text, t
 from dlplay.ui.nav import available_pages
 from dlplay.ui.state import new_session

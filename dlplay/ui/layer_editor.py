@@ -15,8 +15,17 @@ import streamlit as st
 from dlplay.errors import UserError
 from dlplay.layers import LAYER_KINDS as KINDS
 from dlplay.layers import WEIGHT_KINDS, Field, LayerKind, shape_text
-from dlplay.spec import (ACTIVATIONS, INITS, LAYER_KINDS, MAX_LAYERS, MAX_WEIGHT_LAYERS, LayerSpec,
-                         ModelSpec, layer_output_shape, validate_layer)
+from dlplay.spec import (
+    ACTIVATIONS,
+    INITS,
+    LAYER_KINDS,
+    MAX_LAYERS,
+    MAX_WEIGHT_LAYERS,
+    LayerSpec,
+    ModelSpec,
+    layer_output_shape,
+    validate_layer,
+)
 from dlplay.ui.i18n import error_text, t
 
 DRAFT, SOURCE, NEXT_ID, INIT_KEY = "build_draft", "build_draft_source", "build_next_id", "build_init"

@@ -8,8 +8,8 @@ from dlplay.guardrails import check_run
 from dlplay.runs import architecture_label
 from dlplay.share import KEYS, from_params, has_config, share_url
 from dlplay.spec import ModelSpec, TrainConfig
-from dlplay.ui.i18n import LANG_KEY, error_text, t
 from dlplay.ui import server
+from dlplay.ui.i18n import LANG_KEY, error_text, t
 from dlplay.ui.state import get_spec, set_config, set_spec
 
 APPLIED = "share_link_applied"
