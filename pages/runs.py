@@ -20,6 +20,7 @@ from dlplay.ui.runs import ensure_current_recorded, run_history
 from dlplay.ui.state import heartbeat, init_state, set_config, set_spec
 
 SELECTED, SEEN, MESSAGE = "runs_selected", "runs_seen", "runs_message"
+DISK_MESSAGE = "runs_disk_message"  # a message of the "Saved runs" box's buttons, shown under the box
 METRICS = ("test_acc", "test_loss", "train_acc", "train_loss", "step_loss")
 DEFAULT_SELECTION = 3
 
@@ -57,9 +58,15 @@ def disk_section(records: list[RunRecord]) -> None:
         c1, c2 = st.columns(2)
         c1.button(t("runs.save_all"), key="runs_save_all", disabled=not records, on_click=save_all)
         c2.button(t("runs.load_saved"), key="runs_load_saved", disabled=not saved, on_click=load_saved)
-        message = st.session_state.pop(MESSAGE, None)
-        if message:
-            getattr(st, message[0])(message[1])
+    # outside the box: its title counts the saved runs, so saving redraws it closed
+    show_message(DISK_MESSAGE)
+
+
+def show_message(key: str) -> None:
+    """The message a button's callback left under ``key``, shown once where that button is."""
+    message = st.session_state.pop(key, None)
+    if message:
+        getattr(st, message[0])(message[1])
 
 
 def save_all() -> None:
@@ -67,9 +74,9 @@ def save_all() -> None:
     try:
         for record in records:
             RunStore().save(record)
-        st.session_state[MESSAGE] = ("success", t("runs.saved_all", n=len(records)))
+        st.session_state[DISK_MESSAGE] = ("success", t("runs.saved_all", n=len(records)))
     except OSError as exc:
-        st.session_state[MESSAGE] = ("error", t("runs.save_failed", error=str(exc)))
+        st.session_state[DISK_MESSAGE] = ("error", t("runs.save_failed", error=str(exc)))
 
 
 def load_saved() -> None:
@@ -78,7 +85,7 @@ def load_saved() -> None:
         if history.get(record.run_id) is None:
             history.add(record)
     text = t("runs.loaded", n=len(loaded)) + (" " + t("runs.bad_files", n=bad) if bad else "")
-    st.session_state[MESSAGE] = ("warning" if bad else "success", text)
+    st.session_state[DISK_MESSAGE] = ("warning" if bad else "success", text)
 
 
 def localized_fields(record: RunRecord) -> dict[str, str]:
@@ -139,9 +146,7 @@ def manage(records: list[RunRecord], names: dict[str, str]) -> None:
         else:
             cols[2].button(t("runs.save"), key="runs_save", icon=":material/save:", on_click=save, args=(run_id, name))
     cols[3].button(t("runs.remove"), key="runs_remove", icon=":material/close:", on_click=history.remove, args=(run_id,))
-    message = st.session_state.pop(MESSAGE, None)
-    if message:
-        getattr(st, message[0])(message[1])
+    show_message(MESSAGE)
 
 
 def rename(run_id: str, label_key: str) -> None:
