@@ -104,13 +104,13 @@ SPIKE_FACTOR = 10.0  # a peak this many times the curve's robust top is drawn of
 def loss_range(losses: np.ndarray) -> list[float] | None:
     """A y range that keeps the curve readable after a spike, or None (autorange) when there is none.
 
-    The robust top is the larger of the first loss and the 95th percentile; a peak more than
+    The robust top is the larger of the first loss and the upper quartile; a peak more than
     SPIKE_FACTOR times above it (Adam at lr 10 reached 9.5e5 from 2.3) would flatten the rest of the
     curve to zero, so the range stops a little above the robust top instead.
     """
     if len(losses) < 2:
         return None
-    top = max(float(losses[0]), float(np.quantile(losses, 0.95)), 1e-6)
+    top = max(float(losses[0]), float(np.quantile(losses, 0.75)), 1e-6)
     if float(losses.max()) <= SPIKE_FACTOR * top:
         return None
     return [0.0, 1.25 * top]
