@@ -84,13 +84,12 @@ def controls(session, status: str) -> None:
 @st.fragment(run_every=0.5 if active else None)
 def live_view() -> None:
     session = current_session()
-    status = session.status if session is not None else "none"
-    controls(session, status)
+    snap = session.snapshot() if session is not None else None  # one snapshot: buttons and metrics agree
+    controls(session, snap.progress.status if snap is not None else "none")
     if session is None:
         st.info(t("train.press_start"))
         return
     heartbeat()
-    snap = session.snapshot()
     p = snap.progress
     st.progress(min(1.0, p.fraction), text=tr.progress_text(p))
     m = st.columns(5)

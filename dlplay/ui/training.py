@@ -162,7 +162,9 @@ def chosen_pace() -> float | None:
 
 
 def pace_label(value: int) -> str:
-    return t("train.pace_full") if value == FULL_SPEED else t("train.pace_value", n=value)
+    if value == FULL_SPEED:
+        return t("train.pace_full")
+    return t("train.pace_one") if value == 1 else t("train.pace_value", n=value)
 
 
 def sync_pace_widget(session: TrainingSession | None) -> None:

@@ -1,0 +1,98 @@
+"""In a real headless Chromium (issue 15): a blown-up run says so and its loss chart stays readable (#2),
+the buttons follow the run's state by themselves (#3), a pace slow enough to watch (#10)."""
+import time
+
+import pytest
+from e2e_util import click_button, open_app_page, wait_for_idle
+
+LOSS_POINTS_JS = """() => {
+  const plot = document.querySelector('.st-key-train_loss_chart .js-plotly-plot');
+  return plot && plot._fullData && plot._fullData.length ? plot._fullData[0]._length : 0;
+}"""
+STATUS_JS = """(text) => [...document.querySelectorAll('[data-testid=stMetric]')].some(m =>
+    m.querySelector('[data-testid=stMetricLabel]').innerText.trim() === 'Status'
+    && m.querySelector('[data-testid=stMetricValue]').innerText.trim() === text)"""
+
+
+def wait_status(page, text: str, timeout_ms: int = 120_000) -> None:
+    page.wait_for_function(STATUS_JS, arg=text, timeout=timeout_ms)
+
+
+def set_epochs(page, n: int) -> None:
+    epochs = page.locator(".st-key-tw_epochs input").first
+    epochs.fill(str(n))
+    epochs.press("Enter")
+    page.wait_for_timeout(300)
+    wait_for_idle(page)
+
+
+@pytest.mark.browser
+def test_adam_at_learning_rate_10_warns_and_the_loss_chart_stays_readable(streamlit_server, browser_context):
+    page = browser_context.new_page()
+    page.goto(f"{streamlit_server}/train?net=d128&o=adam&lr=10&bs=32&ep=2&lang=en")
+    page.wait_for_selector("[data-testid=stMainBlockContainer] h1", timeout=90_000)
+    wait_for_idle(page)
+    click_button(page, "train_start")
+    wait_status(page, "finished")
+    warning = page.locator(".st-key-train_warning")
+    warning.wait_for(timeout=10_000)
+    text = warning.inner_text()
+    assert "no better than guessing" in text and "10× smaller" in text and "step" in text
+    top = page.evaluate("""() => document.querySelector('.st-key-train_loss_chart .js-plotly-plot')
+                                  ._fullLayout.yaxis.range[1]""")
+    assert top < 100  # the later loss (about 3) is readable, not flattened under a 10^6 axis
+    assert "off the chart" in page.locator(".st-key-train_loss_chart").inner_text()
+    page.close()
+
+
+@pytest.mark.browser
+def test_pause_turns_into_resume_without_another_click(streamlit_server, browser_context):
+    page = open_app_page(browser_context, streamlit_server, "train")
+    set_epochs(page, 100)
+    click_button(page, "train_start")
+    wait_status(page, "training")
+    page.locator(".st-key-train_pause button").wait_for()
+    click_button(page, "train_pause")
+    # within a second, no further click: Resume replaces Pause and Step is enabled
+    page.locator(".st-key-train_resume button").wait_for(timeout=2_500)  # 1 s, plus a loaded CI machine
+    assert page.locator(".st-key-train_pause").count() == 0
+    assert page.locator(".st-key-train_step button").first.is_enabled()
+    wait_status(page, "paused", 2_500)
+    click_button(page, "train_resume")
+    page.locator(".st-key-train_pause button").wait_for(timeout=2_500)
+    assert not page.locator(".st-key-train_step button").first.is_enabled()
+    click_button(page, "train_stop")
+    wait_status(page, "stopped", 5_000)
+    page.wait_for_function("() => document.querySelector('.st-key-train_stop button').disabled", timeout=2_500)
+    page.close()
+
+
+@pytest.mark.browser
+def test_a_watchable_pace_moves_the_chart_step_by_step(streamlit_server, browser_context):
+    page = open_app_page(browser_context, streamlit_server, "train")
+    slider = page.locator(".st-key-train_pace input[type=range]").first
+    slider.wait_for(state="attached")
+    assert "full speed" in page.locator(".st-key-train_pace").inner_text()  # the default
+    slider.focus()
+    page.keyboard.press("Home")  # 1 step/s
+    page.wait_for_timeout(300)
+    for _ in range(3):  # 2, 3, 5 steps/s
+        page.keyboard.press("ArrowRight")
+        page.wait_for_timeout(300)
+    wait_for_idle(page)
+    assert "5 steps/s" in page.locator(".st-key-train_pace").inner_text()
+    click_button(page, "train_start")
+    wait_status(page, "training")
+    counts = []
+    for _ in range(8):
+        counts.append(page.evaluate(LOSS_POINTS_JS))
+        time.sleep(0.5)
+    assert counts[-1] <= 40  # about 5 steps a second (full speed: thousands)
+    assert len(set(counts)) >= 5 and counts == sorted(counts)  # the chart moves as it learns, step by step
+    # changed while it runs: to full speed; the slider shows the run's pace
+    slider.focus()
+    page.keyboard.press("End")
+    page.wait_for_function(f"() => ({LOSS_POINTS_JS})() > 300", timeout=30_000)
+    click_button(page, "train_stop")
+    wait_status(page, "stopped", 5_000)
+    page.close()
