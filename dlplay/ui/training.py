@@ -283,4 +283,5 @@ def warning_text(p: Progress) -> str:
         parts.append(t("train.warn_peak", peak=params["peak"], step=params["step"]))
     if "dead" in params:
         parts.append(t("train.warn_dead", dead=params["dead"]))
-    return " ".join(parts)
+    return "".join(part if i == 0 or parts[i - 1].endswith(("。", "！", "？")) else " " + part
+                   for i, part in enumerate(parts))  # no space after a Chinese full stop
