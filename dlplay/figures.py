@@ -146,8 +146,9 @@ def loss_figure(snap: MetricsSnapshot, lang: str = "en", log_y: bool = False,
     if clipped is not None:  # the spike: its points drawn on the top edge, and its peak named there
         over = losses > clipped[1]
         peak = int(np.argmax(losses))
-        traces.append({"type": "scatter", "x": steps[over][:MAX_POINTS], "y": [clipped[1]] * int(min(over.sum(), MAX_POINTS)),
-                       "customdata": losses[over][:MAX_POINTS], "mode": "markers", "cliponaxis": False,
+        xs_over, ys_over = steps[over][:MAX_POINTS], losses[over][:MAX_POINTS]
+        traces.append({"type": "scatter", "x": xs_over, "y": [clipped[1]] * len(xs_over),
+                       "customdata": ys_over, "mode": "markers", "cliponaxis": False,
                        "name": translate("fig.off_chart", lang), "hovertemplate": "%{customdata:.3g}",
                        "marker": {"symbol": "triangle-up", "size": 7, "color": COLORS["smooth"]}})
         notes.append({"x": int(steps[peak]), "xref": "x", "y": clipped[1], "yref": "y", "showarrow": False,
