@@ -3,7 +3,7 @@ the buttons follow the run's state by themselves (#3), a pace slow enough to wat
 import time
 
 import pytest
-from e2e_util import click_button, open_app_page, wait_for_idle
+from e2e_util import app_server, click_button, open_app_page, wait_for_idle
 
 LOSS_POINTS_JS = """() => {
   const plot = document.querySelector('.st-key-train_loss_chart .js-plotly-plot');
@@ -96,3 +96,27 @@ def test_a_watchable_pace_moves_the_chart_step_by_step(streamlit_server, browser
     click_button(page, "train_stop")
     wait_status(page, "stopped", 5_000)
     page.close()
+
+
+@pytest.mark.browser
+def test_the_buttons_follow_a_stop_by_the_admin_in_another_tab(browser_context):
+    """Whoever changes the run's state: here the Admin, from another browser session."""
+    with app_server(env={"DLPLAY_ADMIN_TOKEN": "e2e-secret"}) as (url, _):
+        learner = open_app_page(browser_context, url, "train")
+        set_epochs(learner, 100)
+        click_button(learner, "train_start")
+        wait_status(learner, "training")
+        admin = open_app_page(browser_context, url, "admin")
+        admin.locator(".st-key-admin_token_input input").fill("e2e-secret")
+        admin.locator(".st-key-admin_token_input input").press("Enter")
+        wait_for_idle(admin)
+        click_button(admin, "admin_sign_in")
+        admin.locator(".st-key-admin_stop_all button").wait_for(timeout=60_000)
+        click_button(admin, "admin_stop_all")
+        # the learner's tab, untouched: the status and the buttons follow within a second or so
+        wait_status(learner, "stopped", 5_000)
+        learner.wait_for_function("() => document.querySelector('.st-key-train_stop button').disabled", timeout=2_500)
+        assert learner.locator(".st-key-train_start button").first.is_enabled()
+        assert learner.locator(".st-key-train_pause button").first.is_disabled()
+        admin.close()
+        learner.close()

@@ -131,3 +131,23 @@ def test_a_preset_or_another_page_changing_the_settings_shows_in_every_widget():
     assert (shown["tw_opt"], shown["tw_lr"], shown["tw_batch"], shown["tw_epochs"], shown["tw_seed"]) == ("rmsprop", 0.03, 128, 7, 3)
     assert shown["tw_preset"] == "custom"
     assert not at.exception
+
+
+def test_the_pace_slider_sets_the_runs_pace_and_shows_it():
+    """Issue 15 #10: the pace lives in the run; the slider sets it (also mid-run) and shows the run's."""
+    at = open_train()
+    pace = at.select_slider(key="train_pace")
+    assert pace.value == 0 and "full speed" in pace.format_func(pace.value)  # full speed by default
+    pace.set_value(5).run()
+    button(at, "train_start").click()
+    at.run()
+    session = at.session_state["train_session"]
+    assert session.pace == 5.0
+    at.select_slider(key="train_pace").set_value(20).run()
+    assert session.pace == 20.0  # changed while it runs
+    session.set_pace(None)  # changed elsewhere (another page): the slider follows the run
+    at.run()
+    assert at.select_slider(key="train_pace").value == 0
+    button(at, "train_stop").click()
+    at.run()
+    assert session.join(10)
