@@ -24,7 +24,8 @@ from dlplay.presets import DEFAULT_PRESET, PRESETS
 from dlplay.probe import DEFAULT_EVERY, Probe
 from dlplay.runs import RunHistory, RunRecord, RunRecorder
 from dlplay.spec import ModelSpec, TrainConfig
-from dlplay.train import ACTIVE, TrainingSession
+from dlplay.status import ACTIVE
+from dlplay.train import TrainingSession
 from dlplay.ui import server
 from dlplay.ui.data import dataset_on
 
