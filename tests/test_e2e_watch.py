@@ -66,13 +66,13 @@ def test_pause_turns_into_resume_without_another_click(streamlit_server, browser
     click_button(page, "train_pause")
     # within a second, no further click: Resume replaces Pause and Step is enabled
     try:
-        page.locator(".st-key-train_resume button").wait_for(timeout=2_500)  # 1 s, plus a loaded CI machine
+        page.locator(".st-key-train_resume button").wait_for(timeout=5_000)  # 1 s of polling, plus a loaded CI machine (the old page never showed it)
         # the old button goes when that script run ends (slow on a loaded machine)
         page.wait_for_function("() => !document.querySelector('.st-key-train_pause')", timeout=10_000)
         assert page.locator(".st-key-train_step button").first.is_enabled()
-        wait_status(page, "paused", 2_500)
+        wait_status(page, "paused", 5_000)
         click_button(page, "train_resume")
-        page.locator(".st-key-train_pause button").wait_for(timeout=2_500)
+        page.locator(".st-key-train_pause button").wait_for(timeout=5_000)
         page.wait_for_function("() => document.querySelector('.st-key-train_step button').disabled", timeout=10_000)
         click_button(page, "train_stop")
         wait_status(page, "stopped", 5_000)
