@@ -37,6 +37,7 @@ class Progress:
     eta_s: float | None = None
     lr: float = 0.0
     queue_position: int | None = None
+    engine: str = ""  # what trains: "dense" (dlplay.engine, the tutorial's equations) or "autograd"
 
     @property
     def fraction(self) -> float:

@@ -18,6 +18,7 @@ import torch.nn.functional as F
 
 from .data import normalize_with
 from .device import choose_device
+from .engine import DenseEngine, supports as engine_supports
 from .errors import UserError
 from .metrics import EpochRecord, MetricsHistory, MetricsSnapshot
 from .model import Net, build_model
@@ -40,6 +41,10 @@ class TrainingSession:
     ``callbacks`` are objects with any of ``on_start(session)``, ``after_backward(session, step)``,
     ``after_step(session, step)``, ``on_sync(session)``, ``on_epoch_end(session, record)``,
     ``on_end(session)``; they run in the training thread.
+
+    ``engine``: ``"auto"`` trains a network of dense layers with :class:`~dlplay.engine.DenseEngine`
+    (the tutorial's equations, no autograd) and anything else with autograd; ``"autograd"`` always
+    uses autograd. ``self.engine`` is the dense engine or None; ``engine_name`` says which trains.
     """
 
     def __init__(
@@ -54,6 +59,7 @@ class TrainingSession:
         heartbeat_timeout: float | None = None,
         slot_pool: Any = None,
         history_capacity: int = 8192,
+        engine: str = "auto",
     ):
         self.spec = spec
         self.config = config
@@ -66,6 +72,12 @@ class TrainingSession:
         self.metrics = MetricsHistory(history_capacity)
         self.model: Net = build_model(spec, seed=config.seed).to(self.device)
         self.optimizer = make_optimizer(config.optimizer, self.model.parameters(), config.lr, config.weight_decay)
+        if engine not in ("auto", "autograd"):
+            raise ValueError(engine)
+        # the step function is chosen once per run
+        self.engine = DenseEngine(self.model, self.optimizer) if engine == "auto" and engine_supports(self.model) else None
+        self.engine_name = self.engine.name if self.engine is not None else "autograd"
+        self._train_step = self._engine_step if self.engine is not None else self._autograd_step
         info = self.dataset.info
         self._scale = 1.0 / (255.0 * info.std)
         self._neg_shift = torch.tensor(-info.mean / info.std, dtype=torch.float32, device=self.device)
@@ -86,7 +98,8 @@ class TrainingSession:
         self._last_heartbeat = time.monotonic()
         self._thread: threading.Thread | None = None
         self.metrics.update_progress(
-            epochs=config.epochs, steps_per_epoch=self.steps_per_epoch, total_steps=self.total_steps, lr=config.lr
+            epochs=config.epochs, steps_per_epoch=self.steps_per_epoch, total_steps=self.total_steps, lr=config.lr,
+            engine=self.engine_name,
         )
 
     # ----- commands -------------------------------------------------------------------------
@@ -342,14 +355,7 @@ class TrainingSession:
                 x = self.normalize(torch.index_select(images, 0, idx))
                 y = torch.index_select(labels, 0, idx)
                 with self.model_lock:
-                    out = self.model(x)
-                    loss = F.cross_entropy(out, y)
-                    self.optimizer.zero_grad(set_to_none=True)
-                    loss.backward()
-                    self._global_step += 1
-                    self._call("after_backward", self._global_step)
-                    self.optimizer.step()
-                    self._call("after_step", self._global_step)
+                    loss, out = self._train_step(x, y)
                 # kept as device tensors until the next flush: no host sync and no extra kernels per step
                 self._pending_losses.append(loss.detach())
                 self._pending_outputs.append((out.detach(), y))
@@ -373,6 +379,27 @@ class TrainingSession:
             self.metrics.add_epoch(record)
             self.metrics.update_progress(epoch=epoch + 1)
             self._call("on_epoch_end", record)
+
+
+    # ----- one training step: the dense engine's, or autograd's ------------------------------
+    def _engine_step(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        loss, out = self.engine.forward_backward(x, y)  # type: ignore[union-attr]
+        self._global_step += 1
+        self._call("after_backward", self._global_step)
+        self.engine.update()  # type: ignore[union-attr]
+        self._call("after_step", self._global_step)
+        return loss, out
+
+    def _autograd_step(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        out = self.model(x)
+        loss = F.cross_entropy(out, y)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self._global_step += 1
+        self._call("after_backward", self._global_step)
+        self.optimizer.step()
+        self._call("after_step", self._global_step)
+        return loss, out
 
 
 class _Diverged(Exception):
