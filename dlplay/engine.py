@@ -9,7 +9,8 @@ For each layer l (rows are examples, so W a becomes a Wᵀ):
               ∂J/∂W_l = δ_l a_{l-1}ᵀ     ∂J/∂b_l = Σ_batch δ_l
     update    the run's own optimiser: its fused kernel (Adam, AdamW, SGD) on the same tensors, or its step()
 
-f and f′ are the activation registry's (:mod:`dlplay.activations`). The engine works on the
+f and f′ are the activation registry's (:mod:`dlplay.activations`); where the registry names PyTorch's
+own kernel for δ ⊙ f′(z) (ReLU, leaky ReLU, GELU, tanh, sigmoid) the engine calls it, as autograd does. The engine works on the
 :class:`~dlplay.model.Net`'s own parameter tensors (updated in place) and leaves the optimiser's
 state in the optimiser, so copies, state dicts, checkpoints and probes see what trains; ∂J/∂W is
 written into each parameter's ``.grad``. Buffers are allocated once per batch size (at most two
@@ -121,10 +122,12 @@ class DenseEngine:
         buf = self.buffers(batch)
         layers = self.layers
         a = x.reshape(batch, -1)
-        inputs = [a]  # a_{l-1}, the input of layer l
+        inputs = [a]  # a_{l-1}, the input of layer l (after dropout)
+        acts = []  # f(z_l) before dropout
         for i, layer in enumerate(layers[:-1]):
             z = _affine(layer, a, buf.z[i])
-            a = layer.fn(z)
+            a = layer.fn.forward(z)
+            acts.append(a)
             if layer.dropout > 0:
                 mask = buf.mask[i].bernoulli_(1.0 - layer.dropout).div_(1.0 - layer.dropout)
                 a = torch.mul(a, mask, out=buf.a[i])
@@ -150,7 +153,9 @@ class DenseEngine:
             back = torch.mm(delta, layer.weight, out=buf.delta[i - 1])  # Wᵀδ
             if below.dropout > 0:
                 back.mul_(buf.mask[i - 1])
-            if below.act.name != IDENTITY:
+            if below.act.backward is not None:  # ⊙ f′(z) in PyTorch's one kernel for it
+                back = below.act.backward(back, buf.z[i - 1], acts[i - 1])
+            elif below.act.name != IDENTITY:
                 back.mul_(below.act.derivative(buf.z[i - 1]))
             delta = back
         self._watch = None

@@ -214,3 +214,12 @@ def test_the_probe_reads_delta_and_gradients_from_the_engine(mnist):
         if metric not in ("act_mean", "act_std"):
             assert (values > 0).all(), metric  # measured on every layer, at every probe
         assert values == pytest.approx(b.values[:, :, M[metric]], rel=2e-3, abs=1e-7), metric
+
+
+@pytest.mark.parametrize("name", [n for n, a in ACTIVATIONS.items() if a.backward is not None])
+def test_the_registrys_one_kernel_backward_is_g_times_the_derivative(name):
+    entry = ACTIVATIONS[name]
+    z = torch.linspace(-6, 6, 1201).reshape(1, -1)
+    g = torch.randn(z.shape, generator=torch.Generator().manual_seed(0))
+    a = entry.module()(z)
+    assert entry.backward(g, z, a) == pytest.approx(g * entry.derivative(z), abs=1e-6)
