@@ -25,6 +25,7 @@ from .model import Net, build_model
 from .optimizers import make_optimizer
 from .spec import ModelSpec, TrainConfig, lr_factor, validate_lr
 
+EVAL_BATCH = 256  # test-set batches: cache-sized on the CPU (the small CNN: ~2x faster than 2000)
 FINISHED = ("done", "stopped", "diverged", "failed")
 ACTIVE = ("queued", "running", "paused")
 
@@ -182,24 +183,36 @@ class TrainingSession:
         """uint8 images -> the float input the network trains on."""
         return normalize_with(images, self._neg_shift, self._scale)
 
-    @torch.no_grad()
-    def evaluate(self, split: str = "test", batch_size: int = 2000) -> tuple[float, float]:
-        """Mean loss and accuracy on a split with the current weights (one host sync)."""
+    @torch.inference_mode()
+    def evaluate(self, split: str = "test", batch_size: int = EVAL_BATCH) -> tuple[float, float]:
+        """Mean loss and accuracy on a split with the current weights (one host sync).
+
+        A convolutional network on the CPU is evaluated on a channels-last copy of its weights
+        (taken under the model lock, which is then free for the UI): with batches of 256 about 3x
+        faster than the training layout in batches of 2000 (the small CNN's 10k test images).
+        """
         images = self.dataset.test_images if split == "test" else self.dataset.train_images[: self.train_size]
         labels = self.dataset.test_labels if split == "test" else self.dataset.train_labels[: self.train_size]
-        loss_sum = torch.zeros((), device=self.device)
-        correct = torch.zeros((), device=self.device, dtype=torch.int64)
+        if self.device.type == "cpu" and any(isinstance(m, torch.nn.Conv2d) for m in self.model.modules()):
+            with self.model_lock:
+                model = copy.deepcopy(self.model)
+            return self._evaluate(model.to(memory_format=torch.channels_last).eval(), images, labels, batch_size)
         with self.model_lock:
             was_training = self.model.training
             self.model.eval()
             try:
-                for i in range(0, len(labels), batch_size):
-                    out = self.model(self.normalize(images[i : i + batch_size]))
-                    y = labels[i : i + batch_size]
-                    loss_sum += F.cross_entropy(out, y, reduction="sum")
-                    correct += (out.argmax(1) == y).sum()
+                return self._evaluate(self.model, images, labels, batch_size)
             finally:
                 self.model.train(was_training)
+
+    def _evaluate(self, model: Net, images: torch.Tensor, labels: torch.Tensor, batch_size: int) -> tuple[float, float]:
+        loss_sum = torch.zeros((), device=self.device)
+        correct = torch.zeros((), device=self.device, dtype=torch.int64)
+        for i in range(0, len(labels), batch_size):
+            out = model(self.normalize(images[i : i + batch_size]))
+            y = labels[i : i + batch_size]
+            loss_sum += F.cross_entropy(out, y, reduction="sum")
+            correct += (out.argmax(1) == y).sum()
         n = max(1, len(labels))
         return loss_sum.item() / n, correct.item() / n
 
