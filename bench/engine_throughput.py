@@ -16,6 +16,8 @@ test pass is outside the timing), the first chunk of each loop is a warm-up. Tar
 dlplay/plain >= 2.0 at batch 32 and >= 1.2 at batch 512.
 
     python bench/engine_throughput.py [--rounds 4] [--repeat 6] [--batches 32 512] [--every N]
+    python bench/engine_throughput.py --session-rate [--batches 32] [--repeat 1]   # one run on its own:
+        prints "samples/s N" (training-thread CPU time; bench/keras_tutorial.py --compare calls it)
 """
 from __future__ import annotations
 
@@ -114,6 +116,27 @@ def interleaved_round(dataset, device, batch: int, every: int) -> tuple[Baton, d
     return baton, engines
 
 
+class _ThreadClock:
+    """TrainingSession callback: CPU seconds of the training thread from on_start to the last step."""
+
+    def on_start(self, session) -> None:
+        self.t0 = time.thread_time()
+
+    def after_step(self, session, step: int) -> None:
+        if step == session.total_steps:
+            self.seconds = time.thread_time() - self.t0
+
+
+def session_rate(dataset, device, batch: int, every: int) -> float:
+    """Samples/s of one dlplay run (dense engine, probe on) over one epoch, by its thread's CPU time."""
+    clock = _ThreadClock()
+    config = TrainConfig(optimizer="adam", lr=1e-3, batch_size=batch, epochs=1, seed=0)
+    session = TrainingSession(SPEC, config, dataset, device, callbacks=[Probe(every=every), clock])
+    session.start()
+    session.join()
+    return session.total_steps and len(dataset.train_labels) / clock.seconds
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rounds", type=int, default=4, help="fresh models and runs per batch size, pooled")
@@ -122,10 +145,14 @@ def main() -> None:
     parser.add_argument("--every", type=int, default=DEFAULT_EVERY, help="probe interval (steps)")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--session-rate", action="store_true", help="time one dlplay run on its own and exit")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     device = torch.device(args.device)
     dataset = replicated(load_dataset("mnist", download=False), args.repeat).to(device)
+    if args.session_rate:
+        print(f"samples/s {session_rate(dataset, device, args.batches[0], args.every):.0f}")
+        return
     print(f"784-128-10, Adam, device {device}, torch threads {torch.get_num_threads()}, one epoch of "
           f"{len(dataset.train_labels)} images, probe every {args.every} steps, {args.rounds} interleaved rounds, "
           f"{os.cpu_count()} CPUs (load average before: {os.getloadavg()[0]:.1f})")
