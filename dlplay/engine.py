@@ -56,6 +56,9 @@ class _Layer:
     fn: nn.Module  # f, the registry's module
     dropout: float  # p
 
+    def __post_init__(self) -> None:
+        self.weight_t = self.weight.t()  # Wᵀ, a view: z = a Wᵀ + b for a batch of rows a
+
 
 class _Buffers:
     """Per batch size: z and a of every hidden layer, dropout masks, δ of every layer, log softmax."""
@@ -169,8 +172,8 @@ class DenseEngine:
 def _affine(layer: _Layer, a: torch.Tensor, out: torch.Tensor | None) -> torch.Tensor:
     """z = W a + b for a batch of rows a (one addmm)."""
     if layer.bias is None:
-        return torch.mm(a, layer.weight.t(), out=out)
-    return torch.addmm(layer.bias, a, layer.weight.t(), out=out)
+        return torch.mm(a, layer.weight_t, out=out)
+    return torch.addmm(layer.bias, a, layer.weight_t, out=out)
 
 
 # ----- the update: the optimiser's own fused kernels on its own state ---------------------------------
