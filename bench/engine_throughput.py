@@ -33,16 +33,15 @@ sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "bench"))
 os.environ.setdefault("DLPLAY_DATA_DIR", str(REPO.parent / "shared" / "datasets" / "mnist-sample"))
 
-import torch  # noqa: E402
-import torch.nn.functional as F  # noqa: E402
+import torch
+import torch.nn.functional as F
+from instrumentation import Baton, BatonCallback, replicated, steal_seconds
 
-from instrumentation import Baton, BatonCallback, replicated, steal_seconds  # noqa: E402
-
-from dlplay.data import load_dataset  # noqa: E402
-from dlplay.model import build_model  # noqa: E402
-from dlplay.probe import DEFAULT_EVERY, Probe  # noqa: E402
-from dlplay.spec import TrainConfig, dense_spec  # noqa: E402
-from dlplay.train import TrainingSession  # noqa: E402
+from dlplay.data import load_dataset
+from dlplay.model import build_model
+from dlplay.probe import DEFAULT_EVERY, Probe
+from dlplay.spec import TrainConfig, dense_spec
+from dlplay.train import TrainingSession
 
 SPEC = dense_spec([128], "relu")  # the tutorial's 784-128-10
 KINDS = ("plain", "dlplay", "autograd")

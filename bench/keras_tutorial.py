@@ -20,7 +20,6 @@ import gzip
 import os
 import statistics
 import subprocess
-import sys
 import time
 from pathlib import Path
 

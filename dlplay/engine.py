@@ -93,7 +93,7 @@ class DenseEngine:
         self.net = net
         self.optimizer = optimizer
         self.layers: list[_Layer] = []
-        for block in net.blocks:
+        for block in net.blocks:  # type: ignore[union-attr]
             w, b = block.op.weight, block.op.bias
             w.grad = torch.zeros_like(w)
             if b is not None:
@@ -132,7 +132,7 @@ class DenseEngine:
             a = layer.fn.forward(z)
             acts.append(a)
             if layer.dropout > 0:
-                mask = buf.mask[i].bernoulli_(1.0 - layer.dropout).div_(1.0 - layer.dropout)
+                mask = buf.mask[i].bernoulli_(1.0 - layer.dropout).div_(1.0 - layer.dropout)  # type: ignore[union-attr]
                 a = torch.mul(a, mask, out=buf.a[i])
             inputs.append(a)
         out = layers[-1]
@@ -155,7 +155,7 @@ class DenseEngine:
             below = layers[i - 1]
             back = torch.mm(delta, layer.weight, out=buf.delta[i - 1])  # Wᵀδ
             if below.dropout > 0:
-                back.mul_(buf.mask[i - 1])
+                back.mul_(buf.mask[i - 1])  # type: ignore[arg-type]
             if below.act.backward is not None:  # ⊙ f′(z) in PyTorch's one kernel for it
                 back = below.act.backward(back, buf.z[i - 1], acts[i - 1])
             elif below.act.name != IDENTITY:
@@ -210,9 +210,9 @@ def _fused_update(optimizer: torch.optim.Optimizer, params: list[torch.Tensor]) 
     if torch.is_tensor(group["lr"]) or [id(p) for p in group["params"]] != [id(p) for p in params]:
         return None
     ps = [p.detach() for p in params]
-    grads = [p.grad for p in params]
-    if any(g is None for g in grads):
+    if any(p.grad is None for p in params):
         return None
+    grads: list[torch.Tensor] = [p.grad for p in params]  # type: ignore[misc]
     state = optimizer.state
     if isinstance(optimizer, torch.optim.Adam):  # AdamW too
         if group.get("amsgrad"):

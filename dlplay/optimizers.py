@@ -83,9 +83,10 @@ def implementation(entry: Optimizer, params: list[torch.Tensor]) -> dict[str, bo
     from torch.utils._foreach_utils import _get_fused_kernels_supported_devices
 
     devices = set(_get_fused_kernels_supported_devices())
-    if entry.fused and params and all(p.device.type in devices and p.is_floating_point() for p in params):
-        if not any(p.device.type == "mps" for p in params) or entry.name in ("adam", "adamw"):
-            return {"fused": True}
+    fused_here = all(p.device.type in devices and p.is_floating_point() for p in params)
+    mps_sgd = any(p.device.type == "mps" for p in params) and entry.name not in ("adam", "adamw")
+    if entry.fused and params and fused_here and not mps_sgd:
+        return {"fused": True}
     return {"foreach": True}
 
 
