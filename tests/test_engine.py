@@ -223,3 +223,15 @@ def test_the_registrys_one_kernel_backward_is_g_times_the_derivative(name):
     g = torch.randn(z.shape, generator=torch.Generator().manual_seed(0))
     a = entry.module()(z)
     assert entry.backward(g, z, a) == pytest.approx(g * entry.derivative(z), abs=1e-6)
+
+
+def test_the_run_record_says_which_engine_trained(mnist):
+    from dlplay.runs import RunRecord, record_from_session, run_fields
+
+    session = _session(dense_spec([16], "relu"), mnist[0], "auto", epochs=1, train_size=256)
+    record = record_from_session(session)
+    assert record is not None and record.engine == "dense" and run_fields(record)["engine"] == "dense"
+    assert RunRecord.from_json(record.to_json()).engine == "dense"
+    older = record.to_dict()
+    del older["engine"]  # runs saved before the engine existed
+    assert RunRecord.from_dict(older).engine == "" and run_fields(RunRecord.from_dict(older))["engine"] == "—"
