@@ -29,6 +29,9 @@ class Activation:
     latex: str  # the function's name in a formula: \mathrm{relu}(z)
     can_die: bool = False  # ReLU family: a unit whose z is never > 0 is dead (no gradient reaches its weights)
     bounds: tuple[float, float] | None = None  # a ∉ [low, high] counts as saturated (f' below ~10% of its maximum)
+    # g ⊙ f'(z) in one kernel, given g, z and a = f(z): PyTorch's own backward of f, which autograd calls
+    # (the dense engine uses it where there is one; it equals g * derivative(z), tests/test_engine.py)
+    backward: Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor] | None = None
 
     @property
     def key(self) -> str:
@@ -86,13 +89,20 @@ def _softplus_d(z: torch.Tensor) -> torch.Tensor:
     return torch.where(z > 20, 1.0, 1.0 / (1.0 + torch.exp(-torch.clamp(z, max=20.0))))
 
 
+_aten = torch.ops.aten
+
 _ENTRIES = (
-    Activation("relu", nn.ReLU, _relu_d, r"\mathrm{relu}", can_die=True),
-    Activation("leaky_relu", lambda: nn.LeakyReLU(0.01), _leaky_relu_d, r"\mathrm{leaky\_relu}", can_die=True),
+    Activation("relu", nn.ReLU, _relu_d, r"\mathrm{relu}", can_die=True,
+               backward=lambda g, z, a: _aten.threshold_backward(g, z, 0)),
+    Activation("leaky_relu", lambda: nn.LeakyReLU(0.01), _leaky_relu_d, r"\mathrm{leaky\_relu}", can_die=True,
+               backward=lambda g, z, a: _aten.leaky_relu_backward(g, z, 0.01, False)),
     Activation("elu", nn.ELU, _elu_d, r"\mathrm{elu}", can_die=True),
-    Activation("gelu", nn.GELU, _gelu_d, r"\mathrm{gelu}", can_die=True),
-    Activation("tanh", nn.Tanh, _tanh_d, r"\mathrm{tanh}", bounds=(-0.95, 0.95)),
-    Activation("sigmoid", nn.Sigmoid, _sigmoid_d, r"\mathrm{sigmoid}", bounds=(0.025, 0.975)),
+    Activation("gelu", nn.GELU, _gelu_d, r"\mathrm{gelu}", can_die=True,
+               backward=lambda g, z, a: _aten.gelu_backward(g, z)),
+    Activation("tanh", nn.Tanh, _tanh_d, r"\mathrm{tanh}", bounds=(-0.95, 0.95),
+               backward=lambda g, z, a: _aten.tanh_backward(g, a)),
+    Activation("sigmoid", nn.Sigmoid, _sigmoid_d, r"\mathrm{sigmoid}", bounds=(0.025, 0.975),
+               backward=lambda g, z, a: _aten.sigmoid_backward(g, a)),
     Activation("softplus", nn.Softplus, _softplus_d, r"\mathrm{softplus}"),
     Activation(IDENTITY, nn.Identity, torch.ones_like, r"\mathrm{id}"),
 )

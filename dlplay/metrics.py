@@ -40,6 +40,7 @@ class Progress:
     warning: str = ""  # a translation key: the run goes on, but something is wrong (the loss exploded, chance level)
     warning_params: tuple = ()
     evaluating: float | None = None  # share of the test set evaluated at an epoch's end; None while training
+    engine: str = ""  # what trains: "dense" (dlplay.engine, the tutorial's equations) or "autograd"
 
     @property
     def fraction(self) -> float:

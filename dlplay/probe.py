@@ -4,8 +4,9 @@ A :class:`Probe` is a :class:`~dlplay.train.TrainingSession` callback. On step 1
 step and the last step it measures, on the training device and without a host synchronisation:
 
 - backward (the training batch): L2 norm of each layer's weight and bias gradients, the norm of
-  δ = ∂L/∂z (the gradient of the layer's pre-activation output, the tutorial's δ), and a histogram
-  of the weight gradients;
+  δ = ∂L/∂z (the gradient of the layer's pre-activation output, the tutorial's δ: from the dense
+  engine's own backward when it trains, else from a gradient hook), and a histogram of the weight
+  gradients;
 - the step: ‖W_after − W_before‖ / ‖W_before‖, the actual update whatever the optimiser;
 - weights: L2 norm and a histogram;
 - forward (a fixed batch of probe images, eval mode): activation mean and std, the fraction of
@@ -289,6 +290,9 @@ class Probe:
         self._plan = HistogramPlan([w.numel() for w in self._weights] * 2, self.bins, device=self._device)
         self._needs_eval = any(isinstance(m, (nn.Dropout, nn.modules.batchnorm._BatchNorm)) for m in net.modules())
         self._block_index = [list(net.blocks).index(b) for b in self._blocks]
+        # the dense engine (dlplay.engine) builds no autograd graph: it hands δ over itself
+        self._engine = getattr(session, "engine", None)
+        self._probed = {bi: i for i, bi in enumerate(self._block_index)}
         self.layers = tuple(self._layer_meta(b) for b in self._blocks)
         if isinstance(self.probe_images, torch.Tensor):
             images, labels = self.probe_images, torch.full((len(self.probe_images),), -1, dtype=torch.int64)
@@ -363,6 +367,9 @@ class Probe:
         self._armed_step = step
         self._grads = None
         self._delta = [torch.full((), math.nan, device=self._device) for _ in self._blocks]
+        if self._engine is not None:
+            self._engine.watch_delta(self._engine_delta)
+            return
         for i, b in enumerate(self._blocks):
             self._hooks.append(b.op.register_forward_hook(self._delta_hook(i, b.op)))
 
@@ -381,7 +388,15 @@ class Probe:
 
         return forward_hook
 
+    def _engine_delta(self, block_index: int, delta: torch.Tensor) -> None:
+        """The dense engine's δ of block ``block_index`` during the armed step's backward."""
+        i = self._probed.get(block_index)
+        if i is not None:
+            self._delta[i] = torch.linalg.vector_norm(delta.float())
+
     def _disarm(self) -> None:
+        if getattr(self, "_engine", None) is not None:
+            self._engine.watch_delta(None)
         for h in self._hooks:
             h.remove()
         self._hooks = []

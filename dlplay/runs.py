@@ -65,6 +65,7 @@ class RunRecord:
     lr_changes: tuple[tuple[int, float], ...] = ()
     source: str = "trained"  # trained | checkpoint
     label: str = ""
+    engine: str = ""  # what trained it: "dense" (dlplay.engine) or "autograd"; "" for older records
 
     @property
     def seed(self) -> int:
@@ -100,6 +101,7 @@ class RunRecord:
             "lr_changes": [list(c) for c in self.lr_changes],
             "source": self.source,
             "label": self.label,
+            "engine": self.engine,
         }
 
     @classmethod
@@ -141,6 +143,7 @@ class RunRecord:
             lr_changes=tuple((int(s), float(lr)) for s, lr in data.get("lr_changes", [])),
             source=str(data.get("source", "trained")),
             label=str(data.get("label", ""))[:200],
+            engine=str(data.get("engine", ""))[:20],
         )
 
     def to_json(self) -> str:
@@ -214,6 +217,7 @@ def record_from_session(session: Any, *, evaluate_final: bool = True, run_id: st
         loss_steps=tuple(int(s) for s in xs),
         loss_values=tuple(float(v) for v in ys),
         lr_changes=tuple(snap.lr_changes),
+        engine=str(getattr(session, "engine_name", "")),
     )
 
 
@@ -385,6 +389,7 @@ def run_fields(record: RunRecord) -> dict[str, str]:
         "dataset": cfg.dataset,
         "train_size": _fmt(cfg.train_size),
         "device": device_label(record),
+        "engine": record.engine or "—",
     }
 
 

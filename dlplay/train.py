@@ -7,17 +7,20 @@ synchronisation and no bookkeeping kernel per step.
 """
 from __future__ import annotations
 
+import copy
 import math
 import threading
 import time
 import uuid
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 import torch
 import torch.nn.functional as F
 
 from .data import DatasetInfo, normalize_with
 from .device import choose_device
+from .engine import DenseEngine
+from .engine import supports as engine_supports
 from .errors import UserError
 from .metrics import EpochRecord, MetricsHistory, MetricsSnapshot
 from .model import Net, build_model
@@ -31,6 +34,7 @@ EXPLODED_FACTOR = 100.0  # a loss this many times its first value blew up (Adam 
 CHANCE_MARGIN = 0.05  # test accuracy within this of 1/classes after an epoch: the network only guesses
 DEAD_SHARE = 0.5  # this share of ReLU units dead (never active on the probe images) counts as broken
 EVAL_CHUNK = 1000  # test images per chunk of the end-of-epoch evaluation (each chunk reports progress)
+EVAL_BATCH = 256  # test-set batches: cache-sized on the CPU (the small CNN: ~2x faster than 2000)
 
 
 class _Stop(Exception):
@@ -47,6 +51,10 @@ class TrainingSession:
     ``callbacks`` are objects with any of ``on_start(session)``, ``after_backward(session, step)``,
     ``after_step(session, step)``, ``on_sync(session)``, ``on_epoch_end(session, record)``,
     ``on_end(session)``; they run in the training thread.
+
+    ``engine``: ``"auto"`` trains a network of dense layers with :class:`~dlplay.engine.DenseEngine`
+    (the tutorial's equations, no autograd) and anything else with autograd; ``"autograd"`` always
+    uses autograd. ``self.engine`` is the dense engine or None; ``engine_name`` says which trains.
     """
 
     def __init__(
@@ -61,6 +69,7 @@ class TrainingSession:
         heartbeat_timeout: float | None = None,
         slot_pool: Any = None,
         history_capacity: int = 8192,
+        engine: str = "auto",
     ):
         self.run_id = uuid.uuid4().hex[:12]  # a RunRecord's id: the run history keys on it
         self.spec = spec
@@ -74,6 +83,12 @@ class TrainingSession:
         self.metrics = MetricsHistory(history_capacity)
         self.model: Net = build_model(spec, seed=config.seed).to(self.device)
         self.optimizer = make_optimizer(config.optimizer, self.model.parameters(), config.lr, config.weight_decay)
+        if engine not in ("auto", "autograd"):
+            raise ValueError(engine)
+        # the step function is chosen once per run
+        self.engine = DenseEngine(self.model, self.optimizer) if engine == "auto" and engine_supports(self.model) else None
+        self.engine_name = self.engine.name if self.engine is not None else "autograd"
+        self._train_step = self._engine_step if self.engine is not None else self._autograd_step
         info = self.dataset.info
         self._scale = 1.0 / (255.0 * info.std)
         self._neg_shift = torch.tensor(-info.mean / info.std, dtype=torch.float32, device=self.device)
@@ -95,7 +110,8 @@ class TrainingSession:
         self._thread: threading.Thread | None = None
         self._test_cpu: tuple[torch.Tensor, torch.Tensor] | None = None
         self.metrics.update_progress(
-            epochs=config.epochs, steps_per_epoch=self.steps_per_epoch, total_steps=self.total_steps, lr=config.lr
+            epochs=config.epochs, steps_per_epoch=self.steps_per_epoch, total_steps=self.total_steps, lr=config.lr,
+            engine=self.engine_name,
         )
 
     # ----- commands -------------------------------------------------------------------------
@@ -248,26 +264,44 @@ class TrainingSession:
         """uint8 images -> the float input the network trains on."""
         return normalize_with(images, self._neg_shift, self._scale)
 
-    @torch.no_grad()
-    def evaluate(self, split: str = "test", batch_size: int = 2000) -> tuple[float, float]:
+    @torch.inference_mode()
+    def evaluate(self, split: str = "test", batch_size: int = EVAL_BATCH) -> tuple[float, float]:
         """Mean loss and accuracy on a split with the current weights (one host sync)."""
         images = self.dataset.test_images if split == "test" else self.dataset.train_images[: self.train_size]
         labels = self.dataset.test_labels if split == "test" else self.dataset.train_labels[: self.train_size]
-        loss_sum = torch.zeros((), device=self.device)
-        correct = torch.zeros((), device=self.device, dtype=torch.int64)
+        return self._evaluate_on(images, labels, batch_size)
+
+    def _evaluate_on(self, images: torch.Tensor, labels: torch.Tensor, batch_size: int,
+                     report: Callable[[float], None] | None = None) -> tuple[float, float]:
+        """A convolutional network on the CPU is evaluated on a channels-last copy of its weights (taken
+        under the model lock, which is then free for the UI): with batches of 256 about 3x faster than
+        the training layout in batches of 2000 (the small CNN's 10k test images)."""
+        if self.device.type == "cpu" and any(isinstance(m, torch.nn.Conv2d) for m in self.model.modules()):
+            with self.model_lock:
+                model = copy.deepcopy(self.model)
+            return self._evaluate(model.to(memory_format=torch.channels_last).eval(), images, labels, batch_size, report)
         with self.model_lock:
             was_training = self.model.training
             self.model.eval()
             try:
-                for i in range(0, len(labels), batch_size):
-                    out = self.model(self.normalize(images[i : i + batch_size]))
-                    y = labels[i : i + batch_size]
-                    loss_sum += F.cross_entropy(out, y, reduction="sum")
-                    correct += (out.argmax(1) == y).sum()
+                return self._evaluate(self.model, images, labels, batch_size, report)
             finally:
                 self.model.train(was_training)
-        n = max(1, len(labels))
-        return loss_sum.item() / n, correct.item() / n
+
+    def _evaluate(self, model: Net, images: torch.Tensor, labels: torch.Tensor, batch_size: int,
+                  report: Callable[[float], None] | None = None) -> tuple[float, float]:
+        """``report(share done)`` after each batch (it may raise to stop)."""
+        loss_sum = torch.zeros((), device=self.device)
+        correct = torch.zeros((), device=self.device, dtype=torch.int64)
+        n = len(labels)
+        for i in range(0, n, batch_size):
+            out = model(self.normalize(images[i : i + batch_size]))
+            y = labels[i : i + batch_size]
+            loss_sum += F.cross_entropy(out, y, reduction="sum")
+            correct += (out.argmax(1) == y).sum()
+            if report is not None:
+                report(min(n, i + batch_size) / n)
+        return loss_sum.item() / max(1, n), correct.item() / max(1, n)
 
     # ----- the loop -------------------------------------------------------------------------
     def _set_status(self, status: str, message: str = "", **params: Any) -> None:
@@ -430,30 +464,27 @@ class TrainingSession:
         broken = bool(exploded) or "dead" in params
         self._warn("train.warn_chance_broken" if broken else "train.warn_chance", lr=self.current_lr, **params)
 
-    @torch.no_grad()
+    @torch.inference_mode()
     def _evaluate_test(self) -> tuple[float, float]:
-        """The end-of-epoch test evaluation in chunks, each reported in ``progress.evaluating`` (a CNN's
-        takes seconds on a CPU: the page shows it instead of freezing); Stop answers between chunks."""
-        images, labels = self.dataset.test_images, self.dataset.test_labels
-        n = len(labels)
-        loss_sum = torch.zeros((), device=self.device)
-        correct = torch.zeros((), device=self.device, dtype=torch.int64)
-        self.metrics.update_progress(evaluating=0.0)
-        for i in range(0, n, EVAL_CHUNK):
+        """The end-of-epoch test evaluation, its progress reported in ``progress.evaluating`` about every
+        EVAL_CHUNK images (a CNN's takes seconds on a CPU: the page shows it instead of freezing); Stop
+        answers between batches."""
+        last = [0.0]
+
+        def report(done: float) -> None:
             if self._stop_requested:
-                self.metrics.update_progress(evaluating=None)
                 raise _Stop()
-            with self.model_lock:
-                self.model.eval()
-                try:
-                    out = self.model(self.normalize(images[i : i + EVAL_CHUNK]))
-                    y = labels[i : i + EVAL_CHUNK]
-                    loss_sum += F.cross_entropy(out, y, reduction="sum")
-                    correct += (out.argmax(1) == y).sum()
-                finally:
-                    self.model.train()
-            self.metrics.update_progress(evaluating=min(n, i + EVAL_CHUNK) / n)
-        return loss_sum.item() / max(1, n), correct.item() / max(1, n)
+            if done >= 1.0 or done - last[0] >= EVAL_CHUNK / max(1, n):
+                last[0] = done
+                self.metrics.update_progress(evaluating=done)
+
+        n = len(self.dataset.test_labels)
+        self.metrics.update_progress(evaluating=0.0)
+        try:
+            return self._evaluate_on(self.dataset.test_images, self.dataset.test_labels, EVAL_BATCH, report)
+        except _Stop:
+            self.metrics.update_progress(evaluating=None)
+            raise
 
     def _run(self) -> None:
         self._global_step = 0
@@ -531,14 +562,7 @@ class TrainingSession:
                 x = self.normalize(torch.index_select(images, 0, idx))
                 y = torch.index_select(labels, 0, idx)
                 with self.model_lock:
-                    out = self.model(x)
-                    loss = F.cross_entropy(out, y)
-                    self.optimizer.zero_grad(set_to_none=True)
-                    loss.backward()
-                    self._global_step += 1
-                    self._call("after_backward", self._global_step)
-                    self.optimizer.step()
-                    self._call("after_step", self._global_step)
+                    loss, out = self._train_step(x, y)
                 # kept as device tensors until the next flush: no host sync and no extra kernels per step
                 self._pending_losses.append(loss.detach())
                 self._pending_outputs.append((out.detach(), y))
@@ -563,6 +587,27 @@ class TrainingSession:
             self.metrics.update_progress(epoch=epoch + 1, evaluating=None)
             self._check_learning(record)
             self._call("on_epoch_end", record)
+
+
+    # ----- one training step: the dense engine's, or autograd's ------------------------------
+    def _engine_step(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        loss, out = self.engine.forward_backward(x, y)  # type: ignore[union-attr]
+        self._global_step += 1
+        self._call("after_backward", self._global_step)
+        self.engine.update()  # type: ignore[union-attr]
+        self._call("after_step", self._global_step)
+        return loss, out
+
+    def _autograd_step(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        out = self.model(x)
+        loss = F.cross_entropy(out, y)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self._global_step += 1
+        self._call("after_backward", self._global_step)
+        self.optimizer.step()
+        self._call("after_step", self._global_step)
+        return loss, out
 
 
 class _Diverged(Exception):

@@ -109,6 +109,8 @@ def live_view() -> None:
     m[2].metric(t("train.m_loss"), f"{snap.losses[-1]:.4f}" if len(snap.losses) else "–")
     m[3].metric(t("train.m_test_acc"), f"{snap.epochs[-1].test_acc:.2%}" if snap.epochs else "–")
     m[4].metric(t("train.m_speed"), f"{p.samples_per_s:,.0f}" if p.samples_per_s else "–")
+    if p.engine:
+        st.caption(t("train.engine_dense") if p.engine == "dense" else t("train.engine_autograd"))
     if p.message:
         box = st.error if p.status in PROBLEM else st.info
         box(t(p.message, **dict(p.message_params)))

@@ -30,6 +30,8 @@ def test_start_training_and_see_the_charts_update(streamlit_server, browser_cont
     first = loss_points(page)
     page.wait_for_function(f"() => ({LOSS_POINTS_JS})() > {first}", timeout=60_000)  # the chart grows by itself
     assert metric_value(page, "Status") == "training"
+    # the tutorial's dense network trains with the dense engine, and the page says so
+    assert page.get_by_text("Trained by dlplay's dense engine").count() == 1
     # an epoch completes: the accuracy metric and the epoch chart fill in without a reload
     page.wait_for_function(
         """() => [...document.querySelectorAll('[data-testid=stMetric]')].some(m =>

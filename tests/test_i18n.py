@@ -342,7 +342,7 @@ def test_composed_keys_exist_for_every_value():
             expected += [f"data.class.{name}.{i}" for i in range(len(ds.classes))]
     expected += [f"runs.field_{k}" for k in ("architecture", "layers", "init", "params", "optimizer", "lr",
                                               "lr_changes", "batch_size", "epochs", "weight_decay", "seed",
-                                              "dataset", "train_size", "device")]
+                                              "dataset", "train_size", "device", "engine")]
     expected += [f"runs.result_{k}" for k in ("status", "test_acc", "test_loss", "train_acc", "epochs_done",
                                                "steps", "duration")]
     for metric in ("test_acc", "test_loss", "train_acc", "train_loss", "step_loss"):

@@ -52,6 +52,8 @@ def localized_fields(record: RunRecord) -> dict[str, str]:
     fields["init"] = t(f"runs.init_{record.spec.init}")
     fields["optimizer"] = t(f"runs.optimizer_{record.config.optimizer}")
     fields["schedule"] = t(f"train.sched_{record.config.schedule}")
+    if record.engine:
+        fields["engine"] = t("runs.engine_dense") if record.engine == "dense" else t("runs.engine_autograd")
     return fields
 
 
