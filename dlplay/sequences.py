@@ -36,6 +36,14 @@ def sequence_block(net: Any) -> int | None:
     return next((i for i, b in enumerate(net.blocks) if LAYER_KINDS[b.kind].sequence), None)
 
 
+def sequence_length(net: Any) -> int:
+    """Steps the first recurrent block reads (28 for rows or columns, 784 for pixels)."""
+    index = sequence_block(net)
+    spec = net.spec
+    shape = spec.input_shape if index == 0 else spec.shapes()[index - 1]
+    return LAYER_KINDS[spec.layers[index].kind].input_view(tuple(shape), spec.order)[0]
+
+
 def is_recurrent(net: Any) -> bool:
     return sequence_block(net) is not None
 
