@@ -98,7 +98,7 @@ def reading_section(net: Any, image: np.ndarray, label: int | None, lang: str) -
         st.plotly_chart(fs.revealed_figure(image, info.order, step, lang), key="seq_revealed", config=PLOT_CONFIG)
     with right:
         now = int(probs[step - 1].argmax())
-        st.metric(t("seq.guess_after", step=step), names[now], f"{probs[step - 1, now] * 100:.0f}%", delta_color="off")
+        st.metric(t("seq.guess_after", step=step), f"{names[now]} · {probs[step - 1, now] * 100:.0f}%")
         if knows is not None:
             st.caption(t("seq.knows_at", step=knows, steps=steps, label=names[final]))
         else:
