@@ -122,3 +122,20 @@ def test_early_prediction_memory_and_connectivity(case, image, mnist):
     x = torch.as_tensor((img / 255.0 - mean) / std, dtype=torch.float32)[None, None].requires_grad_(True)
     (grad,) = torch.autograd.grad(model(x)[0, target], x)  # the whole model, row t = step t
     np.testing.assert_allclose(conn, grad[0, 0].norm(dim=1).numpy(), rtol=1e-4, atol=1e-8)
+
+
+def test_pixel_by_pixel_preset_shows_the_vanishing_hint(mnist):
+    """The plain RNN reading 784 pixels: the probe's gradient through time falls by far more than
+    VANISHING_FACTOR from the last step to the first, and the hints name it (Dynamics' list too)."""
+    from dlplay.presets import PRESETS
+
+    preset = PRESETS["rnn_pixels"]
+    probe = Probe(every=2, probe_images=16)
+    session = TrainingSession(preset.spec, preset.config.with_changes(train_size=64, epochs=1), mnist, "cpu",
+                              sync_every=1, callbacks=[probe])
+    session.start()
+    assert session.join(120) and session.status == "done"
+    snap = probe.snapshot()
+    assert snap.time_grad.shape == (784,)
+    assert gradient_factor(snap.time_grad) > H.VANISHING_FACTOR
+    assert "dynamics.hint_vanishing_time" in [h.key for h in H.find_hints(snap)]

@@ -172,7 +172,8 @@ def formula_section(net: Any, image: np.ndarray, label: int | None, lang: str) -
         st.latex(line)
     st.caption(t("seq.forward_check", diff=f"{f.forward_difference:.1e}"))
     st.markdown(t("seq.bptt_intro_" + f.cell))
-    st.latex(bptt_latex(f.cell, f.nonlinearity))
+    for line in bptt_latex(f.cell, f.nonlinearity):
+        st.latex(line)
     t_idx = int(step) - 1
     d = f.delta_formula[t_idx]
     st.latex(rf"\|\delta_{{{int(step)}}}\| = {np.linalg.norm(d):.4g},\quad \delta_{{{int(step)},{int(unit)}}} = "
@@ -218,15 +219,20 @@ def formula_latex(f: seq.StepFormula) -> list[str]:
     return lines
 
 
-def bptt_latex(cell: str, nonlinearity: str) -> str:
-    """The δ recursion of back-propagation through time, δ_t = ∂L/∂h_t."""
+def bptt_latex(cell: str, nonlinearity: str) -> list[str]:
+    """The δ recursion of back-propagation through time, δ_t = ∂L/∂h_t (one line per equation)."""
+    direct = r"\delta_t = \frac{\partial L}{\partial h_t}\Big|_{\text{direct}} + "
     if cell == "rnn":
         fp = r"(1 - h_{t+1}^2)" if nonlinearity == "tanh" else r"\mathbb{1}[z_{t+1} > 0]"
-        return rf"\delta_t = \frac{{\partial L}}{{\partial h_t}}\Big|_{{\text{{direct}}}} + W_{{hh}}^\top\big({fp} \odot \delta_{{t+1}}\big)"
+        return [direct + rf"W_{{hh}}^\top\big({fp} \odot \delta_{{t+1}}\big)"]
     if cell == "lstm":
-        return (r"\delta_t = \frac{\partial L}{\partial h_t}\Big|_{\text{direct}} + W_{hh}^\top\big[\delta c_{t+1}\odot g\odot i(1-i);\ "
-                r"\delta c_{t+1}\odot c_t\odot f(1-f);\ \delta c_{t+1}\odot i\odot(1-g^2);\ \delta_{t+1}\odot\tanh c_{t+1}\odot o(1-o)\big],\ "
-                r"\delta c_t = \delta_t\odot o_t(1-\tanh^2 c_t) + \delta c_{t+1}\odot f_{t+1}")
-    return (r"\delta_t = \frac{\partial L}{\partial h_t}\Big|_{\text{direct}} + \delta_{t+1}\odot z + W_{hz}^\top(\delta_{t+1}\odot(h_t - n)\odot z(1-z))"
-            r" + W_{hn}^\top(\delta n\odot r) + W_{hr}^\top(\delta n\odot (W_{hn}h_t + b_{hn})\odot r(1-r)),\ "
-            r"\delta n = \delta_{t+1}\odot(1-z)\odot(1-n^2)")
+        return [
+            r"\delta c_{t+1} = \delta_{t+1}\odot o_{t+1}(1-\tanh^2 c_{t+1}) + \delta c_{t+2}\odot f_{t+2}",
+            direct + r"W_{hh}^\top\big[\delta c_{t+1}\odot g\odot i(1-i);\ \delta c_{t+1}\odot c_t\odot f(1-f);\ "
+                     r"\delta c_{t+1}\odot i\odot(1-g^2);\ \delta_{t+1}\odot\tanh c_{t+1}\odot o(1-o)\big]_{t+1}",
+        ]
+    return [
+        r"\delta n_{t+1} = \delta_{t+1}\odot(1-z)\odot(1-n^2)",
+        direct + r"\delta_{t+1}\odot z + W_{hz}^\top\big(\delta_{t+1}\odot(h_t - n)\odot z(1-z)\big)",
+        r"\qquad + W_{hn}^\top(\delta n_{t+1}\odot r) + W_{hr}^\top\big(\delta n_{t+1}\odot (W_{hn}h_t + b_{hn})\odot r(1-r)\big)",
+    ]
