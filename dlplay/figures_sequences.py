@@ -33,7 +33,7 @@ def revealed_figure(image: np.ndarray, order: str, step: int, lang: str = "en", 
     ink = PAPER + (INK - PAPER) * img[..., None]
     tinted = UNREAD + (INK - UNREAD) * img[..., None] * 0.35
     rgb = np.where(read_mask(order, step)[..., None], ink, tinted).astype(np.uint8)
-    layout = base_layout(translate("seq.fig_read_title", lang, step=step), size + 40, bottom=10)
+    layout = base_layout(translate("sequences.fig_read_title", lang, step=step), size + 40, bottom=10)
     layout.update(width=size + 20, margin={"l": 10, "r": 10, "t": 40, "b": 10},
                   xaxis={"visible": False}, yaxis={"visible": False, "scaleanchor": "x"})
     return go.Figure({"data": [{"type": "image", "z": rgb.tolist(), "hoverinfo": "skip"}], "layout": layout})
@@ -53,8 +53,8 @@ def early_prediction_figure(probs: np.ndarray, step: int, labels: Sequence[str],
                        "hovertemplate": f"{labels[k]}: %{{y:.1f}}%<extra></extra>"})
     marker = {"type": "line", "x0": step, "x1": step, "xref": "x", "yref": "paper", "y0": 0, "y1": 1,
               "line": {"color": CURRENT, "dash": "dot", "width": 1.5}}
-    return plain_figure(traces, translate("seq.fig_early_title", lang), translate("seq.step", lang),
-                        translate("seq.fig_early_axis", lang), height=340, yaxis={"range": [0, 102]},
+    return plain_figure(traces, translate("sequences.fig_early_title", lang), translate("sequences.step", lang),
+                        translate("sequences.fig_early_axis", lang), height=340, yaxis={"range": [0, 102]},
                         legend=LEGEND_BELOW, shapes=[marker])
 
 
@@ -65,8 +65,8 @@ def time_gradient_figure(grads: np.ndarray, lang: str = "en", measured_at: int =
     trace = {"type": "scatter", "mode": "lines+markers" if len(g) <= 60 else "lines", "x": steps.tolist(),
              "y": g.tolist(), "name": "‖∂L/∂h_t‖", "line": {"color": "#636efa", "width": 2}, "marker": {"size": 5},
              "hovertemplate": "t = %{x}: %{y:.3g}<extra></extra>"}
-    return plain_figure([trace], translate("seq.fig_tgrad_title", lang, step=measured_at), translate("seq.step", lang),
-                        translate("seq.fig_tgrad_axis", lang), height=320,
+    return plain_figure([trace], translate("sequences.fig_tgrad_title", lang, step=measured_at), translate("sequences.step", lang),
+                        translate("sequences.fig_tgrad_axis", lang), height=320,
                         yaxis={"type": "log", "exponentformat": "power"})
 
 
@@ -77,13 +77,13 @@ def memory_figure(values: np.ndarray, units: np.ndarray, title: str, lang: str =
     heat = {"type": "heatmap", "z": values.tolist(), "x": list(range(1, values.shape[1] + 1)),
             "y": [str(u) for u in units], "colorscale": "RdBu" if zero_centered else "Viridis", "reversescale": zero_centered,
             "zmin": -vmax if zero_centered else 0.0, "zmax": vmax if zero_centered else max(vmax, 1.0),
-            "hovertemplate": "t = %{x}, unit %{y}: %{z:.3f}<extra></extra>"}
+            "hovertemplate": "t = %{x}, " + translate("sequences.unit_axis", lang) + " %{y}: %{z:.3f}<extra></extra>"}
     shapes = []
     if step is not None:
         shapes.append({"type": "line", "x0": step, "x1": step, "xref": "x", "yref": "paper", "y0": 0, "y1": 1,
                        "line": {"color": CURRENT, "dash": "dot", "width": 1.5}})
-    layout = {**base_layout(title, 380), "xaxis": axis(translate("seq.step", lang)),
-              "yaxis": axis(translate("seq.unit_axis", lang), type="category", showticklabels=len(units) <= 40),
+    layout = {**base_layout(title, 380), "xaxis": axis(translate("sequences.step", lang)),
+              "yaxis": axis(translate("sequences.unit_axis", lang), type="category", showticklabels=len(units) <= 40),
               "shapes": shapes}
     return go.Figure({"data": [heat], "layout": layout})
 
@@ -93,8 +93,8 @@ def connectivity_figure(conn: np.ndarray, lang: str = "en", target_label: str = 
     steps = np.arange(1, len(conn) + 1)
     bar = {"type": "bar", "x": steps.tolist(), "y": conn.tolist(), "marker": {"color": "#ef553b"},
            "hovertemplate": "t = %{x}: %{y:.3g}<extra></extra>"}
-    return plain_figure([bar], translate("seq.fig_conn_title", lang, label=target_label), translate("seq.step", lang),
-                        translate("seq.fig_conn_axis", lang), height=300)
+    return plain_figure([bar], translate("sequences.fig_conn_title", lang, label=target_label), translate("sequences.step", lang),
+                        translate("sequences.fig_conn_axis", lang), height=300)
 
 
 def connectivity_image(image: np.ndarray, conn: np.ndarray, order: str, lang: str = "en", size: int = 260) -> go.Figure:
@@ -111,7 +111,7 @@ def connectivity_image(image: np.ndarray, conn: np.ndarray, order: str, lang: st
         per_pixel = weight.reshape(28, 28)
     tint = PAPER + (np.array([239, 85, 59]) - PAPER) * per_pixel[..., None]
     rgb = (tint * (1 - 0.85 * img[..., None]) + INK * 0.85 * img[..., None]).astype(np.uint8)
-    layout = base_layout(translate("seq.fig_conn_image", lang), size + 40, bottom=10)
+    layout = base_layout(translate("sequences.fig_conn_image", lang), size + 40, bottom=10)
     layout.update(width=size + 20, margin={"l": 10, "r": 10, "t": 40, "b": 10},
                   xaxis={"visible": False}, yaxis={"visible": False, "scaleanchor": "x"})
     return go.Figure({"data": [{"type": "image", "z": rgb.tolist(), "hoverinfo": "skip"}], "layout": layout})
@@ -122,9 +122,9 @@ def delta_figure(formula: np.ndarray, autograd: np.ndarray, lang: str = "en") ->
     steps = np.arange(1, len(formula) + 1).tolist()
     traces = [
         {"type": "scatter", "mode": "lines", "x": steps, "y": np.linalg.norm(autograd, axis=1).tolist(),
-         "name": translate("seq.autograd", lang), "line": {"color": "#bbbbbb", "width": 6}},
+         "name": translate("sequences.autograd", lang), "line": {"color": "#bbbbbb", "width": 6}},
         {"type": "scatter", "mode": "lines+markers", "x": steps, "y": np.linalg.norm(formula, axis=1).tolist(),
-         "name": translate("seq.recursion", lang), "line": {"color": "#636efa", "width": 1.5}, "marker": {"size": 4}},
+         "name": translate("sequences.recursion", lang), "line": {"color": "#636efa", "width": 1.5}, "marker": {"size": 4}},
     ]
-    return plain_figure(traces, translate("seq.fig_delta_title", lang), translate("seq.step", lang), "‖δ_t‖",
+    return plain_figure(traces, translate("sequences.fig_delta_title", lang), translate("sequences.step", lang), "‖δ_t‖",
                         height=300, yaxis={"type": "log", "exponentformat": "power"})

@@ -8,8 +8,8 @@ from dlplay.ui.state import current_session, heartbeat, init_state, is_active
 
 init_state()
 lang = current_language()
-st.title(t("seq.title"))
-st.caption(t("seq.intro"))
+st.title(t("sequences.title"))
+st.caption(t("sequences.intro"))
 
 handle = current_session()
 if handle is None or not handle.spec.is_recurrent():
@@ -25,7 +25,7 @@ def gradient_through_time() -> None:
     if handle is None:
         return
     heartbeat()
-    st.subheader(t("seq.sec_tgrad"))
+    st.subheader(t("sequences.sec_tgrad"))
     sq.time_gradient_section(handle, lang)
     if was_active and not is_active(handle):
         st.rerun()  # the run ended: a full rerun stops the polling
@@ -34,19 +34,19 @@ def gradient_through_time() -> None:
 gradient_through_time()
 
 net = sq.model(handle)
-st.subheader(t("seq.sec_reading"))
+st.subheader(t("sequences.sec_reading"))
 image, label, caption = sq.choose_input(handle)
 if image is None:
     st.stop()
 st.caption(caption)
 sq.reading_section(net, image, label, lang)
 
-st.subheader(t("seq.sec_memory"))
+st.subheader(t("sequences.sec_memory"))
 sq.memory_section(net, image, lang)
 
-st.subheader(t("seq.sec_conn"))
+st.subheader(t("sequences.sec_conn"))
 sq.connectivity_section(net, image, lang)
 
-st.subheader(t("seq.sec_formula"))
-st.caption(t("seq.formula_intro"))
+st.subheader(t("sequences.sec_formula"))
+st.caption(t("sequences.formula_intro"))
 sq.formula_section(net, image, label, lang)

@@ -78,3 +78,27 @@ def test_reads_the_drawing(mnist):
     at.radio(key="seq_source").set_value("drawing").run()
     assert not at.exception, [e.value for e in at.exception]
     assert "drawing" in text_of(at)
+
+
+SPEC_ALL = ModelSpec(layers=(LayerSpec("lstm", 16, "identity", read="all"), LayerSpec("dense", 8)), order="columns")
+
+
+@pytest.fixture(scope="module")
+def lstm_run(mnist):
+    return trained(mnist, SPEC_ALL, steps=100)  # one (short) epoch: the Draw and Inside pages use the trained model
+
+
+@pytest.mark.parametrize("page", ["build", "train", "dynamics", "draw", "inside", "evaluate", "runs"])
+def test_the_other_pages_take_a_recurrent_run(lstm_run, page):
+    """Every page that reads the run or its model shows an LSTM run without an exception."""
+    spec, session = SPEC_ALL, lstm_run
+    drawing = np.zeros((28, 28), dtype=np.uint8)
+    drawing[4:24, 13:16] = 255
+    at = AppTest.from_file(APP, default_timeout=120)
+    at.session_state["train_session"] = session
+    at.session_state["spec"] = spec
+    at.session_state["drawing28"] = drawing
+    at.run()
+    at.switch_page(f"pages/{page}.py")
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]

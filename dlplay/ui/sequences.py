@@ -57,9 +57,9 @@ def page_link(page: str, label_key: str, icon: str) -> None:
 def not_recurrent_notice(has_run: bool) -> None:
     """No run, or a run without a recurrent layer: say what to do."""
     names = ", ".join(f"“{t(f'presets.{k}.name')}”" for k in RECURRENT_PRESETS)
-    st.info(t("seq.no_recurrent" if has_run else "seq.no_run", presets=names), icon=":material/info:")
-    page_link("pages/train.py", "seq.go_train", ":material/model_training:")
-    page_link("pages/build.py", "seq.go_build", ":material/account_tree:")
+    st.info(t("sequences.no_recurrent" if has_run else "sequences.no_run", presets=names), icon=":material/info:")
+    page_link("pages/train.py", "sequences.go_train", ":material/model_training:")
+    page_link("pages/build.py", "sequences.go_build", ":material/account_tree:")
 
 
 # ---------------------------------------------------------------- the input
@@ -67,19 +67,19 @@ def choose_input(handle: Any) -> tuple[np.ndarray | None, int | None, str]:
     """(28×28 uint8 image, its label if known, a caption); the learner picks a test image or the drawing."""
     drawing = st.session_state.get(DRAWING_KEY)
     has_drawing = drawing is not None and np.asarray(drawing).max() > 0
-    sources = {"test": t("seq.source_test"), "drawing": t("seq.source_drawing")}
-    source = st.radio(t("seq.source"), list(sources), format_func=sources.get, horizontal=True, key="seq_source")
+    sources = {"test": t("sequences.source_test"), "drawing": t("sequences.source_drawing")}
+    source = st.radio(t("sequences.source"), list(sources), format_func=sources.get, horizontal=True, key="seq_source")
     if source == "drawing":
         if not has_drawing:
-            st.info(t("seq.no_drawing"), icon=":material/draw:")
-            page_link("pages/draw.py", "seq.go_draw", ":material/draw:")
+            st.info(t("sequences.no_drawing"), icon=":material/draw:")
+            page_link("pages/draw.py", "sequences.go_draw", ":material/draw:")
             return None, None, ""
-        return np.asarray(drawing, dtype=np.uint8).reshape(28, 28), None, t("seq.your_drawing")
+        return np.asarray(drawing, dtype=np.uint8).reshape(28, 28), None, t("sequences.your_drawing")
     images, labels = test_split(handle)
-    index = st.number_input(t("seq.test_index"), 0, len(labels) - 1, 0, step=1, key="seq_test_index",
-                            help=t("seq.test_index_help"))
+    index = st.number_input(t("sequences.test_index"), 0, len(labels) - 1, 0, step=1, key="seq_test_index",
+                            help=t("sequences.test_index_help"))
     label = int(labels[int(index)])
-    return images[int(index)].numpy(), label, t("seq.test_caption", index=int(index), label=label)
+    return images[int(index)].numpy(), label, t("sequences.test_caption", index=int(index), label=label)
 
 
 # ---------------------------------------------------------------- sections
@@ -90,7 +90,7 @@ def reading_section(net: Any, image: np.ndarray, label: int | None, lang: str) -
     probs = seq.early_predictions(net, image, mean, std)
     steps = len(probs)
     names = [class_label(handle_info, k, lang) for k in range(probs.shape[1])]
-    step = st.slider(t("seq.step_slider"), 1, steps, steps, key="seq_step", help=t("seq.step_slider_help"))
+    step = st.slider(t("sequences.step_slider"), 1, steps, steps, key="seq_step", help=t("sequences.step_slider_help"))
     final = int(probs[-1].argmax())
     knows = seq_first_sure(probs, final)
     left, right = st.columns([2, 3])
@@ -98,14 +98,14 @@ def reading_section(net: Any, image: np.ndarray, label: int | None, lang: str) -
         st.plotly_chart(fs.revealed_figure(image, info.order, step, lang), key="seq_revealed", config=PLOT_CONFIG)
     with right:
         now = int(probs[step - 1].argmax())
-        st.metric(t("seq.guess_after", step=step), f"{names[now]} · {probs[step - 1, now] * 100:.0f}%")
+        st.metric(t("sequences.guess_after", step=step), f"{names[now]} · {probs[step - 1, now] * 100:.0f}%")
         if knows is not None:
-            st.caption(t("seq.knows_at", step=knows, steps=steps, label=names[final]))
+            st.caption(t("sequences.knows_at", step=knows, steps=steps, label=names[final]))
         else:
-            st.caption(t("seq.never_sure", label=names[final]))
+            st.caption(t("sequences.never_sure", label=names[final]))
     with st.container(key="seq_early_chart"):
         st.plotly_chart(fs.early_prediction_figure(probs, step, names, lang), key="seq_early", config=PLOT_CONFIG)
-    st.caption(t("seq.cap_early_all" if net.blocks[seq.sequence_block(net)].op.read == "all" else "seq.cap_early"))
+    st.caption(t("sequences.cap_early_all" if net.blocks[seq.sequence_block(net)].op.read == "all" else "sequences.cap_early"))
 
 
 def seq_first_sure(probs: np.ndarray, final: int, threshold: float = 0.9) -> int | None:
@@ -121,14 +121,14 @@ def memory_section(net: Any, image: np.ndarray, lang: str) -> None:
     handle_info = st.session_state["_seq_info"]
     mem = seq.memory(net, image, handle_info.mean, handle_info.std)
     options = ["h", *mem.gates]
-    choice = st.radio(t("seq.memory_show"), options, horizontal=True, key="seq_memory_show",
-                      format_func=lambda k: t(f"seq.gate_{k}"))
+    choice = st.radio(t("sequences.memory_show"), options, horizontal=True, key="seq_memory_show",
+                      format_func=lambda k: t(f"sequences.gate_{k}"))
     values = mem.h if choice == "h" else mem.gates[choice]
     centered = choice in ("h", "c", "g", "n")
-    st.plotly_chart(fs.memory_figure(values, mem.units, t(f"seq.gate_{choice}"), lang,
+    st.plotly_chart(fs.memory_figure(values, mem.units, t(f"sequences.gate_{choice}"), lang,
                                      st.session_state.get("seq_step"), zero_centered=centered),
                     key="seq_memory", config=PLOT_CONFIG)
-    st.caption(t("seq.cap_memory"))
+    st.caption(t("sequences.cap_memory"))
 
 
 def connectivity_section(net: Any, image: np.ndarray, lang: str) -> None:
@@ -140,7 +140,7 @@ def connectivity_section(net: Any, image: np.ndarray, lang: str) -> None:
                       config=PLOT_CONFIG)
     right.plotly_chart(fs.connectivity_figure(conn, lang, label), key="seq_conn", config=PLOT_CONFIG)
     top = np.argsort(conn)[::-1][:3] + 1
-    st.caption(t("seq.cap_conn", label=label, top=", ".join(str(s) for s in top)))
+    st.caption(t("sequences.cap_conn", label=label, top=", ".join(str(s) for s in top)))
 
 
 def time_gradient_section(handle: Any, lang: str) -> None:
@@ -148,7 +148,7 @@ def time_gradient_section(handle: Any, lang: str) -> None:
     snap = probe_snapshot(handle)
     grads = None if snap is None else snap.time_grad
     if grads is None:
-        st.info(t("seq.tgrad_waiting"), icon=":material/hourglass_top:")
+        st.info(t("sequences.tgrad_waiting"), icon=":material/hourglass_top:")
         return
     hint = time_gradient_hint(grads)
     if hint is not None:
@@ -156,7 +156,7 @@ def time_gradient_section(handle: Any, lang: str) -> None:
     with st.container(key="seq_tgrad_chart"):
         st.plotly_chart(fs.time_gradient_figure(grads, lang, snap.time_grad_step), key="seq_tgrad",
                         config=PLOT_CONFIG)
-    st.caption(t("seq.cap_tgrad", factor=format_factor(seq.gradient_factor(grads)), steps=len(grads),
+    st.caption(t("sequences.cap_tgrad", factor=format_factor(seq.gradient_factor(grads)), steps=len(grads),
                  step=snap.time_grad_step))
 
 
@@ -165,13 +165,13 @@ def formula_section(net: Any, image: np.ndarray, label: int | None, lang: str) -
     block = net.blocks[seq.sequence_block(net)].op
     n_steps = seq.sequence_length(net)
     c1, c2 = st.columns(2)
-    step = c1.number_input(t("seq.formula_step"), 1, n_steps, min(n_steps, max(1, n_steps // 2)), key="seq_f_step")
-    unit = c2.number_input(t("seq.formula_unit"), 0, block.out_features - 1, 0, key="seq_f_unit")
+    step = c1.number_input(t("sequences.formula_step"), 1, n_steps, min(n_steps, max(1, n_steps // 2)), key="seq_f_step")
+    unit = c2.number_input(t("sequences.formula_unit"), 0, block.out_features - 1, 0, key="seq_f_unit")
     f = seq.step_formula(net, image, handle_info.mean, handle_info.std, int(step) - 1, int(unit), target=label)
     for line in formula_latex(f):
         st.latex(line)
-    st.caption(t("seq.forward_check", diff=f"{f.forward_difference:.1e}"))
-    st.markdown(t("seq.bptt_intro_" + f.cell))
+    st.caption(t("sequences.forward_check", diff=f"{f.forward_difference:.1e}"))
+    st.markdown(t("sequences.bptt_intro_" + f.cell))
     for line in bptt_latex(f.cell, f.nonlinearity):
         st.latex(line)
     t_idx = int(step) - 1
@@ -180,7 +180,7 @@ def formula_section(net: Any, image: np.ndarray, label: int | None, lang: str) -
              rf"{d[int(unit)]:.4g}\ \ (\text{{autograd}}: {f.delta_autograd[t_idx, int(unit)]:.4g})")
     st.plotly_chart(fs.delta_figure(f.delta_formula, f.delta_autograd, lang), key="seq_delta", config=PLOT_CONFIG)
     ok = f.max_difference <= 1e-8 * max(1.0, float(np.abs(f.delta_autograd).max()))
-    (st.success if ok else st.error)(t("seq.bptt_check", diff=f"{f.max_difference:.1e}"), icon=":material/check_circle:")
+    (st.success if ok else st.error)(t("sequences.bptt_check", diff=f"{f.max_difference:.1e}"), icon=":material/check_circle:")
 
 
 def _vec(values: np.ndarray, k: int = 3) -> str:
