@@ -83,7 +83,9 @@ def memory_figure(values: np.ndarray, units: np.ndarray, title: str, lang: str =
         shapes.append({"type": "line", "x0": step, "x1": step, "xref": "x", "yref": "paper", "y0": 0, "y1": 1,
                        "line": {"color": CURRENT, "dash": "dot", "width": 1.5}})
     layout = {**base_layout(title, 380), "xaxis": axis(translate("sequences.step", lang)),
-              "yaxis": axis(translate("sequences.unit_axis", lang), type="category", showticklabels=len(units) <= 40),
+              # the first row on top: units that peak early come first, read downwards like the image
+              "yaxis": axis(translate("sequences.unit_axis", lang), type="category", showticklabels=len(units) <= 40,
+                            autorange="reversed"),
               "shapes": shapes}
     return go.Figure({"data": [heat], "layout": layout})
 

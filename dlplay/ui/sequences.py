@@ -228,8 +228,8 @@ def bptt_latex(cell: str, nonlinearity: str) -> list[str]:
     if cell == "lstm":
         return [
             r"\delta c_{t+1} = \delta_{t+1}\odot o_{t+1}(1-\tanh^2 c_{t+1}) + \delta c_{t+2}\odot f_{t+2}",
-            direct + r"W_{hh}^\top\big[\delta c_{t+1}\odot g\odot i(1-i);\ \delta c_{t+1}\odot c_t\odot f(1-f);\ "
-                     r"\delta c_{t+1}\odot i\odot(1-g^2);\ \delta_{t+1}\odot\tanh c_{t+1}\odot o(1-o)\big]_{t+1}",
+            direct + r"W_{hh}^\top\big[\delta c_{t+1}\odot g\odot i(1-i);\ \delta c_{t+1}\odot c_t\odot f(1-f);",
+            r"\qquad\qquad \delta c_{t+1}\odot i\odot(1-g^2);\ \delta_{t+1}\odot\tanh c_{t+1}\odot o(1-o)\big]_{t+1}",
         ]
     return [
         r"\delta n_{t+1} = \delta_{t+1}\odot(1-z)\odot(1-n^2)",
