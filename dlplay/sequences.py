@@ -308,7 +308,8 @@ def step_formula(net: Any, image: Any, mean: float, std: float, step: int, unit:
         loss = F.cross_entropy(un.logits, torch.tensor([target], device=x.device))
         autograd = torch.autograd.grad(loss, un.hs, retain_graph=True)
         out = un.head_input.detach().requires_grad_(True)  # the classifier's own share, from its output
-        (direct_out,) = torch.autograd.grad(F.cross_entropy(_head(model, index, out), torch.tensor([target])), out)
+        (direct_out,) = torch.autograd.grad(
+            F.cross_entropy(_head(model, index, out), torch.tensor([target], device=x.device)), out)
     steps, hidden = un.steps, rnn.hidden_size
     direct = np.zeros((steps, hidden))
     if un.read == "all":
