@@ -20,13 +20,13 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 os.environ.setdefault("DLPLAY_DATA_DIR", str(REPO.parent / "shared" / "datasets" / "mnist-sample"))
 
-import torch  # noqa: E402
+import torch
 
-from dlplay.data import load_dataset  # noqa: E402
-from dlplay.model import build_model, count_parameters  # noqa: E402
-from dlplay.presets import PRESETS  # noqa: E402
-from dlplay.probe import Probe  # noqa: E402
-from dlplay.train import TrainingSession  # noqa: E402
+from dlplay.data import load_dataset
+from dlplay.model import build_model, count_parameters
+from dlplay.presets import PRESETS
+from dlplay.probe import Probe
+from dlplay.train import TrainingSession
 
 RECURRENT = [key for key, preset in PRESETS.items() if preset.spec.is_recurrent()]
 

@@ -18,13 +18,12 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import instrumentation as ins  # noqa: E402  (sets up sys.path and DLPLAY_DATA_DIR)
+import instrumentation as ins
+import torch
 
-import torch  # noqa: E402
-
-from dlplay.data import load_dataset  # noqa: E402
-from dlplay.presets import PRESETS  # noqa: E402
-from dlplay.probe import DEFAULT_EVERY  # noqa: E402
+from dlplay.data import load_dataset
+from dlplay.presets import PRESETS
+from dlplay.probe import DEFAULT_EVERY
 
 RECURRENT = [key for key, preset in PRESETS.items() if preset.spec.is_recurrent()]
 

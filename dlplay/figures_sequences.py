@@ -16,7 +16,7 @@ CURRENT = "#d62728"
 
 def read_mask(order: str, step: int, shape: tuple[int, int] = (28, 28)) -> np.ndarray:
     """[H, W] True where the network has read the pixel after ``step`` steps (1-based) in ``order``."""
-    h, w = shape
+    w = shape[1]
     rows, cols = np.indices(shape)
     if order == "rows":
         return rows < step

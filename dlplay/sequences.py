@@ -39,6 +39,8 @@ def sequence_block(net: Any) -> int | None:
 def sequence_length(net: Any) -> int:
     """Steps the first recurrent block reads (28 for rows or columns, 784 for pixels)."""
     index = sequence_block(net)
+    if index is None:
+        raise ValueError("the network has no recurrent layer")
     spec = net.spec
     shape = spec.input_shape if index == 0 else spec.shapes()[index - 1]
     return LAYER_KINDS[spec.layers[index].kind].input_view(tuple(shape), spec.order)[0]
@@ -64,7 +66,7 @@ def cell_step(cell: str, nonlinearity: str, x: torch.Tensor, h: torch.Tensor, c:
     if cell == "lstm":
         i, f, g, o = (gi + gh).chunk(4, dim=-1)
         i, f, g, o = torch.sigmoid(i), torch.sigmoid(f), torch.tanh(g), torch.sigmoid(o)
-        c = f * c + i * g
+        c = f * c + i * g if c is not None else i * g
         return o * torch.tanh(c), c, {"i": i, "f": f, "g": g, "o": o, "c": c}
     ir, iz, in_ = gi.chunk(3, dim=-1)
     hr, hz, hn = gh.chunk(3, dim=-1)
@@ -86,7 +88,7 @@ class Unrolled:
     cell: str
     nonlinearity: str
     read: str
-    head_input: torch.Tensor = field(repr=False, default=None)  # what the blocks after it read
+    head_input: torch.Tensor | None = field(repr=False, default=None)  # what the blocks after it read
 
     @property
     def steps(self) -> int:
@@ -122,7 +124,8 @@ def unroll(net: Any, x: torch.Tensor, inputs_grad: bool = False) -> Unrolled:
     batch, steps, _ = seq.shape
     layers = rnn.num_layers
     h = [seq.new_zeros(batch, rnn.hidden_size) for _ in range(layers)]
-    c = [seq.new_zeros(batch, rnn.hidden_size) for _ in range(layers)] if cell == "lstm" else [None] * layers
+    c: list[torch.Tensor | None] = ([seq.new_zeros(batch, rnn.hidden_size) for _ in range(layers)] if cell == "lstm"
+                                    else [None] * layers)
     params = [_params(rnn, layer) for layer in range(layers)]
     hs, parts, top_inputs = [], [], []
     for t in range(steps):
@@ -300,6 +303,8 @@ def step_formula(net: Any, image: Any, mean: float, std: float, step: int, unit:
     model = _eval_copy(net, torch.float64)
     x = _pixels(image, model, mean, std).to(torch.float64)
     index = sequence_block(model)
+    if index is None:
+        raise ValueError("the network has no recurrent layer")
     rnn = model.blocks[index].op.rnn
     with torch.enable_grad():
         un = unroll(model, x)
@@ -307,6 +312,7 @@ def step_formula(net: Any, image: Any, mean: float, std: float, step: int, unit:
             target = int(un.logits[0].argmax())
         loss = F.cross_entropy(un.logits, torch.tensor([target], device=x.device))
         autograd = torch.autograd.grad(loss, un.hs, retain_graph=True)
+        assert un.head_input is not None
         out = un.head_input.detach().requires_grad_(True)  # the classifier's own share, from its output
         (direct_out,) = torch.autograd.grad(
             F.cross_entropy(_head(model, index, out), torch.tensor([target], device=x.device)), out)

@@ -7,7 +7,6 @@ import os
 from pathlib import Path
 
 import pytest
-
 from e2e_util import click_button, open_app_page, wait_for_idle
 from test_e2e_draw import CANVAS, DIGITS, _draw_strokes
 from test_e2e_i18n import choose_language

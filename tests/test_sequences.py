@@ -10,8 +10,15 @@ import torch.nn.functional as F
 from dlplay import hints as H
 from dlplay.model import build_model
 from dlplay.probe import Probe
-from dlplay.sequences import (connectivity, early_predictions, gradient_factor, memory, step_formula,
-                              time_gradients, unroll)
+from dlplay.sequences import (
+    connectivity,
+    early_predictions,
+    gradient_factor,
+    memory,
+    step_formula,
+    time_gradients,
+    unroll,
+)
 from dlplay.spec import LayerSpec, ModelSpec, TrainConfig
 from dlplay.train import TrainingSession
 
