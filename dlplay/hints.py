@@ -15,6 +15,7 @@ import numpy as np
 from .activations import ACTIVATIONS
 from .i18n import layer_name, translate
 from .probe import M, ProbeSnapshot
+from .sequences import gradient_factor
 
 LAYER_PARAMS = ("layer", "first", "last")  # parameters that name a block ("output" is translated)
 
@@ -114,6 +115,18 @@ def gradient_flow_hint(snap: ProbeSnapshot, window: int = WINDOW) -> Hint | None
     return None
 
 
+def time_gradient_hint(grads: np.ndarray | None) -> Hint | None:
+    """Vanishing gradient through time: ‖∂L/∂h_t‖ at the last step vs at the first (a recurrent network's
+    probe); an info hint when the gradient reaches the first step within VANISHING_FACTOR."""
+    if grads is None or len(grads) < 2 or not np.all(np.isfinite(grads)):
+        return None
+    factor = gradient_factor(grads)
+    params = (("factor", format_factor(factor)), ("steps", len(grads)))
+    if factor >= VANISHING_FACTOR:
+        return Hint("dynamics.hint_vanishing_time", params)
+    return Hint("dynamics.hint_time_ok", params, level="info")
+
+
 def non_finite_hint(snap: ProbeSnapshot, window: int = WINDOW) -> Hint | None:
     """Any gradient or weight norm that is NaN or infinite in the recent probes."""
     if len(snap.steps) == 0:
@@ -160,6 +173,9 @@ def find_hints(snap: ProbeSnapshot | None, window: int = WINDOW) -> list[Hint]:
     if flow is not None and not (dead and flow.key == "dynamics.hint_vanishing"):
         hints.append(flow)
     hints += dead + saturated
+    through_time = time_gradient_hint(snap.time_grad)
+    if through_time is not None and through_time.level == "warning":
+        hints.append(through_time)
     for hint in update_ratio_hints(snap, window):
         if hint.key != "dynamics.hint_update_low" or not (dead or saturated):
             hints.append(hint)

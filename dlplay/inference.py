@@ -43,8 +43,8 @@ class LayerTrace:
 
     @property
     def is_dense(self) -> bool:
-        """A fully connected layer (the formula view works for these)."""
-        return self.weight is not None and self.weight.ndim == 2
+        """A fully connected layer (the formula view works for these; a recurrent layer's W_xh is a matrix too)."""
+        return self.weight is not None and LAYER_KINDS[self.kind].fully_connected
 
     @property
     def units(self) -> int:

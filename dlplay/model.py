@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 from .activations import ACTIVATIONS, IDENTITY
-from .layers import DENSE, LAYER_KINDS
+from .layers import DENSE, LAYER_KINDS, to_sequence
 from .spec import LayerSpec, ModelSpec
 
 
@@ -19,16 +19,19 @@ def make_activation(name: str) -> nn.Module:
 class Block(nn.Module):
     """One layer of the tutorial's picture: z = op(a_prev), a = f(z) (then optional dropout).
 
-    ``op`` is a Linear, Conv2d, pooling or BatchNorm module; a flatten happens first where a
-    dense layer follows an image-shaped input.
+    ``op`` is a Linear, Conv2d, pooling, BatchNorm or recurrent module; a flatten happens first where
+    a dense layer follows an image-shaped input, and an image becomes a sequence (``order``: rows,
+    columns, pixels) where a recurrent layer reads it.
     """
 
-    def __init__(self, name: str, kind: str, op: nn.Module, activation: str, dropout: float, flatten: bool):
+    def __init__(self, name: str, kind: str, op: nn.Module, activation: str, dropout: float, flatten: bool,
+                 order: str | None = None):
         super().__init__()
         self.name = name
         self.kind = kind
         self.activation_name = activation
         self.flatten = flatten
+        self.order = order
         self.op = op
         self.act = make_activation(activation)
         self.drop = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
@@ -36,6 +39,8 @@ class Block(nn.Module):
     def forward(self, x: torch.Tensor, record: list | None = None) -> torch.Tensor:
         if self.flatten:
             x = x.flatten(1)
+        elif self.order is not None:
+            x = to_sequence(x, self.order)
         z = self.op(x)
         a = self.act(z)
         if record is not None:
@@ -55,7 +60,7 @@ class Net(nn.Module):
         for layer, out_shape in zip(spec.layers, spec.shapes()):
             counters[layer.kind] = counters.get(layer.kind, 0) + 1
             name = f"{layer.kind}{counters[layer.kind]}"
-            blocks.append(_make_block(name, layer, shape))
+            blocks.append(_make_block(name, layer, shape, spec.order))
             shape = out_shape
         blocks.append(Block("output", DENSE, nn.Linear(math.prod(shape), spec.num_classes), IDENTITY, 0.0, len(shape) > 1))
         self.blocks = nn.ModuleList(blocks)
@@ -72,10 +77,10 @@ class Net(nn.Module):
         return [b for b in self.blocks if LAYER_KINDS[b.kind].weights]
 
 
-def _make_block(name: str, layer: LayerSpec, in_shape: tuple[int, ...]) -> Block:
+def _make_block(name: str, layer: LayerSpec, in_shape: tuple[int, ...], order: str) -> Block:
     kind = LAYER_KINDS[layer.kind]
-    return Block(name, layer.kind, kind.build(layer, in_shape), kind.block_activation(layer), layer.dropout,
-                 kind.flattens(in_shape))
+    return Block(name, layer.kind, kind.build(layer, kind.input_view(in_shape, order)), kind.block_activation(layer),
+                 layer.dropout, kind.flattens(in_shape), order if kind.reads_image(in_shape) else None)
 
 
 def init_weights(net: Net, scheme: str) -> None:
@@ -84,17 +89,22 @@ def init_weights(net: Net, scheme: str) -> None:
         return
     with torch.no_grad():
         for block in net.weight_blocks():
-            w, b = block.op.weight, block.op.bias
-            if scheme == "he":
-                nn.init.kaiming_normal_(w, nonlinearity="relu")
-            elif scheme == "xavier":
-                nn.init.xavier_uniform_(w)
-            elif scheme == "normal":
-                nn.init.normal_(w, 0.0, 0.01)
-            elif scheme == "zeros":
-                nn.init.zeros_(w)
-            if b is not None:
-                nn.init.zeros_(b)
+            op = block.op
+            # a recurrent block: every input and recurrent matrix and every bias
+            matrices = op.matrices() if hasattr(op, "matrices") else [op.weight]
+            biases = [p for n, p in op.named_parameters() if "bias" in n] if hasattr(op, "matrices") else [op.bias]
+            for w in matrices:
+                if scheme == "he":
+                    nn.init.kaiming_normal_(w, nonlinearity="relu")
+                elif scheme == "xavier":
+                    nn.init.xavier_uniform_(w)
+                elif scheme == "normal":
+                    nn.init.normal_(w, 0.0, 0.01)
+                elif scheme == "zeros":
+                    nn.init.zeros_(w)
+            for b in biases:
+                if b is not None:
+                    nn.init.zeros_(b)
 
 
 def build_model(spec: ModelSpec, seed: int | None = None) -> Net:
@@ -125,7 +135,8 @@ def layer_summary(spec: ModelSpec) -> list[LayerInfo]:
     rows = []
     shape: tuple[int, ...] = spec.input_shape
     for layer, out in zip(spec.layers, spec.shapes()):
-        params, macs = LAYER_KINDS[layer.kind].count(layer, shape, out)
+        kind = LAYER_KINDS[layer.kind]
+        params, macs = kind.count(layer, kind.input_view(shape, spec.order), out)
         rows.append(LayerInfo("", layer.kind, layer.describe(), out, params, macs))
         shape = out
     n_in = math.prod(shape)

@@ -2,7 +2,7 @@
 
 The explanations live in the ``presets`` catalog (``presets.<key>.name`` and ``presets.<key>.text``);
 the numbers they quote were measured on the 10k MNIST sample (see tests/test_presets.py and
-bench/cnn_preset.py).
+bench/cnn_preset.py, bench/rnn_presets.py).
 """
 from __future__ import annotations
 
@@ -32,6 +32,11 @@ def small_cnn_spec() -> ModelSpec:
     ))
 
 
+def recurrent_spec(kind: str, hidden: int, order: str = "rows", activation: str = "tanh") -> ModelSpec:
+    """One recurrent layer reading the image (rows, columns or pixels); the classifier reads its last state."""
+    return ModelSpec(layers=(LayerSpec(kind, hidden, activation if kind == "rnn" else "identity"),), order=order)
+
+
 PRESETS: dict[str, Preset] = {
     "tutorial": Preset("tutorial", dense_spec([128], "relu"),
                        TrainConfig(optimizer="adam", lr=1e-3, batch_size=32, epochs=10)),
@@ -47,6 +52,14 @@ PRESETS: dict[str, Preset] = {
                         TrainConfig(optimizer="adam", lr=3e-3, batch_size=32, epochs=5, schedule="cosine")),
     "high_lr": Preset("high_lr", dense_spec([128, 128], "relu"),
                       TrainConfig(optimizer="sgd", lr=3.0, batch_size=64, epochs=5)),
+    "rnn_rows": Preset("rnn_rows", recurrent_spec("rnn", 128),  # the same settings as lstm_rows: a fair race
+                       TrainConfig(optimizer="adam", lr=2e-3, batch_size=32, epochs=8, schedule="cosine")),
+    "lstm_rows": Preset("lstm_rows", recurrent_spec("lstm", 128),
+                        TrainConfig(optimizer="adam", lr=2e-3, batch_size=32, epochs=8, schedule="cosine")),
+    "rnn_pixels": Preset("rnn_pixels", recurrent_spec("rnn", 64, "pixels"),
+                         TrainConfig(optimizer="adam", lr=1e-3, batch_size=32, epochs=1)),
+    "gru_rows": Preset("gru_rows", recurrent_spec("gru", 128),
+                       TrainConfig(optimizer="adam", lr=2e-3, batch_size=32, epochs=8, schedule="cosine")),
 }
 
 DEFAULT_PRESET = "tutorial"

@@ -12,7 +12,9 @@ step and the last step it measures, on the training device and without a host sy
 - forward (a fixed batch of probe images, eval mode): activation mean and std, the fraction of
   dead units (ReLU family: never > 0 on any probe image) and of saturated activations
   (sigmoid/tanh near their limits), and the activations themselves for a heatmap;
-- the first layer's weights (or kernels) as small images.
+- the first layer's weights (or kernels) as small images;
+- a recurrent network: the gradient through time ‖∂L/∂h_t‖ for every step t of its first recurrent
+  block, on the probe images (dlplay.sequences.time_gradients; the latest probe only).
 
 The device tensors wait until the session's next ``on_sync`` (already a host sync point), then
 travel to the host in one copy, join a bounded history and are published as an immutable
@@ -30,6 +32,7 @@ from torch import nn
 
 from .activations import ACTIVATIONS
 from .layers import LAYER_KINDS
+from .sequences import is_recurrent, time_gradients
 
 # Per-layer statistics, in the order of the last axis of ProbeSnapshot.values.
 METRICS = ("act_mean", "act_std", "dead", "saturated", "grad_w", "grad_b", "delta", "update_ratio", "weight_norm")
@@ -90,6 +93,8 @@ class ProbeSnapshot:
     probe_labels: np.ndarray  # [probe images] true classes of the probe images
     first_layer: str | None  # name of the layer shown as images, None when its input is not an image
     first_weights: np.ndarray | None  # [units<=MAX_FIRST_LAYER_UNITS, h, w]
+    time_grad: np.ndarray | None = None  # [steps] ‖∂L/∂h_t‖ of the latest probe (recurrent networks only)
+    time_grad_step: int = 0  # the step it was measured at
 
     def series(self, metric: str, layer: int) -> tuple[np.ndarray, np.ndarray]:
         """(steps, values) of one statistic of one layer over time."""
@@ -304,6 +309,8 @@ class Probe:
         first = first_layer_images(net)
         self._first_name, self._first_fn = first if first else (None, None)
         self._first_block = next((b for b in self._blocks if b.name == self._first_name), None)
+        self._recurrent = is_recurrent(net)
+        self._target = labels.to(self._device) if (labels >= 0).all() else None  # drawn probe images: the prediction
         self.history = ProbeHistory(len(self._blocks), self.capacity)
         self._probes = 0
         self._pending = []
@@ -431,6 +438,8 @@ class Probe:
         detail = [hist_counts[:n], hist_limits[:n], hist_counts[n:], hist_limits[n:], *heat]
         if self._first_block is not None:
             detail.append(self._first_fn(self._first_block.op.weight.detach().float()))
+        if self._recurrent:
+            detail.append(self._time_gradients(net))
         self._grads = None
         if self._pending:
             self._pending[-1].detail = None  # only the latest probe's histograms and images are kept
@@ -438,6 +447,17 @@ class Probe:
         self._probes += 1
         if len(self._pending) >= MAX_PENDING:
             self._flush(session)
+
+    def _time_gradients(self, net: nn.Module) -> torch.Tensor:
+        """‖∂L/∂h_t‖ per step on the probe images (eval mode), without touching the training gradients."""
+        was_training = net.training
+        net.eval()
+        try:
+            with torch.no_grad():
+                target = self._target if self._target is not None else net(self._x).argmax(1)
+            return time_gradients(net, self._x, target)
+        finally:
+            net.train(was_training)
 
     def _flush(self, session: Any) -> None:
         """One device->host copy for all pending probes, then publish a new snapshot."""
@@ -466,11 +486,13 @@ class Probe:
             w_hist, w_lim, g_hist, g_lim = d[:4]
             heat = tuple(_readonly(h) for h in d[4 : 4 + n_layers])
             first = _readonly(d[4 + n_layers]) if self._first_block is not None else None
+            time_grad = _readonly(d[-1]) if self._recurrent else None
         else:
             step = 0
             w_hist = g_hist = np.zeros((n_layers, bins))
             w_lim = g_lim = np.ones(n_layers)
             heat, first = tuple(np.zeros((len(self._labels), 0)) for _ in range(n_layers)), None
+            time_grad = None
         grid = np.linspace(-1.0, 1.0, bins + 1)
         snap = ProbeSnapshot(
             layers=self.layers,
@@ -488,6 +510,8 @@ class Probe:
             probe_labels=_readonly(self._labels.copy()),
             first_layer=self._first_name if first is not None else None,
             first_weights=first,
+            time_grad=time_grad,
+            time_grad_step=step if time_grad is not None else 0,
         )
         self._snapshot = snap
         session.metrics.set_extra("probe", snap)

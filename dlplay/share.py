@@ -5,8 +5,10 @@ Like TensorFlow Playground's link: ``?v=1&net=c8-k5-p2,mp2,d128-do0.2&o=adam&lr=
 ``net`` lists the hidden layers, comma-separated; each is a kind code with the units (``d128``
 dense, ``c8`` conv filters; ``mp2``/``ap2`` max/avg pooling with its kernel; ``bn`` batch norm),
 then ``-``-separated fields that differ from the defaults: an activation name, ``k<kernel>``,
-``s<stride>``, ``p<padding>``, ``do<dropout>``. An empty ``net`` is logistic regression. Other keys:
-``init``, ``nc`` (classes), ``o`` optimizer, ``lr``, ``bs`` batch size, ``ep`` epochs, ``wd`` weight
+``s<stride>``, ``p<padding>``, ``do<dropout>``; recurrent layers (``r128`` plain RNN, ``lstm128``,
+``gru128``) add ``l<stacked layers>`` and ``all`` (the classifier reads every hidden state). An
+empty ``net`` is logistic regression. Other keys: ``init``, ``nc`` (classes), ``ord`` (reading
+order of a recurrent model: columns or pixels; absent: rows), ``o`` optimizer, ``lr``, ``bs`` batch size, ``ep`` epochs, ``wd`` weight
 decay, ``s`` seed, ``ds`` dataset, ``n`` training examples, ``dev`` device, ``sch`` learning-rate
 schedule (absent: constant, so older links still load). Floats use Python's
 shortest round-trip form, so a link reproduces the settings exactly. A link without ``net`` keeps the
@@ -24,13 +26,13 @@ from typing import Any
 from .data import get_info
 from .errors import UserError
 from .i18n import Term
-from .layers import LAYER_KINDS
+from .layers import DEFAULT_ORDER, LAYER_KINDS
 from .optimizers import CONSTANT
 from .spec import ACTIVATIONS, LayerSpec, ModelSpec, TrainConfig
 
 VERSION = "1"
 NET, VER = "net", "v"
-KEYS = ("v", "net", "init", "nc", "o", "lr", "bs", "ep", "wd", "s", "ds", "n", "dev", "sch")
+KEYS = ("v", "net", "init", "nc", "ord", "o", "lr", "bs", "ep", "wd", "s", "ds", "n", "dev", "sch")
 KIND_CODES = {name: kind.code for name, kind in LAYER_KINDS.items()}  # the codes are in the kinds' entries
 CODE_KINDS = {v: k for k, v in KIND_CODES.items()}
 _DEFAULT_LAYER = LayerSpec()
@@ -39,11 +41,11 @@ PARAM_LABELS = {
     "v": "eval.share_version", "net": "build.layers", "init": "build.init", "nc": "spec.field_num_classes",
     "o": "train.optimizer", "lr": "train.lr", "bs": "train.batch", "ep": "train.epochs",
     "wd": "runs.field_weight_decay", "s": "train.seed", "ds": "train.dataset", "n": "spec.field_train_size",
-    "dev": "runs.field_device", "sch": "train.schedule",
+    "dev": "runs.field_device", "sch": "train.schedule", "ord": "build.order",
 }
 _HEAD = re.compile(r"^(%s)(\d{0,9})$" % "|".join(map(re.escape, KIND_CODES.values())))  # any size reads: "too many neurons"
-_SETTINGS = (("kernel", "k"), ("stride", "s"), ("padding", "p"))  # written ``k5`` unless in the head
-_FIELD = re.compile(r"^(k|s|p)(\d{1,3})$|^do(\d*\.?\d+(?:e-?\d+)?)$")
+_SETTINGS = (("kernel", "k"), ("stride", "s"), ("padding", "p"), ("stack", "l"))  # ``k5`` unless in the head
+_FIELD = re.compile(r"^(k|s|p|l)(\d{1,3})$|^do(\d*\.?\d+(?:e-?\d+)?)$")
 MAX_VALUE_LENGTH = 600
 
 
@@ -64,6 +66,9 @@ def layer_token(layer: LayerSpec) -> str:
         value = getattr(layer, name)
         if name != kind.head and value != getattr(_DEFAULT_LAYER, name):
             parts.append(f"{prefix}{value}")
+    for choice in kind.choices:
+        if getattr(layer, choice.name) != getattr(_DEFAULT_LAYER, choice.name):
+            parts.append(getattr(layer, choice.name))
     if layer.dropout:
         parts.append(f"do{_num(layer.dropout)}")
     if kind.head != "units" and layer.units != _DEFAULT_LAYER.units:
@@ -89,8 +94,11 @@ def parse_layer(token: str, index: int) -> LayerSpec:
         raise bad
     seen = set()
     for part in parts[1:]:
+        choice = next((c for c in kind.choices if part in c.options), None)
         if part in ACTIVATIONS:
             name, value = "activation", part
+        elif choice is not None:
+            name, value = choice.name, part
         elif part.startswith("u") and part[1:].isdigit() and len(part) <= 10:
             name, value = "units", int(part[1:])
         else:
@@ -115,6 +123,8 @@ def spec_to_params(spec: ModelSpec) -> dict[str, str]:
         params["init"] = spec.init
     if spec.num_classes != 10:
         params["nc"] = str(spec.num_classes)
+    if spec.order != DEFAULT_ORDER:
+        params["ord"] = spec.order
     return params
 
 
@@ -212,6 +222,7 @@ def from_params(params: Mapping[str, Any], current: ModelSpec | None = None) -> 
         layers=layers,
         num_classes=_int(params, "nc", 10),
         init=init,
+        order=_value(params, "ord") or (DEFAULT_ORDER if NET in params else base.order),
     )
     config = TrainConfig(
         optimizer=_value(params, "o") or defaults.optimizer,

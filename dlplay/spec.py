@@ -11,7 +11,7 @@ from . import layers as _layers
 from . import optimizers as _optimizers
 from .errors import UserError
 from .i18n import Term
-from .layers import MAX_UNITS, WEIGHT_KINDS  # noqa: F401 - MAX_UNITS re-exported (it was defined here)
+from .layers import DEFAULT_ORDER, MAX_UNITS, ORDERS, WEIGHT_KINDS  # noqa: F401 - MAX_UNITS re-exported (it was defined here)
 from .optimizers import lr_factor  # lr_curve uses it; the training loop imports it from here
 
 # The names of the registries' entries, in their order: the choices the pages offer.
@@ -36,7 +36,9 @@ FIELD_LABELS = {
 
 @dataclass(frozen=True)
 class LayerSpec:
-    """One hidden layer. ``units`` is the number of neurons (dense) or filters (conv2d)."""
+    """One hidden layer. ``units`` is the number of neurons (dense), filters (conv2d) or the hidden
+    size (recurrent); ``stack`` and ``read`` are recurrent layers' only (layers stacked in the block;
+    the classifier reads the ``last`` hidden state or ``all`` of them)."""
 
     kind: str = _layers.DEFAULT_KIND
     units: int = 128
@@ -45,10 +47,19 @@ class LayerSpec:
     kernel: int = 3
     stride: int = 1
     padding: int = 0
+    stack: int = 1
+    read: str = "last"
 
     def describe(self) -> str:
         """"Dense 128 relu", "Conv 32×3×3 relu", "MaxPool 2×2", "BatchNorm"."""
         return _layers.LAYER_KINDS[self.kind].describe(self)
+
+
+_RECURRENT_FIELDS = {"stack": 1, "read": "last"}
+
+
+def _layer_dict(layer: LayerSpec) -> dict[str, Any]:
+    return {k: v for k, v in asdict(layer).items() if k not in _RECURRENT_FIELDS or v != _RECURRENT_FIELDS[k]}
 
 
 def _check_int(value: Any, field: str, low: int, high: int) -> None:
@@ -57,9 +68,12 @@ def _check_int(value: Any, field: str, low: int, high: int) -> None:
         raise UserError("spec.int_range", name=Term(FIELD_LABELS[field]), low=low, high=high, value=value)
 
 
-def layer_output_shape(layer: LayerSpec, shape: tuple[int, ...], index: int) -> tuple[int, ...]:
-    """Shape after ``layer`` given the input ``shape`` (without batch); raises UserError naming the layer."""
-    return _layers.LAYER_KINDS[layer.kind].output_shape(layer, shape, index)
+def layer_output_shape(layer: LayerSpec, shape: tuple[int, ...], index: int,
+                       order: str = DEFAULT_ORDER) -> tuple[int, ...]:
+    """Shape after ``layer`` given the input ``shape`` (without batch; a recurrent layer reads an image
+    in the model's reading ``order``); raises UserError naming the layer."""
+    kind = _layers.LAYER_KINDS[layer.kind]
+    return kind.output_shape(layer, kind.input_view(shape, order), index)
 
 
 def validate_layer(layer: LayerSpec, index: int) -> None:
@@ -68,20 +82,28 @@ def validate_layer(layer: LayerSpec, index: int) -> None:
         raise UserError("spec.unknown_kind", layer=n, kind=layer.kind, choices=", ".join(LAYER_KINDS))
     if layer.activation not in ACTIVATIONS:
         raise UserError("spec.unknown_activation", layer=n, activation=layer.activation, choices=", ".join(ACTIVATIONS))
-    for field in _layers.LAYER_KINDS[layer.kind].numbers:
+    kind = _layers.LAYER_KINDS[layer.kind]
+    for field in kind.numbers:
         field.check(getattr(layer, field.name), n)
+    for choice in kind.choices:
+        choice.check(getattr(layer, choice.name), n)
+    if kind.activations is not None and layer.activation not in kind.activations:
+        raise UserError("spec.kind_activation", layer=n, kind=layer.kind, activation=layer.activation,
+                        choices=", ".join(kind.activations))
     if not isinstance(layer.dropout, (int, float)) or not 0.0 <= layer.dropout < 1.0:
         raise UserError("spec.dropout_range", layer=n, value=layer.dropout)
 
 
 @dataclass(frozen=True)
 class ModelSpec:
-    """The network: input shape, hidden layers in order, the number of classes, weight initialisation."""
+    """The network: input shape, hidden layers in order, the number of classes, weight initialisation,
+    and how a recurrent layer reads the image (``order``: rows, columns or pixels one by one)."""
 
     layers: tuple[LayerSpec, ...] = (LayerSpec(),)
     input_shape: tuple[int, int, int] = (1, 28, 28)
     num_classes: int = 10
     init: str = "default"
+    order: str = DEFAULT_ORDER
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "layers", tuple(self.layers))
@@ -93,6 +115,8 @@ class ModelSpec:
             raise UserError("spec.too_many_hidden", count=weight_layers, limit=MAX_WEIGHT_LAYERS)
         if self.init not in INITS:
             raise UserError("spec.unknown_init", init=self.init, choices=", ".join(INITS))
+        if self.order not in ORDERS:
+            raise UserError("spec.unknown_order", order=self.order, choices=", ".join(ORDERS))
         _check_int(self.num_classes, "num_classes", 2, 1000)
         for i, layer in enumerate(self.layers):
             validate_layer(layer, i)
@@ -103,9 +127,13 @@ class ModelSpec:
         shape: tuple[int, ...] = self.input_shape
         out = []
         for i, layer in enumerate(self.layers):
-            shape = layer_output_shape(layer, shape, i)
+            shape = layer_output_shape(layer, shape, i, self.order)
             out.append(shape)
         return out
+
+    def is_recurrent(self) -> bool:
+        """Does a layer read the input as a sequence?"""
+        return any(layer.kind in _layers.SEQUENCE_KINDS for layer in self.layers)
 
     def flat_input_size(self) -> int:
         return math.prod(self.input_shape)
@@ -116,12 +144,17 @@ class ModelSpec:
                            str(self.num_classes)])
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "layers": [asdict(layer) for layer in self.layers],
+        """Plain data; the recurrent-only fields (stack, read, order) appear when they differ from their
+        defaults, so a model without recurrent layers writes what it always wrote."""
+        data = {
+            "layers": [_layer_dict(layer) for layer in self.layers],
             "input_shape": list(self.input_shape),
             "num_classes": self.num_classes,
             "init": self.init,
         }
+        if self.order != DEFAULT_ORDER:
+            data["order"] = self.order
+        return data
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "ModelSpec":
@@ -133,7 +166,7 @@ class ModelSpec:
             if not isinstance(item, dict) or set(item) - allowed:
                 raise UserError("spec.bad_json")
             layers.append(LayerSpec(**item))
-        extra = set(data) - {"layers", "input_shape", "num_classes", "init"}
+        extra = set(data) - {"layers", "input_shape", "num_classes", "init", "order"}
         if extra:
             raise UserError("spec.bad_json")
         return cls(
@@ -141,6 +174,7 @@ class ModelSpec:
             input_shape=tuple(data.get("input_shape", (1, 28, 28))),
             num_classes=data.get("num_classes", 10),
             init=data.get("init", "default"),
+            order=data.get("order", DEFAULT_ORDER),
         )
 
     def to_json(self) -> str:

@@ -47,6 +47,7 @@ with left:
     editor.render_add_controls()
     st.divider()
     editor.render_init_select(spec)
+    editor.render_order_select(spec)
 
 candidate, error = editor.try_draft_spec(spec)
 if candidate is not None and candidate != spec:

@@ -30,7 +30,7 @@ ALLOWED_WORDS = {w.lower() for w in """
     PyTorch torch MNIST Fashion-MNIST CUDA CPU GPU MPS ReLU Leaky_ReLU leaky relu elu gelu tanh sigmoid softplus
     identity softmax logits logit Adam AdamW SGD RMSprop ONNX TorchScript Keras NumPy Python JSON PNG JPEG JPG GIF
     BMP WebP gzip IDX npz uint8 dlplay torchvision Dropout BatchNorm Dense Conv2d MaxPool AvgPool He Kaiming Xavier
-    Glorot ECE F1 L2 NaN inf MB GB KB KiB MiB GiB px CNN Wa ln log exp
+    Glorot ECE F1 L2 NaN inf MB GB KB KiB MiB GiB px CNN Wa ln log exp RNN LSTM GRU autograd Distill
 """.split()}
 LANGUAGE_SELECTOR = ("Language / 语言", "English")  # bilingual on purpose
 
@@ -634,13 +634,32 @@ def _drawn_digit(mnist):
     return setup
 
 
+_RECURRENT: dict = {}
+
+
+def _recurrent_session(mnist):
+    """A small LSTM after one short epoch with the probe (the Sequences page's scenarios), made once."""
+    if "run" not in _RECURRENT:
+        from dlplay.probe import Probe
+        from dlplay.spec import LayerSpec, ModelSpec, TrainConfig
+        from dlplay.train import TrainingSession
+
+        spec = ModelSpec(layers=(LayerSpec("lstm", 16, "identity"),))
+        session = TrainingSession(spec, TrainConfig(epochs=1, train_size=640, batch_size=32, seed=0), mnist, "cpu",
+                                  callbacks=[Probe(every=5)])
+        session.start()
+        assert session.join(120) and session.status == "done"
+        _RECURRENT["run"] = session
+    return _RECURRENT["run"]
+
+
 def scenarios(lang: str, session, mnist) -> list[tuple[str, str, dict, object]]:
     """(name, page, session state, setup(monkeypatch) or None) for every page, fresh and trained, with every
     tab and mode that has text of its own."""
     trained_state = {"train_session": session, "spec": session.spec, "config": session.config, "_admin_ok": True}
     drawing = mnist.test_images[1].cpu().numpy()
     out = [(f"{name}-fresh", f"pages/{name}.py", {}, None) for name in
-           ("home", "build", "train", "dynamics", "draw", "inside", "evaluate", "runs")]
+           ("home", "build", "train", "dynamics", "draw", "inside", "evaluate", "runs", "sequences")]
     out += [(name, f"pages/{name}.py", dict(trained_state), None) for name in
             ("home", "build", "train", "dynamics", "admin")]
     out += [
@@ -651,6 +670,16 @@ def scenarios(lang: str, session, mnist) -> list[tuple[str, str, dict, object]]:
         ("inside-digit", "pages/inside.py", {**trained_state, "inside_pick": "digit"}, None),
         ("inside-drawing", "pages/inside.py", {**trained_state, "inside_source": "drawing", "drawing28": drawing}, None),
         ("runs", "pages/runs.py", {**trained_state, "runs_show_all": True}, None),
+        ("sequences-dense", "pages/sequences.py", dict(trained_state), None),
+    ]
+    rec = _recurrent_session(mnist)
+    rec_state = {"train_session": rec, "spec": rec.spec, "config": rec.config}
+    out += [
+        ("sequences-lstm", "pages/sequences.py", rec_state, None),
+        ("sequences-drawing", "pages/sequences.py", {**rec_state, "seq_source": "drawing", "drawing28": drawing}, None),
+        ("sequences-no-drawing", "pages/sequences.py", {**rec_state, "seq_source": "drawing"}, None),
+        ("sequences-gates", "pages/sequences.py", {**rec_state, "seq_memory_show": "f"}, None),
+        ("build-lstm", "pages/build.py", rec_state, None),
     ]
     for tab in ("tab_results", "tab_mistakes", "tab_calibration", "tab_keep"):
         out.append((f"evaluate-{tab}", "pages/evaluate.py",

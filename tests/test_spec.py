@@ -74,7 +74,7 @@ def test_conv_after_dense_is_an_error_naming_the_layer():
     (LayerSpec("dense", 5000), "spec.layer_too_many"),
     (LayerSpec("conv2d", 600), "spec.layer_too_many"),
     (LayerSpec("dense", 64, "swish"), "spec.unknown_activation"),
-    (LayerSpec("lstm", 64), "spec.unknown_kind"),
+    (LayerSpec("transformer", 64), "spec.unknown_kind"),
     (LayerSpec("dense", 64, dropout=1.0), "spec.dropout_range"),
     (LayerSpec("dense", 64, dropout=-0.1), "spec.dropout_range"),
     (LayerSpec("conv2d", 16, kernel=0), "spec.layer_int_range"),

@@ -14,7 +14,7 @@ import streamlit as st
 
 from dlplay.errors import UserError
 from dlplay.layers import LAYER_KINDS as KINDS
-from dlplay.layers import WEIGHT_KINDS, Field, LayerKind, shape_text
+from dlplay.layers import ORDERS, WEIGHT_KINDS, Field, LayerKind, shape_text
 from dlplay.spec import (
     ACTIVATIONS,
     INITS,
@@ -29,7 +29,8 @@ from dlplay.spec import (
 from dlplay.ui.i18n import error_text, t
 
 DRAFT, SOURCE, NEXT_ID, INIT_KEY = "build_draft", "build_draft_source", "build_next_id", "build_init"
-FIELDS = ("kind", "units", "activation", "dropout", "kernel", "stride", "padding")
+ORDER_KEY = "build_order"
+FIELDS = ("kind", "units", "activation", "dropout", "kernel", "stride", "padding", "stack", "read")
 DEFAULTS: dict[str, dict[str, Any]] = {name: dict(kind.defaults) for name, kind in KINDS.items()}
 
 
@@ -52,6 +53,7 @@ def load_into_editor(spec: ModelSpec) -> None:
     st.session_state[DRAFT] = draft
     st.session_state[SOURCE] = spec
     st.session_state[INIT_KEY] = spec.init
+    st.session_state[ORDER_KEY] = spec.order
 
 
 def sync_with_spec(spec: ModelSpec) -> None:
@@ -68,7 +70,7 @@ def draft_spec(base: ModelSpec) -> ModelSpec:
     """The draft as a ModelSpec (raises UserError when it is not a valid network)."""
     layers = tuple(LayerSpec(**{f: layer[f] for f in FIELDS}) for layer in draft())
     return ModelSpec(layers=layers, input_shape=base.input_shape, num_classes=base.num_classes,
-                     init=st.session_state.get(INIT_KEY, base.init))
+                     init=st.session_state.get(INIT_KEY, base.init), order=st.session_state.get(ORDER_KEY, base.order))
 
 
 def mark_committed(spec: ModelSpec) -> None:
@@ -136,7 +138,7 @@ def _shapes(base: ModelSpec) -> tuple[list[Shape | None], list[Shape | None], in
             try:
                 spec_layer = LayerSpec(**{f: layer[f] for f in FIELDS})
                 validate_layer(spec_layer, i)
-                shape = layer_output_shape(spec_layer, shape, i)
+                shape = layer_output_shape(spec_layer, shape, i, st.session_state.get(ORDER_KEY, base.order))
             except UserError as exc:
                 bad, problem, shape = i, exc, None
             except TypeError:
@@ -203,9 +205,15 @@ def _layer_fields(layer: dict[str, Any]) -> None:
     if side_by_side:
         for column, field in zip(st.columns(len(side_by_side)), side_by_side):
             _number(column, layer, field)
+    for choice in kind.choices:  # a recurrent layer: what the classifier reads
+        layer[choice.name] = st.selectbox(t(choice.label_key), choice.options, key=_ensure(layer, choice.name),
+                                          format_func=lambda o, c=choice: t(c.option_key(o)), help=t(choice.help_key))
     c_act, c_drop = st.columns(2)
     if kind.activation:  # pooling has no activation of its own
-        layer["activation"] = c_act.selectbox(t("build.activation"), ACTIVATIONS, key=_ensure(layer, "activation"))
+        allowed = kind.activations or ACTIVATIONS
+        if layer["activation"] not in allowed:
+            layer["activation"] = st.session_state[_key(layer["id"], "activation")] = allowed[0]
+        layer["activation"] = c_act.selectbox(t("build.activation"), allowed, key=_ensure(layer, "activation"))
     else:
         c_drop = c_act
     layer["dropout"] = float(c_drop.number_input(t("build.dropout"), 0.0, 0.95, step=0.05, format="%.2f",
@@ -278,6 +286,15 @@ def render_init_select(base: ModelSpec) -> None:
     st.selectbox(t("build.init"), INITS, key=INIT_KEY, format_func=lambda k: t(f"build.init_{k}"),
                  help=t("build.init_help"))
     st.caption(t(f"build.init_{st.session_state[INIT_KEY]}_text"))
+
+
+def render_order_select(base: ModelSpec) -> None:
+    """The model's reading order, shown when a layer reads the image as a sequence."""
+    if ORDER_KEY not in st.session_state:
+        st.session_state[ORDER_KEY] = base.order
+    if any(KINDS[layer["kind"]].sequence for layer in draft()):
+        st.selectbox(t("build.order"), ORDERS, key=ORDER_KEY, format_func=lambda k: t(f"build.order_{k}"),
+                     help=t("build.order_help"))
 
 
 def try_draft_spec(base: ModelSpec) -> tuple[ModelSpec | None, str | None]:
