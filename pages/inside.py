@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import streamlit as st
 
-from dlplay import figures_inside as fi
+from dlplay.figures import inside as fi
 from dlplay.inference import DEFAULT_STEP_SIZE, probabilities, second_best, trace
 from dlplay.ui import inside as ins
 from dlplay.ui.i18n import current_language, t

@@ -8,7 +8,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from dlplay import figures_inside as fi
+from dlplay.figures import inside as fi
 from dlplay.inference import (
     activation_derivative,
     backward_latex,

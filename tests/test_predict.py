@@ -6,7 +6,7 @@ import plotly.graph_objects as go
 import pytest
 import torch
 
-from dlplay.figures_draw import (
+from dlplay.figures.draw import (
     feature_map_figure,
     grid_shape,
     layer_figure,

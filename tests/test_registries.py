@@ -20,7 +20,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from dlplay import hints as H
 from dlplay.activations import ACTIVATIONS, IDENTITY
 from dlplay.errors import UserError
-from dlplay.figures_network import KIND_COLORS, diagram_columns, network_figure, summary_rows
+from dlplay.figures.network import KIND_COLORS, diagram_columns, network_figure, summary_rows
 from dlplay.guardrails import OPTIMIZER_STATES
 from dlplay.i18n import catalog, translate
 from dlplay.inference import (

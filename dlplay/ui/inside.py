@@ -9,10 +9,10 @@ from typing import Any, Callable
 import numpy as np
 import streamlit as st
 
-from dlplay import figures_inside as fi
 from dlplay.activations import IDENTITY
 from dlplay.data import DatasetInfo, class_label
 from dlplay.errors import UserError
+from dlplay.figures import inside as fi
 from dlplay.handle import RunHandle
 from dlplay.inference import (
     backward_latex,

@@ -12,11 +12,11 @@ import numpy as np
 import plotly.graph_objects as go
 import torch
 
-from .activations import IDENTITY
-from .i18n import layer_name, translate
-from .layers import LAYER_KINDS, shape_text
-from .model import LayerInfo, Net, layer_summary
-from .spec import LayerSpec, ModelSpec
+from ..activations import IDENTITY
+from ..i18n import layer_name, translate
+from ..layers import LAYER_KINDS, shape_text
+from ..model import LayerInfo, Net, layer_summary
+from ..spec import LayerSpec, ModelSpec
 
 NEURON_LIMIT = 16  # dense layers up to this many units are drawn neuron by neuron
 POSITIVE, NEGATIVE, NEUTRAL = "#1f77b4", "#f28e2b", "#b8b8b8"  # blue > 0, orange < 0 (like TF Playground)

@@ -6,8 +6,8 @@ from typing import Any, Sequence
 import numpy as np
 import plotly.graph_objects as go
 
-from .i18n import translate
-from .metrics import MetricsSnapshot
+from ..i18n import translate
+from ..metrics import MetricsSnapshot
 
 MAX_POINTS = 2000  # plain SVG scatter stays smooth below this (WebGL froze headless Chromium)
 COLORS = {"train": "#1f77b4", "test": "#ff7f0e", "smooth": "#d62728", "lr": "#7f7f7f"}

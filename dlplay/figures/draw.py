@@ -12,8 +12,8 @@ from typing import Any, Sequence
 import numpy as np
 import plotly.graph_objects as go
 
-from .i18n import translate
-from .predict import LayerActivation
+from ..i18n import translate
+from ..predict import LayerActivation
 
 TOP_COLOR = "#d62728"
 OTHER_COLOR = "#9ecae1"

@@ -11,7 +11,7 @@ from typing import Sequence
 import numpy as np
 import plotly.graph_objects as go
 
-from .i18n import translate
+from ..i18n import translate
 
 MAX_CHANNELS = 64  # feature maps drawn per conv layer (a mosaic of more gets unreadable and slow)
 DIVERGING = "RdBu_r"

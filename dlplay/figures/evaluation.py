@@ -6,10 +6,10 @@ from typing import Any, Sequence
 import numpy as np
 import plotly.graph_objects as go
 
-from .evaluation import ClassMetrics, Reliability, row_normalize
-from .figures import GRID, LEGEND_BELOW, accuracy_range, base_layout
-from .i18n import translate
-from .runs import RunRecord
+from ..evaluation import ClassMetrics, Reliability, row_normalize
+from ..i18n import translate
+from ..runs import RunRecord
+from .training import GRID, LEGEND_BELOW, accuracy_range, base_layout
 
 PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf")
 EPOCH_METRICS = ("test_acc", "train_acc", "test_loss", "train_loss")

@@ -15,12 +15,12 @@ import numpy as np
 import plotly.graph_objects as go
 from PIL import Image
 
-from .figures import LEGEND_BELOW, downsample
-from .figures import axis as _axis
-from .figures import plain_figure as _figure
-from .hints import DEAD_FRACTION, HEALTHY_UPDATE_BAND, HEALTHY_UPDATE_RATIO, SATURATED_FRACTION
-from .i18n import layer_name, translate
-from .probe import ProbeSnapshot
+from ..hints import DEAD_FRACTION, HEALTHY_UPDATE_BAND, HEALTHY_UPDATE_RATIO, SATURATED_FRACTION
+from ..i18n import layer_name, translate
+from ..probe import ProbeSnapshot
+from .training import LEGEND_BELOW, downsample
+from .training import axis as _axis
+from .training import plain_figure as _figure
 
 LAYER_LINES: dict[str, Any] = {"legend": LEGEND_BELOW, "height": 360}  # per-layer line charts: often two rows of layers
 
