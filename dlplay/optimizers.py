@@ -1,7 +1,7 @@
 """The optimisers and learning-rate schedules dlplay offers: one table each.
 
 An :class:`Optimizer` entry builds the PyTorch optimiser and says how many tensors of state it keeps
-per parameter (the memory estimate of :mod:`dlplay.guardrails`); a :class:`Schedule` entry gives the
+per parameter (the memory estimate of :mod:`dlplay.server.guardrails`); a :class:`Schedule` entry gives the
 multiplier on the chosen learning rate at each step. Adding one is an entry here plus its
 translations (``train.opt_<name>`` and ``runs.optimizer_<name>``, or ``train.sched_<name>``).
 """

@@ -4,8 +4,8 @@ import time
 import streamlit as st
 
 from dlplay.device import choose_device
-from dlplay.guardrails import MB, memory_report
-from dlplay.registry import run_row, training_threads
+from dlplay.server.guardrails import MB, memory_report
+from dlplay.server.registry import run_row, training_threads
 from dlplay.ui import server
 from dlplay.ui.i18n import t
 from dlplay.ui.state import init_state

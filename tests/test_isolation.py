@@ -5,7 +5,7 @@ from pathlib import Path
 
 from streamlit.testing.v1 import AppTest
 
-from dlplay.registry import SessionRegistry, training_threads
+from dlplay.server.registry import SessionRegistry, training_threads
 from dlplay.spec import TrainConfig, dense_spec
 from dlplay.train import TrainingSession
 from dlplay.ui import server

@@ -21,7 +21,6 @@ from dlplay import hints as H
 from dlplay.activations import ACTIVATIONS, IDENTITY
 from dlplay.errors import UserError
 from dlplay.figures.network import KIND_COLORS, diagram_columns, network_figure, summary_rows
-from dlplay.guardrails import OPTIMIZER_STATES
 from dlplay.i18n import catalog, translate
 from dlplay.inference import (
     activation_derivative,
@@ -37,6 +36,7 @@ from dlplay.model import build_model, count_parameters, layer_summary, make_acti
 from dlplay.optimizers import OPTIMIZERS, SCHEDULES, lr_factor, make_optimizer
 from dlplay.probe import METRICS, LayerMeta, M, Probe, ProbeSnapshot, activation_stats
 from dlplay.runs import architecture_label
+from dlplay.server.guardrails import OPTIMIZER_STATES
 from dlplay.share import from_params, to_params
 from dlplay.spec import ACTIVATIONS as ACTIVATION_NAMES
 from dlplay.spec import LAYER_KINDS as KIND_NAMES

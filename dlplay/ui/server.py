@@ -16,9 +16,9 @@ import streamlit as st
 import torch
 
 from dlplay.device import choose_device
-from dlplay.guardrails import Limits
-from dlplay.registry import BrowserSession, SessionRegistry
-from dlplay.slots import SlotPool, max_runs_from_env, threads_per_run
+from dlplay.server.guardrails import Limits
+from dlplay.server.registry import BrowserSession, SessionRegistry
+from dlplay.server.slots import SlotPool, max_runs_from_env, threads_per_run
 
 ENV_HEARTBEAT = "DLPLAY_HEARTBEAT_S"
 ENV_ADMIN_TOKEN = "DLPLAY_ADMIN_TOKEN"

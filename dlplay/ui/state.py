@@ -18,11 +18,11 @@ import streamlit as st
 
 from dlplay.checkpoint import Checkpoint, load_into_session, usable_config
 from dlplay.device import choose_device
-from dlplay.guardrails import check_run, free_memory_bytes, limit_train_size
 from dlplay.handle import RunHandle
 from dlplay.presets import DEFAULT_PRESET, PRESETS
 from dlplay.probe import DEFAULT_EVERY, Probe
 from dlplay.runs import RunHistory, RunRecord, RunRecorder
+from dlplay.server.guardrails import check_run, free_memory_bytes, limit_train_size
 from dlplay.spec import ModelSpec, TrainConfig
 from dlplay.train import ACTIVE, TrainingSession
 from dlplay.ui import server

@@ -16,10 +16,10 @@ from typing import Any, Mapping
 
 import torch
 
-from .errors import UserError
-from .model import layer_summary
-from .optimizers import OPTIMIZERS
-from .spec import ModelSpec, TrainConfig
+from ..errors import UserError
+from ..model import layer_summary
+from ..optimizers import OPTIMIZERS
+from ..spec import ModelSpec, TrainConfig
 
 ENV = {
     "max_params": "DLPLAY_MAX_PARAMS",
