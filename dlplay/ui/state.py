@@ -22,6 +22,7 @@ from dlplay.handle import RunHandle
 from dlplay.presets import DEFAULT_PRESET, PRESETS
 from dlplay.probe import DEFAULT_EVERY, Probe
 from dlplay.runs import RunHistory, RunRecord, RunRecorder
+from dlplay.server.admin import heartbeat_timeout
 from dlplay.server.guardrails import check_run, free_memory_bytes, limit_train_size
 from dlplay.spec import ModelSpec, TrainConfig
 from dlplay.train import ACTIVE, TrainingSession
@@ -147,7 +148,7 @@ def _create_run(spec: ModelSpec, config: TrainConfig) -> RunHandle:
     check_run(spec, config, limits, train_available=len(dataset.train_labels), free_bytes=free_memory_bytes(device))
     callbacks = [RunRecorder(run_history()), Probe(every=probe_every())]
     session = TrainingSession(spec, config, dataset, device, slot_pool=server.slot_pool(), callbacks=callbacks,
-                              heartbeat_timeout=server.heartbeat_timeout())
+                              heartbeat_timeout=heartbeat_timeout())
     server.registry().add_run(server.browser_session(), session)
     return session
 
