@@ -9,7 +9,9 @@ import torch
 import torch.nn.functional as F
 
 from dlplay.figures import inside as fi
-from dlplay.inference import (
+from dlplay.model import build_model
+from dlplay.spec import ACTIVATIONS, LayerSpec, ModelSpec
+from dlplay.trace import (
     activation_derivative,
     backward_latex,
     forward_latex,
@@ -22,8 +24,6 @@ from dlplay.inference import (
     unit_backward,
     unit_forward,
 )
-from dlplay.model import build_model
-from dlplay.spec import ACTIVATIONS, LayerSpec, ModelSpec
 
 DENSE = ModelSpec(layers=(
     LayerSpec("dense", 24, "sigmoid"), LayerSpec("dense", 16, "tanh"), LayerSpec("dense", 12, "relu"),

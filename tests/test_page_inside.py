@@ -8,8 +8,8 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from dlplay.i18n import translate
-from dlplay.inference import num, trace, unit_forward
 from dlplay.spec import LayerSpec, ModelSpec, TrainConfig, dense_spec
+from dlplay.trace import num, trace, unit_forward
 from dlplay.train import TrainingSession
 from helpers import train_to_end
 

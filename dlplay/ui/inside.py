@@ -14,7 +14,8 @@ from dlplay.data import DatasetInfo, class_label
 from dlplay.errors import UserError
 from dlplay.figures import inside as fi
 from dlplay.handle import RunHandle
-from dlplay.inference import (
+from dlplay.layers import shape_text
+from dlplay.trace import (
     backward_latex,
     forward_latex,
     loss_latex,
@@ -23,7 +24,6 @@ from dlplay.inference import (
     unit_backward,
     unit_forward,
 )
-from dlplay.layers import shape_text
 from dlplay.ui.i18n import error_text, t
 from dlplay.ui.nav import available_pages
 from dlplay.ui.state import new_session
