@@ -29,6 +29,7 @@ from torch import nn
 
 from .activations import ACTIVATIONS
 from .layers import LAYER_KINDS
+from .model import eval_mode
 
 # Per-layer statistics, in the order of the last axis of ProbeSnapshot.values.
 METRICS = ("act_mean", "act_std", "dead", "saturated", "grad_w", "grad_b", "delta", "update_ratio", "weight_norm")
@@ -399,12 +400,8 @@ class Probe:
         self._before = []
         record: list = []
         if self._needs_eval:  # no dropout, batchnorm running statistics untouched
-            was_training = net.training
-            net.eval()
-            try:
+            with eval_mode(net):
                 net(self._x, record)
-            finally:
-                net.train(was_training)
         else:
             net(self._x, record)
         acts, heat = [], []

@@ -20,7 +20,7 @@ from .data import DatasetInfo, normalize_with
 from .device import choose_device
 from .errors import UserError
 from .metrics import EpochRecord, MetricsHistory, MetricsSnapshot
-from .model import Net, build_model
+from .model import Net, build_model, eval_mode
 from .optimizers import make_optimizer
 from .probe import ProbeSnapshot, probe_of
 from .spec import ModelSpec, TrainConfig, lr_factor, validate_lr
@@ -244,16 +244,12 @@ class TrainingSession:
         loss_sum = torch.zeros((), device=self.device)
         correct = torch.zeros((), device=self.device, dtype=torch.int64)
         with self.model_lock:
-            was_training = self.model.training
-            self.model.eval()
-            try:
+            with eval_mode(self.model):
                 for i in range(0, len(labels), batch_size):
                     out = self.model(self.normalize(images[i : i + batch_size]))
                     y = labels[i : i + batch_size]
                     loss_sum += F.cross_entropy(out, y, reduction="sum")
                     correct += (out.argmax(1) == y).sum()
-            finally:
-                self.model.train(was_training)
         n = max(1, len(labels))
         return loss_sum.item() / n, correct.item() / n
 

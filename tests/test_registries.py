@@ -21,7 +21,9 @@ from dlplay import hints as H
 from dlplay.activations import ACTIVATIONS, IDENTITY
 from dlplay.errors import UserError
 from dlplay.figures.network import KIND_COLORS, diagram_columns, network_figure, summary_rows
+from dlplay.formulas import activation_derivative, tutorial_deltas, unit_backward, unit_forward
 from dlplay.i18n import catalog, translate
+from dlplay.latex import backward_latex, forward_latex
 from dlplay.layers import DENSE, LAYER_KINDS, WEIGHT_KINDS, shape_text
 from dlplay.model import build_model, count_parameters, layer_summary, make_activation
 from dlplay.optimizers import OPTIMIZERS, SCHEDULES, lr_factor, make_optimizer
@@ -34,15 +36,7 @@ from dlplay.spec import LAYER_KINDS as KIND_NAMES
 from dlplay.spec import OPTIMIZERS as OPTIMIZER_NAMES
 from dlplay.spec import SCHEDULES as SCHEDULE_NAMES
 from dlplay.spec import LayerSpec, ModelSpec, TrainConfig
-from dlplay.trace import (
-    activation_derivative,
-    backward_latex,
-    forward_latex,
-    trace,
-    tutorial_deltas,
-    unit_backward,
-    unit_forward,
-)
+from dlplay.trace import trace
 from dlplay.train import TrainingSession
 
 REPO = Path(__file__).resolve().parents[1]

@@ -13,17 +13,11 @@ from dlplay.activations import IDENTITY
 from dlplay.data import DatasetInfo, class_label
 from dlplay.errors import UserError
 from dlplay.figures import inside as fi
+from dlplay.formulas import tutorial_deltas, unit_backward, unit_forward
 from dlplay.handle import RunHandle
+from dlplay.latex import backward_latex, forward_latex, loss_latex
 from dlplay.layers import shape_text
-from dlplay.trace import (
-    backward_latex,
-    forward_latex,
-    loss_latex,
-    predictions,
-    tutorial_deltas,
-    unit_backward,
-    unit_forward,
-)
+from dlplay.predict import predictions
 from dlplay.ui.i18n import error_text, t
 from dlplay.ui.nav import available_pages
 from dlplay.ui.state import new_session
