@@ -4,8 +4,8 @@ import threading
 import numpy as np
 import pytest
 
-from dlplay.figures.training import downsample, ema, epoch_figure, loss_figure
-from dlplay.metrics import EpochRecord, MetricsHistory, StepSeries
+from dlplay.figures.training import ema, epoch_figure, loss_figure
+from dlplay.metrics import EpochRecord, MetricsHistory, StepSeries, downsample
 
 
 def test_step_series_keeps_everything_until_full():

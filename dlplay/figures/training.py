@@ -7,25 +7,10 @@ import numpy as np
 import plotly.graph_objects as go
 
 from ..i18n import translate
-from ..metrics import MetricsSnapshot
+from ..metrics import MetricsSnapshot, downsample
 
-MAX_POINTS = 2000  # plain SVG scatter stays smooth below this (WebGL froze headless Chromium)
 COLORS = {"train": "#1f77b4", "test": "#ff7f0e", "smooth": "#d62728", "lr": "#7f7f7f"}
 GRID = "#e9e9ef"
-
-
-def downsample(x: np.ndarray, y: np.ndarray, max_points: int = MAX_POINTS) -> tuple[np.ndarray, np.ndarray]:
-    """Average consecutive points so at most ``max_points`` remain (keeps the shape of the curve)."""
-    n = len(x)
-    if n <= max_points:
-        return x, y
-    k = int(np.ceil(n / max_points))
-    m = n // k * k
-    xs = x[:m].reshape(-1, k)[:, -1]
-    ys = y[:m].reshape(-1, k).mean(axis=1)
-    if m < n:
-        xs, ys = np.append(xs, x[-1]), np.append(ys, y[m:].mean())
-    return xs, ys
 
 
 def ema(values: np.ndarray, alpha: float = 0.05) -> np.ndarray:
