@@ -27,12 +27,6 @@ def _par(value: float) -> str:
     return f"({text})" if text.startswith("-") else text
 
 
-def _signed(value: float) -> str:
-    """`` + v`` or `` - |v|`` for a term after the first."""
-    text = num(value)
-    return f" - {text[1:]}" if text.startswith("-") else f" + {text}"
-
-
 def _act(name: str) -> str:
     return ACTIVATIONS[name].latex
 

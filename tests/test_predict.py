@@ -6,6 +6,7 @@ import plotly.graph_objects as go
 import pytest
 import torch
 
+from dlplay.data import normalize
 from dlplay.figures.draw import (
     feature_map_figure,
     grid_shape,
@@ -15,7 +16,7 @@ from dlplay.figures.draw import (
     tile_feature_maps,
 )
 from dlplay.model import build_model
-from dlplay.predict import LayerActivation, predict, predict_batch
+from dlplay.predict import LayerActivation, normalise, predict, predict_batch, to_pixels
 from dlplay.spec import LayerSpec, ModelSpec, dense_spec
 
 
@@ -171,3 +172,14 @@ def test_layer_figures_pick_the_right_picture() -> None:
     for fig in (layer_figure(maps, "zh"), layer_figure(many), bars, wide, scores,
                 probability_figure(np.full(10, 0.1), [str(i) for i in range(10)])):
         go.Figure(fig.to_dict())  # raises ValueError on an invalid property
+
+
+def test_the_network_input_is_normalised_like_training() -> None:
+    image = np.zeros((28, 28), dtype=np.uint8)
+    image[5, 7] = 255
+    x = normalise(to_pixels(image, (1, 28, 28), torch.device("cpu")), 0.1307, 0.3081)
+    assert x.shape == (1, 1, 28, 28) and x.dtype == torch.float32
+    assert x[0, 0, 0, 0].item() == pytest.approx(-0.1307 / 0.3081, rel=1e-6)
+    assert x[0, 0, 5, 7].item() == pytest.approx((1 - 0.1307) / 0.3081, rel=1e-6)
+    uint8 = torch.from_numpy(image)[None]
+    assert torch.allclose(x[0], normalize(uint8, "mnist"), atol=1e-6)  # the training path's fused form agrees

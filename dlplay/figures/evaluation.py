@@ -12,7 +12,6 @@ from ..runs import RunRecord
 from .training import GRID, LEGEND_BELOW, accuracy_range, base_layout
 
 PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf")
-EPOCH_METRICS = ("test_acc", "train_acc", "test_loss", "train_loss")
 
 
 def _layout(fig: go.Figure, title: str, xtitle: str, ytitle: str, height: int = 360,

@@ -79,10 +79,6 @@ class MemoryEstimate:
         return self.total / MB
 
 
-def count_params(spec: ModelSpec) -> int:
-    return sum(row.params for row in layer_summary(spec))
-
-
 def estimate_memory(spec: ModelSpec, config: TrainConfig) -> MemoryEstimate:
     """Peak memory of a run of ``spec`` under ``config``, from parameter and activation sizes.
 
