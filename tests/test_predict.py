@@ -9,12 +9,12 @@ import torch
 from dlplay.data import normalize
 from dlplay.figures.draw import (
     feature_map_figure,
-    grid_shape,
     layer_figure,
     neuron_figure,
     probability_figure,
     tile_feature_maps,
 )
+from dlplay.figures.tiles import row_grid
 from dlplay.model import build_model
 from dlplay.predict import LayerActivation, normalise, predict, predict_batch, to_pixels
 from dlplay.spec import LayerSpec, ModelSpec, dense_spec
@@ -126,10 +126,10 @@ def test_probability_figure_highlights_the_top_class() -> None:
 
 
 def test_grid_shape_and_tiling() -> None:
-    assert grid_shape(1) == (1, 1)
-    assert grid_shape(6) == (1, 6)
-    assert grid_shape(32) == (4, 8)
-    assert grid_shape(100) == (13, 8)
+    assert row_grid(1) == (1, 1)
+    assert row_grid(6) == (1, 6)
+    assert row_grid(32) == (4, 8)
+    assert row_grid(100) == (13, 8)
     maps = np.arange(5 * 3 * 4, dtype=float).reshape(5, 3, 4)
     grid = tile_feature_maps(maps, max_cols=3, gap=1)
     assert grid.shape == (2 * 3 + 1, 3 * 4 + 2)

@@ -18,6 +18,7 @@ from PIL import Image
 from ..hints import DEAD_FRACTION, HEALTHY_UPDATE_BAND, HEALTHY_UPDATE_RATIO, SATURATED_FRACTION
 from ..i18n import layer_name, translate
 from ..probe import ProbeSnapshot
+from .tiles import square_grid, tile
 from .training import LEGEND_BELOW, downsample
 from .training import axis as _axis
 from .training import plain_figure as _figure
@@ -195,15 +196,9 @@ def heatmap_figure(snap: ProbeSnapshot, layer: int, lang: str = "en") -> go.Figu
 
 
 def weight_mosaic(images: np.ndarray, cols: int | None = None) -> np.ndarray:
-    """Tile [n, h, w] images into one 2-D array with a one-pixel NaN gap between tiles."""
-    n, h, w = images.shape
-    cols = cols or max(1, math.ceil(math.sqrt(n)))
-    rows = max(1, math.ceil(n / cols))
-    out = np.full((rows * (h + 1) - 1, cols * (w + 1) - 1), np.nan)
-    for k in range(n):
-        r, c = divmod(k, cols)
-        out[r * (h + 1) : r * (h + 1) + h, c * (w + 1) : c * (w + 1) + w] = images[k]
-    return out
+    """Tile [n, h, w] images into one 2-D array with a one-pixel NaN gap between tiles (near-square)."""
+    cols = cols or square_grid(len(images))[1]
+    return tile(images, max(1, math.ceil(len(images) / cols)), cols)[0]
 
 
 def diverging_png(values: np.ndarray, bound: float, levels: int = 32) -> bytes:

@@ -12,6 +12,7 @@ import numpy as np
 import plotly.graph_objects as go
 
 from ..i18n import translate
+from .tiles import square_grid, tile
 
 MAX_CHANNELS = 64  # feature maps drawn per conv layer (a mosaic of more gets unreadable and slow)
 DIVERGING = "RdBu_r"
@@ -19,39 +20,19 @@ SALIENCY_SCALE = [[0.0, "rgba(33,102,172,0.95)"], [0.5, "rgba(255,255,255,0)"], 
 HIGHLIGHT = "#2ca02c"
 
 
-def grid_shape(n: int) -> tuple[int, int]:
-    """Rows and columns of a near-square grid holding ``n`` units (wider than tall)."""
-    cols = max(1, math.ceil(math.sqrt(n)))
-    return math.ceil(n / cols), cols
-
-
 def unit_grid(values: np.ndarray, columns: int | None = None) -> tuple[np.ndarray, np.ndarray]:
     """A vector of unit values laid out row by row in a grid (NaN pads the end) and the unit indices."""
     values = np.asarray(values, dtype=np.float64).reshape(-1)
-    if columns:
-        rows, cols = math.ceil(len(values) / columns), columns
-    else:
-        rows, cols = grid_shape(len(values))
-    grid = np.full(rows * cols, np.nan)
-    grid[: len(values)] = values
-    index = np.arange(rows * cols, dtype=np.float64)
-    index[len(values):] = np.nan
-    return grid.reshape(rows, cols), index.reshape(rows, cols)
+    rows, cols = (math.ceil(len(values) / columns), columns) if columns else square_grid(len(values))
+    return tile(values.reshape(-1, 1, 1), rows, cols, gap=0)
 
 
 def mosaic(maps: np.ndarray, max_channels: int = MAX_CHANNELS) -> tuple[np.ndarray, np.ndarray, int]:
     """Feature maps [C, H, W] tiled into one array with 1-pixel NaN gaps; the channel of each cell; channels shown."""
     maps = np.asarray(maps, dtype=np.float64)
     shown = min(len(maps), max_channels)
-    _, h, w = maps.shape
-    rows, cols = grid_shape(shown)
-    out = np.full((rows * (h + 1) - 1, cols * (w + 1) - 1), np.nan)
-    channel = np.full(out.shape, np.nan)
-    for c in range(shown):
-        r, k = divmod(c, cols)
-        out[r * (h + 1): r * (h + 1) + h, k * (w + 1): k * (w + 1) + w] = maps[c]
-        channel[r * (h + 1): r * (h + 1) + h, k * (w + 1): k * (w + 1) + w] = c
-    return out, channel, shown
+    grid, channel = tile(maps[:shown], *square_grid(shown))
+    return grid, channel, shown
 
 
 def _symmetric(values: np.ndarray) -> float:
