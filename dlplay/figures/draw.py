@@ -14,12 +14,11 @@ import plotly.graph_objects as go
 
 from ..i18n import translate
 from ..predict import LayerActivation
+from .style import DEEP_ORANGE, DIVERGING_REVERSED, LIGHT_BLUE, MID_BLUE, RED, SEQUENTIAL
 from .tiles import row_grid, tile
 
-TOP_COLOR = "#d62728"
-OTHER_COLOR = "#9ecae1"
-POSITIVE_COLOR = "#3182bd"
-NEGATIVE_COLOR = "#e6550d"
+TOP_COLOR, OTHER_COLOR = RED, LIGHT_BLUE
+POSITIVE_COLOR, NEGATIVE_COLOR = MID_BLUE, DEEP_ORANGE
 MAX_BARS = 2000  # above this a dense layer is drawn as a heatmap grid instead of bars
 
 
@@ -68,8 +67,8 @@ def _colorscale(values: np.ndarray) -> dict[str, Any]:
     high = float(finite.max()) if finite.size else 1.0
     if low < 0:
         bound = max(abs(low), abs(high), 1e-6)
-        return dict(colorscale="RdBu", reversescale=True, zmin=-bound, zmax=bound, zmid=0.0)
-    return dict(colorscale="Viridis", zmin=0.0, zmax=max(high, 1e-6))
+        return dict(colorscale=DIVERGING_REVERSED, reversescale=True, zmin=-bound, zmax=bound, zmid=0.0)
+    return dict(colorscale=SEQUENTIAL, zmin=0.0, zmax=max(high, 1e-6))
 
 
 def _grid_z(grid: np.ndarray) -> list[list[float | None]]:
