@@ -1,4 +1,4 @@
-"""predict.py and figures_draw.py: one digit's forward pass, checked on real MNIST with a trained model."""
+"""predict.py and figures/draw.py: one digit's forward pass, checked on real MNIST with a trained model."""
 from __future__ import annotations
 
 import numpy as np

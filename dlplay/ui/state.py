@@ -36,7 +36,7 @@ PROBE_EVERY = "probe_every"  # steps between measurements of the layers, for thi
 
 @st.cache_resource
 def _configure_torch_threads() -> int:
-    """Once per process: torch threads per run from the server's slot pool (see dlplay/slots.py)."""
+    """Once per process: torch threads per run from the server's slot pool (see dlplay/server/slots.py)."""
     return server.configure_torch_threads()
 
 
