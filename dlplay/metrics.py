@@ -39,6 +39,9 @@ class Progress:
     eta_s: float | None = None
     lr: float = 0.0
     queue_position: int | None = None
+    warning: str = ""  # a translation key: the run goes on, but something is wrong (the loss exploded, chance level)
+    warning_params: tuple = ()
+    evaluating: float | None = None  # share of the test set evaluated at an epoch's end; None while training
 
     @property
     def fraction(self) -> float:

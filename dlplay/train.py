@@ -26,8 +26,11 @@ from .probe import ProbeSnapshot, probe_of
 from .spec import ModelSpec, TrainConfig, lr_factor, validate_lr
 from .status import Status
 
-FINISHED = ("done", "stopped", "diverged", "failed")
-ACTIVE = ("queued", "running", "paused")
+MAX_PACE = 1000.0  # steps per second; a slower pace lets a learner watch each step (None: full speed)
+EXPLODED_FACTOR = 100.0  # a loss this many times its first value blew up (Adam at lr 10: 2.3 -> 9.5e5)
+CHANCE_MARGIN = 0.05  # test accuracy within this of 1/classes after an epoch: the network only guesses
+DEAD_SHARE = 0.5  # this share of ReLU units dead (never active on the probe images) counts as broken
+EVAL_CHUNK = 1000  # test images per chunk of the end-of-epoch evaluation (each chunk reports progress)
 
 
 class _Stop(Exception):
@@ -138,6 +141,26 @@ class TrainingSession:
             self._pending_lr = lr
             self._cond.notify_all()
 
+    _pace: float | None = None  # steps per second; None: full speed (class defaults: __init__ stays as it was)
+    _last_step_at = 0.0  # time.monotonic() when the gate last let a paced step through
+
+    def set_pace(self, steps_per_s: float | None) -> None:
+        """Slow the run to ``steps_per_s`` steps per second so it can be watched (None: full speed).
+        Applies from the next step, also while running; pause and stop still answer at once."""
+        if steps_per_s is not None:
+            if isinstance(steps_per_s, bool) or not isinstance(steps_per_s, (int, float)) \
+                    or not math.isfinite(steps_per_s) or not 0 < steps_per_s <= MAX_PACE:
+                raise UserError("train.pace_range", value=steps_per_s, max=MAX_PACE)
+            steps_per_s = float(steps_per_s)
+        with self._cond:
+            self._pace = steps_per_s
+            self._cond.notify_all()
+
+    @property
+    def pace(self) -> float | None:
+        """Steps per second the run is held to, or None at full speed."""
+        return self._pace
+
     def heartbeat(self) -> None:
         """The UI is still there; without one for ``heartbeat_timeout`` seconds the run stops itself."""
         self._last_heartbeat = time.monotonic()
@@ -154,17 +177,6 @@ class TrainingSession:
             return True
         self._thread.join(timeout)
         return not self._thread.is_alive()
-
-    # ----- pace (stored only: the loop honours it in _gate on another branch) ------------------
-    _pace: float | None = None
-
-    def set_pace(self, steps_per_s: float | None) -> None:
-        """Slow the loop to about ``steps_per_s`` steps a second (None: full speed)."""
-        self._pace = steps_per_s
-
-    @property
-    def pace(self) -> float | None:
-        return self._pace
 
     # ----- reads ----------------------------------------------------------------------------
     @property
@@ -279,6 +291,14 @@ class TrainingSession:
                     self.metrics.update_progress(lr=self.current_lr)
                     self._pending_lr = None
                 if not self._paused:
+                    if self._pace is not None:
+                        wait = self._last_step_at + 1.0 / self._pace - time.monotonic()
+                        if wait > 0:  # not due yet: wait on the condition, so pause/stop/lr/pace answer at once
+                            if self.status != "running":
+                                self._set_status("running")
+                            self._cond.wait(timeout=min(wait, 0.5))
+                            continue
+                        self._last_step_at = time.monotonic()
                     if self.status != "running":
                         self._set_status("running")
                     return
@@ -350,7 +370,86 @@ class TrainingSession:
         )
         if not all(math.isfinite(v) for v in losses):
             raise _Diverged(first + next(i for i, v in enumerate(losses) if not math.isfinite(v)))
+        self._watch_loss(first, losses)
         self._call("on_sync")
+
+    def _sync_window(self) -> int:
+        """Steps between two host syncs: ``sync_every`` at full speed; at a watchable pace about one
+        sync per 1/20 s (every step at 20 steps/s or slower), so the loss reaches the page as it goes."""
+        pace = self._pace
+        if pace is None:
+            return self.sync_every
+        return max(1, min(self.sync_every, int(pace // 20)))
+
+    def _warn(self, key: str = "", **params: Any) -> None:
+        """A warning on the progress (the run goes on): ``key`` is a translation key, "" clears it."""
+        self.metrics.update_progress(warning=key, warning_params=tuple(sorted(params.items())))
+
+    def _watch_loss(self, first: int, losses: list[float]) -> None:
+        """After a sync: a finite loss that exploded far above its first value is worth a warning
+        (a NaN ends the run as diverged; this one goes on, often stuck at chance, see _check_learning)."""
+        if self._start_loss is None:
+            self._start_loss = losses[0]
+        peak = max(losses)
+        if self._exploded is None and peak > EXPLODED_FACTOR * max(self._start_loss, 1e-3):
+            step = first + losses.index(peak)
+            self._exploded = {"peak": peak, "step": step}
+            self._warn("train.warn_exploded", start=self._start_loss, lr=self.current_lr, **self._exploded)
+
+    def _dead_share(self) -> float | None:
+        """Share of the ReLU-family units the probe found dead (latest readings), if it measured any."""
+        probe = self.metrics.snapshot().extras.get("probe")
+        if probe is None or not len(probe.steps):
+            return None
+        dead = probe.recent("dead")
+        units = [(d, layer.units) for d, layer in zip(dead, probe.layers) if layer.relu_family and math.isfinite(d)]
+        total = sum(u for _, u in units)
+        return sum(d * u for d, u in units) / total if total else None
+
+    def _check_learning(self, record: EpochRecord) -> None:
+        """After an epoch: test accuracy no better than guessing gets a warning that says why if it
+        can (the loss exploded, ReLU units died) and what to try; it clears once the network learns."""
+        chance = 1.0 / self.spec.num_classes
+        exploded = self._exploded or {}
+        if record.test_acc > chance + CHANCE_MARGIN:
+            if not self.metrics.progress.warning.startswith("train.warn_chance"):
+                return
+            if exploded:  # it learns again: the explosion stays worth knowing
+                self._warn("train.warn_exploded", start=self._start_loss, lr=self.current_lr, **exploded)
+            else:
+                self._warn()
+            return
+        params: dict[str, Any] = {"epoch": record.epoch, "acc": record.test_acc, "chance": chance, **exploded}
+        dead = self._dead_share()
+        if dead is not None and dead >= DEAD_SHARE:
+            params["dead"] = float(dead)
+        broken = bool(exploded) or "dead" in params
+        self._warn("train.warn_chance_broken" if broken else "train.warn_chance", lr=self.current_lr, **params)
+
+    @torch.no_grad()
+    def _evaluate_test(self) -> tuple[float, float]:
+        """The end-of-epoch test evaluation in chunks, each reported in ``progress.evaluating`` (a CNN's
+        takes seconds on a CPU: the page shows it instead of freezing); Stop answers between chunks."""
+        images, labels = self.dataset.test_images, self.dataset.test_labels
+        n = len(labels)
+        loss_sum = torch.zeros((), device=self.device)
+        correct = torch.zeros((), device=self.device, dtype=torch.int64)
+        self.metrics.update_progress(evaluating=0.0)
+        for i in range(0, n, EVAL_CHUNK):
+            if self._stop_requested:
+                self.metrics.update_progress(evaluating=None)
+                raise _Stop()
+            with self.model_lock:
+                self.model.eval()
+                try:
+                    out = self.model(self.normalize(images[i : i + EVAL_CHUNK]))
+                    y = labels[i : i + EVAL_CHUNK]
+                    loss_sum += F.cross_entropy(out, y, reduction="sum")
+                    correct += (out.argmax(1) == y).sum()
+                finally:
+                    self.model.train()
+            self.metrics.update_progress(evaluating=min(n, i + EVAL_CHUNK) / n)
+        return loss_sum.item() / max(1, n), correct.item() / max(1, n)
 
     def _run(self) -> None:
         self._global_step = 0
@@ -409,6 +508,8 @@ class TrainingSession:
         torch.manual_seed(cfg.seed)  # dropout masks
         scheduled = cfg.schedule != "constant"
         self.model.train()
+        self._start_loss: float | None = None
+        self._exploded: dict[str, Any] | None = None
         self._call("on_start")
         for epoch in range(cfg.epochs):
             perm = torch.randperm(self.train_size, generator=gen).to(self.device)
@@ -418,6 +519,7 @@ class TrainingSession:
             for i in range(self.steps_per_epoch):
                 self._gate()
                 self._regain_slot()
+                window = self.sync_every if self._pace is None else self._sync_window()
                 if scheduled:
                     self._apply_lr(self._global_step + 1)
                 idx = perm[i * cfg.batch_size : (i + 1) * cfg.batch_size]
@@ -438,12 +540,12 @@ class TrainingSession:
                 self._pending_outputs.append((out.detach(), y))
                 self._samples_since_sync += len(y)
                 self._step_in_epoch = i + 1
-                if len(self._pending_losses) == self.sync_every or self._single_step or i + 1 == self.steps_per_epoch:
+                if len(self._pending_losses) >= window or self._single_step or i + 1 == self.steps_per_epoch:
                     self._single_step = False
                     self._flush()
             self._epoch = epoch + 1
             seconds = time.perf_counter() - t_epoch
-            test_loss, test_acc = self.evaluate("test")
+            test_loss, test_acc = self._evaluate_test()
             record = EpochRecord(
                 epoch=epoch + 1,
                 train_loss=self._epoch_loss_sum / self.steps_per_epoch,
@@ -454,7 +556,8 @@ class TrainingSession:
                 samples_per_s=self.train_size / max(seconds, 1e-9),
             )
             self.metrics.add_epoch(record)
-            self.metrics.update_progress(epoch=epoch + 1)
+            self.metrics.update_progress(epoch=epoch + 1, evaluating=None)
+            self._check_learning(record)
             self._call("on_epoch_end", record)
 
 

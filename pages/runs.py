@@ -28,7 +28,8 @@ def disk_section(records: list[RunRecord]) -> None:
         c1, c2 = st.columns(2)
         c1.button(t("runs.save_all"), key="runs_save_all", disabled=not records, on_click=ru.save_all)
         c2.button(t("runs.load_saved"), key="runs_load_saved", disabled=not saved, on_click=ru.load_saved)
-        ru.show_message()
+    # outside the box: its title counts the saved runs, so saving redraws it closed
+    ru.show_message(ru.DISK_MESSAGE)
 
 
 def comparison(chosen: list[RunRecord], names: list[str]) -> None:

@@ -5,7 +5,7 @@ from dlplay.data import DATASETS
 from dlplay.figures.training import epoch_figure, loss_figure
 from dlplay.presets import PRESETS
 from dlplay.spec import ACTIVATIONS, MAX_WEIGHT_LAYERS, OPTIMIZERS, SCHEDULES
-from dlplay.train import FINISHED
+from dlplay.status import ACTIVE, PROBLEM, Status
 from dlplay.ui import training as tr
 from dlplay.ui.data import show_data_problem
 from dlplay.ui.i18n import current_language, t
@@ -57,44 +57,50 @@ with st.sidebar:
         st.info(t("train.subset", n=f"{config.train_size:,}"), icon=":material/filter_alt:")
         st.button(t("train.subset_all"), key="tw_all_data", on_click=tr.on_all_data)
 
-problem = st.session_state.get(tr.ERROR_KEY)
-if problem:
-    st.error(problem)
 show_data_problem("train")  # a dataset this machine lacks: where to put it, and "Check again"
 
-# ---------------------------------------------------------------- controls
 session = current_session()
-active = is_active(session)
-status = session.status if session is not None else "none"
-cols = st.columns(5)
-cols[0].button(t("train.start"), key="train_start", type="primary", icon=":material/play_arrow:",
-               on_click=tr.on_start, disabled=status in ("running", "queued"), width="stretch")
-if status == "paused":
-    cols[1].button(t("train.resume"), key="train_resume", icon=":material/resume:", on_click=tr.on_resume,
-                   width="stretch")
-else:
-    cols[1].button(t("train.pause"), key="train_pause", icon=":material/pause:", on_click=tr.on_pause,
-                   disabled=status != "running", width="stretch")
-cols[2].button(t("train.step"), key="train_step", icon=":material/skip_next:", on_click=tr.on_step,
-               disabled=status in ("running", "queued"), help=t("train.step_help"), width="stretch")
-cols[3].button(t("train.stop"), key="train_stop", icon=":material/stop:", on_click=tr.on_stop,
-               disabled=not active, width="stretch")
-cols[4].button(t("train.reset"), key="train_reset", icon=":material/restart_alt:", on_click=tr.on_reset,
-               disabled=session is None, width="stretch")
-
-if session is not None and tr.settings_differ(session):
-    st.warning(t("train.settings_changed"))
+active = is_active(session)  # the polling interval is fixed when the fragment is defined: see live_view's end
 
 
-# ---------------------------------------------------------------- live view
+def controls(session, status: str) -> None:
+    """The button row and the pace: drawn on every tick of live_view, so they follow the run's state
+    whoever changed it (a click here, the run finishing, the Admin stopping it)."""
+    problem = st.session_state.get(tr.ERROR_KEY)
+    if problem:
+        st.error(problem)
+    cols = st.columns(5)
+    cols[0].button(t("train.start"), key="train_start", type="primary", icon=":material/play_arrow:",
+                   on_click=tr.on_start, disabled=status in (Status.RUNNING, Status.QUEUED), width="stretch")
+    if status == Status.PAUSED:
+        cols[1].button(t("train.resume"), key="train_resume", icon=":material/resume:", on_click=tr.on_resume,
+                       width="stretch")
+    else:
+        cols[1].button(t("train.pause"), key="train_pause", icon=":material/pause:", on_click=tr.on_pause,
+                       disabled=status != Status.RUNNING, width="stretch")
+    cols[2].button(t("train.step"), key="train_step", icon=":material/skip_next:", on_click=tr.on_step,
+                   disabled=status in (Status.RUNNING, Status.QUEUED), help=t("train.step_help"), width="stretch")
+    cols[3].button(t("train.stop"), key="train_stop", icon=":material/stop:", on_click=tr.on_stop,
+                   disabled=status not in ACTIVE, width="stretch")
+    cols[4].button(t("train.reset"), key="train_reset", icon=":material/restart_alt:", on_click=tr.on_reset,
+                   disabled=session is None, width="stretch")
+    tr.sync_pace_widget(session)
+    st.select_slider(t("train.pace"), tr.PACE_CHOICES, key="train_pace", on_change=tr.on_pace,
+                     format_func=tr.pace_label, help=t("train.pace_help"))
+    if session is not None and tr.settings_differ(session):
+        st.warning(t("train.settings_changed"))
+
+
+# ---------------------------------------------------------------- controls and live view
 @st.fragment(run_every=0.5 if active else None)
 def live_view() -> None:
     session = current_session()
+    snap = session.snapshot() if session is not None else None  # one snapshot: buttons and metrics agree
+    controls(session, snap.progress.status if snap is not None else "none")
     if session is None:
         st.info(t("train.press_start"))
         return
     heartbeat()
-    snap = session.snapshot()
     p = snap.progress
     st.progress(min(1.0, p.fraction), text=tr.progress_text(p))
     m = st.columns(5)
@@ -104,18 +110,19 @@ def live_view() -> None:
     m[3].metric(t("train.m_test_acc"), f"{snap.epochs[-1].test_acc:.2%}" if snap.epochs else "–")
     m[4].metric(t("train.m_speed"), f"{p.samples_per_s:,.0f}" if p.samples_per_s else "–")
     if p.message:
-        box = st.error if p.status in ("diverged", "failed") else st.info
+        box = st.error if p.status in PROBLEM else st.info
         box(t(p.message, **dict(p.message_params)))
+    warning = tr.warning_text(p)
+    if warning:
+        with st.container(key="train_warning"):
+            st.warning(warning, icon=":material/warning:")
     with st.container(key="train_loss_chart"):
         st.plotly_chart(loss_figure(snap, lang, lr_curve=tr.planned_lr(session, snap)), width="stretch", key="loss_fig")
     c1, c2 = st.columns(2)
     c1.plotly_chart(epoch_figure(snap, "acc", lang), width="stretch", key="acc_fig")
     c2.plotly_chart(epoch_figure(snap, "loss", lang), width="stretch", key="eloss_fig")
-    if p.status in FINISHED and st.session_state.get("_train_seen_status") != (id(session), p.status):
-        st.session_state["_train_seen_status"] = (id(session), p.status)
-        st.rerun()  # a full rerun stops the polling and refreshes the buttons
-    elif p.status not in FINISHED:
-        st.session_state["_train_seen_status"] = (id(session), p.status)
+    if is_active(session) != active:
+        st.rerun()  # started or ended: a full rerun starts or stops the polling
 
 
 live_view()

@@ -319,7 +319,7 @@ def test_composed_keys_exist_for_every_value():
     from dlplay.data import DATASETS
     from dlplay.presets import PRESETS
     from dlplay.spec import INITS, LAYER_KINDS, OPTIMIZERS
-    from dlplay.train import ACTIVE, FINISHED
+    from dlplay.status import ACTIVE, FINISHED
     from dlplay.ui.nav import PAGES
 
     expected = []

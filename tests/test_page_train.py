@@ -4,7 +4,7 @@ from pathlib import Path
 
 from streamlit.testing.v1 import AppTest
 
-from helpers import wait_for, wait_for_step
+from helpers import click, wait_for, wait_for_step
 
 APP = str(Path(__file__).resolve().parents[1] / "app.py")
 
@@ -152,3 +152,23 @@ def test_the_model_line_shows_the_image_shape_for_a_cnn():
     assert spec_text(dense_spec([])) == "784 → 10"
     cnn = spec_text(small_cnn_spec())
     assert cnn.startswith("1×28×28 → Conv") and not cnn.startswith("784")
+
+
+def test_the_pace_slider_sets_the_runs_pace_and_shows_it():
+    """Issue 15 #10: the pace lives in the run; the slider sets it (also mid-run) and shows the run's."""
+    at = open_train()
+    pace = at.select_slider(key="train_pace")
+    assert pace.value == 0 and "full speed" in pace.format_func(pace.value)  # full speed by default
+    pace.set_value(5).run()
+    click(at, "train_start")
+    at.run()
+    session = at.session_state["train_session"]
+    assert session.pace == 5.0
+    at.select_slider(key="train_pace").set_value(20).run()
+    assert session.pace == 20.0  # changed while it runs
+    session.set_pace(None)  # changed elsewhere (another page): the slider follows the run
+    at.run()
+    assert at.select_slider(key="train_pace").value == 0
+    click(at, "train_stop")
+    at.run()
+    assert session.join(10)

@@ -47,6 +47,24 @@ def accuracy_range(values: Sequence[float]) -> list[float] | None:
     return [max(0.0, lo - pad), min(1.0, hi + pad) + 0.005]
 
 
+SPIKE_FACTOR = 10.0  # a peak this many times the curve's robust top is drawn off the chart, marked
+
+
+def loss_range(losses: np.ndarray) -> list[float] | None:
+    """A y range that keeps the curve readable after a spike, or None (autorange) when there is none.
+
+    The robust top is the larger of the first loss and the upper quartile; a peak more than
+    SPIKE_FACTOR times above it (Adam at lr 10 reached 9.5e5 from 2.3) would flatten the rest of the
+    curve to zero, so the range stops a little above the robust top instead.
+    """
+    if len(losses) < 2:
+        return None
+    top = max(float(losses[0]), float(np.quantile(losses, 0.75)), 1e-6)
+    if float(losses.max()) <= SPIKE_FACTOR * top:
+        return None
+    return [0.0, 1.25 * top]
+
+
 def loss_figure(snap: MetricsSnapshot, lang: str = "en", log_y: bool = False,
                 lr_curve: tuple[Sequence[int], Sequence[float]] | None = None) -> go.Figure:
     """Per-step training loss, raw and smoothed, with learning-rate changes marked; with ``lr_curve``
@@ -73,13 +91,26 @@ def loss_figure(snap: MetricsSnapshot, lang: str = "en", log_y: bool = False,
         traces.append({"type": "scatter", "x": xs, "y": ys, "mode": "lines", "name": translate("fig.smoothed", lang),
                        "line": {"color": COLORS["smooth"], "width": 2}})
     shapes, notes = [], []
+    clipped = None if log_y else loss_range(losses)
+    if clipped is not None:  # the spike: its points drawn on the top edge, and its peak named there
+        over = losses > clipped[1]
+        peak = int(np.argmax(losses))
+        xs_over, ys_over = steps[over][:MAX_POINTS], losses[over][:MAX_POINTS]
+        traces.append({"type": "scatter", "x": xs_over, "y": [clipped[1]] * len(xs_over),
+                       "customdata": ys_over, "mode": "markers", "cliponaxis": False,
+                       "name": translate("fig.off_chart", lang), "hovertemplate": "%{customdata:.3g}",
+                       "marker": {"symbol": "triangle-up", "size": 7, "color": COLORS["smooth"]}})
+        notes.append({"x": int(steps[peak]), "xref": "x", "y": clipped[1], "yref": "y", "showarrow": False,
+                      "xanchor": "left", "yanchor": "top", "font": {"color": COLORS["smooth"]},
+                      "text": translate("fig.spike", lang, peak=float(losses[peak]), step=int(steps[peak]))})
     for step, lr in snap.lr_changes:
         shapes.append({"type": "line", "xref": "x", "yref": "paper", "x0": step, "x1": step, "y0": 0, "y1": 1,
                        "line": {"color": COLORS["lr"], "dash": "dot", "width": 1}})
         notes.append({"x": step, "xref": "x", "y": 1, "yref": "paper", "showarrow": False, "xanchor": "right",
                       "yanchor": "top", "text": translate("fig.lr_change", lang, lr=lr)})
     return plain_figure(traces, translate("fig.loss_title", lang), translate("fig.step", lang),
-                        translate("fig.loss", lang), yaxis={"type": "log"} if log_y else None,
+                        translate("fig.loss", lang),
+                        yaxis={"type": "log"} if log_y else ({"range": clipped} if clipped is not None else None),
                         shapes=shapes, annotations=notes, hovermode="x unified", **extra)
 
 

@@ -12,6 +12,7 @@ from dlplay.ui.i18n import t
 from dlplay.ui.state import run_history, set_config, set_spec
 
 SELECTED, SEEN, MESSAGE = "runs_selected", "runs_seen", "runs_message"
+DISK_MESSAGE = "runs_disk_message"  # a message of the "Saved runs" box's buttons, shown under the box
 METRICS = ("test_acc", "test_loss", "train_acc", "train_loss", "step_loss")
 DEFAULT_SELECTION = 3
 
@@ -73,9 +74,9 @@ def results_table(chosen: list[RunRecord], names: list[str]) -> pd.DataFrame:
                         index=[t(f"runs.result_{f}") for f in results[0]])
 
 
-def show_message() -> None:
-    """The outcome of the last button (saved, loaded, failed), once."""
-    message = st.session_state.pop(MESSAGE, None)
+def show_message(key: str = MESSAGE) -> None:
+    """The message a button's callback left under ``key``, shown once where that button is."""
+    message = st.session_state.pop(key, None)
     if message:
         getattr(st, message[0])(message[1])
 
@@ -86,9 +87,9 @@ def save_all() -> None:
     try:
         for record in records:
             RunStore().save(record)
-        st.session_state[MESSAGE] = ("success", t("runs.saved_all", n=len(records)))
+        st.session_state[DISK_MESSAGE] = ("success", t("runs.saved_all", n=len(records)))
     except OSError as exc:
-        st.session_state[MESSAGE] = ("error", t("runs.save_failed", error=str(exc)))
+        st.session_state[DISK_MESSAGE] = ("error", t("runs.save_failed", error=str(exc)))
 
 
 def load_saved() -> None:
@@ -98,7 +99,7 @@ def load_saved() -> None:
         if history.get(record.run_id) is None:
             history.add(record)
     text = t("runs.loaded", n=len(loaded)) + (" " + t("runs.bad_files", n=bad) if bad else "")
-    st.session_state[MESSAGE] = ("warning" if bad else "success", text)
+    st.session_state[DISK_MESSAGE] = ("warning" if bad else "success", text)
 
 
 def rename(run_id: str, label_key: str) -> None:

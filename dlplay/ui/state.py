@@ -25,7 +25,8 @@ from dlplay.runs import RunHistory, RunRecord, RunRecorder
 from dlplay.server.admin import heartbeat_timeout
 from dlplay.server.guardrails import check_run, free_memory_bytes, limit_train_size
 from dlplay.spec import ModelSpec, TrainConfig
-from dlplay.train import ACTIVE, TrainingSession
+from dlplay.status import ACTIVE
+from dlplay.train import TrainingSession
 from dlplay.ui import server
 from dlplay.ui.data import dataset_on
 

@@ -1,6 +1,9 @@
 """Train page helpers: widget callbacks that turn controls into ModelSpec/TrainConfig and commands."""
 from __future__ import annotations
 
+import math
+import time
+
 import streamlit as st
 
 from dlplay.errors import UserError
@@ -8,7 +11,7 @@ from dlplay.handle import RunHandle
 from dlplay.metrics import MetricsSnapshot, Progress
 from dlplay.presets import PRESETS
 from dlplay.spec import MAX_EPOCHS, MAX_WEIGHT_LAYERS, LayerSpec, ModelSpec, TrainConfig, lr_curve
-from dlplay.train import FINISHED
+from dlplay.status import FINISHED
 from dlplay.ui.data import PROBLEM, remember_problem
 from dlplay.ui.i18n import error_text, t
 from dlplay.ui.nav import ROOT
@@ -19,6 +22,9 @@ CLAMPED = "train_clamped"  # widget key -> the message for a value above its lim
 LR_CHOICES = [1e-5, 3e-5, 1e-4, 3e-4, 1e-3, 3e-3, 0.01, 0.03, 0.1, 0.3, 1.0, 3.0, 10.0]
 BATCH_CHOICES = [1, 8, 16, 32, 64, 128, 256, 512, 1024]
 UNIT_CHOICES = [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024]
+FULL_SPEED = 0  # the pace slider's value for "as fast as it goes" (the run's pace None)
+PACE_CHOICES = [1, 2, 3, 5, 10, 20, 50, 100, 200, FULL_SPEED]  # steps per second
+PACE_KEY = "train_pace_choice"  # the learner's pace for the next runs (steps/s, FULL_SPEED: None)
 
 
 def nearest(choices: list, value: float) -> float:
@@ -184,13 +190,54 @@ def _fresh_or_current() -> RunHandle:
     return session
 
 
+def chosen_pace() -> float | None:
+    """The pace the learner chose (steps per second), None at full speed."""
+    value = st.session_state.get(PACE_KEY, FULL_SPEED)
+    return None if value == FULL_SPEED else float(value)
+
+
+def pace_label(value: int) -> str:
+    if value == FULL_SPEED:
+        return t("train.pace_full")
+    return t("train.pace_one") if value == 1 else t("train.pace_value", n=value)
+
+
+def sync_pace_widget(session: RunHandle | None) -> None:
+    """Before the pace slider is drawn: it shows the run's pace (the pace lives in the run, so a change
+    from another page shows here), else the learner's choice for the next run."""
+    pace = session.pace if session is not None and session.status not in FINISHED else chosen_pace()
+    value = FULL_SPEED if pace is None else nearest(PACE_CHOICES[:-1], pace)
+    if st.session_state.get("train_pace") != value:
+        st.session_state["train_pace"] = value
+
+
+@_guard
+def on_pace() -> None:
+    value = st.session_state["train_pace"]
+    st.session_state[PACE_KEY] = value
+    session = current_session()
+    if session is not None and session.status not in FINISHED:
+        session.set_pace(chosen_pace())  # from the next step, also while it runs
+
+
+def _await_status(session: RunHandle, leaving: tuple[str, ...], timeout_s: float = 0.3) -> None:
+    """Wait briefly until the run has left ``leaving`` (it applies commands between steps), so the
+    buttons drawn right after a click already show the new state; the polling fragment covers the rest."""
+    end = time.monotonic() + timeout_s
+    while session.status in leaving and session.is_alive and time.monotonic() < end:
+        time.sleep(0.01)
+
+
 @_guard
 def on_start() -> None:
     session = _fresh_or_current()
+    session.set_pace(chosen_pace())
     if session.status == "paused":
         session.resume()
+        _await_status(session, ("paused",))
     else:
         session.start()
+        _await_status(session, ("ready",))
 
 
 @_guard
@@ -198,6 +245,7 @@ def on_pause() -> None:
     session = current_session()
     if session is not None:
         session.pause()
+        _await_status(session, ("running",))
 
 
 @_guard
@@ -205,11 +253,15 @@ def on_resume() -> None:
     session = current_session()
     if session is not None:
         session.resume()
+        _await_status(session, ("paused",))
 
 
 @_guard
 def on_step() -> None:
-    _fresh_or_current().step(1)
+    session = _fresh_or_current()
+    session.set_pace(chosen_pace())
+    session.step(1)
+    _await_status(session, ("ready", "running"))
 
 
 @_guard
@@ -238,7 +290,33 @@ def _duration(seconds: float | None) -> str:
     return f"{seconds // 60}:{seconds % 60:02d}"
 
 
+def current_epoch(p: Progress) -> tuple[int, int]:
+    """(epoch, step in it) of the latest step, 1-based: at an epoch's last step this is still that
+    epoch (step n/n), as the "Epochs done" metric counts it once its test evaluation is in."""
+    if p.global_step <= 0 or p.steps_per_epoch <= 0:
+        return min(p.epoch + 1, max(p.epochs, 1)), p.step_in_epoch
+    epoch = math.ceil(p.global_step / p.steps_per_epoch)
+    return epoch, p.global_step - (epoch - 1) * p.steps_per_epoch
+
+
 def progress_text(p: Progress) -> str:
-    return t("train.progress", epoch=min(p.epoch + 1, p.epochs) if p.status not in FINISHED else p.epoch,
-             epochs=p.epochs, step=p.step_in_epoch, steps=p.steps_per_epoch, speed=f"{p.samples_per_s:,.0f}",
-             eta=_duration(p.eta_s if p.status == "running" else None))
+    epoch, step = current_epoch(p)
+    text = t("train.progress", epoch=epoch, epochs=p.epochs, step=step, steps=p.steps_per_epoch,
+             speed=f"{p.samples_per_s:,.0f}", eta=_duration(p.eta_s if p.status == "running" else None))
+    if p.evaluating is not None and p.status not in FINISHED:
+        text += " · " + t("train.evaluating", share=p.evaluating)
+    return text
+
+
+def warning_text(p: Progress) -> str:
+    """The run's warning (it goes on, but something is wrong) with what is known about why, or ""."""
+    if not p.warning:
+        return ""
+    params = dict(p.warning_params)
+    parts = [t(p.warning, **params)]
+    if "peak" in params and p.warning != "train.warn_exploded":
+        parts.append(t("train.warn_peak", peak=params["peak"], step=params["step"]))
+    if "dead" in params:
+        parts.append(t("train.warn_dead", dead=params["dead"]))
+    return "".join(part if i == 0 or parts[i - 1].endswith(("。", "！", "？")) else " " + part
+                   for i, part in enumerate(parts))  # no space after a Chinese full stop
