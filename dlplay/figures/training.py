@@ -7,7 +7,7 @@ import numpy as np
 import plotly.graph_objects as go
 
 from ..i18n import translate
-from ..metrics import MetricsSnapshot, downsample
+from ..metrics import MAX_POINTS, MetricsSnapshot, downsample
 from .style import BLUE, GREY, ORANGE, RED, plain_figure
 
 COLORS = {"train": BLUE, "test": ORANGE, "smooth": RED, "lr": GREY}
