@@ -13,7 +13,6 @@ import warnings
 from dataclasses import dataclass
 
 import numpy as np
-import torch
 from PIL import Image, ImageOps
 
 from .errors import UserError
@@ -119,12 +118,6 @@ def preprocess(image: np.ndarray | Image.Image) -> Preprocessed:
     frame[dy : dy + small.shape[0], dx : dx + small.shape[1]] = small
     image28 = np.round(frame * 255.0).astype(np.uint8)
     return Preprocessed(image28, fraction, bbox, inverted, False)
-
-
-def to_model_input(image28: np.ndarray, mean: float, std: float) -> torch.Tensor:
-    """uint8 28x28 -> float32 tensor [1, 1, 28, 28], normalised like training: (x/255-mean)/std."""
-    x = torch.as_tensor(np.asarray(image28, dtype=np.float32) / 255.0)
-    return ((x - mean) / std).reshape(1, 1, FRAME, FRAME)
 
 
 def load_upload(

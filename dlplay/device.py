@@ -38,8 +38,3 @@ def describe_device(device: torch.device | None = None) -> DeviceInfo:
     if device.type == "mps":
         return DeviceInfo("mps", "Apple GPU (MPS)", None, torch.get_num_threads())
     return DeviceInfo("cpu", f"CPU ({os.cpu_count() or 1} cores)", None, torch.get_num_threads())
-
-
-def serving_threads() -> int:
-    """Torch threads per training run when a web server shares the machine: cores - 1, at least 1."""
-    return max(1, (os.cpu_count() or 1) - 1)

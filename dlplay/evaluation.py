@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 from .data import normalize
+from .model import eval_mode
 
 
 @dataclass(frozen=True)
@@ -46,16 +47,12 @@ class Predictions:
 @torch.no_grad()
 def predict(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, info: Any, batch_size: int = 2000) -> Predictions:
     """Run ``model`` (eval mode, on its device) over uint8 ``images`` normalised as ``info`` says."""
-    was_training = model.training
-    model.eval()
     device = next(model.parameters()).device
     chunks = []
-    try:
+    with eval_mode(model):
         for i in range(0, len(images), batch_size):
             logits = model(normalize(images[i : i + batch_size].to(device), info))
             chunks.append(torch.softmax(logits.float(), dim=1).cpu())
-    finally:
-        model.train(was_training)
     probs = torch.cat(chunks).numpy() if chunks else np.zeros((0, 0), dtype=np.float32)
     return Predictions(labels=labels.cpu().numpy().astype(np.int64), predicted=probs.argmax(1).astype(np.int64), probs=probs)
 

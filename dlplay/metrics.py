@@ -9,6 +9,8 @@ import numpy as np
 
 from .status import Status
 
+MAX_POINTS = 2000  # points per drawn curve: plain SVG scatter stays smooth below this (WebGL froze headless Chromium)
+
 
 @dataclass(frozen=True)
 class EpochRecord:
@@ -59,29 +61,47 @@ class MetricsSnapshot:
     extras: dict[str, Any] = field(default_factory=dict)
 
 
-class StepSeries:
-    """Per-step values in bounded memory: when full, neighbouring pairs are averaged and the stride doubles."""
+def downsample(x: np.ndarray, y: np.ndarray, max_points: int = MAX_POINTS) -> tuple[np.ndarray, np.ndarray]:
+    """Average consecutive points so at most ``max_points`` remain (keeps the shape of the curve);
+    each average is placed at the last x of its group."""
+    n = len(x)
+    if n <= max_points:
+        return x, y
+    k = int(np.ceil(n / max_points))
+    m = n // k * k
+    xs = x[:m].reshape(-1, k)[:, -1]
+    ys = y[:m].reshape(-1, k).mean(axis=1)
+    if m < n:
+        xs, ys = np.append(xs, x[-1]), np.append(ys, y[m:].mean())
+    return xs, ys
 
-    def __init__(self, capacity: int = 8192):
+
+class StepSeries:
+    """Per-step values in bounded memory: when full, neighbouring pairs are averaged and the stride doubles.
+
+    Each value has the shape ``shape``: () for the training loss, (layers, metrics) for a probe's readings.
+    """
+
+    def __init__(self, capacity: int = 8192, shape: tuple[int, ...] = ()):
         if capacity < 2 or capacity % 2:
             raise ValueError("capacity must be an even number >= 2")
         self.capacity = capacity
         self.steps = np.zeros(capacity, dtype=np.int64)
-        self.values = np.zeros(capacity, dtype=np.float64)
+        self.values = np.zeros((capacity, *shape), dtype=np.float64)
         self.size = 0
         self.stride = 1
-        self._pending_sum = 0.0
+        self._pending_sum = np.zeros(shape)
         self._pending_count = 0
 
-    def append(self, step: int, value: float) -> None:
-        self._pending_sum += value
+    def append(self, step: int, value: float | np.ndarray) -> None:
+        self._pending_sum = self._pending_sum + value
         self._pending_count += 1
         if self._pending_count < self.stride:
             return
         if self.size == self.capacity:
             half = self.capacity // 2
-            self.values[:half] = self.values[: self.capacity].reshape(half, 2).mean(axis=1)
-            self.steps[:half] = self.steps[: self.capacity].reshape(half, 2)[:, 1]
+            self.values[:half] = self.values.reshape(half, 2, *self.values.shape[1:]).mean(axis=1)
+            self.steps[:half] = self.steps.reshape(half, 2)[:, 1]
             self.size = half
             self.stride *= 2
             if self._pending_count < self.stride:
@@ -89,7 +109,7 @@ class StepSeries:
         self.steps[self.size] = step
         self.values[self.size] = self._pending_sum / self._pending_count
         self.size += 1
-        self._pending_sum, self._pending_count = 0.0, 0
+        self._pending_sum, self._pending_count = np.zeros_like(self._pending_sum), 0
 
     def arrays(self) -> tuple[np.ndarray, np.ndarray]:
         return self.steps[: self.size].copy(), self.values[: self.size].copy()

@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import torch
@@ -10,6 +12,18 @@ from torch import nn
 from .activations import ACTIVATIONS, IDENTITY
 from .layers import DENSE, LAYER_KINDS, to_sequence
 from .spec import LayerSpec, ModelSpec
+
+
+@contextmanager
+def eval_mode(model: nn.Module) -> Iterator[nn.Module]:
+    """``model`` in eval mode (dropout off, batchnorm's running statistics) for the block; its
+    training flag is restored afterwards, also when the block raises."""
+    was_training = model.training
+    model.eval()
+    try:
+        yield model
+    finally:
+        model.train(was_training)
 
 
 def make_activation(name: str) -> nn.Module:

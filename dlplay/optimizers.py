@@ -1,7 +1,7 @@
 """The optimisers and learning-rate schedules dlplay offers: one table each.
 
 An :class:`Optimizer` entry builds the PyTorch optimiser and says how many tensors of state it keeps
-per parameter (the memory estimate of :mod:`dlplay.guardrails`); :func:`make_optimizer` picks
+per parameter (the memory estimate of :mod:`dlplay.server.guardrails`); :func:`make_optimizer` picks
 PyTorch's fused kernel (one kernel for all parameters) where it has one for the parameters' device,
 else its ``foreach`` implementation (a handful of multi-tensor ops instead of a loop); a :class:`Schedule` entry gives the
 multiplier on the chosen learning rate at each step. Adding one is an entry here plus its

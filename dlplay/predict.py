@@ -3,16 +3,37 @@
 Pure torch + numpy, so the Draw page (and tests) can show a single forward pass: the 28x28 digit
 goes in, each block's activation comes out as a numpy array, and the output layer's logits become
 probabilities with a softmax (the model itself returns logits; softmax lives in the loss).
+Every single-image path (the Draw page, the Inside page's trace and its probabilities) turns pixels
+into the network's input here: :func:`to_pixels`, then :func:`normalise`.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any, Sequence
 
 import numpy as np
 import torch
+from torch import nn
 
-from .canvas import to_model_input
-from .model import Net
+from .model import Net, eval_mode
+
+
+def model_device(model: nn.Module) -> torch.device:
+    """The device of ``model``'s parameters (the CPU for a model without any)."""
+    param = next(model.parameters(), None)
+    return param.device if param is not None else torch.device("cpu")
+
+
+def to_pixels(image: Any, input_shape: Sequence[int], device: torch.device) -> torch.Tensor:
+    """uint8 image(s) ([H, W], [C, H, W] or a stack) -> float pixels in [0, 1], shape [N, C, H, W]."""
+    arr = image.detach().cpu().numpy() if isinstance(image, torch.Tensor) else np.asarray(image)
+    arr = arr.astype(np.float32) / 255.0
+    return torch.as_tensor(arr, device=device).reshape(-1, *input_shape)
+
+
+def normalise(pixels: torch.Tensor, mean: float, std: float) -> torch.Tensor:
+    """Pixels in [0, 1] -> the network's input ``(x - mean) / std``, as in training."""
+    return (pixels - mean) / std
 
 
 @dataclass(frozen=True)
@@ -82,8 +103,7 @@ def predict(model: Net, image28: np.ndarray, mean: float, std: float) -> Predict
     put in eval mode (dropout off, batchnorm running statistics) and left that way.
     """
     model.eval()
-    device = next(model.parameters()).device
-    x = to_model_input(image28, mean, std).to(device)
+    x = normalise(to_pixels(image28, model.spec.input_shape, model_device(model)), mean, std)
     record: list[tuple[torch.Tensor, torch.Tensor]] = []
     logits = model(x, record)
     probs = torch.softmax(logits.float(), dim=1)[0]
@@ -106,8 +126,27 @@ def predict(model: Net, image28: np.ndarray, mean: float, std: float) -> Predict
 def predict_batch(model: Net, images28: np.ndarray, mean: float, std: float) -> np.ndarray:
     """Probabilities for a stack of uint8 28x28 images, shape (N, num_classes); no layer records."""
     model.eval()
-    device = next(model.parameters()).device
-    x = torch.as_tensor(np.asarray(images28, dtype=np.float32) / 255.0)
-    x = ((x - mean) / std).reshape(-1, 1, 28, 28).to(device)
+    x = normalise(to_pixels(images28, model.spec.input_shape, model_device(model)), mean, std)
     with torch.no_grad():
         return torch.softmax(model(x).float(), dim=1).cpu().numpy().astype(np.float64)
+
+
+@torch.no_grad()
+def probabilities(model: Net, image: Any, info: Any) -> np.ndarray:
+    """Class probabilities of one uint8 image (eval mode, restored after) - a forward pass without the trace."""
+    with eval_mode(model):
+        pixels = to_pixels(image, model.spec.input_shape, model_device(model))
+        out = torch.softmax(model(normalise(pixels, float(info.mean), float(info.std))), dim=1)[0]
+    return out.cpu().numpy().astype(np.float64)
+
+
+@torch.no_grad()
+def predictions(model: Net, images: torch.Tensor, info: Any, batch_size: int = 2000) -> np.ndarray:
+    """Predicted classes of many uint8 images (eval mode, restored after; on the model's device)."""
+    device = model_device(model)
+    out = []
+    with eval_mode(model):
+        for i in range(0, len(images), batch_size):
+            x = normalise(images[i : i + batch_size].to(device, torch.float32) / 255.0, float(info.mean), float(info.std))
+            out.append(model(x).argmax(1).cpu())
+    return torch.cat(out).numpy() if out else np.zeros(0, dtype=np.int64)

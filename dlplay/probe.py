@@ -32,6 +32,8 @@ from torch import nn
 
 from .activations import ACTIVATIONS
 from .layers import LAYER_KINDS
+from .metrics import StepSeries
+from .model import eval_mode
 from .sequences import is_recurrent, time_gradients
 
 # Per-layer statistics, in the order of the last axis of ProbeSnapshot.values.
@@ -209,44 +211,6 @@ def first_layer_images(net: nn.Module) -> tuple[str, Any] | None:
     return None
 
 
-class ProbeHistory:
-    """Per-probe values [T, layers, metrics] in bounded memory: when full, neighbouring pairs are
-    averaged and the stride doubles (the same scheme as metrics.StepSeries)."""
-
-    def __init__(self, n_layers: int, capacity: int = HISTORY_CAPACITY):
-        if capacity < 2 or capacity % 2:
-            raise ValueError("capacity must be an even number >= 2")
-        self.capacity = capacity
-        self.steps = np.zeros(capacity, dtype=np.int64)
-        self.values = np.zeros((capacity, n_layers, len(METRICS)), dtype=np.float64)
-        self.size = 0
-        self.stride = 1
-        self._sum = np.zeros((n_layers, len(METRICS)))
-        self._count = 0
-
-    def append(self, step: int, values: np.ndarray) -> None:
-        self._sum = self._sum + values
-        self._count += 1
-        if self._count < self.stride:
-            return
-        if self.size == self.capacity:
-            half = self.capacity // 2
-            self.values[:half] = self.values.reshape(half, 2, *self.values.shape[1:]).mean(axis=1)
-            self.steps[:half] = self.steps.reshape(half, 2)[:, 1]
-            self.size = half
-            self.stride *= 2
-            if self._count < self.stride:
-                return
-        self.steps[self.size] = step
-        self.values[self.size] = self._sum / self._count
-        self.size += 1
-        self._sum = np.zeros_like(self._sum)
-        self._count = 0
-
-    def arrays(self) -> tuple[np.ndarray, np.ndarray]:
-        return self.steps[: self.size].copy(), self.values[: self.size].copy()
-
-
 def _readonly(a: np.ndarray) -> np.ndarray:
     a.flags.writeable = False
     return a
@@ -311,7 +275,7 @@ class Probe:
         self._first_block = next((b for b in self._blocks if b.name == self._first_name), None)
         self._recurrent = is_recurrent(net)
         self._target = labels.to(self._device) if (labels >= 0).all() else None  # drawn probe images: the prediction
-        self.history = ProbeHistory(len(self._blocks), self.capacity)
+        self.history = StepSeries(self.capacity, (len(self._blocks), len(METRICS)))
         self._probes = 0
         self._pending = []
         self._armed_step = 0
@@ -421,12 +385,8 @@ class Probe:
         self._before = []
         record: list = []
         if self._needs_eval:  # no dropout, batchnorm running statistics untouched
-            was_training = net.training
-            net.eval()
-            try:
+            with eval_mode(net):
                 net(self._x, record)
-            finally:
-                net.train(was_training)
         else:
             net(self._x, record)
         acts, heat = [], []

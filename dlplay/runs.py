@@ -13,7 +13,6 @@ no query engine is needed). ``DLPLAY_RUNS_DIR=off`` switches saving to disk off.
 from __future__ import annotations
 
 import json
-import math
 import os
 import re
 import tempfile
@@ -24,10 +23,8 @@ from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any, Iterable
 
-import numpy as np
-
 from .layers import LAYER_KINDS
-from .metrics import EpochRecord
+from .metrics import EpochRecord, downsample
 from .spec import ModelSpec, TrainConfig
 from .status import PROBLEM, Status
 
@@ -164,18 +161,6 @@ def _optional_float(value: Any) -> float | None:
     return None if value is None else _float(value)
 
 
-def _downsample(steps: np.ndarray, values: np.ndarray, max_points: int) -> tuple[np.ndarray, np.ndarray]:
-    n = len(steps)
-    if n <= max_points:
-        return steps, values
-    k = math.ceil(n / max_points)
-    m = n // k * k
-    xs, ys = steps[:m].reshape(-1, k)[:, -1], values[:m].reshape(-1, k).mean(axis=1)
-    if m < n:
-        xs, ys = np.append(xs, steps[-1]), np.append(ys, values[m:].mean())
-    return xs, ys
-
-
 def record_from_session(session: Any, *, evaluate_final: bool = True, run_id: str | None = None) -> RunRecord | None:
     """A record of a run (a RunHandle) as it stands (None if it never took a step), under its ``run_id``.
 
@@ -196,7 +181,7 @@ def record_from_session(session: Any, *, evaluate_final: bool = True, run_id: st
         test_acc, test_loss = snap.epochs[-1].test_acc, snap.epochs[-1].test_loss
     elif evaluate_final and snap.progress.status not in PROBLEM:
         test_loss, test_acc = session.evaluate("test")
-    xs, ys = _downsample(snap.steps, snap.losses, MAX_LOSS_POINTS)
+    xs, ys = downsample(snap.steps, snap.losses, MAX_LOSS_POINTS)
     started = session.started_at or session.created_at
     ended = session.finished_at or time.time()
     device = torch.device(session.device_name)

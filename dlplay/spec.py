@@ -138,10 +138,12 @@ class ModelSpec:
     def flat_input_size(self) -> int:
         return math.prod(self.input_shape)
 
-    def describe(self) -> str:
-        """The network in one line: ``784 → Dense 128 relu → 10``."""
-        return " → ".join([str(self.flat_input_size()), *(layer.describe() for layer in self.layers),
-                           str(self.num_classes)])
+    def describe(self, image_input: bool = False) -> str:
+        """The network in one line: ``784 → Dense 128 relu → 10``. With ``image_input`` a network whose
+        first layer takes the image as an image (not flattened) starts at its shape: ``1×28×28 → Conv ...``."""
+        spatial = image_input and bool(self.layers) and self.layers[0].kind != "dense"
+        first = _layers.shape_text(self.input_shape) if spatial else str(self.flat_input_size())
+        return " → ".join([first, *(layer.describe() for layer in self.layers), str(self.num_classes)])
 
     def to_dict(self) -> dict[str, Any]:
         """Plain data; the recurrent-only fields (stack, read, order) appear when they differ from their

@@ -23,7 +23,7 @@ from .engine import DenseEngine
 from .engine import supports as engine_supports
 from .errors import UserError
 from .metrics import EpochRecord, MetricsHistory, MetricsSnapshot
-from .model import Net, build_model
+from .model import Net, build_model, eval_mode
 from .optimizers import make_optimizer
 from .probe import ProbeSnapshot, probe_of
 from .spec import ModelSpec, TrainConfig, lr_factor, validate_lr
@@ -281,12 +281,8 @@ class TrainingSession:
                 model = copy.deepcopy(self.model)
             return self._evaluate(model.to(memory_format=torch.channels_last).eval(), images, labels, batch_size, report)
         with self.model_lock:
-            was_training = self.model.training
-            self.model.eval()
-            try:
+            with eval_mode(self.model):
                 return self._evaluate(self.model, images, labels, batch_size, report)
-            finally:
-                self.model.train(was_training)
 
     def _evaluate(self, model: Net, images: torch.Tensor, labels: torch.Tensor, batch_size: int,
                   report: Callable[[float], None] | None = None) -> tuple[float, float]:

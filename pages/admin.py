@@ -4,8 +4,9 @@ import time
 import streamlit as st
 
 from dlplay.device import choose_device
-from dlplay.guardrails import MB, memory_report
-from dlplay.registry import run_row, training_threads
+from dlplay.server.admin import admin_token, heartbeat_timeout, token_matches
+from dlplay.server.guardrails import MB, memory_report
+from dlplay.server.registry import run_row, training_threads
 from dlplay.ui import server
 from dlplay.ui.i18n import t
 from dlplay.ui.state import init_state
@@ -16,7 +17,7 @@ WRONG = "_admin_wrong"
 
 init_state()
 st.title(t("admin.title"))
-expected = server.admin_token()
+expected = admin_token()
 if expected is None:
     st.info(t("admin.disabled"))
     st.stop()
@@ -24,7 +25,7 @@ if expected is None:
 
 def _sign_in() -> None:
     given = st.session_state.get(TOKEN_INPUT) or ""
-    ok = server.token_matches(given, expected)
+    ok = token_matches(given, expected)
     st.session_state[AUTH] = ok
     st.session_state[WRONG] = not ok
     st.session_state[TOKEN_INPUT] = ""  # the token does not stay in the session
@@ -67,7 +68,7 @@ c1.number_input(t("admin.set_limit"), 1, 64, pool.limit, key="admin_limit", on_c
                 help=t("admin.set_limit_help"))
 c2.button(t("admin.sign_out"), key="admin_sign_out", on_click=_sign_out)
 st.caption(t("admin.device", device=memory_report(device).device_name, threads=pool.threads_per_run or 1,
-             heartbeat=server.heartbeat_timeout()))
+             heartbeat=heartbeat_timeout()))
 st.caption(t("admin.limits", params=f"{limits.max_params:,}", epochs=limits.max_epochs,
              train_size=f"{limits.max_train_size:,}", memory=f"{limits.max_session_mb:,.0f}"))
 

@@ -1,7 +1,7 @@
 """Build: design the network layer by layer, see it drawn and counted, or start from a preset."""
 import streamlit as st
 
-from dlplay.figures_network import draws_neurons, human_bytes, human_count, network_figure, summary_rows, totals
+from dlplay.figures.network import draws_neurons, human_bytes, human_count, network_figure, summary_rows, totals
 from dlplay.presets import PRESETS
 from dlplay.ui import layer_editor as editor
 from dlplay.ui.i18n import current_language, t

@@ -1,7 +1,7 @@
 """Draw page: draw a digit (or upload one), see what the network sees, its guess, and its forward pass."""
 import streamlit as st
 
-from dlplay.figures_draw import layer_figure, probability_figure
+from dlplay.figures.draw import layer_figure, probability_figure
 from dlplay.ui import drawing as dr
 from dlplay.ui.i18n import current_language, t
 from dlplay.ui.state import current_session, init_state, is_active

@@ -1,7 +1,7 @@
 """Dynamics page: gradients, updates, activations and weights of every layer while the network learns."""
 import streamlit as st
 
-from dlplay.figures_dynamics import (
+from dlplay.figures.dynamics import (
     activation_figure,
     dead_saturated_figure,
     first_layer_figure,

@@ -8,7 +8,7 @@ import numpy as np
 import streamlit as st
 
 from dlplay.evaluation import mistake_indices
-from dlplay.figures_eval import class_metrics_figure, confusion_figure, reliability_figure
+from dlplay.figures.evaluation import class_metrics_figure, confusion_figure, reliability_figure
 from dlplay.ui import evaluate as ev
 from dlplay.ui.i18n import current_language, t
 from dlplay.ui.state import current_session, heartbeat, init_state, is_active

@@ -4,8 +4,9 @@ from __future__ import annotations
 import numpy as np
 import streamlit as st
 
-from dlplay import figures_inside as fi
-from dlplay.inference import DEFAULT_STEP_SIZE, probabilities, second_best, trace
+from dlplay.figures import inside as fi
+from dlplay.predict import probabilities
+from dlplay.trace import DEFAULT_STEP_SIZE, second_best, trace
 from dlplay.ui import inside as ins
 from dlplay.ui.i18n import current_language, t
 from dlplay.ui.state import current_session, heartbeat, init_state

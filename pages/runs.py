@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from dlplay.figures_eval import compare_figure
+from dlplay.figures.evaluation import compare_figure
 from dlplay.runs import RunRecord, RunStore, disk_enabled
 from dlplay.ui import runs as ru
 from dlplay.ui.i18n import current_language, t

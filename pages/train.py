@@ -2,7 +2,7 @@
 import streamlit as st
 
 from dlplay.data import DATASETS
-from dlplay.figures import epoch_figure, loss_figure
+from dlplay.figures.training import epoch_figure, loss_figure
 from dlplay.presets import PRESETS
 from dlplay.spec import ACTIVATIONS, MAX_WEIGHT_LAYERS, OPTIMIZERS, SCHEDULES
 from dlplay.status import ACTIVE, PROBLEM, Status

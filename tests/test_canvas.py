@@ -10,10 +10,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 from PIL import Image, ImageDraw
 
-from dlplay.canvas import load_upload, preprocess, to_model_input
+from dlplay.canvas import load_upload, preprocess
 from dlplay.errors import UserError
 
 DATA_DIR = Path(
@@ -136,15 +135,6 @@ def test_black_on_white_rgb_gives_the_same_digit(digits) -> None:
     assert np.array_equal(as_pil.image28, inverted.image28)
     grey_paper = preprocess((paper[..., 0] * 0.6 + 60).astype(np.uint8))  # dim photo: grey paper
     assert grey_paper.inverted and aligned_mae(grey_paper.image28, normal.image28) < 0.02
-
-
-def test_to_model_input_normalises_like_training() -> None:
-    image = np.zeros((28, 28), dtype=np.uint8)
-    image[5, 7] = 255
-    x = to_model_input(image, 0.1307, 0.3081)
-    assert x.shape == (1, 1, 28, 28) and x.dtype == torch.float32
-    assert x[0, 0, 0, 0].item() == pytest.approx(-0.1307 / 0.3081, rel=1e-6)
-    assert x[0, 0, 5, 7].item() == pytest.approx((1 - 0.1307) / 0.3081, rel=1e-6)
 
 
 def encode(image: Image.Image, fmt: str, **kwargs: object) -> bytes:

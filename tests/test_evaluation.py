@@ -158,7 +158,7 @@ def test_predict_matches_manual_forward(trained, mnist):
 
 
 def test_figures_show_the_numbers():
-    from dlplay.figures_eval import class_metrics_figure, confusion_figure, reliability_figure
+    from dlplay.figures.evaluation import class_metrics_figure, confusion_figure, reliability_figure
 
     labels = ["zero", "one", "two"]
     fig = confusion_figure(CM, labels)

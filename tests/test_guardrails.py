@@ -7,7 +7,8 @@ from streamlit.testing.v1 import AppTest
 
 from dlplay.checkpoint import MAX_CHECKPOINT_BYTES
 from dlplay.errors import UserError
-from dlplay.guardrails import (
+from dlplay.model import build_model, count_parameters
+from dlplay.server.guardrails import (
     Limits,
     check_run,
     estimate_memory,
@@ -16,7 +17,6 @@ from dlplay.guardrails import (
     memory_report,
     process_rss_bytes,
 )
-from dlplay.model import build_model, count_parameters
 from dlplay.spec import LayerSpec, ModelSpec, TrainConfig, dense_spec
 
 REPO = Path(__file__).resolve().parents[1]

@@ -126,7 +126,7 @@ PRIVATE = {"model_lock", "_last_heartbeat", "callbacks", "_thread", "_cond", "_p
 # the run's internals: only dlplay/ui/state.py, which builds today's in-process backend, may import them
 INTERNALS = {"TrainingSession", "Probe", "probe_of", "load_into_session", "RunRecorder", "make_optimizer",
              "MetricsHistory"}
-TORCH_ALLOWED = {"dlplay/ui/data.py", "dlplay/ui/server.py"}  # a dataset cache on a device, torch's thread count
+TORCH_ALLOWED = {"dlplay/ui/data.py"}  # a dataset cache on a device
 
 
 def _handle_names(tree: ast.AST) -> set[str]:

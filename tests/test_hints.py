@@ -231,7 +231,7 @@ def test_below_the_threshold_the_page_names_the_share_and_the_threshold():
 
 
 def test_the_dead_units_chart_marks_where_the_hint_starts():
-    from dlplay.figures_dynamics import dead_saturated_figure
+    from dlplay.figures.dynamics import dead_saturated_figure
 
     fig = dead_saturated_figure(snapshot(healthy()))
     lines = [s for s in fig.layout.shapes if s.type == "line"]

@@ -1,4 +1,4 @@
-"""inference.py: the one-input trace equals autograd, the tutorial's formulas equal autograd, the LaTeX shows the trace."""
+"""trace.py, formulas.py and latex.py: the one-input trace equals autograd, the tutorial's formulas equal autograd, the LaTeX shows the trace."""
 from __future__ import annotations
 
 import copy
@@ -8,22 +8,13 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from dlplay import figures_inside as fi
-from dlplay.inference import (
-    activation_derivative,
-    backward_latex,
-    forward_latex,
-    loss_latex,
-    num,
-    predictions,
-    probabilities,
-    trace,
-    tutorial_deltas,
-    unit_backward,
-    unit_forward,
-)
+from dlplay.figures import inside as fi
+from dlplay.formulas import activation_derivative, tutorial_deltas, unit_backward, unit_forward
+from dlplay.latex import backward_latex, forward_latex, loss_latex, num
 from dlplay.model import build_model
+from dlplay.predict import predictions, probabilities
 from dlplay.spec import ACTIVATIONS, LayerSpec, ModelSpec
+from dlplay.trace import trace
 
 DENSE = ModelSpec(layers=(
     LayerSpec("dense", 24, "sigmoid"), LayerSpec("dense", 16, "tanh"), LayerSpec("dense", 12, "relu"),

@@ -5,7 +5,8 @@ from pathlib import Path
 
 from streamlit.testing.v1 import AppTest
 
-from dlplay.registry import SessionRegistry, training_threads
+from dlplay.server.admin import keep_connected_runs_alive
+from dlplay.server.registry import SessionRegistry, training_threads
 from dlplay.spec import TrainConfig, dense_spec
 from dlplay.train import TrainingSession
 from dlplay.ui import server
@@ -192,16 +193,16 @@ def test_runs_of_connected_tabs_are_kept_alive_by_the_server(mnist, monkeypatch)
     dropped = TrainingSession(dense_spec([8]), TrainConfig(epochs=50), mnist, "cpu", heartbeat_timeout=1.0)
     registry.add_run(open_tab, kept)
     registry.add_run(closed_tab, dropped)
-    monkeypatch.setattr(server, "is_connected", lambda record: record.client_id == "open")
+    connected = lambda record: record.client_id == "open"  # noqa: E731
     for run in (kept, dropped):
         run.start()
     end = time.monotonic() + 3.0  # three heartbeat timeouts with no page polling at all
     while time.monotonic() < end:
-        server.keep_connected_runs_alive(registry)
+        keep_connected_runs_alive(registry, connected)
         time.sleep(0.1)
     assert dropped.join(10) and dropped.status == "stopped"
     assert dropped.snapshot().progress.message == "train.msg_abandoned"
     assert kept.status == "running"
-    assert server.keep_connected_runs_alive(registry) == 1
+    assert keep_connected_runs_alive(registry, connected) == 1
     kept.stop()
     assert kept.join(10)

@@ -4,8 +4,8 @@ import threading
 import numpy as np
 import pytest
 
-from dlplay.figures import downsample, ema, epoch_figure, loss_figure
-from dlplay.metrics import EpochRecord, MetricsHistory, StepSeries
+from dlplay.figures.training import ema, epoch_figure, loss_figure
+from dlplay.metrics import EpochRecord, MetricsHistory, StepSeries, downsample
 
 
 def test_step_series_keeps_everything_until_full():
@@ -90,7 +90,7 @@ def test_blocked_ema_matches_the_step_by_step_definition(alpha):
 
 
 def test_accuracy_axis_stays_within_0_and_100_percent():
-    from dlplay.figures import accuracy_range
+    from dlplay.figures.training import accuracy_range
     lo, hi = accuracy_range([0.99])
     assert 0.9 < lo < 0.99 and 0.99 < hi <= 1.005
     assert accuracy_range([0.02, 0.995]) == [0.0, 1.005]

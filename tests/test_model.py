@@ -7,7 +7,7 @@ import pytest
 import torch
 from torch import nn
 
-from dlplay.figures_network import totals
+from dlplay.figures.network import totals
 from dlplay.model import build_model, count_parameters, layer_summary
 from dlplay.presets import PRESETS, small_cnn_spec
 from dlplay.spec import LayerSpec, ModelSpec, dense_spec

@@ -8,7 +8,7 @@ import plotly.graph_objects as go
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from dlplay.figures_network import NEGATIVE, POSITIVE, diagram_columns, network_figure, summary_rows, totals
+from dlplay.figures.network import NEGATIVE, POSITIVE, diagram_columns, network_figure, summary_rows, totals
 from dlplay.presets import PRESETS, small_cnn_spec
 from dlplay.spec import LayerSpec, ModelSpec, TrainConfig, dense_spec
 from dlplay.train import TrainingSession

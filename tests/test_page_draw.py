@@ -198,7 +198,7 @@ def test_paused_first_epoch_points_to_the_train_page(mnist) -> None:
 
 
 def test_queued_quick_training_says_it_waits(mnist) -> None:
-    from dlplay.slots import SlotPool
+    from dlplay.server.slots import SlotPool
 
     pool = SlotPool(1)
     holder = TrainingSession(dense_spec([16]), TrainConfig(epochs=1), mnist, "cpu", slot_pool=pool)

@@ -179,7 +179,7 @@ def test_a_paused_run_updates_on_the_next_rerun(mnist):
 # ----- the figures behind the views (core, no Streamlit) ------------------------------------------
 
 def test_figures_from_a_real_snapshot(tutorial_run):
-    from dlplay import figures_dynamics as fd
+    from dlplay.figures import dynamics as fd
     from dlplay.hints import HEALTHY_UPDATE_BAND, HEALTHY_UPDATE_RATIO
 
     probe = tutorial_run.snapshot().extras["probe"]
@@ -203,7 +203,7 @@ def test_figures_from_a_real_snapshot(tutorial_run):
 
 
 def test_weight_mosaic_and_its_colours():
-    from dlplay.figures_dynamics import diverging_png, weight_mosaic
+    from dlplay.figures.dynamics import diverging_png, weight_mosaic
 
     tiles = np.arange(5 * 2 * 3, dtype=float).reshape(5, 2, 3)
     mosaic = weight_mosaic(tiles)  # 3 columns, 2 rows of 2x3 tiles, one-pixel gaps
@@ -215,7 +215,7 @@ def test_weight_mosaic_and_its_colours():
 
 
 def test_dead_figure_without_relu_or_sigmoid_layers(mnist):
-    from dlplay import figures_dynamics as fd
+    from dlplay.figures import dynamics as fd
 
     session = trained(mnist, dense_spec([8], "gelu"), steps=3)
     probe = session.snapshot().extras["probe"]

@@ -7,9 +7,11 @@ import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from dlplay.formulas import unit_forward
 from dlplay.i18n import translate
-from dlplay.inference import num, trace, unit_forward
+from dlplay.latex import num
 from dlplay.spec import LayerSpec, ModelSpec, TrainConfig, dense_spec
+from dlplay.trace import trace
 from dlplay.train import TrainingSession
 from helpers import train_to_end
 

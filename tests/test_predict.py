@@ -1,4 +1,4 @@
-"""predict.py and figures_draw.py: one digit's forward pass, checked on real MNIST with a trained model."""
+"""predict.py and figures/draw.py: one digit's forward pass, checked on real MNIST with a trained model."""
 from __future__ import annotations
 
 import numpy as np
@@ -6,16 +6,17 @@ import plotly.graph_objects as go
 import pytest
 import torch
 
-from dlplay.figures_draw import (
+from dlplay.data import normalize
+from dlplay.figures.draw import (
     feature_map_figure,
-    grid_shape,
     layer_figure,
     neuron_figure,
     probability_figure,
     tile_feature_maps,
 )
+from dlplay.figures.tiles import row_grid
 from dlplay.model import build_model
-from dlplay.predict import LayerActivation, predict, predict_batch
+from dlplay.predict import LayerActivation, normalise, predict, predict_batch, to_pixels
 from dlplay.spec import LayerSpec, ModelSpec, dense_spec
 
 
@@ -125,10 +126,10 @@ def test_probability_figure_highlights_the_top_class() -> None:
 
 
 def test_grid_shape_and_tiling() -> None:
-    assert grid_shape(1) == (1, 1)
-    assert grid_shape(6) == (1, 6)
-    assert grid_shape(32) == (4, 8)
-    assert grid_shape(100) == (13, 8)
+    assert row_grid(1) == (1, 1)
+    assert row_grid(6) == (1, 6)
+    assert row_grid(32) == (4, 8)
+    assert row_grid(100) == (13, 8)
     maps = np.arange(5 * 3 * 4, dtype=float).reshape(5, 3, 4)
     grid = tile_feature_maps(maps, max_cols=3, gap=1)
     assert grid.shape == (2 * 3 + 1, 3 * 4 + 2)
@@ -171,3 +172,14 @@ def test_layer_figures_pick_the_right_picture() -> None:
     for fig in (layer_figure(maps, "zh"), layer_figure(many), bars, wide, scores,
                 probability_figure(np.full(10, 0.1), [str(i) for i in range(10)])):
         go.Figure(fig.to_dict())  # raises ValueError on an invalid property
+
+
+def test_the_network_input_is_normalised_like_training() -> None:
+    image = np.zeros((28, 28), dtype=np.uint8)
+    image[5, 7] = 255
+    x = normalise(to_pixels(image, (1, 28, 28), torch.device("cpu")), 0.1307, 0.3081)
+    assert x.shape == (1, 1, 28, 28) and x.dtype == torch.float32
+    assert x[0, 0, 0, 0].item() == pytest.approx(-0.1307 / 0.3081, rel=1e-6)
+    assert x[0, 0, 5, 7].item() == pytest.approx((1 - 0.1307) / 0.3081, rel=1e-6)
+    uint8 = torch.from_numpy(image)[None]
+    assert torch.allclose(x[0], normalize(uint8, "mnist"), atol=1e-6)  # the training path's fused form agrees

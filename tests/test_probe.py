@@ -10,9 +10,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from dlplay.metrics import MetricsHistory
+from dlplay.metrics import MetricsHistory, StepSeries
 from dlplay.model import build_model
-from dlplay.probe import HIST_MAX_SAMPLES, HistogramPlan, M, Probe, ProbeHistory, activation_stats, histogram
+from dlplay.probe import HIST_MAX_SAMPLES, METRICS, HistogramPlan, M, Probe, activation_stats, histogram
 from dlplay.spec import LayerSpec, ModelSpec, TrainConfig, dense_spec
 from dlplay.train import TrainingSession
 from helpers import train_to_end
@@ -161,7 +161,7 @@ def test_histogram_fixed_bins_clip_outliers_and_sample_large_tensors():
 
 
 def test_history_is_bounded_and_averages_pairs():
-    h = ProbeHistory(n_layers=1, capacity=4)
+    h = StepSeries(capacity=4, shape=(1, len(METRICS)))  # a probe's history: [layers, metrics] per reading
     for step in range(1, 9):
         h.append(step, np.full((1, len(M)), float(step)))
     steps, values = h.arrays()

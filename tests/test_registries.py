@@ -20,29 +20,23 @@ from torch.utils.flop_counter import FlopCounterMode
 from dlplay import hints as H
 from dlplay.activations import ACTIVATIONS, IDENTITY
 from dlplay.errors import UserError
-from dlplay.figures_network import KIND_COLORS, diagram_columns, network_figure, summary_rows
-from dlplay.guardrails import OPTIMIZER_STATES
+from dlplay.figures.network import KIND_COLORS, diagram_columns, network_figure, summary_rows
+from dlplay.formulas import activation_derivative, tutorial_deltas, unit_backward, unit_forward
 from dlplay.i18n import catalog, translate
-from dlplay.inference import (
-    activation_derivative,
-    backward_latex,
-    forward_latex,
-    trace,
-    tutorial_deltas,
-    unit_backward,
-    unit_forward,
-)
+from dlplay.latex import backward_latex, forward_latex
 from dlplay.layers import DENSE, LAYER_KINDS, WEIGHT_KINDS, shape_text
 from dlplay.model import build_model, count_parameters, layer_summary, make_activation
 from dlplay.optimizers import OPTIMIZERS, SCHEDULES, lr_factor, make_optimizer
 from dlplay.probe import METRICS, LayerMeta, M, Probe, ProbeSnapshot, activation_stats
 from dlplay.runs import architecture_label
+from dlplay.server.guardrails import OPTIMIZER_STATES
 from dlplay.share import from_params, to_params
 from dlplay.spec import ACTIVATIONS as ACTIVATION_NAMES
 from dlplay.spec import LAYER_KINDS as KIND_NAMES
 from dlplay.spec import OPTIMIZERS as OPTIMIZER_NAMES
 from dlplay.spec import SCHEDULES as SCHEDULE_NAMES
 from dlplay.spec import LayerSpec, ModelSpec, TrainConfig
+from dlplay.trace import trace
 from dlplay.train import TrainingSession
 
 REPO = Path(__file__).resolve().parents[1]

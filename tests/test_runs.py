@@ -194,7 +194,7 @@ def test_differing_fields_name_exactly_what_changed():
 
 
 def test_compare_figure_overlays_runs():
-    from dlplay.figures_eval import compare_figure
+    from dlplay.figures.evaluation import compare_figure
 
     a, b = _record(), _record(epochs=_record().epochs[:1])
     fig = compare_figure([a, b], ["A", "B"], "test_acc")

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from dlplay.errors import UserError
-from dlplay.figures import loss_figure
+from dlplay.figures.training import loss_figure
 from dlplay.i18n import translate
 from dlplay.metrics import Progress
 from dlplay.presets import PRESETS

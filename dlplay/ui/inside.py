@@ -9,21 +9,15 @@ from typing import Any, Callable
 import numpy as np
 import streamlit as st
 
-from dlplay import figures_inside as fi
 from dlplay.activations import IDENTITY
 from dlplay.data import DatasetInfo, class_label
 from dlplay.errors import UserError
+from dlplay.figures import inside as fi
+from dlplay.formulas import tutorial_deltas, unit_backward, unit_forward
 from dlplay.handle import RunHandle
-from dlplay.inference import (
-    backward_latex,
-    forward_latex,
-    loss_latex,
-    predictions,
-    tutorial_deltas,
-    unit_backward,
-    unit_forward,
-)
+from dlplay.latex import backward_latex, forward_latex, loss_latex
 from dlplay.layers import shape_text
+from dlplay.predict import predictions
 from dlplay.ui.i18n import error_text, t
 from dlplay.ui.nav import available_pages
 from dlplay.ui.state import new_session

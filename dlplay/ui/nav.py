@@ -23,7 +23,7 @@ PAGES: list[tuple[str, str, str, str]] = [
 
 def available_pages() -> list[tuple[str, str, str, str]]:
     """The pages this server offers: those whose file exists; Admin only when DLPLAY_ADMIN_TOKEN is set."""
-    from dlplay.ui.server import admin_token
+    from dlplay.server.admin import admin_token
 
     admin = admin_token() is not None
     return [p for p in PAGES if (ROOT / p[0]).exists() and (p[1] != "admin" or admin)]

@@ -7,9 +7,9 @@ from typing import Any
 import numpy as np
 import streamlit as st
 
-from dlplay import figures_sequences as fs
 from dlplay import sequences as seq
 from dlplay.data import class_label
+from dlplay.figures import sequences as fs
 from dlplay.handle import RunHandle
 from dlplay.hints import format_factor, time_gradient_hint
 from dlplay.presets import PRESETS

@@ -4,8 +4,8 @@ from __future__ import annotations
 import streamlit as st
 
 from dlplay.errors import UserError
-from dlplay.guardrails import check_run
 from dlplay.runs import architecture_label
+from dlplay.server.guardrails import check_run
 from dlplay.share import KEYS, from_params, has_config, share_url
 from dlplay.spec import ModelSpec, TrainConfig
 from dlplay.ui import server

@@ -18,11 +18,12 @@ import streamlit as st
 
 from dlplay.checkpoint import Checkpoint, load_into_session, usable_config
 from dlplay.device import choose_device
-from dlplay.guardrails import check_run, free_memory_bytes, limit_train_size
 from dlplay.handle import RunHandle
 from dlplay.presets import DEFAULT_PRESET, PRESETS
 from dlplay.probe import DEFAULT_EVERY, Probe
 from dlplay.runs import RunHistory, RunRecord, RunRecorder
+from dlplay.server.admin import heartbeat_timeout
+from dlplay.server.guardrails import check_run, free_memory_bytes, limit_train_size
 from dlplay.spec import ModelSpec, TrainConfig
 from dlplay.status import ACTIVE
 from dlplay.train import TrainingSession
@@ -36,7 +37,7 @@ PROBE_EVERY = "probe_every"  # steps between measurements of the layers, for thi
 
 @st.cache_resource
 def _configure_torch_threads() -> int:
-    """Once per process: torch threads per run from the server's slot pool (see dlplay/slots.py)."""
+    """Once per process: torch threads per run from the server's slot pool (see dlplay/server/slots.py)."""
     return server.configure_torch_threads()
 
 
@@ -148,7 +149,7 @@ def _create_run(spec: ModelSpec, config: TrainConfig) -> RunHandle:
     check_run(spec, config, limits, train_available=len(dataset.train_labels), free_bytes=free_memory_bytes(device))
     callbacks = [RunRecorder(run_history()), Probe(every=probe_every())]
     session = TrainingSession(spec, config, dataset, device, slot_pool=server.slot_pool(), callbacks=callbacks,
-                              heartbeat_timeout=server.heartbeat_timeout())
+                              heartbeat_timeout=heartbeat_timeout())
     server.registry().add_run(server.browser_session(), session)
     return session
 

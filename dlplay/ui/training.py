@@ -37,10 +37,7 @@ def build_page_exists() -> bool:
 
 def spec_text(spec: ModelSpec) -> str:
     """``784 → 128 relu → 10`` style summary of a network; a convolutional one starts at ``1×28×28``."""
-    spatial = bool(spec.layers) and spec.layers[0].kind != "dense"  # the image goes in as an image, not flattened
-    first = "×".join(map(str, spec.input_shape)) if spatial else str(spec.flat_input_size())
-    parts = [first] + [layer.describe() for layer in spec.layers] + [str(spec.num_classes)]
-    return " → ".join(parts)
+    return spec.describe(image_input=True)
 
 
 def uniform_dense(spec: ModelSpec) -> tuple[int, int, str] | None:

@@ -6,13 +6,13 @@ from typing import Any, Sequence
 import numpy as np
 import plotly.graph_objects as go
 
-from .evaluation import ClassMetrics, Reliability, row_normalize
-from .figures import GRID, LEGEND_BELOW, accuracy_range, base_layout
-from .i18n import translate
-from .runs import RunRecord
+from ..evaluation import ClassMetrics, Reliability, row_normalize
+from ..i18n import translate
+from ..runs import RunRecord
+from .style import CATEGORY10, COUNTS, GRID, LEGEND_BELOW, MUTED_BAR, TEXT_DARK, base_layout
+from .training import accuracy_range
 
-PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf")
-EPOCH_METRICS = ("test_acc", "train_acc", "test_loss", "train_loss")
+PALETTE = CATEGORY10
 
 
 def _layout(fig: go.Figure, title: str, xtitle: str, ytitle: str, height: int = 360,
@@ -39,7 +39,7 @@ def confusion_figure(cm: np.ndarray, labels: Sequence[str], normalized: bool = F
             texttemplate="%{text}",
             customdata=np.dstack([cm, shares * 100]),
             hovertemplate=hover + "<extra></extra>",
-            colorscale="Blues",
+            colorscale=COUNTS,
             showscale=False,
             zmin=0,
         )
@@ -72,13 +72,13 @@ def reliability_figure(rel: Reliability, lang: str = "en") -> go.Figure:
     width = float(rel.edges[1] - rel.edges[0])
     filled = rel.counts > 0
     fig.add_trace(go.Bar(x=rel.centers, y=rel.counts, width=width * 0.95, name=translate("eval.fig_count", lang),
-                         marker_color="#d9d9d9", yaxis="y2", hovertemplate="%{y}<extra></extra>"))
+                         marker_color=MUTED_BAR, yaxis="y2", hovertemplate="%{y}<extra></extra>"))
     fig.add_trace(go.Bar(x=rel.centers[filled], y=rel.accuracy[filled], width=width * 0.6,
                          name=translate("eval.fig_accuracy", lang), marker_color=PALETTE[0],
                          customdata=rel.confidence[filled],
                          hovertemplate=translate("eval.fig_rel_hover", lang) + "<extra></extra>"))
     fig.add_trace(go.Scatter(x=[0, 1], y=[0, 1], mode="lines", name=translate("eval.fig_perfect", lang),
-                             line=dict(color="#444", dash="dash", width=1)))
+                             line=dict(color=TEXT_DARK, dash="dash", width=1)))
     fig.update_layout(
         yaxis=dict(range=[0, 1.02], tickformat=".0%", overlaying="y2"),
         yaxis2=dict(side="right", showgrid=False, title=translate("eval.fig_count", lang), type="log"),

@@ -6,9 +6,9 @@ from collections.abc import Sequence
 import numpy as np
 import plotly.graph_objects as go
 
-from .figures import LEGEND_BELOW, axis, base_layout, plain_figure
-from .figures_dynamics import PALETTE
-from .i18n import translate
+from ..i18n import translate
+from .style import LAYER_PALETTE as PALETTE
+from .style import LEGEND_BELOW, axis, base_layout, plain_figure
 
 INK, PAPER, UNREAD = np.array([20, 20, 20]), np.array([255, 255, 255]), np.array([252, 228, 236])
 CURRENT = "#d62728"

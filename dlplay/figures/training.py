@@ -6,26 +6,11 @@ from typing import Any, Sequence
 import numpy as np
 import plotly.graph_objects as go
 
-from .i18n import translate
-from .metrics import MetricsSnapshot
+from ..i18n import translate
+from ..metrics import MAX_POINTS, MetricsSnapshot, downsample
+from .style import BLUE, GREY, ORANGE, RED, plain_figure
 
-MAX_POINTS = 2000  # plain SVG scatter stays smooth below this (WebGL froze headless Chromium)
-COLORS = {"train": "#1f77b4", "test": "#ff7f0e", "smooth": "#d62728", "lr": "#7f7f7f"}
-GRID = "#e9e9ef"
-
-
-def downsample(x: np.ndarray, y: np.ndarray, max_points: int = MAX_POINTS) -> tuple[np.ndarray, np.ndarray]:
-    """Average consecutive points so at most ``max_points`` remain (keeps the shape of the curve)."""
-    n = len(x)
-    if n <= max_points:
-        return x, y
-    k = int(np.ceil(n / max_points))
-    m = n // k * k
-    xs = x[:m].reshape(-1, k)[:, -1]
-    ys = y[:m].reshape(-1, k).mean(axis=1)
-    if m < n:
-        xs, ys = np.append(xs, x[-1]), np.append(ys, y[m:].mean())
-    return xs, ys
+COLORS = {"train": BLUE, "test": ORANGE, "smooth": RED, "lr": GREY}
 
 
 def ema(values: np.ndarray, alpha: float = 0.05) -> np.ndarray:
@@ -50,42 +35,6 @@ def ema(values: np.ndarray, alpha: float = 0.05) -> np.ndarray:
         out[start : start + len(chunk)] = run
         acc = run[-1]
     return out / (1.0 - decay ** np.arange(1, n + 1))
-
-
-LEGEND_TOP = {"orientation": "h", "yanchor": "bottom", "y": 1.0, "xanchor": "right", "x": 1.0}
-# for charts whose legend has many or long entries (one per layer, one per run): under the x axis, where
-# it cannot cover the title; a legend pushes the bottom margin by itself
-LEGEND_BELOW = {"orientation": "h", "yref": "container", "y": 0.0, "yanchor": "bottom", "x": 0.0, "xanchor": "left"}
-
-
-def base_layout(title: str, height: int, bottom: int = 40, legend: dict | None = None) -> dict:
-    """Title, size, margins, legend and background shared by the charts. No named template:
-    Streamlit's chart theme styles them, and a template alone costs ~30 ms per figure."""
-    return {
-        "title": {"text": title, "x": 0.0, "font": {"size": 15}},
-        "height": height,
-        "margin": {"l": 55, "r": 20, "t": 45, "b": bottom},
-        "legend": legend or LEGEND_TOP,
-        "plot_bgcolor": "white",
-        "paper_bgcolor": "white",
-    }
-
-
-def axis(title: str = "", **extra: Any) -> dict:
-    return {"title": {"text": title}, "gridcolor": GRID, "zerolinecolor": GRID, **extra}
-
-
-def plain_figure(traces: list[dict], title: str, xtitle: str, ytitle: str, height: int = 320,
-                 xaxis: dict | None = None, yaxis: dict | None = None, **layout: Any) -> go.Figure:
-    """A figure from plain dicts, validated once (no add_*/update_* helpers, see base_layout)."""
-    base = {
-        **base_layout(title, height),
-        "xaxis": axis(xtitle, **(xaxis or {})),
-        "yaxis": axis(ytitle, **(yaxis or {})),
-        "uirevision": "keep",  # zoom survives live updates
-    }
-    base.update(layout)
-    return go.Figure({"data": traces, "layout": base})
 
 
 def accuracy_range(values: Sequence[float]) -> list[float] | None:

@@ -15,18 +15,38 @@ import numpy as np
 import plotly.graph_objects as go
 from PIL import Image
 
-from .figures import LEGEND_BELOW, downsample
-from .figures import axis as _axis
-from .figures import plain_figure as _figure
-from .hints import DEAD_FRACTION, HEALTHY_UPDATE_BAND, HEALTHY_UPDATE_RATIO, SATURATED_FRACTION
-from .i18n import layer_name, translate
-from .probe import ProbeSnapshot
+from ..hints import DEAD_FRACTION, HEALTHY_UPDATE_BAND, HEALTHY_UPDATE_RATIO, SATURATED_FRACTION
+from ..i18n import layer_name, translate
+from ..metrics import downsample
+from ..probe import ProbeSnapshot
+from .style import (
+    BACKGROUND,
+    DIVERGING_REVERSED,
+    GAP_RGB,
+    HEALTHY_FILL,
+    HEALTHY_LINE,
+    HEALTHY_TEXT,
+    LAYER_PALETTE,
+    LEGEND_BELOW,
+    LINE_FAINT,
+    NEGATIVE_CSS,
+    NEGATIVE_RGB,
+    POSITIVE_CSS,
+    POSITIVE_RGB,
+    SEQUENTIAL,
+    TEXT,
+    TEXT_FAINT,
+    TEXT_MUTED,
+)
+from .style import axis as _axis
+from .style import plain_figure as _figure
+from .tiles import square_grid, tile
 
 LAYER_LINES: dict[str, Any] = {"legend": LEGEND_BELOW, "height": 360}  # per-layer line charts: often two rows of layers
 
-PALETTE = ("#636efa", "#ef553b", "#00cc96", "#ab63fa", "#ffa15a", "#19d3f3", "#ff6692", "#b6e880", "#ff97ff", "#fecb52")
+PALETTE = LAYER_PALETTE
 MARKERS_BELOW = 40  # points per line under which each probe is also drawn as a dot
-NEGATIVE, POSITIVE, GAP = np.array([33, 102, 172]), np.array([178, 24, 43]), np.array([235, 235, 235])
+NEGATIVE, POSITIVE, GAP = np.array(NEGATIVE_RGB), np.array(POSITIVE_RGB), np.array(GAP_RGB)
 
 
 def layer_color(i: int, alpha: float | None = None) -> str:
@@ -50,7 +70,7 @@ def _positive(xs: np.ndarray, ys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 def _message(text: str) -> dict:
     return {"text": text, "showarrow": False, "x": 0.5, "y": 0.5, "xref": "paper", "yref": "paper",
-            "font": {"size": 13, "color": "#777"}}
+            "font": {"size": 13, "color": TEXT_FAINT}}
 
 
 def gradient_figure(snap: ProbeSnapshot, lang: str = "en", metric: str = "grad_w") -> go.Figure:
@@ -70,14 +90,14 @@ def update_ratio_figure(snap: ProbeSnapshot, lang: str = "en") -> go.Figure:
               for i, meta in enumerate(snap.layers)]
     shapes = [
         {"type": "rect", "xref": "paper", "x0": 0, "x1": 1, "yref": "y", "y0": lo, "y1": hi,
-         "fillcolor": "rgba(44,160,44,0.10)", "line": {"width": 0}, "layer": "below"},
+         "fillcolor": HEALTHY_FILL, "line": {"width": 0}, "layer": "below"},
         {"type": "line", "xref": "paper", "x0": 0, "x1": 1, "yref": "y", "y0": HEALTHY_UPDATE_RATIO,
-         "y1": HEALTHY_UPDATE_RATIO, "line": {"color": "rgba(44,160,44,0.8)", "dash": "dot", "width": 1.5}},
+         "y1": HEALTHY_UPDATE_RATIO, "line": {"color": HEALTHY_LINE, "dash": "dot", "width": 1.5}},
     ]
     # annotations on a log axis take log10 of the value (shapes take the value itself)
     note = {"text": translate("dynamics.fig_healthy", lang), "showarrow": False, "xref": "paper", "x": 1.0,
             "xanchor": "right", "yref": "y", "y": math.log10(HEALTHY_UPDATE_RATIO), "yanchor": "top",
-            "font": {"size": 11, "color": "rgb(44,130,44)"}}
+            "font": {"size": 11, "color": HEALTHY_TEXT}}
     return _figure(traces, translate("dynamics.fig_update_title", lang), translate("dynamics.step", lang),
                    translate("dynamics.fig_update_axis", lang), yaxis={"type": "log", "exponentformat": "power"},
                    shapes=shapes, annotations=[note], **LAYER_LINES)
@@ -129,9 +149,9 @@ def dead_saturated_figure(snap: ProbeSnapshot, lang: str = "en") -> go.Figure:
     if traces:  # where the page's hint starts: the same threshold as dlplay.hints
         for limit in sorted({DEAD_FRACTION, SATURATED_FRACTION}):
             shapes.append({"type": "line", "xref": "paper", "x0": 0, "x1": 1, "y0": 100 * limit, "y1": 100 * limit,
-                           "line": {"dash": "dot", "width": 1, "color": "#888"}})
+                           "line": {"dash": "dot", "width": 1, "color": LINE_FAINT}})
             annotations.append({"xref": "paper", "x": 1, "y": 100 * limit, "xanchor": "right", "yanchor": "bottom",
-                                "showarrow": False, "font": {"size": 11, "color": "#666"},
+                                "showarrow": False, "font": {"size": 11, "color": TEXT_MUTED},
                                 "text": translate("dynamics.fig_hint_from", lang, pct=round(100 * limit))})
     return _figure(traces, translate("dynamics.fig_dead_title", lang), translate("dynamics.step", lang),
                    translate("dynamics.fig_dead_axis", lang), yaxis={"range": [-2, 102], "ticksuffix": "%"},
@@ -168,7 +188,7 @@ def histogram_figure(snap: ProbeSnapshot, lang: str = "en") -> go.Figure:
     layout.update({
         "title": {"text": translate("dynamics.fig_hist_title", lang, step=snap.last_step), "x": 0.0, "font": {"size": 15}},
         "height": height, "margin": {"l": 50, "r": 20, "t": top_px, "b": bottom_px}, "bargap": 0,
-        "annotations": notes, "plot_bgcolor": "white", "paper_bgcolor": "white", "uirevision": "keep",
+        "annotations": notes, "plot_bgcolor": BACKGROUND, "paper_bgcolor": BACKGROUND, "uirevision": "keep",
     })
     return go.Figure({"data": traces, "layout": layout})
 
@@ -184,9 +204,9 @@ def heatmap_figure(snap: ProbeSnapshot, layer: int, lang: str = "en") -> go.Figu
                              "hovertemplate": translate("dynamics.heat_hover", lang) + "<extra></extra>"}
     if z.size and float(np.nanmin(z)) < 0:  # signed values: white at 0
         bound = float(np.nanmax(np.abs(z))) or 1.0
-        trace.update(colorscale="RdBu", reversescale=True, zmin=-bound, zmax=bound)
+        trace.update(colorscale=DIVERGING_REVERSED, reversescale=True, zmin=-bound, zmax=bound)
     else:
-        trace.update(colorscale="Viridis")
+        trace.update(colorscale=SEQUENTIAL)
     title = translate("dynamics.fig_heat_title", lang, layer=layer_name(meta.name, lang), step=snap.last_step)
     return _figure([trace], title, translate("dynamics.heat_x", lang), translate("dynamics.heat_y", lang),
                    height=min(700, max(300, 140 + 2 * z.shape[0])),
@@ -195,15 +215,9 @@ def heatmap_figure(snap: ProbeSnapshot, layer: int, lang: str = "en") -> go.Figu
 
 
 def weight_mosaic(images: np.ndarray, cols: int | None = None) -> np.ndarray:
-    """Tile [n, h, w] images into one 2-D array with a one-pixel NaN gap between tiles."""
-    n, h, w = images.shape
-    cols = cols or max(1, math.ceil(math.sqrt(n)))
-    rows = max(1, math.ceil(n / cols))
-    out = np.full((rows * (h + 1) - 1, cols * (w + 1) - 1), np.nan)
-    for k in range(n):
-        r, c = divmod(k, cols)
-        out[r * (h + 1) : r * (h + 1) + h, c * (w + 1) : c * (w + 1) + w] = images[k]
-    return out
+    """Tile [n, h, w] images into one 2-D array with a one-pixel NaN gap between tiles (near-square)."""
+    cols = cols or square_grid(len(images))[1]
+    return tile(images, max(1, math.ceil(len(images) / cols)), cols)[0]
 
 
 def diverging_png(values: np.ndarray, bound: float, levels: int = 32) -> bytes:
@@ -235,10 +249,10 @@ def first_layer_figure(snap: ProbeSnapshot, lang: str = "en") -> go.Figure:
     bound = float(np.nanmax(np.abs(mosaic))) or 1.0
     source = "data:image/png;base64," + base64.b64encode(diverging_png(mosaic, bound)).decode("ascii")
     title = translate("dynamics.fig_first_title", lang, layer=snap.first_layer, n=len(snap.first_weights))
-    scale_note = {"text": f"<span style='color:rgb(33,102,172)'>■</span> −{bound:.2g} · 0 · "
-                          f"<span style='color:rgb(178,24,43)'>■</span> +{bound:.2g}",
+    scale_note = {"text": f"<span style='color:{NEGATIVE_CSS}'>■</span> −{bound:.2g} · 0 · "
+                          f"<span style='color:{POSITIVE_CSS}'>■</span> +{bound:.2g}",
                   "showarrow": False, "xref": "paper", "yref": "paper", "x": 0.5, "y": -0.02, "yanchor": "top",
-                  "font": {"size": 12, "color": "#555"}}
+                  "font": {"size": 12, "color": TEXT}}
     # zsmooth False: the browser scales the small PNG up with sharp pixels
     return _figure([{"type": "image", "source": source, "zsmooth": False, "hoverinfo": "skip"}], title, "", "", height=520,
                    xaxis={"visible": False, "constrain": "domain"},

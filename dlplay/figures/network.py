@@ -12,17 +12,30 @@ import numpy as np
 import plotly.graph_objects as go
 import torch
 
-from .activations import IDENTITY
-from .i18n import layer_name, translate
-from .layers import LAYER_KINDS, shape_text
-from .model import LayerInfo, Net, layer_summary
-from .spec import LayerSpec, ModelSpec
+from ..activations import IDENTITY
+from ..i18n import layer_name, translate
+from ..layers import LAYER_KINDS, shape_text
+from ..model import LayerInfo, Net, layer_summary
+from ..spec import LayerSpec, ModelSpec
+from .style import (
+    BACKGROUND,
+    BLUE,
+    BOX_FLATTEN,
+    BOX_INPUT,
+    BOX_OTHER,
+    BOX_OUTPUT,
+    NEUTRAL,
+    OUTLINE,
+    TEXT_DARK,
+    TEXT_FAINT,
+    WEIGHT_ORANGE,
+)
 
 NEURON_LIMIT = 16  # dense layers up to this many units are drawn neuron by neuron
-POSITIVE, NEGATIVE, NEUTRAL = "#1f77b4", "#f28e2b", "#b8b8b8"  # blue > 0, orange < 0 (like TF Playground)
+POSITIVE, NEGATIVE = BLUE, WEIGHT_ORANGE  # blue > 0, orange < 0 (like TF Playground)
 KIND_COLORS = {  # the layer kinds' colours are in their registry entries
-    "input": "#e8e8e8", **{name: kind.color for name, kind in LAYER_KINDS.items()}, "flatten": "#f2f2f2",
-    "output": "#f7d4d4",
+    "input": BOX_INPUT, **{name: kind.color for name, kind in LAYER_KINDS.items()}, "flatten": BOX_FLATTEN,
+    "output": BOX_OUTPUT,
 }
 BYTES_PER_PARAM = 4  # float32
 
@@ -175,7 +188,7 @@ def network_figure(spec: ModelSpec, lang: str = "en", model: Net | None = None, 
             neuron_pos[k] = ys
             h = max(h, float(ys.max() - ys.min()) + 0.5)
         fig.add_shape(type="rect", x0=x - half_w, x1=x + half_w, y0=-h / 2, y1=h / 2,
-                      line=dict(color="#777", width=1), fillcolor=KIND_COLORS.get(col.kind, "#eee"),
+                      line=dict(color=TEXT_FAINT, width=1), fillcolor=KIND_COLORS.get(col.kind, BOX_OTHER),
                       opacity=0.45 if col.neurons else 1.0, layer="below")
         extents[k] = (h / 2, -h / 2)
         details = [shape_text(col.shape)]
@@ -187,7 +200,7 @@ def network_figure(spec: ModelSpec, lang: str = "en", model: Net | None = None, 
         fig.add_annotation(x=x, y=h / 2 + 0.15 + lift, text=f"<b>{col.title}</b>", showarrow=False,
                            yanchor="bottom", font=dict(size=10))
         fig.add_annotation(x=x, y=-h / 2 - 0.15, text="<br>".join(details), showarrow=False,
-                           yanchor="top", font=dict(size=10, color="#444"))
+                           yanchor="top", font=dict(size=10, color=TEXT_DARK))
         hover_x.append(x)
         hover_y.append(0.0)
         hover_text.append(f"{col.title}<br>{'<br>'.join(details)}")
@@ -208,7 +221,7 @@ def network_figure(spec: ModelSpec, lang: str = "en", model: Net | None = None, 
         labels = [str(i) for i in range(len(ys))] if col.kind == "output" else [""] * len(ys)
         fig.add_trace(go.Scatter(
             x=[xs[k]] * len(ys), y=ys, mode="markers+text", text=labels, textposition="middle right",
-            marker=dict(size=11, color="white", line=dict(color="#333", width=1.2)),
+            marker=dict(size=11, color=BACKGROUND, line=dict(color=OUTLINE, width=1.2)),
             hoverinfo="skip", showlegend=False, textfont=dict(size=9)))
     fig.add_trace(go.Scatter(x=hover_x, y=hover_y, mode="markers", marker=dict(size=28, opacity=0),
                              hovertext=hover_text, hoverinfo="text", showlegend=False))
@@ -219,7 +232,7 @@ def network_figure(spec: ModelSpec, lang: str = "en", model: Net | None = None, 
     top = max(e[0] for e in extents.values())
     fig.update_xaxes(visible=False, range=[-1.2, xs[-1] + 1.2], fixedrange=True)
     fig.update_yaxes(visible=False, range=[-top - 1.4, top + (1.8 if crowded else 1.0)], fixedrange=True)
-    fig.update_layout(height=height, margin=dict(l=10, r=10, t=10, b=10), plot_bgcolor="white", paper_bgcolor="white",
+    fig.update_layout(height=height, margin=dict(l=10, r=10, t=10, b=10), plot_bgcolor=BACKGROUND, paper_bgcolor=BACKGROUND,
                       legend=dict(orientation="h", yanchor="bottom", y=0.0, xanchor="right", x=1.0),
                       dragmode=False)
     return fig

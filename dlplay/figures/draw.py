@@ -12,13 +12,13 @@ from typing import Any, Sequence
 import numpy as np
 import plotly.graph_objects as go
 
-from .i18n import translate
-from .predict import LayerActivation
+from ..i18n import translate
+from ..predict import LayerActivation
+from .style import DEEP_ORANGE, DIVERGING_REVERSED, LIGHT_BLUE, MID_BLUE, RED, SEQUENTIAL
+from .tiles import row_grid, tile
 
-TOP_COLOR = "#d62728"
-OTHER_COLOR = "#9ecae1"
-POSITIVE_COLOR = "#3182bd"
-NEGATIVE_COLOR = "#e6550d"
+TOP_COLOR, OTHER_COLOR = RED, LIGHT_BLUE
+POSITIVE_COLOR, NEGATIVE_COLOR = MID_BLUE, DEEP_ORANGE
 MAX_BARS = 2000  # above this a dense layer is drawn as a heatmap grid instead of bars
 
 
@@ -52,26 +52,12 @@ def probability_figure(probabilities: Sequence[float], labels: Sequence[str], la
     return _figure([bar], layout, height)
 
 
-def grid_shape(n: int, max_cols: int = 8) -> tuple[int, int]:
-    """Rows and columns for ``n`` tiles: one row when they fit, else rows of ``max_cols``."""
-    if n <= 0:
-        return 0, 0
-    cols = min(n, max_cols)
-    return math.ceil(n / cols), cols
-
-
 def tile_feature_maps(values: np.ndarray, max_cols: int = 8, gap: int = 1) -> np.ndarray:
     """(C, H, W) feature maps -> one 2-D array of C tiles in a grid, NaN between tiles (shown blank)."""
     maps = np.asarray(values, dtype=np.float64)
     if maps.ndim != 3:
         raise ValueError(f"expected (channels, height, width), got shape {maps.shape}")
-    c, h, w = maps.shape
-    rows, cols = grid_shape(c, max_cols)
-    out = np.full((rows * (h + gap) - gap, cols * (w + gap) - gap), np.nan)
-    for i in range(c):
-        r, k = divmod(i, cols)
-        out[r * (h + gap) : r * (h + gap) + h, k * (w + gap) : k * (w + gap) + w] = maps[i]
-    return out
+    return tile(maps, *row_grid(len(maps), max_cols), gap)[0]
 
 
 def _colorscale(values: np.ndarray) -> dict[str, Any]:
@@ -81,8 +67,8 @@ def _colorscale(values: np.ndarray) -> dict[str, Any]:
     high = float(finite.max()) if finite.size else 1.0
     if low < 0:
         bound = max(abs(low), abs(high), 1e-6)
-        return dict(colorscale="RdBu", reversescale=True, zmin=-bound, zmax=bound, zmid=0.0)
-    return dict(colorscale="Viridis", zmin=0.0, zmax=max(high, 1e-6))
+        return dict(colorscale=DIVERGING_REVERSED, reversescale=True, zmin=-bound, zmax=bound, zmid=0.0)
+    return dict(colorscale=SEQUENTIAL, zmin=0.0, zmax=max(high, 1e-6))
 
 
 def _grid_z(grid: np.ndarray) -> list[list[float | None]]:
@@ -94,7 +80,7 @@ def feature_map_figure(layer: LayerActivation, lang: str = "en", max_cols: int =
     """All feature maps of a conv / pooling layer as one heatmap grid (map 1 top left, row by row)."""
     c, h, w = layer.values.shape
     grid = tile_feature_maps(layer.values, max_cols)
-    rows, cols = grid_shape(c, max_cols)
+    rows, cols = row_grid(c, max_cols)
     ids = np.zeros(grid.shape, dtype=np.int64)  # which map a cell belongs to, for the hover text
     for i in range(c):
         r, k = divmod(i, cols)
@@ -120,7 +106,7 @@ def neuron_figure(layer: LayerActivation, lang: str = "en", height: int = 180) -
     """A dense layer's neurons as bars (neuron number across, activation up); a heatmap if very wide."""
     values = np.asarray(layer.values, dtype=np.float64).ravel()
     if values.size > MAX_BARS:
-        rows, cols = grid_shape(values.size, max_cols=64)
+        rows, cols = row_grid(values.size, max_cols=64)
         grid = np.full(rows * cols, np.nan)
         grid[: values.size] = values
         heat = dict(type="heatmap", z=_grid_z(grid.reshape(rows, cols)), hoverongaps=False, **_colorscale(values))

@@ -16,10 +16,10 @@ from typing import Any, Mapping
 
 import torch
 
-from .errors import UserError
-from .model import layer_summary
-from .optimizers import OPTIMIZERS
-from .spec import ModelSpec, TrainConfig
+from ..errors import UserError
+from ..model import layer_summary
+from ..optimizers import OPTIMIZERS
+from ..spec import ModelSpec, TrainConfig
 
 ENV = {
     "max_params": "DLPLAY_MAX_PARAMS",
@@ -77,10 +77,6 @@ class MemoryEstimate:
     @property
     def total_mb(self) -> float:
         return self.total / MB
-
-
-def count_params(spec: ModelSpec) -> int:
-    return sum(row.params for row in layer_summary(spec))
 
 
 def estimate_memory(spec: ModelSpec, config: TrainConfig) -> MemoryEstimate:

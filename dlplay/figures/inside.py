@@ -11,47 +11,27 @@ from typing import Sequence
 import numpy as np
 import plotly.graph_objects as go
 
-from .i18n import translate
+from ..i18n import translate
+from .style import BACKGROUND, BLUE, DIVERGING, GREEN, GREYS, ORANGE, PURPLE, SALIENCY_SCALE
+from .tiles import square_grid, tile
 
 MAX_CHANNELS = 64  # feature maps drawn per conv layer (a mosaic of more gets unreadable and slow)
-DIVERGING = "RdBu_r"
-SALIENCY_SCALE = [[0.0, "rgba(33,102,172,0.95)"], [0.5, "rgba(255,255,255,0)"], [1.0, "rgba(178,24,43,0.95)"]]
-HIGHLIGHT = "#2ca02c"
-
-
-def grid_shape(n: int) -> tuple[int, int]:
-    """Rows and columns of a near-square grid holding ``n`` units (wider than tall)."""
-    cols = max(1, math.ceil(math.sqrt(n)))
-    return math.ceil(n / cols), cols
+HIGHLIGHT = GREEN
 
 
 def unit_grid(values: np.ndarray, columns: int | None = None) -> tuple[np.ndarray, np.ndarray]:
     """A vector of unit values laid out row by row in a grid (NaN pads the end) and the unit indices."""
     values = np.asarray(values, dtype=np.float64).reshape(-1)
-    if columns:
-        rows, cols = math.ceil(len(values) / columns), columns
-    else:
-        rows, cols = grid_shape(len(values))
-    grid = np.full(rows * cols, np.nan)
-    grid[: len(values)] = values
-    index = np.arange(rows * cols, dtype=np.float64)
-    index[len(values):] = np.nan
-    return grid.reshape(rows, cols), index.reshape(rows, cols)
+    rows, cols = (math.ceil(len(values) / columns), columns) if columns else square_grid(len(values))
+    return tile(values.reshape(-1, 1, 1), rows, cols, gap=0)
 
 
 def mosaic(maps: np.ndarray, max_channels: int = MAX_CHANNELS) -> tuple[np.ndarray, np.ndarray, int]:
     """Feature maps [C, H, W] tiled into one array with 1-pixel NaN gaps; the channel of each cell; channels shown."""
     maps = np.asarray(maps, dtype=np.float64)
     shown = min(len(maps), max_channels)
-    _, h, w = maps.shape
-    rows, cols = grid_shape(shown)
-    out = np.full((rows * (h + 1) - 1, cols * (w + 1) - 1), np.nan)
-    channel = np.full(out.shape, np.nan)
-    for c in range(shown):
-        r, k = divmod(c, cols)
-        out[r * (h + 1): r * (h + 1) + h, k * (w + 1): k * (w + 1) + w] = maps[c]
-        channel[r * (h + 1): r * (h + 1) + h, k * (w + 1): k * (w + 1) + w] = c
-    return out, channel, shown
+    grid, channel = tile(maps[:shown], *square_grid(shown))
+    return grid, channel, shown
 
 
 def _symmetric(values: np.ndarray) -> float:
@@ -65,7 +45,7 @@ def _image_layout(fig: go.Figure, title: str, height: int) -> go.Figure:
         title=dict(text=title, x=0.0, font=dict(size=13)),
         height=height,
         margin=dict(l=5, r=5, t=35, b=5),
-        plot_bgcolor="white", paper_bgcolor="white",  # no named template: it costs ~30 ms a figure
+        plot_bgcolor=BACKGROUND, paper_bgcolor=BACKGROUND,  # no named template: it costs ~30 ms a figure
         uirevision="keep",
     )
     fig.update_xaxes(visible=False, constrain="domain")
@@ -130,7 +110,7 @@ def image_figure(image: np.ndarray, title: str, lang: str = "en", diverging: boo
         trace = go.Heatmap(z=image, colorscale=DIVERGING, zmid=0, zmin=-limit, zmax=limit, colorbar=_colorbar(),
                            hovertemplate="(%{y}, %{x}): %{z:.4g}<extra></extra>")
     else:
-        trace = go.Heatmap(z=image, colorscale="gray", zmin=0, zmax=1, showscale=False,
+        trace = go.Heatmap(z=image, colorscale=GREYS, zmin=0, zmax=1, showscale=False,
                            hovertemplate="(%{y}, %{x}): %{z:.3f}<extra></extra>")
     return _image_layout(go.Figure(trace), translate(title, lang), height)
 
@@ -142,7 +122,7 @@ def saliency_figure(image: np.ndarray, saliency: np.ndarray, class_name: str, la
     saliency = np.asarray(saliency, dtype=np.float64)
     limit = _symmetric(saliency)
     fig = go.Figure([
-        go.Heatmap(z=image, colorscale="gray", zmin=0, zmax=1, showscale=False, hoverinfo="skip"),
+        go.Heatmap(z=image, colorscale=GREYS, zmin=0, zmax=1, showscale=False, hoverinfo="skip"),
         go.Heatmap(z=saliency, colorscale=SALIENCY_SCALE, zmid=0, zmin=-limit, zmax=limit, colorbar=_colorbar(),
                    hovertemplate="(%{y}, %{x}): %{z:.4g}<extra></extra>"),
     ])
@@ -153,19 +133,19 @@ def probs_figure(probs: Sequence[float], class_names: Sequence[str], lang: str =
                  after: Sequence[float] | None = None, highlight: int | None = None, height: int = 260) -> go.Figure:
     """Output probabilities per class as bars; with ``after``, a second bar set (after the input step)."""
     names = [str(c) for c in class_names]
-    colors = ["#1f77b4"] * len(names)
+    colors = [BLUE] * len(names)
     if highlight is not None:
-        colors[highlight] = "#ff7f0e"
+        colors[highlight] = ORANGE
     fig = go.Figure(go.Bar(x=names, y=list(probs), marker_color=colors, name=translate("inside.fig_now", lang),
                            hovertemplate="%{x}: %{y:.4f}<extra></extra>"))
     title = translate("inside.fig_probs", lang)
     if after is not None:
-        fig.add_trace(go.Bar(x=names, y=list(after), marker_color="#9467bd", name=translate("inside.fig_after", lang),
+        fig.add_trace(go.Bar(x=names, y=list(after), marker_color=PURPLE, name=translate("inside.fig_after", lang),
                              hovertemplate="%{x}: %{y:.4f}<extra></extra>"))
         title = translate("inside.fig_probs_after", lang)
     fig.update_layout(
         title=dict(text=title, x=0.0, font=dict(size=13)),
-        height=height, margin=dict(l=40, r=10, t=35, b=30), plot_bgcolor="white", paper_bgcolor="white", barmode="group",
+        height=height, margin=dict(l=40, r=10, t=35, b=30), plot_bgcolor=BACKGROUND, paper_bgcolor=BACKGROUND, barmode="group",
         yaxis=dict(range=[0, 1], title=translate("inside.fig_probability", lang)),
         xaxis=dict(type="category"), showlegend=after is not None,
         legend=dict(orientation="h", yanchor="top", y=-0.12, xanchor="right", x=1.0),
