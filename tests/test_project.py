@@ -51,3 +51,16 @@ def test_ci_runs_ruff_and_mypy_after_the_test_command_and_benches_need_no_path_e
     for path in (REPO / "bench").glob("*.py"):
         text = path.read_text(encoding="utf-8")
         assert "sys.path.insert(0, str(REPO))" not in text, path  # benches import the installed dlplay
+
+
+def test_the_installed_package_has_every_subpackage():
+    """pyproject's package list finds every folder of dlplay/ with an __init__.py (a wheel without
+    dlplay.figures or dlplay.server would fail at import)."""
+    import tomllib
+
+    from setuptools import find_packages
+
+    config = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"]["find"]
+    found = set(find_packages(str(REPO), include=config["include"]))
+    on_disk = {".".join(p.parent.relative_to(REPO).parts) for p in (REPO / "dlplay").rglob("__init__.py")}
+    assert on_disk <= found, sorted(on_disk - found)
