@@ -141,7 +141,7 @@ class ModelSpec:
     def describe(self, image_input: bool = False) -> str:
         """The network in one line: ``784 → Dense 128 relu → 10``. With ``image_input`` a network whose
         first layer takes the image as an image (not flattened) starts at its shape: ``1×28×28 → Conv ...``."""
-        spatial = image_input and bool(self.layers) and self.layers[0].kind != "dense"
+        spatial = image_input and bool(self.layers) and not _layers.LAYER_KINDS[self.layers[0].kind].flattens(self.input_shape)
         first = _layers.shape_text(self.input_shape) if spatial else str(self.flat_input_size())
         return " → ".join([first, *(layer.describe() for layer in self.layers), str(self.num_classes)])
 

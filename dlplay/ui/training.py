@@ -6,8 +6,10 @@ import time
 
 import streamlit as st
 
+from dlplay.activations import DEFAULT_ACTIVATION
 from dlplay.errors import UserError
 from dlplay.handle import RunHandle
+from dlplay.layers import DENSE
 from dlplay.metrics import MetricsSnapshot, Progress
 from dlplay.presets import PRESETS
 from dlplay.spec import MAX_EPOCHS, MAX_WEIGHT_LAYERS, LayerSpec, ModelSpec, TrainConfig, lr_curve
@@ -43,12 +45,12 @@ def spec_text(spec: ModelSpec) -> str:
 def uniform_dense(spec: ModelSpec) -> tuple[int, int, str] | None:
     """(count, units, activation) when every hidden layer is the same dense layer without dropout."""
     layers = spec.layers
-    if spec.init != "default" or any(layer.kind != "dense" or layer.dropout for layer in layers):
+    if spec.init != "default" or any(layer.kind != DENSE or layer.dropout for layer in layers):
         return None
     if len({(layer.units, layer.activation) for layer in layers}) > 1:
         return None
     if not layers:
-        return 0, 128, "relu"
+        return 0, LayerSpec().units, DEFAULT_ACTIVATION
     return len(layers), layers[0].units, layers[0].activation
 
 
@@ -143,8 +145,8 @@ def show_clamped(key: str) -> None:
 def on_layers() -> None:
     count = _clamp("tw_layers", MAX_WEIGHT_LAYERS, "train.hidden_layers")
     units = int(st.session_state.get("tw_units", 128))
-    act = st.session_state.get("tw_act", "relu")
-    set_spec(ModelSpec(layers=tuple(LayerSpec("dense", units, act) for _ in range(count))))
+    act = st.session_state.get("tw_act", DEFAULT_ACTIVATION)
+    set_spec(ModelSpec(layers=tuple(LayerSpec(DENSE, units, act) for _ in range(count))))
     st.session_state["tw_preset"] = "custom"
 
 
