@@ -54,6 +54,9 @@ class Checkpoint:
         return net.to(device).eval()
 
 
+_DIGITS = tuple(str(d) for d in range(10))  # the default class names "0".."9"
+
+
 def save_checkpoint(
     model: nn.Module,
     spec: ModelSpec,
@@ -62,7 +65,7 @@ def save_checkpoint(
     run: RunRecord | None = None,
     mean: float = 0.1307,
     std: float = 0.3081,
-    classes: tuple[str, ...] | list[str] = tuple(map(str, range(10))),  # "0".."9" (a map: mypy misreads a generator here)
+    classes: tuple[str, ...] | list[str] = _DIGITS,
 ) -> bytes:
     """The bytes of a checkpoint file for ``model`` (weights copied to the CPU)."""
     state = {k: v.detach().to("cpu").clone() for k, v in model.state_dict().items()}
