@@ -279,7 +279,7 @@ class TrainingSession:
         if self.device.type == "cpu" and any(isinstance(m, torch.nn.Conv2d) for m in self.model.modules()):
             with self.model_lock:
                 model = copy.deepcopy(self.model)
-            return self._evaluate(model.to(memory_format=torch.channels_last).eval(), images, labels, batch_size, report)
+            return self._evaluate(model.to(memory_format=torch.channels_last).eval(), images, labels, batch_size, report)  # type: ignore[call-overload]  # memory_format: not in Module.to's stubs
         with self.model_lock:
             with eval_mode(self.model):
                 return self._evaluate(self.model, images, labels, batch_size, report)
@@ -482,6 +482,15 @@ class TrainingSession:
             self.metrics.update_progress(evaluating=None)
             raise
 
+    # the loop's state, set by _run / _loop (declared here so that mypy knows their types everywhere)
+    _slot_yielded: bool
+    _paused_since: float
+    _epoch_loss_sum: float
+    _samples_since_sync: int
+    _sync_time: float
+    _start_loss: float | None
+    _exploded: dict[str, Any] | None
+
     def _run(self) -> None:
         self._global_step = 0
         self._epoch = 0
@@ -539,8 +548,8 @@ class TrainingSession:
         torch.manual_seed(cfg.seed)  # dropout masks
         scheduled = cfg.schedule != "constant"
         self.model.train()
-        self._start_loss: float | None = None
-        self._exploded: dict[str, Any] | None = None
+        self._start_loss = None
+        self._exploded = None
         self._call("on_start")
         for epoch in range(cfg.epochs):
             perm = torch.randperm(self.train_size, generator=gen).to(self.device)
