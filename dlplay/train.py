@@ -12,11 +12,12 @@ import math
 import threading
 import time
 import uuid
-from typing import Any, Callable, Iterable
+from typing import TYPE_CHECKING, Any, Callable, Iterable
 
 import torch
 import torch.nn.functional as F
 
+from .callbacks import TrainingHooks
 from .data import DatasetInfo, normalize_with
 from .device import choose_device
 from .engine import DenseEngine
@@ -50,7 +51,8 @@ class TrainingSession:
     ``state_dict()``, ``model_copy()``, ``evaluate()``, ``test_split()``.
     ``callbacks`` are objects with any of ``on_start(session)``, ``after_backward(session, step)``,
     ``after_step(session, step)``, ``on_sync(session)``, ``on_epoch_end(session, record)``,
-    ``on_end(session)``; they run in the training thread.
+    ``on_end(session)``; they run in the training thread (:mod:`dlplay.callbacks`: the
+    ``TrainingHooks`` Protocol, and ``TrainingCallback``, a base class whose hooks do nothing).
 
     ``engine``: ``"auto"`` trains a network of dense layers with :class:`~dlplay.engine.DenseEngine`
     (the tutorial's equations, no autograd) and anything else with autograd; ``"autograd"`` always
@@ -65,7 +67,7 @@ class TrainingSession:
         device: torch.device | str | None = None,
         *,
         sync_every: int = 50,
-        callbacks: Iterable[Any] = (),
+        callbacks: Iterable[TrainingHooks] = (),
         heartbeat_timeout: float | None = None,
         slot_pool: Any = None,
         history_capacity: int = 8192,
@@ -619,3 +621,10 @@ class _Diverged(Exception):
     def __init__(self, step: int):
         super().__init__(step)
         self.step = step
+
+
+if TYPE_CHECKING:
+    from .handle import RunHandle
+
+    # mypy checks that the in-process run implements the pages' interface (nothing runs here)
+    _implements_run_handle: type[RunHandle] = TrainingSession
