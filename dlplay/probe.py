@@ -31,6 +31,7 @@ import torch
 from torch import nn
 
 from .activations import ACTIVATIONS
+from .callbacks import TrainingCallback
 from .layers import LAYER_KINDS
 from .metrics import StepSeries
 from .model import Block, Net, eval_mode
@@ -228,7 +229,7 @@ class _Pending:
     detail: list[torch.Tensor] | None  # hist counts, hist limits, heatmaps..., first weights (latest only)
 
 
-class Probe:
+class Probe(TrainingCallback):
     """TrainingSession callback measuring the network every ``every`` steps (see the module doc).
 
     ``probe_images``: how many of the first test images to use as the fixed probe batch, or a uint8
