@@ -33,6 +33,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
+from dlplay.callbacks import TrainingCallback
 from dlplay.data import load_dataset
 from dlplay.model import build_model
 from dlplay.probe import DEFAULT_EVERY, Probe
@@ -134,7 +135,7 @@ class Baton:
             self.cond.notify_all()
 
 
-class BatonCallback:
+class BatonCallback(TrainingCallback):
     """TrainingSession callback: takes part in the baton's turns every ``chunk`` steps."""
 
     def __init__(self, baton: Baton, name: str, chunk: int):

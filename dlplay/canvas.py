@@ -96,7 +96,7 @@ def preprocess(image: np.ndarray | Image.Image) -> Preprocessed:
         bbox = (int(rows[0]), int(cols[0]), int(rows[-1]) + 1, int(cols[-1]) + 1)
     extent = 0 if bbox is None else max(bbox[2] - bbox[0], bbox[3] - bbox[1])
     too_small = extent < MIN_EXTENT * max(gray.shape)
-    if count < MIN_INK_PIXELS or fraction < MIN_INK_FRACTION or too_small:
+    if count < MIN_INK_PIXELS or fraction < MIN_INK_FRACTION or too_small or bbox is None:  # (no ink: no bbox)
         return Preprocessed(None, fraction, bbox, inverted, True)
     top, left, bottom, right = bbox
     crop = ink[top:bottom, left:right]
@@ -140,8 +140,8 @@ def load_upload(
                     pixels, limit = f"{width * height:,}", f"{max_pixels:,}"
                     raise UserError("canvas.too_many_pixels", pixels=pixels, limit=limit)
                 image.load()
-                image = ImageOps.exif_transpose(image)
-                return np.asarray(image.convert("RGBA")).copy()
+                upright = ImageOps.exif_transpose(image)
+                return np.asarray(upright.convert("RGBA")).copy()
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
         found = re.search(r"\((\d+) pixels\)", str(exc))  # Pillow's message names the size
         pixels = f"{int(found.group(1)):,}" if found else "?"

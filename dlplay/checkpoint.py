@@ -16,7 +16,7 @@ import time
 import warnings
 import zipfile
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import torch
 from torch import nn
@@ -54,6 +54,9 @@ class Checkpoint:
         return net.to(device).eval()
 
 
+_DIGITS = tuple(str(d) for d in range(10))  # the default class names "0".."9"
+
+
 def save_checkpoint(
     model: nn.Module,
     spec: ModelSpec,
@@ -62,7 +65,7 @@ def save_checkpoint(
     run: RunRecord | None = None,
     mean: float = 0.1307,
     std: float = 0.3081,
-    classes: tuple[str, ...] | list[str] = tuple(str(d) for d in range(10)),
+    classes: tuple[str, ...] | list[str] = _DIGITS,
 ) -> bytes:
     """The bytes of a checkpoint file for ``model`` (weights copied to the CPU)."""
     state = {k: v.detach().to("cpu").clone() for k, v in model.state_dict().items()}
@@ -146,8 +149,9 @@ def load_checkpoint(data: bytes, max_bytes: int = MAX_CHECKPOINT_BYTES) -> Check
     if not KEYS >= set(obj) or "state_dict" not in obj:
         raise UserError("eval.ckpt_not_checkpoint")
     try:
-        spec = ModelSpec.from_json(obj.get("spec"))
-        config = TrainConfig.from_json(obj.get("config"))
+        # not checked to be strings here: from_json turns a missing or non-string value into a UserError
+        spec = ModelSpec.from_json(cast(str, obj.get("spec")))
+        config = TrainConfig.from_json(cast(str, obj.get("config")))
     except UserError as exc:
         raise UserError("eval.ckpt_bad_spec", reason=exc.message("en")) from exc
     run = None
@@ -278,7 +282,8 @@ def export_onnx(model: nn.Module, mean: float, std: float) -> bytes:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         torch.onnx.export(
-            wrapped, (example,), buf, input_names=["pixels"], output_names=["logits"],
+            wrapped, (example,), buf,  # type: ignore[arg-type]  # a file object works; the stubs say path only
+            input_names=["pixels"], output_names=["logits"],
             dynamic_axes={"pixels": {0: "batch"}, "logits": {0: "batch"}}, opset_version=17, dynamo=False,
         )
     return buf.getvalue()

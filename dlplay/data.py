@@ -28,7 +28,7 @@ import urllib.request
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterable, Sequence
+from typing import Callable, Iterable, Sequence, cast
 
 import numpy as np
 import torch
@@ -338,8 +338,9 @@ class SearchPaths:
         env = os.environ.get
         roots = [Path(p).expanduser() for p in env("DLPLAY_TORCHVISION_ROOT", "").split(os.pathsep) if p]
         keras_home = Path(env("KERAS_HOME") or Path.home() / ".keras")
+        data_dir = env("DLPLAY_DATA_DIR")
         return cls(
-            data_dir=env("DLPLAY_DATA_DIR") or None,
+            data_dir=Path(data_dir) if data_dir else None,
             cache_dir=default_cache_dir(),
             torchvision_roots=(*roots, Path.home() / "data", Path("data")),
             keras_dir=keras_home / "datasets",
@@ -352,7 +353,7 @@ def _places(info: DatasetInfo, paths: SearchPaths) -> Iterable[tuple[str, Path]]
         yield "data_dir", paths.data_dir / info.name
         if info.name == DEFAULT_DATASET:
             yield "data_dir", paths.data_dir
-    yield "cache", paths.cache_dir / info.name
+    yield "cache", cast(Path, paths.cache_dir) / info.name  # set by __post_init__
     if info.torchvision_folder:
         for root in paths.torchvision_roots:
             yield "torchvision", root / info.torchvision_folder / "raw"
@@ -394,7 +395,7 @@ def dataset_status(dataset: str | DatasetInfo, cache_dir: str | os.PathLike | No
     source = locate(info, cache_dir, paths=paths)
     if source is not None:
         return True, str(source)
-    return False, str(_with_cache(paths, cache_dir).cache_dir / info.name)
+    return False, str(cast(Path, _with_cache(paths, cache_dir).cache_dir) / info.name)  # (never None after __post_init__)
 
 
 @dataclass(frozen=True)
@@ -417,7 +418,7 @@ _MAX_CHECKS = 32
 
 def _fingerprint(source: DataSource) -> tuple:
     files = source.files or (source.path,)
-    stats = []
+    stats: list[tuple[str, int | None, int | None]] = []
     for file in files:
         try:
             st = Path(file).stat()
@@ -437,7 +438,7 @@ def check_dataset(dataset: str | DatasetInfo, cache_dir: str | os.PathLike | Non
     info = get_info(dataset)
     source = locate(info, cache_dir, paths=paths)
     if source is None:
-        return DatasetCheck(False, str(_with_cache(paths, cache_dir).cache_dir / info.name))
+        return DatasetCheck(False, str(cast(Path, _with_cache(paths, cache_dir).cache_dir) / info.name))
     key = (info, _fingerprint(source))
     if key not in _CHECKS:
         try:
@@ -555,7 +556,7 @@ def load_dataset(dataset: str | DatasetInfo, *, download: bool = True,
     paths = _with_cache(paths, cache_dir)
     source = locate(info, paths=paths)
     if source is None:
-        folder = paths.cache_dir / info.name
+        folder = cast(Path, paths.cache_dir) / info.name  # (never None after __post_init__)
         params = dict(title=info.title, name=info.name, files=", ".join(info.file_names), folder=str(folder),
                       data_dir=_data_dir_hint(info))
         if not download:

@@ -7,6 +7,7 @@ helpers give the numbers of the forward and backward formulas for one neuron of 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import cast
 
 import numpy as np
 import torch
@@ -40,7 +41,7 @@ def tutorial_deltas(tr: Trace) -> list[np.ndarray | None]:
     out[-1] = tr.probs - onehot(tr.target, len(tr.probs))
     for i in range(len(layers) - 2, -1, -1):
         nxt, below = layers[i + 1], out[i + 1]
-        if below is None or not nxt.is_dense:
+        if below is None or not nxt.is_dense or nxt.weight is None:  # (is_dense implies a weight; said for mypy)
             break
         upstream = nxt.weight.astype(np.float64).T @ below
         out[i] = upstream.reshape(layers[i].z.shape) * activation_derivative(layers[i].activation, layers[i].z)
@@ -128,7 +129,7 @@ def _top(values: np.ndarray, k: int) -> np.ndarray:
 def unit_forward(tr: Trace, layer: int, unit: int, k: int = 5) -> UnitForward:
     """The forward formula's numbers for neuron ``unit`` of dense block ``layer`` (top ``k`` terms)."""
     lt = _check_dense(tr, layer, unit)
-    w = lt.weight[unit].astype(np.float64)
+    w = cast(np.ndarray, lt.weight)[unit].astype(np.float64)  # a dense layer (_check_dense) has its weight
     a_prev = tr.layer_input(layer).astype(np.float64)
     products = w * a_prev
     top = _top(products, k)
@@ -159,7 +160,7 @@ def unit_backward(tr: Trace, layer: int, unit: int, k: int = 5) -> UnitBackward:
         fprime = float(activation_derivative(lt.activation, np.array([lt.z[unit]]))[0])
         nxt = tr.layers[layer + 1]
         if nxt.is_dense:
-            w_col = nxt.weight[:, unit].astype(np.float64)
+            w_col = cast(np.ndarray, nxt.weight)[:, unit].astype(np.float64)  # is_dense: the weight is set
             d_next = nxt.delta.astype(np.float64)
             products = w_col * d_next
             top = _top(products, k)
@@ -170,7 +171,7 @@ def unit_backward(tr: Trace, layer: int, unit: int, k: int = 5) -> UnitBackward:
             upstream = float(products.sum())
     delta = float(lt.delta[unit])
     a_prev = tr.layer_input(layer).astype(np.float64)
-    grads = lt.grad_weight[unit].astype(np.float64)
+    grads = cast(np.ndarray, lt.grad_weight)[unit].astype(np.float64)  # a dense layer's trace has its weight gradient
     top = _top(a_prev, k)  # the largest |a_i| give the largest |dJ/dw_ji| = |delta_j| |a_i|
     grad_terms = tuple(GradTerm(int(i), float(a_prev[i]), float(grads[i])) for i in top)
     return UnitBackward(

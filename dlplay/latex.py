@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import math
+from typing import cast
 
 from .activations import ACTIVATIONS
 from .formulas import UnitBackward, UnitForward
@@ -53,7 +54,7 @@ def forward_latex(uf: UnitForward) -> list[str]:
     parts.append(rf"\underbrace{{{_par(uf.bias)}}}_{{b}}")
     lines.append(_aligned(rf"z^{{({l})}}_{{{j}}}", parts, num(uf.z)))
     if uf.is_output:
-        lines.append(rf"p_{{{j}}} = \mathrm{{softmax}}(z^{{({l})}})_{{{j}}} = \frac{{e^{{z_{{{j}}}}}}}{{\sum_k e^{{z_k}}}} = {num(uf.prob)}")
+        lines.append(rf"p_{{{j}}} = \mathrm{{softmax}}(z^{{({l})}})_{{{j}}} = \frac{{e^{{z_{{{j}}}}}}}{{\sum_k e^{{z_k}}}} = {num(cast(float, uf.prob))}")  # an output neuron has its p
     else:
         lines.append(rf"a^{{({l})}}_{{{j}}} = f(z^{{({l})}}_{{{j}}}) = {_act(uf.activation)}({num(uf.z)}) = {num(uf.a)}")
     return lines
@@ -71,7 +72,7 @@ def backward_latex(ub: UnitBackward) -> list[str]:
     lines = []
     if ub.is_output:
         lines.append(rf"{d} = \frac{{\partial J}}{{\partial z^{{({l})}}_{{{j}}}}} = p_{{{j}}} - y_{{{j}}} = "
-                     rf"{num(ub.prob)} - {num(ub.target_value)} = {num(ub.delta)}")
+                     rf"{num(cast(float, ub.prob))} - {num(cast(float, ub.target_value))} = {num(ub.delta)}")  # set for the output
     elif ub.upstream is not None:
         lines.append(rf"{d} = \Big(\sum_k w^{{({l + 1})}}_{{k,{j}}}\, \delta^{{({l + 1})}}_k\Big)\, f'(z^{{({l})}}_{{{j}}})")
         parts = [rf"\underbrace{{{_par(t.weight)}\cdot{_par(t.value)}}}_{{k={t.index}}}" for t in ub.upstream_terms]
@@ -80,7 +81,7 @@ def backward_latex(ub: UnitBackward) -> list[str]:
             parts.append(rf"\underbrace{{{_par(ub.upstream_rest)}}}_{{\sum_{{k\notin T}}\,({rest})}}")
         lines.append(_aligned(rf"\textstyle\sum_k w^{{({l + 1})}}_{{k,{j}}}\, \delta^{{({l + 1})}}_k", parts, num(ub.upstream)))
         lines.append(rf"{d} = {_par(ub.upstream)}\cdot {_act(ub.activation)}'({num(ub.z)}) = "
-                     rf"{_par(ub.upstream)}\cdot {_par(ub.fprime)} = {num(ub.delta)}")
+                     rf"{_par(ub.upstream)}\cdot {_par(cast(float, ub.fprime))} = {num(ub.delta)}")  # a hidden neuron has its f'
     else:
         lines.append(rf"{d} = \frac{{\partial J}}{{\partial z^{{({l})}}_{{{j}}}}} = {num(ub.delta)}")
     lines.append(rf"\frac{{\partial J}}{{\partial b^{{({l})}}_{{{j}}}}} = {d} = {num(ub.grad_bias)}")

@@ -5,6 +5,7 @@ import math
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Any, cast
 
 import torch
 from torch import nn
@@ -37,6 +38,16 @@ class Block(nn.Module):
     a dense layer follows an image-shaped input, and an image becomes a sequence (``order``: rows,
     columns, pixels) where a recurrent layer reads it.
     """
+
+    # declared so that mypy reads them as these types, not nn.Module.__getattr__'s `Tensor | Module`
+    name: str
+    kind: str
+    activation_name: str
+    flatten: bool
+    order: str | None
+    op: nn.Module
+    act: nn.Module
+    drop: nn.Module
 
     def __init__(self, name: str, kind: str, op: nn.Module, activation: str, dropout: float, flatten: bool,
                  order: str | None = None):
@@ -88,7 +99,7 @@ class Net(nn.Module):
         return x
 
     def weight_blocks(self) -> list[Block]:
-        return [b for b in self.blocks if LAYER_KINDS[b.kind].weights]
+        return [b for b in cast("list[Block]", list(self.blocks)) if LAYER_KINDS[b.kind].weights]
 
 
 def _make_block(name: str, layer: LayerSpec, in_shape: tuple[int, ...], order: str) -> Block:
@@ -103,7 +114,7 @@ def init_weights(net: Net, scheme: str) -> None:
         return
     with torch.no_grad():
         for block in net.weight_blocks():
-            op = block.op
+            op: Any = block.op  # Linear/Conv2d (.weight, .bias) or a recurrent module (.matrices())
             # a recurrent block: every input and recurrent matrix and every bias
             matrices = op.matrices() if hasattr(op, "matrices") else [op.weight]
             biases = [p for n, p in op.named_parameters() if "bias" in n] if hasattr(op, "matrices") else [op.bias]

@@ -9,13 +9,13 @@ into the network's input here: :func:`to_pixels`, then :func:`normalise`.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any, Sequence, cast
 
 import numpy as np
 import torch
 from torch import nn
 
-from .model import Net, eval_mode
+from .model import Block, Net, eval_mode
 
 
 def model_device(model: nn.Module) -> torch.device:
@@ -114,7 +114,7 @@ def predict(model: Net, image28: np.ndarray, mean: float, std: float) -> Predict
             activation=block.activation_name,
             values=a[0].detach().float().cpu().numpy(),
         )
-        for block, (_, a) in zip(model.blocks, record)
+        for block, (_, a) in zip(cast("list[Block]", list(model.blocks)), record)
     )
     return Prediction(
         probabilities=probs.cpu().numpy().astype(np.float64),

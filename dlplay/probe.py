@@ -24,16 +24,17 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Callable, cast
 
 import numpy as np
 import torch
 from torch import nn
 
 from .activations import ACTIVATIONS
+from .callbacks import TrainingCallback
 from .layers import LAYER_KINDS
 from .metrics import StepSeries
-from .model import eval_mode
+from .model import Block, Net, eval_mode
 from .sequences import is_recurrent, time_gradients
 
 # Per-layer statistics, in the order of the last axis of ProbeSnapshot.values.
@@ -194,11 +195,11 @@ def _unit_matrix(a: torch.Tensor, max_units: int) -> torch.Tensor:
     return a[:, :max_units]
 
 
-def first_layer_images(net: nn.Module) -> tuple[str, Any] | None:
+def first_layer_images(net: Net) -> tuple[str, Any] | None:
     """(layer name, function weight -> [units, h, w]) for the first weight layer when it sees the
     image (possibly pooled): a conv layer's kernels, or a dense layer's weights reshaped to the image."""
     shapes = [tuple(net.spec.input_shape), *net.spec.shapes()]
-    for block, in_shape in zip(net.blocks, shapes):
+    for block, in_shape in zip(cast("list[Block]", list(net.blocks)), shapes):
         if isinstance(block.op, nn.Conv2d):
             return block.name, lambda w: w[:MAX_FIRST_LAYER_UNITS].mean(dim=1)
         if isinstance(block.op, nn.Linear):
@@ -228,12 +229,21 @@ class _Pending:
     detail: list[torch.Tensor] | None  # hist counts, hist limits, heatmaps..., first weights (latest only)
 
 
-class Probe:
+class Probe(TrainingCallback):
     """TrainingSession callback measuring the network every ``every`` steps (see the module doc).
 
     ``probe_images``: how many of the first test images to use as the fixed probe batch, or a uint8
     tensor [n, H, W] of images. A probe costs about one or two training steps.
     """
+
+    # set by on_start / _arm (declared for mypy)
+    _blocks: list[Block]
+    _engine: Any  # the session's dense engine (dlplay.engine), or None
+    _first_name: str | None
+    _first_fn: Callable[[torch.Tensor], torch.Tensor] | None
+    _first_block: Block | None
+    _delta: list[torch.Tensor]
+    _grads: torch.Tensor | None
 
     def __init__(self, every: int = DEFAULT_EVERY, probe_images: int | torch.Tensor = DEFAULT_PROBE_IMAGES,
                  *, bins: int = HIST_BINS, capacity: int = HISTORY_CAPACITY):
@@ -251,10 +261,10 @@ class Probe:
         net = session.model
         self._session_total = session.total_steps
         self._device = next(net.parameters()).device
-        self._blocks = [b for b in net.blocks if b.kind in PROBED_KINDS and getattr(b.op, "weight", None) is not None]
-        self._weights = [b.op.weight for b in self._blocks]
+        self._blocks = [b for b in cast("list[Block]", list(net.blocks)) if b.kind in PROBED_KINDS and getattr(b.op, "weight", None) is not None]
+        self._weights = [cast(torch.Tensor, b.op.weight) for b in self._blocks]  # Parameters (filtered above)
         self._bias_layers = [i for i, b in enumerate(self._blocks) if getattr(b.op, "bias", None) is not None]
-        self._biases = [self._blocks[i].op.bias for i in self._bias_layers]
+        self._biases = [cast(torch.Tensor, self._blocks[i].op.bias) for i in self._bias_layers]
         self._bias_index = torch.tensor(self._bias_layers, dtype=torch.int64, device=self._device)  # no H2D copy later
         self._plan = HistogramPlan([w.numel() for w in self._weights] * 2, self.bins, device=self._device)
         self._needs_eval = any(isinstance(m, (nn.Dropout, nn.modules.batchnorm._BatchNorm)) for m in net.modules())
@@ -327,9 +337,9 @@ class Probe:
 
     # ----- internals --------------------------------------------------------------------------
     @staticmethod
-    def _layer_meta(block: nn.Module) -> LayerMeta:
+    def _layer_meta(block: Block) -> LayerMeta:
         op = block.op
-        units = getattr(op, "out_features", None) or getattr(op, "out_channels", None) or getattr(op, "num_features", 0)
+        units = getattr(op, "out_features", 0) or getattr(op, "out_channels", 0) or getattr(op, "num_features", 0)
         return LayerMeta(block.name, block.kind, block.activation_name, int(units), getattr(op, "bias", None) is not None)
 
     def _arm(self, step: int) -> None:
@@ -394,10 +404,11 @@ class Probe:
             z, a = record[bi]
             acts.append(activation_stats(z, a, b.activation_name))
             heat.append(_unit_matrix(a, MAX_HEATMAP_UNITS))
-        scalars = torch.cat([torch.stack(acts), self._grads, updates[:, None], weight_norms[:, None]], dim=1)
+        grads = cast(torch.Tensor, self._grads)  # after_step measures only once after_backward set them
+        scalars = torch.cat([torch.stack(acts), grads, updates[:, None], weight_norms[:, None]], dim=1)
         detail = [hist_counts[:n], hist_limits[:n], hist_counts[n:], hist_limits[n:], *heat]
-        if self._first_block is not None:
-            detail.append(self._first_fn(self._first_block.op.weight.detach().float()))
+        if self._first_block is not None and self._first_fn is not None:  # (a first block comes with its fn)
+            detail.append(self._first_fn(cast(torch.Tensor, self._first_block.op.weight).detach().float()))
         if self._recurrent:
             detail.append(self._time_gradients(net))
         self._grads = None

@@ -23,6 +23,7 @@ from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any, Iterable
 
+from .callbacks import TrainingCallback
 from .layers import LAYER_KINDS
 from .metrics import EpochRecord, downsample
 from .spec import ModelSpec, TrainConfig
@@ -241,7 +242,7 @@ class RunHistory:
             return len(self._runs)
 
 
-class RunRecorder:
+class RunRecorder(TrainingCallback):
     """TrainingSession callback: when the run ends, its record goes into ``history``.
 
     Runs in the training thread; ``history`` is a plain object (no streamlit here).

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, overload
 
 from .data import get_info
 from .errors import UserError
@@ -93,6 +93,7 @@ def parse_layer(token: str, index: int) -> LayerSpec:
     elif number:
         raise bad
     seen = set()
+    value: str | int | float
     for part in parts[1:]:
         choice = next((c for c in kind.choices if part in c.options), None)
         if part in ACTIVATIONS:
@@ -174,6 +175,10 @@ def _value(params: Mapping[str, Any], key: str) -> str | None:
     return value
 
 
+@overload
+def _int(params: Mapping[str, Any], key: str, default: int) -> int: ...
+@overload
+def _int(params: Mapping[str, Any], key: str, default: None) -> int | None: ...
 def _int(params: Mapping[str, Any], key: str, default: int | None) -> int | None:
     text = _value(params, key)
     if text is None:

@@ -9,14 +9,14 @@ numbers of the formulas for one neuron, and :mod:`dlplay.latex` writes them out.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
 from .layers import LAYER_KINDS
-from .model import Net, eval_mode
+from .model import Block, Net, eval_mode
 from .predict import model_device, normalise, to_pixels
 
 DEFAULT_STEP_SIZE = 2.0  # L2 norm of the input change of the "what would change the guess" step, pixels in [0, 1]
@@ -123,13 +123,15 @@ def _trace(model: Net, image: Any, mean: float, std: float, target: int | None, 
     (saliency,) = torch.autograd.grad(logits[0, saliency_class], pixels, retain_graph=True)
 
     loss = F.cross_entropy(logits, torch.tensor([target], device=device))
-    blocks = list(model.blocks)
+    blocks = cast("list[Block]", list(model.blocks))
     params: list[torch.Tensor] = []
+    op: Any  # a weight layer's module: .weight and .bias are tensors (bias may be None)
     for block in blocks:
         if LAYER_KINDS[block.kind].weights:
-            params.append(block.op.weight)
-            if block.op.bias is not None:
-                params.append(block.op.bias)
+            op = block.op
+            params.append(op.weight)
+            if op.bias is not None:
+                params.append(op.bias)
     zs = [z for z, _ in record]
     grads = torch.autograd.grad(loss, zs + params)
     deltas, param_grads = grads[: len(zs)], iter(grads[len(zs):])
@@ -143,11 +145,16 @@ def _trace(model: Net, image: Any, mean: float, std: float, target: int | None, 
     layers = []
     shape: tuple[int, ...] = tuple(model.spec.input_shape)
     for block, (z, a), delta in zip(blocks, record, deltas):
+        weight: torch.Tensor | None
+        bias: torch.Tensor | None
+        gw: torch.Tensor | None
+        gb: torch.Tensor | None
         weight = bias = gw = gb = None
         if LAYER_KINDS[block.kind].weights:
-            weight, gw = block.op.weight, next(param_grads)
-            if block.op.bias is not None:
-                bias, gb = block.op.bias, next(param_grads)
+            op = block.op
+            weight, gw = op.weight, next(param_grads)
+            if op.bias is not None:
+                bias, gb = op.bias, next(param_grads)
         layers.append(LayerTrace(
             name=block.name, kind=block.kind, activation=block.activation_name, z=np0(z), a=np0(a),
             delta=np0(delta), weight=npp(weight), bias=npp(bias), grad_weight=npp(gw), grad_bias=npp(gb),

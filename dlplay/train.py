@@ -12,11 +12,12 @@ import math
 import threading
 import time
 import uuid
-from typing import Any, Callable, Iterable
+from typing import TYPE_CHECKING, Any, Callable, Iterable
 
 import torch
 import torch.nn.functional as F
 
+from .callbacks import TrainingHooks
 from .data import DatasetInfo, normalize_with
 from .device import choose_device
 from .engine import DenseEngine
@@ -50,7 +51,8 @@ class TrainingSession:
     ``state_dict()``, ``model_copy()``, ``evaluate()``, ``test_split()``.
     ``callbacks`` are objects with any of ``on_start(session)``, ``after_backward(session, step)``,
     ``after_step(session, step)``, ``on_sync(session)``, ``on_epoch_end(session, record)``,
-    ``on_end(session)``; they run in the training thread.
+    ``on_end(session)``; they run in the training thread (:mod:`dlplay.callbacks`: the
+    ``TrainingHooks`` Protocol, and ``TrainingCallback``, a base class whose hooks do nothing).
 
     ``engine``: ``"auto"`` trains a network of dense layers with :class:`~dlplay.engine.DenseEngine`
     (the tutorial's equations, no autograd) and anything else with autograd; ``"autograd"`` always
@@ -65,7 +67,7 @@ class TrainingSession:
         device: torch.device | str | None = None,
         *,
         sync_every: int = 50,
-        callbacks: Iterable[Any] = (),
+        callbacks: Iterable[TrainingHooks] = (),
         heartbeat_timeout: float | None = None,
         slot_pool: Any = None,
         history_capacity: int = 8192,
@@ -279,7 +281,7 @@ class TrainingSession:
         if self.device.type == "cpu" and any(isinstance(m, torch.nn.Conv2d) for m in self.model.modules()):
             with self.model_lock:
                 model = copy.deepcopy(self.model)
-            return self._evaluate(model.to(memory_format=torch.channels_last).eval(), images, labels, batch_size, report)
+            return self._evaluate(model.to(memory_format=torch.channels_last).eval(), images, labels, batch_size, report)  # type: ignore[call-overload]  # memory_format: not in Module.to's stubs
         with self.model_lock:
             with eval_mode(self.model):
                 return self._evaluate(self.model, images, labels, batch_size, report)
@@ -482,6 +484,15 @@ class TrainingSession:
             self.metrics.update_progress(evaluating=None)
             raise
 
+    # the loop's state, set by _run / _loop (declared here so that mypy knows their types everywhere)
+    _slot_yielded: bool
+    _paused_since: float
+    _epoch_loss_sum: float
+    _samples_since_sync: int
+    _sync_time: float
+    _start_loss: float | None
+    _exploded: dict[str, Any] | None
+
     def _run(self) -> None:
         self._global_step = 0
         self._epoch = 0
@@ -539,8 +550,8 @@ class TrainingSession:
         torch.manual_seed(cfg.seed)  # dropout masks
         scheduled = cfg.schedule != "constant"
         self.model.train()
-        self._start_loss: float | None = None
-        self._exploded: dict[str, Any] | None = None
+        self._start_loss = None
+        self._exploded = None
         self._call("on_start")
         for epoch in range(cfg.epochs):
             perm = torch.randperm(self.train_size, generator=gen).to(self.device)
@@ -610,3 +621,10 @@ class _Diverged(Exception):
     def __init__(self, step: int):
         super().__init__(step)
         self.step = step
+
+
+if TYPE_CHECKING:
+    from .handle import RunHandle
+
+    # mypy checks that the in-process run implements the pages' interface (nothing runs here)
+    _implements_run_handle: type[RunHandle] = TrainingSession
