@@ -31,7 +31,7 @@ with st.expander(t("build.presets"), expanded=False, icon=":material/auto_storie
                           format_func=lambda k: t(f"presets.{k}.name"))
     st.write(t(f"presets.{choice}.text"))
     cfg = PRESETS[choice].config
-    st.caption(t("build.preset_config", optimizer=cfg.optimizer, lr=cfg.lr, schedule=t(f"train.sched_{cfg.schedule}"),
+    st.caption(t("build.preset_config", optimizer=t(f"train.opt_{cfg.optimizer}"), lr=cfg.lr, schedule=t(f"train.sched_{cfg.schedule}"),
                  batch=cfg.batch_size, epochs=cfg.epochs))
     st.button(t("build.load_preset"), key="build_load_preset", on_click=_load_preset, icon=":material/download:")
     loaded = st.session_state.get("build_preset_loaded")

@@ -51,7 +51,7 @@ def results_tab(report, labels) -> None:
     st.subheader(t("eval.classes_title"))
     table, percent_columns = ev.class_table(report.classes, labels)
     percent = st.column_config.NumberColumn(format="%.1f%%")
-    c1, c2 = st.columns([2, 3])
+    c1, c2 = st.columns([1, 1])  # the table needs half the width: its last column was cut off
     c1.dataframe(table, hide_index=True, key="eval_classes_table",
                  column_config={column: percent for column in percent_columns})
     c2.plotly_chart(class_metrics_figure(report.classes, labels, lang), key="eval_classes_fig")

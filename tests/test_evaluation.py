@@ -175,4 +175,6 @@ def test_figures_show_the_numbers():
     assert list(fig.data[0].y) == rel.counts.tolist()
     np.testing.assert_allclose(fig.data[1].y, [0.0, 1.0, 2 / 3])  # only the filled bins
     assert f"{rel.ece:.2%}" in fig.layout.title.text
+    # the accuracy axis has ticks of its own, not the log count axis's places (4 %, 13 %, 26 % ...)
+    assert fig.layout.yaxis.tickmode == "array" and list(fig.layout.yaxis.tickvals) == [0, 0.2, 0.4, 0.6, 0.8, 1.0]
     assert all(trace.type != "scattergl" for trace in fig.data)

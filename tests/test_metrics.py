@@ -115,6 +115,7 @@ def test_figures_from_snapshot_in_both_languages():
     with_lr = loss_figure(snap, "zh", lr_curve=([1, 2500, 5000], [0.01, 0.005, 0.0]))
     assert with_lr.data[0].yaxis == "y2" and with_lr.layout.yaxis2.overlaying == "y"
     assert with_lr.data[0].name == "学习率（计划）"
+    assert with_lr.layout.yaxis2.tickmode == "auto"  # ticks of its own, not the loss axis's places (0.00059 ...)
     empty = MetricsHistory().snapshot()
     assert tuple(epoch_figure(empty, "acc").layout.yaxis.range) == (0.0, 1.005)
     assert epoch_figure(empty, "loss").layout.yaxis.range[0] == 0.0

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from dlplay.i18n import translate
 from dlplay.probe import Probe
 from dlplay.spec import LayerSpec, ModelSpec, TrainConfig, dense_spec
 from dlplay.train import TrainingSession
@@ -59,6 +60,8 @@ def test_recurrent_run_sections(mnist, cell, read, lang):
     assert "{label}" not in text_of(at) and "{step}" not in text_of(at)
     assert at.success or at.error  # the BPTT check is shown
     assert not at.error, [e.value for e in at.error]  # and it agrees with autograd
+    gates = translate("sequences.cap_gates", lang)
+    assert (gates in text_of(at)) == (cell != "rnn")  # a plain RNN has no gates to speak of
     if lang != "en":
         return  # AppTest formats widget options on the test side in English: interact in English only
     at.slider(key="seq_step").set_value(5).run()

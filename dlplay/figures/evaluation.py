@@ -80,7 +80,9 @@ def reliability_figure(rel: Reliability, lang: str = "en") -> go.Figure:
     fig.add_trace(go.Scatter(x=[0, 1], y=[0, 1], mode="lines", name=translate("eval.fig_perfect", lang),
                              line=dict(color=TEXT_DARK, dash="dash", width=1)))
     fig.update_layout(
-        yaxis=dict(range=[0, 1.02], tickformat=".0%", overlaying="y2"),
+        # fixed ticks: else the accuracy axis borrows the log count axis's tick places (4 %, 13 %, 26 %, ...)
+        yaxis=dict(range=[0, 1.02], tickformat=".0%", overlaying="y2", tickmode="array",
+                   tickvals=[0, 0.2, 0.4, 0.6, 0.8, 1.0]),
         yaxis2=dict(side="right", showgrid=False, title=translate("eval.fig_count", lang), type="log"),
         xaxis=dict(range=[0, 1], tickformat=".0%"),
         barmode="overlay",

@@ -77,7 +77,7 @@ def loss_figure(snap: MetricsSnapshot, lang: str = "en", log_y: bool = False,
                        "mode": "lines", "name": translate("fig.lr", lang),
                        "line": {"color": COLORS["lr"], "dash": "dot", "width": 1.5}})
         extra["yaxis2"] = {"title": {"text": translate("fig.lr", lang)}, "overlaying": "y", "side": "right",
-                           "showgrid": False, "tickformat": ".2~g",
+                           "showgrid": False, "tickformat": ".2~g", "tickmode": "auto",  # not the loss axis's tick places
                            "range": [0.0, 1.05 * max(max(lr_curve[1]), 1e-12)]}
     steps, losses = snap.steps, snap.losses
     finite = np.isfinite(losses)

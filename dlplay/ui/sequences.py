@@ -127,7 +127,8 @@ def memory_section(net: Any, image: np.ndarray, lang: str) -> None:
     st.plotly_chart(fs.memory_figure(values, mem.units, t(f"sequences.gate_{choice}"), lang,
                                      st.session_state.get("seq_step"), zero_centered=centered),
                     key="seq_memory", config=PLOT_CONFIG)
-    st.caption(t("sequences.cap_memory"))
+    # a plain RNN has no gates: the sentence about them only where there are some
+    st.caption(t("sequences.cap_memory") + ((" " if lang == "en" else "") + t("sequences.cap_gates") if mem.gates else ""))
 
 
 def connectivity_section(net: Any, image: np.ndarray, lang: str) -> None:
