@@ -108,7 +108,7 @@ def live_view() -> None:
     m[1].metric(t("train.m_epoch"), f"{p.epoch}/{p.epochs}")
     m[2].metric(t("train.m_loss"), f"{snap.losses[-1]:.4f}" if len(snap.losses) else "–")
     m[3].metric(t("train.m_test_acc"), f"{snap.epochs[-1].test_acc:.2%}" if snap.epochs else "–")
-    m[4].metric(t("train.m_speed"), f"{p.samples_per_s:,.0f}" if p.samples_per_s else "–")
+    m[4].metric(t("train.m_speed"), f"{p.samples_per_s:,.0f}" if p.samples_per_s and p.status == Status.RUNNING else "–")
     if p.engine:
         st.caption(t("train.engine_dense") if p.engine == "dense" else t("train.engine_autograd"))
     if p.message:

@@ -172,3 +172,17 @@ def test_the_pace_slider_sets_the_runs_pace_and_shows_it():
     click(at, "train_stop")
     at.run()
     assert session.join(10)
+
+
+def test_speed_shows_only_while_the_run_trains():
+    """A finished run does not keep showing its last speed as if it were still training."""
+    at = open_train()
+    at.sidebar.number_input(key="tw_epochs").set_value(1)
+    at.run()
+    click(at, "train_start")
+    session = at.session_state["train_session"]
+    assert session.join(120)
+    time.sleep(0.2)
+    at.run()
+    assert session.snapshot().progress.samples_per_s > 0  # the run measured a speed ...
+    assert {m.label: m.value for m in at.metric}["Images per second"] == "–"  # ... which is not shown when done
