@@ -2,8 +2,9 @@
 
 The UI thread never trains and this thread never touches the UI. Data stays on the training
 device as uint8 and is normalised per batch there; losses accumulate on the device and reach the
-host every ``sync_every`` steps (with the count of correct predictions), so there is no host
-synchronisation and no bookkeeping kernel per step.
+host every ``sync_every`` steps (with the count of correct predictions), or sooner when
+MAX_SYNC_S has passed (slow steps, e.g. a CNN on a CPU: the page never waits long for progress),
+so there is no host synchronisation and no bookkeeping kernel per step.
 """
 from __future__ import annotations
 
@@ -33,7 +34,8 @@ MAX_PACE = 1000.0  # steps per second; a slower pace lets a learner watch each s
 EXPLODED_FACTOR = 100.0  # a loss this many times its first value blew up (Adam at lr 10: 2.3 -> 9.5e5)
 CHANCE_MARGIN = 0.05  # test accuracy within this of 1/classes after an epoch: the network only guesses
 DEAD_SHARE = 0.5  # this share of ReLU units dead (never active on the probe images) counts as broken
-EVAL_CHUNK = 1000  # test images per chunk of the end-of-epoch evaluation (each chunk reports progress)
+EVAL_CHUNK = 512  # test images per chunk of the end-of-epoch evaluation (each chunk reports progress)
+MAX_SYNC_S = 0.25  # a host sync (and progress on the page) at least this often, however slow the steps
 EVAL_BATCH = 256  # test-set batches: cache-sized on the CPU (the small CNN: ~2x faster than 2000)
 
 
@@ -571,12 +573,14 @@ class TrainingSession:
                 self._pending_outputs.append((out.detach(), y))
                 self._samples_since_sync += len(y)
                 self._step_in_epoch = i + 1
-                if len(self._pending_losses) >= window or self._single_step or i + 1 == self.steps_per_epoch:
+                if (len(self._pending_losses) >= window or self._single_step or i + 1 == self.steps_per_epoch
+                        or time.perf_counter() - self._sync_time >= MAX_SYNC_S):
                     self._single_step = False
                     self._flush()
             self._epoch = epoch + 1
             seconds = time.perf_counter() - t_epoch
             test_loss, test_acc = self._evaluate_test()
+            self._sync_time = time.perf_counter()  # the next epoch's speed leaves the evaluation out
             record = EpochRecord(
                 epoch=epoch + 1,
                 train_loss=self._epoch_loss_sum / self.steps_per_epoch,
