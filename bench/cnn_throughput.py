@@ -13,7 +13,9 @@ warm-up. With one torch thread (the default here) each chunk is timed in the thr
 which other processes on a shared machine hardly disturb; wall time is shown too (with more threads
 only wall time means anything). Rates are samples / summed time per variant and round.
 
-    python bench/cnn_throughput.py [--rounds 3] [--chunks 12] [--chunk 10] [--threads 1]
+    PYTHONPATH=. python bench/cnn_throughput.py [--rounds 3] [--chunks 12] [--chunk 10] [--threads 1] [--variants old,cl,run]
+
+(PYTHONPATH=. from a worktree: the virtual environment may hold an editable install of another checkout.)
 """
 from __future__ import annotations
 
@@ -90,8 +92,8 @@ def batches(dataset, n: int, seed: int) -> list[tuple[torch.Tensor, torch.Tensor
     return out
 
 
-def one_round(spec, dataset, chunks: int, chunk: int, seed: int) -> dict[str, float]:
-    loops = [Loop(name, spec, dataset, seed) for name in VARIANTS]
+def one_round(spec, dataset, chunks: int, chunk: int, seed: int, variants=VARIANTS) -> dict[str, tuple[float, float]]:
+    loops = [Loop(name, spec, dataset, seed) for name in variants]
     data = batches(dataset, chunks * chunk, seed)
     for c in range(chunks):
         order = loops[c % len(loops):] + loops[: c % len(loops)]
@@ -116,6 +118,7 @@ def main() -> None:
     parser.add_argument("--chunks", type=int, default=12, help="chunks per variant and round (first is warm-up)")
     parser.add_argument("--chunk", type=int, default=10, help="steps per chunk")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (0: PyTorch's default)")
+    parser.add_argument("--variants", default=",".join(VARIANTS), help="comma-separated, 'old' first")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -124,21 +127,24 @@ def main() -> None:
     dataset = load_dataset("mnist", download=False)
     print(f"small CNN preset, batch {BATCH}, {torch.get_num_threads()} threads, torch {torch.__version__}, "
           f"{args.rounds} rounds x {args.chunks - 1} chunks x {args.chunk} steps per variant")
-    print(f"rates in samples/s by {clock} (wall time in brackets)")
-    totals: dict[str, list[tuple[float, float]]] = {name: [] for name in VARIANTS}
+    print(f"rates in samples/s by {clock} per round, then the means")
+    variants = tuple(args.variants.split(","))
+    if variants[0] != "old" or not set(variants) <= set(VARIANTS):
+        parser.error(f"--variants: 'old' first, then any of {', '.join(VARIANTS)}")
+    totals: dict[str, list[tuple[float, float]]] = {name: [] for name in variants}
     for r in range(args.rounds):
-        rates = one_round(spec, dataset, args.chunks, args.chunk, seed=r)
+        rates = one_round(spec, dataset, args.chunks, args.chunk, seed=r, variants=variants)
         for name, rate in rates.items():
             totals[name].append(rate)
         i = 0 if clock != "wall time" else 1
         print(f"round {r + 1}: " + ", ".join(
-            f"{n} {rates[n][i]:.0f} ({rates[n][i] / rates['old'][i]:.2f}x)" for n in VARIANTS))
+            f"{n} {rates[n][i]:.0f} ({rates[n][i] / rates['old'][i]:.2f}x)" for n in variants))
     for i, label in ((0, "thread CPU time"), (1, "wall time")):
         if i == 0 and clock == "wall time":
             continue
         mean = {n: sum(v[i] for v in vs) / len(vs) for n, vs in totals.items()}
         print(f"mean samples/s by {label}: "
-              + ", ".join(f"{n} {mean[n]:.0f} ({mean[n] / mean['old']:.2f}x old)" for n in VARIANTS))
+              + ", ".join(f"{n} {mean[n]:.0f} ({mean[n] / mean['old']:.2f}x old)" for n in variants))
 
 
 if __name__ == "__main__":
