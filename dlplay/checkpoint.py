@@ -68,7 +68,7 @@ def save_checkpoint(
     classes: tuple[str, ...] | list[str] = _DIGITS,
 ) -> bytes:
     """The bytes of a checkpoint file for ``model`` (weights copied to the CPU)."""
-    state = {k: v.detach().to("cpu").clone() for k, v in model.state_dict().items()}
+    state = {k: v.detach().to("cpu").clone(memory_format=torch.contiguous_format) for k, v in model.state_dict().items()}
     payload = {
         "format": FORMAT,
         "version": VERSION,

@@ -74,7 +74,6 @@ class _Buffers:
         self.delta = [empty(layer.weight.shape[0]) for layer in layers]
         self.log_p = empty(layers[-1].weight.shape[0])
         self.minus_one = torch.full((batch, 1), -1.0, device=device)
-        self.inv_batch = 1.0 / batch
 
 
 class DenseEngine:
@@ -128,39 +127,32 @@ class DenseEngine:
         inputs = [a]  # a_{l-1}, the input of layer l (after dropout)
         acts = []  # f(z_l) before dropout
         for i, layer in enumerate(layers[:-1]):
-            z = _affine(layer, a, buf.z[i])
-            a = layer.fn.forward(z)
+            z, a = layer_forward(a, layer.weight_t, layer.bias, layer.fn, out=buf.z[i])
             acts.append(a)
             if layer.dropout > 0:
                 mask = buf.mask[i].bernoulli_(1.0 - layer.dropout).div_(1.0 - layer.dropout)  # type: ignore[union-attr]
                 a = torch.mul(a, mask, out=buf.a[i])
             inputs.append(a)
         out = layers[-1]
-        logits = _affine(out, a, None)
+        logits = affine(a, out.weight_t, out.bias)
         log_p = torch._log_softmax(logits, 1, False, out=buf.log_p)
         loss = torch.nn.functional.nll_loss(log_p, y)
-        # δ_L = (softmax − onehot) / batch
-        delta = torch.exp(log_p, out=buf.delta[-1])
-        delta.scatter_add_(1, y.view(-1, 1), buf.minus_one).mul_(buf.inv_batch)
+        delta = output_delta(log_p, y, out=buf.delta[-1], minus_one=buf.minus_one)
         watch = self._watch
         for i in range(len(layers) - 1, -1, -1):
             layer = layers[i]
             if watch is not None:
                 watch(i, delta)
-            torch.mm(delta.t(), inputs[i], out=layer.grad_w)
+            weight_grad(delta, inputs[i], out=layer.grad_w)
             if layer.grad_b is not None:
-                torch.sum(delta, 0, out=layer.grad_b)
+                bias_grad(delta, out=layer.grad_b)
             if i == 0:
                 break
             below = layers[i - 1]
-            back = torch.mm(delta, layer.weight, out=buf.delta[i - 1])  # Wᵀδ
+            back = back_project(delta, layer.weight, out=buf.delta[i - 1])
             if below.dropout > 0:
                 back.mul_(buf.mask[i - 1])  # type: ignore[arg-type]
-            if below.act.backward is not None:  # ⊙ f′(z) in PyTorch's one kernel for it
-                back = below.act.backward(back, buf.z[i - 1], acts[i - 1])
-            elif below.act.name != IDENTITY:
-                back.mul_(below.act.derivative(buf.z[i - 1]))
-            delta = back
+            delta = times_fprime(back, below.act, buf.z[i - 1], acts[i - 1])
         self._watch = None
         return loss, logits
 
@@ -169,11 +161,58 @@ class DenseEngine:
         self._update()
 
 
-def _affine(layer: _Layer, a: torch.Tensor, out: torch.Tensor | None) -> torch.Tensor:
-    """z = W a + b for a batch of rows a (one addmm)."""
-    if layer.bias is None:
-        return torch.mm(a, layer.weight_t, out=out)
-    return torch.addmm(layer.bias, a, layer.weight_t, out=out)
+# ----- the tutorial's equations, one layer at a time --------------------------------------------------
+# Plain functions on a batch of rows (one example is a batch of one): the engine trains with them and
+# the Inside page's formulas (dlplay.formulas) compute their numbers with them.
+
+def affine(a: torch.Tensor, weight_t: torch.Tensor, bias: torch.Tensor | None,
+           out: torch.Tensor | None = None) -> torch.Tensor:
+    """z = W a + b for a batch of rows ``a`` [batch, in], given Wᵀ [in, out] (one addmm)."""
+    if bias is None:
+        return torch.mm(a, weight_t, out=out)
+    return torch.addmm(bias, a, weight_t, out=out)
+
+
+def layer_forward(a: torch.Tensor, weight_t: torch.Tensor, bias: torch.Tensor | None, fn: nn.Module,
+                  out: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """z = W a + b and a = f(z) of a dense layer (``fn``: the activation registry's module for f)."""
+    z = affine(a, weight_t, bias, out)
+    return z, fn.forward(z)
+
+
+def output_delta(log_p: torch.Tensor, y: torch.Tensor, out: torch.Tensor | None = None,
+                 minus_one: torch.Tensor | None = None) -> torch.Tensor:
+    """δ_L = (softmax(z_L) − onehot(y)) / batch, from the log softmax ``log_p`` [batch, classes]."""
+    batch = log_p.shape[0]
+    if minus_one is None:
+        minus_one = torch.full((batch, 1), -1.0, dtype=log_p.dtype, device=log_p.device)
+    delta = torch.exp(log_p, out=out)
+    return delta.scatter_add_(1, y.view(-1, 1), minus_one).mul_(1.0 / batch)
+
+
+def back_project(delta: torch.Tensor, weight: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
+    """Wᵀδ: the error of the layer above, carried back through its weights W [out, in]."""
+    return torch.mm(delta, weight, out=out)
+
+
+def times_fprime(g: torch.Tensor, act: Activation, z: torch.Tensor, fz: torch.Tensor) -> torch.Tensor:
+    """g ⊙ f′(z) (``fz`` = f(z)): PyTorch's one kernel for it where the registry names one, as autograd
+    does, else the registry's f′ (in place in ``g``)."""
+    if act.backward is not None:
+        return act.backward(g, z, fz)
+    if act.name != IDENTITY:
+        g.mul_(act.derivative(z))
+    return g
+
+
+def weight_grad(delta: torch.Tensor, a_prev: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
+    """∂J/∂W = δ a_{l-1}ᵀ, summed over the batch: [out, in]."""
+    return torch.mm(delta.t(), a_prev, out=out)
+
+
+def bias_grad(delta: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
+    """∂J/∂b = Σ_batch δ."""
+    return torch.sum(delta, 0, out=out)
 
 
 # ----- the update: the optimiser's own fused kernels on its own state ---------------------------------

@@ -3,6 +3,9 @@
 :func:`tutorial_deltas` recomputes every delta with the tutorial's formulas (output: softmax -
 onehot; hidden: (W^T delta) * f'(z)) so they can be compared with autograd's; the ``unit_*``
 helpers give the numbers of the forward and backward formulas for one neuron of a dense layer.
+The numbers come from the dense engine's own functions (:mod:`dlplay.engine`: ``layer_forward``,
+``output_delta``, ``back_project``, ``times_fprime``, ``weight_grad``), applied to the trace's one
+example as a batch of one: what the learner reads is what trains.
 """
 from __future__ import annotations
 
@@ -12,7 +15,9 @@ from typing import cast
 import numpy as np
 import torch
 
+from . import engine
 from .activations import ACTIVATIONS
+from .layers import DENSE
 from .trace import LayerTrace, Trace
 
 
@@ -30,21 +35,36 @@ def onehot(index: int, n: int) -> np.ndarray:
     return out
 
 
+def _row(values: np.ndarray, dtype: torch.dtype = torch.float64) -> torch.Tensor:
+    """One example as a batch of one: [1, n]."""
+    return torch.as_tensor(np.asarray(values)).to(dtype).reshape(1, -1)
+
+
+def _fprime_times(g: np.ndarray, activation: str, z: np.ndarray) -> np.ndarray:
+    """g ⊙ f'(z) by the engine's :func:`~dlplay.engine.times_fprime` (float64)."""
+    act = ACTIVATIONS[activation]
+    zt = torch.as_tensor(np.asarray(z, dtype=np.float64))
+    gt = torch.as_tensor(np.array(g, dtype=np.float64)).reshape(zt.shape)
+    return engine.times_fprime(gt, act, zt, act.module()(zt)).numpy()
+
+
 def tutorial_deltas(tr: Trace) -> list[np.ndarray | None]:
     """delta per block by the tutorial's formulas, from the output back while the next block is dense.
 
     Output: delta^(L) = softmax(z^(L)) - onehot(target). Hidden: delta^(l) = (W^(l+1)^T delta^(l+1)) * f'(z^(l)).
     Blocks below a conv / pool / batchnorm block get None (autograd's values are in the trace).
+    Computed with the dense engine's functions in float64.
     """
     layers = tr.layers
     out: list[np.ndarray | None] = [None] * len(layers)
-    out[-1] = tr.probs - onehot(tr.target, len(tr.probs))
+    log_p = torch.log(_row(tr.probs))
+    out[-1] = engine.output_delta(log_p, torch.tensor([tr.target])).reshape(-1).numpy()
     for i in range(len(layers) - 2, -1, -1):
         nxt, below = layers[i + 1], out[i + 1]
         if below is None or not nxt.is_dense or nxt.weight is None:  # (is_dense implies a weight; said for mypy)
             break
-        upstream = nxt.weight.astype(np.float64).T @ below
-        out[i] = upstream.reshape(layers[i].z.shape) * activation_derivative(layers[i].activation, layers[i].z)
+        upstream = engine.back_project(_row(below), torch.as_tensor(nxt.weight, dtype=torch.float64)).numpy()
+        out[i] = _fprime_times(upstream.reshape(layers[i].z.shape), layers[i].activation, layers[i].z)
     return out
 
 
@@ -137,11 +157,19 @@ def unit_forward(tr: Trace, layer: int, unit: int, k: int = 5) -> UnitForward:
     mask = np.ones(len(products), dtype=bool)
     mask[top] = False
     is_output = layer == len(tr.layers) - 1
+    z, a = float(lt.z[unit]), float(lt.a[unit])
+    if lt.kind == DENSE:  # z = W a + b, a = f(z) by the engine, in the trace's float32 (a recurrent layer's
+        # z also has W_hh h: the trace's own numbers)
+        zs, as_ = engine.layer_forward(_row(tr.layer_input(layer), torch.float32),
+                                       torch.as_tensor(lt.weight).t(),
+                                       None if lt.bias is None else torch.as_tensor(lt.bias),
+                                       ACTIVATIONS[lt.activation].module())
+        z, a = float(zs[0, unit]), float(as_[0, unit])
     return UnitForward(
         layer=layer, name=lt.name, unit=unit, activation=lt.activation, terms=terms,
         rest=float(products[mask].sum()), n_inputs=len(products),
         bias=float(lt.bias[unit]) if lt.bias is not None else 0.0,
-        z=float(lt.z[unit]), a=float(lt.a[unit]), is_output=is_output,
+        z=z, a=a, is_output=is_output,
         prob=float(tr.probs[unit]) if is_output else None,
     )
 
@@ -157,7 +185,7 @@ def unit_backward(tr: Trace, layer: int, unit: int, k: int = 5) -> UnitBackward:
     if is_output:
         prob, target_value = float(tr.probs[unit]), float(unit == tr.target)
     else:
-        fprime = float(activation_derivative(lt.activation, np.array([lt.z[unit]]))[0])
+        fprime = float(_fprime_times(np.ones(1), lt.activation, np.array([lt.z[unit]], dtype=np.float64))[0])
         nxt = tr.layers[layer + 1]
         if nxt.is_dense:
             w_col = cast(np.ndarray, nxt.weight)[:, unit].astype(np.float64)  # is_dense: the weight is set
@@ -168,10 +196,12 @@ def unit_backward(tr: Trace, layer: int, unit: int, k: int = 5) -> UnitBackward:
             mask = np.ones(len(products), dtype=bool)
             mask[top] = False
             upstream_rest, n_upstream = float(products[mask].sum()), len(products)
-            upstream = float(products.sum())
+            upstream = float(engine.back_project(_row(d_next), torch.as_tensor(nxt.weight, dtype=torch.float64))[0, unit])
     delta = float(lt.delta[unit])
     a_prev = tr.layer_input(layer).astype(np.float64)
     grads = cast(np.ndarray, lt.grad_weight)[unit].astype(np.float64)  # a dense layer's trace has its weight gradient
+    if lt.kind == DENSE:  # ∂J/∂W = δ aᵀ by the engine, in the trace's float32 (a recurrent layer's sums over time)
+        grads = engine.weight_grad(_row(lt.delta, torch.float32), _row(a_prev, torch.float32))[unit].double().numpy()
     top = _top(a_prev, k)  # the largest |a_i| give the largest |dJ/dw_ji| = |delta_j| |a_i|
     grad_terms = tuple(GradTerm(int(i), float(a_prev[i]), float(grads[i])) for i in top)
     return UnitBackward(

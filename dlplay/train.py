@@ -2,8 +2,9 @@
 
 The UI thread never trains and this thread never touches the UI. Data stays on the training
 device as uint8 and is normalised per batch there; losses accumulate on the device and reach the
-host every ``sync_every`` steps (with the count of correct predictions), so there is no host
-synchronisation and no bookkeeping kernel per step.
+host every ``sync_every`` steps (with the count of correct predictions), or sooner when
+MAX_SYNC_S has passed (slow steps, e.g. a CNN on a CPU: the page never waits long for progress),
+so there is no host synchronisation and no bookkeeping kernel per step.
 """
 from __future__ import annotations
 
@@ -34,7 +35,8 @@ MAX_PACE = 1000.0  # steps per second; a slower pace lets a learner watch each s
 EXPLODED_FACTOR = 100.0  # a loss this many times its first value blew up (Adam at lr 10: 2.3 -> 9.5e5)
 CHANCE_MARGIN = 0.05  # test accuracy within this of 1/classes after an epoch: the network only guesses
 DEAD_SHARE = 0.5  # this share of ReLU units dead (never active on the probe images) counts as broken
-EVAL_CHUNK = 1000  # test images per chunk of the end-of-epoch evaluation (each chunk reports progress)
+EVAL_CHUNK = 512  # test images per chunk of the end-of-epoch evaluation (each chunk reports progress)
+MAX_SYNC_S = 0.25  # a host sync (and progress on the page) at least this often, however slow the steps
 EVAL_BATCH = 256  # test-set batches: cache-sized on the CPU (the small CNN: ~2x faster than 2000)
 
 
@@ -84,6 +86,12 @@ class TrainingSession:
         self.slot_pool = slot_pool
         self.metrics = MetricsHistory(history_capacity)
         self.model: Net = build_model(spec, seed=config.seed).to(self.device)
+        # a convolutional network on the CPU trains in channels-last memory format (oneDNN's
+        # convolutions: the small CNN preset about 3x faster at batch 32, bench/cnn_throughput.py);
+        # a memory format only, state_dict() hands out the usual contiguous layout
+        self.channels_last = self.device.type == "cpu" and _has_conv(self.model)
+        if self.channels_last:
+            self.model = self.model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]  # not in Module.to's stubs
         self.optimizer = make_optimizer(config.optimizer, self.model.parameters(), config.lr, config.weight_decay)
         if engine not in ("auto", "autograd"):
             raise ValueError(engine)
@@ -242,7 +250,8 @@ class TrainingSession:
     def state_dict(self) -> dict[str, torch.Tensor]:
         """A consistent CPU copy of the weights (and buffers), taken between two steps."""
         with self.model_lock:
-            return {k: v.detach().to("cpu", copy=True) for k, v in self.model.state_dict().items()}
+            return {k: v.detach().to("cpu", memory_format=torch.contiguous_format, copy=True)
+                    for k, v in self.model.state_dict().items()}
 
     def model_copy(self, device: str | torch.device = "cpu") -> Net:
         """A network built from the spec with a consistent copy of the current weights (eval mode).
@@ -278,7 +287,7 @@ class TrainingSession:
         """A convolutional network on the CPU is evaluated on a channels-last copy of its weights (taken
         under the model lock, which is then free for the UI): with batches of 256 about 3x faster than
         the training layout in batches of 2000 (the small CNN's 10k test images)."""
-        if self.device.type == "cpu" and any(isinstance(m, torch.nn.Conv2d) for m in self.model.modules()):
+        if self.channels_last:
             with self.model_lock:
                 model = copy.deepcopy(self.model)
             return self._evaluate(model.to(memory_format=torch.channels_last).eval(), images, labels, batch_size, report)  # type: ignore[call-overload]  # memory_format: not in Module.to's stubs
@@ -575,12 +584,14 @@ class TrainingSession:
                 self._pending_outputs.append((out.detach(), y))
                 self._samples_since_sync += len(y)
                 self._step_in_epoch = i + 1
-                if len(self._pending_losses) >= window or self._single_step or i + 1 == self.steps_per_epoch:
+                if (len(self._pending_losses) >= window or self._single_step or i + 1 == self.steps_per_epoch
+                        or time.perf_counter() - self._sync_time >= MAX_SYNC_S):
                     self._single_step = False
                     self._flush()
             self._epoch = epoch + 1
             seconds = time.perf_counter() - t_epoch
             test_loss, test_acc = self._evaluate_test()
+            self._sync_time = time.perf_counter()  # the next epoch's speed leaves the evaluation out
             record = EpochRecord(
                 epoch=epoch + 1,
                 train_loss=self._epoch_loss_sum / self.steps_per_epoch,
@@ -615,6 +626,10 @@ class TrainingSession:
         self.optimizer.step()
         self._call("after_step", self._global_step)
         return loss, out
+
+
+def _has_conv(model: torch.nn.Module) -> bool:
+    return any(isinstance(m, torch.nn.Conv2d) for m in model.modules())
 
 
 class _Diverged(Exception):

@@ -1,6 +1,7 @@
 """TrainingSession on the real MNIST sample: accuracy, determinism, commands, failure states."""
 from __future__ import annotations
 
+import dataclasses
 import time
 
 import pytest
@@ -170,3 +171,25 @@ def test_train_size_limits_steps_and_evaluate_on_demand(mnist):
     assert s.snapshot().epochs[-1].test_acc == pytest.approx(acc1)
 
 
+
+
+def test_a_cnn_trains_channels_last_on_the_cpu_and_hands_out_the_usual_layout(mnist):
+    from dlplay.checkpoint import load_checkpoint, save_checkpoint
+
+    preset = PRESETS["small_cnn"]
+    config = dataclasses.replace(preset.config, epochs=1, train_size=256)
+    session = TrainingSession(preset.spec, config, mnist, device="cpu")
+    conv = session.model.blocks[3].op.weight
+    assert session.channels_last and conv.is_contiguous(memory_format=torch.channels_last) and not conv.is_contiguous()
+    session.start()
+    assert session.join(120) and session.status == "done"
+    state = session.state_dict()
+    assert all(t.is_contiguous() for t in state.values())
+    copy = session.model_copy()
+    x = session.normalize(mnist.test_images[:64])
+    with torch.inference_mode():
+        torch.testing.assert_close(copy(x), session.model.eval()(x), rtol=1e-4, atol=1e-5)
+    data = save_checkpoint(session.model, preset.spec, config)
+    ckpt = load_checkpoint(data)
+    assert all(t.is_contiguous() for t in ckpt.state_dict.values())
+    assert not TrainingSession(dense_spec([16]), config, mnist, device="cpu").channels_last

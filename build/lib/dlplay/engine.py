@@ -1,0 +1,246 @@
+"""The dense engine: trains a network of dense layers with the tutorial's own equations, no autograd.
+
+For each layer l (rows are examples, so W a becomes a Wᵀ):
+
+    forward   z_l = W_l a_{l-1} + b_l  (addmm)     a_l = f(z_l)     a_l ← a_l ⊙ m_l / (1 − p)  (dropout)
+    loss      J = −mean log softmax(z_L)[y]
+    backward  δ_L = (softmax(z_L) − onehot(y)) / batch
+              δ_l = (W_{l+1}ᵀ δ_{l+1}) ⊙ m_l / (1 − p) ⊙ f′(z_l)
+              ∂J/∂W_l = δ_l a_{l-1}ᵀ     ∂J/∂b_l = Σ_batch δ_l
+    update    the run's own optimiser: its fused kernel (Adam, AdamW, SGD) on the same tensors, or its step()
+
+f and f′ are the activation registry's (:mod:`dlplay.activations`); where the registry names PyTorch's
+own kernel for δ ⊙ f′(z) (ReLU, leaky ReLU, GELU, tanh, sigmoid) the engine calls it, as autograd does. The engine works on the
+:class:`~dlplay.model.Net`'s own parameter tensors (updated in place) and leaves the optimiser's
+state in the optimiser, so copies, state dicts, checkpoints and probes see what trains; ∂J/∂W is
+written into each parameter's ``.grad``. Buffers are allocated once per batch size (at most two
+per run: the last batch of an epoch can be smaller); no autograd graph is built.
+Dropout draws its masks as PyTorch's CPU dropout does (``bernoulli_(1 − p)`` then ``div_(1 − p)``),
+so on the CPU a run with the same seed draws the same masks as the autograd path.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from .activations import ACTIVATIONS, IDENTITY, Activation
+from .layers import DENSE
+
+DeltaWatcher = Callable[[int, torch.Tensor], None]  # (index of the block in net.blocks, δ of that block)
+
+
+def supports(net: nn.Module) -> bool:
+    """Can the dense engine train ``net``? Only dense layers (the output layer is one too) with a
+    registered activation; anything else (convolutions, pooling, batch norm) trains with autograd."""
+    blocks = getattr(net, "blocks", None)
+    if not blocks:
+        return False
+    for block in blocks:
+        if block.kind != DENSE or type(block.op) is not nn.Linear or block.activation_name not in ACTIVATIONS:
+            return False
+        if not isinstance(block.drop, (nn.Dropout, nn.Identity)):
+            return False
+    return all(p.dtype == torch.float32 for p in net.parameters())
+
+
+@dataclass
+class _Layer:
+    weight: torch.Tensor  # W [out, in], a detached view of the module's parameter (same storage)
+    bias: torch.Tensor | None
+    grad_w: torch.Tensor  # ∂J/∂W, also the parameter's .grad
+    grad_b: torch.Tensor | None
+    act: Activation
+    fn: nn.Module  # f, the registry's module
+    dropout: float  # p
+
+    def __post_init__(self) -> None:
+        self.weight_t = self.weight.t()  # Wᵀ, a view: z = a Wᵀ + b for a batch of rows a
+
+
+class _Buffers:
+    """Per batch size: z and a of every hidden layer, dropout masks, δ of every layer, log softmax."""
+
+    def __init__(self, layers: list[_Layer], batch: int, device: torch.device):
+        def empty(n: int) -> torch.Tensor:
+            return torch.empty(batch, n, device=device)
+
+        hidden = layers[:-1]
+        self.z = [empty(layer.weight.shape[0]) for layer in hidden]
+        self.a = [empty(layer.weight.shape[0]) for layer in hidden]  # after dropout
+        self.mask = [empty(layer.weight.shape[0]) if layer.dropout > 0 else None for layer in hidden]
+        self.delta = [empty(layer.weight.shape[0]) for layer in layers]
+        self.log_p = empty(layers[-1].weight.shape[0])
+        self.minus_one = torch.full((batch, 1), -1.0, device=device)
+        self.inv_batch = 1.0 / batch
+
+
+class DenseEngine:
+    """Forward, backward and update of a dense :class:`~dlplay.model.Net` (see the module doc).
+
+    ``forward_backward(x, y)`` leaves ∂J/∂W in the parameters' ``.grad`` and returns the batch's
+    mean loss and its logits (fresh tensors, kept by the caller); ``update()`` applies the
+    optimiser with its current learning rate (schedules and ``set_lr`` write ``param_groups``).
+    """
+
+    name = "dense"
+
+    def __init__(self, net: nn.Module, optimizer: torch.optim.Optimizer):
+        if not supports(net):
+            raise ValueError("the dense engine trains networks of dense layers only")
+        self.net = net
+        self.optimizer = optimizer
+        self.layers: list[_Layer] = []
+        for block in net.blocks:  # type: ignore[union-attr]
+            w, b = block.op.weight, block.op.bias
+            w.grad = torch.zeros_like(w)
+            if b is not None:
+                b.grad = torch.zeros_like(b)
+            p = block.drop.p if isinstance(block.drop, nn.Dropout) else 0.0
+            act = ACTIVATIONS[block.activation_name]
+            self.layers.append(_Layer(w.detach(), None if b is None else b.detach(), w.grad,
+                                      None if b is None else b.grad, act, act.module(), float(p)))
+        self.device = self.layers[0].weight.device
+        self._buffers: dict[int, _Buffers] = {}
+        self._watch: DeltaWatcher | None = None
+        self._update = _make_update(optimizer, [p for p in net.parameters()])
+
+    # ----- the probe's window on δ ------------------------------------------------------------------
+    def watch_delta(self, fn: DeltaWatcher | None) -> None:
+        """During the next backward pass call ``fn(block index, δ)`` for every layer (None: stop)."""
+        self._watch = fn
+
+    # ----- one training step ------------------------------------------------------------------------
+    def buffers(self, batch: int) -> _Buffers:
+        buf = self._buffers.get(batch)
+        if buf is None:
+            buf = self._buffers[batch] = _Buffers(self.layers, batch, self.device)
+        return buf
+
+    def forward_backward(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """One batch: the loss J and logits z_L, and ∂J/∂W, ∂J/∂b in every parameter's ``.grad``."""
+        batch = x.shape[0]
+        buf = self.buffers(batch)
+        layers = self.layers
+        a = x.reshape(batch, -1)
+        inputs = [a]  # a_{l-1}, the input of layer l (after dropout)
+        acts = []  # f(z_l) before dropout
+        for i, layer in enumerate(layers[:-1]):
+            z = _affine(layer, a, buf.z[i])
+            a = layer.fn.forward(z)
+            acts.append(a)
+            if layer.dropout > 0:
+                mask = buf.mask[i].bernoulli_(1.0 - layer.dropout).div_(1.0 - layer.dropout)  # type: ignore[union-attr]
+                a = torch.mul(a, mask, out=buf.a[i])
+            inputs.append(a)
+        out = layers[-1]
+        logits = _affine(out, a, None)
+        log_p = torch._log_softmax(logits, 1, False, out=buf.log_p)
+        loss = torch.nn.functional.nll_loss(log_p, y)
+        # δ_L = (softmax − onehot) / batch
+        delta = torch.exp(log_p, out=buf.delta[-1])
+        delta.scatter_add_(1, y.view(-1, 1), buf.minus_one).mul_(buf.inv_batch)
+        watch = self._watch
+        for i in range(len(layers) - 1, -1, -1):
+            layer = layers[i]
+            if watch is not None:
+                watch(i, delta)
+            torch.mm(delta.t(), inputs[i], out=layer.grad_w)
+            if layer.grad_b is not None:
+                torch.sum(delta, 0, out=layer.grad_b)
+            if i == 0:
+                break
+            below = layers[i - 1]
+            back = torch.mm(delta, layer.weight, out=buf.delta[i - 1])  # Wᵀδ
+            if below.dropout > 0:
+                back.mul_(buf.mask[i - 1])  # type: ignore[arg-type]
+            if below.act.backward is not None:  # ⊙ f′(z) in PyTorch's one kernel for it
+                back = below.act.backward(back, buf.z[i - 1], acts[i - 1])
+            elif below.act.name != IDENTITY:
+                back.mul_(below.act.derivative(buf.z[i - 1]))
+            delta = back
+        self._watch = None
+        return loss, logits
+
+    def update(self) -> None:
+        """W ← the optimiser's step with ∂J/∂W (in place, with its current learning rate)."""
+        self._update()
+
+
+def _affine(layer: _Layer, a: torch.Tensor, out: torch.Tensor | None) -> torch.Tensor:
+    """z = W a + b for a batch of rows a (one addmm)."""
+    if layer.bias is None:
+        return torch.mm(a, layer.weight_t, out=out)
+    return torch.addmm(layer.bias, a, layer.weight_t, out=out)
+
+
+# ----- the update: the optimiser's own fused kernels on its own state ---------------------------------
+
+def _make_update(optimizer: torch.optim.Optimizer, params: list[torch.Tensor]) -> Callable[[], None]:
+    """A function applying ``optimizer`` to ``params`` (whose .grad holds ∂J/∂W).
+
+    The first call is the optimiser's own ``step()``, which creates its state as PyTorch does; after
+    that Adam, AdamW and SGD with ``fused=True`` call their fused kernel directly on the same
+    parameter, gradient and state tensors (what ``step()`` would do, without its per-call
+    bookkeeping); other optimisers keep calling ``step()`` (their foreach implementation).
+    """
+    fast: list[Callable[[], None] | None] = [None]
+    state_seen: list[object] = [None]
+
+    def update() -> None:
+        if fast[0] is not None and optimizer.state is state_seen[0]:
+            fast[0]()
+            return
+        with torch.no_grad():
+            optimizer.step()
+        fast[0] = _fused_update(optimizer, params)
+        state_seen[0] = optimizer.state  # load_state_dict replaces it: then look again
+
+    return update
+
+
+def _fused_update(optimizer: torch.optim.Optimizer, params: list[torch.Tensor]) -> Callable[[], None] | None:
+    if len(optimizer.param_groups) != 1:
+        return None
+    group = optimizer.param_groups[0]
+    if not group.get("fused") or group.get("maximize") or group.get("differentiable") or group.get("capturable"):
+        return None
+    if torch.is_tensor(group["lr"]) or [id(p) for p in group["params"]] != [id(p) for p in params]:
+        return None
+    ps = [p.detach() for p in params]
+    if any(p.grad is None for p in params):
+        return None
+    grads: list[torch.Tensor] = [p.grad for p in params]  # type: ignore[misc]
+    state = optimizer.state
+    if isinstance(optimizer, torch.optim.Adam):  # AdamW too
+        if group.get("amsgrad"):
+            return None
+        exp_avgs = [state[p]["exp_avg"] for p in params]
+        exp_avg_sqs = [state[p]["exp_avg_sq"] for p in params]
+        steps = [state[p]["step"] for p in params]
+        kernel = torch._fused_adamw_ if group.get("decoupled_weight_decay") or isinstance(
+            optimizer, torch.optim.AdamW) else torch._fused_adam_
+
+        def adam() -> None:
+            beta1, beta2 = group["betas"]
+            torch._foreach_add_(steps, 1)
+            kernel(ps, grads, exp_avgs, exp_avg_sqs, [], steps, amsgrad=False, lr=group["lr"], beta1=beta1,
+                   beta2=beta2, weight_decay=group["weight_decay"], eps=group["eps"], maximize=False,
+                   grad_scale=None, found_inf=None)
+
+        return adam
+    if isinstance(optimizer, torch.optim.SGD):
+        momentum = group["momentum"]
+        bufs = [state[p]["momentum_buffer"] for p in params] if momentum != 0 else []
+        if any(b is None for b in bufs):
+            return None
+
+        def sgd() -> None:
+            torch._fused_sgd_(ps, grads, bufs, weight_decay=group["weight_decay"], momentum=group["momentum"],
+                              lr=group["lr"], dampening=group["dampening"], nesterov=group["nesterov"],
+                              maximize=False, is_first_step=False, grad_scale=None, found_inf=None)
+
+        return sgd
+    return None

@@ -1,0 +1,78 @@
+"""One palette and one figure style for every Plotly figure of dlplay.
+
+Colours are named by what they are; the figure modules give them roles (train/test, sign, highlight).
+The layout helpers build figures from plain dicts, validated once, with no named template
+(Streamlit's chart theme styles them, and a template alone costs ~30 ms per figure).
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import plotly.graph_objects as go
+
+# ---------------------------------------------------------------- the palette
+# categorical (D3's category10): runs, train vs test, the predicted class, the step after
+BLUE, ORANGE, GREEN, RED, PURPLE = "#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd"
+GREY = "#7f7f7f"
+CATEGORY10 = (BLUE, ORANGE, GREEN, RED, PURPLE, "#8c564b", "#e377c2", GREY, "#bcbd22", "#17becf")
+# one colour per layer on the Dynamics page (Plotly's default sequence)
+LAYER_PALETTE = ("#636efa", "#ef553b", "#00cc96", "#ab63fa", "#ffa15a", "#19d3f3", "#ff6692", "#b6e880", "#ff97ff",
+                 "#fecb52")
+# blues and oranges of the Draw page's bars, the diagram's weight signs (orange < 0, like TF Playground)
+LIGHT_BLUE, MID_BLUE, DEEP_ORANGE = "#9ecae1", "#3182bd", "#e6550d"
+WEIGHT_ORANGE, NEUTRAL = "#f28e2b", "#b8b8b8"
+# the diverging pair (RdBu's ends): blue below zero, red above, and a light grey for gaps
+NEGATIVE_RGB, POSITIVE_RGB, GAP_RGB = (33, 102, 172), (178, 24, 43), (235, 235, 235)
+NEGATIVE_CSS, POSITIVE_CSS = "rgb(33,102,172)", "rgb(178,24,43)"
+# the "healthy" band of the update-ratio chart
+HEALTHY_FILL, HEALTHY_LINE, HEALTHY_TEXT = "rgba(44,160,44,0.10)", "rgba(44,160,44,0.8)", "rgb(44,130,44)"
+# background, grid, text and outlines
+BACKGROUND = "white"
+GRID = "#e9e9ef"
+MUTED_BAR = "#d9d9d9"
+OUTLINE, TEXT_DARK, TEXT, TEXT_MUTED, TEXT_FAINT, LINE_FAINT = "#333", "#444", "#555", "#666", "#777", "#888"
+# the network diagram's boxes without a layer kind of their own
+BOX_INPUT, BOX_FLATTEN, BOX_OUTPUT, BOX_OTHER = "#e8e8e8", "#f2f2f2", "#f7d4d4", "#eee"
+# colour scales
+DIVERGING = "RdBu_r"  # blue < 0 < red
+DIVERGING_REVERSED = "RdBu"  # the same with reversescale=True
+SEQUENTIAL = "Viridis"
+COUNTS = "Blues"
+GREYS = "gray"
+SALIENCY_SCALE = [[0.0, "rgba(33,102,172,0.95)"], [0.5, "rgba(255,255,255,0)"], [1.0, "rgba(178,24,43,0.95)"]]
+
+# ---------------------------------------------------------------- the style
+LEGEND_TOP = {"orientation": "h", "yanchor": "bottom", "y": 1.0, "xanchor": "right", "x": 1.0}
+# for charts whose legend has many or long entries (one per layer, one per run): under the x axis, where
+# it cannot cover the title; a legend pushes the bottom margin by itself
+LEGEND_BELOW = {"orientation": "h", "yref": "container", "y": 0.0, "yanchor": "bottom", "x": 0.0, "xanchor": "left"}
+
+
+def base_layout(title: str, height: int, bottom: int = 40, legend: dict | None = None) -> dict:
+    """Title, size, margins, legend and background shared by the charts. No named template:
+    Streamlit's chart theme styles them, and a template alone costs ~30 ms per figure."""
+    return {
+        "title": {"text": title, "x": 0.0, "font": {"size": 15}},
+        "height": height,
+        "margin": {"l": 55, "r": 20, "t": 45, "b": bottom},
+        "legend": legend or LEGEND_TOP,
+        "plot_bgcolor": BACKGROUND,
+        "paper_bgcolor": BACKGROUND,
+    }
+
+
+def axis(title: str = "", **extra: Any) -> dict:
+    return {"title": {"text": title}, "gridcolor": GRID, "zerolinecolor": GRID, **extra}
+
+
+def plain_figure(traces: list[dict], title: str, xtitle: str, ytitle: str, height: int = 320,
+                 xaxis: dict | None = None, yaxis: dict | None = None, **layout: Any) -> go.Figure:
+    """A figure from plain dicts, validated once (no add_*/update_* helpers, see base_layout)."""
+    base = {
+        **base_layout(title, height),
+        "xaxis": axis(xtitle, **(xaxis or {})),
+        "yaxis": axis(ytitle, **(yaxis or {})),
+        "uirevision": "keep",  # zoom survives live updates
+    }
+    base.update(layout)
+    return go.Figure({"data": traces, "layout": base})

@@ -1,0 +1,66 @@
+"""The run handle: the one interface through which pages and ``dlplay/ui`` talk to a training run.
+
+Nothing above this interface may assume the run lives in this process: no model object, lock,
+thread or dataset tensor crosses it, only commands, immutable snapshots, state dicts and plain
+results. Today's only backend is ``dlplay.train.TrainingSession`` (a thread in the app's process);
+a remote backend (a Ray actor) implements the same Protocol.
+"""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
+
+if TYPE_CHECKING:
+    import torch
+
+    from .data import DatasetInfo
+    from .metrics import MetricsSnapshot
+    from .model import Net
+    from .probe import ProbeSnapshot
+    from .spec import ModelSpec, TrainConfig
+    from .status import Status
+
+
+@runtime_checkable
+class RunHandle(Protocol):
+    """A run seen from the UI. Commands return at once; the run applies them between steps."""
+
+    run_id: str  # unique per process and run; what the run history and the server's registry key on
+    spec: ModelSpec
+    config: TrainConfig
+    created_at: float
+    started_at: float | None  # unix time training began (None: not yet)
+    finished_at: float | None  # unix time the run ended (None: not yet)
+    total_steps: int
+    steps_per_epoch: int
+
+    # ----- commands -----
+    def start(self, paused: bool = False) -> None: ...
+    def pause(self) -> None: ...
+    def resume(self) -> None: ...
+    def step(self, n: int = 1) -> None: ...
+    def stop(self) -> None: ...
+    def set_lr(self, lr: float) -> None: ...
+    def set_pace(self, steps_per_s: float | None) -> None: ...  # None: full speed
+    def set_probe_every(self, every: int) -> None: ...
+    def heartbeat(self) -> None: ...
+
+    # ----- reads -----
+    @property
+    def status(self) -> Status: ...
+    @property
+    def is_alive(self) -> bool: ...
+    @property
+    def device_name(self) -> str: ...  # "cpu", "cuda:0", ...
+    @property
+    def dataset_info(self) -> DatasetInfo: ...
+    @property
+    def pace(self) -> float | None: ...
+    def seconds_since_heartbeat(self) -> float: ...  # the server's slot queue and admin view read it
+    def snapshot(self) -> MetricsSnapshot: ...
+    def probe_snapshot(self) -> ProbeSnapshot | None: ...  # None: the run has no probe (or none yet)
+    def probe_every(self) -> int | None: ...
+    def state_dict(self) -> dict[str, torch.Tensor]: ...  # CPU tensors, a consistent copy
+    def model_copy(self, device: str | torch.device = "cpu") -> Net: ...  # built from spec + state_dict, eval mode
+    def evaluate(self, split: str = "test") -> tuple[float, float]: ...  # (mean loss, accuracy)
+    def test_split(self) -> tuple[torch.Tensor, torch.Tensor]: ...  # (uint8 images, labels) on the CPU
+

@@ -1,0 +1,1 @@
+"""Many learners on one deployment: the slot pool, the session registry, the guardrails, the admin policy."""

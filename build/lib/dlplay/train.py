@@ -1,0 +1,612 @@
+"""TrainingSession: the training loop in a background thread, steered by a small command surface.
+
+The UI thread never trains and this thread never touches the UI. Data stays on the training
+device as uint8 and is normalised per batch there; losses accumulate on the device and reach the
+host every ``sync_every`` steps (with the count of correct predictions), so there is no host
+synchronisation and no bookkeeping kernel per step.
+"""
+from __future__ import annotations
+
+import copy
+import math
+import threading
+import time
+import uuid
+from typing import Any, Callable, Iterable
+
+import torch
+import torch.nn.functional as F
+
+from .data import DatasetInfo, normalize_with
+from .device import choose_device
+from .engine import DenseEngine
+from .engine import supports as engine_supports
+from .errors import UserError
+from .metrics import EpochRecord, MetricsHistory, MetricsSnapshot
+from .model import Net, build_model, eval_mode
+from .optimizers import make_optimizer
+from .probe import ProbeSnapshot, probe_of
+from .spec import ModelSpec, TrainConfig, lr_factor, validate_lr
+from .status import Status
+
+MAX_PACE = 1000.0  # steps per second; a slower pace lets a learner watch each step (None: full speed)
+EXPLODED_FACTOR = 100.0  # a loss this many times its first value blew up (Adam at lr 10: 2.3 -> 9.5e5)
+CHANCE_MARGIN = 0.05  # test accuracy within this of 1/classes after an epoch: the network only guesses
+DEAD_SHARE = 0.5  # this share of ReLU units dead (never active on the probe images) counts as broken
+EVAL_CHUNK = 1000  # test images per chunk of the end-of-epoch evaluation (each chunk reports progress)
+EVAL_BATCH = 256  # test-set batches: cache-sized on the CPU (the small CNN: ~2x faster than 2000)
+
+
+class _Stop(Exception):
+    pass
+
+
+class TrainingSession:
+    """One run: a model, its optimiser, a dataset on a device, and the thread that trains them.
+
+    The in-process implementation of :class:`dlplay.handle.RunHandle`: commands (any thread)
+    ``start``, ``pause``, ``resume``, ``step``, ``stop``, ``set_lr``, ``set_pace``,
+    ``set_probe_every``, ``heartbeat``; reads ``snapshot()``, ``probe_snapshot()``, ``status``,
+    ``state_dict()``, ``model_copy()``, ``evaluate()``, ``test_split()``.
+    ``callbacks`` are objects with any of ``on_start(session)``, ``after_backward(session, step)``,
+    ``after_step(session, step)``, ``on_sync(session)``, ``on_epoch_end(session, record)``,
+    ``on_end(session)``; they run in the training thread.
+
+    ``engine``: ``"auto"`` trains a network of dense layers with :class:`~dlplay.engine.DenseEngine`
+    (the tutorial's equations, no autograd) and anything else with autograd; ``"autograd"`` always
+    uses autograd. ``self.engine`` is the dense engine or None; ``engine_name`` says which trains.
+    """
+
+    def __init__(
+        self,
+        spec: ModelSpec,
+        config: TrainConfig,
+        dataset: Any,
+        device: torch.device | str | None = None,
+        *,
+        sync_every: int = 50,
+        callbacks: Iterable[Any] = (),
+        heartbeat_timeout: float | None = None,
+        slot_pool: Any = None,
+        history_capacity: int = 8192,
+        engine: str = "auto",
+    ):
+        self.run_id = uuid.uuid4().hex[:12]  # a RunRecord's id: the run history keys on it
+        self.spec = spec
+        self.config = config
+        self.device = torch.device(device) if device is not None else choose_device(config.device)
+        self.dataset = dataset.to(self.device)
+        self.sync_every = max(1, sync_every)
+        self.callbacks = list(callbacks)
+        self.heartbeat_timeout = heartbeat_timeout
+        self.slot_pool = slot_pool
+        self.metrics = MetricsHistory(history_capacity)
+        self.model: Net = build_model(spec, seed=config.seed).to(self.device)
+        self.optimizer = make_optimizer(config.optimizer, self.model.parameters(), config.lr, config.weight_decay)
+        if engine not in ("auto", "autograd"):
+            raise ValueError(engine)
+        # the step function is chosen once per run
+        self.engine = DenseEngine(self.model, self.optimizer) if engine == "auto" and engine_supports(self.model) else None
+        self.engine_name = self.engine.name if self.engine is not None else "autograd"
+        self._train_step = self._engine_step if self.engine is not None else self._autograd_step
+        info = self.dataset.info
+        self._scale = 1.0 / (255.0 * info.std)
+        self._neg_shift = torch.tensor(-info.mean / info.std, dtype=torch.float32, device=self.device)
+        n = len(self.dataset.train_labels)
+        self.train_size = min(n, config.train_size or n)
+        self.steps_per_epoch = math.ceil(self.train_size / config.batch_size)
+        self.total_steps = self.steps_per_epoch * config.epochs
+        self.created_at = time.time()
+        self.started_at: float | None = None
+        self.finished_at: float | None = None
+        self.model_lock = threading.RLock()
+        self._cond = threading.Condition()
+        self._paused = False
+        self._stop_requested = False
+        self._steps_allowed = 0  # single steps granted while paused
+        self._pending_lr: float | None = None
+        self._base_lr = config.lr  # the learning rate the user chose (set_lr changes it); the schedule scales it
+        self._last_heartbeat = time.monotonic()
+        self._thread: threading.Thread | None = None
+        self._test_cpu: tuple[torch.Tensor, torch.Tensor] | None = None
+        self.metrics.update_progress(
+            epochs=config.epochs, steps_per_epoch=self.steps_per_epoch, total_steps=self.total_steps, lr=config.lr,
+            engine=self.engine_name,
+        )
+
+    # ----- commands -------------------------------------------------------------------------
+    def start(self, paused: bool = False) -> None:
+        """Start the training thread (once). ``paused=True`` starts it waiting for step/resume."""
+        with self._cond:
+            if self._thread is not None:
+                return
+            self._paused = paused
+            self._thread = threading.Thread(target=self._run, name="dlplay-train", daemon=True)
+            self._thread.start()
+
+    def pause(self) -> None:
+        with self._cond:
+            self._paused = True
+            self._cond.notify_all()
+
+    def resume(self) -> None:
+        with self._cond:
+            self._paused = False
+            self._cond.notify_all()
+
+    def step(self, n: int = 1) -> None:
+        """Run ``n`` single steps, then stay paused (starts the thread paused if needed)."""
+        if self._thread is None:
+            self.start(paused=True)
+        with self._cond:
+            self._paused = True
+            self._steps_allowed += n
+            self._cond.notify_all()
+
+    def stop(self) -> None:
+        with self._cond:
+            self._stop_requested = True
+            self._cond.notify_all()
+        if self._thread is None:
+            self._set_status("stopped")
+
+    def set_lr(self, lr: float) -> None:
+        """Change the learning rate; it applies from the next step."""
+        lr = validate_lr(lr)
+        with self._cond:
+            self._pending_lr = lr
+            self._cond.notify_all()
+
+    _pace: float | None = None  # steps per second; None: full speed (class defaults: __init__ stays as it was)
+    _last_step_at = 0.0  # time.monotonic() when the gate last let a paced step through
+
+    def set_pace(self, steps_per_s: float | None) -> None:
+        """Slow the run to ``steps_per_s`` steps per second so it can be watched (None: full speed).
+        Applies from the next step, also while running; pause and stop still answer at once."""
+        if steps_per_s is not None:
+            if isinstance(steps_per_s, bool) or not isinstance(steps_per_s, (int, float)) \
+                    or not math.isfinite(steps_per_s) or not 0 < steps_per_s <= MAX_PACE:
+                raise UserError("train.pace_range", value=steps_per_s, max=MAX_PACE)
+            steps_per_s = float(steps_per_s)
+        with self._cond:
+            self._pace = steps_per_s
+            self._cond.notify_all()
+
+    @property
+    def pace(self) -> float | None:
+        """Steps per second the run is held to, or None at full speed."""
+        return self._pace
+
+    def heartbeat(self) -> None:
+        """The UI is still there; without one for ``heartbeat_timeout`` seconds the run stops itself."""
+        self._last_heartbeat = time.monotonic()
+
+    def set_probe_every(self, every: int) -> None:
+        """Measure the layers every ``every`` steps from now on (no effect on a run without a probe)."""
+        probe = probe_of(self.callbacks)
+        if probe is not None:
+            probe.set_every(every)
+
+    def join(self, timeout: float | None = None) -> bool:
+        """Wait for the thread to end; True if it has."""
+        if self._thread is None:
+            return True
+        self._thread.join(timeout)
+        return not self._thread.is_alive()
+
+    # ----- reads ----------------------------------------------------------------------------
+    @property
+    def status(self) -> Status:
+        return Status(self.metrics.progress.status)
+
+    @property
+    def device_name(self) -> str:
+        """Where the run trains: ``cpu``, ``cuda:0``, ``mps``."""
+        return str(self.device)
+
+    @property
+    def dataset_info(self) -> DatasetInfo:
+        return self.dataset.info
+
+    @property
+    def last_heartbeat(self) -> float:
+        """``time.monotonic()`` of the latest heartbeat (or of the run's creation)."""
+        return self._last_heartbeat
+
+    def seconds_since_heartbeat(self) -> float:
+        return time.monotonic() - self._last_heartbeat
+
+    @property
+    def stop_requested(self) -> bool:
+        return self._stop_requested
+
+    @property
+    def is_alive(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def snapshot(self) -> MetricsSnapshot:
+        return self.metrics.snapshot()
+
+    def probe_snapshot(self) -> ProbeSnapshot | None:
+        """The probe's latest measurements (None: the run has no probe, or it has not published yet)."""
+        probe = probe_of(self.callbacks)
+        return probe.snapshot() if probe is not None else None
+
+    def probe_every(self) -> int | None:
+        """Steps between two measurements of the layers now (None: the run has no probe)."""
+        probe = probe_of(self.callbacks)
+        return probe.every if probe is not None else None
+
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        """A consistent CPU copy of the weights (and buffers), taken between two steps."""
+        with self.model_lock:
+            return {k: v.detach().to("cpu", copy=True) for k, v in self.model.state_dict().items()}
+
+    def model_copy(self, device: str | torch.device = "cpu") -> Net:
+        """A network built from the spec with a consistent copy of the current weights (eval mode).
+
+        Built on the meta device and then filled, so no initialisation runs: the global random
+        generator, which the training thread draws its dropout masks from, is left alone.
+        """
+        with torch.device("meta"):
+            clone = Net(self.spec)
+        clone = clone.to_empty(device=device)
+        clone.load_state_dict(self.state_dict(), strict=True)
+        return clone.eval()
+
+    def test_split(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """The test images (uint8) and labels on the CPU (copied once from the training device)."""
+        if self._test_cpu is None:
+            self._test_cpu = (self.dataset.test_images.cpu(), self.dataset.test_labels.cpu())
+        return self._test_cpu
+
+    def normalize(self, images: torch.Tensor) -> torch.Tensor:
+        """uint8 images -> the float input the network trains on."""
+        return normalize_with(images, self._neg_shift, self._scale)
+
+    @torch.inference_mode()
+    def evaluate(self, split: str = "test", batch_size: int = EVAL_BATCH) -> tuple[float, float]:
+        """Mean loss and accuracy on a split with the current weights (one host sync)."""
+        images = self.dataset.test_images if split == "test" else self.dataset.train_images[: self.train_size]
+        labels = self.dataset.test_labels if split == "test" else self.dataset.train_labels[: self.train_size]
+        return self._evaluate_on(images, labels, batch_size)
+
+    def _evaluate_on(self, images: torch.Tensor, labels: torch.Tensor, batch_size: int,
+                     report: Callable[[float], None] | None = None) -> tuple[float, float]:
+        """A convolutional network on the CPU is evaluated on a channels-last copy of its weights (taken
+        under the model lock, which is then free for the UI): with batches of 256 about 3x faster than
+        the training layout in batches of 2000 (the small CNN's 10k test images)."""
+        if self.device.type == "cpu" and any(isinstance(m, torch.nn.Conv2d) for m in self.model.modules()):
+            with self.model_lock:
+                model = copy.deepcopy(self.model)
+            return self._evaluate(model.to(memory_format=torch.channels_last).eval(), images, labels, batch_size, report)
+        with self.model_lock:
+            with eval_mode(self.model):
+                return self._evaluate(self.model, images, labels, batch_size, report)
+
+    def _evaluate(self, model: Net, images: torch.Tensor, labels: torch.Tensor, batch_size: int,
+                  report: Callable[[float], None] | None = None) -> tuple[float, float]:
+        """``report(share done)`` after each batch (it may raise to stop)."""
+        loss_sum = torch.zeros((), device=self.device)
+        correct = torch.zeros((), device=self.device, dtype=torch.int64)
+        n = len(labels)
+        for i in range(0, n, batch_size):
+            out = model(self.normalize(images[i : i + batch_size]))
+            y = labels[i : i + batch_size]
+            loss_sum += F.cross_entropy(out, y, reduction="sum")
+            correct += (out.argmax(1) == y).sum()
+            if report is not None:
+                report(min(n, i + batch_size) / n)
+        return loss_sum.item() / max(1, n), correct.item() / max(1, n)
+
+    # ----- the loop -------------------------------------------------------------------------
+    def _set_status(self, status: str, message: str = "", **params: Any) -> None:
+        self.metrics.update_progress(status=status, message=message, message_params=tuple(sorted(params.items())))
+
+    def _call(self, hook: str, *args: Any) -> None:
+        for cb in self.callbacks:
+            fn = getattr(cb, hook, None)
+            if fn is not None:
+                fn(self, *args)
+
+    def _gate(self) -> None:
+        """Between steps: apply commands, honour pause / single steps / stop / a lost heartbeat."""
+        with self._cond:
+            while True:
+                if self._stop_requested:
+                    raise _Stop()
+                if self.heartbeat_timeout is not None and time.monotonic() - self._last_heartbeat > self.heartbeat_timeout:
+                    self._stop_requested = True
+                    raise _Stop("abandoned")
+                if self._pending_lr is not None:
+                    self._base_lr = self._pending_lr
+                    self._apply_lr(self._global_step + 1)
+                    self.metrics.add_lr_change(self._global_step + 1, self._pending_lr)
+                    self.metrics.update_progress(lr=self.current_lr)
+                    self._pending_lr = None
+                if not self._paused:
+                    if self._pace is not None:
+                        wait = self._last_step_at + 1.0 / self._pace - time.monotonic()
+                        if wait > 0:  # not due yet: wait on the condition, so pause/stop/lr/pace answer at once
+                            if self.status != "running":
+                                self._set_status("running")
+                            self._cond.wait(timeout=min(wait, 0.5))
+                            continue
+                        self._last_step_at = time.monotonic()
+                    if self.status != "running":
+                        self._set_status("running")
+                    return
+                if self._steps_allowed > 0:
+                    self._steps_allowed -= 1
+                    self._single_step = True
+                    return
+                if self.status != "paused":
+                    self._flush()
+                    self._set_status("paused")
+                    self._paused_since = time.monotonic()
+                self._yield_slot_while_paused()
+                self._cond.wait(timeout=0.5)
+
+    def _yield_slot_while_paused(self) -> None:
+        """Paused long enough while others wait for a slot: let the next run train (see _regain_slot)."""
+        if self.slot_pool is not None and not self._slot_yielded:
+            self._slot_yielded = self.slot_pool.yield_if_waited_for(self, self._paused_since)
+
+    def _regain_slot(self) -> None:
+        """After a pause that gave the slot away: queue for one again before the next step."""
+        if not self._slot_yielded:
+            return
+        self._set_status("queued")
+        if not self.slot_pool.acquire(self, lambda: self._stop_requested):
+            raise _Stop() if self._stop_requested else _Stop("abandoned")
+        self._slot_yielded = False
+        self._set_status("running")
+
+    @property
+    def current_lr(self) -> float:
+        """The learning rate of the latest step (the chosen one scaled by the schedule)."""
+        return float(self.optimizer.param_groups[0]["lr"])
+
+    def _apply_lr(self, step: int) -> None:
+        lr = self._base_lr * lr_factor(self.config.schedule, step, self.total_steps)
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+
+    def _flush(self) -> None:
+        """Copy accumulated losses to the host (the only sync in the hot loop); detect divergence."""
+        k = len(self._pending_losses)
+        if k == 0:
+            return
+        # one host sync for the whole window: its losses and how many of its predictions were right
+        outputs, targets = zip(*self._pending_outputs)
+        hits = (torch.cat(outputs).argmax(1) == torch.cat(targets)).sum()  # a few kernels per window, not per step
+        # float32 (MPS has no float64); a window's hit count (< 50 x 8192) stays exact in float32
+        packed = torch.cat([torch.stack(self._pending_losses).float(), hits.reshape(1).float()])
+        *losses, correct = packed.tolist()
+        self._pending_losses.clear()
+        self._pending_outputs.clear()
+        self._epoch_correct += int(correct)
+        first = self._global_step - k + 1
+        self._epoch_loss_sum += sum(losses)
+        self.metrics.append_losses(first, losses)
+        now = time.perf_counter()
+        rate = self._samples_since_sync / max(now - self._sync_time, 1e-9)
+        self._sync_time, self._samples_since_sync = now, 0
+        remaining = (self.total_steps - self._global_step) * self.config.batch_size
+        self.metrics.update_progress(
+            global_step=self._global_step,
+            epoch=self._epoch,
+            step_in_epoch=self._step_in_epoch,
+            samples_per_s=rate,
+            elapsed_s=time.time() - (self.started_at or time.time()),
+            eta_s=remaining / rate if rate > 0 else None,
+            lr=self.current_lr,
+        )
+        if not all(math.isfinite(v) for v in losses):
+            raise _Diverged(first + next(i for i, v in enumerate(losses) if not math.isfinite(v)))
+        self._watch_loss(first, losses)
+        self._call("on_sync")
+
+    def _sync_window(self) -> int:
+        """Steps between two host syncs: ``sync_every`` at full speed; at a watchable pace about one
+        sync per 1/20 s (every step at 20 steps/s or slower), so the loss reaches the page as it goes."""
+        pace = self._pace
+        if pace is None:
+            return self.sync_every
+        return max(1, min(self.sync_every, int(pace // 20)))
+
+    def _warn(self, key: str = "", **params: Any) -> None:
+        """A warning on the progress (the run goes on): ``key`` is a translation key, "" clears it."""
+        self.metrics.update_progress(warning=key, warning_params=tuple(sorted(params.items())))
+
+    def _watch_loss(self, first: int, losses: list[float]) -> None:
+        """After a sync: a finite loss that exploded far above its first value is worth a warning
+        (a NaN ends the run as diverged; this one goes on, often stuck at chance, see _check_learning)."""
+        if self._start_loss is None:
+            self._start_loss = losses[0]
+        peak = max(losses)
+        if self._exploded is None and peak > EXPLODED_FACTOR * max(self._start_loss, 1e-3):
+            step = first + losses.index(peak)
+            self._exploded = {"peak": peak, "step": step}
+            self._warn("train.warn_exploded", start=self._start_loss, lr=self.current_lr, **self._exploded)
+
+    def _dead_share(self) -> float | None:
+        """Share of the ReLU-family units the probe found dead (latest readings), if it measured any."""
+        probe = self.metrics.snapshot().extras.get("probe")
+        if probe is None or not len(probe.steps):
+            return None
+        dead = probe.recent("dead")
+        units = [(d, layer.units) for d, layer in zip(dead, probe.layers) if layer.relu_family and math.isfinite(d)]
+        total = sum(u for _, u in units)
+        return sum(d * u for d, u in units) / total if total else None
+
+    def _check_learning(self, record: EpochRecord) -> None:
+        """After an epoch: test accuracy no better than guessing gets a warning that says why if it
+        can (the loss exploded, ReLU units died) and what to try; it clears once the network learns."""
+        chance = 1.0 / self.spec.num_classes
+        exploded = self._exploded or {}
+        if record.test_acc > chance + CHANCE_MARGIN:
+            if not self.metrics.progress.warning.startswith("train.warn_chance"):
+                return
+            if exploded:  # it learns again: the explosion stays worth knowing
+                self._warn("train.warn_exploded", start=self._start_loss, lr=self.current_lr, **exploded)
+            else:
+                self._warn()
+            return
+        params: dict[str, Any] = {"epoch": record.epoch, "acc": record.test_acc, "chance": chance, **exploded}
+        dead = self._dead_share()
+        if dead is not None and dead >= DEAD_SHARE:
+            params["dead"] = float(dead)
+        broken = bool(exploded) or "dead" in params
+        self._warn("train.warn_chance_broken" if broken else "train.warn_chance", lr=self.current_lr, **params)
+
+    @torch.inference_mode()
+    def _evaluate_test(self) -> tuple[float, float]:
+        """The end-of-epoch test evaluation, its progress reported in ``progress.evaluating`` about every
+        EVAL_CHUNK images (a CNN's takes seconds on a CPU: the page shows it instead of freezing); Stop
+        answers between batches."""
+        last = [0.0]
+
+        def report(done: float) -> None:
+            if self._stop_requested:
+                raise _Stop()
+            if done >= 1.0 or done - last[0] >= EVAL_CHUNK / max(1, n):
+                last[0] = done
+                self.metrics.update_progress(evaluating=done)
+
+        n = len(self.dataset.test_labels)
+        self.metrics.update_progress(evaluating=0.0)
+        try:
+            return self._evaluate_on(self.dataset.test_images, self.dataset.test_labels, EVAL_BATCH, report)
+        except _Stop:
+            self.metrics.update_progress(evaluating=None)
+            raise
+
+    def _run(self) -> None:
+        self._global_step = 0
+        self._epoch = 0
+        self._step_in_epoch = 0
+        self._pending_losses: list[torch.Tensor] = []
+        self._pending_outputs: list[tuple[torch.Tensor, torch.Tensor]] = []
+        self._epoch_correct = 0
+        self._samples_since_sync = 0
+        self._epoch_loss_sum = 0.0
+        self._single_step = False
+        self._paused_since = time.monotonic()
+        self._slot_yielded = False  # the slot was given to a waiting run during a long pause
+        slot_taken = False
+        try:
+            if self.slot_pool is not None:
+                self._set_status("queued")
+                slot_taken = self.slot_pool.acquire(self, lambda: self._stop_requested)
+                if not slot_taken:
+                    raise _Stop()
+            self.started_at = time.time()
+            self._sync_time = time.perf_counter()
+            self._loop()
+            self._set_status("done")
+        except _Stop as stop:
+            self._safe_flush()
+            self._set_status("stopped", "train.msg_abandoned" if stop.args == ("abandoned",) else "")
+        except _Diverged as div:
+            self._set_status("diverged", "train.msg_diverged", step=div.step, lr=self.optimizer.param_groups[0]["lr"])
+        except torch.OutOfMemoryError:
+            self._set_status("failed", "train.msg_oom")
+        except UserError as exc:
+            self._set_status("failed", exc.key, **exc.params)
+        except Exception as exc:  # noqa: BLE001 - any failure becomes a state the UI shows
+            self._set_status("failed", "train.msg_failed", error=f"{type(exc).__name__}: {exc}")
+        finally:
+            self.finished_at = time.time()
+            if slot_taken:
+                self.slot_pool.release(self)
+            try:
+                self._call("on_end")
+            except Exception:  # noqa: BLE001
+                pass
+
+    def _safe_flush(self) -> None:
+        try:
+            self._flush()
+        except _Diverged:
+            pass
+
+    def _loop(self) -> None:
+        cfg = self.config
+        data = self.dataset
+        images, labels = data.train_images[: self.train_size], data.train_labels[: self.train_size]
+        gen = torch.Generator().manual_seed(cfg.seed)
+        torch.manual_seed(cfg.seed)  # dropout masks
+        scheduled = cfg.schedule != "constant"
+        self.model.train()
+        self._start_loss: float | None = None
+        self._exploded: dict[str, Any] | None = None
+        self._call("on_start")
+        for epoch in range(cfg.epochs):
+            perm = torch.randperm(self.train_size, generator=gen).to(self.device)
+            self._epoch_loss_sum = 0.0
+            self._epoch_correct = 0
+            t_epoch = time.perf_counter()
+            for i in range(self.steps_per_epoch):
+                self._gate()
+                self._regain_slot()
+                window = self.sync_every if self._pace is None else self._sync_window()
+                if scheduled:
+                    self._apply_lr(self._global_step + 1)
+                idx = perm[i * cfg.batch_size : (i + 1) * cfg.batch_size]
+                # index_select: on CPU about 40 us per batch faster than images[idx]
+                x = self.normalize(torch.index_select(images, 0, idx))
+                y = torch.index_select(labels, 0, idx)
+                with self.model_lock:
+                    loss, out = self._train_step(x, y)
+                # kept as device tensors until the next flush: no host sync and no extra kernels per step
+                self._pending_losses.append(loss.detach())
+                self._pending_outputs.append((out.detach(), y))
+                self._samples_since_sync += len(y)
+                self._step_in_epoch = i + 1
+                if len(self._pending_losses) >= window or self._single_step or i + 1 == self.steps_per_epoch:
+                    self._single_step = False
+                    self._flush()
+            self._epoch = epoch + 1
+            seconds = time.perf_counter() - t_epoch
+            test_loss, test_acc = self._evaluate_test()
+            record = EpochRecord(
+                epoch=epoch + 1,
+                train_loss=self._epoch_loss_sum / self.steps_per_epoch,
+                train_acc=self._epoch_correct / self.train_size,
+                test_loss=test_loss,
+                test_acc=test_acc,
+                seconds=seconds,
+                samples_per_s=self.train_size / max(seconds, 1e-9),
+            )
+            self.metrics.add_epoch(record)
+            self.metrics.update_progress(epoch=epoch + 1, evaluating=None)
+            self._check_learning(record)
+            self._call("on_epoch_end", record)
+
+
+    # ----- one training step: the dense engine's, or autograd's ------------------------------
+    def _engine_step(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        loss, out = self.engine.forward_backward(x, y)  # type: ignore[union-attr]
+        self._global_step += 1
+        self._call("after_backward", self._global_step)
+        self.engine.update()  # type: ignore[union-attr]
+        self._call("after_step", self._global_step)
+        return loss, out
+
+    def _autograd_step(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        out = self.model(x)
+        loss = F.cross_entropy(out, y)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self._global_step += 1
+        self._call("after_backward", self._global_step)
+        self.optimizer.step()
+        self._call("after_step", self._global_step)
+        return loss, out
+
+
+class _Diverged(Exception):
+    def __init__(self, step: int):
+        super().__init__(step)
+        self.step = step

@@ -1,0 +1,1 @@
+"""Streamlit helpers shared by pages (the only package code besides pages that imports streamlit)."""

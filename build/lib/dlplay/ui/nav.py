@@ -1,0 +1,46 @@
+"""The app's pages in navigation order; a page appears once its file exists (Admin: only with a token)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+HOME = "home"
+
+# (file relative to the repo root, url path, translation key of the title, icon)
+PAGES: list[tuple[str, str, str, str]] = [
+    ("pages/home.py", "home", "nav.home", ":material/home:"),
+    ("pages/build.py", "build", "nav.build", ":material/account_tree:"),
+    ("pages/train.py", "train", "nav.train", ":material/model_training:"),
+    ("pages/dynamics.py", "dynamics", "nav.dynamics", ":material/monitoring:"),
+    ("pages/draw.py", "draw", "nav.draw", ":material/draw:"),
+    ("pages/inside.py", "inside", "nav.inside", ":material/biotech:"),
+    ("pages/sequences.py", "sequences", "nav.sequences", ":material/view_timeline:"),
+    ("pages/evaluate.py", "evaluate", "nav.evaluate", ":material/fact_check:"),
+    ("pages/runs.py", "runs", "nav.runs", ":material/history:"),
+    ("pages/admin.py", "admin", "nav.admin", ":material/admin_panel_settings:"),
+]
+
+
+def available_pages() -> list[tuple[str, str, str, str]]:
+    """The pages this server offers: those whose file exists; Admin only when DLPLAY_ADMIN_TOKEN is set."""
+    from dlplay.server.admin import admin_token
+
+    admin = admin_token() is not None
+    return [p for p in PAGES if (ROOT / p[0]).exists() and (p[1] != "admin" or admin)]
+
+
+def open_home_by_its_name() -> None:
+    """``/home`` opens Home instead of "Page not found" over it.
+
+    Streamlit serves the default page only at the app's root: its own url path matches no request.
+    Call before ``st.navigation``; a request for ``/home`` then resolves as one for the root.
+    (Uses Streamlit's page manager; where that changes, ``/home`` shows the not-found notice again.)
+    """
+    try:
+        from streamlit.runtime.scriptrunner_utils.script_run_context import get_script_run_ctx
+
+        pages = get_script_run_ctx().pages_manager
+        if (pages.intended_page_name or "").lower() == HOME and not pages.intended_page_script_hash:
+            pages.set_script_intent("", "")
+    except Exception:  # noqa: BLE001 - bare mode or another Streamlit: no alias, nothing breaks
+        return

@@ -1,0 +1,202 @@
+"""Per-browser-session state: the model being designed, the training settings, the run history and
+the current run.
+
+This module owns a run's whole life: :func:`replace_run` (and :func:`new_session` on top of it)
+creates one under the server's rules and makes it current, :func:`adopt_checkpoint` makes a loaded
+checkpoint the current run, :func:`reset_session` ends it. Every run it creates is recorded in the
+run history when it ends. Pages and the other ``dlplay/ui`` helpers see a run only as a
+:class:`~dlplay.handle.RunHandle`.
+
+``init_state()`` (at the top of every page) fills in the defaults and may rerun the script; the
+getters below only read.
+"""
+from __future__ import annotations
+
+import dataclasses
+
+import streamlit as st
+
+from dlplay.checkpoint import Checkpoint, load_into_session, usable_config
+from dlplay.device import choose_device
+from dlplay.handle import RunHandle
+from dlplay.presets import DEFAULT_PRESET, PRESETS
+from dlplay.probe import DEFAULT_EVERY, Probe
+from dlplay.runs import RunHistory, RunRecord, RunRecorder
+from dlplay.server.admin import heartbeat_timeout
+from dlplay.server.guardrails import check_run, free_memory_bytes, limit_train_size
+from dlplay.spec import ModelSpec, TrainConfig
+from dlplay.status import ACTIVE
+from dlplay.train import TrainingSession
+from dlplay.ui import server
+from dlplay.ui.data import dataset_on
+
+SPEC, CONFIG, SESSION = "spec", "config", "train_session"
+HISTORY = "run_history"
+PROBE_EVERY = "probe_every"  # steps between measurements of the layers, for this browser session
+
+
+@st.cache_resource
+def _configure_torch_threads() -> int:
+    """Once per process: torch threads per run from the server's slot pool (see dlplay/server/slots.py)."""
+    return server.configure_torch_threads()
+
+
+def _leave_automatic_multipage_mode() -> None:
+    """A page opened by URL before any session ran app.py runs without it (Streamlit's pages/-folder
+    mode, which only app.py's st.navigation switches off): switch it off here and rerun through app.py."""
+    from streamlit.runtime.pages_manager import PagesManager
+
+    if PagesManager.uses_pages_directory:
+        PagesManager.uses_pages_directory = False
+        if not _in_widget_callback():  # st.rerun() in a callback would abort the callback
+            st.rerun()
+
+
+def _in_widget_callback() -> bool:
+    from streamlit.runtime.scriptrunner_utils.script_run_context import RunLocation, ThreadState
+
+    return ThreadState.get().run_location == RunLocation.CALLBACK
+
+
+def init_state() -> None:
+    """At the top of every page: defaults in place, the server set up, the current run's heartbeat."""
+    _leave_automatic_multipage_mode()
+    _configure_torch_threads()
+    server.browser_session()
+    preset = PRESETS[DEFAULT_PRESET]
+    st.session_state.setdefault(SPEC, preset.spec)
+    st.session_state.setdefault(CONFIG, preset.config)
+    st.session_state.setdefault(SESSION, None)
+    if st.session_state[SESSION] is not None:
+        st.session_state[SESSION].heartbeat()  # any script run of any page shows the tab is still open
+
+
+# ------------------------------------------------------------------ reads (no side effects)
+def get_spec() -> ModelSpec:
+    spec = st.session_state.get(SPEC)
+    return PRESETS[DEFAULT_PRESET].spec if spec is None else spec
+
+
+def get_config() -> TrainConfig:
+    config = st.session_state.get(CONFIG)
+    return PRESETS[DEFAULT_PRESET].config if config is None else config
+
+
+def current_session() -> RunHandle | None:
+    """The current run, if there is one."""
+    return st.session_state.get(SESSION)
+
+
+def is_active(session: RunHandle | None) -> bool:
+    return session is not None and session.status in ACTIVE
+
+
+def probe_every() -> int:
+    """Steps between two measurements of the layers (the Dynamics page sets it)."""
+    return int(st.session_state.get(PROBE_EVERY, DEFAULT_EVERY))
+
+
+def run_history() -> RunHistory:
+    """This browser session's runs. The history object is created once and kept: a run's recorder,
+    in the training thread, adds to the same object the pages read."""
+    history = st.session_state.get(HISTORY)
+    if history is None:
+        history = st.session_state[HISTORY] = RunHistory()
+    return history
+
+
+def current_run_record(session: RunHandle) -> RunRecord | None:
+    """The history's record of ``session`` (a finished run, or one adopted from a checkpoint)."""
+    history = st.session_state.get(HISTORY)
+    return history.get(session.run_id) if history is not None else None
+
+
+# ------------------------------------------------------------------ writes
+def set_spec(spec: ModelSpec) -> None:
+    st.session_state[SPEC] = spec
+
+
+def set_config(config: TrainConfig) -> None:
+    st.session_state[CONFIG] = config
+
+
+def set_probe_every(every: int) -> None:
+    """For the next runs and, at once, for the current run."""
+    st.session_state[PROBE_EVERY] = int(every)
+    session = current_session()
+    if session is not None:
+        session.set_probe_every(every)
+
+
+def heartbeat() -> None:
+    server.browser_session()
+    session = current_session()
+    if session is not None:
+        session.heartbeat()
+
+
+# ------------------------------------------------------------------ a run's life
+def _create_run(spec: ModelSpec, config: TrainConfig) -> RunHandle:
+    """The one place a run is made, under the server's rules: guardrails (UserError), the shared slot
+    pool, the heartbeat, the registry; a probe for the Dynamics page and a recorder for the run history.
+
+    The training-set limit may shorten ``config.train_size``; the shortened config is the run's.
+    """
+    device = choose_device(config.device)
+    dataset = dataset_on(config.dataset, str(device))
+    limits = server.limits()
+    config = limit_train_size(config, len(dataset.train_labels), limits)
+    check_run(spec, config, limits, train_available=len(dataset.train_labels), free_bytes=free_memory_bytes(device))
+    callbacks = [RunRecorder(run_history()), Probe(every=probe_every())]
+    session = TrainingSession(spec, config, dataset, device, slot_pool=server.slot_pool(), callbacks=callbacks,
+                              heartbeat_timeout=heartbeat_timeout())
+    server.registry().add_run(server.browser_session(), session)
+    return session
+
+
+def _make_current(session: RunHandle | None) -> None:
+    """``session`` becomes the current run; the one it replaces stops."""
+    old = st.session_state.get(SESSION)
+    if old is not None and old is not session:
+        old.stop()
+    st.session_state[SESSION] = session
+
+
+def replace_run(spec: ModelSpec, config: TrainConfig) -> RunHandle:
+    """A new run (not started) replaces the current one, which stops.
+
+    A guardrail refusal raises UserError before the current run is touched.
+    """
+    session = _create_run(spec, config)
+    _make_current(session)
+    return session
+
+
+def new_session() -> RunHandle:
+    """A fresh run from the session's spec and config replaces the current one (not started)."""
+    config = get_config()
+    session = replace_run(get_spec(), config)
+    if session.config != config:
+        set_config(session.config)  # the server's training-set limit applied
+    return session
+
+
+def adopt_checkpoint(ckpt: Checkpoint) -> RunHandle:
+    """A loaded checkpoint becomes the current run: finished, with its weights and its history.
+
+    It is created like any run (the server's guardrails apply, so a checkpoint cannot bring in a
+    model the server would not train); the designed spec and settings become the checkpoint's.
+    """
+    session = _create_run(ckpt.spec, usable_config(ckpt.config))
+    load_into_session(session, ckpt)
+    _make_current(session)
+    set_spec(ckpt.spec)
+    set_config(session.config)
+    if ckpt.run is not None:
+        run_history().add(dataclasses.replace(ckpt.run, run_id=session.run_id, source="checkpoint"))
+    return session
+
+
+def reset_session() -> None:
+    """End the current run (it stops); there is none afterwards."""
+    _make_current(None)
