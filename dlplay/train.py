@@ -350,6 +350,8 @@ class TrainingSession:
                 if self._steps_allowed > 0:
                     self._steps_allowed -= 1
                     self._single_step = True
+                    if self.status in (Status.READY, Status.QUEUED):  # stepping a run that just got its slot
+                        self._set_status(Status.PAUSED)  # paused between single steps, not still "queued"
                     return
                 if self.status != "paused":
                     self._flush()
