@@ -350,8 +350,8 @@ class TrainingSession:
                 if self._steps_allowed > 0:
                     self._steps_allowed -= 1
                     self._single_step = True
-                    if self.status in (Status.READY, Status.QUEUED):  # stepping a run that just got its slot
-                        self._set_status(Status.PAUSED)  # paused between single steps, not still "queued"
+                    if self.status in (Status.READY, Status.QUEUED):  # it has its slot: stepping is training
+                        self._set_status(Status.RUNNING)  # (paused again when the granted steps are done)
                     return
                 if self.status != "paused":
                     self._flush()

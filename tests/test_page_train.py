@@ -57,7 +57,7 @@ def test_invalid_learning_rate_change_mid_run_and_layers_control():
     at.run()
     session = at.session_state["train_session"]
     wait_for_step(session, 1, timeout=20)
-    assert session.status == "paused"
+    assert wait_for(lambda: session.status == "paused", timeout=20)  # the gate pauses it after its one step
     at.sidebar.select_slider(key="tw_lr").set_value(0.1)
     at.run()
     at.button(key="train_resume").click()
