@@ -1,1 +1,0 @@
-"""Plotly figure builders (pure functions: data in, go.Figure out), one module per page."""

@@ -1,1 +1,0 @@
-"""Many learners on one deployment: the slot pool, the session registry, the guardrails, the admin policy."""

@@ -1,1 +1,0 @@
-"""Streamlit helpers shared by pages (the only package code besides pages that imports streamlit)."""
