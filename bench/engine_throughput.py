@@ -28,10 +28,9 @@ import time
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 
+import instrumentation
 from dlplay.data import load_dataset
-from dlplay.model import build_model
 from dlplay.probe import DEFAULT_EVERY, Probe
 from dlplay.spec import TrainConfig, dense_spec
 from dlplay.train import TrainingSession
@@ -48,28 +47,8 @@ CHUNK_SAMPLES = 1600
 
 
 def plain_loop(dataset, device, batch: int, baton: Baton, name: str, chunk: int) -> None:
-    """A plain eager PyTorch loop over the epoch (see the module doc)."""
-    info = dataset.info
-    x_all = ((dataset.train_images.to(device).float() / 255.0 - info.mean) / info.std).unsqueeze(1)
-    y_all = dataset.train_labels.to(device)
-    n = len(y_all)
-    model = build_model(SPEC, seed=0).to(device).train()
-    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
-    perm = torch.randperm(n, generator=torch.Generator().manual_seed(0)).to(device)
-    last = (n + batch - 1) // batch
-    baton.enter(name)
-    for step, i in enumerate(range(0, n, batch), start=1):
-        idx = perm[i : i + batch]
-        x, y = x_all[idx], y_all[idx]
-        loss = F.cross_entropy(model(x), y)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        loss.item()
-        if step == last:
-            baton.leave(name)
-        elif step % chunk == 0:
-            baton.turn(name)
+    """A plain eager PyTorch loop over the epoch (see the module doc): instrumentation's, at this batch size."""
+    instrumentation.plain_loop(SPEC, dataset, device, baton, name, chunk, batch=batch)
 
 
 def session_run(dataset, device, batch: int, baton: Baton, name: str, chunk: int, engine: str, every: int) -> str:

@@ -199,7 +199,7 @@ def steal_seconds() -> float:
 
 
 def plain_loop(spec: ModelSpec, dataset, device: torch.device, baton: Baton, name: str, chunk: int,
-               index_select: bool = False) -> None:
+               index_select: bool = False, batch: int = BATCH) -> None:
     """A bare PyTorch loop over one epoch: pre-normalised tensors, Adam, loss.item(); batches by
     ``x[idx]`` as most code writes it, or by ``torch.index_select`` (faster on CPU, as dlplay does)."""
     info = dataset.info
@@ -209,10 +209,10 @@ def plain_loop(spec: ModelSpec, dataset, device: torch.device, baton: Baton, nam
     model = build_model(spec, seed=0).to(device).train()
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
     perm = torch.randperm(n, generator=torch.Generator().manual_seed(0)).to(device)
-    last = (n + BATCH - 1) // BATCH
+    last = (n + batch - 1) // batch
     baton.enter(name)
-    for step, i in enumerate(range(0, n, BATCH), start=1):
-        idx = perm[i : i + BATCH]
+    for step, i in enumerate(range(0, n, batch), start=1):
+        idx = perm[i : i + batch]
         if index_select:
             x, y = torch.index_select(x_all, 0, idx), torch.index_select(y_all, 0, idx)
         else:
