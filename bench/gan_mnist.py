@@ -22,11 +22,25 @@ from pathlib import Path
 import torch
 
 from dlplay.data import load_dataset
-from dlplay.gan_grade import (classifier_from_state, grade, nearest_training, quick_classifier_spec,
-                              train_quick_classifier, typical_nearest_distance)
+from dlplay.gan_grade import (
+    classifier_from_state,
+    grade,
+    nearest_training,
+    quick_classifier_spec,
+    train_quick_classifier,
+    typical_nearest_distance,
+)
 from dlplay.gan_images import grid_noise, grid_png, sample_grid
-from dlplay.gan_mnist import (GAN_PRESETS, NUM_CLASSES, build_gan, gan_step, make_optimizers, real_sampler,
-                              save_gan_checkpoint, to_uint8)
+from dlplay.gan_mnist import (
+    GAN_PRESETS,
+    NUM_CLASSES,
+    build_gan,
+    gan_step,
+    make_optimizers,
+    real_sampler,
+    save_gan_checkpoint,
+    to_uint8,
+)
 from dlplay.model import count_parameters
 
 REPO = Path(__file__).resolve().parents[1]
@@ -56,7 +70,9 @@ def get_classifier(dataset, cache: str | None, seed: int):
 def run(key: str, conditional: bool, dataset, classifier, args) -> None:
     preset = GAN_PRESETS[key]
     spec = preset.spec.with_changes(conditional=conditional)
-    config = preset.config.with_changes(seed=args.seed)
+    changes = {name: value for name in ("lr_g", "lr_d", "label_smoothing", "d_steps", "batch_size")
+               if (value := getattr(args, name)) is not None}
+    config = preset.config.with_changes(seed=args.seed, **changes)
     torch.manual_seed(config.seed)
     g, d = build_gan(spec, seed=config.seed)
     opt_g, opt_d = make_optimizers(g, d, config)
@@ -139,6 +155,9 @@ def main() -> None:
     parser.add_argument("--every", type=float, default=60.0, help="grade every this many seconds of the clock")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--seed", type=int, default=0)
+    for name, kind in (("lr_g", float), ("lr_d", float), ("label_smoothing", float), ("d_steps", int),
+                       ("batch_size", int)):
+        parser.add_argument(f"--{name.replace('_', '-')}", type=kind, default=None, help="override the preset's")
     parser.add_argument("--classifier-cache", default=None)
     parser.add_argument("--out", default=None, help="folder for the final grid PNG and checkpoint")
     args = parser.parse_args()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import threading
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -78,13 +79,20 @@ class Filmstrip:
         self.max_frames = max_frames
         self._frames: list[Frame] = []
         self._lock = threading.Lock()
+        self._last_step = 0
 
     def due(self, step: int) -> bool:
         return step % self.every == 0
 
     def record(self, g: Generator, step: int) -> Frame:
         """Render the grid now (in the caller's thread) and keep it."""
-        frame = Frame(int(step), sample_grid(g, self.noise, self.labels))
+        return self.record_output(generate(g, self.noise, self.labels), step)
+
+    def record_output(self, images: torch.Tensor, step: int) -> Frame:
+        """Keep the grid of G's output for the fixed noise: [-1, 1] floats (``GanSession.sample``) or uint8."""
+        if images.dtype != torch.uint8:
+            images = to_uint8(images)
+        frame = Frame(int(step), tile_grid(images.reshape(GRID * GRID, TILE, TILE).cpu()))
         with self._lock:
             if self._frames and self._frames[-1].step == frame.step:
                 self._frames[-1] = frame
@@ -99,6 +107,26 @@ class Filmstrip:
     def maybe_record(self, g: Generator, step: int) -> Frame | None:
         """Record when ``step`` is on the interval (the hook to call after every step)."""
         return self.record(g, step) if self.due(step) else None
+
+    def after_step(self, session: Any, step: int) -> None:
+        """The training-thread hook of a GanSession (``GanHooks``): record on the interval via ``session.sample``."""
+        self._last_step = step
+        if self.due(step):
+            self.record_output(session.sample(self.noise, self.labels), step)
+
+    def on_start(self, session: Any) -> None:
+        """Frame 0: the untrained generator."""
+        self.record_output(session.sample(self.noise, self.labels), 0)
+
+    def on_sync(self, session: Any) -> None:
+        return None
+
+    def on_end(self, session: Any) -> None:
+        """The last step's grid, whatever the interval."""
+        with self._lock:
+            recorded = self._frames[-1].step if self._frames else -1
+        if self._last_step > recorded:
+            self.record_output(session.sample(self.noise, self.labels), self._last_step)
 
     def frames(self) -> list[Frame]:
         with self._lock:

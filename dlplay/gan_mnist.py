@@ -170,42 +170,46 @@ class Generator(nn.Module):
 
 
 class Discriminator(nn.Module):
-    """Images [B, 1, 28, 28] in [-1, 1] (and digits [B] when conditional) -> logits [B]: real > 0 > fake."""
+    """Images [B, 1, 28, 28] in [-1, 1] (and digits [B] when conditional) -> logits [B]: real > 0 > fake.
+
+    Conditional: a projection discriminator (Miyato & Koyama 2018): the logit is ``head(h) + <e_y, h>``
+    with ``h`` the image's features and ``e_y`` a learned vector per digit, so D asks "is this a real
+    *y*?" directly; it learns the digits far sooner than a one-hot glued to the pixels.
+    """
 
     def __init__(self, spec: GanSpec):
         super().__init__()
         self.spec = spec
-        cond = NUM_CLASSES if spec.conditional else 0
         w = spec.width
-        self.body: nn.Module
+        self.features: nn.Module
         if spec.arch == "mlp":
             drop = spec.d_dropout
-            self.body = nn.Sequential(
+            self.features = nn.Sequential(
                 nn.Flatten(),
-                nn.Linear(IMAGE_SIDE * IMAGE_SIDE + cond, 4 * w), nn.LeakyReLU(0.2), nn.Dropout(drop),
+                nn.Linear(IMAGE_SIDE * IMAGE_SIDE, 4 * w), nn.LeakyReLU(0.2), nn.Dropout(drop),
                 nn.Linear(4 * w, 2 * w), nn.LeakyReLU(0.2), nn.Dropout(drop),
-                nn.Linear(2 * w, 1),
             )
-        else:  # dcgan: the digit enters as 10 constant planes next to the image
-            self.body = nn.Sequential(
-                nn.Conv2d(1 + cond, w, 4, 2, 1), nn.LeakyReLU(0.2),
+            n_features = 2 * w
+        else:  # dcgan: 28 -> 14 -> 7
+            self.features = nn.Sequential(
+                nn.Conv2d(1, w, 4, 2, 1), nn.LeakyReLU(0.2),
                 nn.Conv2d(w, 2 * w, 4, 2, 1), nn.BatchNorm2d(2 * w), nn.LeakyReLU(0.2),
-                nn.Flatten(), nn.Linear(2 * w * 49, 1),
+                nn.Flatten(),
             )
+            n_features = 2 * w * 49
+        self.head = nn.Linear(n_features, 1)
+        self.embed = nn.Embedding(NUM_CLASSES, n_features) if spec.conditional else None
 
     def forward(self, images: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
         if images.dim() == 3:
             images = images.unsqueeze(1)
-        if self.spec.conditional:
+        h = self.features(images)
+        logits = self.head(h).view(-1)
+        if self.embed is not None:
             if labels is None:
                 raise ValueError("a conditional discriminator needs the digits shown")
-            code = one_hot(labels)
-            if self.spec.arch == "mlp":
-                images = torch.cat([images.flatten(1), code], dim=1)
-            else:
-                planes = code[:, :, None, None].expand(-1, -1, IMAGE_SIDE, IMAGE_SIDE)
-                images = torch.cat([images, planes], dim=1)
-        return self.body(images).view(-1)
+            logits = logits + (self.embed(labels.long()) * h).sum(dim=1)
+        return logits
 
 
 def build_gan(spec: GanSpec, seed: int | None = None) -> tuple[Generator, Discriminator]:
@@ -216,7 +220,9 @@ def build_gan(spec: GanSpec, seed: int | None = None) -> tuple[Generator, Discri
         g, d = Generator(spec), Discriminator(spec)
         for net in (g, d):
             for m in net.modules():
-                if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)):
+                if isinstance(m, nn.Embedding):
+                    nn.init.normal_(m.weight, 0.0, 0.02)
+                elif isinstance(m, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)):
                     nn.init.normal_(m.weight, 0.0, 0.02)
                     if m.bias is not None:
                         nn.init.zeros_(m.bias)
