@@ -267,3 +267,21 @@ def test_generator_exports_to_onnx(conditional):
     with torch.no_grad():
         expected = (g(noise, digits) + 1) / 2
     assert np.allclose(pixels, expected.numpy(), atol=1e-4)
+
+
+def test_filmstrip_as_a_session_callback_records_start_interval_and_end():
+    spec = TINY["mlp"].with_changes(conditional=True)
+    g, _ = build_gan(spec, seed=0)
+
+    class Session:  # what the filmstrip uses of a GanSession: sample(noise, labels) -> G's output in [-1, 1]
+        def sample(self, noise, labels=None):
+            with torch.no_grad():
+                return g.eval()(noise, labels)
+
+    strip, session = Filmstrip(spec, every=3, max_frames=10), Session()
+    strip.on_start(session)
+    for step in range(1, 8):
+        strip.after_step(session, step)
+    strip.on_end(session)
+    assert [f.step for f in strip.frames()] == [0, 3, 6, 7]
+    assert np.array_equal(strip.frames()[-1].grid, sample_grid(g, strip.noise, strip.labels))
