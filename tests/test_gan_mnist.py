@@ -285,3 +285,22 @@ def test_filmstrip_as_a_session_callback_records_start_interval_and_end():
     strip.on_end(session)
     assert [f.step for f in strip.frames()] == [0, 3, 6, 7]
     assert np.array_equal(strip.frames()[-1].grid, sample_grid(g, strip.noise, strip.labels))
+
+
+@pytest.mark.parametrize("conditional", [False, True])
+def test_mnist_session_trains_the_recipe_and_records_a_filmstrip(mnist, conditional):
+    from dlplay.gan_mnist import mnist_session
+
+    spec = TINY["mlp"].with_changes(conditional=conditional)
+    strip = Filmstrip(spec, every=2, max_frames=10)
+    session = mnist_session(spec, GanConfig(batch_size=16, label_smoothing=0.1), mnist, total_steps=6, device="cpu",
+                            callbacks=[strip], sync_every=2)
+    assert session.config.label_smoothing == 0.1 and session.config.num_classes == (10 if conditional else 0)
+    session.start()
+    assert session.join(60) and session.status == "done", session.status
+    assert [f.step for f in strip.frames()] == [0, 2, 4, 6]
+    g, d = session.copies()
+    noise, labels = grid_noise(spec)
+    assert np.array_equal(strip.frames()[-1].grid, sample_grid(g, noise, labels))
+    snap = session.snapshot()
+    assert len(snap.d_loss) == 6 and np.isfinite(snap.d_loss).all()
