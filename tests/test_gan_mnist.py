@@ -304,3 +304,13 @@ def test_mnist_session_trains_the_recipe_and_records_a_filmstrip(mnist, conditio
     assert np.array_equal(strip.frames()[-1].grid, sample_grid(g, noise, labels))
     snap = session.snapshot()
     assert len(snap.d_loss) == 6 and np.isfinite(snap.d_loss).all()
+
+
+def test_grade_generator_asks_a_conditional_generator_for_every_digit(digits_model):
+    from dlplay.gan_grade import grade_generator
+
+    g, _ = build_gan(TINY["mlp"].with_changes(conditional=True), seed=0)
+    result = grade_generator(g, digits_model, n=50, quick_classifier=True)
+    assert result.n == 50 and result.requested_share is not None and result.quick_classifier
+    plain = grade_generator(build_gan(TINY["mlp"], seed=0)[0], digits_model, n=50)
+    assert plain.requested_share is None
