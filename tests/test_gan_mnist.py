@@ -83,8 +83,12 @@ def test_pixels_scale_round_trip(mnist):
 
 
 def test_presets_and_settings_are_valid_and_round_trip():
+    from dlplay.i18n import lookup
+
     assert {"mlp", "dcgan"} <= set(GAN_PRESETS)
     for preset in GAN_PRESETS.values():
+        for lang in ("en", "zh"):
+            assert lookup(f"gan_mnist.preset.{preset.key}.name", lang) and lookup(f"gan_mnist.preset.{preset.key}.text", lang)
         assert GanSpec.from_json(preset.spec.to_json()) == preset.spec
         assert GanConfig.from_json(preset.config.to_json()) == preset.config
     with pytest.raises(UserError):
