@@ -271,8 +271,8 @@ class Diagnosis:
     not done; ``step`` is the first one left), ``left_out`` (the answer is the result without step
     ``step``), ``sign`` (the result with step ``step``'s term subtracted instead of added), or
     ``closest`` (none of these: ``step`` is the step whose running value is nearest the answer, the
-    first of equals). ``learner`` is the learner's running value at that step as the diagnosis reads
-    it, ``right`` the right one.
+    first of equals). ``learner`` is the learner's number at that step (stopped, closest: the answer;
+    left out, sign: the running value the mistake gives there), ``right`` the right one.
     """
 
     kind: str
@@ -301,7 +301,7 @@ def diagnose(ex: Exercise, answer: float) -> Diagnosis:
     n = len(steps)
     candidates: list[tuple[float, int, int, Diagnosis]] = []  # (distance, kind order, step, diagnosis)
     for i in range(n - 1):  # stopped after step i: the next step is where it parts
-        d = Diagnosis(STOPPED, i + 1, steps[i].value, steps[i + 1].value)
+        d = Diagnosis(STOPPED, i + 1, answer, steps[i + 1].value)
         candidates.append((abs(answer - steps[i].value), 0, i + 1, d))
     for i in range(n):
         if n > 1:
