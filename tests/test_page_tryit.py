@@ -70,7 +70,7 @@ def test_right_wrong_and_bad_answers(mnist, session):
     # right (worked out from the shown numbers, rounded as asked); the tolerance says why
     answer(at, 0, f"{z.from_shown:.{z.decimals}f}")
     assert any(s.value.startswith("Right") for s in at.success)
-    assert any(c.value.startswith("Why ±") and f"{z.tolerance.numbers} numbers shown" in c.value for c in at.caption)
+    assert any(c.value.startswith("Why ±") and f"({z.tolerance.numbers} of them)" in c.value for c in at.caption)
     progress = at.session_state["tryit_progress"]
     assert len(progress.right) == 1 and sum(progress.tries.values()) == 2
     # next exercise: a = f(z)

@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 import streamlit as st
 
+from dlplay.activations import ACTIVATIONS
 from dlplay.errors import UserError
 from dlplay.exercises import Exercise, ExerciseProgress, diagnose, exercises, fmt, grade, parse_answer
 from dlplay.handle import RunHandle
@@ -142,7 +143,7 @@ def exercise_card(ex: Exercise, pid: str, tr: Any, p: ExerciseProgress, index: i
     if ex.kind in ("a", "conv_a", "delta"):
         f_def, d_def = ex.definition
         st.markdown(t("exercises.definition"))
-        st.latex(rf"f(z) = {ex.activation}(z) = {f_def}, \qquad f'(z) = {d_def}")
+        st.latex(rf"f(z) = {ACTIVATIONS[ex.activation].latex}(z) = {f_def}, \qquad f'(z) = {d_def}")
     st.markdown(_givens_markdown(ex))
 
     results: dict[str, Any] = st.session_state.setdefault(RESULTS, {})
