@@ -60,7 +60,7 @@ def test_dense_expected_equals_autograd(mnist, activation):
         x, record, deltas, wgrads = autograd_numbers(model, image, mnist.info, label)
         h = 1  # the last hidden layer
         (j,) = exs["z"].where
-        z, a = record[h]
+        z, a = (t.detach() for t in record[h])
         w, b = model.blocks[h].op.weight, model.blocks[h].op.bias
         by_hand = float((w[j].double() * record[0][1][0].double()).sum().detach() + b[j].double().detach())
         assert exs["z"].expected == pytest.approx(float(z[0, j]), abs=1e-6)
@@ -84,11 +84,11 @@ def test_conv_expected_equals_autograd(mnist):
     cz = exs[0]
     c, y, col = cz.where
     conv = model.blocks[0].op
-    direct = F.conv2d(x, conv.weight, conv.bias, stride=conv.stride, padding=conv.padding)
+    direct = F.conv2d(x, conv.weight, conv.bias, stride=conv.stride, padding=conv.padding).detach()
     assert cz.expected == pytest.approx(float(direct[0, c, y, col]), abs=1e-5)
-    assert cz.expected == pytest.approx(float(record[0][0][0, c, y, col]), abs=1e-6)
+    assert cz.expected == pytest.approx(float(record[0][0][0, c, y, col].detach()), abs=1e-6)
     assert len(cz.factors) == 9 and cz.rest is None  # one input channel: the whole 3×3 patch
-    assert exs[1].expected == pytest.approx(float(record[0][1][0, c, y, col]), abs=1e-6)
+    assert exs[1].expected == pytest.approx(float(record[0][1][0, c, y, col].detach()), abs=1e-6)
     h = len(model.blocks) - 2  # the dense hidden layer
     (j,) = exs[4].where
     assert exs[4].expected == pytest.approx(float(deltas[h][0, j]), abs=1e-7)
