@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from dlplay.i18n import catalog
 from e2e_util import click_button, open_app_page, wait_for_idle
 
 SLOW_MS = 120_000
@@ -54,6 +55,10 @@ def test_try_it_wrong_then_right(streamlit_server, browser_context, lang):
     page.set_viewport_size({"width": 1300, "height": 1000})
     click_button(page, "inside_quick_train")  # one epoch of the tutorial model, then it waits
     page.get_by_role("tab", name=words["tab"]).wait_for(timeout=SLOW_MS)
+    # while the epoch trains the page redraws every second: wait for the pause after it
+    paused = catalog(lang)["inside.weights_of"].split("{")[0]
+    page.locator("[data-testid=stCaptionContainer]").filter(has_text=paused).filter(
+        has_text=catalog(lang)["inside.status_paused"]).first.wait_for(timeout=SLOW_MS)
     wait_for_idle(page, SLOW_MS)
     page.get_by_role("tab", name=words["tab"]).click()
     page.locator(".st-key-tryit_answer_0 input").wait_for(timeout=SLOW_MS)
