@@ -19,7 +19,7 @@ import tempfile
 import threading
 import time
 import uuid
-from dataclasses import dataclass, fields, replace
+from dataclasses import MISSING, dataclass, fields, replace
 from pathlib import Path
 from typing import Any, Iterable
 
@@ -114,8 +114,9 @@ class RunRecord:
             raise ValueError("bad run id")
         epoch_fields = [f.name for f in fields(EpochRecord)]
         epochs = []
+        oldest = len([f for f in fields(EpochRecord) if f.default is MISSING])  # rows from before validation
         for row in data.get("epochs", []):
-            if not isinstance(row, list) or len(row) != len(epoch_fields):
+            if not isinstance(row, list) or not oldest <= len(row) <= len(epoch_fields):
                 raise ValueError("bad epoch row")
             epochs.append(EpochRecord(**dict(zip(epoch_fields, row))))
         steps = [int(s) for s in data.get("loss_steps", [])]
@@ -178,7 +179,11 @@ def record_from_session(session: Any, *, evaluate_final: bool = True, run_id: st
     if steps == 0 and not snap.epochs:
         return None
     test_acc = test_loss = None
-    if snap.epochs and steps == snap.epochs[-1].epoch * session.steps_per_epoch:
+    kept_epoch = getattr(snap.extras.get("early_stop"), "best_epoch", 0)  # early stopping kept its weights
+    kept = [e for e in snap.epochs if e.epoch == kept_epoch] if snap.progress.status == Status.DONE else []
+    if kept:
+        test_acc, test_loss = kept[-1].test_acc, kept[-1].test_loss
+    elif snap.epochs and steps == snap.epochs[-1].epoch * session.steps_per_epoch:
         test_acc, test_loss = snap.epochs[-1].test_acc, snap.epochs[-1].test_loss
     elif evaluate_final and snap.progress.status not in PROBLEM:
         test_loss, test_acc = session.evaluate("test")
