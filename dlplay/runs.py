@@ -379,9 +379,21 @@ def run_fields(record: RunRecord) -> dict[str, str]:
         "seed": str(cfg.seed),
         "dataset": cfg.dataset,
         "train_size": _fmt(cfg.train_size),
+        "val_share": f"{cfg.val_share:.0%}",
+        "patience": str(cfg.patience) if cfg.patience else "—",
+        "label_edits": edits_label(cfg.label_edits),
         "device": device_label(record),
         "engine": record.engine or "—",
     }
+
+
+def edits_label(edits: tuple[tuple[int, int], ...], shown: int = 8) -> str:
+    """A run's label edits as in its share link (``12:3, 40:d``: image 12 is a 3, image 40 dropped), the
+    first ``shown`` of them and how many more."""
+    if not edits:
+        return "—"
+    text = ", ".join(f"{i}:{'d' if label < 0 else label}" for i, label in edits[:shown])
+    return text + (f" … (+{len(edits) - shown})" if len(edits) > shown else "")
 
 
 def device_label(record: RunRecord) -> str:
@@ -406,6 +418,7 @@ def result_fields(record: RunRecord) -> dict[str, str]:
         "test_acc": "—" if record.test_acc is None else f"{record.test_acc:.2%}",
         "test_loss": "—" if record.test_loss is None else f"{record.test_loss:.4f}",
         "train_acc": "—" if record.train_acc is None else f"{record.train_acc:.2%}",
+        "val_acc": "—" if not record.epochs or record.epochs[-1].val_acc is None else f"{record.epochs[-1].val_acc:.2%}",
         "epochs_done": str(len(record.epochs)),
         "steps": f"{record.steps:,}",
         "duration": f"{record.duration_s:.1f} s",

@@ -21,8 +21,8 @@ import torch.nn.functional as F
 from .callbacks import TrainingHooks
 from .data import DatasetInfo, normalize_with
 from .datasplit import is_prefix, make_split
-from .earlystop import EarlyStopping
 from .device import choose_device
+from .earlystop import EarlyStopping
 from .engine import DenseEngine
 from .engine import supports as engine_supports
 from .errors import UserError
