@@ -184,19 +184,22 @@ def find_hints(snap: ProbeSnapshot | None, window: int = WINDOW) -> list[Hint]:
 
 
 # ------------------------------------------------------------------ overfitting (per-epoch records)
-OVERFIT_RISE = 0.05  # the latest validation loss this share above its lowest value
+OVERFIT_RISE = 0.02  # the latest validation loss this share above its lowest value
+OVERFIT_EPOCHS = 2  # at least this many epochs since the lowest validation loss
 
 
-def overfitting_since(epochs: Sequence[EpochRecord], rise: float = OVERFIT_RISE) -> int | None:
-    """The first epoch after the validation loss's lowest point, when since then the validation loss
-    rose (the latest is more than ``rise`` above the lowest) while the training loss kept falling
-    (the latest is below its value at that point); None otherwise, or without a validation split."""
+def overfitting_since(epochs: Sequence[EpochRecord], rise: float = OVERFIT_RISE,
+                      wait: int = OVERFIT_EPOCHS) -> int | None:
+    """The first epoch after the validation loss's lowest point, when at least ``wait`` epochs have
+    passed since, the validation loss rose (the latest is more than ``rise`` above the lowest) and the
+    training loss kept falling (the latest is below its value at that point); None otherwise, or
+    without a validation split. One noisy epoch neither raises nor clears it."""
     rows = [(e, e.val_loss) for e in epochs if e.val_loss is not None and math.isfinite(e.val_loss)]
     if len(rows) < 2:
         return None
     best, lowest = min(rows, key=lambda row: row[1])
     last, latest = rows[-1]
-    if last is best or latest <= lowest * (1 + rise) or last.train_loss >= best.train_loss:
+    if last.epoch - best.epoch < wait or latest <= lowest * (1 + rise) or last.train_loss >= best.train_loss:
         return None
     return best.epoch + 1
 

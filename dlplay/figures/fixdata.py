@@ -32,7 +32,7 @@ def clickable_confusion_figure(cm: np.ndarray, labels: Sequence[str], normalized
     fig.add_trace(go.Scatter(
         x=[names[c] for c in cols], y=[names[r] for r in rows], mode="markers",
         marker={"symbol": "square", "size": max(8, min(34, 340 // max(n, 1))), "color": "rgba(0,0,0,0)"},
-        customdata=np.stack([cm.reshape(-1), shares.reshape(-1)], axis=1),
+        customdata=np.stack([cm.reshape(-1), shares.reshape(-1)], axis=1).tolist(),  # plain lists: read by the browser test
         hovertemplate=translate("eval.fig_cm_hover", lang) + "<extra></extra>",
         selected={"marker": {"color": SELECTED, "opacity": 1.0}}, unselected={"marker": {"opacity": 1.0}},
         selectedpoints=None if selected is None else [selected[0] * n + selected[1]],

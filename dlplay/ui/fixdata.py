@@ -70,14 +70,10 @@ def split_picker(session: RunHandle) -> str:
     """The segmented control above the Results tab: whose confusion matrix, and what it means."""
     options = splits(session)
     st.segmented_control(t("fixdata.split"), options, key=SPLIT, default="test",
-                         format_func=lambda s: t(f"fixdata.split_{s}"), on_change=_clear_cell)
+                         format_func=lambda s: t(f"fixdata.split_{s}"))  # the chosen cell remembers its split
     split = chosen_split(session)
     st.caption(t(f"fixdata.split_{split}_help"))
     return split
-
-
-def _clear_cell() -> None:
-    st.session_state[CELL] = None
 
 
 def select_cell(split: str, true: int, predicted: int) -> None:
@@ -91,7 +87,10 @@ def confusion_chart(report: EvalReport, labels: list[str], split: str, normalize
     cell = st.session_state.get(CELL)
     selected = cell[1:] if cell is not None and cell[0] == split else None
     fig = clickable_confusion_figure(report.confusion, labels, normalized, lang, selected)
-    event = st.plotly_chart(fig, key=f"eval_cm_{split}", on_select="rerun", selection_mode="points")
+    # no key of its own: the language switch rewrites keyed option widgets' values, and a keyed chart's
+    # selection may not be assigned (StreamlitValueAssignmentNotAllowedError); CELL keeps the choice
+    with st.container(key=f"eval_cm_{split}"):
+        event = st.plotly_chart(fig, on_select="rerun", selection_mode="points")
     points = (event or {}).get("selection", {}).get("points", []) if event else []
     clicked = next((p for p in points if "point_index" in p), None)
     seen = st.session_state.get("fx_seen_click")
