@@ -110,3 +110,14 @@ def test_test_images_are_shown_but_not_edited(finished):
                    fx_cell=("test", 4, 9))
     assert not [s for s in at.selectbox if s.key and s.key.startswith("fx_edit_")]
     assert any("shown, not edited" in c.value for c in at.caption)
+
+
+def test_train_page_says_where_early_stopping_stopped_and_which_weights_it_kept(mnist):
+    config = TrainConfig(epochs=6, train_size=200, batch_size=20, lr=1e-2, val_share=0.1, patience=1, seed=0)
+    session = train_to_end(mnist, dense_spec([256, 256]), config, timeout=120)
+    info = session.snapshot().extras["early_stop"]
+    assert info.stopped_at is not None and info.stopped_at < 6
+    for lang, words in (("en", f"stopped after epoch {info.stopped_at}"), ("zh", f"第 {info.stopped_at} 轮后停止")):
+        at = open_page("pages/train.py", train_session=session, config=config, spec=session.spec, lang=lang)
+        notes = [i.value for i in at.info]
+        assert any(words in n and str(info.best_epoch) in n for n in notes), notes
