@@ -11,6 +11,13 @@ the next run (loaded with weights_only=True, its accuracy measured again). Train
 as the app's (dlplay.gan_mnist.gan_step); the budget is wall-clock seconds, or with ``--clock cpu`` this
 process's CPU seconds: on a machine shared with other jobs, CPU time is what a dedicated core would
 need. Grading (every ``--every`` seconds of the clock) is not counted in the budget. Both clocks are printed.
+
+Record (2-core machine, shared with other jobs; one torch thread; classifier 98.17% test accuracy):
+  --preset mlp --minutes 10 --every 120: 72.7% confident after 600 s wall (22,150 steps), bar met at the
+    360 s check (66.0%); all ten digits (80..117 each), no collapse alarm; grid nearest-train median 5.12
+  --preset mlp --conditional (same): requested digit 97.3% after 600 s (21,850 steps), bar met at 120 s (84.3%)
+  --clock cpu --minutes 5 (load ~15): mlp 60.4% at 271 s CPU (9,950 steps); conditional 80.7% at 80 s CPU;
+    dcgan 44.4% at 181 s CPU (3,750 steps, stopped there)
 """
 from __future__ import annotations
 
