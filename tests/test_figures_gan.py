@@ -15,6 +15,7 @@ def test_plane_figure_draws_every_layer(lang):
     real = np.random.default_rng(0).normal(size=(50, 2))
     fake = np.random.default_rng(1).normal(size=(40, 2))
     grid = np.stack(np.meshgrid(np.linspace(-1, 1, 5), np.linspace(-1, 1, 5)), -1)
+    grid = np.concatenate([grid, grid.transpose(1, 0, 2)])  # 5 rows and 5 columns as polylines
     arrows = -fake
     fig = go.Figure(fg.plane_figure(xs, ys, d, real, fake, lang, manifold=grid, arrows=arrows))  # validates
     kinds = [tr.type for tr in fig.data]

@@ -55,12 +55,13 @@ def _polylines(lines: np.ndarray) -> tuple[list[float | None], list[float | None
     return xs, ys
 
 
-def manifold_lines(grid: np.ndarray) -> tuple[list[float | None], list[float | None]]:
-    """The generator's image of a k×k noise grid ([k, k, 2]) as its 2k grid lines (rows, then columns)."""
-    g = np.asarray(grid, dtype=np.float64)
+def manifold_lines(lines: np.ndarray) -> tuple[list[float | None], list[float | None]]:
+    """The generator's image of a grid of lines in noise space ([lines, points, 2] polylines) as one
+    trace's x and y."""
+    g = np.asarray(lines, dtype=np.float64)
     if g.ndim != 3 or g.shape[-1] != 2:
-        raise ValueError(f"expected a [k, k, 2] grid, got shape {g.shape}")
-    return _polylines(np.concatenate([g, g.transpose(1, 0, 2)], axis=0))
+        raise ValueError(f"expected [lines, points, 2] polylines, got shape {g.shape}")
+    return _polylines(g)
 
 
 def arrow_segments(starts: np.ndarray, vectors: np.ndarray, length: float) -> tuple[list[float | None], list[float | None]]:
@@ -88,7 +89,7 @@ def plane_figure(
     height: int = 460, show: Sequence[str] = ("heatmap", "real", "fake", "manifold", "arrows"),
 ) -> go.Figure:
     """The 2-D lab's plane: D(x) as a heatmap (``d_values`` [len(ys), len(xs)], rows along y), the real
-    and the generated points, the generator's image of a noise grid (``manifold`` [k, k, 2]) and the
+    and the generated points, the generator's image of a noise grid (``manifold``: [lines, points, 2] polylines) and the
     gradient arrows on the generated points (``arrows`` [n, 2], one per fake point: the way G moves it).
     ``show`` picks the layers to draw."""
     x = np.asarray(xs, dtype=np.float64)
