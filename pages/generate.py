@@ -8,8 +8,8 @@ from dlplay.status import PROBLEM, Status
 from dlplay.ui import generate as gen
 from dlplay.ui.data import show_data_problem
 from dlplay.ui.i18n import current_language, t
-from dlplay.ui.training import pace_label
 from dlplay.ui.state import init_state
+from dlplay.ui.training import pace_label
 
 init_state()
 gen.init_generate_state()
