@@ -34,8 +34,9 @@ def run_message(status: str, message: str, params: dict) -> None:
 def lab_settings() -> None:
     with st.sidebar:
         st.subheader(t("generate.lab_settings"))
-        st.selectbox(t("generate.shape"), gen.lab_shapes(), key="gen_shape", format_func=lambda s: t(f"generate.shape_{s}"),
-                     help=t("generate.shape_help"))
+        shapes = gen.lab_shapes()
+        st.selectbox(t("generate.shape"), shapes, key="gen_shape", index=shapes.index(gen.DEFAULT_SHAPE),
+                     format_func=lambda s: t(f"generate.shape_{s}"), help=t("generate.shape_help"))
         st.caption(t("generate.lab_defaults", **gen.lab_defaults()))
     if st.session_state.get("gen_shape") == gen.DRAWN:
         st.markdown(f"**{t('generate.draw_title')}**")
@@ -82,7 +83,7 @@ def lab_live(polling: bool) -> None:
     m[2].metric(t("generate.m_d_loss"), gen.number(view.last("d_loss")))
     m[3].metric(t("generate.m_g_loss"), gen.number(view.last("g_loss")))
     m[4].metric(t("generate.m_divergence", name=view.divergence_name), gen.number(view.last("divergence")))
-    left, right = st.columns([3, 2], gap="medium")
+    left, right = st.columns([1.25, 1], gap="medium")
     with left:
         layers = st.pills(t("generate.layers"), gen.PLANE_LAYERS, key="gen_layers", selection_mode="multi",
                           default=list(gen.PLANE_LAYERS), format_func=lambda k: t(f"generate.layer_{k}"))

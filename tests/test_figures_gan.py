@@ -20,7 +20,7 @@ def test_plane_figure_draws_every_layer(lang):
     fig = go.Figure(fg.plane_figure(xs, ys, d, real, fake, lang, manifold=grid, arrows=arrows))  # validates
     kinds = [tr.type for tr in fig.data]
     assert kinds == ["heatmap", "scatter", "scatter", "scatter", "scatter"]
-    heat, lines, r, f, arr = fig.data
+    heat, lines, arr, r, f = fig.data  # the arrows under the points
     assert np.asarray(heat.z).shape == (21, 21) and heat.zmin == 0 and heat.zmax == 1
     assert len(r.x) == 50 and len(f.x) == 40
     assert sum(v is None for v in lines.x) == 10  # 5 rows + 5 columns of the noise grid

@@ -18,6 +18,7 @@ from .style import (
     BLUE,
     GREEN,
     GREY,
+    LEGEND_BELOW,
     LIGHT_BLUE,
     ORANGE,
     PURPLE,
@@ -32,7 +33,8 @@ from .tiles import tile
 REAL_COLOR, FAKE_COLOR = GREEN, PURPLE
 D_LOSS_COLOR, G_LOSS_COLOR = BLUE, ORANGE
 MANIFOLD_COLOR = "rgba(148,103,189,0.45)"  # the generator's grid, a light purple
-ARROW_COLOR = "rgba(60,60,60,0.75)"
+ARROW_COLOR = "rgba(80,80,80,0.55)"
+MAX_ARROWS = 80  # more would hide the points they start from
 # D(x) over the plane: purple where D says "fake" (0), white at 0.5 (undecided), green where it says "real" (1)
 D_SCALE = [[0.0, "rgb(148,103,189)"], [0.5, "rgb(255,255,255)"], [1.0, "rgb(44,160,44)"]]
 CLASS_COLOR, MISSING_COLOR = LIGHT_BLUE, RED
@@ -110,6 +112,14 @@ def plane_figure(
         mx, my = manifold_lines(manifold)
         traces.append({"type": "scatter", "x": mx, "y": my, "mode": "lines", "hoverinfo": "skip",
                        "name": translate("generate.fig_manifold", lang), "line": {"color": MANIFOLD_COLOR, "width": 1}})
+    if arrows is not None and fake is not None and len(fake) and "arrows" in show:
+        span = float(max(x.max() - x.min(), y.max() - y.min())) if x.size and y.size else 1.0
+        keep = np.linspace(0, len(fake) - 1, min(len(fake), MAX_ARROWS)).round().astype(int)
+        ax, ay = arrow_segments(np.asarray(fake)[keep], np.asarray(arrows)[keep], 0.08 * span)
+        traces.append({"type": "scatter", "x": ax, "y": ay, "mode": "lines+markers", "hoverinfo": "skip",
+                       "name": translate("generate.fig_arrows", lang), "line": {"color": ARROW_COLOR, "width": 1},
+                       "marker": {"symbol": "arrow", "angleref": "previous", "size": 6, "color": ARROW_COLOR,
+                                  "opacity": [0, 1, 0] * (len(ax) // 3)}})
     if "real" in show:
         rx, ry = _xy(real)
         traces.append({"type": "scatter", "x": rx, "y": ry, "mode": "markers", "name": translate("generate.fig_real", lang),
@@ -120,13 +130,6 @@ def plane_figure(
         traces.append({"type": "scatter", "x": fx, "y": fy, "mode": "markers", "name": translate("generate.fig_fake", lang),
                        "marker": {"color": FAKE_COLOR, "size": 6, "line": {"color": "white", "width": 0.5}},
                        "hovertemplate": "%{x:.2f}, %{y:.2f}<extra></extra>"})
-    if arrows is not None and fake is not None and len(fake) and "arrows" in show:
-        span = float(max(x.max() - x.min(), y.max() - y.min())) if x.size and y.size else 1.0
-        ax, ay = arrow_segments(fake, arrows, 0.08 * span)
-        traces.append({"type": "scatter", "x": ax, "y": ay, "mode": "lines+markers", "hoverinfo": "skip",
-                       "name": translate("generate.fig_arrows", lang), "line": {"color": ARROW_COLOR, "width": 1},
-                       "marker": {"symbol": "arrow", "angleref": "previous", "size": 7, "color": ARROW_COLOR,
-                                  "opacity": [0, 1, 0] * (len(ax) // 3)}})
     rng_x = [float(x.min()), float(x.max())] if x.size else None
     rng_y = [float(y.min()), float(y.max())] if y.size else None
     layout = {
@@ -134,8 +137,8 @@ def plane_figure(
         "xaxis": axis("x₁", range=rng_x, constrain="domain", zeroline=False),
         "yaxis": axis("x₂", range=rng_y, scaleanchor="x", scaleratio=1, constrain="domain", zeroline=False),
         "uirevision": "keep",
-        "legend": {"orientation": "h", "yanchor": "top", "y": -0.12, "x": 0.0, "xanchor": "left"},
-        "margin": {"l": 45, "r": 10, "t": 40, "b": 60},
+        "legend": {"orientation": "h", "yref": "container", "yanchor": "bottom", "y": 0.0, "x": 0.0, "xanchor": "left"},
+        "margin": {"l": 45, "r": 10, "t": 40, "b": 80},
     }
     return go.Figure({"data": traces, "layout": layout})
 
@@ -166,7 +169,7 @@ def d_outputs_figure(steps: Sequence[int], d_real: Sequence[float], d_fake: Sequ
                        "name": translate("generate.fig_undecided", lang), "hoverinfo": "skip",
                        "line": {"color": GREY, "dash": "dot", "width": 1}})
     return plain_figure(traces, translate("generate.fig_d_outputs", lang), translate("generate.fig_step", lang),
-                        "D(x)", height=height, yaxis={"range": [-0.02, 1.02]})
+                        "D(x)", height=height, yaxis={"range": [-0.02, 1.02]}, legend=LEGEND_BELOW)
 
 
 def divergence_figure(steps: Sequence[int], values: Sequence[float], lang: str = "en", name: str = "JS",

@@ -43,6 +43,7 @@ DEFAULT_LAB_PACE = 20  # steps per second: GAN Lab's slow motion is what makes t
 LAB_PACE_CHOICES = PACE_CHOICES
 GRADE_KEY, MEMO_KEY, PAIR_KEY = "gen_grade_result", "gen_memo_result", "gen_interp_pair"
 FRAME_COUNT_KEY = "gen_frame_count"
+DEFAULT_SHAPE = "ring"  # the lab converges on it in its default settings (tests/test_gan2d.py)
 DRAWN = "drawn"  # the lab's shape "drawn by the learner"
 PLANE_LAYERS = ("heatmap", "real", "fake", "manifold", "arrows")
 TOOL_TABS = ("interp", "grade", "memo", "draw", "save")
@@ -159,20 +160,23 @@ def check_drawn_points(points: np.ndarray | None) -> None:
 
 # ---------------------------------------------------------------- the min-max loss, written out
 def minmax_latex(mm: Minimax | None) -> str:
-    """GAN's value function V(D, G) with the current numbers put in (natural logarithms).
+    """GAN's value function V(D, G) with the current numbers put in (natural logarithms), and the two
+    losses that are minimised: D's, −V, and G's non-saturating −E[ln D(G(z))].
 
     D climbs V (D(x) → 1 on real x, D(G(z)) → 0 on generated points); G descends it. The terms are
     measured on the points the page shows: the real points and G's image of the fixed noise batch.
     """
-    formula = (r"\min_G \max_D \; V(D,G) = \mathbb{E}_{x\sim p_\text{data}}\big[\ln D(x)\big]"
-               r" + \mathbb{E}_{z\sim p_z}\big[\ln\big(1 - D(G(z))\big)\big]")
-    if mm is None or not all(np.isfinite([mm.real_term, mm.fake_term, mm.g_loss])):
-        return formula
-    return (formula + r"\\[6pt]"
-            + rf"V = {mm.real_term:.3f} + ({mm.fake_term:.3f}) = {mm.value:.3f}"
-            + r"\\[4pt]"
-            + rf"\overline{{D(x)}} = {mm.d_real:.3f},\quad \overline{{D(G(z))}} = {mm.d_fake:.3f},\quad"
-            + rf"\; -\mathbb{{E}}\big[\ln D(G(z))\big] = {mm.g_loss:.3f}")
+    lines = [r"\min_G \max_D \; V(D,G)",
+             r"V(D,G) &= \mathbb{E}_{x}\big[\ln D(x)\big]",
+             r"&\quad + \mathbb{E}_{z}\big[\ln\big(1 - D(G(z))\big)\big]"]
+    if mm is not None and all(np.isfinite([mm.real_term, mm.fake_term, mm.g_loss])):
+        lines += [rf"&= {mm.real_term:.3f} + ({mm.fake_term:.3f}) = {mm.value:.3f}",
+                  rf"\overline{{D(x)}} &= {mm.d_real:.3f}, \quad \overline{{D(G(z))}} = {mm.d_fake:.3f}",
+                  rf"L_D &= -V = {-mm.value:.3f}",
+                  rf"L_G &= -\mathbb{{E}}_z\big[\ln D(G(z))\big] = {mm.g_loss:.3f}"]
+    else:
+        lines += [r"L_D &= -V", r"L_G &= -\mathbb{E}_z\big[\ln D(G(z))\big]"]
+    return lines[0] + r"\\[2pt]" + r"\begin{aligned}" + r"\\".join(lines[1:]) + r"\end{aligned}"
 
 
 def number(value: float | None, digits: int = 3) -> str:
@@ -337,7 +341,7 @@ def _check_limits(run: Any) -> None:
 
 def _new_lab_run() -> Any:
     """A lab run (not started) on the chosen shape replaces the current one; its points for the page."""
-    shape = st.session_state.get("gen_shape") or gan2d.SHAPES[0]
+    shape = st.session_state.get("gen_shape") or DEFAULT_SHAPE
     points = _drawn_or_none(shape)
     run = gan2d.lab_session(shape, points, slot_pool=server.slot_pool(), heartbeat_timeout=heartbeat_timeout())
     _check_limits(run)
@@ -382,7 +386,7 @@ def lab_view(run: Any | None) -> LabView:
     ctx = _lab_context(run)
     empty = np.zeros(0)
     if run is None or ctx is None:
-        real = _preview_points(st.session_state.get("gen_shape") or gan2d.SHAPES[0])
+        real = _preview_points(st.session_state.get("gen_shape") or DEFAULT_SHAPE)
         return LabView("ready", "", {}, 0, empty, empty, empty, empty, empty, empty, empty, xs, ys, None, real,
                        np.zeros((0, 2)), None, None, None)
     snap = run.snapshot()
