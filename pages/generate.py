@@ -112,11 +112,16 @@ def lab_live(polling: bool) -> None:
 def digits_settings() -> None:
     with st.sidebar:
         st.subheader(t("generate.digits_settings"))
-        st.selectbox(t("generate.preset"), gen.digit_presets(), key="gen_preset",
-                     format_func=lambda p: t(f"generate.preset_{p}"))
-        st.caption(t(f"generate.preset_{st.session_state.get('gen_preset') or gen.digit_presets()[0]}_text"))
-        if gen.preset_is_conditional(st.session_state.get("gen_preset")):
+        presets = gen.digit_presets()
+        st.selectbox(t("generate.preset"), presets, key="gen_preset", format_func=lambda p: t(f"generate.preset_{p}"))
+        st.caption(gen.preset_text(st.session_state.get("gen_preset") or presets[0]))
+        st.toggle(t("generate.conditional"), key="gen_conditional", help=t("generate.conditional_help"))
+        if gen.is_conditional():
             st.selectbox(t("generate.digit"), list(range(10)), key="gen_digit", help=t("generate.digit_help"))
+        gen.sync_pace_widget(gen.run_of(gen.DIGITS_RUN), gen.DIGITS_PACE_KEY)
+        st.select_slider(t("generate.pace"), gen.LAB_PACE_CHOICES, key=gen.DIGITS_PACE_KEY, format_func=pace_label,
+                         on_change=gen.on_pace, args=(gen.DIGITS_RUN, gen.DIGITS_PACE_KEY),
+                         help=t("generate.pace_help"))
 
 
 def digits_controls(run, status: str) -> None:
@@ -143,6 +148,8 @@ def digits_live(polling: bool) -> None:
         return
     gen.heartbeat()
     run_message(view.status, view.message, view.message_params)
+    if view.loaded_steps is not None and view.status == Status.READY:
+        st.info(t("generate.loaded", steps=f"{view.loaded_steps:,}"), icon=":material/upload_file:")
     st.progress(min(1.0, view.fraction), text=t("generate.progress", step=f"{view.step:,}", total=f"{view.total:,}"))
     m = st.columns(4)
     m[0].metric(t("generate.m_status"), t(f"train.status_{view.status}"))

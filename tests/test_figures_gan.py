@@ -59,6 +59,10 @@ def test_image_grids():
     assert z.shape == (8 * 29 - 1, 8 * 29 - 1)
     np.testing.assert_array_equal(z[:28, :28], frame[0])
     assert "500" in fig.layout.title.text and "3" in fig.layout.title.text
+    one_image = frame.reshape(8, 8, 28, 28).transpose(0, 2, 1, 3).reshape(224, 224)  # the grid PNG's layout
+    np.testing.assert_array_equal(fg.grid_tiles(one_image), frame)
+    z1 = np.asarray(fg.filmstrip_figure(one_image, 500, 2, 7).data[0].z, dtype=float)
+    np.testing.assert_array_equal(z1, z)
     floats = frame.astype(np.float32) / 255.0
     z2 = np.asarray(fg.image_grid_figure(floats[:, None], 8, 8).data[0].z, dtype=float)
     np.testing.assert_allclose(z2[:28, :28], frame[0], atol=1e-3)  # [n,1,h,w] floats in 0..1 read as pixels

@@ -221,13 +221,22 @@ def image_grid_figure(images: np.ndarray, rows: int, cols: int, title: str = "",
     return go.Figure({"data": [trace], "layout": layout})
 
 
+def grid_tiles(grid: np.ndarray, tile: int = 28) -> np.ndarray:
+    """One image of k×k tiles without gaps ([k·tile, k·tile]) -> the k² tiles [k², tile, tile], row by row."""
+    g = np.asarray(grid)
+    k = g.shape[0] // tile
+    return g[: k * tile, : k * tile].reshape(k, tile, k, tile).transpose(0, 2, 1, 3).reshape(k * k, tile, tile)
+
+
 def filmstrip_figure(frame: np.ndarray, step: int, index: int, count: int, lang: str = "en",
                      height: int = 380) -> go.Figure:
-    """One frame of the filmstrip: the fixed 8×8 noise grid rendered at ``step``."""
-    n = len(_as_float_images(frame))
+    """One frame of the filmstrip: the fixed 8×8 noise grid rendered at ``step`` (tiles [64, 28, 28],
+    or the grid as one [224, 224] image)."""
+    images = grid_tiles(frame) if np.asarray(frame).ndim == 2 else _as_float_images(frame)
+    n = len(images)
     side = int(np.ceil(np.sqrt(n))) if n else 1
     title = translate("generate.fig_frame", lang, index=index + 1, count=count, step=f"{step:,}")
-    return image_grid_figure(frame, side, side, title, height)
+    return image_grid_figure(images, side, side, title, height)
 
 
 def pairs_figure(samples: np.ndarray, nearest: np.ndarray, distances: Sequence[float], lang: str = "en",

@@ -10,21 +10,33 @@ page's language, for the page to show.
 from __future__ import annotations
 
 import functools
+import threading
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
 import numpy as np
 import streamlit as st
+import torch
 
 from dlplay import gan2d
+from dlplay import gan_grade as gg
+from dlplay import gan_images as gi
+from dlplay import gan_mnist as gm
+from dlplay.device import choose_device
 from dlplay.errors import UserError
+from dlplay.figures import gan as fg
+from dlplay.gan import GanCallback, GanConfig, GanSession
 from dlplay.gan2d import LabFrame, Minimax
+from dlplay.i18n import catalog, translate
 from dlplay.server.admin import heartbeat_timeout
+from dlplay.spec import dense_spec
 from dlplay.status import ACTIVE, FINISHED
 from dlplay.ui import server
 from dlplay.ui.canvas_widget import decode_png_data_url, draw_canvas
-from dlplay.ui.data import PROBLEM, remember_problem
-from dlplay.ui.i18n import error_text, t
+from dlplay.ui.data import PROBLEM, dataset_on, remember_problem
+from dlplay.ui.drawing import digit_from_png
+from dlplay.ui.i18n import current_language, error_text, t
+from dlplay.ui.state import current_session
 from dlplay.ui.training import FULL_SPEED, PACE_CHOICES, nearest
 
 MODE_KEY = "gen_mode"
@@ -408,12 +420,138 @@ def lab_view(run: Any | None) -> LabView:
 
 
 # ---------------------------------------------------------------- MNIST digits
+DIGITS_CONTEXT = "gen_digits_context"
+DIGITS_STEPS = 20_000  # a page run's length; Stop ends it whenever the digits look good enough
+FILM_EVERY = 50  # steps between two filmstrip frames at first (the strip thins itself as it grows)
+GRADE_SAMPLES = 1000
+MEMO_SAMPLES = 8
+INTERP_STEPS = 11
+QUICK_CLASSIFIER = "gen_quick_classifier"  # the grader trained on the spot, kept for the next grading
+TYPICAL_KEY = "gen_typical_distance"
+QUICK_SPEC = dense_spec([128])  # the tutorial's 784-128-10
+
+
+class Filmstrip(GanCallback):
+    """The fixed 8×8 noise grid's images, recorded every ``every`` steps in the training thread through
+    the run's own ``sample`` (G in eval mode, between two steps). At most ``max_frames`` are kept: when
+    full, every other frame goes (the first and the latest stay) and the interval doubles, so the strip
+    spans the whole run evenly. The page reads :meth:`frames` (thread-safe)."""
+
+    def __init__(self, spec: gm.GanSpec, every: int = FILM_EVERY, max_frames: int = 60):
+        self.noise, self.labels = gi.grid_noise(spec)
+        self.every, self.max_frames = every, max_frames
+        self._frames: list[tuple[int, np.ndarray]] = []
+        self._lock = threading.Lock()
+
+    def record(self, session: Any, step: int) -> None:
+        images = gm.to_uint8(session.sample(self.noise, self.labels)).squeeze(1)
+        frame = (int(step), gi.tile_grid(images))
+        with self._lock:
+            if self._frames and self._frames[-1][0] == frame[0]:
+                self._frames[-1] = frame
+            else:
+                self._frames.append(frame)
+            if len(self._frames) > self.max_frames:
+                self._frames = self._frames[:-1:2] + [self._frames[-1]]
+                self.every *= 2
+
+    def frames(self) -> list[tuple[int, np.ndarray]]:
+        with self._lock:
+            return list(self._frames)
+
+    def on_start(self, session: Any) -> None:
+        if not self.frames():
+            self.record(session, 0)
+
+    def after_step(self, session: Any, step: int) -> None:
+        if step % self.every == 0:
+            self.record(session, step)
+
+    def on_end(self, session: Any) -> None:
+        step = session.snapshot().progress.global_step
+        if step and (not self._frames or self._frames[-1][0] != step):
+            self.record(session, step)  # the last picture, whenever the run ended
+
+
+@dataclass
+class DigitsContext:
+    """Beside a digits run: its networks' spec and settings, the filmstrip, and what was measured."""
+
+    run: Any
+    preset: str
+    spec: gm.GanSpec
+    config: gm.GanConfig
+    film: Filmstrip
+    pair: tuple[Any, Any] | None = None  # noise vectors A and B of the interpolation
+    grade: Any = None  # (step, Grade, requested digit) of the last grading
+    memo: Any = None  # (step, Memorisation) of the last check
+    loaded_steps: int | None = None  # steps the networks had trained, when loaded from a checkpoint
+
+
 def digit_presets() -> tuple[str, ...]:
-    return ("mlp", "dcgan", "conditional")
+    return tuple(gm.GAN_PRESETS)
 
 
-def preset_is_conditional(preset: str | None) -> bool:
-    return preset == "conditional"
+def preset_text(preset: str) -> str:
+    """The preset's description: the one with measured figures where the MNIST GAN module has it."""
+    key = f"gan_mnist.preset.{preset}.text"
+    return t(key) if key in catalog(current_language()) else t(f"generate.preset_{preset}_text")
+
+
+def is_conditional() -> bool:
+    return bool(st.session_state.get("gen_conditional", False))
+
+
+def chosen_digit() -> int:
+    return int(st.session_state.get("gen_digit", 0) or 0)
+
+
+def mnist_session(spec: gm.GanSpec, config: gm.GanConfig, images_u8: Any, labels: Any, *, steps: int = DIGITS_STEPS,
+                  **session_kwargs: Any) -> GanSession:
+    """A GanSession of an MNIST GAN (not started): the preset's networks and settings on the run
+    machinery; real batches drawn from ``images_u8`` (uint8 [N, 28, 28] on the run's device)."""
+    g, d = gm.build_gan(spec, seed=config.seed)
+    core = GanConfig(noise_dim=spec.noise_dim, noise="gaussian", batch_size=config.batch_size, d_steps=config.d_steps,
+                     optimizer_d="adam", optimizer_g="adam", lr_d=config.lr_d, lr_g=config.lr_g, total_steps=steps,
+                     seed=config.seed, num_classes=gm.NUM_CLASSES if spec.conditional else 0,
+                     device=str(images_u8.device))
+
+    def sample_real(n: int, generator: Any) -> Any:
+        idx = torch.randint(len(images_u8), (n,), generator=generator, device=generator.device)
+        x = gm.to_signed(images_u8[idx])
+        return (x, labels[idx]) if spec.conditional else x
+
+    return GanSession(g, d, sample_real, core, images_u8.device, **session_kwargs)
+
+
+def _new_digits_run(preset: str | None = None, spec: gm.GanSpec | None = None) -> Any:
+    """A digits run (not started) of the chosen preset replaces the current one."""
+    preset = preset or st.session_state.get("gen_preset") or digit_presets()[0]
+    base = gm.GAN_PRESETS[preset]
+    spec = spec or base.spec.with_changes(conditional=is_conditional())
+    dataset = dataset_on("mnist", str(choose_device("auto")))
+    film = Filmstrip(spec)
+    run = mnist_session(spec, base.config, dataset.train_images, dataset.train_labels,
+                        callbacks=[film], slot_pool=server.slot_pool(),
+                        heartbeat_timeout=heartbeat_timeout())
+    run.title = f"GAN {spec.arch}{' (conditional)' if spec.conditional else ''}"
+    _check_limits(run)
+    run.set_pace(chosen_pace(DIGITS_PACE_KEY))
+    _make_current(DIGITS_RUN, _register(run))
+    for key in ("gen_frame", FRAME_COUNT_KEY):
+        st.session_state.pop(key, None)
+    st.session_state[DIGITS_CONTEXT] = DigitsContext(run, preset, spec, base.config, film)
+    return run
+
+
+@guarded
+def on_digits_start() -> None:
+    _new_digits_run().start()
+
+
+def digits_context(run: Any | None) -> DigitsContext | None:
+    ctx = st.session_state.get(DIGITS_CONTEXT)
+    return ctx if ctx is not None and ctx.run is run else None
 
 
 @dataclass(frozen=True)
@@ -431,6 +569,7 @@ class DigitsView:
     d_real: np.ndarray
     d_fake: np.ndarray
     frames: list[tuple[int, np.ndarray]]
+    loaded_steps: int | None = None
 
     @property
     def fraction(self) -> float:
@@ -443,18 +582,285 @@ class DigitsView:
 
 def digits_view(run: Any | None) -> DigitsView:
     empty = np.zeros(0)
-    if run is None:
+    ctx = digits_context(run)
+    if run is None or ctx is None:
         return DigitsView("ready", "", {}, 0, 0, empty, empty, empty, empty, empty, [])
     snap = run.snapshot()
     p = snap.progress
+    frames = ctx.film.frames()
     return DigitsView(p.status, p.message, dict(p.message_params), p.global_step, run.total_steps, snap.steps,
-                      snap.d_loss, snap.g_loss, snap.d_real, snap.d_fake, [])
+                      snap.d_loss, snap.g_loss, snap.d_real, snap.d_fake, frames, ctx.loaded_steps)
 
 
 def has_generator(run: Any | None) -> bool:
-    return False
+    """A generator worth using: it has trained (or was loaded from a checkpoint)."""
+    ctx = digits_context(run)
+    return ctx is not None and (run.snapshot().progress.global_step > 0 or ctx.film.frames() != [])
+
+
+def _requested(n: int, ctx: DigitsContext) -> Any:
+    return torch.full((n,), chosen_digit(), dtype=torch.long) if ctx.spec.conditional else None
+
+
+def current_samples(run: Any, n: int, seed: int) -> Any:
+    """``n`` digits from the generator as it is now (uint8 [n, 28, 28]); a conditional one draws the chosen digit."""
+    ctx = digits_context(run)
+    assert ctx is not None
+    return gm.to_uint8(run.sample(run.noise(n, seed=seed), _requested(n, ctx))).squeeze(1)
+
+
+def grid_png(run: Any) -> bytes:
+    """The fixed 8×8 noise grid drawn by the generator now, as a 224×224 PNG (row-major, no gaps)."""
+    ctx = digits_context(run)
+    assert ctx is not None
+    images = gm.to_uint8(run.sample(ctx.film.noise, ctx.film.labels)).squeeze(1)
+    return gi.grid_png(gi.tile_grid(images))
+
+
+# ----- interpolation
+def interpolation(run: Any, position: float) -> tuple[np.ndarray, int]:
+    """Images along the path from noise A to noise B, and the one nearest ``position`` (0..1)."""
+    ctx = digits_context(run)
+    assert ctx is not None
+    if ctx.pair is None:
+        ctx.pair = _pair(run, 0)
+    z0, z1 = ctx.pair
+    path = gi.slerp(z0, z1, torch.linspace(0, 1, INTERP_STEPS))
+    labels = _requested(INTERP_STEPS, ctx)
+    images = gm.to_uint8(run.sample(path, labels)).squeeze(1).numpy()
+    return images, int(round(position * (INTERP_STEPS - 1)))
+
+
+def _pair(run: Any, seed: int) -> tuple[Any, Any]:
+    z = run.noise(2, seed=1000 + seed)
+    return z[0], z[1]
+
+
+def on_new_pair() -> None:
+    ctx = digits_context(run_of(DIGITS_RUN))
+    if ctx is not None:
+        st.session_state["gen_pair_seed"] = st.session_state.get("gen_pair_seed", 0) + 1
+        ctx.pair = _pair(ctx.run, st.session_state["gen_pair_seed"])
+
+
+# ----- grading by a classifier
+def _learners_classifier() -> tuple[Any, str] | None:
+    """The session's classifier run, if it has learned MNIST (at least one epoch, or finished): a copy
+    of its network and how the page names it."""
+    session = current_session()
+    if session is None or session.config.dataset != "mnist":
+        return None
+    p = session.snapshot().progress
+    if p.epoch < 1 and p.status != "done":
+        return None
+    return session.model_copy("cpu"), session.spec.describe()
+
+
+def _quick_classifier() -> Any:
+    """The grader trained on the spot (once per browser session): the tutorial's dense network, two
+    epochs (seconds on a CPU, where the small CNN takes minutes on a busy machine)."""
+    quick = st.session_state.get(QUICK_CLASSIFIER)
+    if quick is None:
+        dataset = dataset_on("mnist", "cpu")
+        quick = gg.train_quick_classifier(dataset, spec=QUICK_SPEC, epochs=2, seed=0)
+        st.session_state[QUICK_CLASSIFIER] = quick
+    return quick
 
 
 @guarded
-def on_digits_start() -> None:
-    raise UserError("generate.digits_unavailable")
+def on_grade() -> None:
+    """1,000 generated digits labelled by the learner's classifier (or one trained now, saying so)."""
+    run = run_of(DIGITS_RUN)
+    ctx = digits_context(run)
+    if ctx is None:
+        return
+    own = _learners_classifier()
+    if own is not None:
+        model, name, quick_acc = own[0], own[1], None
+    else:
+        quick = _quick_classifier()
+        model, name, quick_acc = quick.model, None, quick.test_accuracy
+    images = current_samples(run, GRADE_SAMPLES, seed=2024)
+    requested = _requested(GRADE_SAMPLES, ctx)
+    info = dataset_on("mnist", "cpu").info
+    grade = gg.grade(images, model, requested=requested, mean=info.mean, std=info.std, quick_classifier=own is None)
+    ctx.grade = GradeResult(run.snapshot().progress.global_step, grade, name, quick_acc,
+                            chosen_digit() if ctx.spec.conditional else None)
+
+
+@dataclass(frozen=True)
+class GradeResult:
+    step: int
+    grade: Any  # dlplay.gan_grade.Grade
+    classifier: str | None  # the learner's network, described; None: the quick classifier
+    quick_accuracy: float | None  # the quick classifier's test accuracy
+    digit: int | None  # the digit a conditional generator was asked for
+
+
+def last_grade(run: Any) -> GradeResult | None:
+    ctx = digits_context(run)
+    return ctx.grade if ctx is not None else None
+
+
+def show_grade(result: GradeResult, lang: str) -> None:
+    g = result.grade
+    if result.classifier is not None:
+        st.caption(t("generate.grade_by_yours", model=result.classifier, step=f"{result.step:,}"))
+    else:
+        st.info(t("generate.grade_by_quick", acc=f"{(result.quick_accuracy or 0) * 100:.1f}", step=f"{result.step:,}"),
+                icon=":material/bolt:")
+    cols = st.columns(3)
+    cols[0].metric(t("generate.m_confident"), f"{g.confident_share:.0%}", help=t("generate.m_confident_help"))
+    cols[1].metric(t("generate.m_classes"), f"{len(g.present)}/10")
+    if result.digit is not None and g.requested_share is not None:
+        cols[2].metric(t("generate.m_requested", digit=result.digit), f"{g.requested_share:.0%}")
+    else:
+        cols[2].metric(t("generate.m_mean_conf"), f"{g.mean_confidence:.0%}")
+    if g.collapse and result.digit is None:
+        with st.container(key="gen_collapse_alarm"):
+            st.error(t("generate.collapse", digits=", ".join(str(d) for d in g.missing)), icon=":material/warning:")
+    elif result.digit is None:
+        st.success(t("generate.no_collapse"), icon=":material/check_circle:")
+    st.plotly_chart(fg.class_histogram_figure(g.histogram, lang, missing=g.missing if result.digit is None else ()),
+                    key="gen_grade_fig", config={"displayModeBar": False})
+
+
+# ----- memorisation
+@dataclass(frozen=True)
+class Memorisation:
+    step: int
+    samples: np.ndarray  # uint8 [n, 28, 28]
+    nearest: np.ndarray  # the nearest training image of each
+    distances: tuple[float, ...]
+    typical: float  # median distance of a new real digit (a test image) to its nearest training image
+    low: float  # 5th percentile of that: closer than this looks like a copy
+
+    @property
+    def mean_distance(self) -> float:
+        return float(np.mean(self.distances)) if self.distances else 0.0
+
+
+@guarded
+def on_memorisation() -> None:
+    run = run_of(DIGITS_RUN)
+    ctx = digits_context(run)
+    if ctx is None:
+        return
+    dataset = dataset_on("mnist", "cpu")
+    samples = current_samples(run, MEMO_SAMPLES, seed=77)
+    found = gg.nearest_training(samples, dataset.train_images)
+    typical = st.session_state.get(TYPICAL_KEY)
+    if typical is None:
+        typical = st.session_state[TYPICAL_KEY] = gg.typical_nearest_distance(dataset, n=300)
+    nearest = dataset.train_images[list(found.indices)].numpy()
+    ctx.memo = Memorisation(run.snapshot().progress.global_step, samples.numpy(), nearest, found.distances,
+                            typical.median, typical.low)
+
+
+def last_memorisation(run: Any) -> Memorisation | None:
+    ctx = digits_context(run)
+    return ctx.memo if ctx is not None else None
+
+
+# ----- Draw → D
+D_CANVAS_KEY = "gen_d_canvas"
+
+
+def draw_for_d(run: Any) -> None:
+    """The learner draws a digit; the discriminator says how real it finds it."""
+    ctx = digits_context(run)
+    if ctx is None:
+        return
+    st.caption(t("generate.draw_d_help"))
+    row = st.container(horizontal=True, gap="medium")
+    with row.container(width=CANVAS_PX + 4):
+        png = draw_canvas(D_CANVAS_KEY, size=CANVAS_PX, stroke=18, undo=t("draw.undo"), clear=t("draw.clear"),
+                          label=t("generate.tab_draw"))
+    image28 = digit_from_png(png)
+    with row.container(width="stretch"):
+        if image28 is None:
+            st.info(t("generate.draw_d_empty"), icon=":material/draw:")
+            return
+        labels = torch.tensor([chosen_digit()]) if ctx.spec.conditional else None
+        x = gm.to_signed(torch.from_numpy(np.ascontiguousarray(image28, dtype=np.uint8))[None])
+        score = float(run.discriminate(x, labels)[0])
+        with st.container(key="gen_d_score"):
+            st.metric(t("generate.d_score"), f"{score:.1%}")
+        st.progress(min(1.0, max(0.0, score)))
+        st.caption(t("generate.d_score_real") if score >= 0.5 else t("generate.d_score_fake"))
+        if ctx.spec.conditional:
+            st.caption(t("generate.d_score_digit", digit=chosen_digit()))
+        st.image(image28, caption=t("generate.d_seen"), width=112, clamp=True)
+
+
+# ----- download, checkpoints, ONNX
+CKPT_UPLOAD = "gen_ckpt_upload"
+CKPT_SEEN = "gen_ckpt_seen"
+EXPORT_ERROR = "gen_export_error"
+
+
+def _file_stem(ctx: DigitsContext) -> str:
+    return f"dlplay-gan-{ctx.spec.arch}{'-conditional' if ctx.spec.conditional else ''}"
+
+
+def save_section(run: Any) -> None:
+    ctx = digits_context(run)
+    if ctx is None:
+        return
+    stem = _file_stem(ctx)
+    lang = current_language()
+    errors = st.session_state.setdefault(EXPORT_ERROR, {})
+
+    def guarded_bytes(kind: str, make: Callable[[], bytes]) -> Callable[[], bytes]:
+        def data() -> bytes:  # runs when clicked, outside the script: a failure is written for the next run
+            try:
+                out = make()
+            except Exception as exc:
+                errors[kind] = translate("generate.export_failed", lang, error=f"{type(exc).__name__}: {exc}")
+                raise
+            errors.pop(kind, None)
+            return out
+        return data
+
+    def checkpoint() -> bytes:
+        g, d = run.copies()
+        return gm.save_gan_checkpoint(g, d, ctx.config, steps=run.snapshot().progress.global_step)
+
+    st.caption(t("generate.save_help"))
+    c1, c2, c3 = st.columns(3)
+    c1.download_button(t("generate.download_grid"), guarded_bytes("png", lambda: grid_png(run)), f"{stem}-grid.png",
+                       "image/png", key="gen_grid_png", on_click="ignore", icon=":material/grid_on:",
+                       help=t("generate.download_grid_help"))
+    c2.download_button(t("generate.download_ckpt"), guarded_bytes("ckpt", checkpoint), f"{stem}.pt",
+                       "application/octet-stream", key="gen_ckpt_download", on_click="ignore",
+                       icon=":material/download:")
+    c3.download_button(t("generate.download_onnx"),
+                       guarded_bytes("onnx", lambda: gm.export_generator_onnx(run.generator_copy())), f"{stem}-generator.onnx",
+                       "application/octet-stream", key="gen_onnx_download", on_click="ignore",
+                       icon=":material/download:", help=t("generate.download_onnx_help"))
+    for message in errors.values():
+        st.error(message)
+    upload = st.file_uploader(t("generate.upload_ckpt"), type=["pt"], key=CKPT_UPLOAD, help=t("generate.upload_ckpt_help"))
+    if upload is not None and st.session_state.get(CKPT_SEEN) != upload.file_id:
+        st.session_state[CKPT_SEEN] = upload.file_id
+        try:
+            ckpt = gm.load_gan_checkpoint(upload.getvalue())
+            adopt_gan_checkpoint(ckpt)
+        except UserError as exc:
+            st.session_state[ERROR_KEY] = error_text(exc)
+        st.rerun()
+
+
+def adopt_gan_checkpoint(ckpt: Any) -> Any:
+    """A loaded GAN checkpoint becomes the digits run: both networks' weights, not started (Start trains a new one)."""
+    preset = ckpt.spec.arch if ckpt.spec.arch in gm.GAN_PRESETS else digit_presets()[0]
+    run = _new_digits_run(preset, ckpt.spec)
+    state = {f"generator.{k}": v for k, v in ckpt.generator_state.items()}
+    state.update({f"discriminator.{k}": v for k, v in ckpt.discriminator_state.items()})
+    run.load_state_dict(state)
+    ctx = digits_context(run)
+    assert ctx is not None
+    ctx.film.record(run, 0)
+    ctx.loaded_steps = ckpt.steps
+    st.session_state[ERROR_KEY] = None
+    return run
