@@ -113,7 +113,7 @@ def digits_settings() -> None:
     with st.sidebar:
         st.subheader(t("generate.digits_settings"))
         presets = gen.digit_presets()
-        st.selectbox(t("generate.preset"), presets, key="gen_preset", format_func=lambda p: t(f"generate.preset_{p}"))
+        st.selectbox(t("generate.preset"), presets, key="gen_preset", format_func=lambda p: t(f"gan_mnist.preset.{p}.name"))
         st.caption(gen.preset_text(st.session_state.get("gen_preset") or presets[0]))
         st.toggle(t("generate.conditional"), key="gen_conditional", help=t("generate.conditional_help"))
         if gen.is_conditional():

@@ -4,10 +4,12 @@ With DLPLAY_SHOTS set, screenshots of both modes in English and Chinese go to th
 (docs/screenshots/generate-*.png in the repository)."""
 from __future__ import annotations
 
+import io
 import os
 from pathlib import Path
 
 import pytest
+from PIL import Image
 
 from e2e_util import click_button, metric_value, open_app_page, wait_for_idle
 
@@ -15,13 +17,17 @@ SHOTS = os.environ.get("DLPLAY_SHOTS")
 SLOW_MS = 120_000
 
 
-def shot(page, name: str) -> None:
+def shot(page, name: str, height: int = 2000) -> None:
+    """A screenshot of the whole page (Streamlit scrolls inside its own container: a tall viewport)."""
     if not SHOTS:
         return
     folder = Path(SHOTS)
     folder.mkdir(parents=True, exist_ok=True)
+    page.set_viewport_size({"width": 1400, "height": height})
     wait_for_idle(page, SLOW_MS)
-    page.screenshot(path=str(folder / f"generate-{name}.png"), full_page=True)
+    page.wait_for_timeout(1500)  # charts drawn
+    page.screenshot(path=str(folder / f"generate-{name}.png"))
+    page.set_viewport_size({"width": 1400, "height": 1000})
 
 
 def step_count(page, label: str) -> int:
@@ -63,6 +69,52 @@ def test_2d_lab_steps_and_shows_the_heatmap(streamlit_server, browser_context, l
         assert plane_has_heatmap(page)
         shot(page, f"lab-{lang}")
         click_button(page, "gen_lab_pause")
+        wait_for_idle(page, SLOW_MS)
+    finally:
+        page.close()
+
+
+def frame_count(page) -> int:
+    slider = page.locator(".st-key-gen_frame [role=slider]")
+    return int(slider.first.get_attribute("aria-valuemax") or 0) if slider.count() else 0
+
+
+@pytest.mark.browser
+@pytest.mark.parametrize("lang", ["en", "zh"])
+def test_mnist_gan_trains_from_the_page_and_its_grid_downloads(streamlit_server, browser_context, lang, tmp_path):
+    from dlplay.i18n import translate
+
+    page = open_app_page(browser_context, streamlit_server, "generate", lang)
+    try:
+        page.get_by_text(translate("generate.mode_digits", lang), exact=True).click()
+        page.wait_for_selector(".st-key-gen_digits_start button", timeout=SLOW_MS)
+        wait_for_idle(page, SLOW_MS)
+        click_button(page, "gen_digits_start")
+        page.wait_for_selector(".st-key-gen_filmstrip .js-plotly-plot", timeout=SLOW_MS)  # the first frame
+        page.wait_for_function("() => { const s = document.querySelector('.st-key-gen_frame [role=slider]');"
+                               " return s && parseInt(s.getAttribute('aria-valuemax')) >= 3; }", timeout=SLOW_MS)
+        first = frame_count(page)
+        page.wait_for_function("(n) => { const s = document.querySelector('.st-key-gen_frame [role=slider]');"
+                               " return s && parseInt(s.getAttribute('aria-valuemax')) > n; }", arg=first, timeout=SLOW_MS)
+        assert frame_count(page) > first  # the filmstrip grows while it trains
+        assert step_count(page, translate("generate.m_step", lang)) > 0
+        page.get_by_role("tab").nth(4).click()  # Download and save
+        with page.expect_download(timeout=SLOW_MS) as download:
+            click_button(page, "gen_grid_png")
+        path = tmp_path / "grid.png"
+        download.value.save_as(path)
+        with Image.open(io.BytesIO(path.read_bytes())) as grid:
+            assert grid.size == (224, 224) and grid.mode == "L"
+            assert grid.getextrema()[1] > 100  # white ink somewhere, on black
+        if lang == "en":
+            page.get_by_role("tab").nth(1).click()  # Grade with a classifier
+            click_button(page, "gen_grade")
+            page.wait_for_selector(".st-key-gen_grade_fig .js-plotly-plot, [data-testid=stPlotlyChart]", timeout=SLOW_MS)
+        click_button(page, "gen_digits_pause")
+        wait_for_idle(page, SLOW_MS)
+        assert page.locator("[data-testid=stException]").count() == 0
+        shot(page, f"digits-{lang}", height=2600)
+        click_button(page, "gen_digits_stop")
         wait_for_idle(page, SLOW_MS)
     finally:
         page.close()

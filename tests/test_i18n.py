@@ -681,6 +681,9 @@ def scenarios(lang: str, session, mnist) -> list[tuple[str, str, dict, object]]:
         ("sequences-no-drawing", "pages/sequences.py", {**rec_state, "seq_source": "drawing"}, None),
         ("sequences-gates", "pages/sequences.py", {**rec_state, "seq_memory_show": "f"}, None),
         ("build-lstm", "pages/build.py", rec_state, None),
+        ("generate-lab", "pages/generate.py", {}, None),
+        ("generate-drawn", "pages/generate.py", {"gen_shape": "drawn"}, None),
+        ("generate-digits", "pages/generate.py", {"gen_mode": "digits", "gen_conditional": True}, None),
     ]
     for tab in ("tab_results", "tab_mistakes", "tab_calibration", "tab_keep"):
         out.append((f"evaluate-{tab}", "pages/evaluate.py",

@@ -10,7 +10,6 @@ page's language, for the page to show.
 from __future__ import annotations
 
 import functools
-import threading
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -25,9 +24,9 @@ from dlplay import gan_mnist as gm
 from dlplay.device import choose_device
 from dlplay.errors import UserError
 from dlplay.figures import gan as fg
-from dlplay.gan import GanCallback, GanConfig, GanSession
+from dlplay.gan import GanConfig, GanSession
 from dlplay.gan2d import LabFrame, Minimax
-from dlplay.i18n import catalog, translate
+from dlplay.i18n import translate
 from dlplay.server.admin import heartbeat_timeout
 from dlplay.spec import dense_spec
 from dlplay.status import ACTIVE, FINISHED
@@ -422,55 +421,13 @@ def lab_view(run: Any | None) -> LabView:
 # ---------------------------------------------------------------- MNIST digits
 DIGITS_CONTEXT = "gen_digits_context"
 DIGITS_STEPS = 20_000  # a page run's length; Stop ends it whenever the digits look good enough
-FILM_EVERY = 50  # steps between two filmstrip frames at first (the strip thins itself as it grows)
+FILM_EVERY = 25  # steps between two filmstrip frames at first (the strip thins itself as it grows)
 GRADE_SAMPLES = 1000
 MEMO_SAMPLES = 8
 INTERP_STEPS = 11
 QUICK_CLASSIFIER = "gen_quick_classifier"  # the grader trained on the spot, kept for the next grading
 TYPICAL_KEY = "gen_typical_distance"
 QUICK_SPEC = dense_spec([128])  # the tutorial's 784-128-10
-
-
-class Filmstrip(GanCallback):
-    """The fixed 8×8 noise grid's images, recorded every ``every`` steps in the training thread through
-    the run's own ``sample`` (G in eval mode, between two steps). At most ``max_frames`` are kept: when
-    full, every other frame goes (the first and the latest stay) and the interval doubles, so the strip
-    spans the whole run evenly. The page reads :meth:`frames` (thread-safe)."""
-
-    def __init__(self, spec: gm.GanSpec, every: int = FILM_EVERY, max_frames: int = 60):
-        self.noise, self.labels = gi.grid_noise(spec)
-        self.every, self.max_frames = every, max_frames
-        self._frames: list[tuple[int, np.ndarray]] = []
-        self._lock = threading.Lock()
-
-    def record(self, session: Any, step: int) -> None:
-        images = gm.to_uint8(session.sample(self.noise, self.labels)).squeeze(1)
-        frame = (int(step), gi.tile_grid(images))
-        with self._lock:
-            if self._frames and self._frames[-1][0] == frame[0]:
-                self._frames[-1] = frame
-            else:
-                self._frames.append(frame)
-            if len(self._frames) > self.max_frames:
-                self._frames = self._frames[:-1:2] + [self._frames[-1]]
-                self.every *= 2
-
-    def frames(self) -> list[tuple[int, np.ndarray]]:
-        with self._lock:
-            return list(self._frames)
-
-    def on_start(self, session: Any) -> None:
-        if not self.frames():
-            self.record(session, 0)
-
-    def after_step(self, session: Any, step: int) -> None:
-        if step % self.every == 0:
-            self.record(session, step)
-
-    def on_end(self, session: Any) -> None:
-        step = session.snapshot().progress.global_step
-        if step and (not self._frames or self._frames[-1][0] != step):
-            self.record(session, step)  # the last picture, whenever the run ended
 
 
 @dataclass
@@ -481,7 +438,7 @@ class DigitsContext:
     preset: str
     spec: gm.GanSpec
     config: gm.GanConfig
-    film: Filmstrip
+    film: gi.Filmstrip  # a GanSession callback: the fixed 8×8 noise grid every so often
     pair: tuple[Any, Any] | None = None  # noise vectors A and B of the interpolation
     grade: Any = None  # (step, Grade, requested digit) of the last grading
     memo: Any = None  # (step, Memorisation) of the last check
@@ -494,8 +451,7 @@ def digit_presets() -> tuple[str, ...]:
 
 def preset_text(preset: str) -> str:
     """The preset's description: the one with measured figures where the MNIST GAN module has it."""
-    key = f"gan_mnist.preset.{preset}.text"
-    return t(key) if key in catalog(current_language()) else t(f"generate.preset_{preset}_text")
+    return t(f"gan_mnist.preset.{preset}.text")
 
 
 def is_conditional() -> bool:
@@ -513,7 +469,7 @@ def mnist_session(spec: gm.GanSpec, config: gm.GanConfig, images_u8: Any, labels
     g, d = gm.build_gan(spec, seed=config.seed)
     core = GanConfig(noise_dim=spec.noise_dim, noise="gaussian", batch_size=config.batch_size, d_steps=config.d_steps,
                      optimizer_d="adam", optimizer_g="adam", lr_d=config.lr_d, lr_g=config.lr_g, total_steps=steps,
-                     seed=config.seed, num_classes=gm.NUM_CLASSES if spec.conditional else 0,
+                     seed=config.seed, num_classes=gm.NUM_CLASSES if spec.conditional else 0, beta1=config.beta1,
                      device=str(images_u8.device))
 
     def sample_real(n: int, generator: Any) -> Any:
@@ -530,7 +486,7 @@ def _new_digits_run(preset: str | None = None, spec: gm.GanSpec | None = None) -
     base = gm.GAN_PRESETS[preset]
     spec = spec or base.spec.with_changes(conditional=is_conditional())
     dataset = dataset_on("mnist", str(choose_device("auto")))
-    film = Filmstrip(spec)
+    film = gi.Filmstrip(spec, every=FILM_EVERY)
     run = mnist_session(spec, base.config, dataset.train_images, dataset.train_labels,
                         callbacks=[film], slot_pool=server.slot_pool(),
                         heartbeat_timeout=heartbeat_timeout())
@@ -587,7 +543,7 @@ def digits_view(run: Any | None) -> DigitsView:
         return DigitsView("ready", "", {}, 0, 0, empty, empty, empty, empty, empty, [])
     snap = run.snapshot()
     p = snap.progress
-    frames = ctx.film.frames()
+    frames = [(f.step, f.grid) for f in ctx.film.frames()]
     return DigitsView(p.status, p.message, dict(p.message_params), p.global_step, run.total_steps, snap.steps,
                       snap.d_loss, snap.g_loss, snap.d_real, snap.d_fake, frames, ctx.loaded_steps)
 
@@ -860,7 +816,7 @@ def adopt_gan_checkpoint(ckpt: Any) -> Any:
     run.load_state_dict(state)
     ctx = digits_context(run)
     assert ctx is not None
-    ctx.film.record(run, 0)
+    ctx.film.record_output(run.sample(ctx.film.noise, ctx.film.labels), 0)
     ctx.loaded_steps = ckpt.steps
     st.session_state[ERROR_KEY] = None
     return run
