@@ -75,8 +75,8 @@ def test_2d_lab_steps_and_shows_the_heatmap(streamlit_server, browser_context, l
 
 
 def frame_count(page) -> int:
-    slider = page.locator(".st-key-gen_frame [role=slider]")
-    return int(slider.first.get_attribute("aria-valuemax") or 0) if slider.count() else 0
+    slider = page.locator(".st-key-gen_frame input[type=range]")
+    return int(slider.first.get_attribute("max") or 0) if slider.count() else 0
 
 
 @pytest.mark.browser
@@ -91,13 +91,16 @@ def test_mnist_gan_trains_from_the_page_and_its_grid_downloads(streamlit_server,
         wait_for_idle(page, SLOW_MS)
         click_button(page, "gen_digits_start")
         page.wait_for_selector(".st-key-gen_filmstrip .js-plotly-plot", timeout=SLOW_MS)  # the first frame
-        page.wait_for_function("() => { const s = document.querySelector('.st-key-gen_frame [role=slider]');"
-                               " return s && parseInt(s.getAttribute('aria-valuemax')) >= 3; }", timeout=SLOW_MS)
+        page.wait_for_function("() => { const s = document.querySelector('.st-key-gen_frame input[type=range]');"
+                               " return s && parseInt(s.getAttribute('max')) >= 3; }", timeout=SLOW_MS)
         first = frame_count(page)
-        page.wait_for_function("(n) => { const s = document.querySelector('.st-key-gen_frame [role=slider]');"
-                               " return s && parseInt(s.getAttribute('aria-valuemax')) > n; }", arg=first, timeout=SLOW_MS)
+        page.wait_for_function("(n) => { const s = document.querySelector('.st-key-gen_frame input[type=range]');"
+                               " return s && parseInt(s.getAttribute('max')) > n; }", arg=first, timeout=SLOW_MS)
         assert frame_count(page) > first  # the filmstrip grows while it trains
         assert step_count(page, translate("generate.m_step", lang)) > 0
+        click_button(page, "gen_digits_stop")  # the page stops polling: downloads from a still page
+        page.wait_for_selector(".st-key-gen_digits_start button:not([disabled])", timeout=SLOW_MS)
+        wait_for_idle(page, SLOW_MS)
         page.get_by_role("tab").nth(4).click()  # Download and save
         with page.expect_download(timeout=SLOW_MS) as download:
             click_button(page, "gen_grid_png")
@@ -106,15 +109,18 @@ def test_mnist_gan_trains_from_the_page_and_its_grid_downloads(streamlit_server,
         with Image.open(io.BytesIO(path.read_bytes())) as grid:
             assert grid.size == (224, 224) and grid.mode == "L"
             assert grid.getextrema()[1] > 100  # white ink somewhere, on black
-        if lang == "en":
+        if lang == "en":  # both networks saved and loaded back through the page
+            with page.expect_download(timeout=SLOW_MS) as download:
+                click_button(page, "gen_ckpt_download")
+            ckpt = tmp_path / "gan.pt"
+            download.value.save_as(ckpt)
+            page.locator(".st-key-gen_ckpt_upload input[type=file]").set_input_files(str(ckpt))
+            page.get_by_text(translate("generate.loaded", lang, steps="").split("(")[0].strip()).first.wait_for(timeout=SLOW_MS)
             page.get_by_role("tab").nth(1).click()  # Grade with a classifier
             click_button(page, "gen_grade")
             page.wait_for_selector(".st-key-gen_grade_fig .js-plotly-plot, [data-testid=stPlotlyChart]", timeout=SLOW_MS)
-        click_button(page, "gen_digits_pause")
         wait_for_idle(page, SLOW_MS)
         assert page.locator("[data-testid=stException]").count() == 0
         shot(page, f"digits-{lang}", height=2600)
-        click_button(page, "gen_digits_stop")
-        wait_for_idle(page, SLOW_MS)
     finally:
         page.close()

@@ -158,3 +158,33 @@ def test_a_drawn_distribution_is_learned_from():
         assert np.abs(np.abs(real[:, 1]) - 0.6).max() < 0.2  # the real points are the drawn bars
     finally:
         stop_runs(at)
+
+
+def test_mnist_gan_trains_and_is_graded_and_checked():
+    """Start the MLP GAN, see frames arrive, pause; grade 1,000 samples (no classifier in the session: one
+    is trained on the spot, and the page says so) and look for the nearest training images."""
+    at = open_page("en", "digits")
+    try:
+        click(at, "gen_digits_start")
+        run = at.session_state["gen_digits_run"]
+        film = at.session_state["gen_digits_context"].film
+        assert wait_for(lambda: len(film.frames()) >= 2, 120), run.status  # frame 0 and a trained one
+        at.run()  # the buttons follow the run's state
+        click(at, "gen_digits_pause")
+        assert wait_for(lambda: run.status == "paused", 30)
+        at.run()
+        assert at.get("plotly_chart") and not at.error
+        click(at, "gen_grade")
+        result = at.session_state["gen_digits_context"].grade
+        assert result is not None and result.grade.n == 1000 and result.classifier is None
+        assert sum(result.grade.histogram) == 1000
+        assert any(translate("generate.grade_by_quick", "en", acc=f"{result.quick_accuracy * 100:.1f}",
+                             step=f"{result.step:,}") == i.value for i in at.info)
+        if result.grade.collapse:  # (early in training it usually is)
+            assert any(str(result.grade.missing[0]) in e.value for e in at.error)
+        click(at, "gen_memo")
+        memo = at.session_state["gen_digits_context"].memo
+        assert memo is not None and len(memo.distances) == 8 and memo.nearest.shape == (8, 28, 28)
+        assert all(d > 0 for d in memo.distances)
+    finally:
+        stop_runs(at)

@@ -549,9 +549,9 @@ def digits_view(run: Any | None) -> DigitsView:
 
 
 def has_generator(run: Any | None) -> bool:
-    """A generator worth using: it has trained (or was loaded from a checkpoint)."""
-    ctx = digits_context(run)
-    return ctx is not None and (run.snapshot().progress.global_step > 0 or ctx.film.frames() != [])
+    """The tools below the live view work on any generator the page holds, trained or not (a full rerun
+    draws them once, when the run is made: the live view alone reruns while it trains)."""
+    return digits_context(run) is not None
 
 
 def _requested(n: int, ctx: DigitsContext) -> Any:
@@ -565,10 +565,9 @@ def current_samples(run: Any, n: int, seed: int) -> Any:
     return gm.to_uint8(run.sample(run.noise(n, seed=seed), _requested(n, ctx))).squeeze(1)
 
 
-def grid_png(run: Any) -> bytes:
-    """The fixed 8×8 noise grid drawn by the generator now, as a 224×224 PNG (row-major, no gaps)."""
-    ctx = digits_context(run)
-    assert ctx is not None
+def grid_png(run: Any, ctx: DigitsContext) -> bytes:
+    """The fixed 8×8 noise grid drawn by the generator now, as a 224×224 PNG (row-major, no gaps).
+    (No session state here: a download's data is made outside the script run.)"""
     images = gm.to_uint8(run.sample(ctx.film.noise, ctx.film.labels)).squeeze(1)
     return gi.grid_png(gi.tile_grid(images))
 
@@ -784,7 +783,7 @@ def save_section(run: Any) -> None:
 
     st.caption(t("generate.save_help"))
     c1, c2, c3 = st.columns(3)
-    c1.download_button(t("generate.download_grid"), guarded_bytes("png", lambda: grid_png(run)), f"{stem}-grid.png",
+    c1.download_button(t("generate.download_grid"), guarded_bytes("png", lambda: grid_png(run, ctx)), f"{stem}-grid.png",
                        "image/png", key="gen_grid_png", on_click="ignore", icon=":material/grid_on:",
                        help=t("generate.download_grid_help"))
     c2.download_button(t("generate.download_ckpt"), guarded_bytes("ckpt", checkpoint), f"{stem}.pt",
