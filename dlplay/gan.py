@@ -7,8 +7,11 @@ commands, pause / single steps / pace / Stop / heartbeat, run slots, status) who
   of D followed by one update of G (``step(n)``, and every step while running);
 - ``step_d(n)`` / ``step_g(n)`` grant single steps that update only D / only G (a step each too);
 - D outputs a logit; D's loss is the cross-entropy of real (label 1) and generated (label 0)
-  samples, ``softplus(-D(x)) + softplus(D(G(z)))``; G's loss is the non-saturating
-  ``-log sigmoid(D(G(z))) = softplus(-D(G(z)))`` (Goodfellow et al. 2014, section 3);
+  samples, ``softplus(-D(x)) + softplus(D(G(z)))`` (one pass of D over both batches unless D has
+  BatchNorm), plus, with ``config.r1 = γ > 0``, the R1 penalty γ/2·E‖∇ₓD(x)‖² on the real batch;
+  G's loss is the non-saturating ``-log sigmoid(D(G(z))) = softplus(-D(G(z)))`` (Goodfellow et al.
+  2014, section 3); optimisers come from :func:`dlplay.optimizers.make_optimizer`, Adam's β₁ from
+  ``config.beta1``;
 - per step, four numbers are kept on the device — D's loss, G's loss, mean D(real) and mean D(fake)
   as probabilities — and reach the host every ``sync_every`` steps (sooner at a watchable pace, after
   a single step, and at least every MAX_SYNC_S seconds): no host sync per step. A step that updates
@@ -273,6 +276,9 @@ class GanSession(RunLoop):
         self._step_kinds: deque[str] = deque()  # what each granted single step updates, in order
         self._d_updates = 0
         self._g_updates = 0
+        # D sees real and generated points in one batch unless a layer mixes a batch's samples (BatchNorm:
+        # DCGAN normalises real and fake batches apart)
+        self._joint_d = not any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in self.discriminator.modules())
         self.metrics.update_progress(epochs=1, steps_per_epoch=self.total_steps, total_steps=self.total_steps,
                                      lr=config.lr_d, engine="autograd")
 
@@ -484,8 +490,12 @@ class GanSession(RunLoop):
         r1 = self.config.r1
         if r1 > 0:
             x = x.detach().requires_grad_(True)
-        real_logits = self._d(x, y)
-        fake_logits = self._d(fake, fake_y)
+        if self._joint_d:  # one pass of D over real and fake (the same numbers, half the kernel launches)
+            logits = self._d(torch.cat([x, fake]), None if y is None else torch.cat([y, fake_y]))  # type: ignore[list-item]
+            real_logits, fake_logits = logits[: len(x)], logits[len(x):]
+        else:
+            real_logits = self._d(x, y)
+            fake_logits = self._d(fake, fake_y)
         loss = F.softplus(-real_logits).mean() + F.softplus(fake_logits).mean()
         total = loss
         if r1 > 0:  # R1: D flat on the real data, which makes the game converge locally (Mescheder et al. 2018)

@@ -64,8 +64,10 @@ class RunHandle(Protocol):
     def probe_every(self) -> int | None: ...
     def state_dict(self) -> dict[str, torch.Tensor]: ...  # CPU tensors, a consistent copy
     def model_copy(self, device: str | torch.device = "cpu") -> Net: ...  # built from spec + state_dict, eval mode
-    def evaluate(self, split: str = "test") -> tuple[float, float]: ...  # (mean loss, accuracy)
+    def evaluate(self, split: str = "test") -> tuple[float, float]: ...  # (mean loss, accuracy); test, train, val
     def test_split(self) -> tuple[torch.Tensor, torch.Tensor]: ...  # (uint8 images, labels) on the CPU
+    # (uint8 images, labels with the run's label edits, dataset indices) of "test", "train" or "val", on the CPU
+    def split_data(self, split: str) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]: ...
 
 
 

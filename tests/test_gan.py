@@ -3,8 +3,10 @@ of both, pace, Stop, heartbeat, slots; what each step changes; state dicts; dive
 states; callbacks; a conditional GAN; the config's checks with messages in both languages."""
 from __future__ import annotations
 
+import ast
 import io
 import time
+from pathlib import Path
 
 import pytest
 import torch
@@ -49,6 +51,16 @@ def test_a_run_trains_to_the_end_and_implements_the_handle():
         assert curve.shape == (60,) and torch.isfinite(torch.from_numpy(curve)).all()
     assert ((snap.d_real > 0) & (snap.d_real < 1)).all() and ((snap.d_fake > 0) & (snap.d_fake < 1)).all()
     assert snap.d_loss[0] == pytest.approx(2 * 0.693, abs=0.3)  # an untrained D guesses: 2·log 2
+
+
+def test_a_gan_session_has_every_member_of_the_gan_handle():
+    tree = ast.parse((Path(__file__).resolve().parents[1] / "dlplay" / "handle.py").read_text())
+    cls = next(n for n in tree.body if isinstance(n, ast.ClassDef) and n.name == "GanHandle")
+    names = {n.target.id for n in cls.body if isinstance(n, ast.AnnAssign) and isinstance(n.target, ast.Name)}
+    names |= {n.name for n in cls.body if isinstance(n, ast.FunctionDef)}
+    assert {"step_d", "step_g", "sample", "discriminate", "copies", "state_dict", "snapshot"} <= names
+    session = run()
+    assert sorted(name for name in names if not hasattr(session, name)) == []
 
 
 def test_step_d_changes_only_d_and_step_g_only_g():

@@ -203,7 +203,7 @@ def test_lab_frame_draws_everything_from_one_copy():
 
 # ----- the lesson: it converges -----------------------------------------------------------------
 
-@pytest.mark.parametrize("shape, steps", [("ring", 1500), ("blobs", 2400)])
+@pytest.mark.parametrize("shape, steps", [("ring", 1000), ("blobs", 1600)])
 def test_the_lab_converges_in_its_default_settings(shape, steps):
     real = L.real_points(shape, N_EVAL, seed=99)
     floor = L.real_floor(shape, N_EVAL)
