@@ -26,6 +26,7 @@ def shot(page, name: str, height: int = 2000) -> None:
     page.set_viewport_size({"width": 1400, "height": height})
     wait_for_idle(page, SLOW_MS)
     page.wait_for_timeout(1500)  # charts drawn
+    page.wait_for_function("() => !document.querySelector('[data-stale=true]')", timeout=SLOW_MS)
     page.screenshot(path=str(folder / f"generate-{name}.png"))
     page.set_viewport_size({"width": 1400, "height": 1000})
 
@@ -67,9 +68,11 @@ def test_2d_lab_steps_and_shows_the_heatmap(streamlit_server, browser_context, l
                  parseInt((m.querySelector('[data-testid=stMetricValue]')?.innerText || '0').replace(/,/g, '')) >= 40)""",
             arg=step_label, timeout=SLOW_MS)
         assert plane_has_heatmap(page)
-        shot(page, f"lab-{lang}")
         click_button(page, "gen_lab_pause")
         wait_for_idle(page, SLOW_MS)
+        page.wait_for_function("() => !!document.querySelector('.st-key-gen_plane .hm image, .st-key-gen_plane .heatmaplayer image')",
+                               timeout=SLOW_MS)
+        shot(page, f"lab-{lang}")
     finally:
         page.close()
 
@@ -118,7 +121,7 @@ def test_mnist_gan_trains_from_the_page_and_its_grid_downloads(streamlit_server,
             page.get_by_text(translate("generate.loaded", lang, steps="").split("(")[0].strip()).first.wait_for(timeout=SLOW_MS)
             page.get_by_role("tab").nth(1).click()  # Grade with a classifier
             click_button(page, "gen_grade")
-            page.wait_for_selector(".st-key-gen_grade_fig .js-plotly-plot, [data-testid=stPlotlyChart]", timeout=SLOW_MS)
+            page.wait_for_selector(".st-key-gen_grade_fig .js-plotly-plot", timeout=SLOW_MS)
         wait_for_idle(page, SLOW_MS)
         assert page.locator("[data-testid=stException]").count() == 0
         shot(page, f"digits-{lang}", height=2600)

@@ -100,7 +100,7 @@ def plane_figure(
     if d_values is not None and "heatmap" in show:
         traces.append({
             "type": "heatmap", "x": x.tolist(), "y": y.tolist(), "z": np.asarray(d_values, dtype=np.float64).tolist(),
-            "zmin": 0.0, "zmax": 1.0, "colorscale": D_SCALE, "opacity": 0.85, "zsmooth": "best",
+            "zmin": 0.0, "zmax": 1.0, "colorscale": D_SCALE, "opacity": 0.85, "zsmooth": "fast",  # "best" is smoother but slow to redraw live
             "name": translate("generate.fig_d_of_x", lang),
             "colorbar": {"title": {"text": "D(x)", "side": "right"}, "thickness": 12, "len": 0.8,
                          "tickvals": [0, 0.5, 1],

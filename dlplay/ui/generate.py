@@ -815,7 +815,7 @@ def adopt_gan_checkpoint(ckpt: Any) -> Any:
     run.load_state_dict(state)
     ctx = digits_context(run)
     assert ctx is not None
-    ctx.film.record_output(run.sample(ctx.film.noise, ctx.film.labels), 0)
+    ctx.film.record_output(run.sample(ctx.film.noise, ctx.film.labels), ckpt.steps)  # its frame: the steps it had
     ctx.loaded_steps = ckpt.steps
     st.session_state[ERROR_KEY] = None
     return run
