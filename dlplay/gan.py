@@ -101,6 +101,7 @@ class GanConfig:
     beta1: float = 0.5  # Adam's β₁ (first-moment decay) for both nets: 0.5 as DCGAN (Radford et al. 2016),
     # PyTorch's 0.9 keeps a momentum that makes the two players circle each other; unused by SGD
     r1: float = 0.0  # γ of the R1 penalty γ/2·E‖∇ₓD(x)‖² on real points (Mescheder et al. 2018); 0: none
+    label_smoothing: float = 0.0  # one-sided: D's target for real images is 1 - this (Salimans et al. 2016)
 
     def validated(self) -> GanConfig:
         """This config, or UserError (``gan.*`` keys) for the first bad setting."""
@@ -122,6 +123,9 @@ class GanConfig:
             raise UserError("gan.bad_beta1", value=self.beta1)
         if isinstance(self.r1, bool) or not isinstance(self.r1, (int, float)) or not 0 <= self.r1 <= MAX_R1:
             raise UserError("gan.bad_r1", value=self.r1, high=MAX_R1)
+        if isinstance(self.label_smoothing, bool) or not isinstance(self.label_smoothing, (int, float)) \
+                or not 0 <= self.label_smoothing < 0.5:
+            raise UserError("gan_mnist.bad_setting", field="label_smoothing", value=self.label_smoothing)
         return self
 
     def with_changes(self, **changes: Any) -> GanConfig:
@@ -496,7 +500,9 @@ class GanSession(RunLoop):
         else:
             real_logits = self._d(x, y)
             fake_logits = self._d(fake, fake_y)
-        loss = F.softplus(-real_logits).mean() + F.softplus(fake_logits).mean()
+        smooth = self.config.label_smoothing  # real target 1 - s: (1 - s)·softplus(-r) + s·softplus(r)
+        real_loss = F.softplus(-real_logits) if smooth == 0 else (1 - smooth) * F.softplus(-real_logits) + smooth * F.softplus(real_logits)
+        loss = real_loss.mean() + F.softplus(fake_logits).mean()
         total = loss
         if r1 > 0:  # R1: D flat on the real data, which makes the game converge locally (Mescheder et al. 2018)
             (grad,) = torch.autograd.grad(real_logits.sum(), x, create_graph=True)

@@ -109,6 +109,18 @@ def grade(images_u8: torch.Tensor, classifier: nn.Module, *, requested: torch.Te
     )
 
 
+def grade_generator(g: Any, classifier: nn.Module, *, n: int = 1000, seed: int = 0, mean: float = 0.1307,
+                    std: float = 0.3081, quick_classifier: bool = False) -> Grade:
+    """Draw ``n`` digits from generator ``g`` (fixed noise from ``seed``; a conditional G is asked for 0..9 in turn)
+    and grade them."""
+    from .gan_images import generate
+    from .gan_mnist import grid_labels, sample_noise
+
+    requested = grid_labels(n) if g.spec.conditional else None
+    images = generate(g, sample_noise(n, g.spec, seed=seed), requested)
+    return grade(images, classifier, requested=requested, mean=mean, std=std, quick_classifier=quick_classifier)
+
+
 def quick_classifier_spec() -> ModelSpec:
     """The grader trained on the spot: the small-CNN preset (about 98.5% on the sample's test set)."""
     from .presets import small_cnn_spec
@@ -209,7 +221,3 @@ def typical_nearest_distance(dataset: Dataset, n: int = 500, seed: int = 0) -> T
     found = torch.tensor(nearest_training(dataset.test_images[idx], dataset.train_images).distances)
     q = torch.quantile(found, torch.tensor([0.05, 0.5, 0.95]))
     return TypicalDistance(int(found.numel()), float(q[0]), float(q[1]), float(q[2]))
-
-
-def classifier_device(classifier: Any) -> torch.device:
-    return next(classifier.parameters()).device

@@ -466,3 +466,42 @@ def export_generator_onnx(g: Generator) -> bytes:
             input_names=names, output_names=["pixels"], dynamic_axes=axes, opset_version=17, dynamo=False,
         )
     return buf.getvalue()
+
+
+# ------------------------------------------------------------------ the run (GanSession)
+
+def session_config(spec: GanSpec, config: GanConfig, *, total_steps: int = 10_000, device: str = "auto") -> Any:
+    """The :class:`dlplay.gan.GanConfig` of this recipe: Adam for both networks, Gaussian noise, 10 digits when conditional."""
+    from . import gan
+
+    return gan.GanConfig(
+        noise_dim=spec.noise_dim, noise="gaussian", batch_size=config.batch_size, d_steps=config.d_steps,
+        optimizer_d="adam", optimizer_g="adam", lr_d=config.lr_d, lr_g=config.lr_g, beta1=config.beta1,
+        total_steps=total_steps, seed=config.seed, num_classes=NUM_CLASSES if spec.conditional else 0, device=device,
+        label_smoothing=config.label_smoothing,
+    ).validated()
+
+
+def mnist_sampler(images_u8: torch.Tensor, labels: torch.Tensor) -> Callable[[int, torch.Generator], tuple[torch.Tensor, torch.Tensor]]:
+    """A GanSession's real-data sampler: ``n`` random training images (uint8 on the device, scaled to [-1, 1]
+    per batch) and their digits, drawn with the session's generator (on the images' device)."""
+    def sample(n: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        idx = torch.randint(images_u8.shape[0], (n,), generator=generator, device=images_u8.device)
+        return to_signed(images_u8[idx]), labels[idx]
+
+    return sample
+
+
+def mnist_session(spec: GanSpec, config: GanConfig, dataset: Any, *, total_steps: int = 10_000, device: str = "auto",
+                  callbacks: Any = (), **session_args: Any) -> Any:
+    """A :class:`dlplay.gan.GanSession` (not started) training this recipe's G and D on ``dataset``'s training
+    images, kept on the run's device as uint8. ``session_args``: sync_every, heartbeat_timeout, slot_pool..."""
+    from . import gan
+    from .device import choose_device
+
+    run_device = choose_device(device)
+    data = dataset.to(run_device)
+    g, d = build_gan(spec, seed=config.seed)
+    return gan.GanSession(g, d, mnist_sampler(data.train_images, data.train_labels),
+                          session_config(spec, config, total_steps=total_steps, device=device), run_device,
+                          callbacks=callbacks, **session_args)

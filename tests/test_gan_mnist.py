@@ -83,8 +83,12 @@ def test_pixels_scale_round_trip(mnist):
 
 
 def test_presets_and_settings_are_valid_and_round_trip():
+    from dlplay.i18n import lookup
+
     assert {"mlp", "dcgan"} <= set(GAN_PRESETS)
     for preset in GAN_PRESETS.values():
+        for lang in ("en", "zh"):
+            assert lookup(f"gan_mnist.preset.{preset.key}.name", lang) and lookup(f"gan_mnist.preset.{preset.key}.text", lang)
         assert GanSpec.from_json(preset.spec.to_json()) == preset.spec
         assert GanConfig.from_json(preset.config.to_json()) == preset.config
     with pytest.raises(UserError):
@@ -285,3 +289,32 @@ def test_filmstrip_as_a_session_callback_records_start_interval_and_end():
     strip.on_end(session)
     assert [f.step for f in strip.frames()] == [0, 3, 6, 7]
     assert np.array_equal(strip.frames()[-1].grid, sample_grid(g, strip.noise, strip.labels))
+
+
+@pytest.mark.parametrize("conditional", [False, True])
+def test_mnist_session_trains_the_recipe_and_records_a_filmstrip(mnist, conditional):
+    from dlplay.gan_mnist import mnist_session
+
+    spec = TINY["mlp"].with_changes(conditional=conditional)
+    strip = Filmstrip(spec, every=2, max_frames=10)
+    session = mnist_session(spec, GanConfig(batch_size=16, label_smoothing=0.1), mnist, total_steps=6, device="cpu",
+                            callbacks=[strip], sync_every=2)
+    assert session.config.label_smoothing == 0.1 and session.config.num_classes == (10 if conditional else 0)
+    session.start()
+    assert session.join(60) and session.status == "done", session.status
+    assert [f.step for f in strip.frames()] == [0, 2, 4, 6]
+    g, d = session.copies()
+    noise, labels = grid_noise(spec)
+    assert np.array_equal(strip.frames()[-1].grid, sample_grid(g, noise, labels))
+    snap = session.snapshot()
+    assert len(snap.d_loss) == 6 and np.isfinite(snap.d_loss).all()
+
+
+def test_grade_generator_asks_a_conditional_generator_for_every_digit(digits_model):
+    from dlplay.gan_grade import grade_generator
+
+    g, _ = build_gan(TINY["mlp"].with_changes(conditional=True), seed=0)
+    result = grade_generator(g, digits_model, n=50, quick_classifier=True)
+    assert result.n == 50 and result.requested_share is not None and result.quick_classifier
+    plain = grade_generator(build_gan(TINY["mlp"], seed=0)[0], digits_model, n=50)
+    assert plain.requested_share is None
