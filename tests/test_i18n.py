@@ -30,7 +30,8 @@ ALLOWED_WORDS = {w.lower() for w in """
     PyTorch torch MNIST Fashion-MNIST CUDA CPU GPU MPS ReLU Leaky_ReLU leaky relu elu gelu tanh sigmoid softplus
     identity softmax logits logit Adam AdamW SGD RMSprop ONNX TorchScript Keras NumPy Python JSON PNG JPEG JPG GIF
     BMP WebP gzip IDX npz uint8 dlplay torchvision Dropout BatchNorm Dense Conv2d MaxPool AvgPool He Kaiming Xavier
-    Glorot ECE F1 L2 NaN inf MB GB KB KiB MiB GiB px CNN Wa ln log exp RNN LSTM GRU autograd Distill
+    Glorot ECE F1 L2 NaN inf MB GB KB KiB MiB GiB px CNN Wa ln log exp RNN LSTM GRU autograd Distill GAN DCGAN Lab
+    MLP KL JS
 """.split()}
 LANGUAGE_SELECTOR = ("Language / 语言", "English")  # bilingual on purpose
 
@@ -680,6 +681,9 @@ def scenarios(lang: str, session, mnist) -> list[tuple[str, str, dict, object]]:
         ("sequences-no-drawing", "pages/sequences.py", {**rec_state, "seq_source": "drawing"}, None),
         ("sequences-gates", "pages/sequences.py", {**rec_state, "seq_memory_show": "f"}, None),
         ("build-lstm", "pages/build.py", rec_state, None),
+        ("generate-lab", "pages/generate.py", {}, None),
+        ("generate-drawn", "pages/generate.py", {"gen_shape": "drawn"}, None),
+        ("generate-digits", "pages/generate.py", {"gen_mode": "digits", "gen_conditional": True}, None),
     ]
     for tab in ("tab_results", "tab_mistakes", "tab_calibration", "tab_keep"):
         out.append((f"evaluate-{tab}", "pages/evaluate.py",

@@ -154,14 +154,18 @@ def run_row(entry: RunEntry, now: float | None = None) -> RunRow:
     """Summarise a run for the admin table: model, progress, speed, queue place, heartbeat age."""
     run = entry.run
     p = run.snapshot().progress
-    spec = run.spec
-    model = spec.describe()
+    spec = getattr(run, "spec", None)
+    if spec is not None:
+        model, params = spec.describe(), sum(row.params for row in layer_summary(spec))
+    else:  # a run without a ModelSpec (a GAN: two networks): its own name, its weights counted
+        model = getattr(run, "title", type(run).__name__)
+        params = sum(v.numel() for k, v in run.state_dict().items() if not k.endswith(("running_mean", "running_var", "num_batches_tracked")))
     return RunRow(
         run_id=entry.run_id,
         browser_id=entry.browser_id,
         status=p.status,
         model=model,
-        params=sum(row.params for row in layer_summary(spec)),
+        params=params,
         epoch=f"{p.epoch}/{p.epochs}",
         samples_per_s=p.samples_per_s if p.status == Status.RUNNING else 0.0,
         queue_position=p.queue_position,
