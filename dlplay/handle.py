@@ -10,11 +10,14 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
+    import numpy as np
     import torch
 
     from .data import DatasetInfo
+    from .fork import ResumeState
     from .metrics import MetricsSnapshot
     from .model import Net
+    from .pins import PinsSnapshot
     from .probe import ProbeSnapshot
     from .spec import ModelSpec, TrainConfig
     from .status import Status
@@ -32,6 +35,7 @@ class RunHandle(Protocol):
     finished_at: float | None  # unix time the run ended (None: not yet)
     total_steps: int
     steps_per_epoch: int
+    forked_from: tuple[str, int, str, str, str] | None  # a fork: (parent run id, step, change, old, new)
 
     # ----- commands -----
     def start(self, paused: bool = False) -> None: ...
@@ -43,6 +47,9 @@ class RunHandle(Protocol):
     def set_pace(self, steps_per_s: float | None) -> None: ...  # None: full speed
     def set_probe_every(self, every: int) -> None: ...
     def heartbeat(self) -> None: ...
+    # follow these uint8 images' probabilities at the probe interval (None: none); labels: true classes, -1 unknown
+    def set_pins(self, images: torch.Tensor | np.ndarray | None,
+                 labels: torch.Tensor | np.ndarray | None = None) -> None: ...
 
     # ----- reads -----
     @property
@@ -63,4 +70,6 @@ class RunHandle(Protocol):
     def model_copy(self, device: str | torch.device = "cpu") -> Net: ...  # built from spec + state_dict, eval mode
     def evaluate(self, split: str = "test") -> tuple[float, float]: ...  # (mean loss, accuracy)
     def test_split(self) -> tuple[torch.Tensor, torch.Tensor]: ...  # (uint8 images, labels) on the CPU
+    def pins_snapshot(self) -> PinsSnapshot | None: ...  # the pinned images' probabilities so far
+    def resume_state(self, step: int) -> ResumeState: ...  # the run's exact state after ``step`` (a fork's start)
 
