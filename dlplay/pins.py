@@ -107,7 +107,7 @@ class Pins(TrainingCallback):
         self._pending: list[tuple[int, torch.Tensor]] = []
         self._probe: Any = None
         self._total = 0
-        self._snapshot: PinsSnapshot | None = None
+        self._snapshot = self._make_snapshot(np.zeros((0, 1, 1), dtype=np.uint8), self._labels, [], [], 0)
         if images is not None:
             self.set_pins(images, labels)
 
@@ -124,7 +124,7 @@ class Pins(TrainingCallback):
             self._snapshot = self._make_snapshot(images.numpy(), labels.numpy(), [], [], self._version)
 
     # ----- reads ----------------------------------------------------------------------------------
-    def snapshot(self) -> PinsSnapshot | None:
+    def snapshot(self) -> PinsSnapshot:
         return self._snapshot
 
     # ----- callbacks (training thread) -----------------------------------------------------------
