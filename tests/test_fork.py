@@ -9,9 +9,9 @@ import pytest
 import torch
 
 from dlplay.errors import UserError
-from dlplay.fork import (Change, ResumeState, SnapshotKeeper, apply_change, curves, epochs_at, plan_fork)
+from dlplay.fork import Change, ResumeState, SnapshotKeeper, apply_change, curves, epochs_at, plan_fork
 from dlplay.probe import Probe
-from dlplay.runs import RunRecord, RunRecorder, RunHistory, record_from_session
+from dlplay.runs import RunHistory, RunRecord, RunRecorder, record_from_session
 from dlplay.spec import LayerSpec, ModelSpec, TrainConfig, dense_spec
 from dlplay.train import TrainingSession
 
@@ -33,7 +33,10 @@ def losses(session: TrainingSession) -> dict[int, float]:
     return dict(zip(snap.steps.tolist(), snap.losses.tolist()))
 
 
-def fork(mnist, parent: TrainingSession, step: int, change: Change = Change()) -> TrainingSession:
+NO_CHANGE = Change()
+
+
+def fork(mnist, parent: TrainingSession, step: int, change: Change = NO_CHANGE) -> TrainingSession:
     plan = plan_fork(parent, step, change)
     return run(mnist, plan.spec, plan.config, plan.start)
 
