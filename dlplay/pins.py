@@ -2,8 +2,9 @@
 
 The learner pins drawings or test images (``RunHandle.set_pins``); a :class:`Pins` callback, in the
 training thread, runs them through the network at the probe's steps (step 1, every ``every``-th
-step, the last step, and the step the pins arrive), in eval mode without gradients, on the training
-device. The probabilities wait on the device until the next host sync (``on_sync``), then join a
+step, the last step, and the step the pins arrive) and, because a network often "gets" a digit
+within its first hundred steps, also at the powers of two below the interval (2, 4, 8, ...), in eval
+mode without gradients, on the training device. The probabilities wait on the device until the next host sync (``on_sync``), then join a
 bounded history: past ``capacity`` readings every other one is dropped (never averaged: each kept
 reading is the network's softmax at its step). With no pins a step costs one attribute test.
 """
@@ -137,9 +138,11 @@ class Pins(TrainingCallback):
             self._adopt(session)
         elif self._x is None:
             return
-        elif not (step == 1 or step % (self._probe.every if self._probe is not None else self.every) == 0
-                  or step == self._total):
-            return
+        else:
+            every = self._probe.every if self._probe is not None else self.every
+            early = step < every and step & (step - 1) == 0  # 1, 2, 4, 8, ... below the interval
+            if not (early or step % every == 0 or step == self._total):
+                return
         if self._x is not None:
             self._measure(session, step)
 

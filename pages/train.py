@@ -106,7 +106,8 @@ def fork_overlay(session, snap) -> None:
     st.caption(fk.origin_text(view.origin) + " · " + t("fork.overlay_caption"))
     with st.container(key="fork_overlay"):
         for col, metric in zip(st.columns(len(FORK_METRICS)), FORK_METRICS):
-            col.plotly_chart(fork_figure(parent, fork, metric, fork_x, lang), width="stretch", key=f"fork_fig_{metric}")
+            col.plotly_chart(fork_figure(parent, fork, metric, fork_x, lang), width="stretch", key=f"fork_fig_{metric}",
+                             config={"displayModeBar": False})
 
 
 def pinned_digits(session) -> None:
@@ -121,7 +122,8 @@ def pinned_digits(session) -> None:
         for i in range(len(pins)):
             c1, c2 = st.columns([1, 6], vertical_alignment="center")
             c1.image(pn.thumbnail(pins.images[i]), width=pn.THUMB_PX)
-            c2.plotly_chart(pin_figure(pins, i, names, lang), width="stretch", key=f"pin_fig_{i}")
+            c2.plotly_chart(pin_figure(pins, i, names, lang), width="stretch", key=f"pin_fig_{i}",
+                            config={"displayModeBar": False})
 
 
 # ---------------------------------------------------------------- controls and live view

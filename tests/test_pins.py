@@ -44,9 +44,11 @@ def test_readings_are_the_softmax_at_the_probe_steps(mnist):
     session.start()
     assert session.join(60) and session.status == "done"
     snap = session.pins_snapshot()
-    # the pins arrive before step 1: read at step 1, every 6th step (the probe's interval) and the last
-    assert snap.steps.tolist() == [1, 6, 12, 18, 20] == session.probe_snapshot().steps.tolist()
-    assert snap.probs.shape == (5, 4, 10)
+    # the pins arrive before step 1: read at every step the probe measures (step 1, every 6th, the last),
+    # and at the powers of two below the interval (the first steps, where a network learns the most)
+    probed = session.probe_snapshot().steps.tolist()
+    assert probed == [1, 6, 12, 18, 20] and snap.steps.tolist() == [1, 2, 4, 6, 12, 18, 20]
+    assert snap.probs.shape == (7, 4, 10)
     for t, step in enumerate(snap.steps):
         np.testing.assert_allclose(snap.probs[t], softmax_at(session, weights.weights[int(step)], images),
                                    rtol=1e-6, atol=1e-7)
@@ -66,7 +68,7 @@ def test_new_pins_are_read_from_the_next_step_and_start_a_new_history(mnist):
     assert len(snap) == 1 and len(snap.steps) == 0  # shown at once, read from the next step
     session.resume()
     assert session.join(60)
-    assert session.pins_snapshot().steps.tolist() == [8, 10, 15, 20]
+    assert session.pins_snapshot().steps.tolist() == [8, 10, 15, 20]  # (steps 1, 2, 4 passed without pins)
     session.set_pins(None)
     assert len(session.pins_snapshot()) == 0
 

@@ -8,7 +8,7 @@ import plotly.graph_objects as go
 from ..fork import RunCurves
 from ..i18n import translate
 from ..metrics import downsample
-from .style import BLUE, GREY, ORANGE, plain_figure
+from .style import BLUE, GREY, LEGEND_BELOW, ORANGE, plain_figure
 from .training import ema
 
 PARENT, FORK = BLUE, ORANGE
@@ -23,7 +23,7 @@ def _line(x: np.ndarray, y: np.ndarray, name: str, color: str, *, width: float =
 
 
 def fork_figure(parent: RunCurves, fork: RunCurves, metric: str, fork_x: float, lang: str = "en",
-                height: int = 300) -> go.Figure:
+                height: int = 330) -> go.Figure:
     """One of the overlay's three charts: ``metric`` is ``loss`` (per step, smoothed, the raw values
     faint), ``acc`` (test accuracy after each epoch) or ``grad`` (the probe's total gradient norm)."""
     if metric not in METRICS:
@@ -48,4 +48,5 @@ def fork_figure(parent: RunCurves, fork: RunCurves, metric: str, fork_x: float, 
             "showarrow": False, "xanchor": "left", "yanchor": "top", "font": {"color": GREY, "size": 11}}
     return plain_figure(traces, translate(f"fork.fig_title_{metric}", lang), translate("fork.fig_epochs", lang),
                         translate(ytitle, lang), height=height,
-                        yaxis={"tickformat": ".0%"} if metric == "acc" else None, shapes=[line], annotations=[note])
+                        yaxis={"tickformat": ".0%"} if metric == "acc" else None, shapes=[line], annotations=[note],
+                        legend=LEGEND_BELOW, margin={"l": 55, "r": 20, "t": 45, "b": 80})
