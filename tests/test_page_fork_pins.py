@@ -104,7 +104,7 @@ def test_a_pinned_drawing_gets_its_probability_chart_while_training(mnist):
     at.run()
     session = train_to_end(at)
     snap = session.pins_snapshot()
-    assert len(snap) == 1 and snap.steps.tolist() == [1, 20]  # the probe every 100 steps: the first and the last
+    assert len(snap) == 1 and snap.steps.tolist() == [1, 2, 4, 8, 16, 20]  # the probe every 100 steps: 1, the last; 2, 4, ...
     assert len(at.get("plotly_chart")) == 3 + 1  # the run's three, and the pinned digit's
     # a test image pinned on the Train page joins it (the history starts again with the next run)
     at.number_input(key="pins_test_index").set_value(1)
