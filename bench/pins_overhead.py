@@ -80,7 +80,7 @@ def main() -> None:
     spec = MODELS[args.model]
     n_steps = (len(dataset.train_labels) + BATCH - 1) // BATCH
     print(f"model {args.model} ({spec.layers[0].units}...), batch {BATCH}, {n_steps} steps per run, probe and pins "
-          f"every {DEFAULT_EVERY} steps, {args.rounds} rounds, one torch thread, CPU")
+          f"every {DEFAULT_EVERY} steps (pins also at steps 1, 2, 4, ..., 64), {args.rounds} rounds, one torch thread, CPU")
     totals = {"cpu": {}, "wall": {}}  # kind -> [samples, seconds]
     per_round = []
     for r in range(args.rounds):
