@@ -154,7 +154,8 @@ def set_pinned(images, labels) -> None:
     st.session_state[PINS] = pins
 
 
-def _create_run(spec: ModelSpec, config: TrainConfig, start_from: ResumeState | None = None) -> RunHandle:
+def _create_run(spec: ModelSpec, config: TrainConfig, probe_steps: int | None = None,
+                start_from: ResumeState | None = None) -> RunHandle:
     """The one place a run is made, under the server's rules: guardrails (UserError), the shared slot
     pool, the heartbeat, the registry; a probe for the Dynamics page, a recorder for the run history,
     snapshots to fork it from (dlplay/fork.py) and the pinned images (dlplay/pins.py).
@@ -171,7 +172,7 @@ def _create_run(spec: ModelSpec, config: TrainConfig, start_from: ResumeState | 
     config = limited
     check_run(spec, config, limits, train_available=len(dataset.train_labels), free_bytes=free_memory_bytes(device))
     pins = pinned()
-    callbacks = [RunRecorder(run_history()), Probe(every=probe_every()), SnapshotKeeper(),
+    callbacks = [RunRecorder(run_history()), Probe(every=probe_steps or probe_every()), SnapshotKeeper(),
                  Pins(*pins) if pins is not None else Pins()]
     session = TrainingSession(spec, config, dataset, device, slot_pool=server.slot_pool(), callbacks=callbacks,
                               heartbeat_timeout=heartbeat_timeout(), start_from=start_from)
@@ -194,6 +195,15 @@ def replace_run(spec: ModelSpec, config: TrainConfig) -> RunHandle:
     """
     session = _create_run(spec, config)
     _make_current(session)
+    return session
+
+
+def start_side_run(spec: ModelSpec, config: TrainConfig, probe_steps: int | None = None) -> RunHandle:
+    """A run that is not the current one (the Guess page's experiments), made under the same rules as
+    every run (guardrails, slots, heartbeat, registry, run history) and started; the current run is
+    left alone. The caller keeps the handle and touches its heartbeat while it shows it."""
+    session = _create_run(spec, config, probe_steps)
+    session.start()
     return session
 
 
