@@ -11,13 +11,16 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
+    import numpy as np
     import torch
     from torch import nn
 
     from .data import DatasetInfo
+    from .fork import ResumeState
     from .gan import GanConfig, GanSnapshot
     from .metrics import MetricsSnapshot
     from .model import Net
+    from .pins import PinsSnapshot
     from .probe import ProbeSnapshot
     from .spec import ModelSpec, TrainConfig
     from .status import Status
@@ -35,6 +38,7 @@ class RunHandle(Protocol):
     finished_at: float | None  # unix time the run ended (None: not yet)
     total_steps: int
     steps_per_epoch: int
+    forked_from: tuple[str, int, str, str, str] | None  # a fork: (parent run id, step, change, old, new)
 
     # ----- commands -----
     def start(self, paused: bool = False) -> None: ...
@@ -46,6 +50,9 @@ class RunHandle(Protocol):
     def set_pace(self, steps_per_s: float | None) -> None: ...  # None: full speed
     def set_probe_every(self, every: int) -> None: ...
     def heartbeat(self) -> None: ...
+    # follow these uint8 images' probabilities at the probe interval (None: none); labels: true classes, -1 unknown
+    def set_pins(self, images: torch.Tensor | np.ndarray | None,
+                 labels: torch.Tensor | np.ndarray | None = None) -> None: ...
 
     # ----- reads -----
     @property
@@ -66,6 +73,8 @@ class RunHandle(Protocol):
     def model_copy(self, device: str | torch.device = "cpu") -> Net: ...  # built from spec + state_dict, eval mode
     def evaluate(self, split: str = "test") -> tuple[float, float]: ...  # (mean loss, accuracy); test, train, val
     def test_split(self) -> tuple[torch.Tensor, torch.Tensor]: ...  # (uint8 images, labels) on the CPU
+    def pins_snapshot(self) -> PinsSnapshot | None: ...  # the pinned images' probabilities so far
+    def resume_state(self, step: int) -> ResumeState: ...  # the run's exact state after ``step`` (a fork's start)
     # (uint8 images, labels with the run's label edits, dataset indices) of "test", "train" or "val", on the CPU
     def split_data(self, split: str) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]: ...
 

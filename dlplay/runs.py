@@ -64,6 +64,7 @@ class RunRecord:
     source: str = "trained"  # trained | checkpoint
     label: str = ""
     engine: str = ""  # what trained it: "dense" (dlplay.engine) or "autograd"; "" for older records
+    fork: tuple[str, int, str, str, str] | None = None  # a fork (dlplay/fork.py): parent run, step, change, old, new
 
     @property
     def seed(self) -> int:
@@ -100,6 +101,7 @@ class RunRecord:
             "source": self.source,
             "label": self.label,
             "engine": self.engine,
+            "fork": list(self.fork) if self.fork else None,
         }
 
     @classmethod
@@ -143,6 +145,7 @@ class RunRecord:
             source=str(data.get("source", "trained")),
             label=str(data.get("label", ""))[:200],
             engine=str(data.get("engine", ""))[:20],
+            fork=_fork_origin(data.get("fork")),
         )
 
     def to_json(self) -> str:
@@ -151,6 +154,16 @@ class RunRecord:
     @classmethod
     def from_json(cls, text: str) -> "RunRecord":
         return cls.from_dict(json.loads(text))
+
+
+def _fork_origin(value: Any) -> tuple[str, int, str, str, str] | None:
+    """A stored fork origin [parent run id, step, change, old, new] (None: not a fork)."""
+    if value is None:
+        return None
+    if not isinstance(value, list) or len(value) != 5 or isinstance(value[1], bool) or not isinstance(value[1], int):
+        raise ValueError("bad fork origin")
+    parent, step, change, old, new = value
+    return (str(parent)[:40], int(step), str(change)[:20], str(old)[:40], str(new)[:40])
 
 
 def _float(value: Any) -> float:
@@ -209,6 +222,7 @@ def record_from_session(session: Any, *, evaluate_final: bool = True, run_id: st
         loss_values=tuple(float(v) for v in ys),
         lr_changes=tuple(snap.lr_changes),
         engine=str(getattr(session, "engine_name", "")),
+        fork=getattr(session, "forked_from", None),
     )
 
 

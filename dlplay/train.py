@@ -13,6 +13,7 @@ import math
 import time
 from typing import TYPE_CHECKING, Any, Callable, Iterable
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -23,12 +24,17 @@ from .device import choose_device
 from .earlystop import EarlyStopping
 from .engine import DenseEngine
 from .engine import supports as engine_supports
+from .errors import UserError
 from .metrics import EpochRecord, MetricsSnapshot
 from .model import Net, build_model, eval_mode
 from .optimizers import make_optimizer
+from .pins import PinsSnapshot, check_pins, pins_of
 from .probe import ProbeSnapshot, probe_of
 from .runloop import Diverged, RunLoop, StopRun
 from .spec import ModelSpec, TrainConfig, lr_factor
+
+if TYPE_CHECKING:
+    from .fork import ResumeState
 
 EXPLODED_FACTOR = 100.0  # a loss this many times its first value blew up (Adam at lr 10: 2.3 -> 9.5e5)
 CHANCE_MARGIN = 0.05  # test accuracy within this of 1/classes after an epoch: the network only guesses
@@ -76,6 +82,7 @@ class TrainingSession(RunLoop):
         slot_pool: Any = None,
         history_capacity: int = 8192,
         engine: str = "auto",
+        start_from: ResumeState | None = None,
     ):
         super().__init__(torch.device(device) if device is not None else choose_device(config.device),
                          sync_every=sync_every, callbacks=callbacks, heartbeat_timeout=heartbeat_timeout,
@@ -91,6 +98,11 @@ class TrainingSession(RunLoop):
         if self.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]  # not in Module.to's stubs
         self.optimizer = make_optimizer(config.optimizer, self.model.parameters(), config.lr, config.weight_decay)
+        # a fork (dlplay/fork.py): start from another run's saved state instead of step 0
+        self._start_from = start_from
+        self.forked_from = start_from.origin if start_from is not None else None  # (run, step, change, old, new)
+        if start_from is not None:
+            start_from.load_into(self.model, self.optimizer, config)
         if engine not in ("auto", "autograd"):
             raise ValueError(engine)
         # the step function is chosen once per run
@@ -105,12 +117,16 @@ class TrainingSession(RunLoop):
         self.train_size = len(self.split.train)
         self.steps_per_epoch = math.ceil(self.train_size / config.batch_size)
         self.total_steps = self.steps_per_epoch * config.epochs
+        if start_from is not None:  # the fork's steps so far plus its remaining ones (at its batch size)
+            self.total_steps = start_from.total_steps(self.train_size, config.batch_size, config.epochs)
         self._base_lr = config.lr  # the learning rate the user chose (set_lr changes it); the schedule scales it
         self._test_cpu: tuple[torch.Tensor, torch.Tensor] | None = None
         self.metrics.update_progress(
             epochs=config.epochs, steps_per_epoch=self.steps_per_epoch, total_steps=self.total_steps, lr=config.lr,
             engine=self.engine_name,
         )
+        if start_from is not None:
+            self.metrics.update_progress(global_step=start_from.step, epoch=start_from.epoch)
 
     # ----- commands (the others are RunLoop's) ---------------------------------------------
     def set_probe_every(self, every: int) -> None:
@@ -118,6 +134,24 @@ class TrainingSession(RunLoop):
         probe = probe_of(self.callbacks)
         if probe is not None:
             probe.set_every(every)
+
+    def set_pins(self, images: torch.Tensor | np.ndarray | None, labels: torch.Tensor | np.ndarray | None = None) -> None:
+        """Follow these uint8 images' ten probabilities at the probe interval from the next step
+        (None: none); ``labels`` their true classes (-1: unknown). See dlplay/pins.py."""
+        pins = pins_of(self.callbacks)
+        if pins is None:
+            raise UserError("pins.no_pins")
+        if images is not None and len(images):
+            images, labels = check_pins(images, labels, tuple(self.dataset.train_images.shape[1:]), self.spec.num_classes)
+        pins.set_pins(images, labels)
+
+    def resume_state(self, step: int) -> ResumeState:
+        """The run's exact state after ``step`` steps, to fork a new run from (dlplay/fork.py: replayed
+        from the nearest snapshot the run kept). Needs the run's snapshot keeper among its callbacks."""
+        replay_to = next((fn for cb in self.callbacks if callable(fn := getattr(cb, "resume_state", None))), None)
+        if replay_to is None:
+            raise UserError("fork.no_snapshots")
+        return replay_to(self, step)
 
     # ----- reads ----------------------------------------------------------------------------
     @property
@@ -131,6 +165,11 @@ class TrainingSession(RunLoop):
         """The probe's latest measurements (None: the run has no probe, or it has not published yet)."""
         probe = probe_of(self.callbacks)
         return probe.snapshot() if probe is not None else None
+
+    def pins_snapshot(self) -> PinsSnapshot | None:
+        """The pinned images' probabilities so far (None: the run follows no pins)."""
+        pins = pins_of(self.callbacks)
+        return pins.snapshot() if pins is not None else None
 
     def probe_every(self) -> int | None:
         """Steps between two measurements of the layers now (None: the run has no probe)."""
@@ -372,6 +411,10 @@ class TrainingSession(RunLoop):
     _samples_since_sync: int
     _start_loss: float | None
     _exploded: dict[str, Any] | None
+    _batch_gen: torch.Generator  # the generator of the epochs' permutations
+    _perm: torch.Tensor  # this epoch's permutation of the training images
+    _perm_epoch: int  # the epoch _perm was drawn for (-1: none yet)
+    _consumed: int  # images of this epoch's permutation trained on so far
     _val_data: tuple[torch.Tensor, torch.Tensor] | None  # the validation images and labels, gathered once
 
     def _prepare(self) -> None:
@@ -393,23 +436,41 @@ class TrainingSession(RunLoop):
         early = EarlyStopping(cfg.patience) if cfg.patience else None
         gen = torch.Generator().manual_seed(cfg.seed)
         torch.manual_seed(cfg.seed)  # dropout masks
+        # --- a fork (dlplay/fork.py) carries on from a saved state: its step, the rest of its epoch's
+        # permutation (skip: images of it already trained on) and its random generators
+        first_epoch, skip, perm = 0, 0, None
+        start = self._start_from
+        if start is not None:
+            first_epoch, skip, perm = start.epoch, start.consumed, start.restore_generators(gen, self.device)
+            self._global_step = start.step
+            self._epoch = start.epoch
+        self._consumed = skip
+        self._batch_gen, self._perm_epoch = gen, -1  # read by a fork's snapshots (dlplay/fork.py)
+        # --- end of the fork's part
         scheduled = cfg.schedule != "constant"
         self.model.train()
         self._start_loss = None
         self._exploded = None
         self._call("on_start")
-        for epoch in range(cfg.epochs):
-            perm = torch.randperm(self.train_size, generator=gen).to(self.device)
+        for epoch in range(first_epoch, cfg.epochs):
+            if perm is None:
+                perm = torch.randperm(self.train_size, generator=gen).to(self.device)
+            self._perm, self._perm_epoch = perm, epoch
             self._epoch_loss_sum = 0.0
             self._epoch_correct = 0
+            if skip and start is not None:  # a fork resumed mid-epoch: the epoch's sums so far
+                self._epoch_loss_sum, self._epoch_correct = start.epoch_loss_sum, start.epoch_correct
+            # the steps left in this epoch: all of them, or after a fork the rest of the permutation
+            first_i = self.steps_per_epoch - math.ceil((self.train_size - skip) / cfg.batch_size)
             t_epoch = time.perf_counter()
-            for i in range(self.steps_per_epoch):
+            for i in range(first_i, self.steps_per_epoch):
                 self._gate()
                 self._regain_slot()
                 window = self.sync_every if self._pace is None else self._sync_window()
                 if scheduled:
                     self._apply_lr(self._global_step + 1)
-                idx = perm[i * cfg.batch_size : (i + 1) * cfg.batch_size]
+                lo = skip + (i - first_i) * cfg.batch_size
+                idx = perm[lo : lo + cfg.batch_size]
                 # index_select: on CPU about 40 us per batch faster than images[idx]
                 x = self.normalize(torch.index_select(images, 0, idx))
                 y = torch.index_select(labels, 0, idx)
@@ -420,11 +481,14 @@ class TrainingSession(RunLoop):
                 self._pending_outputs.append((out.detach(), y))
                 self._samples_since_sync += len(y)
                 self._step_in_epoch = i + 1
+                self._consumed = min(lo + cfg.batch_size, self.train_size)
                 if (len(self._pending_losses) >= window or self._single_step or i + 1 == self.steps_per_epoch
                         or time.perf_counter() - self._sync_time >= MAX_SYNC_S):
                     self._single_step = False
                     self._flush()
+            perm, skip = None, 0
             self._epoch = epoch + 1
+            self._consumed = 0
             seconds = time.perf_counter() - t_epoch
             test_loss, test_acc = self._evaluate_test()
             val_loss, val_acc = self._evaluate_val()

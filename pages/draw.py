@@ -3,6 +3,7 @@ import streamlit as st
 
 from dlplay.figures.draw import layer_figure, probability_figure
 from dlplay.ui import drawing as dr
+from dlplay.ui import pins as pn
 from dlplay.ui.i18n import current_language, t
 from dlplay.ui.state import current_session, init_state, is_active
 
@@ -42,6 +43,7 @@ def drawing_area() -> None:
     with row.container(width=dr.SEEN_PX + 4):
         st.markdown(f"**{t('draw.seen_title')}**")
         dr.show_seen(image28)
+        pn.pin_drawing(image28, dr.dataset_info(session))
     info = dr.dataset_info(session)
     labels = [dr.class_name(info, i, lang) for i in range(len(info.classes))]
     prediction = dr.predict_current(session if trained else None, image28)

@@ -6,6 +6,7 @@ import streamlit as st
 from dlplay.figures.evaluation import compare_figure
 from dlplay.runs import RunRecord, RunStore, disk_enabled
 from dlplay.ui import runs as ru
+from dlplay.ui.fork import record_note
 from dlplay.ui.i18n import current_language, t
 from dlplay.ui.state import heartbeat, init_state, run_history
 
@@ -57,6 +58,8 @@ def manage(records: list[RunRecord], names: dict[str, str]) -> None:
     name = names[run_id]
     if record.source == "checkpoint":
         st.caption(t("runs.from_checkpoint"))
+    if record.fork:
+        st.caption(record_note(record))
     c1, c2 = st.columns([3, 1], vertical_alignment="bottom")
     label_key = f"runs_label_{run_id}"
     c1.text_input(t("runs.label"), value=record.label, max_chars=80, key=label_key)

@@ -2,10 +2,15 @@
 import streamlit as st
 
 from dlplay.data import DATASETS
+from dlplay.figures.fork import METRICS as FORK_METRICS
+from dlplay.figures.fork import fork_figure
+from dlplay.figures.pins import pin_figure
 from dlplay.figures.training import epoch_figure, loss_figure
 from dlplay.presets import PRESETS
 from dlplay.spec import ACTIVATIONS, MAX_WEIGHT_LAYERS, OPTIMIZERS, SCHEDULES
 from dlplay.status import ACTIVE, PROBLEM, Status
+from dlplay.ui import fork as fk
+from dlplay.ui import pins as pn
 from dlplay.ui import training as tr
 from dlplay.ui import validation as vd
 from dlplay.ui.data import show_data_problem
@@ -93,6 +98,36 @@ def controls(session, status: str) -> None:
         st.warning(t("train.settings_changed"))
 
 
+def fork_overlay(session, snap) -> None:
+    """The run and its fork side by side, when the current run is the latest fork (dlplay/ui/fork.py)."""
+    overlay = fk.overlay_curves(session, snap)
+    if overlay is None:
+        return
+    view, parent, fork, fork_x = overlay
+    st.subheader(t("fork.overlay_title"))
+    st.caption(fk.origin_text(view.origin) + " · " + t("fork.overlay_caption"))
+    with st.container(key="fork_overlay"):
+        for col, metric in zip(st.columns(len(FORK_METRICS)), FORK_METRICS):
+            col.plotly_chart(fork_figure(parent, fork, metric, fork_x, lang), width="stretch", key=f"fork_fig_{metric}",
+                             config={"displayModeBar": False})
+
+
+def pinned_digits(session) -> None:
+    """Each pinned image's ten probabilities so far (dlplay/ui/pins.py)."""
+    pins = pn.live_pins(session)
+    if pins is None:
+        return
+    st.subheader(t("pins.live_title"))
+    st.caption(t("pins.live_caption", every=session.probe_every() or "–"))
+    names = pn.class_names(session.dataset_info)
+    with st.container(key="pins_charts"):
+        for i in range(len(pins)):
+            c1, c2 = st.columns([1, 6], vertical_alignment="center")
+            c1.image(pn.thumbnail(pins.images[i]), width=pn.THUMB_PX)
+            c2.plotly_chart(pin_figure(pins, i, names, lang), width="stretch", key=f"pin_fig_{i}",
+                            config={"displayModeBar": False})
+
+
 # ---------------------------------------------------------------- controls and live view
 @st.fragment(run_every=0.5 if active else None)
 def live_view() -> None:
@@ -126,8 +161,12 @@ def live_view() -> None:
     c1, c2 = st.columns(2)
     c1.plotly_chart(epoch_figure(snap, "acc", lang), width="stretch", key="acc_fig")
     c2.plotly_chart(epoch_figure(snap, "loss", lang), width="stretch", key="eloss_fig")
+    fork_overlay(session, snap)
+    pinned_digits(session)
+    fk.fork_panel(session, snap)
     if is_active(session) != active:
         st.rerun()  # started or ended: a full rerun starts or stops the polling
 
 
 live_view()
+pn.pins_manager(session)  # pin test images (drawings: the Draw page)

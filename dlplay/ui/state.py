@@ -18,7 +18,10 @@ import streamlit as st
 
 from dlplay.checkpoint import Checkpoint, load_into_session, usable_config
 from dlplay.device import choose_device
+from dlplay.errors import UserError
+from dlplay.fork import ForkPlan, ResumeState, SnapshotKeeper
 from dlplay.handle import RunHandle
+from dlplay.pins import Pins
 from dlplay.presets import DEFAULT_PRESET, PRESETS
 from dlplay.probe import DEFAULT_EVERY, Probe
 from dlplay.runs import RunHistory, RunRecord, RunRecorder
@@ -33,6 +36,7 @@ from dlplay.ui.data import dataset_on
 SPEC, CONFIG, SESSION = "spec", "config", "train_session"
 HISTORY = "run_history"
 PROBE_EVERY = "probe_every"  # steps between measurements of the layers, for this browser session
+PINS = "pins"  # (uint8 images [n, H, W], labels [n]) the learner follows through training (dlplay/pins.py)
 
 
 @st.cache_resource
@@ -136,20 +140,42 @@ def heartbeat() -> None:
 
 
 # ------------------------------------------------------------------ a run's life
-def _create_run(spec: ModelSpec, config: TrainConfig, probe_steps: int | None = None) -> RunHandle:
+def pinned():
+    """(uint8 images [n, H, W], labels [n]) pinned in this browser session, or None."""
+    return st.session_state.get(PINS)
+
+
+def set_pinned(images, labels) -> None:
+    """Pin these images (numpy; None or none: unpin all) for the next runs and, at once, the current run."""
+    pins = None if images is None or len(images) == 0 else (images, labels)
+    session = current_session()
+    if session is not None:
+        session.set_pins(*(pins or (None, None)))  # a UserError (bad shape) leaves the pins as they were
+    st.session_state[PINS] = pins
+
+
+def _create_run(spec: ModelSpec, config: TrainConfig, probe_steps: int | None = None,
+                start_from: ResumeState | None = None) -> RunHandle:
     """The one place a run is made, under the server's rules: guardrails (UserError), the shared slot
-    pool, the heartbeat, the registry; a probe for the Dynamics page and a recorder for the run history.
+    pool, the heartbeat, the registry; a probe for the Dynamics page, a recorder for the run history,
+    snapshots to fork it from (dlplay/fork.py) and the pinned images (dlplay/pins.py).
 
     The training-set limit may shorten ``config.train_size``; the shortened config is the run's.
+    ``start_from``: a fork's start (its training set must stay as it was).
     """
     device = choose_device(config.device)
     dataset = dataset_on(config.dataset, str(device))
     limits = server.limits()
-    config = limit_train_size(config, len(dataset.train_labels), limits)
+    limited = limit_train_size(config, len(dataset.train_labels), limits)
+    if start_from is not None and limited != config:
+        raise UserError("fork.limits_changed")
+    config = limited
     check_run(spec, config, limits, train_available=len(dataset.train_labels), free_bytes=free_memory_bytes(device))
-    callbacks = [RunRecorder(run_history()), Probe(every=probe_steps or probe_every())]
+    pins = pinned()
+    callbacks = [RunRecorder(run_history()), Probe(every=probe_steps or probe_every()), SnapshotKeeper(),
+                 Pins(*pins) if pins is not None else Pins()]
     session = TrainingSession(spec, config, dataset, device, slot_pool=server.slot_pool(), callbacks=callbacks,
-                              heartbeat_timeout=heartbeat_timeout())
+                              heartbeat_timeout=heartbeat_timeout(), start_from=start_from)
     server.registry().add_run(server.browser_session(), session)
     return session
 
@@ -203,6 +229,16 @@ def adopt_checkpoint(ckpt: Checkpoint) -> RunHandle:
     set_config(session.config)
     if ckpt.run is not None:
         run_history().add(dataclasses.replace(ckpt.run, run_id=session.run_id, source="checkpoint"))
+    return session
+
+
+def fork_run(plan: ForkPlan) -> RunHandle:
+    """A fork of a run (dlplay/fork.py) replaces the current run (not started); its spec and settings
+    become the session's. A guardrail refusal raises UserError before the current run is touched."""
+    session = _create_run(plan.spec, plan.config, start_from=plan.start)
+    _make_current(session)
+    set_spec(plan.spec)
+    set_config(session.config)
     return session
 
 

@@ -1,0 +1,120 @@
+"""Fork a run and pinned digits in AppTest: the Train page forks a finished run and overlays the two;
+a drawing pinned on the Draw page, or a test image pinned on the Train page, gets its probability chart."""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+from streamlit.testing.v1 import AppTest
+
+from dlplay.spec import TrainConfig, dense_spec
+from helpers import click, stop_and_join
+from test_page_draw import canvas_rgba, draw
+
+APP = str(Path(__file__).resolve().parents[1] / "app.py")
+SMALL = TrainConfig(epochs=2, batch_size=128, train_size=1280, seed=0)  # 10 steps per epoch
+
+
+def open_page(page: str, lang: str = "en", **state) -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=60)
+    at.session_state["lang"] = lang
+    at.run()
+    for key, value in state.items():
+        at.session_state[key] = value
+    at.switch_page(page)
+    at.run()
+    assert not at.exception, at.exception
+    return at
+
+
+def train_to_end(at: AppTest):
+    click(at, "train_start")
+    session = at.session_state["train_session"]
+    assert session.join(120) and session.status == "done", session.status
+    time.sleep(0.1)
+    at.run()
+    assert not at.exception, at.exception
+    return session
+
+
+def test_fork_a_finished_run_on_the_train_page_and_see_the_overlay():
+    at = open_page("pages/train.py", spec=dense_spec([32]), config=SMALL)
+    parent = train_to_end(at)
+    at.slider(key="fork_step").set_value(7)
+    at.selectbox(key="fork_kind").set_value("lr")
+    at.run()
+    at.select_slider(key="fork_value_lr").set_value(0.1)
+    click(at, "fork_go")
+    child = at.session_state["train_session"]
+    assert child is not parent and child.forked_from == (parent.run_id, 7, "lr", "0.001", "0.1")
+    assert at.session_state["config"].lr == 0.1  # the fork's settings are the session's now
+    assert child.join(120) and child.status == "done"
+    time.sleep(0.1)
+    at.run()
+    assert not at.exception, at.exception
+    text = " ".join(c.value for c in at.caption)
+    assert f"Forked from run {parent.run_id} at step 7, changed: learning rate 0.001 → 0.1" in text
+    assert len(at.get("plotly_chart")) == 3 + 3  # the run's own three, and the overlay's loss, accuracy, gradient norm
+    losses = child.snapshot()
+    assert losses.steps[0] == 8 and losses.steps[-1] == 20
+    # the Runs page says where the fork came from
+    at.switch_page("pages/runs.py")
+    at.run()
+    assert not at.exception, at.exception
+    assert any("Forked from run" in c.value for c in at.caption)
+
+
+def test_a_failed_fork_says_why_and_keeps_the_run(monkeypatch):
+    import dlplay.ui.fork as fork_ui
+    from dlplay.errors import UserError
+
+    at = open_page("pages/train.py", spec=dense_spec([16]), config=SMALL.with_changes(epochs=1))
+    parent = train_to_end(at)
+
+    def refuse(*args, **kwargs):
+        raise UserError("fork.replay_failed", step=3)
+
+    monkeypatch.setattr(fork_ui, "plan_fork", refuse)
+    click(at, "fork_go")
+    assert at.session_state["train_session"] is parent
+    assert any("The state at step 3 could not be rebuilt" in e.value for e in at.error)
+    monkeypatch.undo()
+    at.selectbox(key="fork_kind").set_value("batch_size")
+    at.run()
+    at.select_slider(key="fork_value_batch_size").set_value(256)
+    click(at, "fork_go")  # this one works: the message goes
+    child = at.session_state["train_session"]
+    assert child is not parent and child.forked_from[2:] == ("batch_size", "128", "256")
+    assert child.join(60) and child.status == "done"
+    at.run()
+    assert not any("could not be rebuilt" in e.value for e in at.error)
+
+
+def test_a_pinned_drawing_gets_its_probability_chart_while_training(mnist):
+    digit = mnist.test_images[0].numpy()  # a 7
+    at = open_page("pages/draw.py", spec=dense_spec([32]), config=SMALL)
+    draw(at, canvas_rgba(digit))
+    at.selectbox(key="pins_draw_label").set_value(7)
+    click(at, "pins_draw_add")
+    images, labels = at.session_state["pins"]
+    assert images.shape == (1, 28, 28) and labels.tolist() == [7]
+    assert "1 of at most" in " ".join(c.value for c in at.caption)
+    at.switch_page("pages/train.py")
+    at.run()
+    session = train_to_end(at)
+    snap = session.pins_snapshot()
+    assert len(snap) == 1 and snap.steps.tolist() == [1, 2, 4, 8, 16, 20]  # the probe every 100 steps: 1, the last; 2, 4, ...
+    assert len(at.get("plotly_chart")) == 3 + 1  # the run's three, and the pinned digit's
+    # a test image pinned on the Train page joins it (the history starts again with the next run)
+    at.number_input(key="pins_test_index").set_value(1)
+    at.run()
+    click(at, "pins_test_add")
+    images, labels = at.session_state["pins"]
+    assert len(images) == 2 and labels[1] == int(mnist.test_labels[1])
+    assert np.array_equal(images[1], mnist.test_images[1].numpy())
+    click(at, "pins_remove_0")
+    assert len(at.session_state["pins"][0]) == 1
+    click(at, "pins_clear")
+    assert at.session_state["pins"] is None
+    stop_and_join(session)
