@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable
 import torch
 import torch.nn.functional as F
 
+from .augment import batch_augmenter
 from .callbacks import TrainingHooks
 from .data import DatasetInfo, normalize_with
 from .device import choose_device
@@ -102,6 +103,7 @@ class TrainingSession:
         info = self.dataset.info
         self._scale = 1.0 / (255.0 * info.std)
         self._neg_shift = torch.tensor(-info.mean / info.std, dtype=torch.float32, device=self.device)
+        self.augmenter = batch_augmenter(config.augment, config.seed, self.device)  # identity when off
         n = len(self.dataset.train_labels)
         self.train_size = min(n, config.train_size or n)
         self.steps_per_epoch = math.ceil(self.train_size / config.batch_size)
@@ -577,7 +579,7 @@ class TrainingSession:
                     self._apply_lr(self._global_step + 1)
                 idx = perm[i * cfg.batch_size : (i + 1) * cfg.batch_size]
                 # index_select: on CPU about 40 us per batch faster than images[idx]
-                x = self.normalize(torch.index_select(images, 0, idx))
+                x = self.normalize(self.augmenter(torch.index_select(images, 0, idx)))
                 y = torch.index_select(labels, 0, idx)
                 with self.model_lock:
                     loss, out = self._train_step(x, y)
