@@ -4,8 +4,8 @@ Usage: python bench/augment_drawn.py [--seeds 0 1 2] [--epochs 10] [--level medi
 
 The drawn digits are the Draw page's browser-test strokes (tests/test_e2e_draw.py: ten digits written
 with the mouse as people write them), rendered like the canvas does (white strokes on a transparent
-280×280 canvas) in 3 stroke widths × 3 slants × 2 sizes (180 drawings), then prepared by the Draw
-page's own preprocessing (dlplay.canvas.preprocess). Each model trains as the app does (TrainingSession)
+280×280 canvas) in 4 stroke widths × 4 slants × 2 aspect ratios, each with its own hand wobble
+(320 drawings), then prepared by the Draw page's own preprocessing (dlplay.canvas.preprocess). Each model trains as the app does (TrainingSession)
 on the 10k MNIST sample; the same seed with and without augmentation, several seeds.
 """
 from __future__ import annotations
@@ -35,12 +35,13 @@ sys.path.insert(0, str(REPO / "tests"))  # the stroke fixtures of the Draw page'
 from test_e2e_draw import DIGITS  # noqa: E402
 
 CANVAS = 280
-WIDTHS = (12, 18, 26)  # px on the 280 px canvas; the Draw page's brush is 18
-SLANTS = (-12.0, 0.0, 12.0)  # degrees the whole drawing leans
-SIZES = (0.7, 1.0)  # share of the canvas the unit square fills
+WIDTHS = (8, 14, 20, 28)  # px on the 280 px canvas; the Draw page's brush is 18
+SLANTS = (-20.0, -7.0, 7.0, 20.0)  # degrees the whole drawing leans
+ASPECTS = (0.7, 1.0)  # width / height: narrow writing and the strokes as they are
+WOBBLE = 0.012  # hand tremor: each stroke point moves by about this share of the canvas (seeded)
 
 
-def render(strokes, width: int, slant: float, size: float) -> np.ndarray:
+def render(strokes, width: int, slant: float, aspect: float, rng: np.random.Generator) -> np.ndarray:
     """Strokes in a unit square -> the 28×28 digit the Draw page would make of them."""
     image = Image.new("RGBA", (CANVAS, CANVAS), (0, 0, 0, 0))
     draw = ImageDraw.Draw(image)
@@ -48,9 +49,10 @@ def render(strokes, width: int, slant: float, size: float) -> np.ndarray:
     for stroke in strokes:
         points = []
         for x, y in stroke:
-            x, y = x - 0.5, y - 0.5
+            x, y = (x - 0.5) * aspect, y - 0.5
             x, y = x * math.cos(a) - y * math.sin(a), x * math.sin(a) + y * math.cos(a)
-            points.append((CANVAS / 2 + x * CANVAS * size, CANVAS / 2 + y * CANVAS * size))
+            x, y = x + rng.normal(0, WOBBLE), y + rng.normal(0, WOBBLE)
+            points.append((CANVAS / 2 + x * CANVAS * 0.8, CANVAS / 2 + y * CANVAS * 0.8))
         draw.line(points, fill=(255, 255, 255, 255), width=width, joint="curve")
         r = width / 2  # round caps, as the canvas draws them
         for px, py in (points[0], points[-1]):
@@ -62,11 +64,12 @@ def render(strokes, width: int, slant: float, size: float) -> np.ndarray:
 
 def drawn_set() -> tuple[np.ndarray, np.ndarray]:
     images, labels = [], []
+    rng = np.random.default_rng(0)
     for digit, strokes in DIGITS.items():
         for width in WIDTHS:
             for slant in SLANTS:
-                for size in SIZES:
-                    images.append(render(strokes, width, slant, size))
+                for aspect in ASPECTS:
+                    images.append(render(strokes, width, slant, aspect, rng))
                     labels.append(digit)
     return np.stack(images), np.array(labels)
 

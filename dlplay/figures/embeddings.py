@@ -18,7 +18,7 @@ def map_figure(coords: np.ndarray, labels: np.ndarray, indices: np.ndarray, clas
     """``coords`` [N, 2] of test images with ``labels`` and test-set ``indices``; ``drawing`` [2]: where
     the learner's drawing lands (a star), labelled with the model's guess."""
     traces: list[dict] = []
-    hover = translate("embeddings.hover", lang)
+    image_word = translate("embeddings.hover", lang)
     for c, name in enumerate(class_names):
         mask = labels == c
         if not mask.any():
@@ -28,7 +28,7 @@ def map_figure(coords: np.ndarray, labels: np.ndarray, indices: np.ndarray, clas
             "x": coords[mask, 0].round(4).tolist(), "y": coords[mask, 1].round(4).tolist(),
             "customdata": indices[mask].tolist(),
             "marker": {"color": CATEGORY10[c % len(CATEGORY10)], "size": 6, "opacity": 0.75},
-            "hovertemplate": hover.format(name=name) + "<extra></extra>",
+            "hovertemplate": f"{name} · {image_word} #%{{customdata}}<extra></extra>",
         })
     if drawing is not None:
         traces.append({

@@ -16,6 +16,7 @@ PAGES: list[tuple[str, str, str, str]] = [
     ("pages/inside.py", "inside", "nav.inside", ":material/biotech:"),
     ("pages/sequences.py", "sequences", "nav.sequences", ":material/view_timeline:"),
     ("pages/evaluate.py", "evaluate", "nav.evaluate", ":material/fact_check:"),
+    ("pages/explore.py", "explore", "nav.explore", ":material/travel_explore:"),
     ("pages/runs.py", "runs", "nav.runs", ":material/history:"),
     ("pages/admin.py", "admin", "nav.admin", ":material/admin_panel_settings:"),
 ]
