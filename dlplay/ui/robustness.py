@@ -121,8 +121,8 @@ def drawing_section(session: RunHandle, lang: str) -> None:
                     format_func=lambda k: t(f"robustness.kind_{k}"))
     info = session.dataset_info
     under = drawing_under(session.model_copy(), np.asarray(drawing, dtype=np.uint8), info.mean, info.std, kind)
-    cols = st.columns(len(under.levels))
     with st.container(key="rob_drawing"):
+        cols = st.columns(len(under.levels))
         for col, level, image, guess, conf in zip(cols, under.levels, under.images, under.guesses, under.confidence):
             big = Image.fromarray(image).resize((84, 84), Image.Resampling.NEAREST)
             col.image(big, caption=t("robustness.guess_caption", level=level_text(kind, level),
