@@ -46,7 +46,7 @@ def test_robustness_curves_of_the_current_model_and_the_drawing(trained_tutorial
     charts = [c for c in at.get("plotly_chart")]
     assert len(charts) >= 4
     captions = [c.value for c in at.caption]
-    assert any(name in c for c in captions)
+    assert any(translate(name[0], "en", **name[1]) in c for c in captions)
     assert at.radio(key="rob_draw_kind").value == "noise"  # the drawing under each level of a change
     assert not any(translate("robustness.no_drawing", "en") in i.value for i in at.info)
 

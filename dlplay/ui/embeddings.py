@@ -3,6 +3,8 @@ trains; t-SNE on demand within a time budget), the learner's drawing on it, a cl
 the Inside page."""
 from __future__ import annotations
 
+from functools import partial
+
 import numpy as np
 import streamlit as st
 import torch
@@ -20,9 +22,10 @@ from dlplay.embeddings import (
 )
 from dlplay.figures.embeddings import map_figure
 from dlplay.handle import RunHandle
+from dlplay.i18n import LANGUAGES
 from dlplay.predict import probabilities
 from dlplay.status import ACTIVE
-from dlplay.ui.i18n import t
+from dlplay.ui.i18n import current_language, t
 
 PCA_KEY, TSNE_KEY = "emb_pca", "emb_tsne"
 GO_INSIDE = "emb_go_inside"  # set by a click on the map: the page switches to Inside on its next run
@@ -41,9 +44,9 @@ def layer_label(name: str) -> str:
     return name
 
 
-def on_click() -> None:
+def on_click(key: str) -> None:
     """The map's selection callback: the clicked test image opens on the Inside page."""
-    event = st.session_state.get("emb_map")
+    event = st.session_state.get(key)
     points = (event or {}).get("selection", {}).get("points", []) if isinstance(event, dict) else \
         getattr(getattr(event, "selection", None), "points", [])
     for point in points:
@@ -131,8 +134,15 @@ def pca_view(session: RunHandle, layer: str, n: int, lang: str) -> None:
 
 
 def show_map(fig) -> None:
+    # one chart key per language: the language switch re-assigns option widgets' values, which a chart's
+    # selection state does not allow (StreamlitValueAssignmentNotAllowedError); the other one is dropped
+    lang = current_language()
+    for other in LANGUAGES:
+        if other != lang:
+            st.session_state.pop(f"emb_map_{other}", None)
+    key = f"emb_map_{lang}"
     with st.container(key="emb_map_box"):
-        st.plotly_chart(fig, key="emb_map", on_select=on_click, selection_mode="points",
+        st.plotly_chart(fig, key=key, on_select=partial(on_click, key), selection_mode="points",
                         config={"displayModeBar": False, "scrollZoom": True})
     st.caption(t("embeddings.click_help"))
 

@@ -26,15 +26,16 @@ MAX_MODELS = 6  # curves kept for overlay (the oldest go first)
 PLOT_CONFIG = {"displayModeBar": False}
 
 
-def model_name(session: RunHandle) -> str:
+def model_name(session: RunHandle) -> tuple[str, dict]:
+    """The curve's name as a translation key and its parameters (shown in the page's language then)."""
     p = session.snapshot().progress
-    return t("robustness.current_name", model=session.spec.describe(), step=p.global_step)
+    return "robustness.current_name", {"model": session.spec.describe(), "step": p.global_step}
 
 
-def _measure(model: Net, key: str, name: str, images, labels, mean: float, std: float) -> None:
-    bar = st.progress(0.0, text=t("robustness.measuring", name=name))
-    curves = all_curves(model, images, labels, mean, std,
-                        report=lambda share: bar.progress(share, text=t("robustness.measuring", name=name)))
+def _measure(model: Net, key: str, name: tuple[str, dict], images, labels, mean: float, std: float) -> None:
+    text = t("robustness.measuring", name=t(name[0], **name[1]))
+    bar = st.progress(0.0, text=text)
+    curves = all_curves(model, images, labels, mean, std, report=lambda share: bar.progress(share, text=text))
     bar.empty()
     kept: dict = st.session_state.setdefault(CURVES, {})
     kept.pop(key, None)
@@ -79,7 +80,7 @@ def robustness_tab(session: RunHandle, lang: str) -> None:
             ckpt = load_checkpoint(upload.getvalue())
             if ckpt.spec.input_shape != session.spec.input_shape or len(ckpt.classes) != info.num_classes:
                 raise UserError("robustness.checkpoint_other_data")
-            name = t("robustness.checkpoint_name", file=upload.name, model=ckpt.spec.describe())
+            name = ("robustness.checkpoint_name", {"file": upload.name, "model": ckpt.spec.describe()})
             _measure(ckpt.model(), f"file:{upload.name}:{upload.size}:{n}", name, images, labels, ckpt.mean, ckpt.std)
             st.session_state[ERROR_KEY] = None
         except UserError as exc:
@@ -91,7 +92,7 @@ def robustness_tab(session: RunHandle, lang: str) -> None:
     if not kept:
         st.info(t("robustness.press_measure"))
     else:
-        series = [(name, curves) for name, _, curves in reversed(kept.values())]  # the newest first, drawn boldest
+        series = [(t(name[0], **name[1]), curves) for name, _, curves in reversed(kept.values())]  # the newest first, drawn boldest
         sizes_measured = {count for _, count, _ in kept.values()}
         zero = [f"{name}: {curves['noise'].at(0.0):.1%}" for name, curves in series]
         st.caption(t("robustness.zero_note", n=", ".join(f"{s:,}" for s in sorted(sizes_measured)))
