@@ -115,7 +115,7 @@ def test_layers_and_activation_shapes(model, mnist) -> None:
 def test_tsne_fits_its_budget_and_separates_classes(model, mnist) -> None:
     budget = 30.0  # the plan expects 3 s here; the margin is for a machine busy with other work
     n = tsne_plan(200, budget)
-    assert n == 200 and tsne_plan(10_000, 1.0) < 200 and tsne_plan(10_000, 60.0) == 4000
+    assert n == 200 and tsne_plan(10_000, 1.0) < 200 and 3990 <= tsne_plan(10_000, 60.0) <= 4000
     images, labels = mnist.test_images[:n], mnist.test_labels[:n].numpy()
     x = activations(model, images, mnist.info.mean, mnist.info.std, "dense1").numpy()
     job = TsneJob(x, budget)
