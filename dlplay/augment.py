@@ -16,6 +16,7 @@ import math
 from dataclasses import asdict, dataclass, fields
 from typing import Any, Callable
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -205,3 +206,18 @@ def preview(images: torch.Tensor, augment: Augment, copies: int, seed: int = 0) 
     repeated = images.repeat_interleave(copies, dim=0)
     generator = torch.Generator(device=images.device).manual_seed(seed)
     return augment_batch(repeated, augment, generator).view(n, copies, *images.shape[1:])
+
+
+def preview_grid(images: torch.Tensor, labels: torch.Tensor, augment: Augment, classes: tuple[int, ...],
+                 copies: int, seed: int = 0, gap: int = 2, gap_grey: int = 90) -> np.ndarray:
+    """One uint8 picture for the Train page: a row per class in ``classes`` (its first image in
+    ``images``), the digit as stored first, then ``copies`` augmented versions, ``gap`` grey pixels apart."""
+    picks = [int(torch.nonzero(labels == c)[0]) for c in classes if bool((labels == c).any())]
+    originals = images[picks]
+    rows = torch.cat([originals.float().unsqueeze(1), preview(originals, augment, copies, seed)], dim=1)
+    n, k, h, w = rows.shape
+    grid = np.full((n * (h + gap) - gap, k * (w + gap) - gap), float(gap_grey))
+    for r in range(n):
+        for c in range(k):
+            grid[r * (h + gap) : r * (h + gap) + h, c * (w + gap) : c * (w + gap) + w] = rows[r, c].numpy()
+    return grid.round().clip(0, 255).astype(np.uint8)

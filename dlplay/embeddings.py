@@ -62,6 +62,12 @@ def activations(model: Net, images: torch.Tensor, mean: float, std: float, layer
     return torch.cat(out) if out else torch.zeros(0, 0)
 
 
+def activation_of(model: Net, image28: Any, mean: float, std: float, layer: str) -> np.ndarray:
+    """[D] activations of ``layer`` for one uint8 28×28 image (the learner's drawing)."""
+    one = torch.as_tensor(np.asarray(image28, dtype=np.uint8)).unsqueeze(0)
+    return activations(model, one, mean, std, layer).numpy()[0]
+
+
 @dataclass(frozen=True)
 class Pca:
     """A 2-D PCA of N activations: their map coordinates and what projects a new one."""

@@ -171,3 +171,13 @@ def test_training_with_augmentation_is_reproducible_and_differs_from_plain(mnist
     a, b, plain = weights(LEVELS["medium"]), weights(LEVELS["medium"]), weights(Augment())
     assert all(torch.equal(a[k], b[k]) for k in a)
     assert any(not torch.equal(a[k], plain[k]) for k in a)
+
+
+def test_preview_grid_puts_each_digit_first_in_its_row(mnist) -> None:
+    from dlplay.augment import preview_grid
+
+    grid = preview_grid(mnist.train_images, mnist.train_labels, LEVELS["light"], (2, 7), copies=3, seed=0)
+    assert grid.shape == (2 * 28 + 2, 4 * 28 + 3 * 2) and grid.dtype.name == "uint8"
+    first_two = int(torch.nonzero(mnist.train_labels == 2)[0])
+    assert (grid[:28, :28] == mnist.train_images[first_two].numpy()).all()
+    assert (grid[28:30] == 90).all()  # the grey gap between rows

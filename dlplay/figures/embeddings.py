@@ -35,6 +35,7 @@ def map_figure(coords: np.ndarray, labels: np.ndarray, indices: np.ndarray, clas
             "type": "scatter", "mode": "markers+text", "name": translate("embeddings.drawing", lang),
             "x": [float(drawing[0])], "y": [float(drawing[1])],
             "text": [translate("embeddings.drawing_text", lang, guess=drawing_guess)], "textposition": "top center",
+            "textfont": {"size": 14, "color": OUTLINE, "weight": "bold"},
             "marker": {"symbol": "star", "size": 22, "color": "gold", "line": {"color": OUTLINE, "width": 1.5}},
             "hoverinfo": "skip",
         })

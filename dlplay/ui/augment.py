@@ -2,13 +2,10 @@
 augmented training digits, regenerated on demand."""
 from __future__ import annotations
 
-import numpy as np
 import streamlit as st
-import torch
 
-from dlplay.augment import LEVELS, Augment, level_of, preview
+from dlplay.augment import LEVELS, Augment, level_of, preview_grid
 from dlplay.errors import UserError
-from dlplay.figures.tiles import tile
 from dlplay.ui.data import dataset_on
 from dlplay.ui.i18n import error_text, t
 from dlplay.ui.state import get_config, set_config
@@ -54,15 +51,6 @@ def new_examples() -> None:
     st.session_state[SEED_KEY] = int(st.session_state.get(SEED_KEY, 0)) + 1
 
 
-def preview_image(images: torch.Tensor, augment: Augment, seed: int) -> np.ndarray:
-    """One uint8 picture: a row per digit, the digit itself first, then COPIES augmented versions."""
-    copies = preview(images, augment, COPIES, seed)
-    rows = torch.cat([images.float().unsqueeze(1), copies], dim=1)  # [n, 1 + COPIES, 28, 28]
-    n, k = rows.shape[:2]
-    grid, _ = tile(rows.reshape(n * k, 28, 28).numpy(), n, k, gap=2)
-    return np.nan_to_num(grid, nan=GAP_GREY).round().clip(0, 255).astype(np.uint8)
-
-
 def augment_panel() -> None:
     """The sidebar's augmentation box (the Train page calls it once)."""
     augment = get_config().augment
@@ -87,11 +75,10 @@ def preview_box(augment: Augment) -> None:
     except UserError as exc:
         st.caption(error_text(exc))
         return
-    labels = data.train_labels
-    picks = [int(torch.nonzero(labels == c)[0]) for c in PREVIEW_CLASSES if bool((labels == c).any())]
     seed = int(st.session_state.get(SEED_KEY, 0))
+    grid = preview_grid(data.train_images, data.train_labels, augment, PREVIEW_CLASSES, COPIES, seed, gap_grey=GAP_GREY)
     with st.container(key="aug_preview"):
-        st.image(preview_image(data.train_images[picks], augment, seed), width="stretch",
+        st.image(grid, width="stretch",
                  caption=t("augment.preview_caption") if not augment.is_off else t("augment.preview_off"))
     st.button(t("augment.new_examples"), key="aug_preview_new", on_click=new_examples, icon=":material/casino:",
               disabled=augment.is_off)

@@ -7,13 +7,13 @@ from functools import partial
 
 import numpy as np
 import streamlit as st
-import torch
 
 from dlplay.data import class_label
 from dlplay.embeddings import (
     INPUT,
     MAX_POINTS,
     TsneJob,
+    activation_of,
     activations,
     layer_names,
     pca_2d,
@@ -67,7 +67,7 @@ def _drawing_point(session: RunHandle, model, layer: str, place, lang: str) -> t
         return None, ""
     info = session.dataset_info
     image = np.asarray(drawing, dtype=np.uint8)
-    x = activations(model, torch.as_tensor(image).unsqueeze(0), info.mean, info.std, layer).numpy()[0]
+    x = activation_of(model, image, info.mean, info.std, layer)
     guess = int(np.argmax(probabilities(model, image, info)))
     return place(x), class_label(info, guess, lang)
 
