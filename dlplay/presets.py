@@ -2,12 +2,13 @@
 
 The explanations live in the ``presets`` catalog (``presets.<key>.name`` and ``presets.<key>.text``);
 the numbers they quote were measured on the 10k MNIST sample (see tests/test_presets.py and
-bench/cnn_preset.py, bench/rnn_presets.py).
+bench/cnn_preset.py, bench/rnn_presets.py, bench/augment_drawn.py).
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+from .augment import LEVELS as AUGMENT_LEVELS
 from .spec import LayerSpec, ModelSpec, TrainConfig, dense_spec
 
 
@@ -64,6 +65,10 @@ PRESETS: dict[str, Preset] = {
                          TrainConfig(optimizer="adam", lr=1e-3, batch_size=32, epochs=1)),
     "gru_rows": Preset("gru_rows", recurrent_spec("gru", 128),
                        TrainConfig(optimizer="adam", lr=2e-3, batch_size=32, epochs=8, schedule="cosine")),
+    # the tutorial's run with light augmentation: drawn digits 96.1 % -> 98.1 % (bench/augment_drawn.py)
+    "augmented": Preset("augmented", dense_spec([128], "relu"),
+                        TrainConfig(optimizer="adam", lr=1e-3, batch_size=32, epochs=10,
+                                    augment=AUGMENT_LEVELS["light"])),
 }
 
 DEFAULT_PRESET = "tutorial"

@@ -12,7 +12,8 @@ order of a recurrent model: columns or pixels; absent: rows), ``o`` optimizer, `
 decay, ``s`` seed, ``ds`` dataset, ``n`` training examples, ``dev`` device, ``sch`` learning-rate
 schedule (absent: constant, so older links still load), ``val`` validation share (absent: none, as
 links had before validation existed), ``pat`` early stopping's patience in epochs, ``le`` label edits
-(``index:label`` pairs, comma-separated, ``index:d`` drops the image). Floats use Python's
+(``index:label`` pairs, comma-separated, ``index:d`` drops the image), ``aug`` augmentation
+(``s2_r12_z0.1_e1_n0.05``: shift px, rotation degrees, zoom, elastic px, noise; absent: none). Floats use Python's
 shortest round-trip form, so a link reproduces the settings exactly. A link without ``net`` keeps the
 current layers and applies its other settings.
 
@@ -25,6 +26,7 @@ import re
 from collections.abc import Mapping
 from typing import Any, overload
 
+from .augment import Augment
 from .data import get_info
 from .errors import UserError
 from .i18n import Term
@@ -34,7 +36,8 @@ from .spec import ACTIVATIONS, DROP, MAX_LABEL_EDITS, LayerSpec, ModelSpec, Trai
 
 VERSION = "1"
 NET, VER = "net", "v"
-KEYS = ("v", "net", "init", "nc", "ord", "o", "lr", "bs", "ep", "wd", "s", "ds", "n", "dev", "sch", "val", "pat", "le")
+KEYS = ("v", "net", "init", "nc", "ord", "o", "lr", "bs", "ep", "wd", "s", "ds", "n", "dev", "sch", "val", "pat", "le",
+        "aug")
 KIND_CODES = {name: kind.code for name, kind in LAYER_KINDS.items()}  # the codes are in the kinds' entries
 CODE_KINDS = {v: k for k, v in KIND_CODES.items()}
 _DEFAULT_LAYER = LayerSpec()
@@ -44,7 +47,7 @@ PARAM_LABELS = {
     "o": "train.optimizer", "lr": "train.lr", "bs": "train.batch", "ep": "train.epochs",
     "wd": "runs.field_weight_decay", "s": "train.seed", "ds": "train.dataset", "n": "spec.field_train_size",
     "dev": "runs.field_device", "sch": "train.schedule", "ord": "build.order",
-    "val": "validation.share", "pat": "validation.patience", "le": "fixdata.edits",
+    "val": "validation.share", "pat": "validation.patience", "le": "fixdata.edits", "aug": "augment.title",
 }
 _HEAD = re.compile(r"^(%s)(\d{0,9})$" % "|".join(map(re.escape, KIND_CODES.values())))  # any size reads: "too many neurons"
 _SETTINGS = (("kernel", "k"), ("stride", "s"), ("padding", "p"), ("stack", "l"))  # ``k5`` unless in the head
@@ -157,6 +160,8 @@ def config_to_params(config: TrainConfig) -> dict[str, str]:
         params["pat"] = str(config.patience)
     if config.label_edits:
         params["le"] = edits_text(config.label_edits)
+    if not config.augment.is_off:
+        params["aug"] = augment_token(config.augment)
     return params
 
 
@@ -174,6 +179,29 @@ def parse_edits(text: str) -> tuple[tuple[int, int], ...]:
             raise _bad("le", part)
         edits.append((int(match.group(1)), DROP if match.group(2) == "d" else int(match.group(2))))
     return tuple(edits)
+
+
+AUGMENT_CODES = (("shift", "s"), ("rotate", "r"), ("scale", "z"), ("elastic", "e"), ("noise", "n"))
+_AUGMENT_PART = re.compile(r"^([srzen])(\d{1,3}(?:\.\d{1,17})?(?:e-?\d{1,3})?)$")
+
+
+def augment_token(augment: Augment) -> str:
+    """``s2.5_r12_z0.1_e1_n0.05``: the settings that are not 0, each a letter and its number."""
+    return "_".join(f"{code}{_num(getattr(augment, name))}" for name, code in AUGMENT_CODES if getattr(augment, name))
+
+
+def parse_augment(token: str) -> Augment:
+    """The inverse of :func:`augment_token` (``0``: none); UserError on anything else."""
+    if token in ("", "0"):
+        return Augment()
+    values: dict[str, float] = {}
+    names = dict((code, name) for name, code in AUGMENT_CODES)
+    for part in token.split("_"):
+        match = _AUGMENT_PART.match(part)
+        if match is None or names[match.group(1)] in values:
+            raise _bad("aug", token)
+        values[names[match.group(1)]] = float(match.group(2))
+    return Augment(**values)
 
 
 def to_params(spec: ModelSpec, config: TrainConfig) -> dict[str, str]:
@@ -270,6 +298,7 @@ def from_params(params: Mapping[str, Any], current: ModelSpec | None = None) -> 
         val_share=_float(params, "val", 0.0),
         patience=_int(params, "pat", 0),
         label_edits=parse_edits(_value(params, "le") or ""),
+        augment=parse_augment(_value(params, "aug") or ""),
     )
     info = get_info(config.dataset)  # an unknown dataset name is an error now, not at training time
     if spec.num_classes != info.num_classes:

@@ -9,6 +9,7 @@ from typing import Any, Sequence
 from . import activations as _activations
 from . import layers as _layers
 from . import optimizers as _optimizers
+from .augment import Augment
 from .errors import UserError
 from .i18n import Term
 from .layers import DEFAULT_ORDER, MAX_UNITS, ORDERS, WEIGHT_KINDS  # noqa: F401 - MAX_UNITS re-exported (it was defined here)
@@ -214,6 +215,7 @@ class TrainConfig:
     val_share: float = DEFAULT_VAL_SHARE  # share of the training set held out (seeded) to validate on
     patience: int = 0  # early stopping: epochs without a better validation loss before it stops (0: off)
     label_edits: tuple[tuple[int, int], ...] = ()  # (training-set index, new label or DROP), sorted
+    augment: Augment = Augment()  # random changes to each training batch (dlplay/augment.py); all 0: none
 
     def __post_init__(self) -> None:
         if self.optimizer not in OPTIMIZERS:
@@ -232,12 +234,16 @@ class TrainConfig:
             _check_int(self.train_size, "train_size", 1, 10_000_000)
         _check_validation(self)
         object.__setattr__(self, "label_edits", _label_edits(self.label_edits))
+        object.__setattr__(self, "augment", Augment.from_dict(self.augment))  # a dict from JSON, validated
 
     def with_changes(self, **changes: Any) -> "TrainConfig":
         return replace(self, **changes)
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        data = asdict(self)
+        if self.augment.is_off:  # without augmentation a config writes what it always wrote
+            del data["augment"]
+        return data
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "TrainConfig":

@@ -17,6 +17,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from .augment import batch_augmenter
 from .callbacks import TrainingHooks
 from .data import DatasetInfo, normalize_with
 from .datasplit import is_prefix, make_split
@@ -115,6 +116,7 @@ class TrainingSession(RunLoop):
         # the validation split and the learner's label edits (dlplay/datasplit.py): which images train
         self.split = make_split(config, self.dataset.train_labels, spec.num_classes)
         self.train_size = len(self.split.train)
+        self.augmenter = batch_augmenter(config.augment, config.seed, self.device)  # identity when off
         self.steps_per_epoch = math.ceil(self.train_size / config.batch_size)
         self.total_steps = self.steps_per_epoch * config.epochs
         if start_from is not None:  # the fork's steps so far plus its remaining ones (at its batch size)
@@ -472,7 +474,7 @@ class TrainingSession(RunLoop):
                 lo = skip + (i - first_i) * cfg.batch_size
                 idx = perm[lo : lo + cfg.batch_size]
                 # index_select: on CPU about 40 us per batch faster than images[idx]
-                x = self.normalize(torch.index_select(images, 0, idx))
+                x = self.normalize(self.augmenter(torch.index_select(images, 0, idx)))
                 y = torch.index_select(labels, 0, idx)
                 with self.model_lock:
                     loss, out = self._train_step(x, y)

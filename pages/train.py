@@ -13,6 +13,7 @@ from dlplay.ui import fork as fk
 from dlplay.ui import pins as pn
 from dlplay.ui import training as tr
 from dlplay.ui import validation as vd
+from dlplay.ui.augment import augment_panel
 from dlplay.ui.data import show_data_problem
 from dlplay.ui.i18n import current_language, t
 from dlplay.ui.state import current_session, get_config, get_spec, heartbeat, init_state, is_active
@@ -60,6 +61,7 @@ with st.sidebar:
     tr.show_clamped("tw_epochs")
     st.number_input(t("train.seed"), 0, 2**31 - 1, key="tw_seed", on_change=tr.on_config)
     vd.settings(config)  # validation share, early stopping, the run's label edits
+    augment_panel()  # augmentation: a level or each transform's strength, and a preview (dlplay/ui/augment.py)
     if config.train_size is not None:  # e.g. from a shared link: say so, it changes what the run learns
         st.info(t("train.subset", n=f"{config.train_size:,}"), icon=":material/filter_alt:")
         st.button(t("train.subset_all"), key="tw_all_data", on_click=tr.on_all_data)

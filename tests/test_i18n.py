@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from dlplay import i18n
+from dlplay.augment import LEVELS as AUGMENT_LEVELS
 from dlplay.i18n import LANGUAGES, catalog, catalog_files, negotiate_language, normalize_language, translate
 from dlplay.ui.nav import available_pages
 
@@ -31,7 +32,7 @@ ALLOWED_WORDS = {w.lower() for w in """
     identity softmax logits logit Adam AdamW SGD RMSprop ONNX TorchScript Keras NumPy Python JSON PNG JPEG JPG GIF
     BMP WebP gzip IDX npz uint8 dlplay torchvision Dropout BatchNorm Dense Conv2d MaxPool AvgPool He Kaiming Xavier
     Glorot ECE F1 L2 NaN inf MB GB KB KiB MiB GiB px CNN Wa ln log exp RNN LSTM GRU autograd Distill GAN DCGAN Lab
-    MLP KL JS
+    MLP KL JS PCA t-SNE
 """.split()}
 LANGUAGE_SELECTOR = ("Language / 语言", "English")  # bilingual on purpose
 
@@ -660,7 +661,7 @@ def scenarios(lang: str, session, mnist) -> list[tuple[str, str, dict, object]]:
     trained_state = {"train_session": session, "spec": session.spec, "config": session.config, "_admin_ok": True}
     drawing = mnist.test_images[1].cpu().numpy()
     out = [(f"{name}-fresh", f"pages/{name}.py", {}, None) for name in
-           ("home", "build", "train", "dynamics", "draw", "inside", "evaluate", "runs", "sequences", "guesses")]
+           ("home", "build", "train", "dynamics", "draw", "inside", "evaluate", "runs", "sequences", "guesses", "explore")]
     out += [(name, f"pages/{name}.py", dict(trained_state), None) for name in
             ("home", "build", "train", "dynamics", "admin")]
     out += [
@@ -672,6 +673,10 @@ def scenarios(lang: str, session, mnist) -> list[tuple[str, str, dict, object]]:
         ("inside-drawing", "pages/inside.py", {**trained_state, "inside_source": "drawing", "drawing28": drawing}, None),
         ("runs", "pages/runs.py", {**trained_state, "runs_show_all": True}, None),
         ("sequences-dense", "pages/sequences.py", dict(trained_state), None),
+        ("explore", "pages/explore.py", {**trained_state, "drawing28": drawing, "emb_n": 500, "rob_n": 1000}, None),
+        ("explore-tsne", "pages/explore.py", {**trained_state, "emb_method": "tsne", "emb_n": 500}, None),
+        ("train-augment", "pages/train.py", {**trained_state, "config": session.config.with_changes(
+            augment=AUGMENT_LEVELS["medium"])}, None),
     ]
     rec = _recurrent_session(mnist)
     rec_state = {"train_session": rec, "spec": rec.spec, "config": rec.config}

@@ -18,6 +18,7 @@ PAGES: list[tuple[str, str, str, str]] = [
     ("pages/generate.py", "generate", "nav.generate", ":material/auto_awesome:"),
     ("pages/guesses.py", "guesses", "nav.guess", ":material/psychology_alt:"),
     ("pages/evaluate.py", "evaluate", "nav.evaluate", ":material/fact_check:"),
+    ("pages/explore.py", "explore", "nav.explore", ":material/travel_explore:"),
     ("pages/runs.py", "runs", "nav.runs", ":material/history:"),
     ("pages/admin.py", "admin", "nav.admin", ":material/admin_panel_settings:"),
 ]
