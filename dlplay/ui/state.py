@@ -136,12 +136,21 @@ def heartbeat() -> None:
 
 
 # ------------------------------------------------------------------ a run's life
-def _create_run(spec: ModelSpec, config: TrainConfig) -> RunHandle:
+def _create_run(spec: ModelSpec, config: TrainConfig, checkpoint: Checkpoint | None = None) -> RunHandle:
     """The one place a run is made, under the server's rules: guardrails (UserError), the shared slot
     pool, the heartbeat, the registry; a probe for the Dynamics page and a recorder for the run history.
 
     The training-set limit may shorten ``config.train_size``; the shortened config is the run's.
+    ``checkpoint``: the run starts finished, with the checkpoint's weights and history.
+    With ``DLPLAY_RAY_ADDRESS`` set the run trains in a Ray worker (dlplay/cluster); else here.
     """
+    backend = server.run_backend()
+    if backend is not None:
+        session = backend.create_run(spec, config, limits=server.limits(), heartbeat_timeout=heartbeat_timeout(),
+                                     probe_every=probe_every(), callbacks=[RunRecorder(run_history())],
+                                     checkpoint=checkpoint)
+        server.registry().add_run(server.browser_session(), session)
+        return session
     device = choose_device(config.device)
     dataset = dataset_on(config.dataset, str(device))
     limits = server.limits()
@@ -150,6 +159,8 @@ def _create_run(spec: ModelSpec, config: TrainConfig) -> RunHandle:
     callbacks = [RunRecorder(run_history()), Probe(every=probe_every())]
     session = TrainingSession(spec, config, dataset, device, slot_pool=server.slot_pool(), callbacks=callbacks,
                               heartbeat_timeout=heartbeat_timeout())
+    if checkpoint is not None:
+        load_into_session(session, checkpoint)
     server.registry().add_run(server.browser_session(), session)
     return session
 
@@ -187,8 +198,7 @@ def adopt_checkpoint(ckpt: Checkpoint) -> RunHandle:
     It is created like any run (the server's guardrails apply, so a checkpoint cannot bring in a
     model the server would not train); the designed spec and settings become the checkpoint's.
     """
-    session = _create_run(ckpt.spec, usable_config(ckpt.config))
-    load_into_session(session, ckpt)
+    session = _create_run(ckpt.spec, usable_config(ckpt.config), checkpoint=ckpt)
     _make_current(session)
     set_spec(ckpt.spec)
     set_config(session.config)
