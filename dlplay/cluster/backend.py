@@ -153,7 +153,7 @@ class RayBackend:
 
     # ----- runs -----------------------------------------------------------------------------
     def create_run(self, spec: ModelSpec, config: TrainConfig, *, limits: Limits, heartbeat_timeout: float | None,
-                   probe_every: int, callbacks: Iterable[Any] = (), checkpoint: Checkpoint | None = None
+                   probe_every: int | None, callbacks: Iterable[Any] = (), checkpoint: Checkpoint | None = None
                    ) -> RayRunHandle:
         """A new run (not started) in the least busy worker; UserError when a guardrail refuses it."""
         index = self._choose()

@@ -206,15 +206,17 @@ class RunWorker:
     # ----- runs -----------------------------------------------------------------------------
     @ray.method(concurrency_group="commands")
     def create(self, spec: ModelSpec, config: TrainConfig, limits: Limits, heartbeat_timeout: float | None,
-               probe_every: int, checkpoint: Checkpoint | None = None) -> RunInfo:
-        """A new run (not started) under the server's rules (UserError when a guardrail refuses)."""
+               probe_every: int | None, checkpoint: Checkpoint | None = None) -> RunInfo:
+        """A new run (not started) under the server's rules (UserError when a guardrail refuses);
+        ``probe_every``: steps between the probe's measurements (None: no probe)."""
         device = choose_device(config.device)
         dataset = self._dataset(config.dataset, device)
         config = limit_train_size(config, len(dataset.train_labels), limits)
         check_run(spec, config, limits, train_available=len(dataset.train_labels), free_bytes=free_memory_bytes(device))
         flag = _EndFlag()
-        session = TrainingSession(spec, config, dataset, device, slot_pool=self.slots,
-                                  callbacks=[Probe(every=probe_every), flag], heartbeat_timeout=heartbeat_timeout)
+        callbacks: list[TrainingCallback] = [flag] if probe_every is None else [Probe(every=probe_every), flag]
+        session = TrainingSession(spec, config, dataset, device, slot_pool=self.slots, callbacks=callbacks,
+                                  heartbeat_timeout=heartbeat_timeout)
         if checkpoint is not None:
             load_into_session(session, checkpoint)
         with self._lock:
