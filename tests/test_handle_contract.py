@@ -75,7 +75,7 @@ class RayBackendForTests:
         for run in self.runs:
             run.stop()
         for run in self.runs:
-            wait_for(lambda: not run.is_alive, 15)
+            wait_for(lambda run=run: not run.is_alive, 15)
         self.backend.slots.set_limit(self.limit)
 
 
