@@ -27,7 +27,8 @@ from .handle import RayRunHandle
 from .settings import NAMESPACE, ClusterSettings
 from .worker import CONCURRENCY, RunInfo, RunWorker, WorkerInfo
 
-WorkerActor = ray.remote(concurrency_groups=CONCURRENCY)(RunWorker)
+_ACTOR_OPTIONS: dict[str, Any] = {"concurrency_groups": CONCURRENCY}  # commands in order, reads beside them
+WorkerActor = ray.remote(**_ACTOR_OPTIONS)(RunWorker)
 PING_TIMEOUT_S = 10.0
 CREATE_TIMEOUT_S = 120.0  # a worker's first run loads its dataset
 
@@ -118,7 +119,7 @@ class RayBackend:
         with self._lock:
             if fresh or index not in self._actors:
                 s = self.settings
-                self._actors[index] = WorkerActor.options(  # type: ignore[attr-defined]
+                self._actors[index] = WorkerActor.options(
                     name=s.worker_name(index), namespace=NAMESPACE, lifetime="detached", get_if_exists=True,
                     num_cpus=s.worker_cpus, num_gpus=s.worker_gpus, max_restarts=0,
                     scheduling_strategy="SPREAD",

@@ -52,7 +52,7 @@ def get_broker(limit: int, *, fresh: bool = False) -> Any:
     again, after a call to it failed)."""
     with _lock:
         if fresh or "broker" not in _cached:
-            _cached["broker"] = BrokerActor.options(  # type: ignore[attr-defined]
+            _cached["broker"] = BrokerActor.options(
                 name=BROKER_NAME, namespace=NAMESPACE, lifetime="detached", get_if_exists=True,
                 num_cpus=0, max_restarts=-1,
             ).remote(limit)
