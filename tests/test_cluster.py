@@ -126,3 +126,23 @@ def test_a_killed_worker_fails_its_runs_and_the_next_run_trains(ray_backend):
     assert ray_backend.slots.state().running == ()
     # the handles start no threads in the app process
     assert not [t for t in threading.enumerate() if t.ident not in baseline_threads and t.name.startswith("dlplay")]
+
+
+def test_a_checkpoint_becomes_a_finished_run_in_a_worker_and_guardrails_refuse_there(ray_backend, trained_tutorial):
+    """An uploaded checkpoint (read here with weights_only=True) goes to the worker as tensors; the
+    worker's guardrails refuse a run with the page's message key."""
+    import torch
+
+    from dlplay.checkpoint import load_checkpoint, save_checkpoint
+    from dlplay.errors import UserError
+
+    ckpt = load_checkpoint(save_checkpoint(trained_tutorial.model, trained_tutorial.spec, trained_tutorial.config))
+    run = ray_backend.create_run(ckpt.spec, ckpt.config, limits=Limits(), heartbeat_timeout=30, probe_every=None,
+                                 checkpoint=ckpt)
+    assert run.status == "done" and run.snapshot().progress.message == "eval.ckpt_msg_loaded"
+    assert all(torch.equal(v, ckpt.state_dict[k]) for k, v in run.state_dict().items())
+    assert run.evaluate()[1] == pytest.approx(trained_tutorial.evaluate()[1], abs=1e-4)
+    with pytest.raises(UserError) as refused:
+        ray_backend.create_run(dense_spec([16]), TrainConfig(epochs=5), limits=Limits(max_epochs=2),
+                               heartbeat_timeout=30, probe_every=None)
+    assert refused.value.key == "admin.limit_epochs"

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable
 
 import ray
 import torch
-from ray.exceptions import GetTimeoutError, RayActorError, RayTaskError
+from ray.exceptions import ActorUnavailableError, GetTimeoutError, RayActorError, RayTaskError
 
 from ..data import DatasetInfo
 from ..errors import UserError
@@ -93,6 +93,8 @@ class RayRunHandle:
         and a UserError raised in the worker into the same UserError here."""
         try:
             return ray.get(ref, timeout=timeout)
+        except ActorUnavailableError as exc:  # unreachable for now (a network hiccup): not lost yet
+            raise GetTimeoutError(str(exc)) from exc
         except RayActorError as exc:
             raise WorkerLost() from exc
         except RayTaskError as exc:
@@ -106,7 +108,8 @@ class RayRunHandle:
     def _send(self, name: str, *args: Any, wait: bool = False) -> None:
         if self._lost:
             return
-        self._view_at = 0.0  # the next read asks again
+        if name != "heartbeat":
+            self._view_at = 0.0  # the next read asks again
         try:
             ref = self._worker.command.remote(self.run_id, name, args)
             if wait:
@@ -119,7 +122,8 @@ class RayRunHandle:
     def _current(self) -> RunView:
         ended = False
         with self._lock:
-            if not self._lost and time.monotonic() - self._view_at >= CACHE_S:
+            settled = self._lost or (self._ended and not self._view.alive)  # an ended run's view is final
+            if not settled and time.monotonic() - self._view_at >= CACHE_S:
                 try:
                     self._view = self._get(self._worker.view.remote(self.run_id), READ_TIMEOUT_S)
                 except WorkerLost:
