@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any, cast
 from torch import nn
 
 from .activations import DEFAULT_ACTIVATION, IDENTITY
+from .cells import CELLS
 from .errors import UserError
 from .i18n import Term
 
@@ -220,9 +221,6 @@ def _no_count(layer: LayerSpec, in_shape: Shape, out_shape: Shape) -> tuple[int,
 
 # ----- recurrent layers --------------------------------------------------------------------------
 
-GATES = {"rnn": 1, "lstm": 4, "gru": 3}  # weight blocks per step: h; i, f, g, o; r, z, n
-
-
 class Recurrent(nn.Module):
     """PyTorch's RNN/LSTM/GRU over a sequence [B, T, F]: the last hidden state [B, H] or all [B, T, H].
 
@@ -234,10 +232,7 @@ class Recurrent(nn.Module):
         super().__init__()
         self.cell, self.read = cell, read
         self.out_features = hidden
-        if cell == "rnn":
-            self.rnn: nn.RNNBase = nn.RNN(input_size, hidden, stack, nonlinearity=nonlinearity, batch_first=True)
-        else:
-            self.rnn = (nn.LSTM if cell == "lstm" else nn.GRU)(input_size, hidden, stack, batch_first=True)
+        self.rnn: nn.RNNBase = CELLS[cell].module(input_size, hidden, stack, nonlinearity)
 
     @property
     def weight(self) -> nn.Parameter:
@@ -265,7 +260,7 @@ def _recurrent_shape(layer: LayerSpec, shape: Shape, index: int) -> Shape:
 def _recurrent_count(cell: str) -> Callable[[LayerSpec, Shape, Shape], tuple[int, int]]:
     def count(layer: LayerSpec, in_shape: Shape, out_shape: Shape) -> tuple[int, int]:
         steps, features = in_shape
-        g, h = GATES[cell], layer.units
+        g, h = CELLS[cell].blocks, layer.units
         params = macs = 0
         for i in range(layer.stack):
             n_in = features if i == 0 else h
@@ -276,24 +271,26 @@ def _recurrent_count(cell: str) -> Callable[[LayerSpec, Shape, Shape], tuple[int
 
 
 def _recurrent(cell: str, code: str, label: str, color: str) -> LayerKind:
+    activations = CELLS[cell].activations  # None: the cell fixes its own (LSTM, GRU)
+
     def suffix(layer: LayerSpec) -> str:
         return (f" ×{layer.stack}" if layer.stack > 1 else "") + (" all" if layer.read == "all" else "")
 
     def describe(layer: LayerSpec) -> str:
-        return f"{label} {layer.units}" + (f" {layer.activation}" if cell == "rnn" else "") + suffix(layer)
+        return f"{label} {layer.units}" + (f" {layer.activation}" if activations else "") + suffix(layer)
 
     return LayerKind(
-        name=cell, code=code, head="units", numbers=(HIDDEN, STACK), activation=cell == "rnn", weights=True,
+        name=cell, code=code, head="units", numbers=(HIDDEN, STACK), activation=activations is not None, weights=True,
         learns=True, fully_connected=False, spatial=True,
-        defaults=dict(units=128, activation="tanh" if cell == "rnn" else IDENTITY, dropout=0.0, kernel=3, stride=1,
+        defaults=dict(units=128, activation=activations[0] if activations else IDENTITY, dropout=0.0, kernel=3, stride=1,
                       padding=0, stack=1, read="last"),
         color=color,
         build=lambda layer, shape: Recurrent(cell, shape[1], layer.units, layer.stack,
-                                             layer.activation if cell == "rnn" else "tanh", layer.read),
+                                             layer.activation, layer.read),
         output_shape=_recurrent_shape, count=_recurrent_count(cell), describe=describe,
         title=lambda layer: f"{label}<br>{layer.units}{suffix(layer)}",
         short=lambda layer: f"{label}{layer.units}" + (f"x{layer.stack}" if layer.stack > 1 else ""),
-        choices=(READ,), activations=("tanh", "relu") if cell == "rnn" else None, sequence=True,
+        choices=(READ,), activations=activations, sequence=True,
     )
 
 

@@ -26,9 +26,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from .cells import CELLS, UnitNumbers
 from .layers import LAYER_KINDS, to_sequence
-
-GATE_NAMES = {"rnn": (), "lstm": ("i", "f", "g", "o"), "gru": ("r", "z", "n")}
 
 
 def sequence_block(net: Any) -> int | None:
@@ -58,21 +57,7 @@ def cell_step(cell: str, nonlinearity: str, x: torch.Tensor, h: torch.Tensor, c:
               w_ih: torch.Tensor, w_hh: torch.Tensor, b_ih: torch.Tensor, b_hh: torch.Tensor
               ) -> tuple[torch.Tensor, torch.Tensor | None, dict[str, torch.Tensor]]:
     """One step of PyTorch's RNN/LSTM/GRU cell, written out: (h_t, c_t, {pre-activation "z" or gates})."""
-    gi = x @ w_ih.T + b_ih
-    gh = h @ w_hh.T + b_hh
-    if cell == "rnn":
-        z = gi + gh
-        return (torch.tanh(z) if nonlinearity == "tanh" else torch.relu(z)), None, {"z": z}
-    if cell == "lstm":
-        i, f, g, o = (gi + gh).chunk(4, dim=-1)
-        i, f, g, o = torch.sigmoid(i), torch.sigmoid(f), torch.tanh(g), torch.sigmoid(o)
-        c = f * c + i * g if c is not None else i * g
-        return o * torch.tanh(c), c, {"i": i, "f": f, "g": g, "o": o, "c": c}
-    ir, iz, in_ = gi.chunk(3, dim=-1)
-    hr, hz, hn = gh.chunk(3, dim=-1)
-    r, zg = torch.sigmoid(ir + hr), torch.sigmoid(iz + hz)
-    n = torch.tanh(in_ + r * hn)
-    return (1 - zg) * n + zg * h, None, {"r": r, "z": zg, "n": n, "hn": hn}
+    return CELLS[cell].step(x @ w_ih.T + b_ih, h @ w_hh.T + b_hh, h, c, nonlinearity)
 
 
 @dataclass
@@ -124,8 +109,8 @@ def unroll(net: Any, x: torch.Tensor, inputs_grad: bool = False) -> Unrolled:
     batch, steps, _ = seq.shape
     layers = rnn.num_layers
     h = [seq.new_zeros(batch, rnn.hidden_size) for _ in range(layers)]
-    c: list[torch.Tensor | None] = ([seq.new_zeros(batch, rnn.hidden_size) for _ in range(layers)] if cell == "lstm"
-                                    else [None] * layers)
+    c: list[torch.Tensor | None] = ([seq.new_zeros(batch, rnn.hidden_size) for _ in range(layers)]
+                                    if CELLS[cell].cell_state else [None] * layers)
     params = [_params(rnn, layer) for layer in range(layers)]
     hs, parts, top_inputs = [], [], []
     for t in range(steps):
@@ -210,7 +195,7 @@ def memory(net: Any, image: Any, mean: float, std: float) -> Memory:
     peak = np.abs(h).argmax(axis=1)
     order = np.lexsort((-np.abs(h).max(axis=1), peak))  # by step of peak, then by size
     gates = {}
-    for name in (*GATE_NAMES[un.cell], *(("c",) if un.cell == "lstm" else ())):
+    for name in CELLS[un.cell].shown_parts():
         gates[name] = torch.cat([p[name] for p in un.parts]).T.cpu().numpy().astype(np.float64)[order]
     return Memory(h[order], order, gates)
 
@@ -274,25 +259,9 @@ def bptt_deltas(cell: str, nonlinearity: str, parts: list[dict[str, np.ndarray]]
     deltas = np.zeros_like(direct)
     deltas[-1] = direct[-1]
     dc_next = np.zeros(hidden)
+    back_step = CELLS[cell].back
     for t in range(steps - 1, 0, -1):
-        d, p = deltas[t], parts[t]
-        if cell == "rnn":
-            fprime = 1 - np.tanh(p["z"]) ** 2 if nonlinearity == "tanh" else (p["z"] > 0).astype(np.float64)
-            back = w_hh.T @ (d * fprime)
-        elif cell == "lstm":
-            i, f, g, o, c = p["i"], p["f"], p["g"], p["o"], p["c"]
-            c_prev = parts[t - 1]["c"]
-            dc = d * o * (1 - np.tanh(c) ** 2) + dc_next
-            dgates = np.concatenate([dc * g * i * (1 - i), dc * c_prev * f * (1 - f), dc * i * (1 - g ** 2),
-                                     d * np.tanh(c) * o * (1 - o)])
-            back = w_hh.T @ dgates
-            dc_next = dc * f
-        else:
-            r, zg, n, hn = p["r"], p["z"], p["n"], p["hn"]
-            w_r, w_z, w_n = np.split(w_hh, 3)
-            dn = d * (1 - zg) * (1 - n ** 2)
-            back = d * zg + w_z.T @ (d * (hs[t - 1] - n) * zg * (1 - zg)) + w_n.T @ (dn * r) \
-                + w_r.T @ (dn * hn * r * (1 - r))
+        back, dc_next = back_step(deltas[t], t, parts, hs, w_hh, nonlinearity, dc_next)
         deltas[t - 1] = direct[t - 1] + back
     return deltas
 
@@ -331,23 +300,14 @@ def step_formula(net: Any, image: Any, mean: float, std: float, step: int, unit:
         module_out, _ = rnn(un.inputs)
     if not 0 <= step < steps or not 0 <= unit < hidden:
         raise ValueError(f"step {step} or unit {unit} out of range")
-    row = {"rnn": 0, "lstm": 2, "gru": 2}[un.cell] * hidden + unit  # the candidate's row (g / n)
+    cell = CELLS[un.cell]
+    row = cell.candidate * hidden + unit  # the candidate's row (RNN: h; LSTM: g; GRU: n)
     x_t = un.top_inputs[step][0].detach().numpy()
     h_prev = np_hs[step - 1] if step > 0 else np.zeros(hidden)
-    p = np_parts[step]
-    gates = {k: float(v[unit]) for k, v in p.items() if un.cell != "rnn"}
-    if un.cell == "lstm":
+    gates = {k: float(v[unit]) for k, v in np_parts[step].items()} if cell.gates else {}  # an RNN has none
+    if cell.cell_state:
         gates["c_prev"] = float(np_parts[step - 1]["c"][unit]) if step > 0 else 0.0
-    if un.cell == "gru":  # n = tanh(W_in x + b_in + r ⊙ (W_hn h + b_hn))
-        z = float(w_ih[row] @ x_t + b_ih[row]) + gates["r"] * float(w_hh[row] @ h_prev + b_hh[row])
-    else:
-        z = float(w_ih[row] @ x_t + w_hh[row] @ h_prev + b_ih[row] + b_hh[row])
-    if un.cell == "rnn":
-        h = math.tanh(z) if un.nonlinearity == "tanh" else max(z, 0.0)
-    elif un.cell == "lstm":
-        h = gates["o"] * math.tanh(gates["f"] * gates["c_prev"] + gates["i"] * math.tanh(z))
-    else:
-        h = (1 - gates["z"]) * math.tanh(z) + gates["z"] * float(h_prev[unit])
+    z, h = cell.unit_forward(UnitNumbers(w_ih, w_hh, b_ih, b_hh, x_t, h_prev, gates, unit, hidden, un.nonlinearity))
     return StepFormula(
         cell=un.cell, nonlinearity=un.nonlinearity, step=step, unit=unit, x=x_t, h_prev=h_prev, w_x=w_ih[row],
         w_h=w_hh[row], b=float(b_ih[row] + b_hh[row]), z=z, h=h, h_module=float(module_out[0, step, unit]),

@@ -10,9 +10,7 @@ from __future__ import annotations
 
 import copy
 import math
-import threading
 import time
-import uuid
 from typing import TYPE_CHECKING, Any, Callable, Iterable
 
 import torch
@@ -23,15 +21,13 @@ from .data import DatasetInfo, normalize_with
 from .device import choose_device
 from .engine import DenseEngine
 from .engine import supports as engine_supports
-from .errors import UserError
-from .metrics import EpochRecord, MetricsHistory, MetricsSnapshot
+from .metrics import EpochRecord, MetricsSnapshot
 from .model import Net, build_model, eval_mode
 from .optimizers import make_optimizer
 from .probe import ProbeSnapshot, probe_of
-from .spec import ModelSpec, TrainConfig, lr_factor, validate_lr
-from .status import Status
+from .runloop import Diverged, RunLoop, StopRun
+from .spec import ModelSpec, TrainConfig, lr_factor
 
-MAX_PACE = 1000.0  # steps per second; a slower pace lets a learner watch each step (None: full speed)
 EXPLODED_FACTOR = 100.0  # a loss this many times its first value blew up (Adam at lr 10: 2.3 -> 9.5e5)
 CHANCE_MARGIN = 0.05  # test accuracy within this of 1/classes after an epoch: the network only guesses
 DEAD_SHARE = 0.5  # this share of ReLU units dead (never active on the probe images) counts as broken
@@ -39,12 +35,11 @@ EVAL_CHUNK = 512  # test images per chunk of the end-of-epoch evaluation (each c
 MAX_SYNC_S = 0.25  # a host sync (and progress on the page) at least this often, however slow the steps
 EVAL_BATCH = 256  # test-set batches: cache-sized on the CPU (the small CNN: ~2x faster than 2000)
 
+_Stop = StopRun  # the names this module used before the run machinery moved to dlplay.runloop
+_Diverged = Diverged
 
-class _Stop(Exception):
-    pass
 
-
-class TrainingSession:
+class TrainingSession(RunLoop):
     """One run: a model, its optimiser, a dataset on a device, and the thread that trains them.
 
     The in-process implementation of :class:`dlplay.handle.RunHandle`: commands (any thread)
@@ -59,7 +54,12 @@ class TrainingSession:
     ``engine``: ``"auto"`` trains a network of dense layers with :class:`~dlplay.engine.DenseEngine`
     (the tutorial's equations, no autograd) and anything else with autograd; ``"autograd"`` always
     uses autograd. ``self.engine`` is the dense engine or None; ``engine_name`` says which trains.
+
+    The thread, commands, gate, pace, slots and status are :class:`~dlplay.runloop.RunLoop`'s; this
+    class adds the classification task: model, data, its step, metrics, warnings and evaluation.
     """
+
+    thread_name = "dlplay-train"
 
     def __init__(
         self,
@@ -75,16 +75,12 @@ class TrainingSession:
         history_capacity: int = 8192,
         engine: str = "auto",
     ):
-        self.run_id = uuid.uuid4().hex[:12]  # a RunRecord's id: the run history keys on it
+        super().__init__(torch.device(device) if device is not None else choose_device(config.device),
+                         sync_every=sync_every, callbacks=callbacks, heartbeat_timeout=heartbeat_timeout,
+                         slot_pool=slot_pool, history_capacity=history_capacity)
         self.spec = spec
         self.config = config
-        self.device = torch.device(device) if device is not None else choose_device(config.device)
         self.dataset = dataset.to(self.device)
-        self.sync_every = max(1, sync_every)
-        self.callbacks = list(callbacks)
-        self.heartbeat_timeout = heartbeat_timeout
-        self.slot_pool = slot_pool
-        self.metrics = MetricsHistory(history_capacity)
         self.model: Net = build_model(spec, seed=config.seed).to(self.device)
         # a convolutional network on the CPU trains in channels-last memory format (oneDNN's
         # convolutions: the small CNN preset about 3x faster at batch 32, bench/cnn_throughput.py);
@@ -106,133 +102,24 @@ class TrainingSession:
         self.train_size = min(n, config.train_size or n)
         self.steps_per_epoch = math.ceil(self.train_size / config.batch_size)
         self.total_steps = self.steps_per_epoch * config.epochs
-        self.created_at = time.time()
-        self.started_at: float | None = None
-        self.finished_at: float | None = None
-        self.model_lock = threading.RLock()
-        self._cond = threading.Condition()
-        self._paused = False
-        self._stop_requested = False
-        self._steps_allowed = 0  # single steps granted while paused
-        self._pending_lr: float | None = None
         self._base_lr = config.lr  # the learning rate the user chose (set_lr changes it); the schedule scales it
-        self._last_heartbeat = time.monotonic()
-        self._thread: threading.Thread | None = None
         self._test_cpu: tuple[torch.Tensor, torch.Tensor] | None = None
         self.metrics.update_progress(
             epochs=config.epochs, steps_per_epoch=self.steps_per_epoch, total_steps=self.total_steps, lr=config.lr,
             engine=self.engine_name,
         )
 
-    # ----- commands -------------------------------------------------------------------------
-    def start(self, paused: bool = False) -> None:
-        """Start the training thread (once). ``paused=True`` starts it waiting for step/resume."""
-        with self._cond:
-            if self._thread is not None:
-                return
-            self._paused = paused
-            self._thread = threading.Thread(target=self._run, name="dlplay-train", daemon=True)
-            self._thread.start()
-
-    def pause(self) -> None:
-        with self._cond:
-            self._paused = True
-            self._cond.notify_all()
-
-    def resume(self) -> None:
-        with self._cond:
-            self._paused = False
-            self._cond.notify_all()
-
-    def step(self, n: int = 1) -> None:
-        """Run ``n`` single steps, then stay paused (starts the thread paused if needed)."""
-        if self._thread is None:
-            self.start(paused=True)
-        with self._cond:
-            self._paused = True
-            self._steps_allowed += n
-            self._cond.notify_all()
-
-    def stop(self) -> None:
-        with self._cond:
-            self._stop_requested = True
-            self._cond.notify_all()
-        if self._thread is None:
-            self._set_status("stopped")
-
-    def set_lr(self, lr: float) -> None:
-        """Change the learning rate; it applies from the next step."""
-        lr = validate_lr(lr)
-        with self._cond:
-            self._pending_lr = lr
-            self._cond.notify_all()
-
-    _pace: float | None = None  # steps per second; None: full speed (class defaults: __init__ stays as it was)
-    _last_step_at = 0.0  # time.monotonic() when the gate last let a paced step through
-
-    def set_pace(self, steps_per_s: float | None) -> None:
-        """Slow the run to ``steps_per_s`` steps per second so it can be watched (None: full speed).
-        Applies from the next step, also while running; pause and stop still answer at once."""
-        if steps_per_s is not None:
-            if isinstance(steps_per_s, bool) or not isinstance(steps_per_s, (int, float)) \
-                    or not math.isfinite(steps_per_s) or not 0 < steps_per_s <= MAX_PACE:
-                raise UserError("train.pace_range", value=steps_per_s, max=MAX_PACE)
-            steps_per_s = float(steps_per_s)
-        with self._cond:
-            self._pace = steps_per_s
-            self._cond.notify_all()
-
-    @property
-    def pace(self) -> float | None:
-        """Steps per second the run is held to, or None at full speed."""
-        return self._pace
-
-    def heartbeat(self) -> None:
-        """The UI is still there; without one for ``heartbeat_timeout`` seconds the run stops itself."""
-        self._last_heartbeat = time.monotonic()
-
+    # ----- commands (the others are RunLoop's) ---------------------------------------------
     def set_probe_every(self, every: int) -> None:
         """Measure the layers every ``every`` steps from now on (no effect on a run without a probe)."""
         probe = probe_of(self.callbacks)
         if probe is not None:
             probe.set_every(every)
 
-    def join(self, timeout: float | None = None) -> bool:
-        """Wait for the thread to end; True if it has."""
-        if self._thread is None:
-            return True
-        self._thread.join(timeout)
-        return not self._thread.is_alive()
-
     # ----- reads ----------------------------------------------------------------------------
-    @property
-    def status(self) -> Status:
-        return Status(self.metrics.progress.status)
-
-    @property
-    def device_name(self) -> str:
-        """Where the run trains: ``cpu``, ``cuda:0``, ``mps``."""
-        return str(self.device)
-
     @property
     def dataset_info(self) -> DatasetInfo:
         return self.dataset.info
-
-    @property
-    def last_heartbeat(self) -> float:
-        """``time.monotonic()`` of the latest heartbeat (or of the run's creation)."""
-        return self._last_heartbeat
-
-    def seconds_since_heartbeat(self) -> float:
-        return time.monotonic() - self._last_heartbeat
-
-    @property
-    def stop_requested(self) -> bool:
-        return self._stop_requested
-
-    @property
-    def is_alive(self) -> bool:
-        return self._thread is not None and self._thread.is_alive()
 
     def snapshot(self) -> MetricsSnapshot:
         return self.metrics.snapshot()
@@ -311,69 +198,12 @@ class TrainingSession:
         return loss_sum.item() / max(1, n), correct.item() / max(1, n)
 
     # ----- the loop -------------------------------------------------------------------------
-    def _set_status(self, status: str, message: str = "", **params: Any) -> None:
-        self.metrics.update_progress(status=status, message=message, message_params=tuple(sorted(params.items())))
-
-    def _call(self, hook: str, *args: Any) -> None:
-        for cb in self.callbacks:
-            fn = getattr(cb, hook, None)
-            if fn is not None:
-                fn(self, *args)
-
-    def _gate(self) -> None:
-        """Between steps: apply commands, honour pause / single steps / stop / a lost heartbeat."""
-        with self._cond:
-            while True:
-                if self._stop_requested:
-                    raise _Stop()
-                if self.heartbeat_timeout is not None and time.monotonic() - self._last_heartbeat > self.heartbeat_timeout:
-                    self._stop_requested = True
-                    raise _Stop("abandoned")
-                if self._pending_lr is not None:
-                    self._base_lr = self._pending_lr
-                    self._apply_lr(self._global_step + 1)
-                    self.metrics.add_lr_change(self._global_step + 1, self._pending_lr)
-                    self.metrics.update_progress(lr=self.current_lr)
-                    self._pending_lr = None
-                if not self._paused:
-                    if self._pace is not None:
-                        wait = self._last_step_at + 1.0 / self._pace - time.monotonic()
-                        if wait > 0:  # not due yet: wait on the condition, so pause/stop/lr/pace answer at once
-                            if self.status != "running":
-                                self._set_status("running")
-                            self._cond.wait(timeout=min(wait, 0.5))
-                            continue
-                        self._last_step_at = time.monotonic()
-                    if self.status != "running":
-                        self._set_status("running")
-                    return
-                if self._steps_allowed > 0:
-                    self._steps_allowed -= 1
-                    self._single_step = True
-                    if self.status in (Status.READY, Status.QUEUED):  # it has its slot: stepping is training
-                        self._set_status(Status.RUNNING)  # (paused again when the granted steps are done)
-                    return
-                if self.status != "paused":
-                    self._flush()
-                    self._set_status("paused")
-                    self._paused_since = time.monotonic()
-                self._yield_slot_while_paused()
-                self._cond.wait(timeout=0.5)
-
-    def _yield_slot_while_paused(self) -> None:
-        """Paused long enough while others wait for a slot: let the next run train (see _regain_slot)."""
-        if self.slot_pool is not None and not self._slot_yielded:
-            self._slot_yielded = self.slot_pool.yield_if_waited_for(self, self._paused_since)
-
-    def _regain_slot(self) -> None:
-        """After a pause that gave the slot away: queue for one again before the next step."""
-        if not self._slot_yielded:
-            return
-        self._set_status("queued")
-        if not self.slot_pool.acquire(self, lambda: self._stop_requested):
-            raise _Stop() if self._stop_requested else _Stop("abandoned")
-        self._slot_yielded = False
-        self._set_status("running")
+    def _change_lr(self, lr: float) -> None:
+        """A learning rate set with ``set_lr``: the schedule scales it from the next step on."""
+        self._base_lr = lr
+        self._apply_lr(self._global_step + 1)
+        self.metrics.add_lr_change(self._global_step + 1, lr)
+        self.metrics.update_progress(lr=self.current_lr)
 
     @property
     def current_lr(self) -> float:
@@ -419,14 +249,6 @@ class TrainingSession:
             raise _Diverged(first + next(i for i, v in enumerate(losses) if not math.isfinite(v)))
         self._watch_loss(first, losses)
         self._call("on_sync")
-
-    def _sync_window(self) -> int:
-        """Steps between two host syncs: ``sync_every`` at full speed; at a watchable pace about one
-        sync per 1/20 s (every step at 20 steps/s or slower), so the loss reaches the page as it goes."""
-        pace = self._pace
-        if pace is None:
-            return self.sync_every
-        return max(1, min(self.sync_every, int(pace // 20)))
 
     def _warn(self, key: str = "", **params: Any) -> None:
         """A warning on the progress (the run goes on): ``key`` is a translation key, "" clears it."""
@@ -496,16 +318,12 @@ class TrainingSession:
             raise
 
     # the loop's state, set by _run / _loop (declared here so that mypy knows their types everywhere)
-    _slot_yielded: bool
-    _paused_since: float
     _epoch_loss_sum: float
     _samples_since_sync: int
-    _sync_time: float
     _start_loss: float | None
     _exploded: dict[str, Any] | None
 
-    def _run(self) -> None:
-        self._global_step = 0
+    def _prepare(self) -> None:
         self._epoch = 0
         self._step_in_epoch = 0
         self._pending_losses: list[torch.Tensor] = []
@@ -513,45 +331,9 @@ class TrainingSession:
         self._epoch_correct = 0
         self._samples_since_sync = 0
         self._epoch_loss_sum = 0.0
-        self._single_step = False
-        self._paused_since = time.monotonic()
-        self._slot_yielded = False  # the slot was given to a waiting run during a long pause
-        slot_taken = False
-        try:
-            if self.slot_pool is not None:
-                self._set_status("queued")
-                slot_taken = self.slot_pool.acquire(self, lambda: self._stop_requested)
-                if not slot_taken:
-                    raise _Stop()
-            self.started_at = time.time()
-            self._sync_time = time.perf_counter()
-            self._loop()
-            self._set_status("done")
-        except _Stop as stop:
-            self._safe_flush()
-            self._set_status("stopped", "train.msg_abandoned" if stop.args == ("abandoned",) else "")
-        except _Diverged as div:
-            self._set_status("diverged", "train.msg_diverged", step=div.step, lr=self.optimizer.param_groups[0]["lr"])
-        except torch.OutOfMemoryError:
-            self._set_status("failed", "train.msg_oom")
-        except UserError as exc:
-            self._set_status("failed", exc.key, **exc.params)
-        except Exception as exc:  # noqa: BLE001 - any failure becomes a state the UI shows
-            self._set_status("failed", "train.msg_failed", error=f"{type(exc).__name__}: {exc}")
-        finally:
-            self.finished_at = time.time()
-            if slot_taken:
-                self.slot_pool.release(self)
-            try:
-                self._call("on_end")
-            except Exception:  # noqa: BLE001
-                pass
 
-    def _safe_flush(self) -> None:
-        try:
-            self._flush()
-        except _Diverged:
-            pass
+    def _diverged_message(self, step: int) -> tuple[str, dict[str, Any]]:
+        return "train.msg_diverged", {"step": step, "lr": self.optimizer.param_groups[0]["lr"]}
 
     def _loop(self) -> None:
         cfg = self.config
@@ -632,12 +414,6 @@ class TrainingSession:
 
 def _has_conv(model: torch.nn.Module) -> bool:
     return any(isinstance(m, torch.nn.Conv2d) for m in model.modules())
-
-
-class _Diverged(Exception):
-    def __init__(self, step: int):
-        super().__init__(step)
-        self.step = step
 
 
 if TYPE_CHECKING:

@@ -82,6 +82,7 @@ with right:
     c2.metric(t("build.metric_macs"), human_count(total.macs), help=t("build.macs_help"))
     c3.metric(t("build.metric_memory"), human_bytes(total.weight_bytes), help=t("build.memory_help"))
     st.subheader(t("build.summary"))
-    st.dataframe(summary_rows(spec, lang), hide_index=True, width="stretch")
+    counts = {t(f"build.col_{k}"): st.column_config.NumberColumn(format="localized") for k in ("params", "macs")}
+    st.dataframe(summary_rows(spec, lang), hide_index=True, width="stretch", column_config=counts)  # 1,234,567
     with st.expander(t("build.json")):
         st.code(spec.to_json(), language="json")

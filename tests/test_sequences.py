@@ -146,3 +146,15 @@ def test_pixel_by_pixel_preset_shows_the_vanishing_hint(mnist):
     assert snap.time_grad.shape == (784,)
     assert gradient_factor(snap.time_grad) > H.VANISHING_FACTOR
     assert "dynamics.hint_vanishing_time" in [h.key for h in H.find_hints(snap)]
+
+
+def test_every_cell_is_a_recurrent_layer_kind_and_every_case_covers_it():
+    """The cell registry and the layer registry name the same recurrent kinds, and CASES walks each cell
+    through the formula tests above (a new cell without a case fails here)."""
+    from dlplay.cells import CELLS
+    from dlplay.layers import SEQUENCE_KINDS
+
+    assert set(CELLS) == set(SEQUENCE_KINDS)
+    assert {case[0] for case in CASES} == set(CELLS)
+    for cell in CELLS.values():
+        assert cell.blocks == max(1, len(cell.gates))  # PyTorch's weight blocks: one per gate (an RNN: h)

@@ -8,6 +8,7 @@ import numpy as np
 import streamlit as st
 
 from dlplay import sequences as seq
+from dlplay.cells import CELLS
 from dlplay.data import class_label
 from dlplay.figures import sequences as fs
 from dlplay.handle import RunHandle
@@ -190,49 +191,12 @@ def _vec(values: np.ndarray, k: int = 3) -> str:
 
 
 def formula_latex(f: seq.StepFormula) -> list[str]:
-    """The unit's forward formula at its step, symbols then numbers."""
-    t_, j = f.step + 1, f.unit
-    wx = float(f.w_x @ f.x)
-    wh = float(f.w_h @ f.h_prev)
-    lines = []
-    if f.cell == "rnn":
-        act = r"\tanh" if f.nonlinearity == "tanh" else r"\mathrm{ReLU}"
-        lines.append(rf"h_{{{t_},{j}}} = {act}\big(W_{{xh}}[{j}]\,x_{{{t_}}} + W_{{hh}}[{j}]\,h_{{{t_ - 1}}} + b_{{{j}}}\big)")
-        lines.append(rf"= {act}\big({wx:.4g} + ({wh:.4g}) + ({f.b:.4g})\big) = {act}({f.z:.4g}) = {f.h:.4g}")
-    elif f.cell == "lstm":
-        g = f.gates
-        lines.append(r"i,f,o = \sigma(W_{x\cdot}x_t + W_{h\cdot}h_{t-1} + b_\cdot),\ "
-                     r"g = \tanh(W_{xg}x_t + W_{hg}h_{t-1} + b_g)")
-        lines.append(rf"g_{{{t_},{j}}} = \tanh({wx:.4g} + ({wh:.4g}) + ({f.b:.4g})) = {g['g']:.4g},\ "
-                     rf"i = {g['i']:.3g},\ f = {g['f']:.3g},\ o = {g['o']:.3g}")
-        lines.append(rf"c_{{{t_},{j}}} = f\,c_{{{t_ - 1},{j}}} + i\,g = {g['f']:.3g}\cdot{g['c_prev']:.4g} + "
-                     rf"{g['i']:.3g}\cdot{g['g']:.4g} = {g['c']:.4g}")
-        lines.append(rf"h_{{{t_},{j}}} = o\,\tanh(c_{{{t_},{j}}}) = {g['o']:.3g}\cdot\tanh({g['c']:.4g}) = {f.h:.4g}")
-    else:
-        g = f.gates
-        lines.append(r"r,z = \sigma(W_{x\cdot}x_t + W_{h\cdot}h_{t-1} + b_\cdot),\ "
-                     r"n = \tanh(W_{xn}x_t + b_{xn} + r\odot(W_{hn}h_{t-1} + b_{hn}))")
-        lines.append(rf"n_{{{t_},{j}}} = \tanh({f.z:.4g}) = {g['n']:.4g},\ r = {g['r']:.3g},\ z = {g['z']:.3g}")
-        lines.append(rf"h_{{{t_},{j}}} = (1-z)\,n + z\,h_{{{t_ - 1},{j}}} = {1 - g['z']:.3g}\cdot{g['n']:.4g} + "
-                     rf"{g['z']:.3g}\cdot{f.h_prev[j]:.4g} = {f.h:.4g}")
-    lines.append(rf"x_{{{t_}}} = {_vec(f.x)},\quad h_{{{t_ - 1}}} = {_vec(f.h_prev)}")
-    return lines
+    """The unit's forward formula at its step, symbols then numbers (the cell's own, dlplay.cells)."""
+    lines = CELLS[f.cell].forward_latex(f, float(f.w_x @ f.x), float(f.w_h @ f.h_prev))
+    t_ = f.step + 1
+    return [*lines, rf"x_{{{t_}}} = {_vec(f.x)},\quad h_{{{t_ - 1}}} = {_vec(f.h_prev)}"]
 
 
 def bptt_latex(cell: str, nonlinearity: str) -> list[str]:
     """The δ recursion of back-propagation through time, δ_t = ∂L/∂h_t (one line per equation)."""
-    direct = r"\delta_t = \frac{\partial L}{\partial h_t}\Big|_{\text{direct}} + "
-    if cell == "rnn":
-        fp = r"(1 - h_{t+1}^2)" if nonlinearity == "tanh" else r"\mathbb{1}[z_{t+1} > 0]"
-        return [direct + rf"W_{{hh}}^\top\big({fp} \odot \delta_{{t+1}}\big)"]
-    if cell == "lstm":
-        return [
-            r"\delta c_{t+1} = \delta_{t+1}\odot o_{t+1}(1-\tanh^2 c_{t+1}) + \delta c_{t+2}\odot f_{t+2}",
-            direct + r"W_{hh}^\top\big[\delta c_{t+1}\odot g\odot i(1-i);\ \delta c_{t+1}\odot c_t\odot f(1-f);",
-            r"\qquad\qquad \delta c_{t+1}\odot i\odot(1-g^2);\ \delta_{t+1}\odot\tanh c_{t+1}\odot o(1-o)\big]_{t+1}",
-        ]
-    return [
-        r"\delta n_{t+1} = \delta_{t+1}\odot(1-z)\odot(1-n^2)",
-        direct + r"\delta_{t+1}\odot z + W_{hz}^\top\big(\delta_{t+1}\odot(h_t - n)\odot z(1-z)\big)",
-        r"\qquad + W_{hn}^\top(\delta n_{t+1}\odot r) + W_{hr}^\top\big(\delta n_{t+1}\odot (W_{hn}h_t + b_{hn})\odot r(1-r)\big)",
-    ]
+    return CELLS[cell].bptt_latex(nonlinearity)
