@@ -25,9 +25,9 @@ from ..errors import UserError
 from ..metrics import MetricsSnapshot
 from ..model import Net
 from ..probe import ProbeSnapshot
+from ..runloop import MAX_PACE
 from ..spec import ModelSpec, TrainConfig, validate_lr
 from ..status import ACTIVE, Status
-from ..train import MAX_PACE
 from .worker import RunInfo, RunView
 
 CACHE_S = 0.2  # a view this young is reused (the Train page polls every 0.5 s)
