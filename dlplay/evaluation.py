@@ -58,17 +58,14 @@ def predict(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, info: 
 
 
 def predict_session(session: Any, split: str = "test") -> Predictions:
-    """Predictions of a run's current weights (a consistent copy: safe while it trains), on its device.
-
-    The test split goes through the RunHandle; the training split is read from an in-process
-    TrainingSession's dataset.
-    """
+    """Predictions of a run's current weights (a consistent copy: safe while it trains), on its device,
+    for the ``test`` split, the ``train`` images it trains on or its ``val`` split (labels with the
+    run's label edits); all read through the RunHandle."""
     model = session.model_copy(session.device_name)
     if split == "test":
         images, labels = session.test_split()
     else:
-        data = session.dataset
-        images, labels = data.train_images[: session.train_size], data.train_labels[: session.train_size]
+        images, labels, _ = session.split_data(split)
     return predict(model, images, labels, session.dataset_info)
 
 

@@ -3,7 +3,8 @@
 Nothing above this interface may assume the run lives in this process: no model object, lock,
 thread or dataset tensor crosses it, only commands, immutable snapshots, state dicts and plain
 results. Today's only backend is ``dlplay.train.TrainingSession`` (a thread in the app's process);
-a remote backend (a Ray actor) implements the same Protocol.
+a remote backend (a Ray actor) implements the same Protocol. A GAN run (the generate task) is a
+:class:`GanHandle`: the same commands plus its own steps and reads (``dlplay.gan.GanSession``).
 """
 from __future__ import annotations
 
@@ -11,8 +12,10 @@ from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
     import torch
+    from torch import nn
 
     from .data import DatasetInfo
+    from .gan import GanConfig, GanSnapshot
     from .metrics import MetricsSnapshot
     from .model import Net
     from .probe import ProbeSnapshot
@@ -61,6 +64,61 @@ class RunHandle(Protocol):
     def probe_every(self) -> int | None: ...
     def state_dict(self) -> dict[str, torch.Tensor]: ...  # CPU tensors, a consistent copy
     def model_copy(self, device: str | torch.device = "cpu") -> Net: ...  # built from spec + state_dict, eval mode
-    def evaluate(self, split: str = "test") -> tuple[float, float]: ...  # (mean loss, accuracy)
+    def evaluate(self, split: str = "test") -> tuple[float, float]: ...  # (mean loss, accuracy); test, train, val
     def test_split(self) -> tuple[torch.Tensor, torch.Tensor]: ...  # (uint8 images, labels) on the CPU
+    # (uint8 images, labels with the run's label edits, dataset indices) of "test", "train" or "val", on the CPU
+    def split_data(self, split: str) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]: ...
 
+
+
+@runtime_checkable
+class GanHandle(Protocol):
+    """A GAN run seen from the UI (the generate task; ``dlplay.gan.GanSession`` in process).
+
+    The run commands of :class:`RunHandle`, plus single steps of one network (``step_d``, ``step_g``;
+    ``step`` is a whole step: D's updates then G's), both learning rates, and reads of the two
+    networks: samples, D's verdicts, state dicts and CPU copies, all taken between two steps.
+    """
+
+    run_id: str
+    config: GanConfig
+    created_at: float
+    started_at: float | None
+    finished_at: float | None
+    total_steps: int
+
+    # ----- commands -----
+    def start(self, paused: bool = False) -> None: ...
+    def pause(self) -> None: ...
+    def resume(self) -> None: ...
+    def step(self, n: int = 1) -> None: ...  # n whole steps (d_steps D updates, then one G update)
+    def step_d(self, n: int = 1) -> None: ...  # n steps that update only D
+    def step_g(self, n: int = 1) -> None: ...  # n steps that update only G
+    def stop(self) -> None: ...
+    def set_lr(self, lr: float) -> None: ...  # both networks
+    def set_lrs(self, lr_d: float | None = None, lr_g: float | None = None) -> None: ...
+    def set_pace(self, steps_per_s: float | None) -> None: ...
+    def heartbeat(self) -> None: ...
+
+    # ----- reads -----
+    @property
+    def status(self) -> Status: ...
+    @property
+    def is_alive(self) -> bool: ...
+    @property
+    def device_name(self) -> str: ...
+    @property
+    def pace(self) -> float | None: ...
+    @property
+    def lr_d(self) -> float: ...
+    @property
+    def lr_g(self) -> float: ...
+    def seconds_since_heartbeat(self) -> float: ...
+    def snapshot(self) -> GanSnapshot: ...  # curves of D/G loss and mean D(real)/D(fake), progress
+    def noise(self, n: int, seed: int = 0) -> torch.Tensor: ...  # reproducible CPU noise batch
+    def sample(self, noise: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor: ...  # G(z), CPU
+    def discriminate(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor: ...  # P(real), CPU
+    def state_dict(self) -> dict[str, torch.Tensor]: ...  # "generator.*" and "discriminator.*", CPU
+    def generator_copy(self, device: str | torch.device = "cpu") -> nn.Module: ...  # eval mode
+    def discriminator_copy(self, device: str | torch.device = "cpu") -> nn.Module: ...
+    def copies(self, device: str | torch.device = "cpu") -> tuple[nn.Module, nn.Module]: ...  # (G, D), same moment

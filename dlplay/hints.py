@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 
 from .activations import ACTIVATIONS
 from .i18n import layer_name, translate
+from .metrics import EpochRecord
 from .probe import M, ProbeSnapshot
 from .sequences import gradient_factor
 
@@ -180,3 +181,35 @@ def find_hints(snap: ProbeSnapshot | None, window: int = WINDOW) -> list[Hint]:
         if hint.key != "dynamics.hint_update_low" or not (dead or saturated):
             hints.append(hint)
     return hints
+
+
+# ------------------------------------------------------------------ overfitting (per-epoch records)
+OVERFIT_RISE = 0.02  # the latest validation loss this share above its lowest value
+OVERFIT_EPOCHS = 2  # at least this many epochs since the lowest validation loss
+
+
+def overfitting_since(epochs: Sequence[EpochRecord], rise: float = OVERFIT_RISE,
+                      wait: int = OVERFIT_EPOCHS) -> int | None:
+    """The first epoch after the validation loss's lowest point, when at least ``wait`` epochs have
+    passed since, the validation loss rose (the latest is more than ``rise`` above the lowest) and the
+    training loss kept falling (the latest is below its value at that point); None otherwise, or
+    without a validation split. One noisy epoch neither raises nor clears it."""
+    rows = [(e, e.val_loss) for e in epochs if e.val_loss is not None and math.isfinite(e.val_loss)]
+    if len(rows) < 2:
+        return None
+    best, lowest = min(rows, key=lambda row: row[1])
+    last, latest = rows[-1]
+    if last.epoch - best.epoch < wait or latest <= lowest * (1 + rise) or last.train_loss >= best.train_loss:
+        return None
+    return best.epoch + 1
+
+
+def overfitting_hint(epochs: Sequence[EpochRecord]) -> Hint | None:
+    """"Overfitting since epoch N": the validation loss rises while the training loss falls."""
+    since = overfitting_since(epochs)
+    if since is None:
+        return None
+    rows = [e for e in epochs if e.val_loss is not None]
+    last = rows[-1]
+    gap = last.train_acc - (last.val_acc if last.val_acc is not None else last.train_acc)
+    return Hint("validation.hint_overfitting", (("epoch", since), ("gap", gap)))

@@ -21,6 +21,8 @@ class EpochRecord:
     test_acc: float
     seconds: float
     samples_per_s: float
+    val_loss: float | None = None  # on the run's validation split (None: the run has none)
+    val_acc: float | None = None
 
 
 @dataclass(frozen=True)

@@ -50,6 +50,10 @@ PRESETS: dict[str, Preset] = {
                           TrainConfig(optimizer="adam", lr=1e-3, batch_size=32, epochs=10)),
     "small_cnn": Preset("small_cnn", small_cnn_spec(),
                         TrainConfig(optimizer="adam", lr=3e-3, batch_size=32, epochs=5, schedule="cosine")),
+    # a small training subset, a big network, no dropout or weight decay: it learns the 500 images by
+    # heart and the validation loss turns up after a few epochs (bench/overfit_preset.py measures the gap)
+    "overfit": Preset("overfit", dense_spec([1024, 1024], "relu"),
+                      TrainConfig(optimizer="adam", lr=1e-3, batch_size=32, epochs=25, train_size=500, val_share=0.1)),
     "high_lr": Preset("high_lr", dense_spec([128, 128], "relu"),
                       TrainConfig(optimizer="sgd", lr=3.0, batch_size=64, epochs=5)),
     "rnn_rows": Preset("rnn_rows", recurrent_spec("rnn", 128),  # the same settings as lstm_rows: a fair race

@@ -19,7 +19,7 @@ import tempfile
 import threading
 import time
 import uuid
-from dataclasses import dataclass, fields, replace
+from dataclasses import MISSING, dataclass, fields, replace
 from pathlib import Path
 from typing import Any, Iterable
 
@@ -114,8 +114,9 @@ class RunRecord:
             raise ValueError("bad run id")
         epoch_fields = [f.name for f in fields(EpochRecord)]
         epochs = []
+        oldest = len([f for f in fields(EpochRecord) if f.default is MISSING])  # rows from before validation
         for row in data.get("epochs", []):
-            if not isinstance(row, list) or len(row) != len(epoch_fields):
+            if not isinstance(row, list) or not oldest <= len(row) <= len(epoch_fields):
                 raise ValueError("bad epoch row")
             epochs.append(EpochRecord(**dict(zip(epoch_fields, row))))
         steps = [int(s) for s in data.get("loss_steps", [])]
@@ -178,7 +179,11 @@ def record_from_session(session: Any, *, evaluate_final: bool = True, run_id: st
     if steps == 0 and not snap.epochs:
         return None
     test_acc = test_loss = None
-    if snap.epochs and steps == snap.epochs[-1].epoch * session.steps_per_epoch:
+    kept_epoch = getattr(snap.extras.get("early_stop"), "best_epoch", 0)  # early stopping kept its weights
+    kept = [e for e in snap.epochs if e.epoch == kept_epoch] if snap.progress.status == Status.DONE else []
+    if kept:
+        test_acc, test_loss = kept[-1].test_acc, kept[-1].test_loss
+    elif snap.epochs and steps == snap.epochs[-1].epoch * session.steps_per_epoch:
         test_acc, test_loss = snap.epochs[-1].test_acc, snap.epochs[-1].test_loss
     elif evaluate_final and snap.progress.status not in PROBLEM:
         test_loss, test_acc = session.evaluate("test")
@@ -374,9 +379,21 @@ def run_fields(record: RunRecord) -> dict[str, str]:
         "seed": str(cfg.seed),
         "dataset": cfg.dataset,
         "train_size": _fmt(cfg.train_size),
+        "val_share": f"{cfg.val_share:.0%}",
+        "patience": str(cfg.patience) if cfg.patience else "—",
+        "label_edits": edits_label(cfg.label_edits),
         "device": device_label(record),
         "engine": record.engine or "—",
     }
+
+
+def edits_label(edits: tuple[tuple[int, int], ...], shown: int = 8) -> str:
+    """A run's label edits as in its share link (``12:3, 40:d``: image 12 is a 3, image 40 dropped), the
+    first ``shown`` of them and how many more."""
+    if not edits:
+        return "—"
+    text = ", ".join(f"{i}:{'d' if label < 0 else label}" for i, label in edits[:shown])
+    return text + (f" … (+{len(edits) - shown})" if len(edits) > shown else "")
 
 
 def device_label(record: RunRecord) -> str:
@@ -401,6 +418,7 @@ def result_fields(record: RunRecord) -> dict[str, str]:
         "test_acc": "—" if record.test_acc is None else f"{record.test_acc:.2%}",
         "test_loss": "—" if record.test_loss is None else f"{record.test_loss:.4f}",
         "train_acc": "—" if record.train_acc is None else f"{record.train_acc:.2%}",
+        "val_acc": "—" if not record.epochs or record.epochs[-1].val_acc is None else f"{record.epochs[-1].val_acc:.2%}",
         "epochs_done": str(len(record.epochs)),
         "steps": f"{record.steps:,}",
         "duration": f"{record.duration_s:.1f} s",

@@ -10,7 +10,9 @@ then ``-``-separated fields that differ from the defaults: an activation name, `
 empty ``net`` is logistic regression. Other keys: ``init``, ``nc`` (classes), ``ord`` (reading
 order of a recurrent model: columns or pixels; absent: rows), ``o`` optimizer, ``lr``, ``bs`` batch size, ``ep`` epochs, ``wd`` weight
 decay, ``s`` seed, ``ds`` dataset, ``n`` training examples, ``dev`` device, ``sch`` learning-rate
-schedule (absent: constant, so older links still load). Floats use Python's
+schedule (absent: constant, so older links still load), ``val`` validation share (absent: none, as
+links had before validation existed), ``pat`` early stopping's patience in epochs, ``le`` label edits
+(``index:label`` pairs, comma-separated, ``index:d`` drops the image). Floats use Python's
 shortest round-trip form, so a link reproduces the settings exactly. A link without ``net`` keeps the
 current layers and applies its other settings.
 
@@ -28,11 +30,11 @@ from .errors import UserError
 from .i18n import Term
 from .layers import DEFAULT_ORDER, LAYER_KINDS
 from .optimizers import CONSTANT
-from .spec import ACTIVATIONS, LayerSpec, ModelSpec, TrainConfig
+from .spec import ACTIVATIONS, DROP, MAX_LABEL_EDITS, LayerSpec, ModelSpec, TrainConfig
 
 VERSION = "1"
 NET, VER = "net", "v"
-KEYS = ("v", "net", "init", "nc", "ord", "o", "lr", "bs", "ep", "wd", "s", "ds", "n", "dev", "sch")
+KEYS = ("v", "net", "init", "nc", "ord", "o", "lr", "bs", "ep", "wd", "s", "ds", "n", "dev", "sch", "val", "pat", "le")
 KIND_CODES = {name: kind.code for name, kind in LAYER_KINDS.items()}  # the codes are in the kinds' entries
 CODE_KINDS = {v: k for k, v in KIND_CODES.items()}
 _DEFAULT_LAYER = LayerSpec()
@@ -42,11 +44,14 @@ PARAM_LABELS = {
     "o": "train.optimizer", "lr": "train.lr", "bs": "train.batch", "ep": "train.epochs",
     "wd": "runs.field_weight_decay", "s": "train.seed", "ds": "train.dataset", "n": "spec.field_train_size",
     "dev": "runs.field_device", "sch": "train.schedule", "ord": "build.order",
+    "val": "validation.share", "pat": "validation.patience", "le": "fixdata.edits",
 }
 _HEAD = re.compile(r"^(%s)(\d{0,9})$" % "|".join(map(re.escape, KIND_CODES.values())))  # any size reads: "too many neurons"
 _SETTINGS = (("kernel", "k"), ("stride", "s"), ("padding", "p"), ("stack", "l"))  # ``k5`` unless in the head
 _FIELD = re.compile(r"^(k|s|p|l)(\d{1,3})$|^do(\d*\.?\d+(?:e-?\d+)?)$")
 MAX_VALUE_LENGTH = 600
+MAX_LENGTHS = {"le": 12 * MAX_LABEL_EDITS}  # label edits: up to MAX_LABEL_EDITS "1234567:d," pairs
+_EDIT = re.compile(r"^(\d{1,7}):(\d{1,3}|d)$")
 
 
 def _num(value: float) -> str:
@@ -146,7 +151,29 @@ def config_to_params(config: TrainConfig) -> dict[str, str]:
         params["dev"] = config.device
     if config.schedule != CONSTANT:
         params["sch"] = config.schedule
+    if config.val_share:
+        params["val"] = _num(config.val_share)
+    if config.patience:
+        params["pat"] = str(config.patience)
+    if config.label_edits:
+        params["le"] = edits_text(config.label_edits)
     return params
+
+
+def edits_text(edits: tuple[tuple[int, int], ...]) -> str:
+    """Label edits as ``12:3,40:d`` (image 12 is a 3, image 40 is dropped)."""
+    return ",".join(f"{i}:{'d' if label == DROP else label}" for i, label in edits)
+
+
+def parse_edits(text: str) -> tuple[tuple[int, int], ...]:
+    """The inverse of :func:`edits_text`; UserError naming the link's parameter on anything else."""
+    edits = []
+    for part in (p for p in text.split(",") if p):
+        match = _EDIT.match(part)
+        if match is None:
+            raise _bad("le", part)
+        edits.append((int(match.group(1)), DROP if match.group(2) == "d" else int(match.group(2))))
+    return tuple(edits)
 
 
 def to_params(spec: ModelSpec, config: TrainConfig) -> dict[str, str]:
@@ -170,7 +197,7 @@ def _value(params: Mapping[str, Any], key: str) -> str | None:
     if value is None:
         return None
     value = str(value)
-    if len(value) > MAX_VALUE_LENGTH:
+    if len(value) > MAX_LENGTHS.get(key, MAX_VALUE_LENGTH):
         raise _bad(key, value[:20] + "…")
     return value
 
@@ -240,6 +267,9 @@ def from_params(params: Mapping[str, Any], current: ModelSpec | None = None) -> 
         dataset=_value(params, "ds") or defaults.dataset,
         train_size=_int(params, "n", None),
         schedule=_value(params, "sch") or defaults.schedule,
+        val_share=_float(params, "val", 0.0),
+        patience=_int(params, "pat", 0),
+        label_edits=parse_edits(_value(params, "le") or ""),
     )
     info = get_info(config.dataset)  # an unknown dataset name is an error now, not at training time
     if spec.num_classes != info.num_classes:

@@ -26,11 +26,16 @@ MAX_WEIGHT_LAYERS = 8
 MAX_LAYERS = 16
 MAX_EPOCHS = 200
 MAX_BATCH = 8192
+MAX_VAL_SHARE = 0.5  # at most half of the training set held out for validation
+DEFAULT_VAL_SHARE = 0.1  # a new run watches validation by default; absent from old records and links: 0
+MAX_LABEL_EDITS = 200  # relabelled or dropped training images one run may carry
+DROP = -1  # a label edit's new label that drops the image from the run's data
 
 # what a message calls each number: the label of the widget where it is typed (same words as the page)
 FIELD_LABELS = {
     "batch_size": "train.batch", "epochs": "train.epochs", "seed": "train.seed",
     "train_size": "spec.field_train_size", "num_classes": "spec.field_num_classes",
+    "patience": "validation.patience",
 }  # a layer's settings are named by their own entries in dlplay/layers.py
 
 
@@ -205,6 +210,10 @@ class TrainConfig:
     dataset: str = "mnist"
     train_size: int | None = None  # None: the whole training set
     schedule: str = _optimizers.CONSTANT  # how the learning rate changes over the run (SCHEDULES)
+    # --- validation and data edits (dlplay/datasplit.py, dlplay/earlystop.py) ---
+    val_share: float = DEFAULT_VAL_SHARE  # share of the training set held out (seeded) to validate on
+    patience: int = 0  # early stopping: epochs without a better validation loss before it stops (0: off)
+    label_edits: tuple[tuple[int, int], ...] = ()  # (training-set index, new label or DROP), sorted
 
     def __post_init__(self) -> None:
         if self.optimizer not in OPTIMIZERS:
@@ -221,6 +230,8 @@ class TrainConfig:
             raise UserError("spec.unknown_device", device=self.device, choices=", ".join(DEVICES))
         if self.train_size is not None:
             _check_int(self.train_size, "train_size", 1, 10_000_000)
+        _check_validation(self)
+        object.__setattr__(self, "label_edits", _label_edits(self.label_edits))
 
     def with_changes(self, **changes: Any) -> "TrainConfig":
         return replace(self, **changes)
@@ -230,10 +241,11 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "TrainConfig":
+        """Settings saved before validation existed (no ``val_share``) trained without one: 0."""
         allowed = {f.name for f in fields(cls)}
         if not isinstance(data, dict) or set(data) - allowed:
             raise UserError("spec.bad_json")
-        return cls(**data)
+        return cls(**{"val_share": 0.0, **data})
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), sort_keys=True)
@@ -245,6 +257,40 @@ class TrainConfig:
         except (json.JSONDecodeError, TypeError) as exc:
             raise UserError("spec.bad_json") from exc
         return cls.from_dict(data)
+
+
+def _check_validation(config: TrainConfig) -> None:
+    """The validation share, early stopping's patience (it watches the validation loss: needs a share)."""
+    share = config.val_share
+    if isinstance(share, bool) or not isinstance(share, (int, float)) or not math.isfinite(share) \
+            or not 0.0 <= share <= MAX_VAL_SHARE:
+        raise UserError("validation.share_range", value=share, high=MAX_VAL_SHARE)
+    object.__setattr__(config, "val_share", float(share))
+    _check_int(config.patience, "patience", 0, MAX_EPOCHS)
+    if config.patience and not share:
+        raise UserError("validation.patience_needs_val")
+
+
+def _label_edits(edits: Any) -> tuple[tuple[int, int], ...]:
+    """Label edits as sorted (index, label) pairs: whole numbers, one edit per image, at most
+    MAX_LABEL_EDITS; a label is a class number or DROP (the image leaves the run's data)."""
+    if isinstance(edits, (str, bytes, dict)) or not isinstance(edits, (list, tuple)):
+        raise UserError("fixdata.bad_edits")
+    if len(edits) > MAX_LABEL_EDITS:
+        raise UserError("fixdata.too_many", count=len(edits), limit=MAX_LABEL_EDITS)
+    out = []
+    for edit in edits:
+        if not isinstance(edit, (list, tuple)) or len(edit) != 2 or any(
+                isinstance(v, bool) or not isinstance(v, int) for v in edit):
+            raise UserError("fixdata.bad_edits")
+        index, label = edit
+        if not 0 <= index < 10_000_000 or not DROP <= label < 1000:
+            raise UserError("fixdata.bad_edit", index=index, label=label)
+        out.append((index, label))
+    out.sort()
+    if len({index for index, _ in out}) != len(out):
+        raise UserError("fixdata.duplicate_edit")
+    return tuple(out)
 
 
 def validate_lr(lr: Any) -> float:

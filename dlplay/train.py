@@ -18,7 +18,9 @@ import torch.nn.functional as F
 
 from .callbacks import TrainingHooks
 from .data import DatasetInfo, normalize_with
+from .datasplit import is_prefix, make_split
 from .device import choose_device
+from .earlystop import EarlyStopping
 from .engine import DenseEngine
 from .engine import supports as engine_supports
 from .metrics import EpochRecord, MetricsSnapshot
@@ -98,8 +100,9 @@ class TrainingSession(RunLoop):
         info = self.dataset.info
         self._scale = 1.0 / (255.0 * info.std)
         self._neg_shift = torch.tensor(-info.mean / info.std, dtype=torch.float32, device=self.device)
-        n = len(self.dataset.train_labels)
-        self.train_size = min(n, config.train_size or n)
+        # the validation split and the learner's label edits (dlplay/datasplit.py): which images train
+        self.split = make_split(config, self.dataset.train_labels, spec.num_classes)
+        self.train_size = len(self.split.train)
         self.steps_per_epoch = math.ceil(self.train_size / config.batch_size)
         self.total_steps = self.steps_per_epoch * config.epochs
         self._base_lr = config.lr  # the learning rate the user chose (set_lr changes it); the schedule scales it
@@ -164,10 +167,57 @@ class TrainingSession(RunLoop):
 
     @torch.inference_mode()
     def evaluate(self, split: str = "test", batch_size: int = EVAL_BATCH) -> tuple[float, float]:
-        """Mean loss and accuracy on a split with the current weights (one host sync)."""
-        images = self.dataset.test_images if split == "test" else self.dataset.train_images[: self.train_size]
-        labels = self.dataset.test_labels if split == "test" else self.dataset.train_labels[: self.train_size]
+        """Mean loss and accuracy on a split (``test``, ``train``, ``val``) with the current weights
+        (one host sync); an empty validation split gives NaN."""
+        images, labels = self._split_tensors(split)
+        if not len(labels):
+            return math.nan, math.nan
         return self._evaluate_on(images, labels, batch_size)
+
+    # ----- the run's data splits (dlplay/datasplit.py) ------------------------------------------
+    def _split_tensors(self, split: str) -> tuple[torch.Tensor, torch.Tensor]:
+        """The images and (edited) labels of ``split`` on the training device."""
+        if split == "test":
+            return self.dataset.test_images, self.dataset.test_labels
+        if split == "train" and is_prefix(self.split):  # a plain slice: no copy of the images
+            return self.dataset.train_images[: self.train_size], self.split.labels[: self.train_size]
+        if split not in ("train", "val"):
+            raise ValueError(split)
+        idx = self.split.train if split == "train" else self.split.val
+        return torch.index_select(self.dataset.train_images, 0, idx), self.split.labels[idx]
+
+    def split_data(self, split: str) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(uint8 images, labels with the run's edits, indices in the dataset's split) of ``test``,
+        ``train`` or ``val``, on the CPU."""
+        if split == "test":
+            images, labels = self.test_split()
+            return images, labels, torch.arange(len(labels))
+        images, labels = self._split_tensors(split)
+        idx = self.split.train if split == "train" else self.split.val
+        return images.cpu(), labels.cpu(), idx.cpu()
+
+    @torch.inference_mode()
+    def _evaluate_val(self) -> tuple[float | None, float | None]:
+        """The end-of-epoch validation (None, None without a split); Stop answers between batches."""
+        if not len(self.split.val):
+            return None, None
+
+        def report(done: float) -> None:
+            if self._stop_requested:
+                raise _Stop()
+
+        if self._val_data is None:
+            self._val_data = self._split_tensors("val")
+        return self._evaluate_on(*self._val_data, EVAL_BATCH, report)
+
+    def _early_stop(self, early: EarlyStopping, record: EpochRecord) -> bool:
+        """After an epoch: True when early stopping ends the run here (its best weights are put back)."""
+        stop = early.update(record.epoch, record.val_loss if record.val_loss is not None else math.nan, self.model)
+        if stop or record.epoch == self.config.epochs:
+            with self.model_lock:
+                early.restore(self.model, record.epoch)
+        self.metrics.set_extra("early_stop", early.info())
+        return stop
 
     def _evaluate_on(self, images: torch.Tensor, labels: torch.Tensor, batch_size: int,
                      report: Callable[[float], None] | None = None) -> tuple[float, float]:
@@ -322,6 +372,7 @@ class TrainingSession(RunLoop):
     _samples_since_sync: int
     _start_loss: float | None
     _exploded: dict[str, Any] | None
+    _val_data: tuple[torch.Tensor, torch.Tensor] | None  # the validation images and labels, gathered once
 
     def _prepare(self) -> None:
         self._epoch = 0
@@ -337,8 +388,9 @@ class TrainingSession(RunLoop):
 
     def _loop(self) -> None:
         cfg = self.config
-        data = self.dataset
-        images, labels = data.train_images[: self.train_size], data.train_labels[: self.train_size]
+        images, labels = self._split_tensors("train")  # the split's training images, label edits applied
+        self._val_data = None
+        early = EarlyStopping(cfg.patience) if cfg.patience else None
         gen = torch.Generator().manual_seed(cfg.seed)
         torch.manual_seed(cfg.seed)  # dropout masks
         scheduled = cfg.schedule != "constant"
@@ -375,6 +427,7 @@ class TrainingSession(RunLoop):
             self._epoch = epoch + 1
             seconds = time.perf_counter() - t_epoch
             test_loss, test_acc = self._evaluate_test()
+            val_loss, val_acc = self._evaluate_val()
             self._sync_time = time.perf_counter()  # the next epoch's speed leaves the evaluation out
             record = EpochRecord(
                 epoch=epoch + 1,
@@ -384,11 +437,15 @@ class TrainingSession(RunLoop):
                 test_acc=test_acc,
                 seconds=seconds,
                 samples_per_s=self.train_size / max(seconds, 1e-9),
+                val_loss=val_loss,
+                val_acc=val_acc,
             )
             self.metrics.add_epoch(record)
             self.metrics.update_progress(epoch=epoch + 1, evaluating=None)
             self._check_learning(record)
             self._call("on_epoch_end", record)
+            if early is not None and self._early_stop(early, record):
+                break
 
 
     # ----- one training step: the dense engine's, or autograd's ------------------------------

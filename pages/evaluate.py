@@ -8,8 +8,9 @@ import numpy as np
 import streamlit as st
 
 from dlplay.evaluation import mistake_indices
-from dlplay.figures.evaluation import class_metrics_figure, confusion_figure, reliability_figure
+from dlplay.figures.evaluation import class_metrics_figure, reliability_figure
 from dlplay.ui import evaluate as ev
+from dlplay.ui import fixdata as fx
 from dlplay.ui.i18n import current_language, t
 from dlplay.ui.state import current_session, heartbeat, init_state, is_active
 
@@ -20,12 +21,16 @@ init_state()
 heartbeat()
 if st.session_state.pop(ev.GO_INSIDE, False):  # set by an Inspect button's callback
     st.switch_page(ev.INSIDE_PAGE)
+if st.session_state.pop(fx.GO_TRAIN, False):  # set by "Retrain with these edits"
+    st.switch_page(fx.TRAIN_PAGE)
 lang = current_language()
 st.title(t("eval.title"))
 session = current_session()
 
 
 def results_tab(report, labels) -> None:
+    split = fx.split_picker(session)  # test, validation or training images (fix the data: dlplay/ui/fixdata.py)
+    report, indices = fx.report_for(session, split)
     cols = st.columns(4)
     cols[0].metric(t("eval.metric_accuracy"), f"{report.accuracy:.2%}")
     cols[1].metric(t("eval.metric_mistakes"), f"{report.mistakes:,}")
@@ -37,7 +42,7 @@ def results_tab(report, labels) -> None:
             t("eval.cm_mode"), ["counts", "normalized"], default="counts", key="eval_cm_mode",
             format_func=lambda m: t(f"eval.cm_{m}"),
         )
-        st.plotly_chart(confusion_figure(report.confusion, labels, mode == "normalized", lang), key="eval_cm")
+        fx.confusion_chart(report, labels, split, mode == "normalized", lang)
         st.caption(t("eval.cm_help"))
     with right:
         st.subheader(t("eval.pairs_title"))
@@ -46,8 +51,11 @@ def results_tab(report, labels) -> None:
         for i, pair in enumerate(report.pairs):
             a, b = st.columns([3, 1], vertical_alignment="center")
             a.write(t("eval.pair_text", true=labels[pair.true], pred=labels[pair.predicted], count=pair.count, share=pair.share))
-            b.button(t("eval.pair_show"), key=f"eval_pair_{i}", on_click=ev.show_pair, args=(pair.true, pair.predicted),
-                     icon=":material/image_search:")
+            b.button(t("eval.pair_show"), key=f"eval_pair_{i}", icon=":material/image_search:",
+                     on_click=ev.show_pair if split == "test" else fx.select_cell,
+                     args=(pair.true, pair.predicted) if split == "test" else (split, pair.true, pair.predicted))
+    fx.cell_images(session, report, indices, labels, split)
+    fx.edits_panel(session, labels)
     st.subheader(t("eval.classes_title"))
     table, percent_columns = ev.class_table(report.classes, labels)
     percent = st.column_config.NumberColumn(format="%.1f%%")

@@ -8,6 +8,7 @@ from dlplay.figures import inside as fi
 from dlplay.predict import probabilities
 from dlplay.trace import DEFAULT_STEP_SIZE, second_best, trace
 from dlplay.ui import inside as ins
+from dlplay.ui.exercises import tryit_tab
 from dlplay.ui.i18n import current_language, t
 from dlplay.ui.state import current_session, heartbeat, init_state
 
@@ -64,7 +65,8 @@ def inside_view() -> None:
     st.session_state.setdefault("inside_step_size", DEFAULT_STEP_SIZE)
 
     top = st.container()
-    tabs = st.tabs([t("inside.tab_forward"), t("inside.tab_unit"), t("inside.tab_backward"), t("inside.tab_saliency")])
+    tabs = st.tabs([t("inside.tab_forward"), t("inside.tab_unit"), t("inside.tab_backward"), t("inside.tab_saliency"),
+                    t("exercises.tab")])
     # widgets first (their values feed the trace), figures after it
     with tabs[3]:
         s_left, s_right = st.columns(2)
@@ -126,6 +128,8 @@ def inside_view() -> None:
         ins.backward_tab(tr, selected, lang)
     with tabs[3]:
         ins.saliency_tab(tr, class_name, classes, lang)
+    with tabs[4]:
+        tryit_tab(tr, run, chosen.key, live)
 
 
 inside_view()

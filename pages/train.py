@@ -7,6 +7,7 @@ from dlplay.presets import PRESETS
 from dlplay.spec import ACTIVATIONS, MAX_WEIGHT_LAYERS, OPTIMIZERS, SCHEDULES
 from dlplay.status import ACTIVE, PROBLEM, Status
 from dlplay.ui import training as tr
+from dlplay.ui import validation as vd
 from dlplay.ui.data import show_data_problem
 from dlplay.ui.i18n import current_language, t
 from dlplay.ui.state import current_session, get_config, get_spec, heartbeat, init_state, is_active
@@ -53,6 +54,7 @@ with st.sidebar:
                     help=t("train.range_help", low=1, high=tr.max_epochs()))
     tr.show_clamped("tw_epochs")
     st.number_input(t("train.seed"), 0, 2**31 - 1, key="tw_seed", on_change=tr.on_config)
+    vd.settings(config)  # validation share, early stopping, the run's label edits
     if config.train_size is not None:  # e.g. from a shared link: say so, it changes what the run learns
         st.info(t("train.subset", n=f"{config.train_size:,}"), icon=":material/filter_alt:")
         st.button(t("train.subset_all"), key="tw_all_data", on_click=tr.on_all_data)
@@ -118,6 +120,7 @@ def live_view() -> None:
     if warning:
         with st.container(key="train_warning"):
             st.warning(warning, icon=":material/warning:")
+    vd.notes(snap)  # early stopping's outcome, "overfitting since epoch N"
     with st.container(key="train_loss_chart"):
         st.plotly_chart(loss_figure(snap, lang, lr_curve=tr.planned_lr(session, snap)), width="stretch", key="loss_fig")
     c1, c2 = st.columns(2)

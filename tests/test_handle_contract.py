@@ -117,7 +117,9 @@ def reference_losses(mnist) -> list[float]:
 def test_a_run_is_a_run_handle_with_every_member(trained):
     assert isinstance(trained, RunHandle)
     assert sorted(name for name in MEMBERS if not hasattr(trained, name)) == []
-    methods = {n.name for n in ast.walk(ast.parse((REPO / "dlplay" / "handle.py").read_text()))
+    tree = ast.parse((REPO / "dlplay" / "handle.py").read_text())
+    protocol = next(n for n in tree.body if isinstance(n, ast.ClassDef) and n.name == "RunHandle")
+    methods = {n.name for n in protocol.body
                if isinstance(n, ast.FunctionDef) and not any(isinstance(d, ast.Name) and d.id == "property"
                                                              for d in n.decorator_list)}
     assert all(callable(getattr(trained, name)) for name in methods)
@@ -133,6 +135,11 @@ def test_reads_are_plain_values(trained, mnist):
     assert trained.created_at <= trained.started_at <= trained.finished_at <= time.time()
     images, labels = trained.test_split()
     assert images.dtype == torch.uint8 and images.device.type == "cpu" and torch.equal(labels, mnist.test_labels)
+    test = trained.split_data("test")
+    assert torch.equal(test[0], images) and torch.equal(test[1], labels) and torch.equal(test[2], torch.arange(len(labels)))
+    train_images, train_labels, train_idx = trained.split_data("train")
+    assert train_images.dtype == torch.uint8 and len(train_images) == len(train_labels) == len(train_idx) > 0
+    assert torch.equal(train_labels, mnist.train_labels[train_idx])
     snap = trained.snapshot()
     assert snap.progress.global_step == 10 and len(snap.losses) == 10 and len(snap.epochs) == 1
     assert trained.evaluate("test")[1] == snap.epochs[-1].test_acc

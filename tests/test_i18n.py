@@ -659,7 +659,7 @@ def scenarios(lang: str, session, mnist) -> list[tuple[str, str, dict, object]]:
     trained_state = {"train_session": session, "spec": session.spec, "config": session.config, "_admin_ok": True}
     drawing = mnist.test_images[1].cpu().numpy()
     out = [(f"{name}-fresh", f"pages/{name}.py", {}, None) for name in
-           ("home", "build", "train", "dynamics", "draw", "inside", "evaluate", "runs", "sequences")]
+           ("home", "build", "train", "dynamics", "draw", "inside", "evaluate", "runs", "sequences", "guesses")]
     out += [(name, f"pages/{name}.py", dict(trained_state), None) for name in
             ("home", "build", "train", "dynamics", "admin")]
     out += [

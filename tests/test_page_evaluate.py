@@ -351,7 +351,7 @@ def test_apply_query_params_once_sets_spec_and_config():
     assert not at.exception
     spec, config = at.session_state["spec"], at.session_state["config"]
     assert spec == ModelSpec(layers=(LayerSpec("dense", 64, "tanh"), LayerSpec("dense", 32, "relu")))
-    assert config == TrainConfig(optimizer="sgd", lr=0.05, batch_size=64, epochs=3, seed=7)
+    assert config == TrainConfig(optimizer="sgd", lr=0.05, batch_size=64, epochs=3, seed=7, val_share=0.0)  # no "val" in the link: none
     assert dict(at.query_params) == {"lang": "zh"}  # the configuration left the address
     assert "net=d64-tanh,d32" in at.code[0].value and "lang=zh" in at.code[0].value
     # only once: later edits are not overwritten by a link
@@ -392,7 +392,7 @@ def test_a_link_is_checked_against_the_dataset_and_the_guardrails():
 def test_a_link_without_net_applies_its_settings():
     at = _open_link(lr="0.01", ep="3")
     assert at.session_state["spec"] == dense_spec([128])
-    assert at.session_state["config"] == TrainConfig(lr=0.01, epochs=3)
+    assert at.session_state["config"] == TrainConfig(lr=0.01, epochs=3, val_share=0.0)
     assert any("Opened the shared configuration" in t.value for t in at.toast)
 
 

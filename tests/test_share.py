@@ -63,14 +63,14 @@ def test_url_round_trip(spec):
 def test_links_are_short_and_readable():
     preset = PRESETS["tutorial"]
     params = to_params(preset.spec, preset.config)
-    assert params == {"v": "1", "net": "d128", "o": "adam", "lr": "0.001", "bs": "32", "ep": "10", "s": "0", "ds": "mnist"}
+    assert params == {"v": "1", "net": "d128", "o": "adam", "lr": "0.001", "bs": "32", "ep": "10", "s": "0", "ds": "mnist", "val": "0.1"}
     assert to_params(SPECS[3], TrainConfig())["net"] == "c8-k5-p2,mp2-s2,c16-leaky_relu-s2-do0.1,bn-identity,ap3,d64-gelu-do0.5"
     assert layer_token(LayerSpec("dense", 32, "tanh", 0.5)) == "d32-tanh-do0.5"
 
 
 def test_missing_config_keys_take_defaults():
     spec, config = from_params({"net": "d64"})
-    assert spec == dense_spec([64]) and config == TrainConfig()
+    assert spec == dense_spec([64]) and config == TrainConfig(val_share=0.0)  # no "val": a link from before validation
     spec, config = from_params({"net": ""})
     assert spec == dense_spec([])
 
@@ -83,7 +83,7 @@ def test_no_configuration_in_the_url():
 def test_a_link_without_net_applies_its_settings_to_the_current_layers():
     current = ModelSpec(layers=(LayerSpec("conv2d", 8), LayerSpec("dense", 32)), init="he")
     spec, config = from_params({"lang": "zh", "lr": "0.1", "ep": "3"}, current=current)
-    assert spec == current and config == TrainConfig(lr=0.1, epochs=3)
+    assert spec == current and config == TrainConfig(lr=0.1, epochs=3, val_share=0.0)
     spec, _ = from_params({"o": "sgd"})  # no current model: the tutorial's
     assert spec == ModelSpec()
 

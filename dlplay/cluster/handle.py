@@ -297,6 +297,18 @@ class RayRunHandle:
             raise UserError(LOST_KEY, worker=self.worker_name) from None
         return float(loss), float(acc)
 
+    def split_data(self, split: str) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(uint8 images, labels with the run's edits, dataset indices) of a split, from the worker
+        (the test split from this process's copy)."""
+        if split == "test":
+            images, labels = self.test_split()
+            return images, labels, torch.arange(len(labels))
+        try:
+            return self._get(self._worker.split_data.remote(self.run_id, split), LONG_TIMEOUT_S)
+        except WorkerLost:
+            self._mark_lost()
+            raise UserError(LOST_KEY, worker=self.worker_name) from None
+
     def test_split(self) -> tuple[torch.Tensor, torch.Tensor]:
         if self._test is None:
             self._test = _test_split(self._dataset_info.name, self)

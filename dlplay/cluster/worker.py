@@ -251,6 +251,10 @@ class RunWorker:
         return self._session(run_id).evaluate(split)
 
     @ray.method(concurrency_group="reads")
+    def split_data(self, run_id: str, split: str) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        return self._session(run_id).split_data(split)
+
+    @ray.method(concurrency_group="reads")
     def test_split(self, run_id: str) -> tuple[torch.Tensor, torch.Tensor]:
         return self._session(run_id).test_split()
 

@@ -8,9 +8,9 @@ import plotly.graph_objects as go
 
 from ..i18n import translate
 from ..metrics import MAX_POINTS, MetricsSnapshot, downsample
-from .style import BLUE, GREY, ORANGE, RED, plain_figure
+from .style import BLUE, GREEN, GREY, ORANGE, RED, plain_figure
 
-COLORS = {"train": BLUE, "test": ORANGE, "smooth": RED, "lr": GREY}
+COLORS = {"train": BLUE, "test": ORANGE, "smooth": RED, "lr": GREY, "val": GREEN}
 
 
 def ema(values: np.ndarray, alpha: float = 0.05) -> np.ndarray:
@@ -115,16 +115,31 @@ def loss_figure(snap: MetricsSnapshot, lang: str = "en", log_y: bool = False,
 
 
 def epoch_figure(snap: MetricsSnapshot, metric: str = "acc", lang: str = "en") -> go.Figure:
-    """Per-epoch train and test accuracy (``acc``) or loss (``loss``)."""
+    """Per-epoch train, validation (when the run has a validation split) and test accuracy (``acc``)
+    or loss (``loss``); the epoch whose weights early stopping kept is marked."""
     epochs = [e.epoch for e in snap.epochs]
     train = [getattr(e, f"train_{metric}") for e in snap.epochs]
     test = [getattr(e, f"test_{metric}") for e in snap.epochs]
+    val = [getattr(e, f"val_{metric}") for e in snap.epochs]
     traces = [
         {"type": "scatter", "x": epochs, "y": train, "mode": "lines+markers", "name": translate("fig.train", lang),
          "line": {"color": COLORS["train"]}},
         {"type": "scatter", "x": epochs, "y": test, "mode": "lines+markers", "name": translate("fig.test", lang),
          "line": {"color": COLORS["test"]}},
     ]
+    shapes, notes = [], []
+    if any(v is not None for v in val):
+        traces.insert(1, {"type": "scatter", "x": epochs, "y": [np.nan if v is None else v for v in val],
+                          "mode": "lines+markers", "name": translate("validation.curve", lang),
+                          "line": {"color": COLORS["val"]}})
+        train = train + [v for v in val if v is not None]
+    kept = getattr(snap.extras.get("early_stop"), "best_epoch", 0)
+    if kept:
+        shapes.append({"type": "line", "xref": "x", "yref": "paper", "x0": kept, "x1": kept, "y0": 0, "y1": 1,
+                       "line": {"color": COLORS["val"], "dash": "dot", "width": 1}})
+        notes.append({"x": kept, "xref": "x", "y": 0, "yref": "paper", "showarrow": False, "xanchor": "left",
+                      "yanchor": "bottom", "font": {"color": COLORS["val"]},
+                      "text": translate("validation.kept_mark", lang)})
     title = translate("fig.acc_title" if metric == "acc" else "fig.epoch_loss_title", lang)
     ytitle = translate("fig.accuracy" if metric == "acc" else "fig.loss", lang)
     if metric == "acc":
@@ -133,4 +148,4 @@ def epoch_figure(snap: MetricsSnapshot, metric: str = "acc", lang: str = "en") -
         yaxis = {"rangemode": "tozero"} if epochs else {"range": [0.0, 2.5]}
     return plain_figure(traces, title, translate("fig.epoch", lang), ytitle,
                         xaxis={"dtick": 1, "range": [0.5, max(snap.progress.epochs, 1) + 0.5]},
-                        yaxis=yaxis, hovermode="x unified")
+                        yaxis=yaxis, hovermode="x unified", shapes=shapes, annotations=notes)

@@ -15,6 +15,7 @@ PAGES: list[tuple[str, str, str, str]] = [
     ("pages/draw.py", "draw", "nav.draw", ":material/draw:"),
     ("pages/inside.py", "inside", "nav.inside", ":material/biotech:"),
     ("pages/sequences.py", "sequences", "nav.sequences", ":material/view_timeline:"),
+    ("pages/guesses.py", "guesses", "nav.guess", ":material/psychology_alt:"),
     ("pages/evaluate.py", "evaluate", "nav.evaluate", ":material/fact_check:"),
     ("pages/runs.py", "runs", "nav.runs", ":material/history:"),
     ("pages/admin.py", "admin", "nav.admin", ":material/admin_panel_settings:"),

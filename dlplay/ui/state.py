@@ -136,7 +136,8 @@ def heartbeat() -> None:
 
 
 # ------------------------------------------------------------------ a run's life
-def _create_run(spec: ModelSpec, config: TrainConfig, checkpoint: Checkpoint | None = None) -> RunHandle:
+def _create_run(spec: ModelSpec, config: TrainConfig, probe_steps: int | None = None, *,
+                checkpoint: Checkpoint | None = None) -> RunHandle:
     """The one place a run is made, under the server's rules: guardrails (UserError), the shared slot
     pool, the heartbeat, the registry; a probe for the Dynamics page and a recorder for the run history.
 
@@ -147,7 +148,7 @@ def _create_run(spec: ModelSpec, config: TrainConfig, checkpoint: Checkpoint | N
     backend = server.run_backend()
     if backend is not None:
         session = backend.create_run(spec, config, limits=server.limits(), heartbeat_timeout=heartbeat_timeout(),
-                                     probe_every=probe_every(), callbacks=[RunRecorder(run_history())],
+                                     probe_every=probe_steps or probe_every(), callbacks=[RunRecorder(run_history())],
                                      checkpoint=checkpoint)
         server.registry().add_run(server.browser_session(), session)
         return session
@@ -156,7 +157,7 @@ def _create_run(spec: ModelSpec, config: TrainConfig, checkpoint: Checkpoint | N
     limits = server.limits()
     config = limit_train_size(config, len(dataset.train_labels), limits)
     check_run(spec, config, limits, train_available=len(dataset.train_labels), free_bytes=free_memory_bytes(device))
-    callbacks = [RunRecorder(run_history()), Probe(every=probe_every())]
+    callbacks = [RunRecorder(run_history()), Probe(every=probe_steps or probe_every())]
     session = TrainingSession(spec, config, dataset, device, slot_pool=server.slot_pool(), callbacks=callbacks,
                               heartbeat_timeout=heartbeat_timeout())
     if checkpoint is not None:
@@ -180,6 +181,15 @@ def replace_run(spec: ModelSpec, config: TrainConfig) -> RunHandle:
     """
     session = _create_run(spec, config)
     _make_current(session)
+    return session
+
+
+def start_side_run(spec: ModelSpec, config: TrainConfig, probe_steps: int | None = None) -> RunHandle:
+    """A run that is not the current one (the Guess page's experiments), made under the same rules as
+    every run (guardrails, slots, heartbeat, registry, run history) and started; the current run is
+    left alone. The caller keeps the handle and touches its heartbeat while it shows it."""
+    session = _create_run(spec, config, probe_steps)
+    session.start()
     return session
 
 
