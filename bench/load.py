@@ -12,6 +12,16 @@ count. Then it starts longer runs in every tab, closes all tabs mid-run, and mea
 heartbeat takes to stop them and what the process holds afterwards. The browsers run on the same
 machine here (in a classroom they are the students' own), so it also reports how many cores the
 server used during the measured phase and how many the whole machine did.
+
+``--backend ray --apps 2`` runs the same exercise on the Ray backend: this script starts a local Ray
+instance (127.0.0.1), then two app processes pointed at it (DLPLAY_RAY_ADDRESS), which share its two
+worker actors and one cluster-wide run limit; tabs are spread over the apps in turn (what a proxy
+with sticky sessions does). Server figures then add up the app processes and the worker processes
+(their pids from the workers themselves), and cleanup waits for the workers' training threads to go.
+Compare with the same N on the in-process backend, and the same ``--max-runs``:
+
+    python bench/load.py --sessions 2 4 --max-runs 2
+    python bench/load.py --sessions 2 4 --max-runs 2 --backend ray --apps 2
 """
 from __future__ import annotations
 
@@ -28,6 +38,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests"))
+sys.path.insert(0, str(REPO))  # the Ray mode's workers and this script use this checkout's dlplay, as the apps do
 from e2e_util import CHROMIUM, CHROMIUM_ARGS, app_server  # noqa: E402  (the browser tests' server and browser)
 
 QUEUED, TRAINING, FINISHED = "waiting for a free slot", "training", "finished"
@@ -150,6 +161,70 @@ def log(msg: str) -> None:
     print(f"    [{time.strftime('%H:%M:%S')}] {msg}", flush=True)
 
 
+# ----------------------------------------------------------------------------- the Ray backend
+def start_ray() -> str:
+    """A local Ray instance in this process (stopped when the script ends); returns its address."""
+    import ray
+
+    os.environ.setdefault("DLPLAY_DATA_DIR", str(REPO.parent / "shared" / "datasets" / "mnist-sample"))
+    context = ray.init(address="local", namespace="dlplay", include_dashboard=False, num_cpus=os.cpu_count() or 2,
+                       log_to_driver=False)
+    return context.address_info["gcs_address"]
+
+
+def ray_workers() -> list:
+    """The dlplay worker actors' info (pid, runs, training threads, memory), asked through Ray."""
+    import ray
+
+    from dlplay.cluster.settings import NAMESPACE, WORKER_PREFIX
+
+    names = sorted(a["name"] for a in ray.util.list_named_actors(all_namespaces=True)
+                   if a["namespace"] == NAMESPACE and a["name"].startswith(WORKER_PREFIX))
+    infos = []
+    for name in names:
+        with contextlib.suppress(Exception):
+            infos.append(ray.get(ray.get_actor(name, namespace=NAMESPACE).info.remote(), timeout=30))
+    return infos
+
+
+class Servers:
+    """The app process(es) under test, and on the Ray backend the worker processes too."""
+
+    def __init__(self, procs: list, ray_mode: bool):
+        self.procs, self.ray_mode = procs, ray_mode
+
+    def pids(self) -> list[int]:
+        workers = [w.pid for w in ray_workers()] if self.ray_mode else []
+        return [p.pid for p in self.procs] + workers
+
+    def cpu(self) -> float:
+        total = 0.0
+        for pid in self.pids():
+            with contextlib.suppress(OSError):
+                total += cpu_seconds(pid)
+        return total
+
+    def status(self) -> dict[str, int]:
+        """VmRSS and Threads summed over the app processes (and the workers: ``worker_*``)."""
+        out = {"VmRSS": 0, "Threads": 0}
+        for proc in self.procs:
+            with contextlib.suppress(OSError):
+                for key, value in proc_status(proc.pid).items():
+                    out[key] += value
+        if self.ray_mode:
+            workers = ray_workers()
+            out["worker_rss_mb"] = sum((w.rss_bytes or 0) for w in workers) // 2**20
+            out["worker_threads"] = sum(w.train_threads for w in workers)
+            out["worker_runs"] = sum(w.runs_total for w in workers)
+        return out
+
+    def training_stopped(self, admins) -> bool:
+        ms = [read_admin(a) for a in admins]
+        if any(m.get("Running") != "0" or m.get("Queued") != "0" or m.get("Training threads") != "0" for m in ms):
+            return False
+        return not self.ray_mode or not any(w.train_threads or w.runs_active for w in ray_workers())
+
+
 def run_one(n: int, args) -> dict:
     from playwright.sync_api import sync_playwright
 
@@ -157,35 +232,44 @@ def run_one(n: int, args) -> dict:
     env = {"DLPLAY_HEARTBEAT_S": str(args.heartbeat), "DLPLAY_ADMIN_TOKEN": token}
     if args.max_runs:
         env["DLPLAY_MAX_RUNS"] = str(args.max_runs)
-    result: dict = {"n": n}
-    with app_server(env=env, extra_args=("--server.disconnectedSessionTTL", str(args.ttl)),
-                    startup_timeout_s=90) as (url, proc), sync_playwright() as p:
+    ray_mode = args.backend == "ray"
+    if ray_mode:
+        env.update(DLPLAY_RAY_ADDRESS=args.ray_address, DLPLAY_RAY_WORKERS=str(args.workers))
+    result: dict = {"n": n, "backend": f"{args.backend} x{args.apps} app(s)"}
+    with contextlib.ExitStack() as stack, sync_playwright() as p:
+        started = [stack.enter_context(app_server(env=env, extra_args=("--server.disconnectedSessionTTL", str(args.ttl)),
+                                                  startup_timeout_s=90)) for _ in range(args.apps)]
+        urls, servers = [u for u, _ in started], Servers([proc for _, proc in started], ray_mode)
+        url, proc = started[0]
         sampler = Sampler(proc.pid)
         sampler.start()
-        start = proc_status(proc.pid)
+        start = servers.status()
         browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
         admin_ctx = browser.new_context(viewport={"width": 1400, "height": 1000})
-        admin = open_page(admin_ctx, url, "admin")
-        sign_in(admin, token)
+        admins = []
+        for u in urls:
+            admins.append(open_page(admin_ctx, u, "admin"))
+            sign_in(admins[-1], token)
+        admin = admins[0]
         result["slots"] = read_admin(admin).get("Run slots")
-        log("admin page open")
+        log("admin page(s) open")
         rss_rounds = []
         for rnd in range(args.rounds):
             contexts, learners = [], []
             t_open = time.monotonic()
-            for _ in range(n):
+            for i in range(n):
                 ctx = browser.new_context(viewport={"width": 1400, "height": 1000})
                 contexts.append(ctx)
-                learners.append(Learner(open_page(ctx, url, "train")))
+                learners.append(Learner(open_page(ctx, urls[i % len(urls)], "train")))  # sticky: one app per tab
             result["open_s"] = time.monotonic() - t_open
             for learner in learners:
                 set_epochs(learner.page, args.epochs)
             if rnd == 0:
-                warm = proc_status(proc.pid)
+                warm = servers.status()
             log(f"{n} train pages open, epochs set")
 
             # --- phase 1: everyone presses Start; watch until every run has finished
-            cpu0, (busy0, steal0), wall0 = cpu_seconds(proc.pid), machine_seconds(), time.monotonic()
+            cpu0, (busy0, steal0), wall0 = servers.cpu(), machine_seconds(), time.monotonic()
             for learner in learners:
                 learner.page.locator(".st-key-train_start button").first.click()
                 learner.clicked = time.monotonic()
@@ -220,13 +304,13 @@ def run_one(n: int, args) -> dict:
                         learner.end_status = status
                         learner.training = learner.training or now
                 with contextlib.suppress(Exception):
-                    m = read_admin(admin)
-                    if int(m.get("Running", "0")) > 0:
-                        totals.append(number(m.get("Total images per second")) or 0.0)
+                    ms = [read_admin(a) for a in admins]  # each app sums its own sessions' runs
+                    if int(ms[0].get("Running", "0")) > 0:  # cluster-wide on the Ray backend
+                        totals.append(sum(number(m.get("Total images per second")) or 0.0 for m in ms))
                 time.sleep(0.2)
             t_last = max((l.finished for l in learners if l.finished), default=time.monotonic())
             wall = max(time.monotonic() - wall0, 1e-9)
-            result["cpu_server"] = (cpu_seconds(proc.pid) - cpu0) / wall  # cores busy in the server
+            result["cpu_server"] = (servers.cpu() - cpu0) / wall  # cores busy in the server (apps + workers)
             busy1, steal1 = machine_seconds()
             result["cpu_machine"] = (busy1 - busy0) / wall  # and on the whole machine
             result["cpu_steal"] = (steal1 - steal0) / wall  # cores' worth taken by other guests of the host
@@ -254,39 +338,39 @@ def run_one(n: int, args) -> dict:
             time.sleep(args.hold)
             m = read_admin(admin)
             result["before_close"] = f"{m.get('Running')} running, {m.get('Queued')} queued, {m.get('Training threads')} threads"
-            peak = proc_status(proc.pid)
+            peak = servers.status()
             for ctx in contexts:
                 ctx.close()
             t_close = time.monotonic()
             threads_gone = None
             while time.monotonic() - t_close < args.heartbeat * 4 + 60:
                 with contextlib.suppress(Exception):
-                    m = read_admin(admin)
-                    if m.get("Training threads") == "0" and m.get("Running") == "0" and m.get("Queued") == "0":
+                    if servers.training_stopped(admins):
                         threads_gone = time.monotonic() - t_close
                         break
                 time.sleep(0.25)
-            after_hb = proc_status(proc.pid)
+            after_hb = servers.status()
             log(f"tabs closed; training stopped after {threads_gone}")
             # the web server forgets closed sessions after its TTL
             time.sleep(max(0.0, args.ttl + 2 - (time.monotonic() - t_close)))
             # (Streamlit's store of disconnected sessions expires entries when it next stores one)
-            probe_ctx = browser.new_context()
-            open_page(probe_ctx, url, "home")
-            probe_ctx.close()
+            for u in urls:
+                probe_ctx = browser.new_context()
+                open_page(probe_ctx, u, "home")
+                probe_ctx.close()
             gone_s, sessions_left, runs_left, end = None, None, None, time.monotonic() + 30
             while time.monotonic() < end:
-                m = read_admin(admin)
-                sessions_left = int(m.get("Browser sessions", "-1"))
-                runs_left = m.get("Runs in memory")
-                if sessions_left <= 2 and gone_s is None:  # the admin's own and the probe's (within its TTL)
+                ms = [read_admin(a) for a in admins]
+                sessions_left = sum(int(m.get("Browser sessions", "-1")) for m in ms)
+                runs_left = str(sum(int(m.get("Runs in memory", "0")) for m in ms))
+                if sessions_left <= 2 * len(admins) and gone_s is None:  # the admin's own and the probe's (within its TTL)
                     gone_s = time.monotonic() - t_close
                     end = min(end, time.monotonic() + 15)  # then give the runs' memory a moment to go
                 if gone_s is not None and runs_left == "0":
                     break
                 time.sleep(1.0)
             time.sleep(2.0)
-            final = proc_status(proc.pid)
+            final = servers.status()
             rss_rounds.append(final["VmRSS"] // 1024)
             log(f"round {rnd + 1}: RSS {rss_rounds[-1]} MB, {runs_left} runs in memory after the sessions were forgotten")
         admin_ctx.close()
@@ -294,6 +378,10 @@ def run_one(n: int, args) -> dict:
         sampler.stop_event.set()
         sampler.join(2)
         rss = [s[1] for s in sampler.samples]
+        if ray_mode:
+            result.update(worker_rss_start=start["worker_rss_mb"], worker_rss_peak=peak["worker_rss_mb"],
+                          worker_rss_final=final["worker_rss_mb"], worker_threads_final=final["worker_threads"],
+                          worker_runs_final=final["worker_runs"])
         result.update(
             stop_after_close_s=f"{threads_gone:.1f}" if threads_gone is not None else "not within limit",
             rss_start=start["VmRSS"] // 1024, rss_warm=warm["VmRSS"] // 1024, rss_peak=max(rss) if rss else None,
@@ -318,7 +406,14 @@ def main() -> None:
     ap.add_argument("--train-size", type=int, default=10_000, help="training images per epoch (the sample's)")
     ap.add_argument("--rounds", type=int, default=1, help="repeat the whole exercise on the same server (memory plateau)")
     ap.add_argument("--timeout", type=float, default=900.0, help="limit on the measured phase, seconds")
+    ap.add_argument("--backend", choices=("inprocess", "ray"), default="inprocess",
+                    help="where runs train: threads in the app (default) or Ray worker actors")
+    ap.add_argument("--apps", type=int, default=0, help="app processes (default: 1 in-process, 2 on Ray)")
+    ap.add_argument("--workers", type=int, default=2, help="Ray worker actors (DLPLAY_RAY_WORKERS)")
     args = ap.parse_args()
+    args.apps = args.apps or (2 if args.backend == "ray" else 1)
+    if args.backend == "ray":
+        args.ray_address = start_ray()
     rows = []
     for n in args.sessions:
         print(f"--- N={n} ...", flush=True)
@@ -326,14 +421,16 @@ def main() -> None:
         rows.append(row)
         for key, value in row.items():
             print(f"  {key}: {value}", flush=True)
-    cols = [("n", "N"), ("slots", "slots"), ("finished", "done"), ("open_s", "open all tabs s"),
+    cols = [("backend", "backend"), ("n", "N"), ("slots", "slots"), ("finished", "done"), ("open_s", "open all tabs s"),
             ("chart_s", "first chart s"), ("first_loss_s", "first loss s"), ("queued", "queued"),
             ("queue_wait_s", "wait to train s"), ("speed_page", "img/s per run (page)"),
             ("total_admin", "img/s total (admin)"), ("total_effective", "img/s total (effective)"),
             ("cpu_server", "server cores busy"), ("cpu_machine", "machine cores busy"), ("cpu_steal", "cores stolen"),
             ("rss_start", "RSS start MB"), ("rss_peak", "RSS peak MB"), ("rss_final", "RSS end MB"),
             ("threads_start", "threads start"), ("threads_peak", "threads peak"), ("threads_final", "threads end"),
-            ("stop_after_close_s", "runs stopped after close s"), ("sessions_forgotten_s", "sessions forgotten after close s")]
+            ("stop_after_close_s", "runs stopped after close s"), ("sessions_forgotten_s", "sessions forgotten after close s"),
+            ("worker_rss_peak", "worker RSS peak MB"), ("worker_rss_final", "worker RSS end MB"),
+            ("worker_threads_final", "worker train threads end"), ("worker_runs_final", "runs held by workers end")]
     print("\n| " + " | ".join(c[1] for c in cols) + " |")
     print("|" + "---|" * len(cols))
     for row in rows:

@@ -8,6 +8,7 @@ from dlplay.server.admin import admin_token, heartbeat_timeout, token_matches
 from dlplay.server.guardrails import MB, memory_report
 from dlplay.server.registry import run_row, training_threads
 from dlplay.ui import server
+from dlplay.ui.cluster import show_workers
 from dlplay.ui.i18n import t
 from dlplay.ui.state import init_state
 
@@ -96,6 +97,7 @@ def overview() -> None:
     m[2].metric(t("admin.m_available"), _mb(memory.system_available))
     m[3].metric(t("admin.m_device"), _mb(memory.device_allocated))
 
+    show_workers()  # with the Ray backend: its worker actors
     st.subheader(t("admin.runs"))
     if not rows:
         st.info(t("admin.no_runs"))

@@ -33,3 +33,6 @@ def trained_tutorial(mnist):
 
 # Browser-test fixtures (one app server and one Chromium for the whole run), see e2e_util.py.
 from e2e_util import browser_context, streamlit_server  # noqa: E402,F401
+
+# A real local Ray instance (session scope), see ray_util.py.
+from ray_util import ray_backend, ray_cluster  # noqa: E402,F401

@@ -46,12 +46,16 @@ def third_party_modules() -> dict[str, set[str]]:
     return found
 
 
-def pinned() -> dict[str, str]:
-    """Distribution name (normalised) -> version, from requirements.txt."""
+# optional requirement files, and the only folder whose imports they may satisfy
+OPTIONAL = {"requirements-cluster.txt": "dlplay/cluster/"}
+
+
+def pinned(file: str = "requirements.txt") -> dict[str, str]:
+    """Distribution name (normalised) -> version, from a requirements file (``-r`` lines skipped)."""
     pins = {}
-    for line in (REPO / "requirements.txt").read_text(encoding="utf-8").splitlines():
+    for line in (REPO / file).read_text(encoding="utf-8").splitlines():
         line = line.split("#", 1)[0].strip()
-        if line:
+        if line and not line.startswith("-"):
             name, _, version = line.partition("==")
             pins[normalise(name)] = version.strip()
     return pins
@@ -74,12 +78,24 @@ def test_every_third_party_import_is_pinned_in_requirements_txt():
     unpinned = {}
     for module, files in sorted(third_party_modules().items()):
         candidates = {normalise(d) for d in dists.get(module, [module])}
-        if not candidates & set(pins):
-            unpinned[module] = sorted(files)
+        if candidates & set(pins):
+            continue
+        optional = [folder for file, folder in OPTIONAL.items() if candidates & set(pinned(file))]
+        if optional and all(f.startswith(tuple(optional)) for f in files):
+            continue  # e.g. ray: only dlplay/cluster imports it, and only with DLPLAY_RAY_ADDRESS set
+        unpinned[module] = sorted(files)
     assert not unpinned, f"imported but not pinned in requirements.txt: {unpinned}"
 
 
 def test_pins_match_the_installed_versions():
     """The versions the tests ran against are the ones a learner installs."""
-    for name, version in pinned().items():
-        assert importlib.metadata.version(name).split("+")[0] == version, name  # torch: 2.13.0+cpu
+    for file in ["requirements.txt", *OPTIONAL]:
+        for name, version in pinned(file).items():
+            assert importlib.metadata.version(name).split("+")[0] == version, name  # torch: 2.13.0+cpu
+
+
+def test_the_cluster_requirements_add_ray_to_the_app_and_the_tests_install_them():
+    lines = (REPO / "requirements-cluster.txt").read_text(encoding="utf-8").splitlines()
+    assert "-r requirements.txt" in lines and "ray" in pinned("requirements-cluster.txt")
+    assert "-r requirements-cluster.txt" in (REPO / "requirements-dev.txt").read_text(encoding="utf-8").splitlines()
+    assert "ray" not in pinned()  # a single learner does not need it

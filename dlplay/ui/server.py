@@ -7,21 +7,37 @@ settings, the admin token, thread configuration, the keeper's loop) is in :mod:`
 from __future__ import annotations
 
 import threading
+from typing import TYPE_CHECKING
 
 import streamlit as st
 
+from dlplay.cluster import backend_from_env
 from dlplay.device import choose_device
 from dlplay.server.admin import configure_threads, keep_alive_forever
 from dlplay.server.guardrails import Limits
 from dlplay.server.registry import BrowserSession, SessionRegistry
 from dlplay.server.slots import SlotPool, max_runs_from_env, threads_per_run
 
+if TYPE_CHECKING:
+    from dlplay.cluster.backend import ClusterSlots, RayBackend
+
 BROWSER_KEY = "_dlplay_browser"
 
 
 @st.cache_resource(show_spinner=False)
-def slot_pool() -> SlotPool:
-    """The server's limit on concurrent runs (``DLPLAY_MAX_RUNS``, else from the device)."""
+def run_backend() -> RayBackend | None:
+    """Where runs train: None for threads in this process (the default), the Ray backend when
+    ``DLPLAY_RAY_ADDRESS`` is set (see dlplay/cluster)."""
+    return backend_from_env()
+
+
+@st.cache_resource(show_spinner=False)
+def slot_pool() -> SlotPool | ClusterSlots:
+    """The server's limit on concurrent runs (``DLPLAY_MAX_RUNS``, else from the device); with the Ray
+    backend the cluster-wide limit that every app process shares."""
+    backend = run_backend()
+    if backend is not None:
+        return backend.slots
     kind = choose_device().type
     limit = max_runs_from_env(kind)
     return SlotPool(limit, threads_per_run=threads_per_run(limit, kind))

@@ -155,14 +155,25 @@ def set_pinned(images, labels) -> None:
 
 
 def _create_run(spec: ModelSpec, config: TrainConfig, probe_steps: int | None = None,
-                start_from: ResumeState | None = None) -> RunHandle:
+                start_from: ResumeState | None = None, *, checkpoint: Checkpoint | None = None) -> RunHandle:
     """The one place a run is made, under the server's rules: guardrails (UserError), the shared slot
     pool, the heartbeat, the registry; a probe for the Dynamics page, a recorder for the run history,
     snapshots to fork it from (dlplay/fork.py) and the pinned images (dlplay/pins.py).
 
     The training-set limit may shorten ``config.train_size``; the shortened config is the run's.
     ``start_from``: a fork's start (its training set must stay as it was).
+    ``checkpoint``: the run starts finished, with the checkpoint's weights and history.
+    With ``DLPLAY_RAY_ADDRESS`` set the run trains in a Ray worker (dlplay/cluster); else here.
     """
+    backend = server.run_backend()
+    if backend is not None:
+        if start_from is not None:  # a fork's state (optimizer, generators) is not moved to a worker yet
+            raise UserError("cluster.fork_unsupported")
+        session = backend.create_run(spec, config, limits=server.limits(), heartbeat_timeout=heartbeat_timeout(),
+                                     probe_every=probe_steps or probe_every(), callbacks=[RunRecorder(run_history())],
+                                     checkpoint=checkpoint)
+        server.registry().add_run(server.browser_session(), session)
+        return session
     device = choose_device(config.device)
     dataset = dataset_on(config.dataset, str(device))
     limits = server.limits()
@@ -175,7 +186,9 @@ def _create_run(spec: ModelSpec, config: TrainConfig, probe_steps: int | None = 
     callbacks = [RunRecorder(run_history()), Probe(every=probe_steps or probe_every()), SnapshotKeeper(),
                  Pins(*pins) if pins is not None else Pins()]
     session = TrainingSession(spec, config, dataset, device, slot_pool=server.slot_pool(), callbacks=callbacks,
-                              heartbeat_timeout=heartbeat_timeout(), start_from=start_from)
+                               heartbeat_timeout=heartbeat_timeout(), start_from=start_from)
+    if checkpoint is not None:
+        load_into_session(session, checkpoint)
     server.registry().add_run(server.browser_session(), session)
     return session
 
@@ -222,8 +235,7 @@ def adopt_checkpoint(ckpt: Checkpoint) -> RunHandle:
     It is created like any run (the server's guardrails apply, so a checkpoint cannot bring in a
     model the server would not train); the designed spec and settings become the checkpoint's.
     """
-    session = _create_run(ckpt.spec, usable_config(ckpt.config))
-    load_into_session(session, ckpt)
+    session = _create_run(ckpt.spec, usable_config(ckpt.config), checkpoint=ckpt)
     _make_current(session)
     set_spec(ckpt.spec)
     set_config(session.config)
