@@ -24,7 +24,6 @@ from dlplay import gan_mnist as gm
 from dlplay.device import choose_device
 from dlplay.errors import UserError
 from dlplay.figures import gan as fg
-from dlplay.gan import GanConfig, GanSession
 from dlplay.gan2d import LabFrame, Minimax
 from dlplay.i18n import translate
 from dlplay.server.admin import heartbeat_timeout
@@ -462,24 +461,6 @@ def chosen_digit() -> int:
     return int(st.session_state.get("gen_digit", 0) or 0)
 
 
-def mnist_session(spec: gm.GanSpec, config: gm.GanConfig, images_u8: Any, labels: Any, *, steps: int = DIGITS_STEPS,
-                  **session_kwargs: Any) -> GanSession:
-    """A GanSession of an MNIST GAN (not started): the preset's networks and settings on the run
-    machinery; real batches drawn from ``images_u8`` (uint8 [N, 28, 28] on the run's device)."""
-    g, d = gm.build_gan(spec, seed=config.seed)
-    core = GanConfig(noise_dim=spec.noise_dim, noise="gaussian", batch_size=config.batch_size, d_steps=config.d_steps,
-                     optimizer_d="adam", optimizer_g="adam", lr_d=config.lr_d, lr_g=config.lr_g, total_steps=steps,
-                     seed=config.seed, num_classes=gm.NUM_CLASSES if spec.conditional else 0, beta1=config.beta1,
-                     device=str(images_u8.device))
-
-    def sample_real(n: int, generator: Any) -> Any:
-        idx = torch.randint(len(images_u8), (n,), generator=generator, device=generator.device)
-        x = gm.to_signed(images_u8[idx])
-        return (x, labels[idx]) if spec.conditional else x
-
-    return GanSession(g, d, sample_real, core, images_u8.device, **session_kwargs)
-
-
 def _new_digits_run(preset: str | None = None, spec: gm.GanSpec | None = None) -> Any:
     """A digits run (not started) of the chosen preset replaces the current one."""
     preset = preset or st.session_state.get("gen_preset") or digit_presets()[0]
@@ -487,9 +468,9 @@ def _new_digits_run(preset: str | None = None, spec: gm.GanSpec | None = None) -
     spec = spec or base.spec.with_changes(conditional=is_conditional())
     dataset = dataset_on("mnist", str(choose_device("auto")))
     film = gi.Filmstrip(spec, every=FILM_EVERY)
-    run = mnist_session(spec, base.config, dataset.train_images, dataset.train_labels,
-                        callbacks=[film], slot_pool=server.slot_pool(),
-                        heartbeat_timeout=heartbeat_timeout())
+    # the recipe bench/gan_mnist.py measured (dlplay.gan_mnist.session_config), on the run machinery
+    run = gm.mnist_session(spec, base.config, dataset, total_steps=DIGITS_STEPS, device=str(dataset.train_images.device),
+                           callbacks=[film], slot_pool=server.slot_pool(), heartbeat_timeout=heartbeat_timeout())
     run.title = f"GAN {spec.arch}{' (conditional)' if spec.conditional else ''}"
     _check_limits(run)
     run.set_pace(chosen_pace(DIGITS_PACE_KEY))
