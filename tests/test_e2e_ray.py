@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import signal
 import socket
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -17,7 +18,7 @@ from helpers import wait_for
 from test_e2e_train import LOSS_POINTS_JS
 
 TOKEN = "ray backend test token"
-SHOTS = Path(__file__).resolve().parents[1] / "docs" / "screenshots"
+SHOTS = Path(os.environ.get("DLPLAY_SHOTS") or tempfile.mkdtemp(prefix="dlplay-shots-"))  # docs/screenshots: set DLPLAY_SHOTS
 SLOW_MS = 120_000
 CELL_JS = """(text) => [...document.querySelectorAll('[data-testid=stDataFrame] td, [data-testid=stDataFrame] [role=gridcell]')]
     .some(cell => cell.textContent.trim() === text)"""

@@ -4,6 +4,7 @@ for the drawing; screenshots in English and Chinese to /work/shots/seq-*.png (or
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -13,7 +14,7 @@ from test_e2e_draw import CANVAS, DIGITS, _draw_strokes
 from test_e2e_i18n import choose_language
 
 SLOW_MS = 120_000
-SHOTS = Path(os.environ.get("DLPLAY_SHOTS", "/work/shots"))
+SHOTS = Path(os.environ.get("DLPLAY_SHOTS") or tempfile.mkdtemp(prefix="dlplay-shots-"))  # docs/screenshots: set DLPLAY_SHOTS
 TGRAD_STEP_JS = """() => {
   const plot = document.querySelector('.st-key-seq_tgrad_chart .js-plotly-plot');
   return plot && plot.layout && plot.layout.title ? plot.layout.title.text : '';

@@ -1,7 +1,10 @@
+
 """In a real headless Chromium (issue 19 #1 and #5): the overfitting preset's three curves and its hint;
 a click on a confusion-matrix cell shows its images, one is marked mislabelled, the retrained run's
 settings list the edit. Screenshots in English and Chinese: docs/screenshots/validation-*.png, fixdata-*.png."""
 import dataclasses
+import os
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -12,7 +15,7 @@ from e2e_util import click_button, wait_for_idle
 from test_e2e_i18n import choose_language
 from test_e2e_watch import stop_run, wait_status
 
-SHOTS = Path(__file__).resolve().parents[1] / "docs" / "screenshots"
+SHOTS = Path(os.environ.get("DLPLAY_SHOTS") or tempfile.mkdtemp(prefix="dlplay-shots-"))  # docs/screenshots: set DLPLAY_SHOTS
 SLOW_MS = 120_000
 TRACES_JS = """() => [...document.querySelectorAll('.js-plotly-plot')].map(gd => (gd.data || []).map(t => t.name))"""
 

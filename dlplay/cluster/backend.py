@@ -19,6 +19,7 @@ from ray.exceptions import GetTimeoutError, RayActorError
 
 from ..checkpoint import Checkpoint
 from ..errors import UserError
+from ..fork import ResumeState
 from ..server.guardrails import Limits
 from ..server.slots import PoolState
 from ..spec import ModelSpec, TrainConfig
@@ -154,13 +155,13 @@ class RayBackend:
 
     # ----- runs -----------------------------------------------------------------------------
     def create_run(self, spec: ModelSpec, config: TrainConfig, *, limits: Limits, heartbeat_timeout: float | None,
-                   probe_every: int | None, callbacks: Iterable[Any] = (), checkpoint: Checkpoint | None = None
-                   ) -> RayRunHandle:
+                   probe_every: int | None, callbacks: Iterable[Any] = (), checkpoint: Checkpoint | None = None,
+                   start_from: ResumeState | None = None) -> RayRunHandle:
         """A new run (not started) in the least busy worker; UserError when a guardrail refuses it."""
         index = self._choose()
         for attempt in range(2):
             actor = self.actor(index, fresh=attempt > 0)
-            ref = actor.create.remote(spec, config, limits, heartbeat_timeout, probe_every, checkpoint)
+            ref = actor.create.remote(spec, config, limits, heartbeat_timeout, probe_every, checkpoint, start_from)
             try:
                 info: RunInfo = ray.get(ref, timeout=CREATE_TIMEOUT_S)
             except RayActorError:
@@ -169,5 +170,7 @@ class RayBackend:
                 if isinstance(exc.cause, UserError):
                     raise UserError(exc.cause.key, **exc.cause.params) from None
                 raise
-            return RayRunHandle(actor, info, spec, callbacks=callbacks, on_lost=self.worker_lost)
+            handle = RayRunHandle(actor, info, spec, callbacks=callbacks, on_lost=self.worker_lost)
+            handle.forked_from = start_from.origin if start_from is not None else None
+            return handle
         raise UserError("cluster.no_worker")

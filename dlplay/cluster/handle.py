@@ -312,7 +312,7 @@ class RayRunHandle:
             self._mark_lost()
             raise UserError(LOST_KEY, worker=self.worker_name) from None
 
-    forked_from: tuple[str, int, str, str, str] | None = None  # forks train in this process only (state.py)
+    forked_from: tuple[str, int, str, str, str] | None = None  # a fork: (parent run id, step, change, old, new)
 
     def set_pins(self, images: torch.Tensor | np.ndarray | None, labels: torch.Tensor | np.ndarray | None = None) -> None:
         """Follow these images' probabilities in the worker (checked there: a bad shape is a UserError here)."""
@@ -329,7 +329,12 @@ class RayRunHandle:
             return None
 
     def resume_state(self, step: int) -> ResumeState:
-        raise UserError("cluster.fork_unsupported")
+        """The run's exact state after ``step``, replayed in its worker (weights, optimizer state, generators)."""
+        try:
+            return self._get(self._worker.resume_state.remote(self.run_id, step), LONG_TIMEOUT_S)
+        except WorkerLost:
+            self._mark_lost()
+            raise UserError(LOST_KEY, worker=self.worker_name) from None
 
     def test_split(self) -> tuple[torch.Tensor, torch.Tensor]:
         if self._test is None:

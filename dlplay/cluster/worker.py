@@ -24,6 +24,8 @@ from ..callbacks import TrainingCallback
 from ..checkpoint import Checkpoint, load_into_session
 from ..data import Dataset, DatasetInfo, load_dataset
 from ..device import choose_device, describe_device
+from ..errors import UserError
+from ..fork import ResumeState, SnapshotKeeper
 from ..metrics import MetricsSnapshot
 from ..pins import Pins, PinsSnapshot
 from ..probe import Probe
@@ -207,17 +209,23 @@ class RunWorker:
     # ----- runs -----------------------------------------------------------------------------
     @ray.method(concurrency_group="commands")
     def create(self, spec: ModelSpec, config: TrainConfig, limits: Limits, heartbeat_timeout: float | None,
-               probe_every: int | None, checkpoint: Checkpoint | None = None) -> RunInfo:
+               probe_every: int | None, checkpoint: Checkpoint | None = None,
+               start_from: ResumeState | None = None) -> RunInfo:
         """A new run (not started) under the server's rules (UserError when a guardrail refuses);
         ``probe_every``: steps between the probe's measurements (None: no probe)."""
         device = choose_device(config.device)
         dataset = self._dataset(config.dataset, device)
-        config = limit_train_size(config, len(dataset.train_labels), limits)
+        limited = limit_train_size(config, len(dataset.train_labels), limits)
+        if start_from is not None and limited != config:
+            raise UserError("fork.limits_changed")
+        config = limited
         check_run(spec, config, limits, train_available=len(dataset.train_labels), free_bytes=free_memory_bytes(device))
         flag = _EndFlag()
-        callbacks: list[TrainingCallback] = [flag, Pins()] if probe_every is None else [Probe(every=probe_every), flag, Pins()]
+        callbacks: list[TrainingCallback] = [flag, Pins(), SnapshotKeeper()]
+        if probe_every is not None:
+            callbacks.insert(0, Probe(every=probe_every))
         session = TrainingSession(spec, config, dataset, device, slot_pool=self.slots, callbacks=callbacks,
-                                  heartbeat_timeout=heartbeat_timeout)
+                                  heartbeat_timeout=heartbeat_timeout, start_from=start_from)
         if checkpoint is not None:
             load_into_session(session, checkpoint)
         with self._lock:
@@ -254,6 +262,11 @@ class RunWorker:
     @ray.method(concurrency_group="reads")
     def split_data(self, run_id: str, split: str) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         return self._session(run_id).split_data(split)
+
+    @ray.method(concurrency_group="reads")
+    def resume_state(self, run_id: str, step: int) -> ResumeState:
+        """The run's exact state after ``step`` (replayed in this worker), to fork a run from."""
+        return self._session(run_id).resume_state(step)
 
     @ray.method(concurrency_group="reads")
     def pins_snapshot(self, run_id: str) -> PinsSnapshot | None:

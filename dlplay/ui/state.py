@@ -167,11 +167,9 @@ def _create_run(spec: ModelSpec, config: TrainConfig, probe_steps: int | None = 
     """
     backend = server.run_backend()
     if backend is not None:
-        if start_from is not None:  # a fork's state (optimizer, generators) is not moved to a worker yet
-            raise UserError("cluster.fork_unsupported")
         session = backend.create_run(spec, config, limits=server.limits(), heartbeat_timeout=heartbeat_timeout(),
                                      probe_every=probe_steps or probe_every(), callbacks=[RunRecorder(run_history())],
-                                     checkpoint=checkpoint)
+                                     checkpoint=checkpoint, start_from=start_from)
         server.registry().add_run(server.browser_session(), session)
         return session
     device = choose_device(config.device)
