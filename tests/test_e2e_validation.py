@@ -1,4 +1,3 @@
-
 """In a real headless Chromium (issue 19 #1 and #5): the overfitting preset's three curves and its hint;
 a click on a confusion-matrix cell shows its images, one is marked mislabelled, the retrained run's
 settings list the edit. Screenshots in English and Chinese: docs/screenshots/validation-*.png, fixdata-*.png."""
