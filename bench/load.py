@@ -38,7 +38,6 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests"))
-sys.path.insert(0, str(REPO))  # the Ray mode's workers and this script use this checkout's dlplay, as the apps do
 from e2e_util import CHROMIUM, CHROMIUM_ARGS, app_server  # noqa: E402  (the browser tests' server and browser)
 
 QUEUED, TRAINING, FINISHED = "waiting for a free slot", "training", "finished"

@@ -243,6 +243,8 @@ class LabelConcat(nn.Module):
 class GanSession(RunLoop):
     """One GAN run (see the module doc): G, D, their optimisers, the real-data sampler and the thread."""
 
+    title = "GAN"  # the Admin page's name for the run (the Generate page names its preset)
+
     thread_name = "dlplay-gan"
 
     def __init__(

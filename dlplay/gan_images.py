@@ -184,3 +184,19 @@ def score_image28(d: Discriminator, image28: np.ndarray, digit: int | None = Non
     with torch.no_grad(), eval_mode(d):
         logit = float(d(x, labels)[0])
     return DrawScore(float(torch.sigmoid(torch.tensor(logit))), logit, np.asarray(image28, dtype=np.uint8))
+
+
+# ----- inputs the Generate page hands to a GAN run (so the page needs no torch of its own)
+def digit_labels(n: int, digit: int) -> torch.Tensor:
+    """``n`` copies of one digit, as a conditional generator's or discriminator's labels."""
+    return torch.full((n,), int(digit), dtype=torch.long)
+
+
+def interpolation_path(z0: torch.Tensor, z1: torch.Tensor, steps: int) -> torch.Tensor:
+    """``steps`` noise vectors from ``z0`` to ``z1`` along the sphere (see :func:`slerp`)."""
+    return slerp(z0, z1, torch.linspace(0, 1, steps))
+
+
+def signed_batch(image28: np.ndarray) -> torch.Tensor:
+    """One 28×28 uint8 image (as the canvas gives it) as the discriminator's input batch, in [-1, 1]."""
+    return to_signed(torch.from_numpy(np.ascontiguousarray(image28, dtype=np.uint8))[None])

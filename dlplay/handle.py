@@ -95,6 +95,7 @@ class GanHandle(Protocol):
     started_at: float | None
     finished_at: float | None
     total_steps: int
+    title: str  # what the Admin page's run table calls it
 
     # ----- commands -----
     def start(self, paused: bool = False) -> None: ...
@@ -128,6 +129,7 @@ class GanHandle(Protocol):
     def sample(self, noise: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor: ...  # G(z), CPU
     def discriminate(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor: ...  # P(real), CPU
     def state_dict(self) -> dict[str, torch.Tensor]: ...  # "generator.*" and "discriminator.*", CPU
+    def load_state_dict(self, state: dict[str, torch.Tensor]) -> None: ...  # a checkpoint's two networks
     def generator_copy(self, device: str | torch.device = "cpu") -> nn.Module: ...  # eval mode
     def discriminator_copy(self, device: str | torch.device = "cpu") -> nn.Module: ...
     def copies(self, device: str | torch.device = "cpu") -> tuple[nn.Module, nn.Module]: ...  # (G, D), same moment

@@ -146,3 +146,23 @@ def test_a_checkpoint_becomes_a_finished_run_in_a_worker_and_guardrails_refuse_t
         ray_backend.create_run(dense_spec([16]), TrainConfig(epochs=5), limits=Limits(max_epochs=2),
                                heartbeat_timeout=30, probe_every=None)
     assert refused.value.key == "admin.limit_epochs"
+
+
+def test_a_fork_of_a_run_in_a_worker_continues_it_exactly(ray_backend):
+    """Fork on the Ray backend: the worker replays the parent's state; a fork with no change repeats the
+    parent's losses after the fork point, bit for bit, and the fork says where it came from."""
+    from dlplay.fork import Change, plan_fork
+
+    config = TrainConfig(epochs=1, train_size=640, batch_size=32, val_share=0.0)
+    parent = ray_backend.create_run(dense_spec([16]), config, limits=Limits(), heartbeat_timeout=30, probe_every=None)
+    parent.start()
+    assert wait_for(lambda: parent.status in FINISHED and not parent.is_alive, 60) and parent.status == "done"
+    plan = plan_fork(parent, 7, Change())
+    fork = ray_backend.create_run(plan.spec, plan.config, limits=Limits(), heartbeat_timeout=30, probe_every=None,
+                                  start_from=plan.start)
+    assert fork.forked_from is not None and fork.forked_from[:2] == (parent.run_id, 7)
+    fork.start()
+    assert wait_for(lambda: fork.status in FINISHED and not fork.is_alive, 60) and fork.status == "done"
+    mine, theirs = fork.snapshot(), parent.snapshot()
+    after = [(s, v) for s, v in zip(theirs.steps.tolist(), theirs.losses.tolist()) if s > 7]
+    assert len(after) == 20 - 7 and after == [(s, v) for s, v in zip(mine.steps.tolist(), mine.losses.tolist()) if s > 7]

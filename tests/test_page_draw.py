@@ -89,7 +89,7 @@ def test_quick_train_trains_one_epoch_without_changing_the_settings() -> None:
     at.run()
     assert not at.exception and not at.error, (at.exception, at.error)
     session = at.session_state["train_session"]
-    assert session.config == settings.with_changes(epochs=1)
+    assert session.config == settings.with_changes(epochs=1, val_share=0.0, patience=0)  # on every training image
     assert at.session_state["config"] == settings  # the user's epochs are untouched
     assert session.heartbeat_timeout is not None
     assert session.join(timeout=300) and session.status == "done"

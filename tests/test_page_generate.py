@@ -65,9 +65,11 @@ def test_a_short_2d_run_steps_and_trains():
         assert wait_for(lambda: run.snapshot().progress.global_step >= 1 and run.status == "paused", 30)
         snap = run.snapshot()
         assert snap.d_updates == 1 and snap.g_updates == 0  # Step D updated D only
+        at.run()  # the page as it is now the run is paused (while a step runs, the step buttons are disabled)
         click(at, "gen_lab_step_g")
         assert wait_for(lambda: run.snapshot().g_updates == 1 and run.status == "paused", 30)
         assert run.snapshot().d_updates == 1
+        at.run()
         click(at, "gen_lab_step_both")
         assert wait_for(lambda: run.snapshot().g_updates == 2 and run.status == "paused", 30)
         assert run.snapshot().d_updates == 1 + run.config.d_steps

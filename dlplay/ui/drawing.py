@@ -101,7 +101,8 @@ def start_quick_train() -> None:
     st.session_state.pop(PROBLEM, None)
     try:
         # the server's rules apply (guardrails, slot pool, heartbeat); a refusal leaves the old run alone
-        replace_run(get_spec(), get_config().with_changes(epochs=QUICK_EPOCHS)).start()
+        # one epoch on every training image (no validation share to hold out, no early stopping to watch)
+        replace_run(get_spec(), get_config().with_changes(epochs=QUICK_EPOCHS, val_share=0.0, patience=0)).start()
     except UserError as exc:
         if not remember_problem(exc):  # a missing dataset: show_data_problem says where to put it
             st.session_state[ERROR_KEY] = error_text(exc)

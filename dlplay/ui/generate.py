@@ -15,7 +15,6 @@ from typing import Any, Callable
 
 import numpy as np
 import streamlit as st
-import torch
 
 from dlplay import gan2d
 from dlplay import gan_grade as gg
@@ -536,7 +535,7 @@ def has_generator(run: Any | None) -> bool:
 
 
 def _requested(n: int, ctx: DigitsContext) -> Any:
-    return torch.full((n,), chosen_digit(), dtype=torch.long) if ctx.spec.conditional else None
+    return gi.digit_labels(n, chosen_digit()) if ctx.spec.conditional else None
 
 
 def current_samples(run: Any, n: int, seed: int) -> Any:
@@ -561,7 +560,7 @@ def interpolation(run: Any, position: float) -> tuple[np.ndarray, int]:
     if ctx.pair is None:
         ctx.pair = _pair(run, 0)
     z0, z1 = ctx.pair
-    path = gi.slerp(z0, z1, torch.linspace(0, 1, INTERP_STEPS))
+    path = gi.interpolation_path(z0, z1, INTERP_STEPS)
     labels = _requested(INTERP_STEPS, ctx)
     images = gm.to_uint8(run.sample(path, labels)).squeeze(1).numpy()
     return images, int(round(position * (INTERP_STEPS - 1)))
@@ -717,8 +716,8 @@ def draw_for_d(run: Any) -> None:
         if image28 is None:
             st.info(t("generate.draw_d_empty"), icon=":material/draw:")
             return
-        labels = torch.tensor([chosen_digit()]) if ctx.spec.conditional else None
-        x = gm.to_signed(torch.from_numpy(np.ascontiguousarray(image28, dtype=np.uint8))[None])
+        labels = gi.digit_labels(1, chosen_digit()) if ctx.spec.conditional else None
+        x = gi.signed_batch(image28)
         score = float(run.discriminate(x, labels)[0])
         with st.container(key="gen_d_score"):
             st.metric(t("generate.d_score"), f"{score:.1%}")
