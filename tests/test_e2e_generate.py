@@ -35,6 +35,15 @@ def step_count(page, label: str) -> int:
     return int(metric_value(page, label).replace(",", "") or 0)
 
 
+def wait_for_steps(page, label: str, n: int) -> None:
+    """Until the step metric reads ``n``."""
+    page.wait_for_function(
+        """([label, n]) => [...document.querySelectorAll('[data-testid=stMetric]')].some(m =>
+             m.querySelector('[data-testid=stMetricLabel]')?.innerText.trim() === label &&
+             m.querySelector('[data-testid=stMetricValue]')?.innerText.trim() === String(n))""",
+        arg=[label, n], timeout=SLOW_MS)
+
+
 def plane_has_heatmap(page) -> bool:
     return page.locator(".st-key-gen_plane .heatmaplayer image, .st-key-gen_plane .hm image").count() > 0
 
@@ -48,17 +57,14 @@ def test_2d_lab_steps_and_shows_the_heatmap(streamlit_server, browser_context, l
     try:
         step_label = translate("generate.m_step", lang)
         page.wait_for_selector(".st-key-gen_plane .js-plotly-plot", timeout=SLOW_MS)  # the real shape, before any run
-        click_button(page, "gen_lab_step_d")
+        for n, key in enumerate(("gen_lab_step_d", "gen_lab_step_g", "gen_lab_step_both"), start=1):
+            # each step once the page shows the previous one (while a step runs, the step buttons are disabled)
+            wait_for_idle(page, SLOW_MS)
+            page.wait_for_selector(f".st-key-{key} button:not([disabled])", timeout=SLOW_MS)
+            click_button(page, key)
+            wait_for_steps(page, step_label, n)
         page.wait_for_function("() => !!document.querySelector('.st-key-gen_plane .hm image, .st-key-gen_plane .heatmaplayer image')",
                                timeout=SLOW_MS)
-        click_button(page, "gen_lab_step_g")
-        wait_for_idle(page, SLOW_MS)
-        click_button(page, "gen_lab_step_both")
-        page.wait_for_function(
-            """(label) => [...document.querySelectorAll('[data-testid=stMetric]')].some(m =>
-                 m.querySelector('[data-testid=stMetricLabel]')?.innerText.trim() === label &&
-                 m.querySelector('[data-testid=stMetricValue]')?.innerText.trim() === '3')""",
-            arg=step_label, timeout=SLOW_MS)
         assert plane_has_heatmap(page)
         assert page.locator("[data-testid=stException]").count() == 0
         click_button(page, "gen_lab_start")  # runs on its own at the default watchable pace
