@@ -48,8 +48,16 @@ def choose_language(page, label: str) -> None:
     wait_for_idle(page, SLOW_MS)
     page.keyboard.press("Escape")  # an open dropdown elsewhere makes the rest of the page inert
     combo = page.locator(".st-key-lang_select [role=combobox]")
-    combo.click(timeout=SLOW_MS)
-    page.locator("[role=option]").filter(has_text=label).first.click(timeout=SLOW_MS)
+    option = page.locator("[role=option]").filter(has_text=label).first
+    for _ in range(3):  # on a loaded machine a click during a rerun may not open the list: try again
+        combo.click(timeout=SLOW_MS)
+        try:
+            option.wait_for(timeout=10_000)
+            break
+        except Exception:  # noqa: BLE001 - playwright's timeout: the list did not open
+            page.keyboard.press("Escape")
+            wait_for_idle(page, SLOW_MS)
+    option.click(timeout=SLOW_MS)
 
 
 def nav_labels(page) -> list[str]:
