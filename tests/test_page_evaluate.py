@@ -309,7 +309,7 @@ def test_the_draw_pages_quick_training_is_recorded_and_kept_on_disk(tmp_path, mo
     assert len(history) == 1
     rec = history.records()[0]
     assert rec.run_id == session.run_id and rec.spec == session.spec and rec.steps == 20
-    assert rec.config == config.with_changes(epochs=1)
+    assert rec.config == config.with_changes(epochs=1, val_share=0.0, patience=0)  # quick: on every training image
     at.run()  # not recorded twice
     assert len(at.session_state["run_history"]) == 1
     at.button(key="runs_save_all").click().run()
