@@ -179,7 +179,12 @@ def _check_state_dict(state: Any, spec: ModelSpec, size: int) -> dict[str, torch
     n_params = sum(row.params for row in layer_summary(spec))
     if n_params * 4 > size:
         raise UserError("eval.ckpt_size_mismatch", params=n_params)
-    expected = build_model(spec).state_dict()
+    return match_state_dict(state, build_model(spec).state_dict())
+
+
+def match_state_dict(state: dict[str, torch.Tensor], expected: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """``state`` with exactly ``expected``'s names, shapes and dtypes, and finite floats (UserError otherwise),
+    contiguous, in ``expected``'s order. Every network a checkpoint loads into is checked by it."""
     missing = [k for k in expected if k not in state]
     extra = [k for k in state if k not in expected]
     if missing or extra:

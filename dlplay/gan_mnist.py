@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .checkpoint import MAX_CHECKPOINT_BYTES, _check_archive, _torch_load
+from .checkpoint import MAX_CHECKPOINT_BYTES, _check_archive, _torch_load, match_state_dict
 from .errors import UserError
 
 ARCHS = ("mlp", "dcgan")
@@ -421,20 +421,7 @@ def _checked_state(state: Any, net: nn.Module) -> dict[str, torch.Tensor]:
     """Names, shapes and dtypes exactly those of ``net``; finite floats."""
     if not isinstance(state, dict) or not all(isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in state.items()):
         raise UserError("gan_mnist.ckpt_not_gan")
-    expected = net.state_dict()
-    missing = [k for k in expected if k not in state]
-    extra = [k for k in state if k not in expected]
-    if missing or extra:
-        raise UserError("eval.ckpt_keys_mismatch", missing=", ".join(missing[:5]) or "—", extra=", ".join(extra[:5]) or "—")
-    for name, ref in expected.items():
-        got = state[name]
-        if tuple(got.shape) != tuple(ref.shape):
-            raise UserError("eval.ckpt_shape_mismatch", name=name, expected=list(ref.shape), got=list(got.shape))
-        if got.dtype != ref.dtype:
-            raise UserError("eval.ckpt_dtype_mismatch", name=name, expected=str(ref.dtype), got=str(got.dtype))
-        if got.is_floating_point() and not torch.isfinite(got).all():
-            raise UserError("eval.ckpt_non_finite", name=name)
-    return {k: state[k].contiguous() for k in expected}
+    return match_state_dict(state, net.state_dict())
 
 
 class GeneratorPixels(nn.Module):
