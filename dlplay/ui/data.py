@@ -2,7 +2,10 @@
 box that tells a learner where to put a dataset this machine lacks, with a "Check again" button."""
 from __future__ import annotations
 
+import functools
 import time
+from collections.abc import Callable
+from typing import Any
 
 import streamlit as st
 import torch
@@ -71,3 +74,20 @@ def show_data_problem(key: str) -> bool:
         with st.expander(t("data.attempts", n=len(attempts))):
             st.markdown("\n".join(f"- `{a}`" for a in attempts))
     return True
+
+
+def guarded_by(error_key: str) -> Callable[[Callable[..., None]], Callable[..., None]]:
+    """A decorator for widget callbacks: a UserError becomes a message in ``st.session_state[error_key]`` (in
+    the page's language) instead of a crash; a missing dataset is remembered for its own box (show_data_problem)."""
+    def decorate(fn: Callable[..., None]) -> Callable[..., None]:
+        @functools.wraps(fn)
+        def wrapper(*args: Any, **kwargs: Any) -> None:
+            st.session_state[error_key] = None
+            st.session_state.pop(PROBLEM, None)
+            try:
+                fn(*args, **kwargs)
+            except UserError as exc:
+                if not remember_problem(exc):
+                    st.session_state[error_key] = error_text(exc)
+        return wrapper
+    return decorate

@@ -9,7 +9,6 @@ page's language, for the page to show.
 """
 from __future__ import annotations
 
-import functools
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -30,7 +29,7 @@ from dlplay.spec import dense_spec
 from dlplay.status import ACTIVE, FINISHED
 from dlplay.ui import server
 from dlplay.ui.canvas_widget import decode_png_data_url, draw_canvas
-from dlplay.ui.data import PROBLEM, dataset_on, remember_problem
+from dlplay.ui.data import dataset_on, guarded_by
 from dlplay.ui.drawing import digit_from_png
 from dlplay.ui.i18n import current_language, error_text, t
 from dlplay.ui.state import current_session
@@ -97,18 +96,7 @@ def heartbeat() -> None:
             run.heartbeat()
 
 
-def guarded(fn: Callable[..., None]) -> Callable[..., None]:
-    """A callback whose UserError becomes a message on the page instead of a crash."""
-    @functools.wraps(fn)
-    def wrapper(*args: Any, **kwargs: Any) -> None:
-        st.session_state[ERROR_KEY] = None
-        st.session_state.pop(PROBLEM, None)
-        try:
-            fn(*args, **kwargs)
-        except UserError as exc:
-            if not remember_problem(exc):  # a missing dataset gets its own box (show_data_problem)
-                st.session_state[ERROR_KEY] = error_text(exc)
-    return wrapper
+guarded = guarded_by(ERROR_KEY)  # a UserError in a callback becomes a message on the page
 
 
 # ---------------------------------------------------------------- pace

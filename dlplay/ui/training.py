@@ -7,15 +7,14 @@ import time
 import streamlit as st
 
 from dlplay.activations import DEFAULT_ACTIVATION
-from dlplay.errors import UserError
 from dlplay.handle import RunHandle
 from dlplay.layers import DENSE
 from dlplay.metrics import MetricsSnapshot, Progress
 from dlplay.presets import PRESETS
 from dlplay.spec import MAX_EPOCHS, MAX_WEIGHT_LAYERS, LayerSpec, ModelSpec, TrainConfig, lr_curve
 from dlplay.status import FINISHED
-from dlplay.ui.data import PROBLEM, remember_problem
-from dlplay.ui.i18n import error_text, t
+from dlplay.ui.data import guarded_by
+from dlplay.ui.i18n import t
 from dlplay.ui.nav import ROOT
 from dlplay.ui.state import current_session, get_config, get_spec, new_session, reset_session, set_config, set_spec
 
@@ -62,17 +61,7 @@ def matching_preset(spec: ModelSpec, config: TrainConfig) -> str:
     return "custom"
 
 
-def _guard(fn):
-    """Run a callback; a UserError becomes a message on the page instead of a crash."""
-    def wrapper(*args, **kwargs):
-        st.session_state[ERROR_KEY] = None
-        st.session_state.pop(PROBLEM, None)
-        try:
-            fn(*args, **kwargs)
-        except UserError as exc:
-            if not remember_problem(exc):  # a missing dataset gets its own box (show_data_problem)
-                st.session_state[ERROR_KEY] = error_text(exc)
-    return wrapper
+_guard = guarded_by(ERROR_KEY)  # a UserError in a callback becomes a message on the page
 
 
 def widget_values(spec: ModelSpec, config: TrainConfig) -> dict[str, object]:
