@@ -63,7 +63,7 @@ with st.sidebar:
     vd.settings(config)  # validation share, early stopping, the run's label edits
     augment_panel()  # augmentation: a level or each transform's strength, and a preview (dlplay/ui/augment.py)
     if config.train_size is not None:  # e.g. from a shared link: say so, it changes what the run learns
-        st.info(t("train.subset", n=f"{config.train_size:,}"), icon=":material/filter_alt:")
+        st.info(tr.subset_text(spec, config), icon=":material/filter_alt:")
         st.button(t("train.subset_all"), key="tw_all_data", on_click=tr.on_all_data)
 
 show_data_problem("train")  # a dataset this machine lacks: where to put it, and "Check again"

@@ -186,3 +186,35 @@ def test_speed_shows_only_while_the_run_trains():
     at.run()
     assert session.snapshot().progress.samples_per_s > 0  # the run measured a speed ...
     assert {m.label: m.value for m in at.metric}["Images per second"] == "–"  # ... which is not shown when done
+
+
+def test_a_limited_run_says_how_many_images_it_trains_on_and_how_many_it_holds_out():
+    """The sidebar's numbers are the run's own: with a validation share (and an image dropped on the
+    Evaluate page) a limit of 9,500 images trains on fewer, and the held-out images are counted."""
+    from dlplay.spec import DROP, TrainConfig
+
+    def sidebar_note(lang, opening):
+        at = AppTest.from_file(APP, default_timeout=60)
+        at.session_state["lang"] = lang
+        at.session_state["config"] = TrainConfig(epochs=1, train_size=9_500, val_share=0.1, seed=0,
+                                                 label_edits=((3, DROP),))
+        at.run()
+        at.switch_page("pages/train.py")
+        at.run()
+        assert not at.exception, at.exception
+        notes = [i.value for i in at.sidebar.info if i.value.startswith(opening)]
+        assert len(notes) == 1, [i.value for i in at.sidebar.info]
+        return at, notes[0]
+
+    at, note = sidebar_note("en", "Trains on")
+    click(at, "train_step")  # the run itself: how many images does it train on, how many validate?
+    session = at.session_state["train_session"]
+    try:
+        trained, held_out = f"{session.train_size:,}", f"{len(session.split.val):,}"
+    finally:
+        session.stop()
+        session.join(10)
+    assert session.train_size < 9_500 and "9,500" not in note
+    assert f"Trains on {trained} training images" in note and f"{held_out} images (10%" in note
+    _, note_zh = sidebar_note("zh", "只用")  # (AppTest clicks only in English: the Chinese page is read)
+    assert f"只用 {trained} 张训练图像" in note_zh and f"另有 {held_out} 张" in note_zh

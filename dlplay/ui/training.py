@@ -7,13 +7,15 @@ import time
 import streamlit as st
 
 from dlplay.activations import DEFAULT_ACTIVATION
+from dlplay.datasplit import make_split
+from dlplay.errors import UserError
 from dlplay.handle import RunHandle
 from dlplay.layers import DENSE
 from dlplay.metrics import MetricsSnapshot, Progress
 from dlplay.presets import PRESETS
 from dlplay.spec import MAX_EPOCHS, MAX_WEIGHT_LAYERS, LayerSpec, ModelSpec, TrainConfig, lr_curve
 from dlplay.status import FINISHED
-from dlplay.ui.data import guarded_by
+from dlplay.ui.data import dataset_on, guarded_by
 from dlplay.ui.i18n import t
 from dlplay.ui.nav import ROOT
 from dlplay.ui.state import current_session, get_config, get_spec, new_session, reset_session, set_config, set_spec
@@ -158,6 +160,20 @@ def on_config() -> None:
 @_guard
 def on_all_data() -> None:
     set_config(get_config().with_changes(train_size=None))
+
+
+def subset_text(spec: ModelSpec, config: TrainConfig) -> str:
+    """The sidebar's note on a run limited to part of the training set (``config.train_size``): how many
+    images it trains on and, with a validation share, how many are held out. The numbers come from the
+    run's own split (``datasplit.make_split``, as TrainingSession makes it), not recounted here."""
+    try:
+        split = make_split(config, dataset_on(config.dataset, "cpu").train_labels, spec.num_classes)
+    except UserError:  # no dataset here, or an edit that does not fit it: Start says why; the limit is still true
+        return t("train.subset", n=f"{config.train_size:,}")
+    if not len(split.val):
+        return t("train.subset", n=f"{len(split.train):,}")
+    return t("polish.subset_val", n=f"{len(split.train):,}", val=f"{len(split.val):,}",
+             share=f"{config.val_share:.0%}")
 
 
 @_guard
