@@ -104,8 +104,8 @@ def lab_live(polling: bool) -> None:
                     width="stretch")
     c2.plotly_chart(fg.loss_curves_figure(view.steps, view.d_loss, view.g_loss, lang), key="gen_lab_loss_fig",
                     width="stretch")
-    if polling != gen.is_active(run):
-        st.rerun()  # started or ended: a full rerun starts or stops the polling
+    if polling != gen.is_training(run):
+        st.rerun()  # started, paused, resumed or ended: a full rerun starts or stops the polling
 
 
 # ==================================================================== MNIST digits
@@ -174,7 +174,7 @@ def digits_live(polling: bool) -> None:
             st.plotly_chart(fg.filmstrip_figure(frame, frame_step, index, count, lang), key="gen_film_fig",
                             config={"displayModeBar": False})
         st.caption(t("generate.filmstrip_help", count=count))
-    if polling != gen.is_active(run):
+    if polling != gen.is_training(run):
         st.rerun()
 
 
@@ -215,10 +215,10 @@ def digits_tools() -> None:
 
 if mode == "lab":
     lab_settings()
-    lab_polling = gen.is_active(gen.run_of(gen.LAB_RUN))
-    st.fragment(lab_live, run_every=gen.POLL_S if lab_polling else None)(lab_polling)
+    lab_every = gen.poll_every(gen.run_of(gen.LAB_RUN))  # only while it trains: paused or ended, drawn once
+    st.fragment(lab_live, run_every=lab_every)(lab_every is not None)
 else:
     digits_settings()
-    digits_polling = gen.is_active(gen.run_of(gen.DIGITS_RUN))
-    st.fragment(digits_live, run_every=gen.POLL_S if digits_polling else None)(digits_polling)
+    digits_every = gen.poll_every(gen.run_of(gen.DIGITS_RUN))
+    st.fragment(digits_live, run_every=digits_every)(digits_every is not None)
     digits_tools()

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from e2e_util import click_button, metric_value, open_app_page, wait_for_idle
+from e2e_util import click_button, metric_value, wait_for_idle
 
 SHOTS = os.environ.get("DLPLAY_SHOTS")
 SLOW_MS = 120_000
@@ -44,6 +44,36 @@ def wait_for_steps(page, label: str, n: int) -> None:
         arg=[label, n], timeout=SLOW_MS)
 
 
+# counts the messages the server sends the page: each rerun of the live fragment sends some
+COUNT_FRAMES_JS = """window.__frames = 0;
+window.WebSocket = class extends window.WebSocket {
+  constructor(...args) { super(...args); this.addEventListener('message', () => { window.__frames += 1; }); }
+};"""
+
+
+def open_counting(context, base_url: str, lang: str):
+    """The Generate page (as open_app_page) in a tab that counts the messages the server sends it."""
+    page = context.new_page()
+    page.add_init_script(COUNT_FRAMES_JS)
+    page.goto(f"{base_url}/generate?lang={lang}")
+    page.wait_for_selector("[data-testid=stMainBlockContainer] h1", timeout=90_000)
+    wait_for_idle(page)
+    return page
+
+
+def messages_in(page, ms: int) -> int:
+    """How many messages the page receives in the next ``ms`` milliseconds."""
+    before = page.evaluate("() => window.__frames")
+    page.wait_for_timeout(ms)
+    return page.evaluate("() => window.__frames") - before
+
+
+def falls_silent(page, window_ms: int = 3000, windows: int = 8) -> bool:
+    """Whether the page, once the reruns after a click are through, receives nothing for ``window_ms``
+    (a page that polls every 0.5 s never does)."""
+    return any(messages_in(page, window_ms) == 0 for _ in range(windows))
+
+
 def plane_has_heatmap(page) -> bool:
     return page.locator(".st-key-gen_plane .heatmaplayer image, .st-key-gen_plane .hm image").count() > 0
 
@@ -53,7 +83,7 @@ def plane_has_heatmap(page) -> bool:
 def test_2d_lab_steps_and_shows_the_heatmap(streamlit_server, browser_context, lang):
     from dlplay.i18n import translate
 
-    page = open_app_page(browser_context, streamlit_server, "generate", lang)
+    page = open_counting(browser_context, streamlit_server, lang)
     try:
         step_label = translate("generate.m_step", lang)
         page.wait_for_selector(".st-key-gen_plane .js-plotly-plot", timeout=SLOW_MS)  # the real shape, before any run
@@ -74,8 +104,10 @@ def test_2d_lab_steps_and_shows_the_heatmap(streamlit_server, browser_context, l
                  parseInt((m.querySelector('[data-testid=stMetricValue]')?.innerText || '0').replace(/,/g, '')) >= 40)""",
             arg=step_label, timeout=SLOW_MS)
         assert plane_has_heatmap(page)
+        assert messages_in(page, 2000) > 5  # while it trains, the live fragment redraws the plane
         click_button(page, "gen_lab_pause")
         wait_for_idle(page, SLOW_MS)
+        assert falls_silent(page)  # paused: drawn once, then no more reruns (it was ~100 messages a second)
         page.wait_for_function("() => !!document.querySelector('.st-key-gen_plane .hm image, .st-key-gen_plane .heatmaplayer image')",
                                timeout=SLOW_MS)
         shot(page, f"lab-{lang}")
@@ -93,7 +125,7 @@ def frame_count(page) -> int:
 def test_mnist_gan_trains_from_the_page_and_its_grid_downloads(streamlit_server, browser_context, lang, tmp_path):
     from dlplay.i18n import translate
 
-    page = open_app_page(browser_context, streamlit_server, "generate", lang)
+    page = open_counting(browser_context, streamlit_server, lang)
     try:
         page.get_by_text(translate("generate.mode_digits", lang), exact=True).click()
         page.wait_for_selector(".st-key-gen_digits_start button", timeout=SLOW_MS)
@@ -110,6 +142,7 @@ def test_mnist_gan_trains_from_the_page_and_its_grid_downloads(streamlit_server,
         click_button(page, "gen_digits_stop")  # the page stops polling: downloads from a still page
         page.wait_for_selector(".st-key-gen_digits_start button:not([disabled])", timeout=SLOW_MS)
         wait_for_idle(page, SLOW_MS)
+        assert falls_silent(page)  # stopped: no more polling
         page.get_by_role("tab").nth(4).click()  # Download and save
         with page.expect_download(timeout=SLOW_MS) as download:
             click_button(page, "gen_grid_png")

@@ -62,6 +62,7 @@ def test_a_short_2d_run_steps_and_trains():
         at.selectbox(key="gen_shape").set_value("ring").run()
         click(at, "gen_lab_step_d")
         run = at.session_state["gen_lab_run"]
+        assert at.metric[1].value == "1"  # the click waits for its step: the page after it shows the step taken
         assert wait_for(lambda: run.snapshot().progress.global_step >= 1 and run.status == "paused", 30)
         snap = run.snapshot()
         assert snap.d_updates == 1 and snap.g_updates == 0  # Step D updated D only

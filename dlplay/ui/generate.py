@@ -9,6 +9,7 @@ page's language, for the page to show.
 """
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -26,14 +27,14 @@ from dlplay.gan2d import LabFrame, Minimax
 from dlplay.i18n import translate
 from dlplay.server.admin import heartbeat_timeout
 from dlplay.spec import dense_spec
-from dlplay.status import ACTIVE, FINISHED
+from dlplay.status import ACTIVE, FINISHED, Status
 from dlplay.ui import server
 from dlplay.ui.canvas_widget import decode_png_data_url, draw_canvas
 from dlplay.ui.data import dataset_on, guarded_by
 from dlplay.ui.drawing import digit_from_png
 from dlplay.ui.i18n import current_language, error_text, t
 from dlplay.ui.state import current_session
-from dlplay.ui.training import FULL_SPEED, PACE_CHOICES, nearest
+from dlplay.ui.training import FULL_SPEED, PACE_CHOICES, _await_status, nearest
 
 MODE_KEY = "gen_mode"
 MODES = ("lab", "digits")
@@ -46,6 +47,8 @@ CANVAS_STROKE = 14
 MIN_DRAWN_POINTS = 20  # fewer distinct places than this is no distribution to learn
 MAX_DRAWN_POINTS = 1000
 POLL_S = 0.5
+MOVING = frozenset({Status.QUEUED, Status.RUNNING})  # the run moves on by itself: the page polls it
+STEP_WAIT_KEY = "gen_step_wait"  # (run, its step count before a Step click): polled until the step is taken
 LAB_PACE_KEY, DIGITS_PACE_KEY = "gen_lab_pace", "gen_digits_pace"
 DEFAULT_LAB_PACE = 20  # steps per second: GAN Lab's slow motion is what makes the contest watchable
 LAB_PACE_CHOICES = PACE_CHOICES
@@ -71,6 +74,30 @@ def run_of(key: str) -> Any | None:
 
 def is_active(run: Any | None) -> bool:
     return run is not None and run.status in ACTIVE
+
+
+def _step_pending(run: Any) -> bool:
+    """A Step clicked on this page that the run has not taken yet (a paused run takes it without
+    changing its status: only its step count tells)."""
+    wait = st.session_state.get(STEP_WAIT_KEY)
+    if wait is None or wait[0] is not run:
+        return False
+    if run.status in FINISHED or run.snapshot().progress.global_step > wait[1]:
+        st.session_state.pop(STEP_WAIT_KEY, None)
+        return False
+    return True
+
+
+def is_training(run: Any | None) -> bool:
+    """Whether the page polls the run (the fragment's ``run_every``): while it trains or waits for a slot,
+    or a Step is on its way. Paused, ended or not started it is drawn once: nothing moves, and a paused
+    run's heartbeat comes from the connection keeper (dlplay/ui/server.py) while the tab is open."""
+    return run is not None and (run.status in MOVING or _step_pending(run))
+
+
+def poll_every(run: Any | None) -> float | None:
+    """The live fragment's ``run_every`` for this run, fixed at each full rerun (as on the Train page)."""
+    return POLL_S if is_training(run) else None
 
 
 def _register(run: Any) -> Any:
@@ -189,6 +216,7 @@ def on_pause(key: str) -> None:
     run = run_of(key)
     if run is not None:
         run.pause()
+        _await_status(run, (Status.RUNNING,))  # the rerun after the click draws it paused, and stops polling
 
 
 @guarded
@@ -196,6 +224,7 @@ def on_resume(key: str) -> None:
     run = run_of(key)
     if run is not None:
         run.resume()
+        _await_status(run, (Status.PAUSED,))  # the rerun after the click sees it train, and polls
 
 
 @guarded
@@ -351,7 +380,9 @@ def _new_lab_run() -> Any:
 
 @guarded
 def on_lab_start() -> None:
-    _new_lab_run().start()
+    run = _new_lab_run()
+    run.start()
+    _await_status(run, (Status.READY,))
 
 
 @guarded
@@ -360,7 +391,11 @@ def on_lab_step(which: str) -> None:
     run = run_of(LAB_RUN)
     if run is None or run.status in FINISHED:
         run = _new_lab_run()
+    st.session_state[STEP_WAIT_KEY] = (run, run.snapshot().progress.global_step)
     {"d": run.step_d, "g": run.step_g, "both": run.step}[which](1)
+    end = time.monotonic() + 1.0  # a lab step takes milliseconds: the rerun after the click shows it taken
+    while _step_pending(run) and time.monotonic() < end:
+        time.sleep(0.01)
 
 
 def _lab_context(run: Any | None) -> LabContext | None:
@@ -470,7 +505,9 @@ def _new_digits_run(preset: str | None = None, spec: gm.GanSpec | None = None) -
 
 @guarded
 def on_digits_start() -> None:
-    _new_digits_run().start()
+    run = _new_digits_run()
+    run.start()
+    _await_status(run, (Status.READY,))
 
 
 def digits_context(run: Any | None) -> DigitsContext | None:
