@@ -6,8 +6,8 @@ own weights, and what the Sequences page shows from it.
   every hidden state h_t in the autograd graph;
 - :func:`time_gradients`: ‖∂L/∂h_t‖ for every step (the probe's gradient through time);
 - :func:`early_predictions`: the classifier's probabilities after each step, run on h_t;
-- :func:`memory`: the hidden state (units × steps, units ordered by their step of peak activation)
-  and, for an LSTM or GRU, its gates;
+- :func:`memory`: the hidden state (units × steps, units ordered by the step where they first become
+  strongly active) and, for an LSTM or GRU, its gates in the same row order;
 - :func:`connectivity`: |∂(target logit)/∂x_t| per step (Distill's "connectivity");
 - :func:`step_formula`: the forward formula of one unit at one step with real numbers, and the
   back-propagation-through-time δ recursion written out, checked against autograd.
@@ -178,9 +178,21 @@ def early_predictions(net: Any, image: Any, mean: float, std: float) -> np.ndarr
     return torch.softmax(_head(model, un.block, out), dim=1).cpu().numpy().astype(np.float64)
 
 
+ONSET_SHARE = 0.5  # a unit is "strongly active" from the first step where |h| reaches this share of its largest |h|
+
+
+def onset_steps(values: np.ndarray, share: float = ONSET_SHARE) -> np.ndarray:
+    """[units] for a [units, T] array: the first step (0-based) where each row's |value| reaches ``share``
+    of its largest; ``T`` for a row that is 0 throughout (it never becomes active)."""
+    mag = np.abs(values)
+    top = mag.max(axis=1, keepdims=True)
+    onset = (mag >= share * top).argmax(axis=1)
+    return np.where(top[:, 0] > 0, onset, mag.shape[1])
+
+
 @dataclass(frozen=True)
 class Memory:
-    """The top layer's hidden state and gates for one input, units ordered by their step of peak |h|."""
+    """The top layer's hidden state and gates for one input, units ordered by :func:`onset_steps` of |h|."""
 
     h: np.ndarray  # [units, T] in display order
     units: np.ndarray  # [units] the original unit index of each row
@@ -192,8 +204,11 @@ def memory(net: Any, image: Any, mean: float, std: float) -> Memory:
     model = _eval_copy(net)
     un = unroll(model, _pixels(image, model, mean, std))
     h = torch.cat(un.hs).T.cpu().numpy().astype(np.float64)  # [H, T]
-    peak = np.abs(h).argmax(axis=1)
-    order = np.lexsort((-np.abs(h).max(axis=1), peak))  # by step of peak, then by size
+    # the step where each unit first becomes strongly active, then its step of peak |h|, then its size: a
+    # unit that switches on early and stays on (an LSTM's memory) sits with the early ones, where the eye
+    # sees it, not with the step where it happens to be a little larger
+    mag = np.abs(h)
+    order = np.lexsort((-mag.max(axis=1), mag.argmax(axis=1), onset_steps(h)))
     gates = {}
     for name in CELLS[un.cell].shown_parts():
         gates[name] = torch.cat([p[name] for p in un.parts]).T.cpu().numpy().astype(np.float64)[order]

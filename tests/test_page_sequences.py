@@ -2,6 +2,7 @@
 recurrent runs (plain RNN, LSTM reading all states, GRU), for a test image and for a drawing."""
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -10,6 +11,7 @@ from streamlit.testing.v1 import AppTest
 
 from dlplay.i18n import translate
 from dlplay.probe import Probe
+from dlplay.sequences import onset_steps
 from dlplay.spec import LayerSpec, ModelSpec, TrainConfig, dense_spec
 from dlplay.train import TrainingSession
 
@@ -105,3 +107,25 @@ def test_the_other_pages_take_a_recurrent_run(lstm_run, page):
     at.switch_page(f"pages/{page}.py")
     at.run()
     assert not at.exception, [e.value for e in at.exception]
+
+
+def memory_chart(at) -> dict:
+    """The memory heatmap as the browser gets it (its Plotly JSON)."""
+    charts = [c for c in at.get("plotly_chart") if c.proto.id.endswith("seq_memory")]
+    assert len(charts) == 1, [c.proto.id for c in at.get("plotly_chart")]
+    return json.loads(charts[0].proto.spec)
+
+
+def test_the_memory_rows_are_in_the_order_the_caption_gives(lstm_run):
+    """The heatmap the page sends: its rows (units) go by the step where each first becomes strongly
+    active, as the caption says; a gate's view keeps the same rows."""
+    at = open_page(lstm_run, "en")
+    h = memory_chart(at)["data"][0]
+    z = np.array(h["z"])
+    assert z.shape == (16, 28) and sorted(map(int, h["y"])) == list(range(16))
+    onsets = onset_steps(z)
+    assert np.all(np.diff(onsets) >= 0), onsets
+    assert "first become strongly active" in text_of(at) and "50%" in text_of(at)
+    at.radio(key="seq_memory_show").set_value("f").run()
+    assert not at.exception
+    assert memory_chart(at)["data"][0]["y"] == h["y"]  # the same unit on the same row

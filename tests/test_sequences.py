@@ -15,6 +15,7 @@ from dlplay.sequences import (
     early_predictions,
     gradient_factor,
     memory,
+    onset_steps,
     step_formula,
     time_gradients,
     unroll,
@@ -121,14 +122,41 @@ def test_early_prediction_memory_and_connectivity(case, image, mnist):
     np.testing.assert_allclose(probs[-1], final[0].numpy(), rtol=1e-4, atol=1e-6)  # after the last row: the answer
     mem = memory(model, img, mean, std)
     assert mem.h.shape == (12, 28) and sorted(mem.units) == list(range(12))
-    peaks = np.abs(mem.h).argmax(axis=1)
-    assert np.all(np.diff(peaks) >= 0)  # ordered by the step of peak activation
+    assert np.all(np.diff(onset_steps(mem.h)) >= 0)  # ordered by the step where each unit becomes strongly active
+    for rows in mem.gates.values():
+        assert rows.shape == mem.h.shape  # (in the same row order: checked on the page's figures)
     assert set(mem.gates) == {"rnn": set(), "lstm": {"i", "f", "g", "o", "c"}, "gru": {"r", "z", "n"}}[case[0]]
     conn, target = connectivity(model, img, mean, std)
     assert conn.shape == (28,) and target == int(probs[-1].argmax())
     x = torch.as_tensor((img / 255.0 - mean) / std, dtype=torch.float32)[None, None].requires_grad_(True)
     (grad,) = torch.autograd.grad(model(x)[0, target], x)  # the whole model, row t = step t
     np.testing.assert_allclose(conn, grad[0, 0].norm(dim=1).numpy(), rtol=1e-4, atol=1e-8)
+
+
+def test_onset_is_the_first_step_at_half_the_largest_magnitude():
+    values = np.array([[0.1, 0.6, -1.0, 0.2],  # |h| reaches 0.5 at step 1
+                       [-0.9, 0.0, 0.0, 0.0],  # at once, negative
+                       [0.0, 0.0, 0.0, 0.0],  # never active: after the last step
+                       [0.0, 0.2, 0.3, 0.4]])  # 0.2 is exactly half of 0.4
+    assert onset_steps(values).tolist() == [1, 0, 4, 1]
+
+
+def test_the_read_and_tinted_digits_are_white_on_black_like_mnist(image):
+    """As MNIST stores them and the other pages draw them (colorscale "gray": 0 black, 255 white)."""
+    from dlplay.figures.sequences import connectivity_image, revealed_figure
+
+    img, _ = image
+    ink, paper = img >= 200, img == 0
+    assert ink[14:].any() and paper.any()
+    read = np.asarray(revealed_figure(img, "rows", 28).data[0].z, dtype=np.int64)  # every row read
+    assert np.abs(read - img.astype(np.int64)[..., None]).max() <= 1  # MNIST's own grey levels
+    half = np.asarray(revealed_figure(img, "rows", 14).data[0].z, dtype=np.int64)
+    assert (half[:14] == read[:14]).all()
+    unread = half[14:]  # the rows not read yet: dark and tinted, their ink dimmed but brighter than the paper
+    assert unread[paper[14:]].max() < 100 and (unread[paper[14:]][:, 0] > unread[paper[14:]][:, 1]).all()
+    assert unread[ink[14:]].min() > unread[paper[14:]].max()
+    tinted = np.asarray(connectivity_image(img, np.ones(28), "rows").data[0].z, dtype=np.int64)
+    assert tinted[ink].mean() > 200 and tinted[paper].mean(axis=1).max() < tinted[ink].mean()
 
 
 def test_pixel_by_pixel_preset_shows_the_vanishing_hint(mnist):

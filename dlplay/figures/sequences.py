@@ -10,7 +10,9 @@ from ..i18n import translate
 from .style import LAYER_PALETTE as PALETTE
 from .style import LEGEND_BELOW, axis, base_layout, plain_figure
 
-INK, PAPER, UNREAD = np.array([20, 20, 20]), np.array([255, 255, 255]), np.array([252, 228, 236])
+# white digits on black, as MNIST stores them and the other pages draw them; the rows not read yet
+# on a dark wine red, their ink dimmed
+INK, PAPER, UNREAD = np.array([255, 255, 255]), np.array([0, 0, 0]), np.array([70, 18, 40])
 CURRENT = "#d62728"
 
 

@@ -128,8 +128,9 @@ def memory_section(net: Any, image: np.ndarray, lang: str) -> None:
     st.plotly_chart(fs.memory_figure(values, mem.units, t(f"sequences.gate_{choice}"), lang,
                                      st.session_state.get("seq_step"), zero_centered=centered),
                     key="seq_memory", config=PLOT_CONFIG)
-    # a plain RNN has no gates: the sentence about them only where there are some
-    st.caption(t("sequences.cap_memory") + ((" " if lang == "en" else "") + t("sequences.cap_gates") if mem.gates else ""))
+    # a plain RNN has no gates: the sentences about them only where there are some
+    gates = [t("polish.cap_rows_kept"), t("sequences.cap_gates")] if mem.gates else []
+    st.caption((" " if lang == "en" else "").join([t("polish.cap_memory", share=f"{seq.ONSET_SHARE:.0%}"), *gates]))
 
 
 def connectivity_section(net: Any, image: np.ndarray, lang: str) -> None:
