@@ -115,6 +115,9 @@ class CudaGraphs:
             with torch.cuda.stream(self.stream):
                 result = fn()
             current.wait_stream(self.stream)  # what follows uses the step's results
+            for t in tree_leaves(result):  # ... on the current stream: the allocator must know it
+                if isinstance(t, torch.Tensor) and t.is_cuda:
+                    t.record_stream(current)
         return result
 
     def capture(self, fn: Callable[[], tuple[torch.Tensor, ...]], pool: Any = None) -> Graph:

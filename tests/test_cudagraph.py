@@ -190,3 +190,12 @@ def test_the_cpu_default_is_off(mnist):
     assert cudagraph.backend_for("off", torch.device("cuda")) is None
     with pytest.raises(ValueError):
         TrainingSession(SPEC, TrainConfig(), mnist, "cpu", cuda_graph="on")
+
+
+def test_every_state_has_its_line_on_the_train_page():
+    from dlplay.i18n import catalog
+
+    for lang in ("en", "zh"):
+        texts = catalog(lang)
+        for state in (cudagraph.ON, cudagraph.OFF_OPTIMIZER, cudagraph.OFF_NETWORK, cudagraph.OFF_FAILED):
+            assert texts.get(f"cudagraph.{state}"), (lang, state)
