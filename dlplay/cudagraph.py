@@ -166,9 +166,11 @@ class _Captured:
     update: Graph
     lr: torch.Tensor  # the learning rate the update reads (a device tensor)
     lr_value: float  # what it holds
-    fingerprint: tuple[int, ...]  # where every tensor the graphs read was at capture
+    tensors: list[torch.Tensor]  # the parameters and buffers the graphs read and write
+    ptrs: list[int]  # where they and the optimiser's state tensors were at capture
     opt_state: Any  # the optimiser's state dict at capture (load_state_dict replaces it)
-    hyper: dict[str, Any]  # the optimiser's settings except params and lr
+    opt_states: int  # how many parameters it had state for
+    hyper: tuple[Any, ...]  # the optimiser's settings except params and lr
 
 
 class GraphedStep:
@@ -202,7 +204,9 @@ class GraphedStep:
         self._engine = engine
         self.warmup = warmup
         self._on_state = on_state
-        self._modules = list(model.modules())
+        # the hook tables of every module (register_*_hook adds to them, a handle's remove() takes out)
+        self._hook_tables = [table for m in model.modules() for table in (
+            m._forward_hooks, m._forward_pre_hooks, m._backward_hooks, m._backward_pre_hooks)]
         self._graphs: _Captured | None = None
         self._warm = 0  # warm-up steps since the graphs were last dropped
         self.state = ON
@@ -261,9 +265,8 @@ class GraphedStep:
             return False
         if self._engine is not None and self._engine.watching:
             return False  # the probe reads δ from the engine's own backward pass
-        for m in self._modules:  # the probe's forward hooks (then gradient hooks on their outputs)
-            if m._forward_hooks or m._forward_pre_hooks or m._backward_hooks or m._backward_pre_hooks:
-                return False
+        if any(self._hook_tables):  # the probe's forward hooks (then gradient hooks on their outputs)
+            return False
         hooks = nn.modules.module
         if (hooks._global_forward_hooks or hooks._global_forward_pre_hooks or hooks._global_backward_hooks
                 or hooks._global_backward_pre_hooks):
@@ -271,20 +274,23 @@ class GraphedStep:
         group = self.optimizer.param_groups[0]
         return len(self.optimizer.param_groups) == 1 and not torch.is_tensor(group["lr"])
 
-    def _fingerprint(self) -> tuple[int, ...]:
-        """Where the tensors the graphs read are: parameters, buffers, optimiser state."""
-        ptrs = [t.data_ptr() for t in self.model.parameters()]
-        ptrs += [t.data_ptr() for t in self.model.buffers()]
+    def _locations(self, tensors: list[torch.Tensor]) -> list[int]:
+        """Where ``tensors`` (parameters, buffers) and the optimiser's state tensors are now."""
+        ptrs = list(map(torch.Tensor.data_ptr, tensors))
         for state in self.optimizer.state.values():
-            ptrs += [v.data_ptr() for v in state.values() if torch.is_tensor(v)]
-        return tuple(ptrs)
+            ptrs += [v.data_ptr() for v in state.values() if isinstance(v, torch.Tensor)]
+        return ptrs
 
-    def _hyper(self) -> dict[str, Any]:
-        return {k: v for k, v in self.optimizer.param_groups[0].items() if k not in ("params", "lr")}
+    def _hyper(self) -> tuple[Any, ...]:
+        group = self.optimizer.param_groups[0]
+        return tuple(v for k, v in sorted(group.items()) if k not in ("params", "lr"))
 
     def _still_valid(self, graphs: _Captured) -> bool:
-        return (self.optimizer.state is graphs.opt_state and self._hyper() == graphs.hyper
-                and self._fingerprint() == graphs.fingerprint)
+        """Every step on a GPU, so cheap: the optimiser's state and settings, and every tensor the graphs
+        know still where it was (a parameter swapped for another object, load_state_dict(assign=True),
+        is not looked for: the optimiser would not train it either)."""
+        return (self.optimizer.state is graphs.opt_state and len(self.optimizer.state) == graphs.opt_states
+                and self._locations(graphs.tensors) == graphs.ptrs and self._hyper() == graphs.hyper)
 
     def _capture(self, x: torch.Tensor, y: torch.Tensor) -> _Captured:
         group = self.optimizer.param_groups[0]
@@ -297,7 +303,7 @@ class GraphedStep:
         params: list[torch.Tensor] = [p for p in self.model.parameters() if p.grad is not None]
         grads = [p.grad for p in params if p.grad is not None]
         lr = torch.full((), float(group["lr"]), dtype=self.backend.lr_dtype, device=x.device)
-        fingerprint, hyper = self._fingerprint(), self._hyper()
+        tensors, hyper = [*self.model.parameters(), *self.model.buffers()], self._hyper()
         accumulates, forward_backward, update = self._accumulates, self._forward_backward, self._update
 
         def step_forward_backward() -> tuple[torch.Tensor, ...]:
@@ -327,8 +333,8 @@ class GraphedStep:
 
         first = self.backend.capture(step_forward_backward)
         second = self.backend.capture(step_update, pool=first.pool)
-        return _Captured(sx, sy, params, grads, first, second, lr, float(group["lr"]), fingerprint,
-                         self.optimizer.state, hyper)
+        return _Captured(sx, sy, params, grads, first, second, lr, float(group["lr"]), tensors,
+                         self._locations(tensors), self.optimizer.state, len(self.optimizer.state), hyper)
 
     def _load(self, graphs: _Captured, x: torch.Tensor, y: torch.Tensor) -> None:
         """The batch into the static buffers the graphs read."""

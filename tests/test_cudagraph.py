@@ -131,6 +131,28 @@ def test_restored_state_recaptures_and_training_goes_on(mnist, engine):
     assert same_run(eager, graphed)
 
 
+class Reallocate(TrainingCallback):
+    """At step ``at``, copy the optimiser's state tensors to new memory (same values)."""
+
+    def __init__(self, at: int):
+        self.at = at
+
+    def after_step(self, session, step):
+        if step == self.at:
+            for state in session.optimizer.state.values():
+                for k, v in state.items():
+                    state[k] = v.clone()
+
+
+def test_a_state_tensor_moved_in_place_recaptures(mnist):
+    """(autograd: its optimiser reads the state dict at each step; the dense engine's update keeps the
+    tensors it started with, with or without graphs)"""
+    eager = run(mnist, "off", engine="autograd", callbacks=(Reallocate(70),))
+    graphed = run(mnist, StandInGraphs(), engine="autograd", callbacks=(Reallocate(70),))
+    assert graphed.status == "done" and graphed.cuda_graph.captures == 2
+    assert same_run(eager, graphed)
+
+
 def test_weights_loaded_in_place_need_no_new_capture(mnist):
     """Early stopping's restore loads weights in place: the captured graphs read the same memory."""
     config = TrainConfig(epochs=6, train_size=1000, batch_size=32, seed=3, schedule="cosine", patience=1)
