@@ -221,3 +221,30 @@ def test_every_state_has_its_line_on_the_train_page():
         texts = catalog(lang)
         for state in (cudagraph.ON, cudagraph.OFF_OPTIMIZER, cudagraph.OFF_NETWORK, cudagraph.OFF_FAILED):
             assert texts.get(f"cudagraph.{state}"), (lang, state)
+
+
+def train_page_captions(session: TrainingSession, lang: str) -> list[str]:
+    from pathlib import Path
+
+    from streamlit.testing.v1 import AppTest
+
+    at = AppTest.from_file(str(Path(__file__).resolve().parents[1] / "app.py"), default_timeout=60)
+    at.session_state["lang"] = lang
+    at.session_state["train_session"] = session
+    at.run()
+    at.switch_page("pages/train.py")
+    at.run()
+    assert not at.exception, at.exception
+    return [c.value for c in at.caption]
+
+
+@pytest.mark.parametrize("lang", ["en", "zh"])
+def test_the_train_page_says_the_steps_replay_graphs(mnist, lang):
+    """The Train page's line under the engine's (AppTest; a stand-in run, as no GPU is here)."""
+    from dlplay.i18n import catalog
+
+    config = TrainConfig(epochs=1, train_size=320, batch_size=32, seed=3, val_share=0.0)
+    graphed = run(mnist, StandInGraphs(), config=config, probe=False)
+    assert catalog(lang)["cudagraph.on"] in train_page_captions(graphed, lang)
+    plain = run(mnist, "off", config=config, probe=False)
+    assert not set(train_page_captions(plain, lang)) & {v for k, v in catalog(lang).items() if k.startswith("cudagraph.")}
