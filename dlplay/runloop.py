@@ -33,6 +33,7 @@ from typing import Any, Iterable
 import torch
 
 from .errors import UserError
+from .memory import keep_freed_memory
 from .metrics import MetricsHistory
 from .spec import validate_lr
 from .status import Status
@@ -94,6 +95,7 @@ class RunLoop:
             if self._thread is not None:
                 return
             self._paused = paused
+            keep_freed_memory()  # a step's freed activations are reused by the next one (dlplay/memory.py)
             self._thread = threading.Thread(target=self._run, name=self.thread_name, daemon=True)
             self._thread.start()
 
