@@ -111,6 +111,11 @@ class DenseEngine:
         """During the next backward pass call ``fn(block index, δ)`` for every layer (None: stop)."""
         self._watch = fn
 
+    @property
+    def watching(self) -> bool:
+        """A δ watcher is set for the next backward pass (a step the probe measures)."""
+        return self._watch is not None
+
     # ----- one training step ------------------------------------------------------------------------
     def buffers(self, batch: int) -> _Buffers:
         buf = self._buffers.get(batch)

@@ -45,6 +45,7 @@ class Progress:
     warning_params: tuple = ()
     evaluating: float | None = None  # share of the test set evaluated at an epoch's end; None while training
     engine: str = ""  # what trains: "dense" (dlplay.engine, the tutorial's equations) or "autograd"
+    cuda_graph: str = ""  # CUDA graphs (dlplay.cudagraph): "" not on a GPU or off, else the state ("on", "off_...")
 
     @property
     def fraction(self) -> float:

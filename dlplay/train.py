@@ -17,6 +17,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from . import cudagraph
 from .augment import batch_augmenter
 from .callbacks import TrainingHooks
 from .data import DatasetInfo, normalize_with
@@ -64,6 +65,11 @@ class TrainingSession(RunLoop):
     (the tutorial's equations, no autograd) and anything else with autograd; ``"autograd"`` always
     uses autograd. ``self.engine`` is the dense engine or None; ``engine_name`` says which trains.
 
+    ``cuda_graph``: ``"auto"`` replays each full-size training step from captured CUDA graphs on a CUDA
+    device (:mod:`dlplay.cudagraph`; never on the CPU or MPS), ``"off"`` never; a backend object (the
+    tests' CPU stand-in) uses that backend on any device. ``self.cuda_graph`` is the
+    :class:`~dlplay.cudagraph.GraphedStep` or None; ``progress.cuda_graph`` says whether it is on.
+
     The thread, commands, gate, pace, slots and status are :class:`~dlplay.runloop.RunLoop`'s; this
     class adds the classification task: model, data, its step, metrics, warnings and evaluation.
     """
@@ -84,6 +90,7 @@ class TrainingSession(RunLoop):
         history_capacity: int = 8192,
         engine: str = "auto",
         start_from: ResumeState | None = None,
+        cuda_graph: str | cudagraph.GraphBackend = "auto",
     ):
         super().__init__(torch.device(device) if device is not None else choose_device(config.device),
                          sync_every=sync_every, callbacks=callbacks, heartbeat_timeout=heartbeat_timeout,
@@ -110,6 +117,9 @@ class TrainingSession(RunLoop):
         self.engine = DenseEngine(self.model, self.optimizer) if engine == "auto" and engine_supports(self.model) else None
         self.engine_name = self.engine.name if self.engine is not None else "autograd"
         self._train_step = self._engine_step if self.engine is not None else self._autograd_step
+        # on a GPU: the step replayed from CUDA graphs where it can be (dlplay/cudagraph.py)
+        self.cuda_graph: cudagraph.GraphedStep | None = None
+        graph_state = self._graph_step(cuda_graph)
         info = self.dataset.info
         self._scale = 1.0 / (255.0 * info.std)
         self._neg_shift = torch.tensor(-info.mean / info.std, dtype=torch.float32, device=self.device)
@@ -125,7 +135,7 @@ class TrainingSession(RunLoop):
         self._test_cpu: tuple[torch.Tensor, torch.Tensor] | None = None
         self.metrics.update_progress(
             epochs=config.epochs, steps_per_epoch=self.steps_per_epoch, total_steps=self.total_steps, lr=config.lr,
-            engine=self.engine_name,
+            engine=self.engine_name, cuda_graph=graph_state,
         )
         if start_from is not None:
             self.metrics.update_progress(global_step=start_from.step, epoch=start_from.epoch)
@@ -515,6 +525,49 @@ class TrainingSession(RunLoop):
 
 
     # ----- one training step: the dense engine's, or autograd's ------------------------------
+    def _graph_step(self, choice: str | cudagraph.GraphBackend) -> str:
+        """Replay the step from CUDA graphs if ``choice`` and the run allow; the state for the progress
+        ("" when no backend applies: the CPU, MPS, or "off")."""
+        backend = cudagraph.backend_for(choice, self.device)
+        if backend is None:
+            return ""
+        reason = cudagraph.unsupported(self.model, self.optimizer)
+        if reason is not None:
+            return reason
+        engine = self.engine
+        step = cudagraph.GraphedStep(
+            self.model, self.optimizer, self.config.batch_size, backend, eager=self._train_step,
+            forward_backward=engine.forward_backward if engine is not None else self._forward_backward,
+            update=engine.update if engine is not None else self.optimizer.step,
+            accumulates=engine is None, after_backward=self._after_backward, after_step=self._after_step,
+            engine=engine, on_state=lambda state: self.metrics.update_progress(cuda_graph=state),
+        )
+        self.cuda_graph = step
+        self._train_step = step
+        return step.state
+
+    def _run(self) -> None:
+        try:
+            super()._run()
+        finally:
+            if self.cuda_graph is not None:
+                self.cuda_graph.release()  # the graphs' memory goes back to the device
+
+    def _forward_backward(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Autograd's forward and backward pass without the step's bookkeeping (what CUDA graphs capture):
+        the gradients are added to ``.grad``."""
+        out = self.model(x)
+        loss = F.cross_entropy(out, y)
+        loss.backward()
+        return loss, out
+
+    def _after_backward(self) -> None:
+        self._global_step += 1
+        self._call("after_backward", self._global_step)
+
+    def _after_step(self) -> None:
+        self._call("after_step", self._global_step)
+
     def _engine_step(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         loss, out = self.engine.forward_backward(x, y)  # type: ignore[union-attr]
         self._global_step += 1

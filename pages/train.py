@@ -150,6 +150,8 @@ def live_view() -> None:
     m[4].metric(t("train.m_speed"), f"{p.samples_per_s:,.0f}" if p.samples_per_s and p.status == Status.RUNNING else "–")
     if p.engine:
         st.caption(t("train.engine_dense") if p.engine == "dense" else t("train.engine_autograd"))
+    if p.cuda_graph:  # on a GPU: whether the steps replay CUDA graphs (dlplay/cudagraph.py)
+        st.caption(t(f"cudagraph.{p.cuda_graph}"))
     if p.message:
         box = st.error if p.status in PROBLEM else st.info
         box(t(p.message, **dict(p.message_params)))
