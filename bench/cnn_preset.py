@@ -1,7 +1,7 @@
 """Measure the small-CNN preset: test accuracy per epoch and time, trained on the 10k MNIST sample.
 
 Usage: python bench/cnn_preset.py [--preset small_cnn] [--seeds 0 1 2] [--threads 2] [--epochs N]
-       [--schedule constant|cosine|step] [--lr X]
+       [--schedule constant|cosine|step] [--lr X] [--val-share 0]
 
 Trains exactly as the app does (TrainingSession, the preset's TrainConfig) on the sample's 10,000
 training images and reports accuracy on the official 10,000-image test set after every epoch.
@@ -46,6 +46,8 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=None, help="override the preset's epochs")
     parser.add_argument("--schedule", default=None, choices=SCHEDULES, help="override the preset's lr schedule")
     parser.add_argument("--lr", type=float, default=None, help="override the preset's learning rate")
+    parser.add_argument("--val-share", type=float, default=None,
+                        help="override the preset's validation share (0: train on every training image, as before issue 19)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     dataset = load_dataset("mnist", download=False)
@@ -58,7 +60,8 @@ def main() -> None:
     finals = []
     for seed in args.seeds:
         t0 = time.perf_counter()
-        changes = {k: v for k, v in (("schedule", args.schedule), ("lr", args.lr)) if v is not None}
+        changes = {k: v for k, v in (("schedule", args.schedule), ("lr", args.lr), ("val_share", args.val_share))
+                   if v is not None}
         rows = run_once(args.preset, seed, args.epochs, dataset, **changes)
         total = time.perf_counter() - t0
         for epoch, test_acc, train_acc, seconds in rows:

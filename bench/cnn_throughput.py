@@ -29,7 +29,6 @@ import argparse
 import multiprocessing as mp
 import os
 import resource
-import sys
 import threading
 import time
 from pathlib import Path
@@ -45,7 +44,6 @@ def worker(name: str, seed: int, steps: int, chunk: int, threads: int, conn) -> 
     """One variant in its own process: built in its main thread and trained in a second thread, as
     in the app (the page's script thread makes the run, the run's thread trains it): time the chunks
     of steps the parent names."""
-    sys.path.insert(0, str(REPO))
     import torch
     import torch.nn.functional as F
 
