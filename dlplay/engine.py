@@ -28,6 +28,7 @@ from torch import nn
 
 from .activations import ACTIVATIONS, IDENTITY, Activation
 from .layers import DENSE
+from .optimizers import make_update
 
 DeltaWatcher = Callable[[int, torch.Tensor], None]  # (index of the block in net.blocks, δ of that block)
 
@@ -104,7 +105,7 @@ class DenseEngine:
         self.device = self.layers[0].weight.device
         self._buffers: dict[int, _Buffers] = {}
         self._watch: DeltaWatcher | None = None
-        self._update = _make_update(optimizer, [p for p in net.parameters()])
+        self._update = make_update(optimizer, [p for p in net.parameters()])
 
     # ----- the probe's window on δ ------------------------------------------------------------------
     def watch_delta(self, fn: DeltaWatcher | None) -> None:
@@ -218,73 +219,3 @@ def weight_grad(delta: torch.Tensor, a_prev: torch.Tensor, out: torch.Tensor | N
 def bias_grad(delta: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
     """∂J/∂b = Σ_batch δ."""
     return torch.sum(delta, 0, out=out)
-
-
-# ----- the update: the optimiser's own fused kernels on its own state ---------------------------------
-
-def _make_update(optimizer: torch.optim.Optimizer, params: list[torch.Tensor]) -> Callable[[], None]:
-    """A function applying ``optimizer`` to ``params`` (whose .grad holds ∂J/∂W).
-
-    The first call is the optimiser's own ``step()``, which creates its state as PyTorch does; after
-    that Adam, AdamW and SGD with ``fused=True`` call their fused kernel directly on the same
-    parameter, gradient and state tensors (what ``step()`` would do, without its per-call
-    bookkeeping); other optimisers keep calling ``step()`` (their foreach implementation).
-    """
-    fast: list[Callable[[], None] | None] = [None]
-    state_seen: list[object] = [None]
-
-    def update() -> None:
-        if fast[0] is not None and optimizer.state is state_seen[0]:
-            fast[0]()
-            return
-        with torch.no_grad():
-            optimizer.step()
-        fast[0] = _fused_update(optimizer, params)
-        state_seen[0] = optimizer.state  # load_state_dict replaces it: then look again
-
-    return update
-
-
-def _fused_update(optimizer: torch.optim.Optimizer, params: list[torch.Tensor]) -> Callable[[], None] | None:
-    if len(optimizer.param_groups) != 1:
-        return None
-    group = optimizer.param_groups[0]
-    if not group.get("fused") or group.get("maximize") or group.get("differentiable") or group.get("capturable"):
-        return None
-    if torch.is_tensor(group["lr"]) or [id(p) for p in group["params"]] != [id(p) for p in params]:
-        return None
-    ps = [p.detach() for p in params]
-    if any(p.grad is None for p in params):
-        return None
-    grads: list[torch.Tensor] = [p.grad for p in params]  # type: ignore[misc]
-    state = optimizer.state
-    if isinstance(optimizer, torch.optim.Adam):  # AdamW too
-        if group.get("amsgrad"):
-            return None
-        exp_avgs = [state[p]["exp_avg"] for p in params]
-        exp_avg_sqs = [state[p]["exp_avg_sq"] for p in params]
-        steps = [state[p]["step"] for p in params]
-        kernel = torch._fused_adamw_ if group.get("decoupled_weight_decay") or isinstance(
-            optimizer, torch.optim.AdamW) else torch._fused_adam_
-
-        def adam() -> None:
-            beta1, beta2 = group["betas"]
-            torch._foreach_add_(steps, 1)
-            kernel(ps, grads, exp_avgs, exp_avg_sqs, [], steps, amsgrad=False, lr=group["lr"], beta1=beta1,
-                   beta2=beta2, weight_decay=group["weight_decay"], eps=group["eps"], maximize=False,
-                   grad_scale=None, found_inf=None)
-
-        return adam
-    if isinstance(optimizer, torch.optim.SGD):
-        momentum = group["momentum"]
-        bufs = [state[p]["momentum_buffer"] for p in params] if momentum != 0 else []
-        if any(b is None for b in bufs):
-            return None
-
-        def sgd() -> None:
-            torch._fused_sgd_(ps, grads, bufs, weight_decay=group["weight_decay"], momentum=group["momentum"],
-                              lr=group["lr"], dampening=group["dampening"], nesterov=group["nesterov"],
-                              maximize=False, is_first_step=False, grad_scale=None, found_inf=None)
-
-        return sgd
-    return None

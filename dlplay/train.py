@@ -29,7 +29,7 @@ from .engine import supports as engine_supports
 from .errors import UserError
 from .metrics import EpochRecord, MetricsSnapshot
 from .model import Net, build_model, eval_mode
-from .optimizers import make_optimizer
+from .optimizers import make_optimizer, make_update
 from .pins import PinsSnapshot, check_pins, pins_of
 from .probe import ProbeSnapshot, probe_of
 from .runloop import Diverged, RunLoop, StopRun
@@ -117,6 +117,8 @@ class TrainingSession(RunLoop):
         self.engine = DenseEngine(self.model, self.optimizer) if engine == "auto" and engine_supports(self.model) else None
         self.engine_name = self.engine.name if self.engine is not None else "autograd"
         self._train_step = self._engine_step if self.engine is not None else self._autograd_step
+        self._params = list(self.model.parameters())
+        self._update = make_update(self.optimizer, self._params)
         # on a GPU: the step replayed from CUDA graphs where it can be (dlplay/cudagraph.py)
         self.cuda_graph: cudagraph.GraphedStep | None = None
         graph_state = self._graph_step(cuda_graph)
@@ -538,7 +540,7 @@ class TrainingSession(RunLoop):
         step = cudagraph.GraphedStep(
             self.model, self.optimizer, self.config.batch_size, backend, eager=self._train_step,
             forward_backward=engine.forward_backward if engine is not None else self._forward_backward,
-            update=engine.update if engine is not None else self.optimizer.step,
+            update=engine.update if engine is not None else self._update,
             accumulates=engine is None, after_backward=self._after_backward, after_step=self._after_step,
             engine=engine, on_state=lambda state: self.metrics.update_progress(cuda_graph=state),
         )
@@ -579,11 +581,12 @@ class TrainingSession(RunLoop):
     def _autograd_step(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         out = self.model(x)
         loss = F.cross_entropy(out, y)
-        self.optimizer.zero_grad(set_to_none=True)
+        for p in self._params:  # zero_grad(set_to_none=True) without its bookkeeping
+            p.grad = None
         loss.backward()
         self._global_step += 1
         self._call("after_backward", self._global_step)
-        self.optimizer.step()
+        self._update()  # the optimiser's fused kernel called directly (optimizers.make_update)
         self._call("after_step", self._global_step)
         return loss, out
 

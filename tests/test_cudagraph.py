@@ -145,8 +145,8 @@ class Reallocate(TrainingCallback):
 
 
 def test_a_state_tensor_moved_in_place_recaptures(mnist):
-    """(autograd: its optimiser reads the state dict at each step; the dense engine's update keeps the
-    tensors it started with, with or without graphs)"""
+    """(the update, autograd's or the dense engine's, optimizers.make_update, keeps the state tensors it
+    started with, with or without graphs: the values agree; the graphs are captured again all the same)"""
     eager = run(mnist, "off", engine="autograd", callbacks=(Reallocate(70),))
     graphed = run(mnist, StandInGraphs(), engine="autograd", callbacks=(Reallocate(70),))
     assert graphed.status == "done" and graphed.cuda_graph.captures == 2
