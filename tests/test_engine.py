@@ -263,3 +263,24 @@ def test_the_autograd_runs_update_is_the_optimisers_step(mnist, optimizer):
     for p, q in zip(nets[0].parameters(), nets[1].parameters()):
         for key, value in opts[0].state[p].items():
             torch.testing.assert_close(opts[1].state[q][key], value, rtol=0, atol=1e-6, msg=key)
+
+
+def test_a_step_without_a_gradient_falls_back_to_the_optimisers_step_with_the_right_count():
+    """The fast Adam update shares one step counter between parameters; a step where a parameter has
+    no gradient goes through ``optimizer.step()``, which must count each parameter once."""
+    nets = [torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.Linear(4, 2)) for _ in range(2)]
+    nets[1].load_state_dict(nets[0].state_dict())
+    opts = [make_optimizer("adam", net.parameters(), 1e-2, 0.0) for net in nets]
+    update = make_update(opts[1], list(nets[1].parameters()))
+    x = torch.randn(8, 3, generator=torch.Generator().manual_seed(0))
+    for step in range(6):
+        for i, (net, opt) in enumerate(zip(nets, opts)):
+            for p in net.parameters():
+                p.grad = None
+            net(x).square().mean().backward()
+            if step == 3:
+                net[1].bias.grad = None  # this step: no gradient for one parameter
+            opt.step() if i == 0 else update()
+    for p, q in zip(nets[0].parameters(), nets[1].parameters()):
+        torch.testing.assert_close(q, p, rtol=0, atol=1e-6)
+        assert float(opts[1].state[q]["step"]) == float(opts[0].state[p]["step"])
