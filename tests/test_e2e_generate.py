@@ -103,7 +103,9 @@ def test_2d_lab_steps_and_shows_the_heatmap(streamlit_server, browser_context, l
                  m.querySelector('[data-testid=stMetricLabel]')?.innerText.trim() === label &&
                  parseInt((m.querySelector('[data-testid=stMetricValue]')?.innerText || '0').replace(/,/g, '')) >= 40)""",
             arg=step_label, timeout=SLOW_MS)
-        assert plane_has_heatmap(page)
+        # the live fragment redraws the plane while it trains: wait for a drawn one, not a snapshot mid-redraw
+        page.wait_for_function("() => !!document.querySelector('.st-key-gen_plane .hm image, .st-key-gen_plane .heatmaplayer image')",
+                               timeout=SLOW_MS)
         assert messages_in(page, 2000) > 5  # while it trains, the live fragment redraws the plane
         click_button(page, "gen_lab_pause")
         wait_for_idle(page, SLOW_MS)
