@@ -49,10 +49,13 @@ def test_adam_at_learning_rate_10_warns_and_the_loss_chart_stays_readable(stream
     warning.wait_for(timeout=10_000)
     text = warning.inner_text()
     assert "no better than guessing" in text and "10× smaller" in text and "step" in text
-    top = page.evaluate("""() => document.querySelector('.st-key-train_loss_chart .js-plotly-plot')
-                                  ._fullLayout.yaxis.range[1]""")
+    # the chart is redrawn as the run ends: wait for a drawn one rather than read it mid-redraw
+    top = page.wait_for_function("""() => {
+        const plot = document.querySelector('.st-key-train_loss_chart .js-plotly-plot');
+        return plot && plot._fullLayout && plot._fullLayout.yaxis ? plot._fullLayout.yaxis.range[1] : null;
+    }""", timeout=30_000).json_value()
     assert top < 100  # the later loss (about 3) is readable, not flattened under a 10^6 axis
-    assert "off the chart" in page.locator(".st-key-train_loss_chart").inner_text()
+    page.locator(".st-key-train_loss_chart").get_by_text("off the chart").first.wait_for(timeout=30_000)
     page.close()
 
 
