@@ -34,7 +34,7 @@ from dlplay.ui.data import dataset_on, guarded_by
 from dlplay.ui.drawing import digit_from_png
 from dlplay.ui.i18n import current_language, error_text, t
 from dlplay.ui.state import current_session
-from dlplay.ui.training import FULL_SPEED, PACE_CHOICES, _await_status, nearest
+from dlplay.ui.training import FULL_SPEED, PACE_CHOICES, await_status, nearest
 
 MODE_KEY = "gen_mode"
 MODES = ("lab", "digits")
@@ -216,7 +216,7 @@ def on_pause(key: str) -> None:
     run = run_of(key)
     if run is not None:
         run.pause()
-        _await_status(run, (Status.RUNNING,))  # the rerun after the click draws it paused, and stops polling
+        await_status(run, (Status.RUNNING,))  # the rerun after the click draws it paused, and stops polling
 
 
 @guarded
@@ -224,7 +224,7 @@ def on_resume(key: str) -> None:
     run = run_of(key)
     if run is not None:
         run.resume()
-        _await_status(run, (Status.PAUSED,))  # the rerun after the click sees it train, and polls
+        await_status(run, (Status.PAUSED,))  # the rerun after the click sees it train, and polls
 
 
 @guarded
@@ -382,7 +382,7 @@ def _new_lab_run() -> Any:
 def on_lab_start() -> None:
     run = _new_lab_run()
     run.start()
-    _await_status(run, (Status.READY,))
+    await_status(run, (Status.READY,))
 
 
 @guarded
@@ -507,7 +507,7 @@ def _new_digits_run(preset: str | None = None, spec: gm.GanSpec | None = None) -
 def on_digits_start() -> None:
     run = _new_digits_run()
     run.start()
-    _await_status(run, (Status.READY,))
+    await_status(run, (Status.READY,))
 
 
 def digits_context(run: Any | None) -> DigitsContext | None:

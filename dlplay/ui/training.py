@@ -227,7 +227,7 @@ def on_pace() -> None:
         session.set_pace(chosen_pace())  # from the next step, also while it runs
 
 
-def _await_status(session: RunHandle, leaving: tuple[str, ...], timeout_s: float = 0.3) -> None:
+def await_status(session: RunHandle, leaving: tuple[str, ...], timeout_s: float = 0.3) -> None:
     """Wait briefly until the run has left ``leaving`` (it applies commands between steps), so the
     buttons drawn right after a click already show the new state; the polling fragment covers the rest."""
     end = time.monotonic() + timeout_s
@@ -241,10 +241,10 @@ def on_start() -> None:
     session.set_pace(chosen_pace())
     if session.status == "paused":
         session.resume()
-        _await_status(session, ("paused",))
+        await_status(session, ("paused",))
     else:
         session.start()
-        _await_status(session, ("ready",))
+        await_status(session, ("ready",))
 
 
 @_guard
@@ -252,7 +252,7 @@ def on_pause() -> None:
     session = current_session()
     if session is not None:
         session.pause()
-        _await_status(session, ("running",))
+        await_status(session, ("running",))
 
 
 @_guard
@@ -260,7 +260,7 @@ def on_resume() -> None:
     session = current_session()
     if session is not None:
         session.resume()
-        _await_status(session, ("paused",))
+        await_status(session, ("paused",))
 
 
 @_guard
@@ -268,7 +268,7 @@ def on_step() -> None:
     session = _fresh_or_current()
     session.set_pace(chosen_pace())
     session.step(1)
-    _await_status(session, ("ready", "running"))
+    await_status(session, ("ready", "running"))
 
 
 @_guard
