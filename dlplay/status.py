@@ -20,5 +20,6 @@ class Status(StrEnum):
 
 
 ACTIVE: frozenset[Status] = frozenset({Status.QUEUED, Status.RUNNING, Status.PAUSED})
+MOVING: frozenset[Status] = frozenset({Status.QUEUED, Status.RUNNING})  # goes on by itself: a page polls it
 FINISHED: frozenset[Status] = frozenset({Status.DONE, Status.STOPPED, Status.DIVERGED, Status.FAILED})
 PROBLEM: frozenset[Status] = frozenset({Status.DIVERGED, Status.FAILED})  # the page shows their message as an error

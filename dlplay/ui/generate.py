@@ -27,7 +27,7 @@ from dlplay.gan2d import LabFrame, Minimax
 from dlplay.i18n import translate
 from dlplay.server.admin import heartbeat_timeout
 from dlplay.spec import dense_spec
-from dlplay.status import ACTIVE, FINISHED, Status
+from dlplay.status import ACTIVE, FINISHED, MOVING, Status
 from dlplay.ui import server
 from dlplay.ui.canvas_widget import decode_png_data_url, draw_canvas
 from dlplay.ui.data import dataset_on, guarded_by
@@ -47,7 +47,6 @@ CANVAS_STROKE = 14
 MIN_DRAWN_POINTS = 20  # fewer distinct places than this is no distribution to learn
 MAX_DRAWN_POINTS = 1000
 POLL_S = 0.5
-MOVING = frozenset({Status.QUEUED, Status.RUNNING})  # the run moves on by itself: the page polls it
 STEP_WAIT_KEY = "gen_step_wait"  # (run, its step count before a Step click): polled until the step is taken
 LAB_PACE_KEY, DIGITS_PACE_KEY = "gen_lab_pace", "gen_digits_pace"
 DEFAULT_LAB_PACE = 20  # steps per second: GAN Lab's slow motion is what makes the contest watchable
