@@ -3,6 +3,7 @@ import streamlit as st
 
 from dlplay.ui.i18n import language_selector, t
 from dlplay.ui.nav import HOME, available_pages, open_home_by_its_name
+from dlplay.ui.page_state import mark_script_run
 from dlplay.ui.share import apply_query_params_once
 from dlplay.ui.state import init_state
 
@@ -16,4 +17,5 @@ page = st.navigation(pages, position="sidebar")  # first: it also leaves Streaml
 init_state()
 apply_query_params_once()  # a shared link reopens its architecture and settings
 language_selector()
+mark_script_run()  # browser tests wait for the next script run instead of sleeping
 page.run()

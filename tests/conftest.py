@@ -2,6 +2,9 @@
 from __future__ import annotations
 
 import os
+import re
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -29,6 +32,36 @@ def trained_tutorial(mnist):
     from helpers import train_to_end
 
     return train_to_end(mnist, dense_spec([128], "relu"), TrainConfig(epochs=1, seed=0))
+
+
+TRACES = Path(os.environ.get("DLPLAY_TRACES") or Path(tempfile.gettempdir()) / "dlplay-traces")
+
+
+@pytest.hookimpl(hookwrapper=True, tryfirst=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Iterator[None]:
+    outcome = yield
+    report = outcome.get_result()
+    setattr(item, f"report_{report.when}", report)
+
+
+@pytest.fixture(autouse=True)
+def trace_on_failure(request: pytest.FixtureRequest) -> Iterator[None]:
+    """A browser test on the shared Chromium records a Playwright trace; a failed one keeps it
+    (``playwright show-trace <file>``; the folder: $DLPLAY_TRACES or the temp folder's dlplay-traces)."""
+    if "browser_context" not in request.fixturenames:
+        yield
+        return
+    context = request.getfixturevalue("browser_context")
+    context.tracing.start_chunk(title=request.node.nodeid)
+    yield
+    report = getattr(request.node, "report_call", None)
+    if report is not None and report.failed:
+        TRACES.mkdir(parents=True, exist_ok=True)
+        path = TRACES / (re.sub(r"[^\w.-]+", "_", request.node.nodeid) + ".zip")
+        context.tracing.stop_chunk(path=str(path))
+        print(f"\nPlaywright trace of the failure: {path}")
+    else:
+        context.tracing.stop_chunk()
 
 
 # Browser-test fixtures (one app server and one Chromium for the whole run), see e2e_util.py.

@@ -110,6 +110,7 @@ def browser_context():
             viewport={"width": 1400, "height": 1000},
         )
         context.set_default_timeout(30_000)
+        context.tracing.start(snapshots=True, screenshots=True)  # kept for a failed test (conftest.py)
         try:
             yield context
         finally:
@@ -131,6 +132,83 @@ def open_app_page(context, base_url: str, path: str = "", lang: str = "en"):
     page.wait_for_selector("[data-testid=stMainBlockContainer] h1", timeout=90_000)
     wait_for_idle(page)
     return page
+
+
+SCRIPT_RUNS_JS = "() => Number((document.querySelector('.dl-script-runs') || {dataset: {n: 0}}).dataset.n || 0)"
+
+
+def script_runs(page) -> int:
+    """How many full script runs this tab's session has had (dlplay/ui/page_state.py)."""
+    return int(page.evaluate(SCRIPT_RUNS_JS))
+
+
+def rerun_after(page, action, timeout_ms: int = 120_000) -> None:
+    """Do ``action()`` (a change of a widget outside the live fragments) and wait for the script run it
+    starts to finish: the page's script-run counter moves on, then the app is idle again. No sleeping."""
+    before = script_runs(page)
+    action()
+    page.wait_for_function(f"n => ({SCRIPT_RUNS_JS})() > n", arg=before, timeout=timeout_ms)
+    wait_for_idle(page, timeout_ms)
+
+
+CHARTS_DRAWN_JS = """() => !document.querySelector('[data-stale=true]')
+  && [...document.querySelectorAll('.js-plotly-plot')].every(p => p._fullLayout && p.querySelector('.main-svg'))
+  && [...document.querySelectorAll('[data-testid=stImage] img, [data-testid=stMainBlockContainer] img')].every(i => i.complete)"""
+
+
+def wait_for_charts(page, timeout_ms: int = 120_000) -> None:
+    """Wait until the app is idle and every chart and image on the page is drawn (before a screenshot)."""
+    wait_for_idle(page, timeout_ms)
+    page.wait_for_function(CHARTS_DRAWN_JS, timeout=timeout_ms, polling=100)
+
+
+def commit_input(page, box, text: str, timeout_ms: int = 120_000) -> None:
+    """Type ``text`` into a text or number input and press Enter; wait until Streamlit has taken it (its
+    "Press Enter to apply" hint is gone, the box shows the value) and the app is idle."""
+    box.fill(text)
+    box.press("Enter")
+    page.wait_for_function(
+        """([el, text]) => el.value === text && !el.closest('[data-testid=stTextInput], [data-testid=stNumberInput]')
+             ?.querySelector('[data-testid=InputInstructions]')""", arg=[box.element_handle(), text], timeout=timeout_ms)
+    wait_for_idle(page, timeout_ms)
+
+
+def choose_option(page, key: str, option, timeout_ms: int = 120_000) -> None:
+    """Choose ``option`` (its text, or a compiled pattern) in the selectbox with ``key``; wait until it shows."""
+    page.keyboard.press("Escape")  # an open dropdown elsewhere makes the rest of the page inert
+    page.locator(f".st-key-{key} [role=combobox]").first.click()
+    options = page.locator("[role=option]")
+    try:
+        options.first.wait_for(timeout=5_000)
+    except Exception:  # noqa: BLE001 - a click that only focused the box (seen after a rerun): open it
+        page.keyboard.press("ArrowDown")
+        options.first.wait_for(timeout=timeout_ms)
+    options.filter(has_text=option).first.click()
+    page.locator(f".st-key-{key}").filter(has_text=option).first.wait_for(timeout=timeout_ms)
+    wait_for_idle(page, timeout_ms)
+
+
+def press_until(page, key: str, selector: str, text: str, presses: int = 20, timeout_ms: int = 120_000) -> None:
+    """Focus the slider inside ``selector`` and press ``key`` until the widget shows ``text`` (the value the
+    app took), then wait for the app to be idle."""
+    slider = page.locator(f"{selector} input[type=range]").first
+    slider.wait_for(state="attached", timeout=timeout_ms)
+    widget = page.locator(selector).first
+    for _ in range(presses):
+        if text in widget.inner_text():
+            break
+        before = widget.inner_text()
+        slider.focus()
+        page.keyboard.press(key)
+        page.wait_for_function("([sel, old]) => document.querySelector(sel).innerText !== old",
+                               arg=[selector, before], timeout=timeout_ms)
+    assert text in widget.inner_text(), widget.inner_text()
+    wait_for_idle(page, timeout_ms)
+
+
+def measure_for(seconds: float) -> None:
+    """A measurement window (frames counted, speed sampled over a time): not a wait for the page's state."""
+    time.sleep(seconds)
 
 
 def click_button(page, key: str) -> None:

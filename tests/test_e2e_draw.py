@@ -59,19 +59,17 @@ def _draw_strokes(page, strokes: list[list[Point]], box: dict) -> None:
             steps = max(1, int(math.dist(a, b) * 20))  # the canvas draws straight lines between points
             page.mouse.move(*at(b), steps=steps)
         if i < len(strokes) - 1:
+            before = _guess_sig(page)
             page.mouse.up()
-            _wait_sig_change(page, None)
+            _wait_sig_change(page, before)
 
 
 def _guess_sig(page) -> str:
     return page.locator(".dl-guess").first.get_attribute("data-sig") or ""
 
 
-def _wait_sig_change(page, old: str | None, timeout_ms: int = 30_000) -> None:
-    """Wait until the guess box shows a different drawing than ``old`` (any change when None)."""
-    if old is None:
-        old = _guess_sig(page)
-        time.sleep(0.05)
+def _wait_sig_change(page, old: str, timeout_ms: int = 30_000) -> None:
+    """Wait until the guess box shows a different drawing than ``old``."""
     page.locator(".dl-guess").first.wait_for()
     page.wait_for_function(
         "old => { const e = document.querySelector('.dl-guess'); return e && e.dataset.sig !== old; }",

@@ -10,7 +10,7 @@ import pytest
 
 from dlplay.presets import PRESETS
 from dlplay.share import share_url
-from e2e_util import click_button, wait_for_idle
+from e2e_util import click_button, measure_for, wait_for_idle
 from test_e2e_watch import stop_run, wait_status
 
 PROGRESS_JS = """() => {
@@ -65,7 +65,7 @@ def test_progress_keeps_moving_through_the_cnn_epoch_boundary(streamlit_server, 
             if text.startswith("Epoch 3/3") and "evaluating" not in text and any(
                     s.startswith("Epoch 3/3") for _, s in samples[:-4]):
                 break  # well into the third epoch
-            page.wait_for_timeout(SAMPLE_S * 1000)
+            measure_for(SAMPLE_S)  # the progress line sampled over time
         texts = [s for _, s in samples]
         assert any("evaluating" in s for s in texts), "the boundaries' evaluation was never shown"
         assert texts[-1].startswith("Epoch 3/3"), texts[-5:]

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from dlplay.i18n import translate
-from e2e_util import click_button, open_app_page, wait_for_idle
+from e2e_util import click_button, open_app_page, wait_for_charts, wait_for_idle
 from test_e2e_draw import CANVAS, DIGITS, _draw_strokes
 from test_e2e_i18n import choose_language, wait_for_heading
 
@@ -20,8 +20,7 @@ MEDIUM = "?aug=s2.5_r12_z0.1_e1_n0.05"  # a share link with the medium augmentat
 
 
 def _shot(page, name: str) -> None:
-    wait_for_idle(page, SLOW_MS)
-    page.wait_for_timeout(500)
+    wait_for_charts(page, SLOW_MS)
     SHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SHOTS / name), full_page=True)
 

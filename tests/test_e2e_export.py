@@ -4,7 +4,7 @@ requirements only (onnx is pinned in requirements.txt; tests/test_requirements.p
 import numpy as np
 import pytest
 
-from e2e_util import click_button, open_app_page, wait_for_idle
+from e2e_util import click_button, open_app_page, rerun_after
 from test_e2e_watch import set_epochs, stop_run, wait_status
 
 
@@ -20,9 +20,8 @@ def test_onnx_export_downloads_a_model_that_runs(streamlit_server, browser_conte
         wait_status(page, "finished")
     finally:
         stop_run(page)
-    page.locator("[data-testid=stSidebarNav] a").filter(has_text="Evaluate").first.click()  # same session
-    page.wait_for_timeout(500)
-    wait_for_idle(page)
+    link = page.locator("[data-testid=stSidebarNav] a").filter(has_text="Evaluate").first
+    rerun_after(page, link.click)  # same session
     page.get_by_role("tab", name="Keep & share").click()
     button = page.locator(".st-key-eval_download_onnx button").first
     button.wait_for(timeout=60_000)

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from e2e_util import click_button, metric_value, wait_for_idle
+from e2e_util import click_button, measure_for, metric_value, wait_for_charts, wait_for_idle
 
 SHOTS = os.environ.get("DLPLAY_SHOTS")
 SLOW_MS = 120_000
@@ -24,9 +24,7 @@ def shot(page, name: str, height: int = 2000) -> None:
     folder = Path(SHOTS)
     folder.mkdir(parents=True, exist_ok=True)
     page.set_viewport_size({"width": 1400, "height": height})
-    wait_for_idle(page, SLOW_MS)
-    page.wait_for_timeout(1500)  # charts drawn
-    page.wait_for_function("() => !document.querySelector('[data-stale=true]')", timeout=SLOW_MS)
+    wait_for_charts(page, SLOW_MS)
     page.screenshot(path=str(folder / f"generate-{name}.png"))
     page.set_viewport_size({"width": 1400, "height": 1000})
 
@@ -64,7 +62,7 @@ def open_counting(context, base_url: str, lang: str):
 def messages_in(page, ms: int) -> int:
     """How many messages the page receives in the next ``ms`` milliseconds."""
     before = page.evaluate("() => window.__frames")
-    page.wait_for_timeout(ms)
+    measure_for(ms / 1000)
     return page.evaluate("() => window.__frames") - before
 
 

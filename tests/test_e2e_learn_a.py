@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from dlplay.i18n import catalog
-from e2e_util import click_button, open_app_page, wait_for_idle
+from e2e_util import click_button, commit_input, open_app_page, rerun_after, wait_for_charts, wait_for_idle
 
 SLOW_MS = 120_000
 SHOTS = Path(os.environ.get("DLPLAY_SHOTS") or tempfile.gettempdir())
@@ -26,8 +26,7 @@ def shot(page, name: str, height: int = 2600) -> None:
     """The page's main column (Streamlit scrolls inside its own container: a tall window shows all of it)."""
     SHOTS.mkdir(parents=True, exist_ok=True)
     page.set_viewport_size({"width": 1300, "height": height})
-    page.wait_for_timeout(1200)
-    wait_for_idle(page, SLOW_MS)
+    wait_for_charts(page, SLOW_MS)
     page.locator("[data-testid=stMainBlockContainer]").screenshot(path=str(SHOTS / f"{name}.png"))
     page.set_viewport_size({"width": 1300, "height": 1000})
 
@@ -37,14 +36,8 @@ def alert(page, text: str):
 
 
 def type_answer(page, index: int, text: str) -> None:
-    box = page.locator(f".st-key-tryit_answer_{index} input")
-    box.fill(text)
-    box.press("Enter")
-    page.wait_for_timeout(300)
-    wait_for_idle(page, SLOW_MS)
-    click_button(page, f"tryit_check_{index}")
-    page.wait_for_timeout(300)
-    wait_for_idle(page, SLOW_MS)
+    commit_input(page, page.locator(f".st-key-tryit_answer_{index} input").first, text, SLOW_MS)
+    click_button(page, f"tryit_check_{index}")  # the caller waits for the verdict
 
 
 @pytest.mark.browser
@@ -97,9 +90,8 @@ def test_guess_then_run(streamlit_server, browser_context, lang):
     words = TEXT[lang]
     page = open_app_page(browser_context, streamlit_server, "guesses", lang=lang)
     page.set_viewport_size({"width": 1300, "height": 1000})
-    page.locator(".st-key-guess_choice_lr label").filter(has_text=words["run"]).first.click()
-    page.wait_for_timeout(300)
-    wait_for_idle(page, SLOW_MS)
+    rerun_after(page, page.locator(".st-key-guess_choice_lr label").filter(has_text=words["run"]).first.click,
+                SLOW_MS)
     if lang == "en":
         shot(page, "guess-ask-en", 1400)
     click_button(page, "guess_run")

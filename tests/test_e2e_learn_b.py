@@ -11,7 +11,15 @@ from pathlib import Path
 import pytest
 
 from dlplay.i18n import translate
-from e2e_util import click_button, open_app_page, wait_for_idle
+from e2e_util import (
+    choose_option,
+    click_button,
+    commit_input,
+    open_app_page,
+    press_until,
+    wait_for_charts,
+    wait_for_idle,
+)
 from test_e2e_draw import CANVAS, DIGITS, _draw_strokes
 
 SHOTS = Path(os.environ.get("DLPLAY_SHOTS") or tempfile.mkdtemp(prefix="dlplay-shots-"))  # docs/screenshots: set DLPLAY_SHOTS
@@ -37,22 +45,12 @@ def status_is(page, lang: str, status: str) -> None:
 
 
 def set_number(page, key: str, value: int) -> None:
-    box = page.locator(f".st-key-{key} input").first
-    box.fill(str(value))
-    box.press("Enter")
-    page.wait_for_timeout(300)
-    wait_for_idle(page)
+    commit_input(page, page.locator(f".st-key-{key} input").first, str(value))
 
 
 def choose(page, key: str, option: str) -> None:
     page.keyboard.press("Escape")  # an open dropdown elsewhere makes the rest of the page inert
-    page.locator(f".st-key-{key} [role=combobox]").first.click()
-    page.wait_for_timeout(300)
-    if not page.locator("[role=option]").count():
-        page.keyboard.press("ArrowDown")  # a click that only focused the box (seen after a rerun): open it
-    page.locator("[role=option]").filter(has_text=re.compile(f"^{re.escape(option)}$")).first.click()
-    page.wait_for_timeout(300)
-    wait_for_idle(page)
+    choose_option(page, key, re.compile(f"^{re.escape(option)}$"))
 
 
 def go_to(page, path: str) -> None:
@@ -69,8 +67,7 @@ def test_fork_a_finished_run_and_see_the_overlay(streamlit_server, browser_conte
     set_number(page, "tw_epochs", 2)
     click_button(page, "train_start")
     status_is(page, lang, "done")
-    page.wait_for_timeout(1500)  # the run's end reruns the page once more (polling stops)
-    wait_for_idle(page)
+    wait_for_charts(page)  # the run's end reruns the page once more (polling stops)
     page.wait_for_selector(".st-key-fork_go button")  # the expander opens by itself before the first fork
     choose(page, "fork_kind", translate("fork.change_lr", lang))
     page.wait_for_selector(".st-key-fork_value_lr")
@@ -80,8 +77,7 @@ def test_fork_a_finished_run_and_see_the_overlay(streamlit_server, browser_conte
     click_button(page, "fork_go")
     page.wait_for_selector(".st-key-fork_overlay .js-plotly-plot", timeout=SLOW_MS)
     status_is(page, lang, "done")
-    page.wait_for_timeout(1500)  # the last poll redraws the overlay with the fork's final epoch
-    wait_for_idle(page)
+    wait_for_charts(page)  # the last poll redraws the overlay with the fork's final epoch
     overlay = page.locator(".st-key-fork_overlay")
     assert overlay.locator(".js-plotly-plot").count() == 3
     # both runs are drawn from the fork point on: the original (blue) and the fork (orange)
@@ -118,17 +114,14 @@ def test_pin_a_drawing_train_and_see_its_chart_grow(streamlit_server, browser_co
     slider = page.locator(".st-key-train_pace input[type=range]").first
     slider.wait_for(state="attached")
     slider.focus()
-    page.keyboard.press("ArrowLeft")  # from full speed to 200 steps/s: about 5 s to watch the chart grow
-    page.wait_for_timeout(300)
-    wait_for_idle(page)
+    press_until(page, "ArrowLeft", ".st-key-train_pace", "200")  # from full speed to 200 steps/s: ~5 s to watch
     click_button(page, "train_start")
     chart = ".st-key-pins_charts"
     page.wait_for_function(f"() => ({POINTS_JS})('{chart}') >= 2", timeout=SLOW_MS)
     first = points(page, chart)
     page.wait_for_function(f"() => ({POINTS_JS})('{chart}') > {first}", timeout=SLOW_MS)  # it grows as it trains
     status_is(page, lang, "done")
-    page.wait_for_timeout(1500)
-    wait_for_idle(page)
+    wait_for_charts(page)
     assert points(page, chart) >= 7 + 5  # steps 1, 2, 4, ..., 64; every 100th; the last (3 epochs of the training split)
     title = translate("pins.fig_title_label", lang, n=1, label="7")
     assert page.locator(f"{chart} .js-plotly-plot").count() == 1

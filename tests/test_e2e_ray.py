@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from dlplay.i18n import translate
-from e2e_util import app_server, click_button, metric_value, open_app_page, wait_for_idle
+from e2e_util import app_server, click_button, commit_input, metric_value, open_app_page, wait_for_charts, wait_for_idle
 from helpers import wait_for
 from test_e2e_train import LOSS_POINTS_JS
 
@@ -51,19 +51,14 @@ def training_worker():
 
 def start_long_run(page) -> None:
     epochs = page.locator(".st-key-tw_epochs input").first
-    epochs.fill("100")
-    epochs.press("Enter")
-    page.wait_for_timeout(300)
-    wait_for_idle(page, SLOW_MS)
+    commit_input(page, epochs, "100", SLOW_MS)
     click_button(page, "train_start")
     page.wait_for_function(f"() => ({LOSS_POINTS_JS})() > 0", timeout=SLOW_MS)
 
 
 def sign_in_admin(context, url, lang):
     page = open_app_page(context, url, "admin", lang)
-    page.locator(".st-key-admin_token_input input").fill(TOKEN)
-    page.locator(".st-key-admin_token_input input").press("Enter")
-    page.wait_for_timeout(300)
+    commit_input(page, page.locator(".st-key-admin_token_input input").first, TOKEN, SLOW_MS)
     click_button(page, "admin_sign_in")
     page.get_by_text(translate("cluster.workers", lang), exact=True).wait_for(timeout=SLOW_MS)
     wait_for_idle(page, SLOW_MS)
@@ -102,7 +97,7 @@ def test_a_run_trains_in_a_ray_worker_and_a_lost_worker_fails_it_on_the_page(ray
         arg=lost_text(lang), timeout=SLOW_MS)
     assert metric_value(page, translate("train.m_status", lang)) == translate("train.status_failed", lang)
     assert page.locator("[data-testid=stException]").count() == 0
-    page.wait_for_timeout(1000)
+    wait_for_charts(page, SLOW_MS)
     page.screenshot(path=str(SHOTS / f"ray-worker-lost-{lang}.png"))
 
     # the learner starts again: the run trains (in a worker the pool re-created, or the other one)

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from e2e_util import click_button, open_app_page, wait_for_idle
+from e2e_util import choose_option, click_button, open_app_page, rerun_after, wait_for_charts, wait_for_idle
 from test_e2e_draw import CANVAS, DIGITS, _draw_strokes
 from test_e2e_i18n import choose_language
 
@@ -29,24 +29,18 @@ def go(page, label: str) -> None:
     """Follow the sidebar link ``label`` (the same Streamlit session, so the run and the drawing stay)."""
     wait_for_idle(page, SLOW_MS)
     page.keyboard.press("Escape")
-    page.locator("[data-testid=stSidebarNav] a").filter(has_text=label).first.click()
-    page.wait_for_timeout(500)
-    wait_for_idle(page, SLOW_MS)
+    rerun_after(page, page.locator("[data-testid=stSidebarNav] a").filter(has_text=label).first.click, SLOW_MS)
 
 
 def pick(page, key: str, option: str) -> None:
-    page.locator(f".st-key-{key} [role=combobox]").first.click()
-    page.locator("[role=option]").filter(has_text=option).first.click()
-    page.wait_for_timeout(300)
-    wait_for_idle(page, SLOW_MS)
+    choose_option(page, key, option, SLOW_MS)
 
 
 def shot(page, name: str) -> None:
     """The whole page (Streamlit scrolls inside its own container: a tall window shows all of it)."""
     SHOTS.mkdir(parents=True, exist_ok=True)
     page.set_viewport_size({"width": 1300, "height": 5200})
-    page.wait_for_timeout(1500)
-    wait_for_idle(page, SLOW_MS)
+    wait_for_charts(page, SLOW_MS)
     page.screenshot(path=str(SHOTS / f"seq-{name}.png"))
     page.set_viewport_size({"width": 1300, "height": 900})
 
@@ -66,8 +60,11 @@ def test_lstm_preset_trains_and_the_sequences_page_follows(streamlit_server, bro
     page.wait_for_selector(CANVAS, timeout=SLOW_MS)
     box = page.locator(CANVAS).first.bounding_box()
     _draw_strokes(page, DIGITS[7], box)
+    before = page.locator(".dl-guess").first.get_attribute("data-sig") or ""
     page.mouse.up()
-    page.wait_for_timeout(1500)
+    page.wait_for_function(
+        "old => { const e = document.querySelector('.dl-guess'); return e && e.dataset.sig !== old; }",
+        arg=before, timeout=SLOW_MS)  # the guess shows the drawing
     wait_for_idle(page, SLOW_MS)
 
     go(page, "Sequences")
@@ -75,9 +72,7 @@ def test_lstm_preset_trains_and_the_sequences_page_follows(streamlit_server, bro
     first = page.evaluate(TGRAD_STEP_JS)
     page.wait_for_function(f"() => {{ const t = ({TGRAD_STEP_JS})(); return t !== '' && t !== {first!r}; }}",
                            timeout=SLOW_MS)  # the probe measured again: the chart followed by itself
-    page.locator(".st-key-seq_source label").filter(has_text="my drawing").first.click()
-    page.wait_for_timeout(500)
-    wait_for_idle(page, SLOW_MS)
+    rerun_after(page, page.locator(".st-key-seq_source label").filter(has_text="my drawing").first.click, SLOW_MS)
     assert "Your drawing" in page.locator("[data-testid=stMainBlockContainer]").inner_text()
     page.wait_for_function(f"() => ({EARLY_POINTS_JS})() >= 10 * 28", timeout=SLOW_MS)  # ten classes × 28 rows
     shot(page, "en")

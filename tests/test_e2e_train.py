@@ -1,9 +1,8 @@
 """In a real headless Chromium: press Start on the tutorial preset and watch the charts update live."""
-import time
 
 import pytest
 
-from e2e_util import click_button, metric_value, open_app_page, wait_for_idle
+from e2e_util import click_button, commit_input, measure_for, metric_value, open_app_page, wait_for_charts
 
 LOSS_POINTS_JS = """() => {
   const plot = document.querySelector('.st-key-train_loss_chart .js-plotly-plot');
@@ -28,10 +27,7 @@ def test_start_training_and_see_the_charts_update(streamlit_server, browser_cont
     assert page.locator("h1").first.inner_text() == "Train a neural network"
     # the tutorial's 10 epochs on the sample take ~8 s on an idle CPU: long enough a run to press Stop in
     epochs = page.locator(".st-key-tw_epochs input").first
-    epochs.fill("100")
-    epochs.press("Enter")
-    page.wait_for_timeout(300)
-    wait_for_idle(page)
+    commit_input(page, epochs, "100")
     click_button(page, "train_start")
     page.wait_for_function(f"() => ({LOSS_POINTS_JS})() > 0", timeout=120_000)
     first = page.evaluate(LAST_STEP_JS)
@@ -53,8 +49,8 @@ def test_start_training_and_see_the_charts_update(streamlit_server, browser_cont
              m.innerText.includes('Status') && m.innerText.includes('stopped'))""",
         timeout=30_000,
     )
-    time.sleep(1.5)  # let the last redraw land
+    wait_for_charts(page)  # the last redraw has landed
     stopped_at = loss_points(page)
-    time.sleep(2.0)
+    measure_for(2.0)
     assert loss_points(page) == stopped_at  # Stop really stops
     page.close()

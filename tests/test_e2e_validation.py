@@ -10,7 +10,7 @@ import pytest
 
 from dlplay.presets import PRESETS
 from dlplay.share import share_url
-from e2e_util import click_button, wait_for_idle
+from e2e_util import click_button, rerun_after, wait_for_charts, wait_for_idle
 from test_e2e_i18n import choose_language
 from test_e2e_watch import stop_run, wait_status
 
@@ -29,9 +29,7 @@ def open_link(context, base_url: str, page_path: str, spec, config):
 
 def go(page, path: str) -> None:
     """To another page in the same tab (same Streamlit session), by the sidebar's link."""
-    page.locator(f"[data-testid=stSidebarNav] a[href$='/{path}']").first.click()
-    page.wait_for_timeout(500)
-    wait_for_idle(page, SLOW_MS)
+    rerun_after(page, page.locator(f"[data-testid=stSidebarNav] a[href$='/{path}']").first.click, SLOW_MS)
 
 
 def switch_language(page, label: str) -> None:
@@ -46,11 +44,11 @@ def switch_language(page, label: str) -> None:
 
 def shoot(page, name: str, selector: str | None = None) -> None:
     SHOTS.mkdir(parents=True, exist_ok=True)
-    wait_for_idle(page, SLOW_MS)
-    page.wait_for_timeout(800)  # charts finish drawing
+    wait_for_charts(page, SLOW_MS)
     if selector:  # that element at the top of the view
         page.locator(selector).first.evaluate("e => e.scrollIntoView({block: 'start'})")
-        page.wait_for_timeout(300)
+        page.wait_for_function("sel => { const r = document.querySelector(sel).getBoundingClientRect();"
+                               " return Math.abs(r.top) < 200; }", arg=selector)
     page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=False)
 
 

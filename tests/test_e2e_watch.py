@@ -4,7 +4,7 @@ import time
 
 import pytest
 
-from e2e_util import app_server, click_button, open_app_page, wait_for_idle
+from e2e_util import app_server, click_button, commit_input, measure_for, open_app_page, press_until, wait_for_idle
 
 LOSS_POINTS_JS = """() => {
   const plot = document.querySelector('.st-key-train_loss_chart .js-plotly-plot');
@@ -24,17 +24,14 @@ def stop_run(page) -> None:
     try:
         if page.locator(".st-key-train_stop button").first.is_enabled():
             click_button(page, "train_stop")
-            page.wait_for_timeout(500)
+            wait_for_idle(page)
     except Exception:  # noqa: BLE001 - cleaning up after a failure
         pass
 
 
 def set_epochs(page, n: int) -> None:
     epochs = page.locator(".st-key-tw_epochs input").first
-    epochs.fill(str(n))
-    epochs.press("Enter")
-    page.wait_for_timeout(300)
-    wait_for_idle(page)
+    commit_input(page, epochs, str(n))
 
 
 @pytest.mark.browser
@@ -91,13 +88,8 @@ def test_a_watchable_pace_moves_the_chart_step_by_step(streamlit_server, browser
     slider = page.locator(".st-key-train_pace input[type=range]").first
     slider.wait_for(state="attached")
     assert "full speed" in page.locator(".st-key-train_pace").inner_text()  # the default
-    slider.focus()
-    page.keyboard.press("Home")  # 1 step/s
-    page.wait_for_timeout(300)
-    for _ in range(3):  # 2, 3, 5 steps/s
-        page.keyboard.press("ArrowRight")
-        page.wait_for_timeout(300)
-    wait_for_idle(page)
+    press_until(page, "Home", ".st-key-train_pace", "1 step/s")
+    press_until(page, "ArrowRight", ".st-key-train_pace", "5 steps/s")  # 2, 3, 5 steps/s
     assert "5 steps/s" in page.locator(".st-key-train_pace").inner_text()
     click_button(page, "train_start")
     try:
@@ -108,7 +100,7 @@ def test_a_watchable_pace_moves_the_chart_step_by_step(streamlit_server, browser
         t0 = time.monotonic()
         while time.monotonic() - t0 < 4.0:
             samples.append((time.monotonic() - t0, page.evaluate(LOSS_POINTS_JS)))
-            time.sleep(0.4)
+            measure_for(0.4)
         (t_first, first), (t_last, last) = samples[0], samples[-1]
         assert 0 < (last - first) / (t_last - t_first) <= 8  # about 5 steps a second (full speed: thousands)
         # the chart moves as it learns, step by step: a new point on most ticks
