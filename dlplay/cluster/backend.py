@@ -44,7 +44,7 @@ def connect_ray(address: str) -> None:
     # Ray reads RAY_AUTH_* and RAY_<config> variables once and caches them: read them again (the link
     # may have set the token mode and the driver's GCS timeout after ray was imported), as Ray's own
     # token setup does
-    from ray._raylet import AuthenticationTokenLoader, Config
+    from ray._raylet import AuthenticationTokenLoader, Config  # type: ignore[attr-defined]
 
     Config.initialize("")
     AuthenticationTokenLoader.instance().reset_cache()
