@@ -1,6 +1,7 @@
 """dlplay: entry point. Sets up the session, the language switch and the navigation, then runs a page."""
 import streamlit as st
 
+from dlplay.ui.cluster import cluster_notice
 from dlplay.ui.i18n import language_selector, t
 from dlplay.ui.nav import HOME, available_pages, open_home_by_its_name
 from dlplay.ui.page_state import mark_script_run
@@ -17,5 +18,6 @@ page = st.navigation(pages, position="sidebar")  # first: it also leaves Streaml
 init_state()
 apply_query_params_once()  # a shared link reopens its architecture and settings
 language_selector()
+cluster_notice()  # with DLPLAY_RAY_ADDRESS: says when runs cannot train on the Ray cluster
 mark_script_run()  # browser tests wait for the next script run instead of sleeping
 page.run()

@@ -12,10 +12,10 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 import ray
-from ray.exceptions import GetTimeoutError, RayActorError
+from ray.exceptions import ActorUnavailableError, GetTimeoutError, RayActorError
 
 from ..checkpoint import Checkpoint
 from ..errors import UserError
@@ -24,7 +24,7 @@ from ..server.guardrails import Limits
 from ..server.slots import PoolState
 from ..spec import ModelSpec, TrainConfig
 from .broker import get_broker
-from .handle import RayRunHandle
+from .handle import HEAD_LOST_KEY, RayRunHandle
 from .settings import NAMESPACE, ClusterSettings
 from .worker import CONCURRENCY, RunInfo, RunWorker, WorkerInfo
 
@@ -35,14 +35,20 @@ CREATE_TIMEOUT_S = 120.0  # a worker's first run loads its dataset
 
 
 def connect_ray(address: str) -> None:
-    """Connect this process to Ray once: ``local`` starts a Ray instance here (one machine), anything
-    else is a running cluster's address (``ray start --head`` prints it) or ``auto``."""
+    """Connect this process to the running Ray cluster at ``address`` once (``ray start --head`` prints it,
+    or ``auto``). ``local`` is not an address here: :class:`~.link.ClusterLink` starts a head for it."""
     if ray.is_initialized():
         return
     if address == "local":
-        ray.init(address="local", namespace=NAMESPACE, include_dashboard=False, log_to_driver=False)
-    else:
-        ray.init(address=address, namespace=NAMESPACE, log_to_driver=False)
+        raise ValueError("start a local head with dlplay.cluster.link.ClusterLink, then connect to its address")
+    # Ray reads RAY_AUTH_* and RAY_<config> variables once and caches them: read them again (the link
+    # may have set the token mode and the driver's GCS timeout after ray was imported), as Ray's own
+    # token setup does
+    from ray._raylet import AuthenticationTokenLoader, Config  # type: ignore[attr-defined]
+
+    Config.initialize("")
+    AuthenticationTokenLoader.instance().reset_cache()
+    ray.init(address=address, namespace=NAMESPACE, log_to_driver=False)
 
 
 @dataclass(frozen=True)
@@ -97,19 +103,22 @@ class RayBackend:
     _instances: dict[str, RayBackend] = {}
     _class_lock = threading.Lock()
 
-    def __init__(self, settings: ClusterSettings):
+    def __init__(self, settings: ClusterSettings, alive: Callable[[], bool] | None = None):
         self.settings = settings
+        self.alive: Callable[[], bool] = alive or (lambda: True)  # False once the link lost the Ray head
         self.slots = ClusterSlots(settings)
         self._lock = threading.Lock()
         self._actors: dict[int, Any] = {}
 
     @classmethod
-    def connect(cls, address: str, settings: ClusterSettings | None = None) -> RayBackend:
-        """This process's backend for ``address`` (connects to Ray on first use)."""
+    def connect(cls, address: str, settings: ClusterSettings | None = None,
+                alive: Callable[[], bool] | None = None) -> RayBackend:
+        """This process's backend for ``address`` (connects to Ray on first use, unless connected already).
+        ``alive``: whether the Ray head still answers (the link's watch), asked before each remote call."""
         with cls._class_lock:
             if address not in cls._instances:
                 connect_ray(address)
-                backend = cls(settings or ClusterSettings.from_env())
+                backend = cls(settings or ClusterSettings.from_env(), alive)
                 get_broker(backend.settings.run_limit)
                 cls._instances[address] = backend
             return cls._instances[address]
@@ -137,7 +146,7 @@ class RayBackend:
             except RayActorError:
                 self.actor(i, fresh=True)
                 rows.append(WorkerRow(self.settings.worker_name(i), None))
-            except GetTimeoutError:
+            except (GetTimeoutError, ActorUnavailableError):
                 rows.append(WorkerRow(self.settings.worker_name(i), None))
         return rows
 
@@ -166,11 +175,13 @@ class RayBackend:
                 info: RunInfo = ray.get(ref, timeout=CREATE_TIMEOUT_S)
             except RayActorError:
                 continue  # it died since it was chosen: once more, in a fresh one
+            except (GetTimeoutError, ActorUnavailableError):
+                raise UserError(HEAD_LOST_KEY if not self.alive() else "cluster.no_worker") from None
             except ray.exceptions.RayTaskError as exc:
                 if isinstance(exc.cause, UserError):
                     raise UserError(exc.cause.key, **exc.cause.params) from None
                 raise
-            handle = RayRunHandle(actor, info, spec, callbacks=callbacks, on_lost=self.worker_lost)
+            handle = RayRunHandle(actor, info, spec, callbacks=callbacks, on_lost=self.worker_lost, head_alive=self.alive)
             handle.forked_from = start_from.origin if start_from is not None else None
             return handle
         raise UserError("cluster.no_worker")

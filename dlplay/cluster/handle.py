@@ -39,16 +39,25 @@ READ_TIMEOUT_S = 10.0  # a snapshot that takes longer is skipped this time (the 
 COMMAND_TIMEOUT_S = 30.0
 LONG_TIMEOUT_S = 600.0  # weights, evaluation
 LOST_KEY = "cluster.worker_lost"
+HEAD_LOST_KEY = "cluster.head_lost_run"  # the whole cluster's head stopped answering (no parameters)
 
 
 class WorkerLost(Exception):
     """The run's worker is gone (raised inside the handle only)."""
 
 
-def _forget(worker: Any, run_id: str) -> None:
+class HeadLost(WorkerLost):
+    """The Ray head is gone: the run cannot be reached any more (raised inside the handle only)."""
+
+
+def _always() -> bool:
+    return True
+
+
+def _forget(worker: Any, run_id: str, head_alive: Callable[[], bool]) -> None:
     """The handle was collected: the worker may let the run go (best effort, never raises)."""
     try:
-        if ray.is_initialized():
+        if ray.is_initialized() and head_alive():
             worker.forget.remote(run_id)
     except Exception:  # noqa: BLE001
         pass
@@ -57,11 +66,14 @@ def _forget(worker: Any, run_id: str) -> None:
 class RayRunHandle:
     """A run in a Ray worker. ``callbacks``: app-side objects with ``on_end(handle)`` (e.g. the run
     history's RunRecorder), called once, in whichever thread first sees that the run ended;
-    ``on_lost(worker_id)``: told when the worker is found lost."""
+    ``on_lost(worker_id)``: told when the worker is found lost; ``head_alive()``: whether the cluster's
+    head still answers (asked before each remote call: once it does not, the run ends as failed with
+    ``cluster.head_lost_run`` and nothing more is sent)."""
 
     def __init__(self, worker: Any, info: RunInfo, spec: ModelSpec, *, callbacks: Iterable[Any] = (),
-                 on_lost: Callable[[str], None] | None = None):
+                 on_lost: Callable[[str], None] | None = None, head_alive: Callable[[], bool] | None = None):
         self._worker = worker
+        self._head_alive = head_alive or _always
         self.run_id = info.run_id
         self.spec = spec
         self.config: TrainConfig = info.config
@@ -80,6 +92,7 @@ class RayRunHandle:
         self._view = info.view
         self._view_at = time.monotonic()
         self._lost = False
+        self._lost_key = LOST_KEY
         self._ended = False
         self._pace = info.view.pace
         self._probe_every = info.view.probe_every
@@ -88,12 +101,14 @@ class RayRunHandle:
         self._weights: dict[str, torch.Tensor] | None = None  # the latest weights fetched (final once ended)
         self._weights_final = False
         self._test: tuple[torch.Tensor, torch.Tensor] | None = None
-        weakref.finalize(self, _forget, worker, info.run_id)
+        weakref.finalize(self, _forget, worker, info.run_id, self._head_alive)
 
     # ----- remote calls ---------------------------------------------------------------------
     def _get(self, ref: Any, timeout: float) -> Any:
         """``ray.get`` that turns a dead worker (or one that no longer knows the run) into WorkerLost
-        and a UserError raised in the worker into the same UserError here."""
+        and a UserError raised in the worker into the same UserError here; a lost head into HeadLost."""
+        if not self._head_alive():
+            raise HeadLost()
         try:
             return ray.get(ref, timeout=timeout)
         except ActorUnavailableError as exc:  # unreachable for now (a network hiccup): not lost yet
@@ -111,14 +126,17 @@ class RayRunHandle:
     def _send(self, name: str, *args: Any, wait: bool = False) -> None:
         if self._lost:
             return
+        if not self._head_alive():
+            self._mark_lost(head=True)
+            return
         if name != "heartbeat":
             self._view_at = 0.0  # the next read asks again
         try:
             ref = self._worker.command.remote(self.run_id, name, args)
             if wait:
                 self._get(ref, COMMAND_TIMEOUT_S)
-        except WorkerLost:
-            self._mark_lost()
+        except WorkerLost as exc:
+            self._mark_lost(head=isinstance(exc, HeadLost))
         except GetTimeoutError:
             pass
 
@@ -129,8 +147,8 @@ class RayRunHandle:
             if not settled and time.monotonic() - self._view_at >= CACHE_S:
                 try:
                     self._view = self._get(self._worker.view.remote(self.run_id), READ_TIMEOUT_S)
-                except WorkerLost:
-                    self._mark_lost()
+                except WorkerLost as exc:
+                    self._mark_lost(head=isinstance(exc, HeadLost))
                 except GetTimeoutError:
                     pass  # a busy or unreachable worker: show the last view; Ray tells us if it is lost
                 self._view_at = time.monotonic()
@@ -141,16 +159,18 @@ class RayRunHandle:
             self._run_end_callbacks()
         return view
 
-    def _mark_lost(self) -> None:
+    def _mark_lost(self, head: bool = False) -> None:
         with self._lock:
             if self._lost:
                 return
             self._lost = True
+            self._lost_key = HEAD_LOST_KEY if head else LOST_KEY
             progress = self._view.snapshot.progress
             was_running = Status(progress.status) in ACTIVE or progress.status == Status.READY
             if was_running:
-                progress = dataclasses.replace(progress, status=Status.FAILED, message=LOST_KEY,
-                                               message_params=(("worker", self.worker_name),), queue_position=None,
+                params = () if head else (("worker", self.worker_name),)
+                progress = dataclasses.replace(progress, status=Status.FAILED, message=self._lost_key,
+                                               message_params=params, queue_position=None,
                                                evaluating=None, samples_per_s=0.0)
                 snapshot = dataclasses.replace(self._view.snapshot, progress=progress)
                 self._view = dataclasses.replace(self._view, snapshot=snapshot, alive=False,
@@ -158,13 +178,18 @@ class RayRunHandle:
             started = self._view.started_at is not None and self._view.snapshot.progress.global_step > 0
             run_end = was_running and started and not self._ended
             self._ended = True
-        if self._on_lost is not None:
+        if self._on_lost is not None and not head:
             try:
                 self._on_lost(self.worker_id)
             except Exception:  # noqa: BLE001
                 pass
         if run_end:
             self._run_end_callbacks()
+
+    def _lost_error(self) -> UserError:
+        if self._lost_key == HEAD_LOST_KEY:
+            return UserError(HEAD_LOST_KEY)
+        return UserError(LOST_KEY, worker=self.worker_name)
 
     def _run_end_callbacks(self) -> None:
         for callback in self._end_callbacks:
@@ -275,12 +300,12 @@ class RayRunHandle:
         if not (self._weights_final or self._lost) or self._weights is None:
             try:
                 weights = self._get(self._worker.state_dict.remote(self.run_id), LONG_TIMEOUT_S)
-            except WorkerLost:
-                self._mark_lost()
+            except WorkerLost as exc:
+                self._mark_lost(head=isinstance(exc, HeadLost))
             else:
                 self._weights, self._weights_final = weights, final
         if self._weights is None:
-            raise UserError(LOST_KEY, worker=self.worker_name)
+            raise self._lost_error()
         return {k: v.clone() for k, v in self._weights.items()}
 
     def model_copy(self, device: str | torch.device = "cpu") -> Net:
@@ -295,9 +320,9 @@ class RayRunHandle:
     def evaluate(self, split: str = "test") -> tuple[float, float]:
         try:
             loss, acc = self._get(self._worker.evaluate.remote(self.run_id, split), LONG_TIMEOUT_S)
-        except WorkerLost:
-            self._mark_lost()
-            raise UserError(LOST_KEY, worker=self.worker_name) from None
+        except WorkerLost as exc:
+            self._mark_lost(head=isinstance(exc, HeadLost))
+            raise self._lost_error() from None
         return float(loss), float(acc)
 
     def split_data(self, split: str) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -308,9 +333,9 @@ class RayRunHandle:
             return images, labels, torch.arange(len(labels))
         try:
             return self._get(self._worker.split_data.remote(self.run_id, split), LONG_TIMEOUT_S)
-        except WorkerLost:
-            self._mark_lost()
-            raise UserError(LOST_KEY, worker=self.worker_name) from None
+        except WorkerLost as exc:
+            self._mark_lost(head=isinstance(exc, HeadLost))
+            raise self._lost_error() from None
 
     forked_from: tuple[str, int, str, str, str] | None = None  # a fork: (parent run id, step, change, old, new)
 
@@ -332,9 +357,9 @@ class RayRunHandle:
         """The run's exact state after ``step``, replayed in its worker (weights, optimizer state, generators)."""
         try:
             return self._get(self._worker.resume_state.remote(self.run_id, step), LONG_TIMEOUT_S)
-        except WorkerLost:
-            self._mark_lost()
-            raise UserError(LOST_KEY, worker=self.worker_name) from None
+        except WorkerLost as exc:
+            self._mark_lost(head=isinstance(exc, HeadLost))
+            raise self._lost_error() from None
 
     def test_split(self) -> tuple[torch.Tensor, torch.Tensor]:
         if self._test is None:
@@ -352,9 +377,9 @@ def _test_split(dataset: str, handle: RayRunHandle) -> tuple[torch.Tensor, torch
         if dataset not in _tests:
             try:
                 _tests[dataset] = handle._get(handle._worker.test_split.remote(handle.run_id), LONG_TIMEOUT_S)
-            except WorkerLost:
-                handle._mark_lost()
-                raise UserError(LOST_KEY, worker=handle.worker_name) from None
+            except WorkerLost as exc:
+                handle._mark_lost(head=isinstance(exc, HeadLost))
+                raise handle._lost_error() from None
         return _tests[dataset]
 
 

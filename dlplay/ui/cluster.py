@@ -1,13 +1,15 @@
-"""The Admin page's view of the Ray backend: where runs train and each worker's runs, node, device
-and memory (nothing is shown when runs train in this process)."""
+"""The Ray backend on the pages: the notice every page shows when the cluster could not be reached or
+its head was lost (runs then train in this process), and the Admin page's view of the workers: where
+runs train and each worker's runs, node, device and memory (nothing is shown when runs train here)."""
 from __future__ import annotations
 
 import os
 import socket
+import time
 
 import streamlit as st
 
-from dlplay.cluster import ray_address
+from dlplay.cluster import link_from_env, ray_address
 from dlplay.server.guardrails import MB
 from dlplay.ui import server
 from dlplay.ui.i18n import t
@@ -38,3 +40,21 @@ def show_workers() -> None:
         t("cluster.col_memory"): _mb(row.info.rss_bytes) if row.info else "–",
         t("cluster.col_device_memory"): _mb(row.info.device_allocated) if row.info else "–",
     } for row in rows], hide_index=True, key="admin_workers_table")
+
+
+def cluster_notice() -> None:
+    """With ``DLPLAY_RAY_ADDRESS`` set: a warning when runs cannot train on the cluster (the connection
+    failed, or the head stopped answering) and train in this process instead. Waits for the first
+    connection."""
+    link = link_from_env()
+    if link is None or link.backend() is not None:
+        return
+    from dlplay.cluster.link import LOST
+
+    with st.container(key="cluster_notice"):
+        if link.state == LOST:
+            st.warning(t("cluster.notice_lost", address=link.gcs_address or link.address,
+                         time=time.strftime("%H:%M:%S", time.localtime(link.since))), icon=":material/cloud_off:")
+        else:
+            st.warning(t("cluster.notice_failed", address=link.address, error=(link.error or "")[:400]),
+                       icon=":material/cloud_off:")

@@ -24,23 +24,26 @@ if TYPE_CHECKING:
 BROWSER_KEY = "_dlplay_browser"
 
 
-@st.cache_resource(show_spinner=False)
 def run_backend() -> RayBackend | None:
-    """Where runs train: None for threads in this process (the default), the Ray backend when
-    ``DLPLAY_RAY_ADDRESS`` is set (see dlplay/cluster)."""
+    """Where runs train now: None for threads in this process (the default), the Ray backend when
+    ``DLPLAY_RAY_ADDRESS`` is set and its cluster answers (see dlplay/cluster; once the connection
+    failed or the head was lost, None again: runs fall back to this process)."""
     return backend_from_env()
 
 
 @st.cache_resource(show_spinner=False)
-def slot_pool() -> SlotPool | ClusterSlots:
-    """The server's limit on concurrent runs (``DLPLAY_MAX_RUNS``, else from the device); with the Ray
-    backend the cluster-wide limit that every app process shares."""
-    backend = run_backend()
-    if backend is not None:
-        return backend.slots
+def local_slot_pool() -> SlotPool:
+    """The limit on runs training in this process (``DLPLAY_MAX_RUNS``, else from the device)."""
     kind = choose_device().type
     limit = max_runs_from_env(kind)
     return SlotPool(limit, threads_per_run=threads_per_run(limit, kind))
+
+
+def slot_pool() -> SlotPool | ClusterSlots:
+    """The server's limit on concurrent runs: this process's, or with the Ray backend the cluster-wide
+    limit that every app process shares."""
+    backend = run_backend()
+    return backend.slots if backend is not None else local_slot_pool()
 
 
 @st.cache_resource(show_spinner=False)
