@@ -50,8 +50,9 @@ CSS = """
 
 # ---------------------------------------------------------------- the model
 def is_trained(session: RunHandle | None) -> bool:
-    """True when the session's network has finished at least one epoch."""
-    return session is not None and session.snapshot().progress.epoch >= 1
+    """True when the session's network has finished at least one epoch, or is a finished model (one
+    loaded from a checkpoint on Evaluate has trained, though not in this session)."""
+    return session is not None and (session.snapshot().progress.epoch >= 1 or session.status == "done")
 
 
 def dataset_info(session: RunHandle | None) -> DatasetInfo:

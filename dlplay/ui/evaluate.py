@@ -35,7 +35,7 @@ from dlplay.ui.state import (
 from dlplay.ui.uploads import server_limit_mb, upload_box
 
 REPORT = "eval_report"  # (session, token, report, step)
-UPLOAD = "eval_upload_result"  # (file_id, Checkpoint | None, error text | None)
+UPLOAD = "eval_upload_result"  # (file_id, Checkpoint | None, UserError | None)
 EXPORT_ERRORS = "eval_export_errors"  # export kind -> why its last download failed (shown on the next run)
 EXPORTERS = {"onnx": "export_onnx", "torchscript": "export_torchscript"}  # looked up when clicked
 EXPORT_NAMES = {"onnx": "ONNX", "torchscript": "TorchScript"}
@@ -201,7 +201,8 @@ def upload_limit_mb() -> float:
 
 
 def read_upload(uploaded, limit_mb: float) -> tuple[Checkpoint | None, str | None]:
-    """The uploaded file as a checkpoint, or the reason it is not one (checked once per file)."""
+    """The uploaded file as a checkpoint, or the reason it is not one, in the page's current language
+    (the file is checked once; the reason is kept as the error, so a language switch translates it)."""
     result = st.session_state.get(UPLOAD)
     if result is None or result[0] != uploaded.file_id:
         try:
@@ -209,9 +210,9 @@ def read_upload(uploaded, limit_mb: float) -> tuple[Checkpoint | None, str | Non
                 raise UserError("eval.ckpt_too_large", size_mb=uploaded.size / 2**20, limit_mb=limit_mb)
             result = (uploaded.file_id, load_checkpoint(uploaded.getvalue()), None)
         except UserError as exc:
-            result = (uploaded.file_id, None, explain(exc))
+            result = (uploaded.file_id, None, exc)
         st.session_state[UPLOAD] = result
-    return result[1], result[2]
+    return result[1], (explain(result[2]) if result[2] is not None else None)
 
 
 def upload_section() -> None:
@@ -219,12 +220,12 @@ def upload_section() -> None:
     limit_mb = upload_limit_mb()
     st.caption(t("eval.upload_limit", limit_mb=limit_mb))  # said before anything is uploaded
     # a file over the server's limit never reaches this script: the box says so and hides the old result
-    with upload_box("eval_upload_box", t("eval.upload_refused", limit_mb=limit_mb), stale=("eval_upload_result",)):
+    with upload_box("eval_upload_box", t("eval.upload_refused", limit_mb=limit_mb), stale=("eval_upload_outcome",)):
         uploaded = st.file_uploader(t("eval.upload_label"), key="eval_upload", help=t("eval.upload_help", limit_mb=limit_mb))
     if uploaded is None:
         return
     ckpt, error = read_upload(uploaded, limit_mb)
-    with st.container(key="eval_upload_result"):
+    with st.container(key="eval_upload_outcome"):
         if error is not None:
             st.error(error, icon=":material/block:")
             return
