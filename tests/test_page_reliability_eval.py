@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import os
+import re
 from pathlib import Path
 
 import pytest
@@ -189,3 +190,14 @@ def test_plural_forms_exist_in_both_languages():
         ones = [k for k in catalog(lang) if k.endswith("_one")]
         assert "fixdata.edits_pending_one" in ones
         assert all(k.removesuffix("_one") in catalog(lang) for k in ones)
+
+
+# ------------------------------------------------------------------ README
+def test_the_readme_says_how_to_start_next_time_and_what_the_first_install_downloads():
+    readme = (Path(APP).parent / "README.md").read_text(encoding="utf-8")
+    run_it = readme.split("## Run it", 1)[1].split("\n## ", 1)[0]
+    prose = re.sub(r"```bash\n.+?\n```", "", run_it, flags=re.S)  # the text around the two commands
+    assert "Next time" in prose and "`.venv/bin/streamlit run app.py`" in prose
+    assert "CUDA" in prose and "several GB" in prose
+    assert "download.pytorch.org/whl/cpu" in prose  # the smaller build, for a machine without an NVIDIA GPU
+    assert len(re.findall(r"```bash\n", readme)) == 2  # tests/test_project.py: exactly two commands
