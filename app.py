@@ -14,7 +14,9 @@ pages = [
     for path, url, key, icon in available_pages()
 ]
 open_home_by_its_name()
-page = st.navigation(pages, position="sidebar")  # first: it also leaves Streamlit's pages/-folder mode
+# expanded: every page is listed (collapsed, Streamlit hides all but 10 behind an untranslated "View N more");
+# first: it also leaves Streamlit's pages/-folder mode
+page = st.navigation(pages, position="sidebar", expanded=True)
 init_state()
 apply_query_params_once()  # a shared link reopens its architecture and settings
 language_selector()

@@ -29,6 +29,7 @@ from .spec import ModelSpec, TrainConfig
 from .status import Status
 
 FORMAT = "dlplay-checkpoint"
+GAN_FORMAT = "dlplay-gan-checkpoint"  # dlplay.gan_mnist's checkpoints (Generate page): named when uploaded here
 VERSION = 1
 MAX_CHECKPOINT_BYTES = 64 * 2**20
 MAX_ARCHIVE_ENTRIES = 4096
@@ -139,6 +140,9 @@ def load_checkpoint(data: bytes, max_bytes: int = MAX_CHECKPOINT_BYTES) -> Check
     data = bytes(data)
     _check_archive(data, max_bytes)
     obj = _torch_load(data)
+    if isinstance(obj, dict) and obj.get("format") == GAN_FORMAT:
+        raise UserError("eval.ckpt_gan", generate=Term("nav.generate"), digits=Term("generate.mode_digits"),
+                        load=Term("generate.upload_ckpt"))
     if not isinstance(obj, dict) or obj.get("format") != FORMAT:
         raise UserError("eval.ckpt_not_checkpoint")
     version = obj.get("version")

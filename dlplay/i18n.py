@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import numbers
 import re
 from functools import lru_cache
 from pathlib import Path
@@ -89,13 +90,31 @@ def lookup(key: str, lang: str = DEFAULT_LANGUAGE) -> str | None:
     return text if text is not None else catalog(DEFAULT_LANGUAGE).get(key)
 
 
+PLURAL_PARAMS = ("n", "count")  # the parameters that count something
+
+
+def plural_key(key: str, params: dict[str, object]) -> str:
+    """``<key>_one`` when the text counts exactly one thing (``n`` or ``count`` is 1) and that key exists
+    ("1 new edit" but "2 new edits"); otherwise ``key``. A language without plural forms (Chinese) gives
+    its ``_one`` key the same text."""
+    for name in PLURAL_PARAMS:
+        value = params.get(name)
+        if isinstance(value, numbers.Integral) and not isinstance(value, bool) and int(value) == 1:
+            one = f"{key}_one"
+            return one if one in catalog(DEFAULT_LANGUAGE) else key
+    return key
+
+
 def translate(key: str, lang: str = DEFAULT_LANGUAGE, **params: object) -> str:
-    """The text for ``key`` in ``lang`` (falling back to English, then to the key itself).
+    """The text for ``key`` in ``lang`` (falling back to English, then to the key itself); the singular
+    form ``<key>_one`` when the text counts one thing (:func:`plural_key`).
 
     A missing key or a template that cannot take ``params`` is logged as a warning (never raised):
     the learner sees the best text there is, the tests see the warning. Text that is not shaped like a
     key (it has spaces, capitals or CJK: already translated) passes through as it is, unlogged.
     """
+    if params:
+        key = plural_key(key, params)
     text = catalog(lang).get(key)
     if text is None:
         text = catalog(DEFAULT_LANGUAGE).get(key)

@@ -50,8 +50,10 @@ def drawing_area() -> None:
     with row.container(width="stretch"):
         dr.show_guess(prediction, info, drawn, trained, lang)
         if prediction is not None and prediction.is_finite:
-            st.plotly_chart(probability_figure(prediction.probabilities, labels, lang), key="draw_probs",
-                            config={"displayModeBar": False})
+            with st.container(key="draw_probs_box"):
+                st.plotly_chart(probability_figure(prediction.probabilities, labels, lang), key="draw_probs",
+                                config={"displayModeBar": False})
+            dr.confidence_note()  # what "sure" means, and where its trust is measured
     if prediction is not None and prediction.is_finite:
         st.subheader(t("draw.forward_title"))
         st.caption(t("draw.forward_intro"))

@@ -31,8 +31,9 @@ session = current_session()
 def results_tab(report, labels) -> None:
     split = fx.split_picker(session)  # test, validation or training images (fix the data: dlplay/ui/fixdata.py)
     report, indices = fx.report_for(session, split)
+    st.caption(t(f"fixdata.measured_{split}", n=len(report.preds.labels)))  # every number below names its images
     cols = st.columns(4)
-    cols[0].metric(t("eval.metric_accuracy"), f"{report.accuracy:.2%}")
+    cols[0].metric(t(f"fixdata.accuracy_{split}"), f"{report.accuracy:.2%}")
     cols[1].metric(t("eval.metric_mistakes"), f"{report.mistakes:,}")
     cols[2].metric(t("eval.metric_confidence"), f"{float(report.preds.confidence.mean()):.1%}")
     cols[3].metric(t("eval.metric_ece"), f"{report.calibration.ece:.2%}")
@@ -47,7 +48,7 @@ def results_tab(report, labels) -> None:
     with right:
         st.subheader(t("eval.pairs_title"))
         if not report.pairs:
-            st.write(t("eval.pairs_none"))
+            st.write(t(f"fixdata.pairs_none_{split}"))
         for i, pair in enumerate(report.pairs):
             a, b = st.columns([3, 1], vertical_alignment="center")
             a.write(t("eval.pair_text", true=labels[pair.true], pred=labels[pair.predicted], count=pair.count, share=pair.share))
@@ -57,7 +58,7 @@ def results_tab(report, labels) -> None:
     fx.cell_images(session, report, indices, labels, split)
     fx.edits_panel(session, labels)
     st.subheader(t("eval.classes_title"))
-    table, percent_columns = ev.class_table(report.classes, labels)
+    table, percent_columns = ev.class_table(report.classes, labels, t(f"fixdata.support_{split}"))
     percent = st.column_config.NumberColumn(format="%.1f%%")
     c1, c2 = st.columns([1, 1])  # the table needs half the width: its last column was cut off
     c1.dataframe(table, hide_index=True, key="eval_classes_table",

@@ -1,13 +1,25 @@
 """Home: what dlplay is, the device in use, and whether the datasets are on this machine."""
 import os
+from pathlib import Path
 
 import streamlit as st
 
 from dlplay.data import DATASETS, check_dataset
 from dlplay.device import choose_device, describe_device
+from dlplay.errors import UserError
 from dlplay.ui.i18n import error_text, t
 from dlplay.ui.nav import available_pages
 from dlplay.ui.state import init_state
+
+PATH_PARAMS = ("file", "images", "labels", "path", "where")
+
+
+def without_folders(problem: UserError) -> UserError:
+    """The same problem with its file paths cut to the file names."""
+    params = {k: Path(v).name if k in PATH_PARAMS and isinstance(v, (str, os.PathLike)) else v
+              for k, v in problem.params.items()}
+    return UserError(problem.key, **params)
+
 
 init_state()
 st.title(t("home.title"))
@@ -24,14 +36,16 @@ with left:
         st.info(t("home.device_cpu", name=name, threads=info.threads))
 with right:
     st.subheader(t("home.datasets"))
+    # whether each dataset is there, not where: the server's folders are no business of a learner's
+    # (the Train page's box names the folder when training needs the files)
     for name, ds in DATASETS.items():
         check = check_dataset(name)  # validated as training reads it (cached per file mtime and size)
         if check.usable:
-            st.success(t("home.dataset_found", name=ds.title, where=check.where))
+            st.success(t("home.dataset_found", name=ds.title))
         elif check.found:
-            st.error(t("home.dataset_broken", name=ds.title, where=check.where, reason=error_text(check.problem)))
+            st.error(t("home.dataset_broken", name=ds.title, reason=error_text(without_folders(check.problem))))
         else:
-            st.warning(t("home.dataset_missing", name=ds.title, where=check.where))
+            st.warning(t("home.dataset_missing", name=ds.title))
 
 st.subheader(t("home.pages"))
 for path, url, key, icon in available_pages():

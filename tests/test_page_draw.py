@@ -178,7 +178,7 @@ def test_conv_network_shows_feature_maps(mnist) -> None:
 
 def test_page_in_chinese(trained_tutorial, mnist) -> None:
     at = draw_page(trained_tutorial, lang="zh")
-    assert at.title[0].value == "写一个数字"
+    assert at.title[0].value == "手写识别：写一个数字"  # the sidebar's name for the page, then what to do
     assert "请写一个数字" in guess_html(at)
     draw(at, canvas_rgba(mnist.test_images[0].numpy()))
     assert "神经网络认为这是" in guess_html(at) and "把握" in guess_html(at)

@@ -59,15 +59,16 @@ def test_home_shows_a_damaged_dataset_as_unusable_and_says_how_to_fix_it(only_he
     for name in NAMES:
         shutil.copyfile(sample_dir / name, folder / name)
     at = open_page("pages/home.py")
-    assert any(s.value.startswith("MNIST: found in") for s in at.success)
+    assert any(s.value == "MNIST: available" for s in at.success)
     blob = (folder / NAMES[0]).read_bytes()
     (folder / NAMES[0]).write_bytes(blob[: len(blob) // 3])  # a download cut short
     at = open_page("pages/home.py")
     assert not any(s.value.startswith("MNIST") for s in at.success)  # was green while Train refused it
     errors = [e.value for e in at.error]
     assert any("MNIST" in e and "not a valid gzip file" in e and "fresh copy" in e for e in errors), errors
+    assert not any(str(folder) in e for e in errors)  # the file's name, not the server's folders
     at = open_page("pages/home.py", "zh")
-    assert any("MNIST" in e.value and "重新下载" in e.value for e in at.error)
+    assert any("MNIST" in e.value and "已损坏" in e.value for e in at.error)
 
 
 def test_offline_first_run_says_where_to_put_the_files_and_checks_again(only_here, sample_dir):

@@ -29,6 +29,21 @@ def _figure(data: list[dict[str, Any]], layout: dict[str, Any], height: int) -> 
     return go.Figure(data=data, layout=base, _validate=False)
 
 
+def probability_text(p: float) -> str:
+    """A probability as a percentage a learner can read without being misled: never "100%" or "0%"
+    (a softmax never gives exactly 1 or 0 but by rounding) (">99.9%", "<0.1%"), one decimal near the ends."""
+    p = float(p)
+    if not np.isfinite(p):
+        return "–"
+    if p > 0.999:  # 1.0 too: a softmax reaches exactly 1 only by rounding (float32), never in truth
+        return ">99.9%"
+    if p < 0.001:
+        return "<0.1%"
+    if p >= 0.99 or p < 0.01:
+        return f"{p * 100:.1f}%"
+    return f"{p * 100:.0f}%"
+
+
 def probability_figure(probabilities: Sequence[float], labels: Sequence[str], lang: str = "en", height: int = 260) -> go.Figure:
     """One bar per class, the most probable one highlighted, probabilities as percentages."""
     probs = np.asarray(probabilities, dtype=np.float64)
@@ -38,7 +53,7 @@ def probability_figure(probabilities: Sequence[float], labels: Sequence[str], la
         x=list(labels),
         y=(probs * 100.0).tolist(),
         marker=dict(color=[TOP_COLOR if i == top else OTHER_COLOR for i in range(len(probs))]),
-        text=[f"{p * 100:.0f}%" if p >= 0.005 else "" for p in probs],
+        text=[probability_text(p) if p >= 0.005 else "" for p in probs],
         textposition="outside",
         cliponaxis=False,
         hovertemplate="%{x}: %{y:.1f}%<extra></extra>",

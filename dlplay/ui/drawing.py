@@ -13,7 +13,9 @@ from PIL import Image
 from dlplay.canvas import MAX_UPLOAD_BYTES, load_upload, preprocess
 from dlplay.data import DatasetInfo, class_label, get_info
 from dlplay.errors import UserError
+from dlplay.figures.draw import probability_text
 from dlplay.handle import RunHandle
+from dlplay.i18n import Term
 from dlplay.model import Net
 from dlplay.predict import LayerActivation, Prediction, predict
 from dlplay.ui.canvas_widget import decode_png_data_url, draw_canvas
@@ -21,6 +23,7 @@ from dlplay.ui.data import PROBLEM, remember_problem, show_data_problem
 from dlplay.ui.i18n import error_text, t
 from dlplay.ui.nav import available_pages
 from dlplay.ui.state import current_session, get_config, get_spec, is_active, replace_run
+from dlplay.ui.uploads import server_limit_mb, upload_box
 
 DRAWING_KEY = "drawing28"  # the current drawing as MNIST-style uint8 28x28 (or None); read by the Inside page
 CANVAS_KEY = "draw_canvas"
@@ -47,8 +50,9 @@ CSS = """
 
 # ---------------------------------------------------------------- the model
 def is_trained(session: RunHandle | None) -> bool:
-    """True when the session's network has finished at least one epoch."""
-    return session is not None and session.snapshot().progress.epoch >= 1
+    """True when the session's network has finished at least one epoch, or is a finished model (one
+    loaded from a checkpoint on Evaluate has trained, though not in this session)."""
+    return session is not None and (session.snapshot().progress.epoch >= 1 or session.status == "done")
 
 
 def dataset_info(session: RunHandle | None) -> DatasetInfo:
@@ -194,21 +198,30 @@ def digit_from_png(png: str | None) -> np.ndarray | None:
     return image28
 
 
+MODEL_FILE_SUFFIXES = (".pt", ".pth", ".ckpt", ".onnx", ".safetensors", ".bin")
+
+
 def upload_input() -> Drawn:
-    """An uploaded picture of a digit (PNG/JPEG, size-limited) and its 28x28; a bad file gives an error."""
-    file = st.file_uploader(
-        t("draw.upload_label"), type=["png", "jpg", "jpeg"], key="draw_upload",
-        help=t("draw.upload_help", limit_mb=f"{MAX_UPLOAD_BYTES / 1e6:.0f}"),
-    )
+    """An uploaded picture of a digit (any image format PIL reads, size-limited) and its 28x28; a bad file
+    gives an error in words. The uploader lists no types: the browser would refuse other files with a
+    hidden chip and keep showing the previous picture's guess (dlplay/ui/uploads.py)."""
+    limit_mb = f"{min(MAX_UPLOAD_BYTES / 1e6, server_limit_mb()):.0f}"
+    with upload_box("draw_upload_box", t("draw.upload_refused", limit_mb=server_limit_mb()),
+                    stale=("draw_guess", "draw_upload_preview", "draw_probs_box")):
+        file = st.file_uploader(t("draw.upload_label"), key="draw_upload", help=t("draw.upload_help", limit_mb=limit_mb))
+    st.caption(t("draw.upload_types", limit_mb=limit_mb))
     if file is None:
         return Drawn(None, prompt_key="draw.upload_prompt")
     try:
+        if file.name.lower().endswith(MODEL_FILE_SUFFIXES):  # a model, not a picture: say where it goes
+            raise UserError("draw.upload_checkpoint", evaluate=Term("nav.evaluate"))
         rgba = load_upload(file.getvalue())
     except UserError as exc:
         return Drawn(None, error=error_text(exc), prompt_key="draw.upload_other")
     preview = Image.fromarray(rgba)
     preview.thumbnail((CANVAS_PX, CANVAS_PX))
-    st.image(preview, caption=file.name)
+    with st.container(key="draw_upload_preview"):
+        st.image(preview, caption=file.name)
     return Drawn(preprocess(rgba).image28, prompt_key="draw.empty_upload")
 
 
@@ -235,14 +248,22 @@ def show_guess(prediction: Prediction | None, info: DatasetInfo, drawn: Drawn, t
             _guess_html(sig, f'<div class="dl-guess-empty">{html.escape(t("draw.broken_model"))}</div>')
         else:
             (top, p_top), (second, p_second) = prediction.ranked(2)
-            runner_up = t("draw.runner_up", name=class_name(info, second, lang), pct=f"{p_second * 100:.0f}%")
+            runner_up = t("draw.runner_up", name=class_name(info, second, lang), pct=probability_text(p_second))
             body = (
                 f'<div class="dl-guess-label">{html.escape(t("draw.guess_label"))}</div>'
                 f'<div class="dl-guess-digit">{html.escape(class_name(info, top, lang))}</div>'
-                f'<div class="dl-guess-conf">{html.escape(t("draw.confidence", pct=f"{p_top * 100:.0f}%"))}</div>'
+                f'<div class="dl-guess-conf">{html.escape(t("draw.confidence", pct=probability_text(p_top)))}</div>'
                 f'<div class="dl-guess-next">{html.escape(runner_up)}</div>'
             )
             _guess_html(sig, body)
+
+
+def confidence_note() -> None:
+    """What "sure" means, and where to see whether the network's sureness can be trusted."""
+    with st.container(key="draw_confidence_note"):
+        st.caption(t("draw.confidence_help"))
+        if any(path == "pages/evaluate.py" for path, *_ in available_pages()):
+            st.page_link("pages/evaluate.py", label=t("draw.confidence_link"), icon=":material/fact_check:")
 
 
 def _guess_html(sig: str, body: str) -> None:

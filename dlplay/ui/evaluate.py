@@ -32,9 +32,10 @@ from dlplay.ui.state import (
     get_spec,
     is_active,
 )
+from dlplay.ui.uploads import server_limit_mb, upload_box
 
 REPORT = "eval_report"  # (session, token, report, step)
-UPLOAD = "eval_upload_result"  # (file_id, Checkpoint | None, error text | None)
+UPLOAD = "eval_upload_result"  # (file_id, Checkpoint | None, UserError | None)
 EXPORT_ERRORS = "eval_export_errors"  # export kind -> why its last download failed (shown on the next run)
 EXPORTERS = {"onnx": "export_onnx", "torchscript": "export_torchscript"}  # looked up when clicked
 EXPORT_NAMES = {"onnx": "ONNX", "torchscript": "TorchScript"}
@@ -76,11 +77,12 @@ def labels_of(session: RunHandle, lang: str) -> list[str]:
     return [class_label(session.dataset_info, i, lang) for i in range(session.spec.num_classes)]
 
 
-def class_table(m: ClassMetrics, labels: list[str]) -> tuple[pd.DataFrame, list[str]]:
-    """Per-class numbers as a table (ratios in percent), and the names of its percentage columns."""
+def class_table(m: ClassMetrics, labels: list[str], support: str | None = None) -> tuple[pd.DataFrame, list[str]]:
+    """Per-class numbers as a table (ratios in percent), and the names of its percentage columns;
+    ``support`` names the images counted (default: the test images)."""
     table = pd.DataFrame({
         t("eval.col_class"): labels,
-        t("eval.col_support"): m.support,
+        support or t("eval.col_support"): m.support,
         t("eval.col_correct"): m.correct,
         t("eval.col_accuracy"): m.accuracy * 100,
         t("eval.col_precision"): m.precision * 100,
@@ -192,38 +194,48 @@ def export_data(kind: str, session: RunHandle):
     return make
 
 
+def upload_limit_mb() -> float:
+    """The largest checkpoint this page takes: the server's upload limit (.streamlit/config.toml) or the
+    loader's own, whichever is lower."""
+    return min(MAX_CHECKPOINT_BYTES / 2**20, server_limit_mb())
+
+
 def read_upload(uploaded, limit_mb: float) -> tuple[Checkpoint | None, str | None]:
-    """The uploaded file as a checkpoint, or the reason it is not one (checked once per file)."""
+    """The uploaded file as a checkpoint, or the reason it is not one, in the page's current language
+    (the file is checked once; the reason is kept as the error, so a language switch translates it)."""
     result = st.session_state.get(UPLOAD)
     if result is None or result[0] != uploaded.file_id:
         try:
-            if uploaded.size > MAX_CHECKPOINT_BYTES:  # refuse before reading it
+            if uploaded.size > limit_mb * 2**20:  # refuse before reading it
                 raise UserError("eval.ckpt_too_large", size_mb=uploaded.size / 2**20, limit_mb=limit_mb)
             result = (uploaded.file_id, load_checkpoint(uploaded.getvalue()), None)
         except UserError as exc:
-            result = (uploaded.file_id, None, explain(exc))
+            result = (uploaded.file_id, None, exc)
         st.session_state[UPLOAD] = result
-    return result[1], result[2]
+    return result[1], (explain(result[2]) if result[2] is not None else None)
 
 
 def upload_section() -> None:
     st.subheader(t("eval.keep_upload"))
-    # the server's upload limit (.streamlit/config.toml) or the loader's own, whichever is lower
-    limit_mb = min(MAX_CHECKPOINT_BYTES / 2**20, st.get_option("server.maxUploadSize"))
-    uploaded = st.file_uploader(t("eval.upload_label"), key="eval_upload", help=t("eval.upload_help", limit_mb=limit_mb))
+    limit_mb = upload_limit_mb()
+    st.caption(t("eval.upload_limit", limit_mb=limit_mb))  # said before anything is uploaded
+    # a file over the server's limit never reaches this script: the box says so and hides the old result
+    with upload_box("eval_upload_box", t("eval.upload_refused", limit_mb=limit_mb), stale=("eval_upload_outcome",)):
+        uploaded = st.file_uploader(t("eval.upload_label"), key="eval_upload", help=t("eval.upload_help", limit_mb=limit_mb))
     if uploaded is None:
         return
     ckpt, error = read_upload(uploaded, limit_mb)
-    if error is not None:
-        st.error(error, icon=":material/block:")
-        return
-    cfg = ckpt.config
-    st.success(t("eval.upload_ok", arch=architecture_label(ckpt.spec), optimizer=t(f"runs.optimizer_{cfg.optimizer}"), lr=cfg.lr,
-                 epochs=len(ckpt.run.epochs) if ckpt.run else cfg.epochs), icon=":material/verified:")
-    if ckpt.run is not None and ckpt.run.test_acc is not None:
-        st.write(t("eval.upload_acc", acc=ckpt.run.test_acc))
-    st.button(t("eval.use_ckpt"), key="eval_use_ckpt", help=t("eval.use_ckpt_help"), type="primary",
-              on_click=use_checkpoint, args=(ckpt,))
-    error = st.session_state.pop("eval_use_error", None)
-    if error:
-        st.error(error)
+    with st.container(key="eval_upload_outcome"):
+        if error is not None:
+            st.error(error, icon=":material/block:")
+            return
+        cfg = ckpt.config
+        st.success(t("eval.upload_ok", arch=architecture_label(ckpt.spec), optimizer=t(f"runs.optimizer_{cfg.optimizer}"),
+                     lr=cfg.lr, epochs=len(ckpt.run.epochs) if ckpt.run else cfg.epochs), icon=":material/verified:")
+        if ckpt.run is not None and ckpt.run.test_acc is not None:
+            st.write(t("eval.upload_acc", acc=ckpt.run.test_acc))
+        st.button(t("eval.use_ckpt"), key="eval_use_ckpt", help=t("eval.use_ckpt_help"), type="primary",
+                  on_click=use_checkpoint, args=(ckpt,))
+        error = st.session_state.pop("eval_use_error", None)
+        if error:
+            st.error(error)

@@ -38,10 +38,10 @@ def splits(session: RunHandle) -> list[str]:
 
 
 def chosen_split(session: RunHandle) -> str:
-    split = st.session_state.get(SPLIT, "test")
-    if split not in splits(session):
-        split = st.session_state[SPLIT] = "test"
-    return split
+    """The split the learner chose (test when the choice does not exist for this run). Only reads the state:
+    the picker's widget may already exist in this run, and its state may not be written then."""
+    split = st.session_state.get(SPLIT)
+    return split if split in splits(session) else "test"
 
 
 def report_for(session: RunHandle, split: str) -> tuple[EvalReport, np.ndarray]:
@@ -55,7 +55,7 @@ def report_for(session: RunHandle, split: str) -> tuple[EvalReport, np.ndarray]:
     cached = cache.get(split)
     if cached is not None and cached[0] is session and cached[1] == token:
         return cached[2], cached[3]
-    with st.spinner(t("eval.computing")):
+    with st.spinner(t(f"fixdata.computing_{split}")):
         report = build_report(predict_session(session, split))
         indices = session.split_data(split)[2].numpy()
     cache[split] = (session, token, report, indices)
@@ -67,9 +67,16 @@ def forget_reports() -> None:
 
 
 def split_picker(session: RunHandle) -> str:
-    """The segmented control above the Results tab: whose confusion matrix, and what it means."""
+    """The segmented control above the Results tab: whose confusion matrix, and what it means.
+
+    The choice is required (a second click on the chosen option keeps it), and a choice this run does not
+    offer (a validation split of an earlier run) is put right before the widget is drawn: a widget's state
+    may only be written before the widget exists in a run, or in a callback.
+    """
     options = splits(session)
-    st.segmented_control(t("fixdata.split"), options, key=SPLIT, default="test",
+    if st.session_state.get(SPLIT) not in options:
+        st.session_state[SPLIT] = "test"
+    st.segmented_control(t("fixdata.split"), options, key=SPLIT, required=True,
                          format_func=lambda s: t(f"fixdata.split_{s}"))  # the chosen cell remembers its split
     split = chosen_split(session)
     st.caption(t(f"fixdata.split_{split}_help"))

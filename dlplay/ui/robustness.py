@@ -16,6 +16,7 @@ from dlplay.model import Net
 from dlplay.robustness import PERTURBATIONS, Curve, all_curves, drawing_under
 from dlplay.ui.i18n import error_text, t
 from dlplay.ui.nav import available_pages
+from dlplay.ui.uploads import server_limit_mb, upload_box
 
 CURVES = "rob_curves"  # {model key: (name, n, {kind: Curve})}, in the order measured
 ERROR_KEY = "rob_error"
@@ -66,8 +67,11 @@ def robustness_tab(session: RunHandle, lang: str) -> None:
                 on_click=_request, args=("current",))
     c_clear.button(t("robustness.clear"), key="rob_clear", on_click=lambda: st.session_state.pop(CURVES, None))
     with st.expander(t("robustness.add_checkpoint")):
-        upload = st.file_uploader(t("robustness.checkpoint"), type=["pt"], key="rob_ckpt",
-                                  help=t("robustness.checkpoint_help", mb=MAX_CHECKPOINT_BYTES // 2**20))
+        limit_mb = min(MAX_CHECKPOINT_BYTES // 2**20, server_limit_mb())
+        # no type list: the browser would refuse another file with a hidden chip; the loader says what it is
+        with upload_box("rob_ckpt_box", t("eval.upload_refused", limit_mb=limit_mb)):
+            upload = st.file_uploader(t("robustness.checkpoint"), key="rob_ckpt",
+                                      help=t("robustness.checkpoint_help", mb=limit_mb))
         st.button(t("robustness.measure_checkpoint"), key="rob_measure_ckpt", disabled=upload is None,
                   on_click=_request, args=("checkpoint",))
     request = st.session_state.pop(REQUEST, None)
