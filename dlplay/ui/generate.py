@@ -37,6 +37,8 @@ from dlplay.ui.state import current_session
 from dlplay.ui.training import FULL_SPEED, PACE_CHOICES, await_status, nearest
 
 MODE_KEY = "gen_mode"
+SHAPE_KEY, LAYERS_KEY = "gen_shape", "gen_layers"
+PRESET_KEY, CONDITIONAL_KEY, DIGIT_KEY = "gen_preset", "gen_conditional", "gen_digit"
 MODES = ("lab", "digits")
 LAB_RUN, DIGITS_RUN = "gen_lab_run", "gen_digits_run"  # the two runs, one per mode
 ERROR_KEY = "gen_error"  # the last refusal, as text in the page's language
@@ -60,6 +62,10 @@ TOOL_TABS = ("interp", "grade", "memo", "draw", "save")
 
 
 # ---------------------------------------------------------------- the runs of this browser session
+PERSIST = "session"  # the page's choices survive a visit to another page (Streamlit forgets a widget's value
+# when a script run does not draw it: back on Generate the mode was the 2-D lab again, hiding a digits GAN)
+
+
 def init_generate_state() -> None:
     """At the top of the page: no GAN run until the learner starts one."""
     for key in (LAB_RUN, DIGITS_RUN):
@@ -330,6 +336,11 @@ class LabView:
     arrows: np.ndarray | None
     minimax: Minimax | None
     divergence_name: str = "JS"
+    total: int = 0  # the contest's step limit (it stops by itself there)
+
+    @property
+    def fraction(self) -> float:
+        return min(1.0, self.step / self.total) if self.total else 0.0
 
     def last(self, name: str) -> float | None:
         values = getattr(self, name)
@@ -345,7 +356,19 @@ def lab_defaults() -> dict[str, Any]:
     cfg = gan2d.LAB_CONFIG
     hidden = " → ".join(str(u) for u in gan2d.LAB_HIDDEN)
     return {"g_arch": f"{cfg.noise_dim} → {hidden} → 2", "d_arch": f"2 → {hidden} → 1", "batch": cfg.batch_size,
-            "d_steps": cfg.d_steps, "optimizer": t(f"train.opt_{cfg.optimizer_d}"), "lr": f"{cfg.lr_d:g}"}
+            "d_steps": cfg.d_steps, "optimizer": t(f"train.opt_{cfg.optimizer_d}"), "lr_d": f"{cfg.lr_d:g}",
+            "lr_g": f"{cfg.lr_g:g}"}
+
+
+LAB_STEPS_KEY = "gen_lab_steps"  # the learner's step limit for the next contest
+LAB_STEP_CHOICES = (1_000, 3_000, 10_000, 30_000)
+LAB_STEPS_DEFAULT = gan2d.LAB_CONFIG.total_steps
+
+
+def chosen_lab_steps() -> int:
+    """The step limit of the next lab run (the sidebar's choice; the lab's default before one)."""
+    value = st.session_state.get(LAB_STEPS_KEY)
+    return value if value in LAB_STEP_CHOICES else LAB_STEPS_DEFAULT
 
 
 def _drawn_or_none(shape: str) -> np.ndarray | None:
@@ -366,9 +389,10 @@ def _check_limits(run: Any) -> None:
 
 def _new_lab_run() -> Any:
     """A lab run (not started) on the chosen shape replaces the current one; its points for the page."""
-    shape = st.session_state.get("gen_shape") or DEFAULT_SHAPE
+    shape = st.session_state.get(SHAPE_KEY) or DEFAULT_SHAPE
     points = _drawn_or_none(shape)
-    run = gan2d.lab_session(shape, points, slot_pool=server.slot_pool(), heartbeat_timeout=heartbeat_timeout())
+    config = gan2d.LAB_CONFIG.with_changes(total_steps=chosen_lab_steps())
+    run = gan2d.lab_session(shape, points, config, slot_pool=server.slot_pool(), heartbeat_timeout=heartbeat_timeout())
     _check_limits(run)
     run.set_pace(chosen_pace(LAB_PACE_KEY))
     _make_current(LAB_RUN, _register(run))
@@ -417,9 +441,9 @@ def lab_view(run: Any | None) -> LabView:
     ctx = _lab_context(run)
     empty = np.zeros(0)
     if run is None or ctx is None:
-        real = _preview_points(st.session_state.get("gen_shape") or DEFAULT_SHAPE)
+        real = _preview_points(st.session_state.get(SHAPE_KEY) or DEFAULT_SHAPE)
         return LabView("ready", "", {}, 0, empty, empty, empty, empty, empty, empty, empty, xs, ys, None, real,
-                       np.zeros((0, 2)), None, None, None)
+                       np.zeros((0, 2)), None, None, None, total=chosen_lab_steps())
     snap = run.snapshot()
     p = snap.progress
     key = (p.global_step, snap.version)
@@ -435,7 +459,7 @@ def lab_view(run: Any | None) -> LabView:
     f = ctx.frame
     return LabView(p.status, p.message, dict(p.message_params), p.global_step, snap.steps, snap.d_loss, snap.g_loss,
                    snap.d_real, snap.d_fake, np.asarray(ctx.div_steps), np.asarray(ctx.divergence), f.xs, f.ys, f.heat,
-                   f.real, f.fake, f.manifold, f.arrows, f.minimax)
+                   f.real, f.fake, f.manifold, f.arrows, f.minimax, total=run.total_steps)
 
 
 # ---------------------------------------------------------------- MNIST digits
@@ -475,16 +499,16 @@ def preset_text(preset: str) -> str:
 
 
 def is_conditional() -> bool:
-    return bool(st.session_state.get("gen_conditional", False))
+    return bool(st.session_state.get(CONDITIONAL_KEY, False))
 
 
 def chosen_digit() -> int:
-    return int(st.session_state.get("gen_digit", 0) or 0)
+    return int(st.session_state.get(DIGIT_KEY, 0) or 0)
 
 
 def _new_digits_run(preset: str | None = None, spec: gm.GanSpec | None = None) -> Any:
     """A digits run (not started) of the chosen preset replaces the current one."""
-    preset = preset or st.session_state.get("gen_preset") or digit_presets()[0]
+    preset = preset or st.session_state.get(PRESET_KEY) or digit_presets()[0]
     base = gm.GAN_PRESETS[preset]
     spec = spec or base.spec.with_changes(conditional=is_conditional())
     dataset = dataset_on("mnist", str(choose_device("auto")))
