@@ -115,14 +115,15 @@ def _fields_from_json(cls: type, text: Any) -> dict[str, Any]:
 
 @dataclass(frozen=True)
 class GanPreset:
-    """A ready-made GAN; translations ``gan_mnist.preset.<key>.name`` and ``.text`` (with measured figures)."""
+    """A ready-made GAN; translations ``gan_mnist.preset.<key>.name`` and ``.text`` (what it does and how good
+    it gets, in a sentence or two for the sidebar; the measurements behind it are in docs/GENERATE.md)."""
 
     key: str
     spec: GanSpec
     config: GanConfig
 
 
-# Measured by bench/gan_mnist.py (figures in the preset texts). The conditional option is
+# Measured by bench/gan_mnist.py (figures in docs/GENERATE.md and the bench's docstring). The conditional option is
 # ``spec.with_changes(conditional=True)`` on either preset, with the same settings.
 GAN_PRESETS: dict[str, GanPreset] = {
     "mlp": GanPreset("mlp", GanSpec("mlp", noise_dim=64, width=128), GanConfig()),

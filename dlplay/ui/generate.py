@@ -494,7 +494,7 @@ def digit_presets() -> tuple[str, ...]:
 
 
 def preset_text(preset: str) -> str:
-    """The preset's description: the one with measured figures where the MNIST GAN module has it."""
+    """The preset's description for the sidebar: what it does and how good it gets (docs/GENERATE.md has the figures)."""
     return t(f"gan_mnist.preset.{preset}.text")
 
 
