@@ -44,9 +44,10 @@ def lab_settings() -> None:
     if st.session_state.get(gen.SHAPE_KEY) == gen.DRAWN:
         st.markdown(f"**{t('generate.draw_title')}**")
         gen.drawn_points_input()
-        drawn_problem = st.session_state.get(gen.DRAWN_ERROR_KEY)
-        if drawn_problem:
-            st.warning(drawn_problem, icon=":material/gesture:")
+        problem, refused = gen.drawn_problem()  # the drawing's one current message, beside it
+        if problem:
+            with st.container(key="gen_drawn_problem"):
+                (st.error if refused else st.warning)(problem, icon=":material/gesture:")
 
 
 def lab_controls(run, status: str) -> None:
@@ -91,10 +92,11 @@ def lab_live(polling: bool) -> None:
     m[2].metric(t("generate.m_d_loss"), gen.number(view.last("d_loss")))
     m[3].metric(t("generate.m_g_loss"), gen.number(view.last("g_loss")))
     m[4].metric(t("generate.m_divergence", name=view.divergence_name), gen.number(view.last("divergence")))
+    # the layer pills across the page's width: in the plane's column the last ones were cut ("gradient a…")
+    layers = st.pills(t("generate.layers"), gen.PLANE_LAYERS, key=gen.LAYERS_KEY, selection_mode="multi",
+                      default=list(gen.PLANE_LAYERS), persist_state=gen.PERSIST, format_func=lambda k: t(f"generate.layer_{k}"))
     left, right = st.columns([1.25, 1], gap="medium")
     with left:
-        layers = st.pills(t("generate.layers"), gen.PLANE_LAYERS, key=gen.LAYERS_KEY, selection_mode="multi",
-                          default=list(gen.PLANE_LAYERS), persist_state=gen.PERSIST, format_func=lambda k: t(f"generate.layer_{k}"))
         with st.container(key="gen_plane"):
             st.plotly_chart(fg.plane_figure(view.xs, view.ys, view.d_grid, view.real, view.fake, lang,
                                             manifold=view.manifold, arrows=view.arrows, show=layers or ()),

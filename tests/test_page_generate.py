@@ -115,16 +115,20 @@ def test_a_drawing_too_small_gets_a_message_and_no_run():
     at.selectbox(key="gen_shape").set_value("drawn").run()
     at.button(key="gen_lab_start").click().run()  # nothing drawn yet
     assert at.session_state["gen_lab_run"] is None
-    assert translate("generate.drawn_empty", "en") in [e.value for e in at.error]
+    assert [e.value for e in at.error] + [w.value for w in at.warning] == [translate("generate.drawn_empty", "en")]
     at.session_state["gen_canvas"] = {"drawing": {"png": canvas_png(drawing([(slice(100, 106), slice(100, 106))])),
                                                   "strokes": 1, "version": 1}}
     at.run()
     n = len(at.session_state["gen_drawn_points"])
     assert 0 < n < 20
-    assert translate("generate.drawn_too_few", "en", n=n, min=20) in [w.value for w in at.warning]
+    # one current message: the new one replaces "Nothing is drawn yet" (issue 33 saw both, the stale one above)
+    assert [e.value for e in at.error] + [w.value for w in at.warning] == [
+        translate("generate.drawn_too_few", "en", n=n, min=20)]
     at.button(key="gen_lab_step_both").click().run()  # stepping refuses it too
     assert at.session_state["gen_lab_run"] is None
-    assert translate("generate.drawn_too_few", "en", n=n, min=20) in [e.value for e in at.error]
+    assert [e.value for e in at.error] + [w.value for w in at.warning] == [
+        translate("generate.drawn_too_few", "en", n=n, min=20)]
+    assert translate("generate.drawn_too_few", "en", n=n, min=20) in [e.value for e in at.error]  # refused: an error
 
 
 def test_the_drawing_message_in_chinese():

@@ -42,7 +42,8 @@ PRESET_KEY, CONDITIONAL_KEY, DIGIT_KEY = "gen_preset", "gen_conditional", "gen_d
 MODES = ("lab", "digits")
 LAB_RUN, DIGITS_RUN = "gen_lab_run", "gen_digits_run"  # the two runs, one per mode
 ERROR_KEY = "gen_error"  # the last refusal, as text in the page's language
-DRAWN_ERROR_KEY = "gen_drawn_error"
+DRAWN_ERROR_KEY = "gen_drawn_error"  # what is wrong with the drawing now, shown under the canvas
+DRAWN_REFUSED_KEY = "gen_drawn_refused"  # a Start or Step was refused for it: the message is an error, not a hint
 CANVAS_KEY = "gen_canvas"
 CANVAS_PX = 280
 CANVAS_STROKE = 14
@@ -286,6 +287,7 @@ def drawn_points_input(extent: float = gan2d.EXTENT[1]) -> np.ndarray | None:
         st.session_state[DRAWN_ERROR_KEY] = error_text(exc)
     else:
         st.session_state[DRAWN_ERROR_KEY] = None
+        st.session_state[DRAWN_REFUSED_KEY] = False
         st.caption(t("generate.drawn_count", n=len(points)))
     return points
 
@@ -371,12 +373,27 @@ def chosen_lab_steps() -> int:
     return value if value in LAB_STEP_CHOICES else LAB_STEPS_DEFAULT
 
 
+class DrawingRefused(Exception):
+    """A Start or Step refused because of the drawing: its message stays under the canvas, where it follows the
+    drawing (in the page's error box above, it outlived the drawing it was about: "Nothing is drawn yet" beside
+    "Only 12 points are drawn")."""
+
+
 def _drawn_or_none(shape: str) -> np.ndarray | None:
     if shape != DRAWN:
         return None
     points = st.session_state.get(DRAWN_POINTS_KEY)
-    check_drawn_points(points)
+    try:
+        check_drawn_points(points)
+    except UserError:
+        st.session_state[DRAWN_REFUSED_KEY] = True
+        raise DrawingRefused() from None
     return points
+
+
+def drawn_problem() -> tuple[str | None, bool]:
+    """The drawing's current problem (or None), and whether a Start or Step was refused for it."""
+    return st.session_state.get(DRAWN_ERROR_KEY), bool(st.session_state.get(DRAWN_REFUSED_KEY))
 
 
 def _check_limits(run: Any) -> None:
@@ -403,7 +420,10 @@ def _new_lab_run() -> Any:
 
 @guarded
 def on_lab_start() -> None:
-    run = _new_lab_run()
+    try:
+        run = _new_lab_run()
+    except DrawingRefused:
+        return
     run.start()
     await_status(run, (Status.READY,))
 
@@ -413,7 +433,10 @@ def on_lab_step(which: str) -> None:
     """One step of D, of G, or of both; without a run (or after one ended) a new one starts paused."""
     run = run_of(LAB_RUN)
     if run is None or run.status in FINISHED:
-        run = _new_lab_run()
+        try:
+            run = _new_lab_run()
+        except DrawingRefused:
+            return
     st.session_state[STEP_WAIT_KEY] = (run, run.snapshot().progress.global_step)
     {"d": run.step_d, "g": run.step_g, "both": run.step}[which](1)
     end = time.monotonic() + 1.0  # a lab step takes milliseconds: the rerun after the click shows it taken
@@ -429,7 +452,10 @@ def _lab_context(run: Any | None) -> LabContext | None:
 def _preview_points(shape: str) -> np.ndarray:
     """The chosen shape's real points before any run (nothing drawn yet: none)."""
     try:
-        return gan2d.real_points(shape, LAB_POINTS, seed=7, points=_drawn_or_none(shape))
+        points = st.session_state.get(DRAWN_POINTS_KEY) if shape == DRAWN else None
+        if shape == DRAWN:
+            check_drawn_points(points)
+        return gan2d.real_points(shape, LAB_POINTS, seed=7, points=points)
     except UserError:
         return np.zeros((0, 2), dtype=np.float32)
 
@@ -779,6 +805,7 @@ def draw_for_d(run: Any) -> None:
 # ----- download, checkpoints, ONNX
 CKPT_UPLOAD = "gen_ckpt_upload"
 CKPT_SEEN = "gen_ckpt_seen"
+CKPT_ERROR = "gen_ckpt_error"  # why the uploaded file was refused, shown under the uploader
 EXPORT_ERROR = "gen_export_error"
 
 
@@ -824,14 +851,22 @@ def save_section(run: Any) -> None:
     for message in errors.values():
         st.error(message)
     upload = st.file_uploader(t("generate.upload_ckpt"), type=["pt"], key=CKPT_UPLOAD, help=t("generate.upload_ckpt_help"))
-    if upload is not None and st.session_state.get(CKPT_SEEN) != upload.file_id:
+    if upload is None:
+        st.session_state.pop(CKPT_ERROR, None)  # the file it was about is gone
+    elif st.session_state.get(CKPT_SEEN) != upload.file_id:
         st.session_state[CKPT_SEEN] = upload.file_id
         try:
             ckpt = gm.load_gan_checkpoint(upload.getvalue())
             adopt_gan_checkpoint(ckpt)
         except UserError as exc:
-            st.session_state[ERROR_KEY] = error_text(exc)
+            st.session_state[CKPT_ERROR] = error_text(exc)
+        else:
+            st.session_state.pop(CKPT_ERROR, None)
         st.rerun()
+    problem = st.session_state.get(CKPT_ERROR)
+    if problem:  # right under the uploader (the page's error box is ~900 px above it, out of sight)
+        with st.container(key="gen_ckpt_error"):
+            st.error(problem, icon=":material/error:")
 
 
 def adopt_gan_checkpoint(ckpt: Any) -> Any:
