@@ -57,7 +57,7 @@ from torch import nn
 from .device import choose_device
 from .errors import UserError
 from .gan import GanConfig, GanSession, RealSampler, mlp
-from .i18n import Term
+from .i18n import Listed, Term
 
 if TYPE_CHECKING:
     from .handle import GanHandle
@@ -133,13 +133,13 @@ def sample_shape(shape: str, n: int, generator: torch.Generator, device: torch.d
             raise UserError("gan.points_too_few", n=0, low=MIN_DRAWN)
         which = torch.randint(len(points), (n,), generator=generator, device=device)
         return points[which] + DRAWN_JITTER * randn(n, 2)
-    raise UserError("gan.bad_choice", name=Term("gan.setting_shape"), value=shape, choices=", ".join(SHAPES))
+    raise UserError("gan.bad_choice", name=Term("gan.setting_shape"), value=shape, choices=Listed(SHAPES))
 
 
 def real_sampler(shape: str, points: Any = None, device: torch.device | str = "cpu") -> RealSampler:
     """The sampler of a real shape for a GanSession on ``device`` (``drawn``: ``points`` are validated)."""
     if shape not in SHAPES:
-        raise UserError("gan.bad_choice", name=Term("gan.setting_shape"), value=shape, choices=", ".join(SHAPES))
+        raise UserError("gan.bad_choice", name=Term("gan.setting_shape"), value=shape, choices=Listed(SHAPES))
     drawn = torch.from_numpy(validate_points(points)).to(device) if shape == "drawn" else None
 
     def sample(n: int, generator: torch.Generator) -> torch.Tensor:

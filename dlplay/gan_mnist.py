@@ -20,6 +20,7 @@ from torch import nn
 
 from .checkpoint import MAX_CHECKPOINT_BYTES, _check_archive, _torch_load, match_state_dict
 from .errors import UserError
+from .i18n import Listed
 
 ARCHS = ("mlp", "dcgan")
 NUM_CLASSES = 10
@@ -41,7 +42,7 @@ class GanSpec:
 
     def __post_init__(self) -> None:
         if self.arch not in ARCHS:
-            raise UserError("gan_mnist.bad_arch", arch=self.arch, known=", ".join(ARCHS))
+            raise UserError("gan_mnist.bad_arch", arch=self.arch, known=Listed(ARCHS))
         _check_int(self.noise_dim, "noise_dim", 2, 512)
         _check_int(self.width, "width", 8, 1024)
         if not isinstance(self.conditional, bool):

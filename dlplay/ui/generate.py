@@ -24,7 +24,7 @@ from dlplay.device import choose_device
 from dlplay.errors import UserError
 from dlplay.figures import gan as fg
 from dlplay.gan2d import LabFrame, Minimax
-from dlplay.i18n import translate
+from dlplay.i18n import join_list, translate
 from dlplay.server.admin import heartbeat_timeout
 from dlplay.spec import dense_spec
 from dlplay.status import ACTIVE, FINISHED, MOVING, Status
@@ -727,7 +727,7 @@ def show_grade(result: GradeResult, lang: str) -> None:
         cols[2].metric(t("generate.m_mean_conf"), f"{g.mean_confidence:.0%}")
     if g.collapse and result.digit is None:
         with st.container(key="gen_collapse_alarm"):
-            st.error(t("generate.collapse", digits=", ".join(str(d) for d in g.missing)), icon=":material/warning:")
+            st.error(t("generate.collapse", digits=join_list(g.missing, lang)), icon=":material/warning:")
     elif result.digit is None:
         st.success(t("generate.no_collapse"), icon=":material/check_circle:")
     st.plotly_chart(fg.class_histogram_figure(g.histogram, lang, missing=g.missing if result.digit is None else ()),
