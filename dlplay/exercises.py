@@ -242,25 +242,27 @@ def max_slope(name: str, z: float, radius: float, samples: int = 257) -> float:
 
 
 def _replay(steps: tuple[Step, ...], activation: str, *, skip: int | None = None, flip: int | None = None,
-            upto: int | None = None) -> float:
-    """The steps' result with step ``skip`` left out or step ``flip``'s operand negated (up to step ``upto``)."""
-    value = 0.0
+            upto: int | None = None, omit: frozenset[int] = frozenset()) -> float:
+    """The steps' result with step ``skip`` (or the steps in ``omit``) left out, or step ``flip``'s operand
+    negated (up to step ``upto``). A multiplication with nothing before it starts from its operand (δ·a
+    without δ is a), as a learner who left out the first factor would get."""
+    value: float | None = None
     last = len(steps) - 1 if upto is None else upto
     for i, s in enumerate(steps[: last + 1]):
-        if i == skip:
+        if i == skip or i in omit:
             continue
         operand = -s.operand if i == flip else s.operand
         if s.op == "add":
-            value += operand
+            value = (value or 0.0) + operand
         elif s.op == "mul":
-            value *= operand
+            value = operand if value is None else value * operand
         else:
-            value = apply_activation(activation, value)
-    return value
+            value = apply_activation(activation, value or 0.0)
+    return 0.0 if value is None else value
 
 
 # --------------------------------------------------------------------------------- grading
-STOPPED, LEFT_OUT, SIGN, CLOSEST = "stopped", "left_out", "sign", "closest"
+STOPPED, LEFT_OUT, SIGN, OMITTED, CLOSEST = "stopped", "left_out", "sign", "omitted", "closest"
 
 
 @dataclass(frozen=True)
@@ -269,16 +271,23 @@ class Diagnosis:
 
     ``kind``: ``stopped`` (the answer is the running value of an earlier step: the steps after it were
     not done; ``step`` is the first one left), ``left_out`` (the answer is the result without step
-    ``step``), ``sign`` (the result with step ``step``'s term subtracted instead of added), or
-    ``closest`` (none of these: ``step`` is the step whose running value is nearest the answer, the
-    first of equals). ``learner`` is the learner's number at that step (stopped, closest: the answer;
-    left out, sign: the running value the mistake gives there), ``right`` the right one.
+    ``step``), ``sign`` (the result with step ``step``'s term subtracted instead of added), ``omitted``
+    (the result without several steps, ``omitted``, not all at the end: e.g. only the bias, or the rest and
+    the bias without the products shown; ``step`` is the first of them), or ``closest`` (none of these:
+    ``step`` is the step whose running value is nearest the answer, the first of equals). ``learner`` is
+    the learner's number at that step (stopped, closest: the answer; left out, sign, omitted: the running
+    value the mistake gives there), ``right`` the right one.
     """
 
     kind: str
     step: int
     learner: float
     right: float
+    omitted: tuple[int, ...] = ()  # the steps left out (left_out: one; omitted: several)
+
+    def kept(self, n: int) -> tuple[int, ...]:
+        """The steps the answer is made of (of ``n``), for ``left_out`` and ``omitted``."""
+        return tuple(i for i in range(n) if i not in self.omitted)
 
 
 @dataclass(frozen=True)
@@ -290,24 +299,53 @@ class Grade:
     diagnosis: Diagnosis | None  # None when correct
 
 
+TERM_KEYS = ("exercises.step_term", "exercises.step_term_back")  # the products w·a (w·δ, K·a) shown one by one
+
+
+def _omissions(steps: tuple[Step, ...]) -> list[frozenset[int]]:
+    """Several steps a learner may have left out at once, simplest first: whole groups of steps (all the
+    products shown, the rest, the bias, the slope…: steps of one kind form a group), then all steps but one
+    (only the bias, only the rest). Sets of one step (``left_out``), every step, and the steps at the end
+    (``stopped``) are not repeated here. Groups, not every subset: a ten-step sum has a thousand subsets,
+    and some would match a random answer within the tolerance."""
+    n = len(steps)
+    groups: dict[str, set[int]] = {}
+    for i, s in enumerate(steps):
+        groups.setdefault("terms" if s.key in TERM_KEYS else f"{s.key}:{i}" if s.op == "apply" else s.key, set()).add(i)
+    parts = list(groups.values())
+    unions: list[frozenset[int]] = []
+    for mask in range(1, 1 << len(parts)):
+        unions.append(frozenset(i for b, part in enumerate(parts) if mask >> b & 1 for i in part))
+    unions.sort(key=lambda o: (sum(1 for part in parts if part <= o), len(o), sorted(o)))
+    keep_one = [frozenset(range(n)) - {i} for i in range(n)]
+    out: list[frozenset[int]] = []
+    for omit in unions + keep_one:
+        tail = omit == frozenset(range(n - len(omit), n))
+        if 2 <= len(omit) < n and not tail and omit not in out:
+            out.append(omit)
+    return out
+
+
 def diagnose(ex: Exercise, answer: float) -> Diagnosis:
     """Place a wrong ``answer`` in the worked steps (see :class:`Diagnosis`).
 
     The candidate mistakes are each computed from the shown numbers; one that matches the answer within
     the exercise's tolerance explains it (the nearest, if several do; ties go to stopped, then left
-    out, then sign, then the earlier step).
+    out, then sign, then the earlier step). Only when none of those matches, several steps left out at
+    once are tried, fewest first (an answer that left out the four products shown was called "nearest the
+    value after the last step": the result it missed).
     """
     steps = ex.steps
     n = len(steps)
     candidates: list[tuple[float, int, int, Diagnosis]] = []  # (distance, kind order, step, diagnosis)
     for i in range(n - 1):  # stopped after step i: the next step is where it parts
-        d = Diagnosis(STOPPED, i + 1, answer, steps[i + 1].value)
+        d = Diagnosis(STOPPED, i + 1, answer, steps[i + 1].value, tuple(range(i + 1, n)))
         candidates.append((abs(answer - steps[i].value), 0, i + 1, d))
     for i in range(n):
         if n > 1:
             without = _replay(steps, ex.activation, skip=i)
             at = _replay(steps, ex.activation, skip=i, upto=i)
-            candidates.append((abs(answer - without), 1, i, Diagnosis(LEFT_OUT, i, at, steps[i].value)))
+            candidates.append((abs(answer - without), 1, i, Diagnosis(LEFT_OUT, i, at, steps[i].value, (i,))))
         if steps[i].op != "apply" and steps[i].operand != 0:
             flipped = _replay(steps, ex.activation, flip=i)
             at = _replay(steps, ex.activation, flip=i, upto=i)
@@ -316,6 +354,13 @@ def diagnose(ex: Exercise, answer: float) -> Diagnosis:
     matching = [c for c in candidates if c[0] <= tol]
     if matching:
         return min(matching, key=lambda c: (c[0], c[1], c[2]))[3]
+    for omit in _omissions(steps):
+        if all(steps[i].operand == 0 and steps[i].op == "add" for i in omit):
+            continue  # leaving out nothing but zeros changes nothing: no explanation
+        if abs(answer - _replay(steps, ex.activation, omit=omit)) <= tol:
+            first = min(omit)
+            at = _replay(steps, ex.activation, omit=omit, upto=first)
+            return Diagnosis(OMITTED, first, at, steps[first].value, tuple(sorted(omit)))
     best = min(range(n), key=lambda i: (abs(answer - steps[i].value), i))
     return Diagnosis(CLOSEST, best, answer, steps[best].value)
 
@@ -329,19 +374,31 @@ def grade(ex: Exercise, answer: float) -> Grade:
 
 
 _NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)(e[+-]?\d+)?")
+_NOT_FINITE = re.compile(r"[+-]?(inf|infinity|nan|∞)")
+MAX_ANSWER_CHARS = 40  # an answer asks for a few decimals; 5,000 digits read as infinity and were graded
 
 
 def parse_answer(text: str) -> float:
     """The learner's typed number: ``-1.234``, ``−1,234`` (a decimal comma), ``1.2e-3``, full-width
-    digits; anything else raises UserError (exercises.bad_number)."""
+    digits. UserError for anything else: ``exercises.answer_too_long`` (more than MAX_ANSWER_CHARS
+    characters), ``exercises.answer_not_finite`` (infinity, NaN, or a number too large for a float: every
+    spelling alike), ``exercises.bad_number`` (not a number)."""
     raw = str(text or "")
+    shown = raw.strip()[:MAX_ANSWER_CHARS] + ("…" if len(raw.strip()) > MAX_ANSWER_CHARS else "")
     s = raw.strip().translate(str.maketrans("０１２３４５６７８９．，－＋　", "0123456789.,-+ "))
     s = s.replace("−", "-").replace("–", "-").replace(" ", "").lower()
+    if len(s) > MAX_ANSWER_CHARS:
+        raise UserError("exercises.answer_too_long", n=f"{len(s):,}", max=MAX_ANSWER_CHARS)
     if "," in s and "." not in s and s.count(",") == 1:
         s = s.replace(",", ".")
+    if _NOT_FINITE.fullmatch(s):
+        raise UserError("exercises.answer_not_finite", text=shown)
     if not _NUMBER.fullmatch(s):
-        raise UserError("exercises.bad_number", text=raw.strip()[:40])
-    return float(s)
+        raise UserError("exercises.bad_number", text=shown)
+    value = float(s)
+    if not math.isfinite(value):
+        raise UserError("exercises.answer_not_finite", text=shown)
+    return value
 
 
 @dataclass

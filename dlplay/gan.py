@@ -57,7 +57,7 @@ from torch import nn
 from .activations import ACTIVATIONS
 from .device import choose_device
 from .errors import UserError
-from .i18n import Term
+from .i18n import Listed, Term
 from .layers import DENSE, LAYER_KINDS
 from .metrics import Progress, StepSeries
 from .model import make_activation
@@ -113,10 +113,10 @@ class GanConfig:
         if isinstance(self.seed, bool) or not isinstance(self.seed, int):
             raise UserError("gan.bad_int", name=Term("gan.setting_seed"), value=self.seed, low=0, high=2**63 - 1)
         if self.noise not in NOISES:
-            raise UserError("gan.bad_choice", name=Term("gan.setting_noise"), value=self.noise, choices=", ".join(NOISES))
+            raise UserError("gan.bad_choice", name=Term("gan.setting_noise"), value=self.noise, choices=Listed(NOISES))
         for name in (self.optimizer_d, self.optimizer_g):
             if name not in OPTIMIZERS:
-                raise UserError("gan.bad_choice", name=Term("gan.setting_optimizer"), value=name, choices=", ".join(OPTIMIZERS))
+                raise UserError("gan.bad_choice", name=Term("gan.setting_optimizer"), value=name, choices=Listed(OPTIMIZERS))
         validate_lr(self.lr_d)
         validate_lr(self.lr_g)
         if isinstance(self.beta1, bool) or not isinstance(self.beta1, (int, float)) or not 0 <= self.beta1 < 1:
@@ -208,7 +208,7 @@ def mlp(in_dim: int, hidden: Sequence[int], out_dim: int, activation: str = "rel
     With ``seed`` the initial weights are reproducible (the global random generator is left alone)."""
     for name in (activation, out_activation):
         if name not in ACTIVATIONS:
-            raise UserError("gan.bad_choice", name=Term("gan.setting_activation"), value=name, choices=", ".join(ACTIVATIONS))
+            raise UserError("gan.bad_choice", name=Term("gan.setting_activation"), value=name, choices=Listed(ACTIVATIONS))
     dense = LAYER_KINDS[DENSE]
     with torch.random.fork_rng(devices=[]):
         if seed is not None:

@@ -20,6 +20,7 @@ from torch import nn
 
 from .checkpoint import MAX_CHECKPOINT_BYTES, _check_archive, _torch_load, match_state_dict
 from .errors import UserError
+from .i18n import Listed
 
 ARCHS = ("mlp", "dcgan")
 NUM_CLASSES = 10
@@ -41,7 +42,7 @@ class GanSpec:
 
     def __post_init__(self) -> None:
         if self.arch not in ARCHS:
-            raise UserError("gan_mnist.bad_arch", arch=self.arch, known=", ".join(ARCHS))
+            raise UserError("gan_mnist.bad_arch", arch=self.arch, known=Listed(ARCHS))
         _check_int(self.noise_dim, "noise_dim", 2, 512)
         _check_int(self.width, "width", 8, 1024)
         if not isinstance(self.conditional, bool):
@@ -115,14 +116,15 @@ def _fields_from_json(cls: type, text: Any) -> dict[str, Any]:
 
 @dataclass(frozen=True)
 class GanPreset:
-    """A ready-made GAN; translations ``gan_mnist.preset.<key>.name`` and ``.text`` (with measured figures)."""
+    """A ready-made GAN; translations ``gan_mnist.preset.<key>.name`` and ``.text`` (what it does and how good
+    it gets, in a sentence or two for the sidebar; the measurements behind it are in docs/GENERATE.md)."""
 
     key: str
     spec: GanSpec
     config: GanConfig
 
 
-# Measured by bench/gan_mnist.py (figures in the preset texts). The conditional option is
+# Measured by bench/gan_mnist.py (figures in docs/GENERATE.md and the bench's docstring). The conditional option is
 # ``spec.with_changes(conditional=True)`` on either preset, with the same settings.
 GAN_PRESETS: dict[str, GanPreset] = {
     "mlp": GanPreset("mlp", GanSpec("mlp", noise_dim=64, width=128), GanConfig()),

@@ -11,6 +11,7 @@ import json
 import logging
 import numbers
 import re
+from collections.abc import Iterable
 from functools import lru_cache
 from pathlib import Path
 
@@ -84,6 +85,18 @@ class Term(str):
     in its own language, e.g. ``UserError("spec.int_range", name=Term("train.batch"), ...)``."""
 
 
+class Listed(tuple):
+    """A message parameter that is a list of items: a message joins them with its own language's separator
+    (:func:`join_list`), e.g. ``UserError("gan.bad_choice", choices=Listed(SHAPES), ...)``."""
+
+
+def join_list(items: Iterable[object], lang: str = DEFAULT_LANGUAGE) -> str:
+    """Items in running text with the language's list separator: ``a, b, c`` in English, ``a、b、c`` in Chinese
+    (the enumeration comma, key ``i18n.list_separator``)."""
+    separator = catalog(lang).get("i18n.list_separator") or catalog(DEFAULT_LANGUAGE).get("i18n.list_separator", ", ")
+    return separator.join(str(item) for item in items)
+
+
 def lookup(key: str, lang: str = DEFAULT_LANGUAGE) -> str | None:
     """The unformatted text of ``key`` in ``lang`` (else English), or None: for optional keys, without a warning."""
     text = catalog(lang).get(key)
@@ -124,7 +137,8 @@ def translate(key: str, lang: str = DEFAULT_LANGUAGE, **params: object) -> str:
             return key
         log.warning("translation key %r missing in %r", key, lang)
     if params:
-        params = {k: translate(v, lang) if isinstance(v, Term) else v for k, v in params.items()}
+        params = {k: translate(v, lang) if isinstance(v, Term) else join_list(v, lang) if isinstance(v, Listed) else v
+                  for k, v in params.items()}
         try:
             return text.format(**params)
         except (KeyError, IndexError, ValueError, TypeError) as exc:

@@ -17,7 +17,7 @@ lang = current_language()
 st.title(t("generate.title"))
 st.caption(t("generate.intro"))
 
-mode = st.radio(t("generate.mode"), gen.MODES, key=gen.MODE_KEY, horizontal=True,
+mode = st.radio(t("generate.mode"), gen.MODES, key=gen.MODE_KEY, horizontal=True, persist_state=gen.PERSIST,
                 format_func=lambda m: t(f"generate.mode_{m}"))
 problem = st.session_state.get(gen.ERROR_KEY)
 if problem:
@@ -35,15 +35,19 @@ def lab_settings() -> None:
     with st.sidebar:
         st.subheader(t("generate.lab_settings"))
         shapes = gen.lab_shapes()
-        st.selectbox(t("generate.shape"), shapes, key="gen_shape", index=shapes.index(gen.DEFAULT_SHAPE),
+        st.selectbox(t("generate.shape"), shapes, key=gen.SHAPE_KEY, index=shapes.index(gen.DEFAULT_SHAPE),
+                     persist_state=gen.PERSIST,
                      format_func=lambda s: t(f"generate.shape_{s}"), help=t("generate.shape_help"))
+        st.select_slider(t("generate.lab_steps"), gen.LAB_STEP_CHOICES, key=gen.LAB_STEPS_KEY, value=gen.LAB_STEPS_DEFAULT,
+                         format_func=lambda n: f"{n:,}", help=t("generate.lab_steps_help"), persist_state=gen.PERSIST)
         st.caption(t("generate.lab_defaults", **gen.lab_defaults()))
-    if st.session_state.get("gen_shape") == gen.DRAWN:
+    if st.session_state.get(gen.SHAPE_KEY) == gen.DRAWN:
         st.markdown(f"**{t('generate.draw_title')}**")
         gen.drawn_points_input()
-        drawn_problem = st.session_state.get(gen.DRAWN_ERROR_KEY)
-        if drawn_problem:
-            st.warning(drawn_problem, icon=":material/gesture:")
+        problem, refused = gen.drawn_problem()  # the drawing's one current message, beside it
+        if problem:
+            with st.container(key="gen_drawn_problem"):
+                (st.error if refused else st.warning)(problem, icon=":material/gesture:")
 
 
 def lab_controls(run, status: str) -> None:
@@ -65,6 +69,7 @@ def lab_controls(run, status: str) -> None:
                    args=(gen.LAB_RUN,), disabled=run is None, width="stretch")
     gen.sync_pace_widget(run, gen.LAB_PACE_KEY)
     st.select_slider(t("generate.pace"), gen.LAB_PACE_CHOICES, key=gen.LAB_PACE_KEY, format_func=pace_label,
+                     persist_state=gen.PERSIST,
                      on_change=gen.on_pace, args=(gen.LAB_RUN, gen.LAB_PACE_KEY), help=t("generate.pace_help"))
 
 
@@ -77,16 +82,21 @@ def lab_live(polling: bool) -> None:
     else:
         gen.heartbeat()
         run_message(view.status, view.message, view.message_params)
+    st.progress(view.fraction, text=t("generate.progress", step=f"{view.step:,}", total=f"{view.total:,}"))
+    if run is not None and view.status == Status.DONE:
+        with st.container(key="gen_lab_finished"):
+            st.info(t("generate.lab_finished", total=f"{view.total:,}"), icon=":material/flag:")
     m = st.columns(5)
     m[0].metric(t("generate.m_status"), t(f"train.status_{view.status}"))
     m[1].metric(t("generate.m_step"), f"{view.step:,}")
     m[2].metric(t("generate.m_d_loss"), gen.number(view.last("d_loss")))
     m[3].metric(t("generate.m_g_loss"), gen.number(view.last("g_loss")))
     m[4].metric(t("generate.m_divergence", name=view.divergence_name), gen.number(view.last("divergence")))
+    # the layer pills across the page's width: in the plane's column the last ones were cut ("gradient a…")
+    layers = st.pills(t("generate.layers"), gen.PLANE_LAYERS, key=gen.LAYERS_KEY, selection_mode="multi",
+                      default=list(gen.PLANE_LAYERS), persist_state=gen.PERSIST, format_func=lambda k: t(f"generate.layer_{k}"))
     left, right = st.columns([1.25, 1], gap="medium")
     with left:
-        layers = st.pills(t("generate.layers"), gen.PLANE_LAYERS, key="gen_layers", selection_mode="multi",
-                          default=list(gen.PLANE_LAYERS), format_func=lambda k: t(f"generate.layer_{k}"))
         with st.container(key="gen_plane"):
             st.plotly_chart(fg.plane_figure(view.xs, view.ys, view.d_grid, view.real, view.fake, lang,
                                             manifold=view.manifold, arrows=view.arrows, show=layers or ()),
@@ -113,13 +123,17 @@ def digits_settings() -> None:
     with st.sidebar:
         st.subheader(t("generate.digits_settings"))
         presets = gen.digit_presets()
-        st.selectbox(t("generate.preset"), presets, key="gen_preset", format_func=lambda p: t(f"gan_mnist.preset.{p}.name"))
-        st.caption(gen.preset_text(st.session_state.get("gen_preset") or presets[0]))
-        st.toggle(t("generate.conditional"), key="gen_conditional", help=t("generate.conditional_help"))
+        st.selectbox(t("generate.preset"), presets, key=gen.PRESET_KEY, persist_state=gen.PERSIST,
+                     format_func=lambda p: t(f"gan_mnist.preset.{p}.name"))
+        st.caption(gen.preset_text(st.session_state.get(gen.PRESET_KEY) or presets[0]))
+        st.toggle(t("generate.conditional"), key=gen.CONDITIONAL_KEY, help=t("generate.conditional_help"),
+                  persist_state=gen.PERSIST)
         if gen.is_conditional():
-            st.selectbox(t("generate.digit"), list(range(10)), key="gen_digit", help=t("generate.digit_help"))
+            st.selectbox(t("generate.digit"), list(range(10)), key=gen.DIGIT_KEY, help=t("generate.digit_help"),
+                         persist_state=gen.PERSIST)
         gen.sync_pace_widget(gen.run_of(gen.DIGITS_RUN), gen.DIGITS_PACE_KEY)
         st.select_slider(t("generate.pace"), gen.LAB_PACE_CHOICES, key=gen.DIGITS_PACE_KEY, format_func=pace_label,
+                         persist_state=gen.PERSIST,
                          on_change=gen.on_pace, args=(gen.DIGITS_RUN, gen.DIGITS_PACE_KEY),
                          help=t("generate.pace_help"))
 

@@ -207,6 +207,55 @@ def test_wrong_answers_part_at_the_right_step(mnist):
     assert grade(z, z.expected).diagnosis is None
 
 
+@pytest.mark.parametrize("index", [1, 3])
+def test_typical_wrong_answers_are_named(mnist, trained_tutorial, index):
+    """Issue 33: an answer that left out the four products shown was told it was "nearest the value after step 6
+    (add the bias)", the last step. The usual slips are each named: left out the products, only the bias, only
+    the products, no rest, forgot δ or a in δ·a, only the slope f′(z)."""
+    from dlplay.exercises import OMITTED, TERM_KEYS
+
+    model = trained_tutorial.model_copy()  # the Inside page's usual network: 784 inputs, 4 products shown
+    tr = trace(model, mnist.test_images[index], mnist.info, label=int(mnist.test_labels[index]))
+    exs = by_kind(exercises(tr, trained_tutorial.spec))
+    z = exs["z"]
+    n = len(z.steps)
+    terms = tuple(i for i, s in enumerate(z.steps) if s.key in TERM_KEYS)
+    rest = next(i for i, s in enumerate(z.steps) if s.key == "exercises.step_rest")
+    bias = n - 1
+    assert terms == (0, 1, 2, 3) and rest == 4 and z.steps[bias].key == "exercises.step_bias"
+    shown = [s.operand for s in z.steps]
+    assert abs(sum(shown[i] for i in terms)) > 10 * z.allowed and abs(shown[rest]) > 10 * z.allowed
+    # left out the four products shown: the rest plus the bias
+    d = grade(z, round(shown[rest] + shown[bias], z.decimals)).diagnosis
+    assert d is not None and d.kind == OMITTED and d.omitted == terms and d.kept(n) == (rest, bias), d
+    # added only the bias
+    if abs(shown[bias]) > 10 * z.allowed:
+        d = grade(z, round(shown[bias], z.decimals)).diagnosis
+        assert d is not None and d.kind == OMITTED and d.kept(n) == (bias,), d
+    # the products shown and nothing else: stopped before the rest
+    d = grade(z, round(sum(shown[i] for i in terms), z.decimals)).diagnosis
+    assert d is not None and (d.kind, d.step) == (STOPPED, rest)
+    # the products and the bias, not the rest
+    d = grade(z, round(sum(shown[i] for i in terms) + shown[bias], z.decimals)).diagnosis
+    assert d is not None and (d.kind, d.step) == (LEFT_OUT, rest)
+    # ∂J/∂w = δ·a: a alone (forgot δ), δ alone (forgot a)
+    g = exs["grad"]
+    delta_shown, a_shown = g.steps[0].operand, g.steps[1].operand
+    if abs(a_shown - g.expected) > 10 * g.allowed:
+        d = grade(g, a_shown).diagnosis
+        assert d is not None and (d.kind, d.step) == (LEFT_OUT, 0), d
+    d = grade(g, delta_shown).diagnosis
+    assert d is not None and (d.kind, d.step) == (STOPPED, 1)
+    # δ: only the slope f′(z), no sum
+    delta = exs["delta"]
+    fprime = delta.steps[-1].operand
+    d = grade(delta, fprime).diagnosis
+    assert d is not None and d.kind == OMITTED and d.kept(len(delta.steps)) == (len(delta.steps) - 1,), d
+    # an answer nowhere near any slip is still placed at the nearest step
+    d = grade(z, 1000.0).diagnosis
+    assert d is not None and d.kind == CLOSEST
+
+
 def test_every_activation_has_its_definition():
     assert set(DEFINITIONS) == set(ACTIVATIONS)
 
@@ -218,11 +267,31 @@ def test_parse_answer():
     assert parse_answer("１．５") == 1.5
     assert parse_answer("2e-3") == 0.002
     assert parse_answer(".5") == 0.5
-    for bad in ("", "abc", "1..2", "1,000.5", "nan", "inf"):
+    for bad in ("", "abc", "1..2", "1,000.5", "1e", "--1"):
         with pytest.raises(UserError) as err:
             parse_answer(bad)
         assert err.value.key == "exercises.bad_number"
         assert err.value.message("zh") != err.value.message("en")
+
+
+@pytest.mark.parametrize("text, key", [
+    ("9" * 5000, "exercises.answer_too_long"),  # issue 33: read as inf and graded
+    ("0." + "1" * 60, "exercises.answer_too_long"),
+    ("inf", "exercises.answer_not_finite"), ("-inf", "exercises.answer_not_finite"),  # -inf was "not a number"
+    ("+Infinity", "exercises.answer_not_finite"), ("NaN", "exercises.answer_not_finite"), ("∞", "exercises.answer_not_finite"),
+    ("1e999", "exercises.answer_not_finite"), ("-1e400", "exercises.answer_not_finite"),
+    ("1e308", None),  # the largest floats are still numbers
+])
+def test_non_finite_and_absurdly_long_answers_are_refused_alike(text, key):
+    if key is None:
+        assert parse_answer(text) == float(text)
+        return
+    with pytest.raises(UserError) as err:
+        parse_answer(text)
+    assert err.value.key == key
+    for lang in ("en", "zh"):
+        message = err.value.message(lang)
+        assert "{" not in message and len(message) < 300  # the 5,000 digits are not echoed back
 
 
 def test_progress():

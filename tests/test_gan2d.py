@@ -225,3 +225,33 @@ def test_the_lab_converges_in_its_default_settings(shape, steps):
     last = [r for _, r in readings[-5:]]
     assert start > 5 * BOUND, readings  # it had something to learn
     assert float(np.median(last)) < BOUND, readings
+
+
+# ----- the lesson: the contest is visible -------------------------------------------------------
+
+def test_the_default_lab_shows_the_contest():
+    """Issue 33: with the first converging defaults D stayed at ½ over the whole plane (D loss 1.386, G loss
+    0.693, D(real) = D(fake) = 0.500, a white heatmap) from the first step to the last. In the defaults D must
+    tell real from generated points before G catches up: its verdicts differ, its heatmap has structure and
+    the losses move away from their equilibrium values."""
+    config = L.LAB_CONFIG.with_changes(total_steps=100, device="cpu")
+    session = L.lab_session("ring", config=config, device="cpu")
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        session.start()
+        assert session.join(120) and session.status == "done"
+    finally:
+        torch.set_num_threads(threads)
+    g, d = session.copies()
+    real = L.real_points("ring", N_EVAL, seed=99)
+    with torch.no_grad():
+        fake = g(session.noise(N_EVAL, seed=7)).numpy()
+    m = L.minimax(d, real, fake)
+    assert m.d_real - m.d_fake > 0.1, m  # D tells them apart
+    heat = L.heatmap(d)
+    assert heat.max() - heat.min() > 0.3, (heat.min(), heat.max())  # green and purple on the plane, not white
+    snap = session.snapshot()
+    assert snap.d_loss.min() < 2 * math.log(2) - 0.3, snap.d_loss.min()  # D's loss left 1.386
+    assert snap.g_loss.max() > math.log(2) + 0.3, snap.g_loss.max()  # and G's left 0.693
+    assert (snap.d_real - snap.d_fake).max() > 0.2

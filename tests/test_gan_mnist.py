@@ -4,6 +4,7 @@ All on the real MNIST sample, with a few steps only (the recipe itself is measur
 from __future__ import annotations
 
 import io
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -318,3 +319,23 @@ def test_grade_generator_asks_a_conditional_generator_for_every_digit(digits_mod
     assert result.n == 50 and result.requested_share is not None and result.quick_classifier
     plain = grade_generator(build_gan(TINY["mlp"], seed=0)[0], digits_model, n=50)
     assert plain.requested_share is None
+
+
+@pytest.mark.parametrize("lang", ["en", "zh"])
+def test_preset_texts_are_a_beginners_sentence_or_two(lang):
+    """Issue 33: the sidebar carried about twenty lines of benchmark notes ("Measured with bench/gan_mnist.py …
+    28%, 38% …"). A preset's text says what it does and how good it gets, in at most two sentences; the
+    measurements live in docs/GENERATE.md."""
+    import re
+
+    from dlplay.i18n import lookup
+
+    docs = (Path(__file__).resolve().parents[1] / "docs" / "GENERATE.md").read_text()
+    for preset in GAN_PRESETS.values():
+        text = lookup(f"gan_mnist.preset.{preset.key}.text", lang)
+        sentences = [s for s in re.split(r"(?<=[.!?])\s+|(?<=[。！？])", text.strip()) if s.strip()]
+        assert len(sentences) <= 2, sentences
+        assert len(text) <= (320 if lang == "en" else 160), len(text)
+        assert "bench/" not in text and "`" not in text
+        assert len(re.findall(r"\d+(?:\.\d+)?\s*%", text)) <= 1  # one figure of how good, not a table
+    assert "bench/gan_mnist.py" in docs and "72.7" in docs and "44 %" in docs  # the figures moved, not lost

@@ -116,3 +116,35 @@ def test_numbers_stay_put_while_a_run_trains(mnist):
     finally:
         run.stop()
         assert run.join(30)
+
+
+@pytest.mark.parametrize("lang", ["en", "zh"])
+def test_the_diagnosis_names_the_products_left_out(mnist, trained_tutorial, lang):
+    """Issue 33: an answer that left out the four products shown (the rest plus the bias) was told it was
+    "nearest the value after step 6 (add the bias)". The page names the slip, in both languages, and marks
+    the steps left out."""
+    from dlplay.i18n import join_list
+
+    exs = expected_exercises(mnist, trained_tutorial, 3)
+    z = exs[0]
+    assert z.kind == "z" and len(z.steps) == 6
+    wrong = round(z.steps[4].operand + z.steps[5].operand, z.decimals)  # the rest plus the bias
+    pid = f"{trained_tutorial.run_id}|test:3|{int(mnist.test_labels[3])}|None|{z.id}"
+    at = open_page(trained_tutorial, inside_index=3, tryit_pick=0, lang=lang, tryit_results={pid: ("graded", wrong)})
+    kept = join_list([translate("exercises.kept_step", lang, step=i + 1,
+                                what=translate(z.steps[i].key, lang, **z.steps[i].text_params())) for i in (4, 5)], lang)
+    expected = translate("exercises.diag_no_terms", lang, k=4, steps="1–4", kept=kept)
+    assert [w.value for w in at.warning] == [expected]  # the one diagnosis, and it names the slip
+    steps_md = next(m.value for m in at.markdown if "| ➜" in m.value)
+    assert steps_md.count(translate("exercises.you_left_out", lang)) == 4
+
+
+def test_an_absurdly_long_or_infinite_answer_is_refused_with_a_message(mnist, session):
+    at = open_page(session, inside_index=5)
+    answer(at, 0, "9" * 5000)  # read as inf and graded before
+    assert translate("exercises.answer_too_long", n="5,000", max=40) in [e.value for e in at.error]
+    answer(at, 0, "-inf")  # refused before as "not a number", while inf was graded
+    assert translate("exercises.answer_not_finite", text="-inf") in [e.value for e in at.error]
+    answer(at, 0, "inf")
+    assert translate("exercises.answer_not_finite", text="inf") in [e.value for e in at.error]
+    assert not at.session_state["tryit_progress"].tries  # nothing graded, nothing recorded

@@ -37,6 +37,8 @@ from .style import (
     TEXT,
     TEXT_FAINT,
     TEXT_MUTED,
+    TOP_WITH_TITLE,
+    title_layout,
 )
 from .style import axis as _axis
 from .style import plain_figure as _figure
@@ -161,7 +163,7 @@ def dead_saturated_figure(snap: ProbeSnapshot, lang: str = "en") -> go.Figure:
 def histogram_figure(snap: ProbeSnapshot, lang: str = "en") -> go.Figure:
     """The latest histograms of weights (left) and of their gradients (right), one row per layer."""
     n = max(1, len(snap.layers))
-    row_px, top_px, bottom_px, gap_px = 150, 60, 30, 60
+    row_px, top_px, bottom_px, gap_px = 150, TOP_WITH_TITLE, 30, 60
     height = top_px + bottom_px + n * row_px + (n - 1) * gap_px
     plot_h = height - top_px - bottom_px
     traces, notes = [], []
@@ -186,7 +188,7 @@ def histogram_figure(snap: ProbeSnapshot, lang: str = "en") -> go.Figure:
             notes.append({"text": translate(key, lang, layer=layer_name(meta.name, lang)), "showarrow": False, "xref": "paper",
                           "yref": "paper", "x": (x0 + x1) / 2, "y": y1, "yanchor": "bottom", "font": {"size": 12}})
     layout.update({
-        "title": {"text": translate("dynamics.fig_hist_title", lang, step=snap.last_step), "x": 0.0, "font": {"size": 15}},
+        "title": title_layout(translate("dynamics.fig_hist_title", lang, step=snap.last_step)),
         "height": height, "margin": {"l": 50, "r": 20, "t": top_px, "b": bottom_px}, "bargap": 0,
         "annotations": notes, "plot_bgcolor": BACKGROUND, "paper_bgcolor": BACKGROUND, "uirevision": "keep",
     })
@@ -257,4 +259,4 @@ def first_layer_figure(snap: ProbeSnapshot, lang: str = "en") -> go.Figure:
     return _figure([{"type": "image", "source": source, "zsmooth": False, "hoverinfo": "skip"}], title, "", "", height=520,
                    xaxis={"visible": False, "constrain": "domain"},
                    yaxis={"visible": False, "scaleanchor": "x", "constrain": "domain"},
-                   annotations=[scale_note], margin={"l": 10, "r": 10, "t": 45, "b": 30})
+                   annotations=[scale_note], margin={"l": 10, "r": 10, "t": TOP_WITH_TITLE, "b": 30})

@@ -24,6 +24,7 @@ from .style import (
     PURPLE,
     RED,
     TEXT_MUTED,
+    TOP_WITH_TITLE,
     axis,
     base_layout,
     plain_figure,
@@ -138,7 +139,7 @@ def plane_figure(
         "yaxis": axis("x₂", range=rng_y, scaleanchor="x", scaleratio=1, constrain="domain", zeroline=False),
         "uirevision": "keep",
         "legend": {"orientation": "h", "yref": "container", "yanchor": "bottom", "y": 0.0, "x": 0.0, "xanchor": "left"},
-        "margin": {"l": 45, "r": 10, "t": 40, "b": 80},
+        "margin": {"l": 45, "r": 10, "t": TOP_WITH_TITLE, "b": 80},
     }
     return go.Figure({"data": traces, "layout": layout})
 
@@ -215,7 +216,7 @@ def image_grid_figure(images: np.ndarray, rows: int, cols: int, title: str = "",
         **base_layout(title, height, bottom=5),
         "xaxis": {"visible": False, "constrain": "domain"},
         "yaxis": {"visible": False, "autorange": "reversed", "scaleanchor": "x", "constrain": "domain"},
-        "margin": {"l": 5, "r": 5, "t": 35 if title else 5, "b": 5},
+        "margin": {"l": 5, "r": 5, "t": TOP_WITH_TITLE if title else 5, "b": 5},
         "plot_bgcolor": BACKGROUND,
     }
     return go.Figure({"data": [trace], "layout": layout})
@@ -240,7 +241,7 @@ def filmstrip_figure(frame: np.ndarray, step: int, index: int, count: int, lang:
 
 
 def pairs_figure(samples: np.ndarray, nearest: np.ndarray, distances: Sequence[float], lang: str = "en",
-                 height: int = 230) -> go.Figure:
+                 height: int = 255) -> go.Figure:
     """Memorisation check: each generated sample (top row) above its nearest training image (bottom
     row), with the pixel distance between them."""
     top, bottom = _as_float_images(samples), _as_float_images(nearest)
@@ -252,11 +253,11 @@ def pairs_figure(samples: np.ndarray, nearest: np.ndarray, distances: Sequence[f
     h, w = top.shape[1:] if n else (28, 28)
     notes = [{"x": i * (w + 1) + w / 2 - 0.5, "y": 2 * h + 1.5, "text": f"{distances[i]:.2f}", "showarrow": False,
               "yanchor": "top", "font": {"size": 11, "color": TEXT_MUTED}} for i in range(n)]
-    fig.update_layout(annotations=notes, margin={"l": 5, "r": 5, "t": 35, "b": 22})
+    fig.update_layout(annotations=notes, margin={"l": 5, "r": 5, "t": TOP_WITH_TITLE, "b": 22})
     return fig
 
 
-def interpolation_figure(images: np.ndarray, selected: int, lang: str = "en", height: int = 150) -> go.Figure:
+def interpolation_figure(images: np.ndarray, selected: int, lang: str = "en", height: int = 175) -> go.Figure:
     """The path between two samples, one image per step of the latent interpolation, the chosen one framed."""
     imgs = _as_float_images(images)
     n = len(imgs)

@@ -48,13 +48,40 @@ LEGEND_TOP = {"orientation": "h", "yanchor": "bottom", "y": 1.0, "xanchor": "rig
 LEGEND_BELOW = {"orientation": "h", "yref": "container", "y": 0.0, "yanchor": "bottom", "x": 0.0, "xanchor": "left"}
 
 
+# Plotly's mode bar (zoom, pan, download…) appears at the top right while the pointer is over a chart and
+# covered long titles (Dynamics' first-layer weights, Generate's D(real)/D(fake)): a title sits just above the
+# plot area, and a chart with a title keeps a top margin tall enough for the mode bar above the title
+MODEBAR_PX = 30  # the mode bar's height, with its padding
+TITLE_PX = 24  # one line of a 15 px title and its padding
+TOP_WITH_TITLE = MODEBAR_PX + TITLE_PX + 6
+
+
+def title_layout(text: str, size: int = 15) -> dict:
+    """A chart title at the left, just above the plot area (with TOP_WITH_TITLE above the plot area, the mode
+    bar fits above it: hovering a chart never hides its title)."""
+    return {"text": text, "x": 0.0, "xanchor": "left", "yref": "paper", "y": 1.0, "yanchor": "bottom",
+            "pad": {"b": 8}, "font": {"size": size}}
+
+
+def room_for_title(layout: dict) -> dict:
+    """``layout`` with a top margin of at least TOP_WITH_TITLE when it has a title (margins set by a figure
+    for its own reasons stay, only raised where the title band needs it)."""
+    title = layout.get("title")
+    text = title.get("text") if isinstance(title, dict) else title
+    if text:
+        margin = dict(layout.get("margin") or {})
+        margin["t"] = max(int(margin.get("t", 0)), TOP_WITH_TITLE)
+        layout["margin"] = margin
+    return layout
+
+
 def base_layout(title: str, height: int, bottom: int = 40, legend: dict | None = None) -> dict:
-    """Title, size, margins, legend and background shared by the charts. No named template:
-    Streamlit's chart theme styles them, and a template alone costs ~30 ms per figure."""
+    """Title (below the mode bar), size, margins, legend and background shared by the charts. No named
+    template: Streamlit's chart theme styles them, and a template alone costs ~30 ms per figure."""
     return {
-        "title": {"text": title, "x": 0.0, "font": {"size": 15}},
+        "title": title_layout(title),
         "height": height,
-        "margin": {"l": 55, "r": 20, "t": 45, "b": bottom},
+        "margin": {"l": 55, "r": 20, "t": TOP_WITH_TITLE if title else 45, "b": bottom},
         "legend": legend or LEGEND_TOP,
         "plot_bgcolor": BACKGROUND,
         "paper_bgcolor": BACKGROUND,
@@ -75,4 +102,4 @@ def plain_figure(traces: list[dict], title: str, xtitle: str, ytitle: str, heigh
         "uirevision": "keep",  # zoom survives live updates
     }
     base.update(layout)
-    return go.Figure({"data": traces, "layout": base})
+    return go.Figure({"data": traces, "layout": room_for_title(base)})

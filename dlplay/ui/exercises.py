@@ -13,9 +13,23 @@ import streamlit as st
 
 from dlplay.activations import ACTIVATIONS
 from dlplay.errors import UserError
-from dlplay.exercises import Exercise, ExerciseProgress, diagnose, exercises, fmt, grade, parse_answer
+from dlplay.exercises import (
+    CLOSEST,
+    LEFT_OUT,
+    OMITTED,
+    TERM_KEYS,
+    Diagnosis,
+    Exercise,
+    ExerciseProgress,
+    diagnose,
+    exercises,
+    fmt,
+    grade,
+    parse_answer,
+)
 from dlplay.handle import RunHandle
-from dlplay.ui.i18n import error_text, t
+from dlplay.i18n import join_list
+from dlplay.ui.i18n import current_language, error_text, t
 
 SET, PROGRESS, UNIT, RESULTS, PICK = "tryit_set", "tryit_progress", "tryit_unit", "tryit_results", "tryit_pick"
 
@@ -185,18 +199,53 @@ def _what(ex: Exercise, i: int) -> str:
     return t(s.key, **s.text_params())
 
 
+def step_numbers(indices: Any) -> str:
+    """Step numbers (0-based indices in) as the learner reads them: runs as ranges, ``1–4, 6`` (``1–4、6``)."""
+    numbers = sorted(int(i) + 1 for i in indices)
+    runs: list[list[int]] = []
+    for k in numbers:
+        if runs and k == runs[-1][-1] + 1:
+            runs[-1].append(k)
+        else:
+            runs.append([k])
+    parts = [str(r[0]) if len(r) == 1 else t("exercises.steps_range", first=r[0], last=r[-1]) for r in runs]
+    return join_list(parts, current_language())
+
+
+def diagnosis_text(ex: Exercise, diag: Diagnosis) -> str:
+    """What the learner's wrong answer did, in words: the one slip it matches, or where it is nearest."""
+    n = len(ex.steps)
+    if diag.kind == OMITTED:
+        kept = diag.kept(n)
+        if len(kept) == 1:
+            return t("exercises.diag_only", step=kept[0] + 1, what=_what(ex, kept[0]), steps=step_numbers(diag.omitted))
+        terms = tuple(i for i, s in enumerate(ex.steps) if s.key in TERM_KEYS)
+        if terms and diag.omitted == terms:
+            listed = join_list([t("exercises.kept_step", step=i + 1, what=_what(ex, i)) for i in kept], current_language())
+            return t("exercises.diag_no_terms", k=len(terms), steps=step_numbers(terms), kept=listed)
+        return t("exercises.diag_omitted", steps=step_numbers(diag.omitted),
+                 whats=join_list([_what(ex, i) for i in diag.omitted], current_language()))
+    if diag.kind == CLOSEST and diag.step == n - 1:
+        return t("exercises.diag_closest_end")
+    return t(f"exercises.diag_{diag.kind}", step=diag.step + 1, prev=diag.step, what=_what(ex, diag.step))
+
+
 def worked_steps(ex: Exercise, answer: float) -> None:
-    """The steps with the shown numbers; the learner's number beside the right one where they part."""
+    """The steps with the shown numbers; the learner's number beside the right one where they part (and the
+    steps a learner left out marked so)."""
     diag = diagnose(ex, answer)
+    left_out = set(diag.omitted) if diag.kind in (OMITTED, LEFT_OUT) else set()
     st.markdown(f"**{t('exercises.steps_title')}**")
     rows = [f"| {t('exercises.col_step')} | {t('exercises.col_what')} | {t('exercises.col_calc')} | "
             f"{t('exercises.col_value')} | {t('exercises.col_you')} |", "|---:|---|---|---:|---:|"]
     for i, s in enumerate(ex.steps):
         here = i == diag.step
         you = f"**{fmt(diag.learner, ex.decimals + 1)}**" if here else ""
+        if i in left_out:
+            you = f"{you} ({t('exercises.you_left_out')})" if you else f"*{t('exercises.you_left_out')}*"
         mark = "➜ " if here else ""
         value = fmt(s.value, ex.decimals + 1)
         rows.append(f"| {mark}{i + 1} | {_what(ex, i)} | `{s.expr}` | {f'**{value}**' if here else value} | {you} |")
     st.markdown("\n".join(rows))
-    key = f"exercises.diag_{diag.kind}"
-    st.warning(t(key, step=diag.step + 1, prev=diag.step, what=_what(ex, diag.step)))
+    with st.container(key="tryit_diagnosis"):
+        st.warning(diagnosis_text(ex, diag))

@@ -24,7 +24,7 @@ from dlplay.device import choose_device
 from dlplay.errors import UserError
 from dlplay.figures import gan as fg
 from dlplay.gan2d import LabFrame, Minimax
-from dlplay.i18n import translate
+from dlplay.i18n import join_list, translate
 from dlplay.server.admin import heartbeat_timeout
 from dlplay.spec import dense_spec
 from dlplay.status import ACTIVE, FINISHED, MOVING, Status
@@ -37,10 +37,13 @@ from dlplay.ui.state import current_session
 from dlplay.ui.training import FULL_SPEED, PACE_CHOICES, await_status, nearest
 
 MODE_KEY = "gen_mode"
+SHAPE_KEY, LAYERS_KEY = "gen_shape", "gen_layers"
+PRESET_KEY, CONDITIONAL_KEY, DIGIT_KEY = "gen_preset", "gen_conditional", "gen_digit"
 MODES = ("lab", "digits")
 LAB_RUN, DIGITS_RUN = "gen_lab_run", "gen_digits_run"  # the two runs, one per mode
 ERROR_KEY = "gen_error"  # the last refusal, as text in the page's language
-DRAWN_ERROR_KEY = "gen_drawn_error"
+DRAWN_ERROR_KEY = "gen_drawn_error"  # what is wrong with the drawing now, shown under the canvas
+DRAWN_REFUSED_KEY = "gen_drawn_refused"  # a Start or Step was refused for it: the message is an error, not a hint
 CANVAS_KEY = "gen_canvas"
 CANVAS_PX = 280
 CANVAS_STROKE = 14
@@ -60,6 +63,10 @@ TOOL_TABS = ("interp", "grade", "memo", "draw", "save")
 
 
 # ---------------------------------------------------------------- the runs of this browser session
+PERSIST = "session"  # the page's choices survive a visit to another page (Streamlit forgets a widget's value
+# when a script run does not draw it: back on Generate the mode was the 2-D lab again, hiding a digits GAN)
+
+
 def init_generate_state() -> None:
     """At the top of the page: no GAN run until the learner starts one."""
     for key in (LAB_RUN, DIGITS_RUN):
@@ -280,6 +287,7 @@ def drawn_points_input(extent: float = gan2d.EXTENT[1]) -> np.ndarray | None:
         st.session_state[DRAWN_ERROR_KEY] = error_text(exc)
     else:
         st.session_state[DRAWN_ERROR_KEY] = None
+        st.session_state[DRAWN_REFUSED_KEY] = False
         st.caption(t("generate.drawn_count", n=len(points)))
     return points
 
@@ -330,6 +338,11 @@ class LabView:
     arrows: np.ndarray | None
     minimax: Minimax | None
     divergence_name: str = "JS"
+    total: int = 0  # the contest's step limit (it stops by itself there)
+
+    @property
+    def fraction(self) -> float:
+        return min(1.0, self.step / self.total) if self.total else 0.0
 
     def last(self, name: str) -> float | None:
         values = getattr(self, name)
@@ -345,15 +358,42 @@ def lab_defaults() -> dict[str, Any]:
     cfg = gan2d.LAB_CONFIG
     hidden = " → ".join(str(u) for u in gan2d.LAB_HIDDEN)
     return {"g_arch": f"{cfg.noise_dim} → {hidden} → 2", "d_arch": f"2 → {hidden} → 1", "batch": cfg.batch_size,
-            "d_steps": cfg.d_steps, "optimizer": t(f"train.opt_{cfg.optimizer_d}"), "lr": f"{cfg.lr_d:g}"}
+            "d_steps": cfg.d_steps, "optimizer": t(f"train.opt_{cfg.optimizer_d}"), "lr_d": f"{cfg.lr_d:g}",
+            "lr_g": f"{cfg.lr_g:g}"}
+
+
+LAB_STEPS_KEY = "gen_lab_steps"  # the learner's step limit for the next contest
+LAB_STEP_CHOICES = (1_000, 3_000, 10_000, 30_000)
+LAB_STEPS_DEFAULT = gan2d.LAB_CONFIG.total_steps
+
+
+def chosen_lab_steps() -> int:
+    """The step limit of the next lab run (the sidebar's choice; the lab's default before one)."""
+    value = st.session_state.get(LAB_STEPS_KEY)
+    return value if value in LAB_STEP_CHOICES else LAB_STEPS_DEFAULT
+
+
+class DrawingRefused(Exception):
+    """A Start or Step refused because of the drawing: its message stays under the canvas, where it follows the
+    drawing (in the page's error box above, it outlived the drawing it was about: "Nothing is drawn yet" beside
+    "Only 12 points are drawn")."""
 
 
 def _drawn_or_none(shape: str) -> np.ndarray | None:
     if shape != DRAWN:
         return None
     points = st.session_state.get(DRAWN_POINTS_KEY)
-    check_drawn_points(points)
+    try:
+        check_drawn_points(points)
+    except UserError:
+        st.session_state[DRAWN_REFUSED_KEY] = True
+        raise DrawingRefused() from None
     return points
+
+
+def drawn_problem() -> tuple[str | None, bool]:
+    """The drawing's current problem (or None), and whether a Start or Step was refused for it."""
+    return st.session_state.get(DRAWN_ERROR_KEY), bool(st.session_state.get(DRAWN_REFUSED_KEY))
 
 
 def _check_limits(run: Any) -> None:
@@ -366,9 +406,10 @@ def _check_limits(run: Any) -> None:
 
 def _new_lab_run() -> Any:
     """A lab run (not started) on the chosen shape replaces the current one; its points for the page."""
-    shape = st.session_state.get("gen_shape") or DEFAULT_SHAPE
+    shape = st.session_state.get(SHAPE_KEY) or DEFAULT_SHAPE
     points = _drawn_or_none(shape)
-    run = gan2d.lab_session(shape, points, slot_pool=server.slot_pool(), heartbeat_timeout=heartbeat_timeout())
+    config = gan2d.LAB_CONFIG.with_changes(total_steps=chosen_lab_steps())
+    run = gan2d.lab_session(shape, points, config, slot_pool=server.slot_pool(), heartbeat_timeout=heartbeat_timeout())
     _check_limits(run)
     run.set_pace(chosen_pace(LAB_PACE_KEY))
     _make_current(LAB_RUN, _register(run))
@@ -379,7 +420,10 @@ def _new_lab_run() -> Any:
 
 @guarded
 def on_lab_start() -> None:
-    run = _new_lab_run()
+    try:
+        run = _new_lab_run()
+    except DrawingRefused:
+        return
     run.start()
     await_status(run, (Status.READY,))
 
@@ -389,7 +433,10 @@ def on_lab_step(which: str) -> None:
     """One step of D, of G, or of both; without a run (or after one ended) a new one starts paused."""
     run = run_of(LAB_RUN)
     if run is None or run.status in FINISHED:
-        run = _new_lab_run()
+        try:
+            run = _new_lab_run()
+        except DrawingRefused:
+            return
     st.session_state[STEP_WAIT_KEY] = (run, run.snapshot().progress.global_step)
     {"d": run.step_d, "g": run.step_g, "both": run.step}[which](1)
     end = time.monotonic() + 1.0  # a lab step takes milliseconds: the rerun after the click shows it taken
@@ -405,7 +452,10 @@ def _lab_context(run: Any | None) -> LabContext | None:
 def _preview_points(shape: str) -> np.ndarray:
     """The chosen shape's real points before any run (nothing drawn yet: none)."""
     try:
-        return gan2d.real_points(shape, LAB_POINTS, seed=7, points=_drawn_or_none(shape))
+        points = st.session_state.get(DRAWN_POINTS_KEY) if shape == DRAWN else None
+        if shape == DRAWN:
+            check_drawn_points(points)
+        return gan2d.real_points(shape, LAB_POINTS, seed=7, points=points)
     except UserError:
         return np.zeros((0, 2), dtype=np.float32)
 
@@ -417,9 +467,9 @@ def lab_view(run: Any | None) -> LabView:
     ctx = _lab_context(run)
     empty = np.zeros(0)
     if run is None or ctx is None:
-        real = _preview_points(st.session_state.get("gen_shape") or DEFAULT_SHAPE)
+        real = _preview_points(st.session_state.get(SHAPE_KEY) or DEFAULT_SHAPE)
         return LabView("ready", "", {}, 0, empty, empty, empty, empty, empty, empty, empty, xs, ys, None, real,
-                       np.zeros((0, 2)), None, None, None)
+                       np.zeros((0, 2)), None, None, None, total=chosen_lab_steps())
     snap = run.snapshot()
     p = snap.progress
     key = (p.global_step, snap.version)
@@ -435,7 +485,7 @@ def lab_view(run: Any | None) -> LabView:
     f = ctx.frame
     return LabView(p.status, p.message, dict(p.message_params), p.global_step, snap.steps, snap.d_loss, snap.g_loss,
                    snap.d_real, snap.d_fake, np.asarray(ctx.div_steps), np.asarray(ctx.divergence), f.xs, f.ys, f.heat,
-                   f.real, f.fake, f.manifold, f.arrows, f.minimax)
+                   f.real, f.fake, f.manifold, f.arrows, f.minimax, total=run.total_steps)
 
 
 # ---------------------------------------------------------------- MNIST digits
@@ -470,21 +520,21 @@ def digit_presets() -> tuple[str, ...]:
 
 
 def preset_text(preset: str) -> str:
-    """The preset's description: the one with measured figures where the MNIST GAN module has it."""
+    """The preset's description for the sidebar: what it does and how good it gets (docs/GENERATE.md has the figures)."""
     return t(f"gan_mnist.preset.{preset}.text")
 
 
 def is_conditional() -> bool:
-    return bool(st.session_state.get("gen_conditional", False))
+    return bool(st.session_state.get(CONDITIONAL_KEY, False))
 
 
 def chosen_digit() -> int:
-    return int(st.session_state.get("gen_digit", 0) or 0)
+    return int(st.session_state.get(DIGIT_KEY, 0) or 0)
 
 
 def _new_digits_run(preset: str | None = None, spec: gm.GanSpec | None = None) -> Any:
     """A digits run (not started) of the chosen preset replaces the current one."""
-    preset = preset or st.session_state.get("gen_preset") or digit_presets()[0]
+    preset = preset or st.session_state.get(PRESET_KEY) or digit_presets()[0]
     base = gm.GAN_PRESETS[preset]
     spec = spec or base.spec.with_changes(conditional=is_conditional())
     dataset = dataset_on("mnist", str(choose_device("auto")))
@@ -677,7 +727,7 @@ def show_grade(result: GradeResult, lang: str) -> None:
         cols[2].metric(t("generate.m_mean_conf"), f"{g.mean_confidence:.0%}")
     if g.collapse and result.digit is None:
         with st.container(key="gen_collapse_alarm"):
-            st.error(t("generate.collapse", digits=", ".join(str(d) for d in g.missing)), icon=":material/warning:")
+            st.error(t("generate.collapse", digits=join_list(g.missing, lang)), icon=":material/warning:")
     elif result.digit is None:
         st.success(t("generate.no_collapse"), icon=":material/check_circle:")
     st.plotly_chart(fg.class_histogram_figure(g.histogram, lang, missing=g.missing if result.digit is None else ()),
@@ -755,6 +805,7 @@ def draw_for_d(run: Any) -> None:
 # ----- download, checkpoints, ONNX
 CKPT_UPLOAD = "gen_ckpt_upload"
 CKPT_SEEN = "gen_ckpt_seen"
+CKPT_ERROR = "gen_ckpt_error"  # why the uploaded file was refused, shown under the uploader
 EXPORT_ERROR = "gen_export_error"
 
 
@@ -800,14 +851,22 @@ def save_section(run: Any) -> None:
     for message in errors.values():
         st.error(message)
     upload = st.file_uploader(t("generate.upload_ckpt"), type=["pt"], key=CKPT_UPLOAD, help=t("generate.upload_ckpt_help"))
-    if upload is not None and st.session_state.get(CKPT_SEEN) != upload.file_id:
+    if upload is None:
+        st.session_state.pop(CKPT_ERROR, None)  # the file it was about is gone
+    elif st.session_state.get(CKPT_SEEN) != upload.file_id:
         st.session_state[CKPT_SEEN] = upload.file_id
         try:
             ckpt = gm.load_gan_checkpoint(upload.getvalue())
             adopt_gan_checkpoint(ckpt)
         except UserError as exc:
-            st.session_state[ERROR_KEY] = error_text(exc)
+            st.session_state[CKPT_ERROR] = error_text(exc)
+        else:
+            st.session_state.pop(CKPT_ERROR, None)
         st.rerun()
+    problem = st.session_state.get(CKPT_ERROR)
+    if problem:  # right under the uploader (the page's error box is ~900 px above it, out of sight)
+        with st.container(key="gen_ckpt_error"):
+            st.error(problem, icon=":material/error:")
 
 
 def adopt_gan_checkpoint(ckpt: Any) -> Any:

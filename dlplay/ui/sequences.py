@@ -13,8 +13,9 @@ from dlplay.data import class_label
 from dlplay.figures import sequences as fs
 from dlplay.handle import RunHandle
 from dlplay.hints import format_factor, time_gradient_hint
+from dlplay.i18n import join_list
 from dlplay.presets import PRESETS
-from dlplay.ui.i18n import t
+from dlplay.ui.i18n import current_language, t
 from dlplay.ui.nav import available_pages
 
 DRAWING_KEY = "drawing28"  # the Draw page's current digit (dlplay.ui.drawing.DRAWING_KEY)
@@ -56,7 +57,7 @@ def page_link(page: str, label_key: str, icon: str) -> None:
 
 def not_recurrent_notice(has_run: bool) -> None:
     """No run, or a run without a recurrent layer: say what to do."""
-    names = ", ".join(f"“{t(f'presets.{k}.name')}”" for k in RECURRENT_PRESETS)
+    names = join_list((f"“{t(f'presets.{k}.name')}”" for k in RECURRENT_PRESETS), current_language())
     st.info(t("sequences.no_recurrent" if has_run else "sequences.no_run", presets=names), icon=":material/info:")
     page_link("pages/train.py", "sequences.go_train", ":material/model_training:")
     page_link("pages/build.py", "sequences.go_build", ":material/account_tree:")
@@ -142,7 +143,7 @@ def connectivity_section(net: Any, image: np.ndarray, lang: str) -> None:
                       config=PLOT_CONFIG)
     right.plotly_chart(fs.connectivity_figure(conn, lang, label), key="seq_conn", config=PLOT_CONFIG)
     top = np.argsort(conn)[::-1][:3] + 1
-    st.caption(t("sequences.cap_conn", label=label, top=", ".join(str(s) for s in top)))
+    st.caption(t("sequences.cap_conn", label=label, top=join_list(top, current_language())))
 
 
 def time_gradient_section(handle: Any, lang: str) -> None:
