@@ -105,3 +105,97 @@ def test_the_dynamics_page_does_not_warn_at_the_end_of_a_cosine_schedule(mnist, 
     assert not any(low in w.value for w in at.warning)
     annealed = H.Hint("dynamics.hint_update_annealed", (("ratio", "x"), ("share", "y"))).text(lang).split("y")[-1]
     assert any(annealed in i.value for i in at.info), [i.value for i in at.info]
+
+
+# ----------------------------------------------------------------------------------- no network
+class SilentServer:
+    """A TCP server that accepts connections and never answers (a network that swallows requests)."""
+
+    def __init__(self) -> None:
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(64)
+        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
+        self.connections: list[socket.socket] = []
+        self._closed = False
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while not self._closed:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            self.connections.append(conn)
+
+    def close(self) -> None:
+        self._closed = True
+        self.sock.close()
+        for conn in self.connections:
+            conn.close()
+
+
+@pytest.fixture
+def silent():
+    server = SilentServer()
+    yield server
+    server.close()
+
+
+def test_a_download_with_no_answer_fails_in_seconds_not_minutes(tmp_path, silent):
+    """Before: every file on every mirror waited out the 30 s timeout (4 files x 2 mirrors: 4 minutes)."""
+    from dlplay import data
+    from dlplay.errors import UserError
+
+    started = time.monotonic()
+    with pytest.raises(UserError) as err:
+        data.download("mnist", tmp_path / "dl", mirrors=[silent.url + "/a/", silent.url + "/b/"], timeout=30)
+    took = time.monotonic() - started
+    assert took < 20, took  # the probe gives up after PROBE_TIMEOUT_S (3 s); one file's timeout alone is 30 s
+    urls = err.value.params["urls"]
+    assert err.value.key == "data.download_failed" and ("timed out" in urls or "no answer within 3 s" in urls), urls
+    assert not any(p.name.endswith(".part") for p in (tmp_path / "dl").iterdir())
+    with pytest.raises(UserError) as err:  # what the Train page's Start shows: where to put the four files
+        data.load_dataset("mnist", paths=data.SearchPaths(cache_dir=tmp_path / "cache", system_dirs=()),
+                          mirrors=[silent.url + "/"], timeout=30)
+    assert err.value.key == "data.not_found_offline" and str(tmp_path / "cache" / "mnist") in err.value.params["folder"]
+
+
+# ----------------------------------------------------------------------------------- a queued run
+@pytest.mark.parametrize("lang", ["en", "zh"])
+def test_a_queued_run_says_why_it_waits_and_its_place(mnist, lang):
+    from dlplay.i18n import translate
+    from dlplay.server.slots import SlotPool
+    from dlplay.train import TrainingSession
+    from helpers import stop_and_join, wait_for
+
+    pool = SlotPool(1)
+    config = TrainConfig(epochs=1, train_size=500, batch_size=50)
+    first = TrainingSession(dense_spec([16]), config, mnist, "cpu", slot_pool=pool)
+    second = TrainingSession(dense_spec([16]), config, mnist, "cpu", slot_pool=pool)
+    third = TrainingSession(dense_spec([16]), config, mnist, "cpu", slot_pool=pool)
+    try:
+        first.start(paused=True)
+        assert wait_for(lambda: first.status == "paused")
+        second.start()
+        third.start()
+        assert wait_for(lambda: third.snapshot().progress.queue_position == 2)
+        p = third.snapshot().progress
+        assert p.status == "queued" and p.message == "slots.queued_one"
+        text = translate(p.message, lang, **dict(p.message_params))
+        assert ("number 2 in the queue" if lang == "en" else "第 2 位") in text
+        assert ("another tab" if lang == "en" else "另一个标签页") in text  # why: who may hold the place
+        assert translate("train.status_queued", lang) in ("queued", "排队中")  # the status metric's short word
+        first.stop()
+        assert wait_for(lambda: second.status in ("running", "done"))
+        assert second.snapshot().progress.message == ""  # it has its place: no word about waiting
+        assert wait_for(lambda: third.snapshot().progress.queue_position in (1, None))
+    finally:
+        stop_and_join(first, second, third)
+    many = SlotPool(3)
+    run = TrainingSession(dense_spec([16]), config, mnist, "cpu", slot_pool=many)
+    from dlplay.server import slots
+
+    slots._set_position(run, 1, 3)
+    assert run.snapshot().progress.message == "slots.queued_many"
+    assert "3" in translate("slots.queued_many", lang, **dict(run.snapshot().progress.message_params))
