@@ -199,3 +199,43 @@ def test_a_queued_run_says_why_it_waits_and_its_place(mnist, lang):
     slots._set_position(run, 1, 3)
     assert run.snapshot().progress.message == "slots.queued_many"
     assert "3" in translate("slots.queued_many", lang, **dict(run.snapshot().progress.message_params))
+
+
+# ----------------------------------------------------------------------------------- share links
+@pytest.mark.parametrize("lang", ["en", "zh"])
+def test_a_share_link_is_checked_when_it_opens_and_its_note_stays(lang):
+    """``le=9999999:3`` opened without a word and failed only at Start: now each value is checked when the
+    link opens, the bad one is left out, and a note that stays until closed says what and what is used."""
+    at = AppTest.from_file(APP, default_timeout=60)
+    for key, value in {"le": "9999999:3", "lr": "0.01", "bs": "0", "lang": lang}.items():
+        at.query_params[key] = value
+    at.run()
+    assert not at.exception, at.exception
+    config = at.session_state["config"]
+    assert config.label_edits == () and config.lr == 0.01 and config.batch_size == 32  # the rest of the link applies
+    (note,) = [w.value for w in at.warning if "9999999" in w.value]
+    assert "10000" in note.replace(",", "")  # why: the training set has 10,000 images (the sample)
+    assert ("Used instead: `32`" if lang == "en" else "改用：`32`") in note  # the batch size: 0 is out of its range
+    assert ("Used instead: `none (the default)`" if lang == "en" else "改用：`无（默认值）`") in note
+    assert not at.toast or all("9999999" not in t.value for t in at.toast)
+    at.run()  # not a vanishing toast: it is still there on the next run
+    assert any("9999999" in w.value for w in at.warning)
+    at.button(key="share_report_dismiss").click().run()
+    assert not any("9999999" in w.value for w in at.warning)
+
+
+def test_an_lstm_link_leaves_out_the_cells_own_activation_and_old_links_still_read():
+    from dlplay.presets import PRESETS
+    from dlplay.share import from_params, read_link, to_params
+
+    spec = PRESETS["lstm_rows"].spec
+    link = to_params(spec, TrainConfig())
+    assert link["net"] == "lstm128" and "identity" not in "".join(link.values())
+    assert from_params(link)[0] == spec
+    assert from_params({**link, "net": "lstm128-identity"})[0] == spec  # a link made before still opens the same
+    gru = from_params({"net": "gru64"})[0]
+    assert gru.layers[0].activation == "identity" and to_params(gru, TrainConfig())["net"] == "gru64"
+    rnn = from_params({"net": "r64-tanh"})[0]  # a plain RNN's activation is a choice: written
+    assert to_params(rnn, TrainConfig())["net"] == "r64-tanh"
+    parsed, problems = read_link({"net": "lstm128", "ep": "0"})
+    assert parsed[0] == spec and [p.key for p in problems] == ["ep"]
