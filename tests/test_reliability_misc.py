@@ -239,3 +239,34 @@ def test_an_lstm_link_leaves_out_the_cells_own_activation_and_old_links_still_re
     assert to_params(rnn, TrainConfig())["net"] == "r64-tanh"
     parsed, problems = read_link({"net": "lstm128", "ep": "0"})
     assert parsed[0] == spec and [p.key for p in problems] == ["ep"]
+
+
+# ----------------------------------------------------------------------------------- the Runs page
+def test_the_runs_page_shares_each_runs_settings(mnist, monkeypatch, tmp_path):
+    from dlplay.runs import RunHistory, record_from_session
+    from dlplay.share import from_params
+    from dlplay.train import TrainingSession
+
+    session = TrainingSession(dense_spec([16], "tanh"), TrainConfig(epochs=1, train_size=500, lr=0.003, seed=5),
+                              mnist, "cpu")
+    session.start()
+    assert session.join(60)
+    record = record_from_session(session)
+    monkeypatch.setenv("DLPLAY_RUNS_DIR", str(tmp_path))
+    history = RunHistory()
+    history.add(record)
+    at = AppTest.from_file(APP, default_timeout=60)
+    at.session_state["lang"] = "zh"
+    at.session_state["run_history"] = history
+    at.run()
+    at.switch_page("pages/runs.py")
+    at.run()
+    assert not at.exception, at.exception
+    links = [c.value for c in at.code if "net=" in c.value]
+    assert len(links) == 1 and "lang=zh" in links[0]
+    from urllib.parse import parse_qsl, urlparse
+
+    url = urlparse(links[0])
+    assert url.path == "/build"
+    spec, config = from_params(dict(parse_qsl(url.query)))
+    assert spec == record.spec and config == record.config  # the run's own settings, exactly

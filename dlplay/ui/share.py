@@ -107,10 +107,12 @@ def share_link(spec: ModelSpec, config: TrainConfig) -> str:
     return share_url(_base_url(), spec, config, {"lang": lang} if lang else None)
 
 
-def share_link_button(spec: ModelSpec, config: TrainConfig, key: str = "share_link") -> str:
-    """A popover button that shows the link (with a copy button) for ``spec`` and ``config``."""
+def share_link_button(spec: ModelSpec, config: TrainConfig, key: str = "share_link", label: str | None = None,
+                      help: str | None = None) -> str:
+    """A popover button (``label``: default "Share link") that shows the link, with a copy button, for
+    ``spec`` and ``config``."""
     url = share_link(spec, config)
-    with st.popover(t("eval.share_button"), icon=":material/share:", key=key):
+    with st.popover(label or t("eval.share_button"), icon=":material/share:", key=key, help=help):
         st.caption(t("eval.share_copy"))
         st.code(url, language=None, wrap_lines=True)
     return url
