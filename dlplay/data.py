@@ -24,6 +24,8 @@ import hashlib
 import http.client
 import os
 import tempfile
+import threading
+import urllib.error
 import urllib.request
 import zlib
 from dataclasses import dataclass
@@ -40,6 +42,7 @@ ROLES = ("train_images", "train_labels", "test_images", "test_labels")
 DEFAULT_DATASET = "mnist"
 NPZ_KEYS = ("x_train", "y_train", "x_test", "y_test")
 CHUNK_SIZE = 1 << 16
+PROBE_TIMEOUT_S = 3.0  # a mirror that does not answer within this is taken as unreachable (offline, a firewall)
 ProgressCallback = Callable[[str, int, "int | None"], None]
 
 # IDX type codes -> (numpy dtype, readable name); only 0x08 is accepted for these datasets.
@@ -485,6 +488,43 @@ def _fetch(url: str, dest: Path, file: DataFile, progress: ProgressCallback | No
         tmp.unlink(missing_ok=True)
 
 
+def _answers(url: str, timeout: float) -> str | None:
+    """None when the server behind ``url`` answers (any HTTP status), else why not."""
+    try:
+        with urllib.request.urlopen(urllib.request.Request(url, method="HEAD"), timeout=timeout):
+            return None
+    except urllib.error.HTTPError:
+        return None  # it answered (a mirror that refuses HEAD still serves GET)
+    except (OSError, ValueError, http.client.HTTPException) as exc:
+        return str(exc) or type(exc).__name__
+
+
+def reachable(urls: Sequence[str], timeout: float = PROBE_TIMEOUT_S) -> tuple[bool, list[str], list[str]]:
+    """Ask the servers behind ``urls`` at once whether they answer: (whether one did, the urls that failed
+    for sure, "url (why)" for each url that failed or did not answer). It returns once one answers or
+    all have failed, within about ``timeout`` seconds in all: without a network a download fails in
+    seconds instead of waiting out every file's full timeout on every mirror (minutes). A name lookup
+    that hangs (it has no timeout of its own) counts as no answer; its thread ends by itself later."""
+    results: dict[str, str | None] = {}
+    done = threading.Condition()
+
+    def ask(url: str) -> None:
+        answer = _answers(url, timeout)
+        with done:
+            results[url] = answer
+            done.notify_all()
+
+    for url in urls:
+        threading.Thread(target=ask, args=(url,), name="dlplay-probe", daemon=True).start()
+    with done:
+        done.wait_for(lambda: len(results) == len(urls) or None in results.values(), timeout=timeout + 0.5)
+        answers = dict(results)
+    failed = [u for u in urls if answers.get(u) is not None]
+    why = [f"{u} ({answers.get(u) or f'no answer within {timeout:g} s'})" for u in urls if answers.get(u) is not None
+           or u not in answers]
+    return None in answers.values(), failed, why
+
+
 def _has_checksum(path: Path, file: DataFile) -> bool:
     if not path.is_file():
         return False
@@ -496,13 +536,22 @@ def download(dataset: str | DatasetInfo, dest_dir: str | os.PathLike, *,
              mirrors: Sequence[str] | None = None, progress: ProgressCallback | None = None,
              timeout: float = 30) -> Path:
     """Download the four files into ``dest_dir`` (mirrors in turn, checksums verified, atomic
-    rename, no partial file left); files already there with the right md5 are kept."""
+    rename, no partial file left); files already there with the right md5 are kept. The mirrors are
+    asked first (:func:`reachable`, seconds): when none answers, it fails at once."""
     info = get_info(dataset)
     mirrors = tuple(mirrors or info.mirrors)
     dest = Path(dest_dir)
     dest.mkdir(parents=True, exist_ok=True)
     failures: list[str] = []
     errors: list[str] = []
+    missing = [file for file in info.files if not _has_checksum(dest / file.name, file)]
+    if missing:
+        urls = {m.rstrip("/") + "/" + missing[0].name: m for m in mirrors}
+        answered, failed, errors = reachable(list(urls), min(timeout, PROBE_TIMEOUT_S))
+        mirrors = tuple(m for u, m in urls.items() if u not in failed)  # not asked to the end: tried as usual
+        if not answered:
+            raise UserError("data.download_failed", title=info.title, files=", ".join(f.name for f in missing),
+                            folder=str(dest), urls="; ".join(errors))
     for file in info.files:
         target = dest / file.name
         if _has_checksum(target, file):

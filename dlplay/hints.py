@@ -15,6 +15,7 @@ import numpy as np
 from .activations import ACTIVATIONS
 from .i18n import layer_name, translate
 from .metrics import EpochRecord
+from .optimizers import lr_factor
 from .probe import M, ProbeSnapshot
 from .sequences import gradient_factor
 
@@ -29,6 +30,7 @@ UPDATE_RATIO_HIGH = 0.1  # any layer: each step moves the weights by 10% of thei
 UPDATE_RATIO_LOW = 1e-4  # every layer below this: the weights hardly move
 HEALTHY_UPDATE_RATIO = 1e-3  # the usual rule of thumb for ‖ΔW‖ / ‖W‖ per step
 HEALTHY_UPDATE_BAND = (1e-4, 1e-2)  # drawn around it in the update-ratio chart
+ANNEALED_SHARE = 0.1  # a schedule that has lowered the rate below this share of the chosen one: small steps are planned
 
 @dataclass(frozen=True)
 class Hint:
@@ -139,8 +141,13 @@ def non_finite_hint(snap: ProbeSnapshot, window: int = WINDOW) -> Hint | None:
     return None
 
 
-def update_ratio_hints(snap: ProbeSnapshot, window: int = WINDOW) -> list[Hint]:
-    """Steps that are too large for a layer's weights, or so small that no layer really moves."""
+def update_ratio_hints(snap: ProbeSnapshot, window: int = WINDOW, lr_share: float | None = None) -> list[Hint]:
+    """Steps that are too large for a layer's weights, or so small that no layer really moves.
+
+    ``lr_share``: the learning-rate schedule's factor at the probe's step (``optimizers.lr_factor``: the
+    planned rate as a share of the chosen one). Below ANNEALED_SHARE small steps are the schedule's plan
+    (the end of a cosine schedule), so they are an observation, not "the learning rate is too low" --
+    unless they would be too small at the chosen rate as well."""
     ratio = snap.recent("update_ratio", window)
     finite = np.isfinite(ratio)
     if not finite.any():
@@ -151,16 +158,20 @@ def update_ratio_hints(snap: ProbeSnapshot, window: int = WINDOW) -> list[Hint]:
             hints.append(Hint("dynamics.hint_update_high", (("layer", meta.name), ("ratio", f"{r:.2g}")),
                               layer=meta.name))
     if np.all(ratio[finite] < UPDATE_RATIO_LOW):
-        hints.append(Hint("dynamics.hint_update_low", (("ratio", f"{float(np.max(ratio[finite])):.1e}"),)))
+        top = ("ratio", f"{float(np.max(ratio[finite])):.1e}")
+        if lr_share is not None and 0 < lr_share < ANNEALED_SHARE and float(np.max(ratio[finite])) / lr_share >= UPDATE_RATIO_LOW:
+            hints.append(Hint("dynamics.hint_update_annealed", (top, ("share", f"{lr_share:.1%}")), level="info"))
+        else:
+            hints.append(Hint("dynamics.hint_update_low", (top,)))
     return hints
 
 
-def find_hints(snap: ProbeSnapshot | None, window: int = WINDOW) -> list[Hint]:
+def find_hints(snap: ProbeSnapshot | None, window: int = WINDOW, lr_share: float | None = None) -> list[Hint]:
     """All hints for the latest probes, most fundamental first (an empty list: nothing stands out).
 
     Dead units explain a missing gradient and tiny steps by themselves, so while a dead-unit hint
     is shown, "vanishing gradients" and "steps too small" (both would point to the wrong remedy)
-    are not.
+    are not. ``lr_share``: see :func:`update_ratio_hints`.
     """
     if snap is None or len(snap.steps) == 0:
         return []
@@ -177,10 +188,18 @@ def find_hints(snap: ProbeSnapshot | None, window: int = WINDOW) -> list[Hint]:
     through_time = time_gradient_hint(snap.time_grad)
     if through_time is not None and through_time.level == "warning":
         hints.append(through_time)
-    for hint in update_ratio_hints(snap, window):
-        if hint.key != "dynamics.hint_update_low" or not (dead or saturated):
+    for hint in update_ratio_hints(snap, window, lr_share):
+        if hint.key not in ("dynamics.hint_update_low", "dynamics.hint_update_annealed") or not (dead or saturated):
             hints.append(hint)
     return hints
+
+
+def schedule_share(schedule: str, snap: ProbeSnapshot | None, total_steps: int, window: int = WINDOW) -> float:
+    """The planned learning rate as a share of the chosen one (1.0 for a constant rate) at the median step of
+    the probes the hints look at (see ProbeSnapshot.recent)."""
+    if snap is None or len(snap.steps) == 0:
+        return 1.0
+    return lr_factor(schedule, max(1, int(np.median(snap.steps[-window:]))), total_steps)
 
 
 # ------------------------------------------------------------------ overfitting (per-epoch records)

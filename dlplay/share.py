@@ -23,7 +23,8 @@ number of classes must be the dataset's, and the server's guardrails are applied
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any, overload
 
 from .augment import Augment
@@ -68,7 +69,8 @@ def layer_token(layer: LayerSpec) -> str:
     kind = LAYER_KINDS[layer.kind]
     # the head carries the kind's main number (dense/conv: units; pooling: its window), if it has one
     parts = [kind.code + (str(getattr(layer, kind.head)) if kind.head else "")]
-    if layer.activation != _DEFAULT_LAYER.activation:
+    fixed = kind.sequence and not kind.activation  # an LSTM's, a GRU's activation is the cell's own: not written
+    if not fixed and layer.activation != _DEFAULT_LAYER.activation:
         parts.append(layer.activation)
     for name, prefix in _SETTINGS:
         value = getattr(layer, name)
@@ -123,6 +125,8 @@ def parse_layer(token: str, index: int) -> LayerSpec:
             raise bad
         seen.add(name)
         values[name] = value
+    if kind.sequence and not kind.activation and "activation" not in values:  # (older links: ``lstm128-identity``)
+        values["activation"] = kind.defaults.get("activation", _DEFAULT_LAYER.activation)
     return LayerSpec(**values)
 
 
@@ -304,6 +308,93 @@ def from_params(params: Mapping[str, Any], current: ModelSpec | None = None) -> 
     if spec.num_classes != info.num_classes:
         raise UserError("eval.share_bad_classes", value=spec.num_classes, name=info.title, n=info.num_classes)
     return spec, config
+
+
+@dataclass(frozen=True)
+class LinkProblem:
+    """One value of a shared link that could not be used: the link's parameter, what it said, and why."""
+
+    key: str
+    value: str
+    error: UserError
+
+    @property
+    def label(self) -> Term:
+        """The page's words for the parameter (the widget's label)."""
+        return Term(PARAM_LABELS[self.key])
+
+
+# a value checked alone is checked with the values it depends on (which come first in CHECK_ORDER)
+DEPENDS = {"nc": ("ds",), "n": ("ds",), "le": ("ds", "nc"), "pat": ("val",), "init": ("net",), "ord": ("net",)}
+CHECK_ORDER = ("ds", "net", "val", *(k for k in KEYS if k not in (VER, "ds", "net", "val")))
+
+
+def read_link(params: Mapping[str, Any], current: ModelSpec | None = None,
+              check: Callable[[ModelSpec, TrainConfig], object] | None = None
+              ) -> tuple[tuple[ModelSpec, TrainConfig] | None, list[LinkProblem]]:
+    """Like :func:`from_params`, value by value: a value that is malformed, out of its range, or refused by
+    ``check`` (the server's limits, the dataset's size: raises UserError) is left out -- the default, or the
+    current layers, is used instead -- and named in the problems. A value is checked alone (with those it
+    depends on), then the rest together; if they still do not fit, the last value whose removal makes them
+    fit is left out. UserError when no part of the link can be used (e.g. an unknown link version)."""
+    if not has_config(params):
+        return None, []
+
+    def attempt(values: Mapping[str, Any]) -> tuple[ModelSpec, TrainConfig]:
+        parsed = from_params(values, current) or from_params({"ds": TrainConfig().dataset}, current)
+        assert parsed is not None
+        if check is not None:
+            check(*parsed)
+        return parsed
+
+    version = _value(params, VER)
+    if version not in (None, VERSION):
+        raise _bad(VER, version)
+    keys = [k for k in CHECK_ORDER if k in params]
+    kept = {k: params[k] for k in keys}
+    problems: list[LinkProblem] = []
+
+    def shown(key: str) -> str:
+        value = params[key]
+        text = str(value[-1] if isinstance(value, (list, tuple)) and value else value)
+        text = text.replace("`", "")
+        return text if len(text) <= 40 else text[:39] + "…"
+
+    for key in keys:
+        alone = {VER: VERSION, key: params[key], **{d: kept[d] for d in DEPENDS.get(key, ()) if d in kept}}
+        try:
+            attempt(alone)
+        except UserError as exc:
+            problems.append(LinkProblem(key, shown(key), exc))
+            del kept[key]
+    if problems and not kept:
+        return None, problems  # nothing of it can be used: nothing changes
+    while True:
+        try:
+            return attempt({VER: VERSION, **kept}), problems
+        except UserError as exc:
+            for key in reversed(list(kept)):
+                try:
+                    attempt({VER: VERSION, **{k: v for k, v in kept.items() if k != key}})
+                except UserError:
+                    continue
+                problems.append(LinkProblem(key, shown(key), exc))
+                del kept[key]
+                break
+            else:
+                raise
+
+
+def all_values(spec: ModelSpec, config: TrainConfig) -> dict[str, str]:
+    """Every link value of ``spec`` and ``config``, also those a link leaves out at their defaults (what a
+    page uses instead of a value it could not use); label edits, a training-set limit and augmentation only
+    when there are some."""
+    values = to_params(spec, config)
+    for key, value in (("init", spec.init), ("nc", str(spec.num_classes)), ("ord", spec.order),
+                       ("wd", _num(config.weight_decay)), ("dev", config.device), ("sch", config.schedule),
+                       ("val", _num(config.val_share)), ("pat", str(config.patience))):
+        values.setdefault(key, value)
+    return values
 
 
 def share_url(base_url: str, spec: ModelSpec, config: TrainConfig, extra: Mapping[str, str] | None = None) -> str:

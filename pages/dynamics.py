@@ -10,7 +10,7 @@ from dlplay.figures.dynamics import (
     histogram_figure,
     update_ratio_figure,
 )
-from dlplay.hints import find_hints, share_notes
+from dlplay.hints import find_hints, schedule_share, share_notes
 from dlplay.i18n import layer_name
 from dlplay.probe import ProbeSnapshot
 from dlplay.ui.i18n import current_language, t
@@ -58,18 +58,18 @@ def curves() -> None:
     else:
         st.caption(t("dynamics.status", status=t(f"train.status_{p.status}"), step=p.global_step,
                      total=p.total_steps, probe_step=probe.last_step, every=every, probes=probe.probes))
-        draw_curves(probe)
+        draw_curves(probe, schedule_share(session.config.schedule, probe, session.total_steps))
     if was_active and not is_active(session):
         st.rerun()  # the run ended: a full rerun stops the polling
 
 
-def draw_curves(probe: ProbeSnapshot) -> None:
-    hints = find_hints(probe)
+def draw_curves(probe: ProbeSnapshot, lr_share: float) -> None:
+    hints = find_hints(probe, lr_share=lr_share)  # small steps where the schedule plans them are no warning
     with st.container(key="dyn_hints"):
         st.subheader(t("dynamics.hints_title"))
         if hints:
             for hint in hints:
-                st.warning(hint.text(lang), icon=":material/lightbulb:")
+                (st.warning if hint.level == "warning" else st.info)(hint.text(lang), icon=":material/lightbulb:")
         else:
             st.success(t("dynamics.no_hints"), icon=":material/check_circle:")
             for note in share_notes(probe):  # the largest share of dead/saturated units, and the hint's threshold

@@ -8,6 +8,7 @@ from dlplay.runs import RunRecord, RunStore, disk_enabled
 from dlplay.ui import runs as ru
 from dlplay.ui.fork import record_note
 from dlplay.ui.i18n import current_language, t
+from dlplay.ui.share import share_link_button
 from dlplay.ui.state import heartbeat, init_state, run_history
 
 init_state()
@@ -64,7 +65,7 @@ def manage(records: list[RunRecord], names: dict[str, str]) -> None:
     label_key = f"runs_label_{run_id}"
     c1.text_input(t("runs.label"), value=record.label, max_chars=80, key=label_key)
     c2.button(t("runs.rename"), key="runs_rename", on_click=ru.rename, args=(run_id, label_key))
-    cols = st.columns(4)
+    cols = st.columns(5)
     cols[0].button(t("runs.use"), key="runs_use", help=t("runs.use_help"), icon=":material/replay:",
                    on_click=ru.use_settings, args=(run_id, name))
     cols[1].download_button(t("runs.download_json"), record.to_json(), f"dlplay-run-{run_id}.json", "application/json",
@@ -77,6 +78,8 @@ def manage(records: list[RunRecord], names: dict[str, str]) -> None:
             cols[2].button(t("runs.save"), key="runs_save", icon=":material/save:", on_click=ru.save,
                            args=(run_id, name))
     cols[3].button(t("runs.remove"), key="runs_remove", icon=":material/close:", on_click=ru.remove, args=(run_id,))
+    with cols[4]:  # the run's architecture and settings as a link (not its weights), as the README says
+        share_link_button(record.spec, record.config, key="runs_share", label=t("runs.share"), help=t("runs.share_help"))
     ru.show_message()
 
 

@@ -153,7 +153,7 @@ def test_every_hint_key_is_translated_with_its_parameters():
     used = {k for k in en if k.startswith("dynamics.hint_")}
     assert used == {f"dynamics.{name}" for name in
                     ("hint_dead", "hint_saturated", "hint_vanishing", "hint_exploding", "hint_update_high",
-                     "hint_update_low", "hint_not_finite", "hint_vanishing_time", "hint_time_ok")}
+                     "hint_update_low", "hint_update_annealed", "hint_not_finite", "hint_vanishing_time", "hint_time_ok")}
     for key in used:
         assert f'"{key}"' in source
         placeholders = sorted(set(p.split("}")[0] for p in en[key].split("{")[1:]))

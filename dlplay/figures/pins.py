@@ -1,6 +1,7 @@
 """A pinned image's ten probabilities over the training steps, with the moment the network gets it marked."""
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import plotly.graph_objects as go
@@ -8,6 +9,15 @@ import plotly.graph_objects as go
 from ..i18n import translate
 from ..pins import PinsSnapshot
 from .style import CATEGORY10, GREEN, GREY, LEGEND_BELOW, plain_figure
+
+
+def log_step_axis(last: int) -> dict:
+    """A log axis of steps labelled with plain numbers (1, 2, 5, 10, 20, …, or 1, 10, 100, 1,000 over many
+    decades) instead of plotly's default, whose minor labels read "3 4 5 … 9 1000 2 3"."""
+    decades = max(1, math.ceil(math.log10(max(last, 2))))
+    mults = (1, 2, 5) if decades <= 3 else (1,)
+    values = [m * 10**d for d in range(decades + 1) for m in mults if m * 10**d <= last]
+    return {"type": "log", "tickvals": values, "ticktext": [f"{v:,}" for v in values]}
 
 
 def pin_figure(snap: PinsSnapshot, pin: int, class_names: Sequence[str], lang: str = "en",
@@ -44,6 +54,6 @@ def pin_figure(snap: PinsSnapshot, pin: int, class_names: Sequence[str], lang: s
     log = len(steps) > 0 and int(steps[-1]) > 100
     xtitle = translate("pins.fig_step_log" if log else "pins.fig_step", lang)
     return plain_figure(traces, title, xtitle, translate("pins.fig_prob", lang), height=height,
-                        xaxis={"type": "log"} if log else None,
+                        xaxis=log_step_axis(int(steps[-1])) if log else None,
                         yaxis={"range": [0, 1.02], "tickformat": ".0%"}, legend=LEGEND_BELOW,
                         margin={"l": 55, "r": 20, "t": 45, "b": 70}, annotations=notes)

@@ -65,6 +65,19 @@ def loss_range(losses: np.ndarray) -> list[float] | None:
     return [0.0, 1.25 * top]
 
 
+def off_chart(xs: np.ndarray, ys: np.ndarray, top: float, name: str, color: str, text: str) -> tuple[dict, dict]:
+    """The points of a curve above ``top`` (a range from :func:`loss_range`): a trace that draws them on
+    the chart's top edge (their values on hover), and a note ``text`` at the highest one."""
+    over = ys > top
+    peak = int(np.argmax(ys))
+    mark = {"type": "scatter", "x": xs[over][:MAX_POINTS], "y": [top] * int(min(over.sum(), MAX_POINTS)),
+            "customdata": ys[over][:MAX_POINTS], "mode": "markers", "cliponaxis": False, "name": name,
+            "hovertemplate": "%{customdata:.3g}", "marker": {"symbol": "triangle-up", "size": 7, "color": color}}
+    note = {"x": float(xs[peak]), "xref": "x", "y": top, "yref": "y", "showarrow": False, "xanchor": "left",
+            "yanchor": "top", "font": {"color": color}, "text": text}
+    return mark, note
+
+
 def loss_figure(snap: MetricsSnapshot, lang: str = "en", log_y: bool = False,
                 lr_curve: tuple[Sequence[int], Sequence[float]] | None = None) -> go.Figure:
     """Per-step training loss, raw and smoothed, with learning-rate changes marked; with ``lr_curve``
@@ -93,16 +106,11 @@ def loss_figure(snap: MetricsSnapshot, lang: str = "en", log_y: bool = False,
     shapes, notes = [], []
     clipped = None if log_y else loss_range(losses)
     if clipped is not None:  # the spike: its points drawn on the top edge, and its peak named there
-        over = losses > clipped[1]
         peak = int(np.argmax(losses))
-        xs_over, ys_over = steps[over][:MAX_POINTS], losses[over][:MAX_POINTS]
-        traces.append({"type": "scatter", "x": xs_over, "y": [clipped[1]] * len(xs_over),
-                       "customdata": ys_over, "mode": "markers", "cliponaxis": False,
-                       "name": translate("fig.off_chart", lang), "hovertemplate": "%{customdata:.3g}",
-                       "marker": {"symbol": "triangle-up", "size": 7, "color": COLORS["smooth"]}})
-        notes.append({"x": int(steps[peak]), "xref": "x", "y": clipped[1], "yref": "y", "showarrow": False,
-                      "xanchor": "left", "yanchor": "top", "font": {"color": COLORS["smooth"]},
-                      "text": translate("fig.spike", lang, peak=float(losses[peak]), step=int(steps[peak]))})
+        mark, note = off_chart(steps, losses, clipped[1], translate("fig.off_chart", lang), COLORS["smooth"],
+                               translate("fig.spike", lang, peak=float(losses[peak]), step=int(steps[peak])))
+        traces.append(mark)
+        notes.append(note)
     for step, lr in snap.lr_changes:
         shapes.append({"type": "line", "xref": "x", "yref": "paper", "x0": step, "x1": step, "y0": 0, "y1": 1,
                        "line": {"color": COLORS["lr"], "dash": "dot", "width": 1}})

@@ -4,7 +4,8 @@ One machine serves a whole class: each running session trains in its own thread,
 than cores (or than a GPU's share of CPU feeders) make every run slower, not more of them faster.
 ``TrainingSession`` calls ``acquire`` from its training thread before the first step (status
 "queued" meanwhile) and ``release`` when the thread ends. While a run waits, its
-``Progress.queue_position`` (1 = next) is kept up to date for the page to show.
+``Progress.queue_position`` (1 = next) is kept up to date for the page to show, and its
+``Progress.message`` says why it waits (QUEUED_ONE / QUEUED_MANY: the places, who holds them, its place).
 
 Torch CPU threads: torch's intra-op thread count is effectively process-wide (``set_num_threads``
 from any thread changes it for every thread that starts parallel work afterwards), so dlplay uses
@@ -28,6 +29,8 @@ ENV_MAX_RUNS = "DLPLAY_MAX_RUNS"
 POLL_S = 0.2  # how often a queued run re-checks its stop flag and heartbeat
 PAUSED_GRACE_S = 10.0  # a paused run keeps its slot this long while others wait, then lets the next one train
 GPU_MAX_RUNS = 8
+QUEUED_ONE = "slots.queued_one"  # the status message of a queued run: one run at a time on this server
+QUEUED_MANY = "slots.queued_many"  # ... several at a time, all taken
 
 
 def cpu_cores() -> int:
@@ -155,7 +158,7 @@ class SlotPool:
                 self._since.pop(key, None)
                 if got:
                     self._holders[key] = session
-                _set_position(session, None)
+                _set_position(session, None, self._limit)
                 self._renumber()
                 self._cond.notify_all()
         if self._threads:
@@ -201,10 +204,22 @@ class SlotPool:
 
     def _renumber(self) -> None:
         for i, queued in enumerate(self._queue, 1):
-            _set_position(queued, i)
+            _set_position(queued, i, self._limit, self.paused_grace_s)
 
 
-def _set_position(session: Any, position: int | None) -> None:
+def _set_position(session: Any, position: int | None, limit: int, grace_s: float = PAUSED_GRACE_S) -> None:
+    """The queued run's place, and the message that says why it waits (cleared when it leaves the queue).
+    A browser tab is its own session, so a learner's second tab waits for the first tab's run like any other:
+    the message says that the place may be held by the learner's own run in another tab."""
     metrics = getattr(session, "metrics", None)
-    if metrics is not None:
-        metrics.update_progress(queue_position=position)
+    if metrics is None:
+        return
+    if position is None:
+        if metrics.progress.message in (QUEUED_ONE, QUEUED_MANY):
+            metrics.update_progress(queue_position=None, message="", message_params=())
+        else:
+            metrics.update_progress(queue_position=None)
+        return
+    params = (("grace", f"{grace_s:g}"), ("limit", limit), ("position", position))
+    metrics.update_progress(queue_position=position, message=QUEUED_ONE if limit == 1 else QUEUED_MANY,
+                            message_params=params)

@@ -78,7 +78,8 @@ def show_data_problem(key: str) -> bool:
 
 def guarded_by(error_key: str) -> Callable[[Callable[..., None]], Callable[..., None]]:
     """A decorator for widget callbacks: a UserError becomes a message in ``st.session_state[error_key]`` (in
-    the page's language) instead of a crash; a missing dataset is remembered for its own box (show_data_problem)."""
+    the page's language) instead of a crash; a missing dataset is remembered for its own box (show_data_problem),
+    and the whole page is drawn again so that the box shows at once."""
     def decorate(fn: Callable[..., None]) -> Callable[..., None]:
         @functools.wraps(fn)
         def wrapper(*args: Any, **kwargs: Any) -> None:
@@ -89,5 +90,9 @@ def guarded_by(error_key: str) -> Callable[[Callable[..., None]], Callable[..., 
             except UserError as exc:
                 if not remember_problem(exc):
                     st.session_state[error_key] = error_text(exc)
+                    return
+                # the dataset's box is drawn outside the fragment a button may sit in (Train's Start): a click
+                # there reruns only the fragment, and the box would appear only when the page is next opened
+                st.rerun()
         return wrapper
     return decorate
