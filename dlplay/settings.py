@@ -24,11 +24,22 @@ from . import augment as _augment
 from .data import DATASETS
 from .errors import UserError
 from .i18n import LANGUAGES, Term
-from .layers import DENSE, DEFAULT_ORDER, MAX_UNITS, ORDERS
+from .layers import DEFAULT_ORDER, DENSE, MAX_UNITS, ORDERS
 from .presets import DEFAULT_PRESET, PRESETS
 from .spec import (
-    ACTIVATIONS, DEVICES, DROP, INITS, MAX_BATCH, MAX_EPOCHS, MAX_VAL_SHARE, MAX_WEIGHT_LAYERS, OPTIMIZERS,
-    SCHEDULES, LayerSpec, ModelSpec, TrainConfig,
+    ACTIVATIONS,
+    DEVICES,
+    DROP,
+    INITS,
+    MAX_BATCH,
+    MAX_EPOCHS,
+    MAX_VAL_SHARE,
+    MAX_WEIGHT_LAYERS,
+    OPTIMIZERS,
+    SCHEDULES,
+    LayerSpec,
+    ModelSpec,
+    TrainConfig,
 )
 
 KINDS = ("float", "int", "bool", "choice", "str")
@@ -281,7 +292,7 @@ _add("probe_every", "int", 100, low=1, high=100_000, stops=(10, 20, 50, 100, 200
      label_key="dynamics.every", help_key="dynamics.every_help")
 
 # --- the app
-_add("language", "choice", "en", choices=tuple(LANGUAGES), code="lang", task="app", option_key="settings.language_{}")
+_add("language", "choice", "en", choices=tuple(LANGUAGES), code="lang", task="app")  # shown by its own name
 
 # --- the GAN: the 2-D lab (dlplay/gan.py) and MNIST digits (dlplay/gan_mnist.py)
 _add("gan_noise_dim", "int", 2, low=1, high=1024, task="gan", label_key="gan.setting_noise_dim")
@@ -448,6 +459,30 @@ def augment_level_values(level: str) -> dict[str, float]:
         raise UserError("settings.not_a_choice", name=Term("augment.title"), value=level,
                         choices=", ".join(_augment.LEVELS))
     return {f"augment_{field}": getattr(augment, field) for field in _augment.LIMITS}
+
+
+def with_setting(values: Mapping[str, Any], name: str, value: Any) -> dict[str, Any]:
+    """``values`` (the classifier's) with one setting changed and what follows from it: a preset or an
+    augmentation level brings its values; a uniform-layer setting makes the model N equal dense layers;
+    no validation share turns early stopping off. UserError for a bad value (nothing changes)."""
+    clean = setting(name).validate(value)
+    out = dict(values)
+    if name == "preset":
+        if clean != CUSTOM:
+            out.update(preset_values(clean, out.get("dataset")))
+        out["preset"] = clean
+        return out
+    if name == "augment_level":
+        if clean != CUSTOM:
+            out.update(augment_level_values(clean))
+        out["augment_level"] = clean
+        return out
+    out[name] = clean
+    if name in _UNIFORM:
+        out["layers"] = ""
+    if name == "val_share" and not clean:
+        out["patience"] = 0
+    return out
 
 
 def config_fields() -> tuple[str, ...]:

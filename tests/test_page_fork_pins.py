@@ -48,13 +48,18 @@ def test_fork_a_finished_run_on_the_train_page_and_see_the_overlay():
     click(at, "fork_go")
     child = at.session_state["train_session"]
     assert child is not parent and child.forked_from == (parent.run_id, 7, "lr", "0.001", "0.1")
-    assert at.session_state["config"].lr == 0.1  # the fork's settings are the session's now
+    # issue 33: the sidebar keeps the learner's own settings (the next Start trains at 0.001, not the fork's 0.1)
+    assert at.session_state["config"] == SMALL and at.session_state["spec"] == dense_spec([32])
+    assert child.config.lr == 0.1
     assert child.join(120) and child.status == "done"
     time.sleep(0.1)
     at.run()
     assert not at.exception, at.exception
     text = " ".join(c.value for c in at.caption)
     assert f"Forked from run {parent.run_id} at step 7, changed: learning rate 0.001 → 0.1" in text
+    assert at.sidebar.select_slider(key="tw_lr").value == 0.001
+    notes = [c.value for c in at.sidebar.caption if "fork" in c.value]
+    assert notes == ["The current run is a fork (learning rate: 0.1). The sidebar keeps your own settings for the next Start."]
     assert len(at.get("plotly_chart")) == 3 + 3  # the run's own three, and the overlay's loss, accuracy, gradient norm
     losses = child.snapshot()
     assert losses.steps[0] == 8 and losses.steps[-1] == 20
