@@ -6,11 +6,10 @@ from dlplay.figures.fork import METRICS as FORK_METRICS
 from dlplay.figures.fork import fork_figure
 from dlplay.figures.pins import pin_figure
 from dlplay.figures.training import epoch_figure, loss_figure
-from dlplay.presets import PRESETS
-from dlplay.spec import ACTIVATIONS, MAX_WEIGHT_LAYERS, OPTIMIZERS, SCHEDULES
 from dlplay.status import ACTIVE, PROBLEM, Status
 from dlplay.ui import fork as fk
 from dlplay.ui import pins as pn
+from dlplay.ui import settings as ui_settings
 from dlplay.ui import training as tr
 from dlplay.ui import validation as vd
 from dlplay.ui.augment import augment_panel
@@ -22,44 +21,39 @@ init_state()
 lang = current_language()
 spec, config = get_spec(), get_config()
 
+
+def setting(name: str, **kw) -> None:
+    """A sidebar widget drawn from the settings table (a refused value: the message above the buttons)."""
+    ui_settings.widget(name, error_key=tr.ERROR_KEY, **kw)
+
+
 st.title(t("train.title"))
 st.caption(t("train.intro"))
 
 # ---------------------------------------------------------------- settings (sidebar)
 with st.sidebar:
     st.subheader(t("train.settings"))
-    tr.sync_widgets(spec, config)  # the widgets show the current settings (below: no defaults of their own)
-    st.selectbox(t("train.dataset"), list(DATASETS), key="tw_dataset", on_change=tr.on_dataset,
-                 format_func=lambda k: DATASETS[k].title)
-    preset_keys = ["custom", *PRESETS]
-    st.selectbox(t("train.preset"), preset_keys, key="tw_preset", on_change=tr.on_preset,
-                 format_func=lambda k: t("train.preset_custom") if k == "custom" else t(f"presets.{k}.name"))
+    fork_note = fk.fork_note(current_session())  # the current run is a fork: the sidebar kept the learner's settings
+    if fork_note:
+        st.caption(fork_note)
+    setting("dataset", format_func=lambda k: DATASETS[k].title)
+    setting("preset")
     st.markdown(f"**{t('train.model')}:** `{tr.spec_text(spec)}`")
     uniform = tr.uniform_dense(spec)
     if uniform is not None:
-        count = uniform[0]
-        # no max_value: a larger number reaches on_layers, which keeps the limit and says so here
-        st.number_input(t("train.hidden_layers"), 0, None, key="tw_layers", on_change=tr.on_layers,
-                        help=t("train.range_help", low=0, high=MAX_WEIGHT_LAYERS))
-        tr.show_clamped("tw_layers")
-        st.select_slider(t("train.units"), tr.UNIT_CHOICES, key="tw_units", on_change=tr.on_layers,
-                         disabled=count == 0)
-        st.selectbox(t("train.activation"), ACTIVATIONS, key="tw_act", on_change=tr.on_layers, disabled=count == 0)
+        setting("hidden_layers")  # a number above the limit is brought back to it, with a message
+        setting("units", disabled=uniform[0] == 0)
+        setting("activation", disabled=uniform[0] == 0)
     else:
         st.info(t("train.custom_model"))
     if tr.build_page_exists():
         st.page_link("pages/build.py", label=t("train.edit_layers"), icon=":material/account_tree:")
-    st.selectbox(t("train.optimizer"), OPTIMIZERS, key="tw_opt",
-                 on_change=tr.on_config, format_func=lambda k: t(f"train.opt_{k}"))
-    st.select_slider(t("train.lr"), tr.LR_CHOICES, key="tw_lr",
-                     on_change=tr.on_lr, format_func=lambda v: f"{v:g}", help=t("train.lr_help"))
-    st.selectbox(t("train.schedule"), SCHEDULES, key="tw_sched",
-                 on_change=tr.on_config, format_func=lambda k: t(f"train.sched_{k}"), help=t("train.schedule_help"))
-    st.select_slider(t("train.batch"), tr.BATCH_CHOICES, key="tw_batch", on_change=tr.on_config)
-    st.number_input(t("train.epochs"), 1, None, key="tw_epochs", on_change=tr.on_config,
-                    help=t("train.range_help", low=1, high=tr.max_epochs()))
-    tr.show_clamped("tw_epochs")
-    st.number_input(t("train.seed"), 0, 2**31 - 1, key="tw_seed", on_change=tr.on_config)
+    setting("optimizer")
+    setting("lr", on_change=tr.on_lr)
+    setting("schedule")
+    setting("batch_size")
+    setting("epochs", high=tr.max_epochs())
+    setting("seed")
     vd.settings(config)  # validation share, early stopping, the run's label edits
     augment_panel()  # augmentation: a level or each transform's strength, and a preview (dlplay/ui/augment.py)
     if config.train_size is not None:  # e.g. from a shared link: say so, it changes what the run learns
@@ -93,9 +87,8 @@ def controls(session, status: str) -> None:
                    disabled=status not in ACTIVE, width="stretch")
     cols[4].button(t("train.reset"), key="train_reset", icon=":material/restart_alt:", on_click=tr.on_reset,
                    disabled=session is None, width="stretch")
-    tr.sync_pace_widget(session)
-    st.select_slider(t("train.pace"), tr.PACE_CHOICES, key="train_pace", on_change=tr.on_pace,
-                     format_func=tr.pace_label, help=t("train.pace_help"))
+    tr.sync_pace(session)
+    setting("pace", on_change=tr.on_pace, format_func=tr.pace_label)
     if session is not None and tr.settings_differ(session):
         st.warning(t("train.settings_changed"))
 

@@ -9,7 +9,7 @@ import numpy as np
 from streamlit.testing.v1 import AppTest
 
 from dlplay.spec import TrainConfig, dense_spec
-from helpers import click, stop_and_join
+from helpers import click, stop_and_join, wait_for
 from test_page_draw import canvas_rgba, draw
 
 APP = str(Path(__file__).resolve().parents[1] / "app.py")
@@ -48,13 +48,18 @@ def test_fork_a_finished_run_on_the_train_page_and_see_the_overlay():
     click(at, "fork_go")
     child = at.session_state["train_session"]
     assert child is not parent and child.forked_from == (parent.run_id, 7, "lr", "0.001", "0.1")
-    assert at.session_state["config"].lr == 0.1  # the fork's settings are the session's now
+    # issue 33: the sidebar keeps the learner's own settings (the next Start trains at 0.001, not the fork's 0.1)
+    assert at.session_state["config"] == SMALL and at.session_state["spec"] == dense_spec([32])
+    assert child.config.lr == 0.1
     assert child.join(120) and child.status == "done"
     time.sleep(0.1)
     at.run()
     assert not at.exception, at.exception
     text = " ".join(c.value for c in at.caption)
     assert f"Forked from run {parent.run_id} at step 7, changed: learning rate 0.001 → 0.1" in text
+    assert at.sidebar.select_slider(key="tw_lr").value == 0.001
+    notes = [c.value for c in at.sidebar.caption if "fork" in c.value]
+    assert notes == ["The current run is a fork (learning rate: 0.1). The sidebar keeps your own settings for the next Start."]
     assert len(at.get("plotly_chart")) == 3 + 3  # the run's own three, and the overlay's loss, accuracy, gradient norm
     losses = child.snapshot()
     assert losses.steps[0] == 8 and losses.steps[-1] == 20
@@ -63,6 +68,40 @@ def test_fork_a_finished_run_on_the_train_page_and_see_the_overlay():
     at.run()
     assert not at.exception, at.exception
     assert any("Forked from run" in c.value for c in at.caption)
+
+
+def test_after_a_fork_the_sidebar_keeps_the_learners_preset_and_start_trains_with_it():
+    """Issue 33: after a fork the sidebar silently took the fork's settings (preset "Custom", learning rate
+    0.1), so the next Start trained at 0.1. The learner's preset stays, also after leaving the page."""
+    at = open_page("pages/train.py")
+    at.sidebar.selectbox(key="tw_preset").set_value("deep_sigmoid").run()
+    at.sidebar.selectbox(key="tw_preset").set_value("tutorial").run()  # the learner's pick
+    click(at, "train_step")
+    parent = at.session_state["train_session"]
+    assert wait_for(lambda: parent.status == "paused", timeout=60)
+    at.run()
+    at.selectbox(key="fork_kind").set_value("lr").run()
+    at.select_slider(key="fork_value_lr").set_value(0.1)
+    click(at, "fork_go")
+    child = at.session_state["train_session"]
+    assert child is not parent and child.config.lr == 0.1
+    stop_and_join(child)
+    at.run()
+    for _ in range(2):  # on the page, then after leaving it and coming back
+        assert at.sidebar.selectbox(key="tw_preset").value == "tutorial"
+        assert at.sidebar.select_slider(key="tw_lr").value == 0.001
+        assert any("learning rate: 0.1" in c.value for c in at.sidebar.caption)  # said, not silent
+        at.switch_page("pages/draw.py").run()
+        at.switch_page("pages/train.py").run()
+        assert not at.exception, at.exception
+    at.sidebar.selectbox(key="tw_preset").set_value("tutorial").run()
+    assert at.sidebar.selectbox(key="tw_preset").value == "tutorial"
+    click(at, "train_start")
+    run = at.session_state["train_session"]
+    try:
+        assert run is not child and run.config.lr == 0.001 and run.forked_from is None
+    finally:
+        stop_and_join(run)
 
 
 def test_a_failed_fork_says_why_and_keeps_the_run(monkeypatch):

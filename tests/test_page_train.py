@@ -218,3 +218,19 @@ def test_a_limited_run_says_how_many_images_it_trains_on_and_how_many_it_holds_o
     assert f"Trains on {trained} training images" in note and f"{held_out} images (10%" in note
     _, note_zh = sidebar_note("zh", "只用")  # (AppTest clicks only in English: the Chinese page is read)
     assert f"只用 {trained} 张训练图像" in note_zh and f"另有 {held_out} 张" in note_zh
+
+
+def test_the_lr_slider_shows_exactly_the_rate_the_run_uses():
+    """Issue 33: the LSTM preset trains at 0.002 and the slider showed 0.003 (it had no 0.002 stop)."""
+    at = open_train()
+    at.sidebar.selectbox(key="tw_preset").set_value("lstm_rows").run()
+    assert at.session_state["config"].lr == 0.002
+    assert at.sidebar.select_slider(key="tw_lr").value == 0.002
+    assert at.sidebar.select_slider(key="tw_lr").format_func(0.002) == "0.002"
+    from dlplay.spec import TrainConfig
+    at.session_state["config"] = TrainConfig(lr=0.005, batch_size=100)  # e.g. a shared link: no stop at either
+    at.run()
+    assert not at.exception, at.exception
+    assert at.sidebar.select_slider(key="tw_lr").value == 0.005 and "0.005" in at.sidebar.select_slider(key="tw_lr").options
+    assert at.sidebar.select_slider(key="tw_batch").value == 100
+    assert at.session_state["config"].lr == 0.005 and at.session_state["config"].batch_size == 100  # unchanged

@@ -15,7 +15,7 @@ from dlplay.probe import ProbeSnapshot
 from dlplay.runs import RunRecord
 from dlplay.status import Status
 from dlplay.ui.i18n import error_text, t
-from dlplay.ui.state import current_session, fork_run
+from dlplay.ui.state import current_session, fork_run, get_config, get_spec, set_config, set_spec
 from dlplay.ui.training import BATCH_CHOICES, LR_CHOICES, chosen_pace, nearest
 
 VIEW = "fork_view"  # the latest fork: the parent's curves, kept when the fork replaced it
@@ -55,6 +55,18 @@ def value_text(kind: str, value: str) -> str:
     if kind == "schedule" and value in SCHEDULES:
         return t(f"train.sched_{value}")
     return value
+
+
+def fork_note(session: RunHandle | None) -> str | None:
+    """When the current run is a fork whose settings are not the sidebar's: what the fork changed, so the
+    learner sees that the sidebar kept their own settings for the next Start (None otherwise)."""
+    origin = session.forked_from if session is not None else None
+    if not origin or origin[2] == "none":
+        return None
+    if session is None or (session.spec == get_spec() and session.config == get_config()):
+        return None
+    _, _, kind, _, new = origin
+    return t("settings.fork_note", change=t(f"fork.change_{kind}"), value=value_text(kind, new))
 
 
 def record_note(record: RunRecord) -> str:
@@ -140,7 +152,10 @@ def on_fork() -> None:
         snap, probe = parent.snapshot(), parent.probe_snapshot()
         with st.spinner(t("fork.replaying", step=step)):
             plan = plan_fork(parent, step, Change(kind, value))
+        own = get_spec(), get_config()
         child = fork_run(plan)
+        set_spec(own[0])  # the sidebar keeps the learner's settings (fork_note says the fork's)
+        set_config(own[1])
     except UserError as exc:
         st.session_state[ERROR] = error_text(exc)
         return

@@ -1,33 +1,32 @@
-"""Train page helpers: widget callbacks that turn controls into ModelSpec/TrainConfig and commands."""
+"""Train page helpers: the run's commands (Start, Pause, Step...), the live learning rate and pace, and the
+texts of the live view. The sidebar's settings are drawn from the settings table (dlplay/ui/settings.py)."""
 from __future__ import annotations
 
 import math
 import time
 
-import streamlit as st
-
+from dlplay import settings as settings_table
 from dlplay.activations import DEFAULT_ACTIVATION
 from dlplay.datasplit import make_split
 from dlplay.errors import UserError
 from dlplay.handle import RunHandle
 from dlplay.layers import DENSE
 from dlplay.metrics import MetricsSnapshot, Progress
-from dlplay.presets import PRESETS
-from dlplay.spec import MAX_EPOCHS, MAX_WEIGHT_LAYERS, LayerSpec, ModelSpec, TrainConfig, lr_curve
+from dlplay.settings import SETTINGS
+from dlplay.spec import MAX_EPOCHS, LayerSpec, ModelSpec, TrainConfig, lr_curve
 from dlplay.status import FINISHED
+from dlplay.ui import settings as ui_settings
 from dlplay.ui.data import dataset_on, guarded_by
 from dlplay.ui.i18n import t
 from dlplay.ui.nav import ROOT
-from dlplay.ui.state import current_session, get_config, get_spec, new_session, reset_session, set_config, set_spec
+from dlplay.ui.state import current_session, get_config, get_spec, new_session, reset_session
 
 ERROR_KEY = "train_error"
-CLAMPED = "train_clamped"  # widget key -> the message for a value above its limit that was brought back to it
-LR_CHOICES = [1e-5, 3e-5, 1e-4, 3e-4, 1e-3, 3e-3, 0.01, 0.03, 0.1, 0.3, 1.0, 3.0, 10.0]
-BATCH_CHOICES = [1, 8, 16, 32, 64, 128, 256, 512, 1024]
-UNIT_CHOICES = [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024]
-FULL_SPEED = 0  # the pace slider's value for "as fast as it goes" (the run's pace None)
-PACE_CHOICES = [1, 2, 3, 5, 10, 20, 50, 100, 200, FULL_SPEED]  # steps per second
-PACE_KEY = "train_pace_choice"  # the learner's pace for the next runs (steps/s, FULL_SPEED: None)
+LR_CHOICES = list(SETTINGS["lr"].stops)  # (the fork panel offers the same rates)
+BATCH_CHOICES = list(SETTINGS["batch_size"].stops)
+FULL_SPEED = settings_table.FULL_SPEED  # the pace slider's value for "as fast as it goes" (the run's pace None)
+PACE_CHOICES = list(SETTINGS["pace"].choices)  # steps per second
+PACE_KEY = ui_settings.PACE_KEY  # the learner's pace for the next runs (steps/s, FULL_SPEED: None)
 
 
 def nearest(choices: list, value: float) -> float:
@@ -55,56 +54,7 @@ def uniform_dense(spec: ModelSpec) -> tuple[int, int, str] | None:
     return len(layers), layers[0].units, layers[0].activation
 
 
-def matching_preset(spec: ModelSpec, config: TrainConfig) -> str:
-    """The preset whose model and settings are the current ones, else ``custom``."""
-    for key, preset in PRESETS.items():
-        if preset.spec == spec and preset.config.with_changes(dataset=config.dataset) == config:
-            return key
-    return "custom"
-
-
 _guard = guarded_by(ERROR_KEY)  # a UserError in a callback becomes a message on the page
-
-
-def widget_values(spec: ModelSpec, config: TrainConfig) -> dict[str, object]:
-    """What each sidebar widget of the Train page shows for this model and these settings."""
-    values: dict[str, object] = {
-        "tw_dataset": config.dataset,
-        "tw_preset": matching_preset(spec, config),
-        "tw_opt": config.optimizer,
-        "tw_lr": nearest(LR_CHOICES, config.lr),
-        "tw_sched": config.schedule,
-        "tw_batch": nearest(BATCH_CHOICES, config.batch_size),
-        "tw_epochs": config.epochs,
-        "tw_seed": config.seed,
-    }
-    uniform = uniform_dense(spec)
-    if uniform is not None:
-        count, units, activation = uniform
-        values.update(tw_layers=count, tw_units=nearest(UNIT_CHOICES, units), tw_act=activation)
-    return values
-
-
-def sync_widgets(spec: ModelSpec, config: TrainConfig) -> None:
-    """Before the widgets are drawn: make them show the current model and settings.
-
-    The settings live in get_spec()/get_config() (widget callbacks write there first); a preset, the
-    Build page or a share link change them too. A widget's own default applies only when it is first
-    created and the browser keeps its old value, so without this a preset's optimizer did not show.
-    """
-    state = st.session_state
-    for key, value in widget_values(spec, config).items():
-        if state.get(key) != value:
-            state[key] = value
-
-
-@_guard
-def on_preset() -> None:
-    key = st.session_state.get("tw_preset")
-    if key in PRESETS:
-        preset = PRESETS[key]
-        set_spec(preset.spec)
-        set_config(preset.config.with_changes(dataset=get_config().dataset))
 
 
 def max_epochs() -> int:
@@ -114,52 +64,9 @@ def max_epochs() -> int:
     return min(MAX_EPOCHS, server.limits().max_epochs)
 
 
-def _clamp(key: str, high: int, label_key: str) -> int:
-    """The widget's value, at most ``high``; a larger one is set back to ``high`` with a message beside it."""
-    value = int(st.session_state[key])
-    clamped = st.session_state.setdefault(CLAMPED, {})
-    clamped.pop(key, None)
-    if value > high:
-        clamped[key] = t("train.clamped", value=value, name=t(label_key), high=high)
-        st.session_state[key] = value = high
-    return value
-
-
-def show_clamped(key: str) -> None:
-    """Under a number field: why the value typed there was brought back to the limit."""
-    message = st.session_state.get(CLAMPED, {}).get(key)
-    if message:
-        st.warning(message, icon=":material/block:")
-
-
-@_guard
-def on_layers() -> None:
-    count = _clamp("tw_layers", MAX_WEIGHT_LAYERS, "train.hidden_layers")
-    units = int(st.session_state.get("tw_units", 128))
-    act = st.session_state.get("tw_act", DEFAULT_ACTIVATION)
-    set_spec(ModelSpec(layers=tuple(LayerSpec(DENSE, units, act) for _ in range(count))))
-    st.session_state["tw_preset"] = "custom"
-
-
-@_guard
-def on_dataset() -> None:
-    set_config(get_config().with_changes(dataset=st.session_state["tw_dataset"]))
-
-
-@_guard
-def on_config() -> None:
-    s = st.session_state
-    epochs = _clamp("tw_epochs", max_epochs(), "train.epochs")
-    set_config(get_config().with_changes(
-        optimizer=s["tw_opt"], batch_size=int(s["tw_batch"]), epochs=epochs, seed=int(s["tw_seed"]),
-        schedule=s.get("tw_sched", get_config().schedule),
-    ))
-    s["tw_preset"] = "custom"
-
-
 @_guard
 def on_all_data() -> None:
-    set_config(get_config().with_changes(train_size=None))
+    ui_settings.set_value("train_size", None)
 
 
 def subset_text(spec: ModelSpec, config: TrainConfig) -> str:
@@ -176,13 +83,11 @@ def subset_text(spec: ModelSpec, config: TrainConfig) -> str:
              share=f"{config.val_share:.0%}")
 
 
-@_guard
 def on_lr() -> None:
-    lr = float(st.session_state["tw_lr"])
-    set_config(get_config().with_changes(lr=lr))
+    """After the learning-rate widget set the rate: it also applies to the running model, from its next step."""
     session = current_session()
     if session is not None and session.status not in FINISHED:
-        session.set_lr(lr)  # takes effect at the next step of the running model
+        session.set_lr(get_config().lr)
 
 
 def settings_differ(session: RunHandle) -> bool:
@@ -199,7 +104,7 @@ def _fresh_or_current() -> RunHandle:
 
 def chosen_pace() -> float | None:
     """The pace the learner chose (steps per second), None at full speed."""
-    value = st.session_state.get(PACE_KEY, FULL_SPEED)
+    value = ui_settings.get("pace")
     return None if value == FULL_SPEED else float(value)
 
 
@@ -209,22 +114,22 @@ def pace_label(value: int) -> str:
     return t("train.pace_one") if value == 1 else t("train.pace_value", n=value)
 
 
-def sync_pace_widget(session: RunHandle | None) -> None:
-    """Before the pace slider is drawn: it shows the run's pace (the pace lives in the run, so a change
-    from another page shows here), else the learner's choice for the next run."""
-    pace = session.pace if session is not None and session.status not in FINISHED else chosen_pace()
+def sync_pace(session: RunHandle | None) -> None:
+    """Before the pace slider is drawn: the pace lives in the run, so a change from another page becomes
+    the learner's pace here too (the slider shows the run's pace, else the learner's for the next run)."""
+    if session is None or session.status in FINISHED:
+        return
+    pace = session.pace
     value = FULL_SPEED if pace is None else nearest(PACE_CHOICES[:-1], pace)
-    if st.session_state.get("train_pace") != value:
-        st.session_state["train_pace"] = value
+    if ui_settings.get("pace") != value:
+        ui_settings.set_value("pace", value)
 
 
-@_guard
 def on_pace() -> None:
-    value = st.session_state["train_pace"]
-    st.session_state[PACE_KEY] = value
+    """After the pace slider set the learner's pace: the current run takes it from its next step."""
     session = current_session()
     if session is not None and session.status not in FINISHED:
-        session.set_pace(chosen_pace())  # from the next step, also while it runs
+        session.set_pace(chosen_pace())
 
 
 def await_status(session: RunHandle, leaving: tuple[str, ...], timeout_s: float = 0.3) -> None:

@@ -7,47 +7,21 @@ import streamlit as st
 from dlplay.earlystop import EarlyStopInfo
 from dlplay.hints import overfitting_hint
 from dlplay.metrics import MetricsSnapshot
-from dlplay.spec import MAX_EPOCHS, TrainConfig
+from dlplay.spec import TrainConfig
+from dlplay.ui import settings as ui_settings
 from dlplay.ui.i18n import current_language, t
-from dlplay.ui.state import get_config, set_config
-from dlplay.ui.training import _guard
-
-SHARE_CHOICES = [0.0, 0.05, 0.1, 0.15, 0.2, 0.3, 0.5]
-
-
-def _nearest_share(value: float) -> float:
-    return min(SHARE_CHOICES, key=lambda c: abs(c - value))
-
-
-def sync_widgets(config: TrainConfig) -> None:
-    """Before the widgets are drawn: they show the current settings (a preset or a link changes them)."""
-    values = {"tw_val": _nearest_share(config.val_share), "tw_patience": config.patience}
-    for key, value in values.items():
-        if st.session_state.get(key) != value:
-            st.session_state[key] = value
-
-
-@_guard
-def on_change() -> None:
-    s = st.session_state
-    share = float(s["tw_val"])
-    patience = int(s["tw_patience"]) if share else 0  # early stopping needs a validation split
-    set_config(get_config().with_changes(val_share=share, patience=min(patience, MAX_EPOCHS)))
-    s["tw_preset"] = "custom"
+from dlplay.ui.training import ERROR_KEY, _guard
 
 
 @_guard
 def clear_edits() -> None:
-    set_config(get_config().with_changes(label_edits=()))
+    ui_settings.set_value("label_edits", "")
 
 
 def settings(config: TrainConfig) -> None:
     """In the Train page's sidebar, under the seed."""
-    sync_widgets(config)
-    st.select_slider(t("validation.share"), SHARE_CHOICES, key="tw_val", on_change=on_change,
-                     format_func=lambda v: f"{v:.0%}", help=t("validation.share_help"))
-    st.number_input(t("validation.patience"), 0, MAX_EPOCHS, key="tw_patience", on_change=on_change,
-                    disabled=not config.val_share, help=t("validation.patience_help"))
+    ui_settings.widget("val_share", error_key=ERROR_KEY)  # no share: early stopping goes off with it
+    ui_settings.widget("patience", error_key=ERROR_KEY, disabled=not config.val_share)
     if config.label_edits:
         st.info(t("fixdata.settings_edits", n=len(config.label_edits)), icon=":material/edit_note:")
         st.button(t("fixdata.settings_clear"), key="tw_clear_edits", on_click=clear_edits)
