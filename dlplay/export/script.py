@@ -267,6 +267,26 @@ def _settings(spec: ModelSpec, config: TrainConfig, lang: str) -> str:
 
 
 def _data_code(config: TrainConfig, lang: str) -> str:
+    return data_loader_code(config, lang) + f'''
+
+train_images, train_labels, test_images, test_labels = (torch.from_numpy(np.array(a)) for a in load_data())
+# {_c('one_channel', lang)}
+train_images = train_images.reshape(-1, 1, 28, 28)
+test_images = test_images.reshape(-1, 1, 28, 28)
+print(f"{{len(train_labels)}} training images, {{len(test_labels)}} test images")
+
+NEG_SHIFT = torch.tensor(-MEAN / STD, dtype=torch.float32)
+SCALE = 1.0 / (255.0 * STD)
+
+
+def normalize(images):
+    """{_c('normalize_doc', lang)}"""
+    return torch.add(NEG_SHIFT, images, alpha=SCALE)
+'''
+
+
+def data_loader_code(config: TrainConfig, lang: str) -> str:
+    """numpy only: where the dataset is looked for, the IDX reader, load_data()."""
     info = get_info(config.dataset)
     files = ", ".join(f"\"{f}\"" for f in info.file_names)
     return f'''# {_c('data_where', lang)}
@@ -332,21 +352,6 @@ def load_data():
                 arrays = [read_idx(p) for p in found]
                 return arrays[0], arrays[1].astype(np.int64), arrays[2], arrays[3].astype(np.int64)
     sys.exit("{_c('not_found', lang)}")
-
-
-train_images, train_labels, test_images, test_labels = (torch.from_numpy(np.array(a)) for a in load_data())
-# {_c('one_channel', lang)}
-train_images = train_images.reshape(-1, 1, 28, 28)
-test_images = test_images.reshape(-1, 1, 28, 28)
-print(f"{{len(train_labels)}} training images, {{len(test_labels)}} test images")
-
-NEG_SHIFT = torch.tensor(-MEAN / STD, dtype=torch.float32)
-SCALE = 1.0 / (255.0 * STD)
-
-
-def normalize(images):
-    """{_c('normalize_doc', lang)}"""
-    return torch.add(NEG_SHIFT, images, alpha=SCALE)
 '''
 
 
