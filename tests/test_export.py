@@ -12,13 +12,13 @@ from pathlib import Path
 
 import pytest
 import torch
-from helpers import train_to_end
 
 from dlplay.export.keras import keras_script
 from dlplay.export.notebook import notebook
 from dlplay.export.script import pytorch_script
 from dlplay.presets import PRESETS
 from dlplay.spec import LayerSpec, ModelSpec, TrainConfig, dense_spec
+from helpers import train_to_end
 
 RESULT = re.compile(r"TEST ACCURACY (\d\.\d+)")
 

@@ -5,7 +5,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from helpers import train_to_end
 from streamlit.testing.v1 import AppTest
 
 from dlplay.i18n import translate
@@ -13,6 +12,7 @@ from dlplay.predict import predict_batch
 from dlplay.runs import RunHistory, record_from_session
 from dlplay.spec import TrainConfig, dense_spec
 from dlplay.ui import deploy as dp
+from helpers import train_to_end
 
 APP = str(Path(__file__).resolve().parents[1] / "app.py")
 DOWNLOADS = ("pytorch", "keras", "notebook")

@@ -15,13 +15,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from helpers import train_to_end, wait_for
 
 from dlplay.checkpoint import export_onnx
 from dlplay.errors import UserError
 from dlplay.export import serve
 from dlplay.predict import predict_batch
 from dlplay.spec import LayerSpec, ModelSpec, TrainConfig
+from helpers import train_to_end, wait_for
 
 
 @pytest.fixture(scope="module")

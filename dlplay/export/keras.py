@@ -12,8 +12,6 @@ dependency: tests compile the script; run it where Keras is installed (bench/req
 """
 from __future__ import annotations
 
-import math
-
 from ..activations import IDENTITY
 from ..data import get_info
 from ..i18n import translate
@@ -44,7 +42,7 @@ def _c(key: str, lang: str, **params: object) -> str:
     return translate(f"export.c_{key}", lang, **params)
 
 
-def _kernel_args(init: str, l2: bool) -> str:
+def _kernel_args(l2: bool) -> str:
     args = "kernel_initializer=INIT"
     return args + (", kernel_regularizer=keras.regularizers.L2(WEIGHT_DECAY / 2)" if l2 else "")
 
@@ -60,7 +58,7 @@ def _activation(name: str) -> tuple[str, list[str]]:
 def layer_lines(spec: ModelSpec, config: TrainConfig, lang: str) -> list[str]:
     """The Sequential's layers, one Python expression (or comment) per line."""
     l2 = bool(config.weight_decay) and config.optimizer != "adamw"
-    kernel = _kernel_args(spec.init, l2)
+    kernel = _kernel_args(l2)
     c, h, w = spec.input_shape
     lines = [f"keras.Input(shape=({h}, {w}, {c})),  # {_c('keras_input', lang)}"]
     shape: tuple[int, ...] = spec.input_shape

@@ -234,6 +234,57 @@ class LoadResult:
     p99_ms: float
 
 
+class _Level:
+    """One level's shared state: its deadline, the requests it may still send, what came back."""
+
+    def __init__(self, deadline: float, budget: int):
+        self.deadline, self.budget = deadline, budget
+        self.latencies: list[float] = []
+        self.errors = 0
+        self.lock = threading.Lock()
+
+    def take(self) -> bool:
+        """May one more request go out?"""
+        with self.lock:
+            if self.budget <= 0 or time.perf_counter() >= self.deadline:
+                return False
+            self.budget -= 1
+            return True
+
+
+def _client(host: str, port: int, body: bytes, level: _Level) -> None:
+    """One client: one keep-alive connection, the next request as soon as the answer is in."""
+    try:
+        conn = _connect(host, port, 10)
+    except OSError:
+        with level.lock:
+            level.errors += 1
+        return
+    mine: list[float] = []
+    bad = 0
+    try:
+        while level.take():
+            t0 = time.perf_counter()
+            try:
+                conn.request("POST", "/predict", body=body, headers={"Content-Type": "application/json"})
+                response = conn.getresponse()
+                response.read()
+                ok = response.status == 200
+            except OSError:
+                ok = False
+                conn.close()
+                conn = _connect(host, port, 10)
+            if ok:
+                mine.append(time.perf_counter() - t0)
+            else:
+                bad += 1
+    finally:
+        conn.close()
+        with level.lock:
+            level.latencies.extend(mine)
+            level.errors += bad
+
+
 def load_test(url: str, body: bytes, levels: Sequence[int] = LOAD_LEVELS, seconds: float = 2.0,
               max_requests: int = 4000, progress: Callable[[int, LoadResult], None] | None = None) -> list[LoadResult]:
     """Requests per second and latency percentiles at each level of concurrent clients (loopback
@@ -242,51 +293,18 @@ def load_test(url: str, body: bytes, levels: Sequence[int] = LOAD_LEVELS, second
     host, port = _loopback(url)
     results = []
     for i, clients in enumerate(levels):
-        latencies: list[float] = []
-        errors = [0]
-        lock = threading.Lock()
-        budget = [max_requests]
+        level = _Level(time.perf_counter() + seconds, max_requests)
         start = time.perf_counter()
-        deadline = start + seconds
-
-        def client() -> None:
-            conn = _connect(host, port, 10)
-            mine: list[float] = []
-            bad = 0
-            try:
-                while time.perf_counter() < deadline:
-                    with lock:
-                        if budget[0] <= 0:
-                            break
-                        budget[0] -= 1
-                    t0 = time.perf_counter()
-                    try:
-                        conn.request("POST", "/predict", body=body, headers={"Content-Type": "application/json"})
-                        response = conn.getresponse()
-                        response.read()
-                        ok = response.status == 200
-                    except OSError:
-                        ok = False
-                        conn.close()
-                        conn = _connect(host, port, 10)
-                    if ok:
-                        mine.append(time.perf_counter() - t0)
-                    else:
-                        bad += 1
-            finally:
-                conn.close()
-                with lock:
-                    latencies.extend(mine)
-                    errors[0] += bad
-
-        threads = [threading.Thread(target=client, name=f"dlplay-load-{k}", daemon=True) for k in range(clients)]
+        threads = [threading.Thread(target=_client, args=(host, port, body, level), name=f"dlplay-load-{k}",
+                                    daemon=True) for k in range(clients)]
         for thread in threads:
             thread.start()
         for thread in threads:
             thread.join(seconds + 15)
         elapsed = time.perf_counter() - start
+        latencies = level.latencies
         ms = np.asarray(latencies) * 1000.0 if latencies else np.asarray([np.nan])
-        result = LoadResult(clients, len(latencies), errors[0], elapsed, len(latencies) / max(elapsed, 1e-9),
+        result = LoadResult(clients, len(latencies), level.errors, elapsed, len(latencies) / max(elapsed, 1e-9),
                             *(float(np.percentile(ms, q)) for q in (50, 95, 99)))
         results.append(result)
         if progress is not None:

@@ -23,14 +23,13 @@ import json
 import math
 import os
 import socket
-import sys
 import threading
 import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import onnxruntime as ort
+import onnxruntime as ort  # type: ignore[import-untyped]  # no stubs
 import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -190,4 +189,4 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()
