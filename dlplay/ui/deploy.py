@@ -175,14 +175,14 @@ def server_section(session: RunHandle) -> None:
         st.button(t("deploy.start"), key="deploy_start", type="primary", icon=":material/rocket_launch:",
                   on_click=start_server, args=(session,))
         show_message()
-        st.markdown(f'<span data-testid="deploy-status">{t("deploy.status_stopped")}</span>', unsafe_allow_html=True)
+        st.markdown(f'<span class="dl-deploy-status">{t("deploy.status_stopped")}</span>', unsafe_allow_html=True)
         return
     progress = session.snapshot().progress
     c1, c2 = st.columns([4, 1], vertical_alignment="center")
     c1.success(t("deploy.running", url=entry.server.url, step=entry.step, epoch=entry.epoch))
     c2.button(t("deploy.stop"), key="deploy_stop", icon=":material/stop_circle:", on_click=stop_server)
-    st.markdown(f'<span data-testid="deploy-status">{t("deploy.status_running")}</span> '
-                f'<code data-testid="deploy-url">{entry.server.url}</code>', unsafe_allow_html=True)
+    st.markdown(f'<span class="dl-deploy-status">{t("deploy.status_running")}</span> '
+                f'<code class="dl-deploy-url">{entry.server.url}</code>', unsafe_allow_html=True)
     if entry.run() is not session or progress.global_step != entry.step:
         st.info(t("deploy.stale", step=entry.step))
         st.button(t("deploy.restart"), key="deploy_restart", on_click=start_server, args=(session,))
@@ -220,12 +220,12 @@ def send_section(session: RunHandle, lang: str) -> None:
     diff = float(np.max(np.abs(np.asarray(theirs["probabilities"]) - ours)))
     with mid:
         st.markdown(t("deploy.server_answer"))
-        st.markdown(f'<div data-testid="deploy-server-answer">{t("deploy.answer_line", label=class_label(info, server_class, lang), p=theirs["probabilities"][server_class])}</div>',
+        st.markdown(f'<div class="dl-deploy-server-answer">{t("deploy.answer_line", label=class_label(info, server_class, lang), p=theirs["probabilities"][server_class])}</div>',
                     unsafe_allow_html=True)
         st.json(theirs, expanded=False)
     with right:
         st.markdown(t("deploy.app_answer"))
-        st.markdown(f'<div data-testid="deploy-app-answer">{t("deploy.answer_line", label=class_label(info, app_class, lang), p=float(ours[app_class]))}</div>',
+        st.markdown(f'<div class="dl-deploy-app-answer">{t("deploy.answer_line", label=class_label(info, app_class, lang), p=float(ours[app_class]))}</div>',
                     unsafe_allow_html=True)
         if server_class == app_class:
             st.caption(t("deploy.same", diff=diff))
