@@ -42,7 +42,7 @@ def code_tab(run: Any, key: str) -> None:
     page_lang = current_language()
     langs = list(LANGUAGES)
     lang = st.segmented_control(t("export.comments"), langs, default=page_lang, key=f"{key}_code_lang",
-                                format_func=LANGUAGES.get) or page_lang
+                                format_func=lambda code: t(f"export.lang_{code}")) or page_lang
     codes = {kind: _code(kind, spec.to_json(), config.to_json(), lang) for kind in KINDS}
     cols = st.columns(3)
     mime = {"pytorch": "text/x-python", "keras": "text/x-python", "notebook": "application/x-ipynb+json"}
