@@ -7,6 +7,7 @@ import http.client
 import io
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -93,6 +94,14 @@ def test_a_bad_request_gets_a_4xx_with_a_message_and_the_server_carries_on(serve
     assert status == expected and isinstance(answer, dict) and words in answer["error"], (status, answer)
     assert server.running
     assert serve.request(server.url, serve.image_body(mnist.test_images[0].numpy()))[0] == 200
+
+
+def test_the_curl_example_gets_an_answer(served):
+    server, *_ = served
+    assert shutil.which("curl"), "curl is part of the machine (the page shows the command)"
+    done = subprocess.run(["bash", "-c", serve.curl_example(server.url)], capture_output=True, text=True, timeout=60)
+    answer = json.loads(done.stdout)
+    assert done.returncode == 0 and len(answer["probabilities"]) == 10 and 0 <= answer["class"] < 10
 
 
 def test_a_body_announced_too_large_and_a_wrong_method_are_refused(served):

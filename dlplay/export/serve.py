@@ -352,19 +352,17 @@ over 1 MB) gets a 4xx answer with a message. `GET /health` answers `{{"status": 
 """
 
 
-def curl_example(url: str, image: np.ndarray | None = None) -> str:
-    """A curl command for one image (an all-black one when none is given)."""
-    pixels = np.zeros((28, 28), dtype=np.uint8) if image is None else np.asarray(image, dtype=np.uint8)
-    body = json.dumps({"image": pixels.reshape(28, 28).tolist()}, separators=(",", ":"))
-    return f"curl -s -X POST {url}/predict -H 'Content-Type: application/json' -d '{body}'"
+def curl_example(url: str) -> str:
+    """A curl command that sends an all-black 28×28 image (the JSON body made by a line of Python)."""
+    return (f"curl -s -X POST {url}/predict -H 'Content-Type: application/json' \\\n"
+            "  -d \"{\\\"image\\\": $(python3 -c 'print([[0] * 28] * 28)')}\"")
 
 
 def bundle_zip(onnx: bytes, meta: dict[str, Any]) -> bytes:
     """model.onnx, model.json, server.py, requirements.txt, Dockerfile and README.md in one zip."""
     buf = io.BytesIO()
     title = str(meta.get("title", "dlplay model"))
-    example = ("curl -s -X POST http://localhost:8000/predict -H 'Content-Type: application/json' "
-               "-d \"{\\\"image\\\": $(python -c 'print([[0] * 28] * 28)')}\"")
+    example = curl_example("http://localhost:8000").replace("\n", "\n    ")
     with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
         zf.writestr("model.onnx", onnx)
         zf.writestr("model.json", json.dumps(meta, indent=2, ensure_ascii=False))

@@ -50,6 +50,7 @@ class Deployed:
     run: Any  # the run handle, weakly: which run it came from
     onnx: bytes
     meta: dict[str, Any]
+    example: Any = None  # the server's answer to the curl example's request (an all-black image)
 
 
 def owner_check(record: BrowserSession) -> Callable[[], bool]:
@@ -100,8 +101,12 @@ def start_server(session: RunHandle) -> None:
     except Exception as exc:  # noqa: BLE001 - the export or the server failed: say so, keep the page
         st.session_state[MESSAGE] = ("error", t("deploy.start_failed", reason=f"{type(exc).__name__}: {exc}"))
         return
+    try:
+        example = serve.request(server.url, serve.image_body(np.zeros((28, 28), dtype=np.uint8)))[1]
+    except OSError as exc:
+        example = {"error": str(exc)}
     st.session_state[SERVER] = Deployed(server, model, progress.global_step, progress.epoch, weakref.ref(session),
-                                        onnx, meta)
+                                        onnx, meta, example)
     st.session_state[MESSAGE] = None
 
 
@@ -189,7 +194,7 @@ def server_section(session: RunHandle) -> None:
     st.caption(t("deploy.curl_help"))
     st.code(serve.curl_example(entry.server.url), language="bash", wrap_lines=True)
     st.caption(t("deploy.answer_shape"))
-    st.code(json.dumps({"class": 0, "label": "0", "probabilities": ["…10"]}), language="json")
+    st.code(json.dumps(entry.example, ensure_ascii=False), language="json", wrap_lines=True)
 
 
 def send_section(session: RunHandle, lang: str) -> None:
@@ -222,7 +227,7 @@ def send_section(session: RunHandle, lang: str) -> None:
         st.markdown(t("deploy.server_answer"))
         st.markdown(f'<div class="dl-deploy-server-answer">{t("deploy.answer_line", label=class_label(info, server_class, lang), p=theirs["probabilities"][server_class])}</div>',
                     unsafe_allow_html=True)
-        st.json(theirs, expanded=False)
+        st.code(json.dumps(theirs, ensure_ascii=False), language="json", wrap_lines=True)
     with right:
         st.markdown(t("deploy.app_answer"))
         st.markdown(f'<div class="dl-deploy-app-answer">{t("deploy.answer_line", label=class_label(info, app_class, lang), p=float(ours[app_class]))}</div>',
