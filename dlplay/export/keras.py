@@ -17,7 +17,7 @@ from ..data import get_info
 from ..i18n import translate
 from ..layers import DENSE, LAYER_KINDS, sequence_shape
 from ..spec import ModelSpec, TrainConfig
-from .script import data_loader_code
+from .script import data_loader_code, wrap
 
 KERAS_LAYERS = ("dense", "conv2d", "maxpool", "avgpool", "batchnorm", "rnn", "lstm", "gru")
 KERAS_ACTIVATIONS = {"relu": "relu", "elu": "elu", "gelu": "gelu", "tanh": "tanh", "sigmoid": "sigmoid",
@@ -124,13 +124,13 @@ def keras_script(spec: ModelSpec, config: TrainConfig, lang: str = "en") -> str:
     layers_code = "\n".join(f"    {line}" for line in layer_lines(spec, config, lang))
     augment = f"# {_c('augment_note', lang)}\n" if not config.augment.is_off else ""
     edits = [list(e) for e in config.label_edits]
-    return f'''"""{_c('title', lang, model=spec.describe(image_input=True), dataset=info.title)}
+    return f'''"""{wrap(_c('title', lang, model=spec.describe(image_input=True), dataset=info.title))}
 
-{_c('keras_intro', lang)}
+{wrap(_c('keras_intro', lang))}
     pip install tensorflow numpy   # {_c('keras_or', lang)}
     python dlplay_run_keras.py
 
-{_c('keras_differs', lang)}
+{wrap(_c('keras_differs', lang))}
 """
 import gzip
 import math

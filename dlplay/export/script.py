@@ -26,6 +26,7 @@ schedule) and recurrent networks. Augmentation is not written out (a note in the
 from __future__ import annotations
 
 import math
+import textwrap
 from dataclasses import dataclass
 
 from ..activations import IDENTITY
@@ -570,14 +571,19 @@ torch.save(model.state_dict(), "model.pt")
 '''
 
 
+def wrap(text: str, width: int = 88) -> str:
+    """A paragraph of the docstring in lines of at most ``width`` characters (Chinese breaks anywhere)."""
+    return "\n".join(textwrap.wrap(text, width, break_on_hyphens=False))
+
+
 def _header(spec: ModelSpec, config: TrainConfig, lang: str) -> str:
     info = get_info(config.dataset)
-    return f'''"""{_c('title', lang, model=spec.describe(image_input=True), dataset=info.title)}
+    return f'''"""{wrap(_c('title', lang, model=spec.describe(image_input=True), dataset=info.title))}
 
-{_c('how_to_run', lang)}
+{wrap(_c('how_to_run', lang))}
     python dlplay_run.py
 
-{_c('reproduces', lang)}
+{wrap(_c('reproduces', lang))}
 """
 import gzip
 import math

@@ -28,7 +28,7 @@ def load_figure(results: Sequence[LoadResult], lang: str = "en", height: int = 3
         })
     return plain_figure(
         traces, translate("deploy.fig_title", lang), translate("deploy.fig_clients", lang),
-        translate("deploy.fig_rps_axis", lang), height=height,
+        translate("deploy.fig_rps_axis", lang), height=height, xaxis={"type": "category"},
         yaxis2=axis(translate("deploy.fig_ms_axis", lang), overlaying="y", side="right", rangemode="tozero",
                     showgrid=False),
         legend=LEGEND_BELOW, margin={"l": 60, "r": 60, "t": 45, "b": 90},

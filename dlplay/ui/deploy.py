@@ -184,10 +184,10 @@ def server_section(session: RunHandle) -> None:
         return
     progress = session.snapshot().progress
     c1, c2 = st.columns([4, 1], vertical_alignment="center")
-    c1.success(t("deploy.running", url=entry.server.url, step=entry.step, epoch=entry.epoch))
+    c1.markdown(f':material/check_circle: <span class="dl-deploy-status">{t("deploy.status_running")}</span> '
+                f'<code class="dl-deploy-url">{entry.server.url}</code> · '
+                f'{t("deploy.running", step=entry.step, epoch=entry.epoch)}', unsafe_allow_html=True)
     c2.button(t("deploy.stop"), key="deploy_stop", icon=":material/stop_circle:", on_click=stop_server)
-    st.markdown(f'<span class="dl-deploy-status">{t("deploy.status_running")}</span> '
-                f'<code class="dl-deploy-url">{entry.server.url}</code>', unsafe_allow_html=True)
     if entry.run() is not session or progress.global_step != entry.step:
         st.info(t("deploy.stale", step=entry.step))
         st.button(t("deploy.restart"), key="deploy_restart", on_click=start_server, args=(session,))

@@ -56,7 +56,7 @@ def code_tab(run: Any, key: str) -> None:
                                  key=f"{key}_code_preview", format_func=lambda k: t(f"export.kind_{k}")) or "pytorch"
     if shown == "keras":
         st.caption(t("export.keras_note"))
-    st.code(codes[shown], language="python", line_numbers=True, height=480)
+    st.code(codes[shown], language="python", line_numbers=True, height=520, wrap_lines=True)
 
 
 def runs_code(history: Any) -> None:
