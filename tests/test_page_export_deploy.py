@@ -77,3 +77,24 @@ def test_deploy_serves_the_model_and_answers_as_the_app(session, mnist):
 def test_deploy_without_a_trained_model_says_what_to_do():
     at = open_page("pages/deploy.py", None)
     assert any(translate("deploy.no_model", "en") in i.value for i in at.info)
+
+
+def test_the_server_s_owner_is_the_browser_session(monkeypatch):
+    """Deploy ties its server to the browser session's registry record: alive while seen within the
+    heartbeat timeout (the web server cannot tell connections here), gone when it is stale or forgotten."""
+    import gc
+    import time
+
+    from dlplay.server.registry import BrowserSession
+
+    monkeypatch.setenv("DLPLAY_HEARTBEAT_S", "30")
+    record = BrowserSession()
+    alive = dp.owner_check(record)
+    assert alive()
+    record.last_seen = time.time() - 31
+    assert not alive()
+    record.touch()
+    assert alive()
+    del record
+    gc.collect()
+    assert not alive()
