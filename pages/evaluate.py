@@ -10,6 +10,7 @@ import streamlit as st
 from dlplay.evaluation import mistake_indices
 from dlplay.figures.evaluation import class_metrics_figure, reliability_figure
 from dlplay.ui import evaluate as ev
+from dlplay.ui import export as ex
 from dlplay.ui import fixdata as fx
 from dlplay.ui.i18n import current_language, t
 from dlplay.ui.state import current_session, heartbeat, init_state, is_active
@@ -126,7 +127,8 @@ if is_active(session):
              on_click=ev.forget_report)
 
 labels = ev.labels_of(session, lang)
-tab_names = [t("eval.tab_results"), t("eval.tab_mistakes"), t("eval.tab_calibration"), t("eval.tab_keep")]
+tab_names = [t("eval.tab_results"), t("eval.tab_mistakes"), t("eval.tab_calibration"), t("eval.tab_keep"),
+             t("export.title")]
 tabs = st.tabs(tab_names, key="eval_tabs", on_change="rerun")  # tracked: hidden tabs do no work
 if tabs[0].open is not False:
     with tabs[0]:
@@ -140,3 +142,6 @@ if tabs[2].open is not False:
 if tabs[3].open is not False:
     with tabs[3]:
         ev.keep_tab(session, usable=True)
+if tabs[4].open is not False:
+    with tabs[4]:
+        ex.code_tab(session, key="eval")  # the run as code: dlplay/ui/export.py

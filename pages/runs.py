@@ -6,6 +6,7 @@ import streamlit as st
 from dlplay.figures.evaluation import compare_figure
 from dlplay.runs import RunRecord, RunStore, disk_enabled
 from dlplay.ui import runs as ru
+from dlplay.ui.export import runs_code
 from dlplay.ui.fork import record_note
 from dlplay.ui.i18n import current_language, t
 from dlplay.ui.share import share_link_button
@@ -99,3 +100,4 @@ if not chosen_ids:
 else:
     comparison([history.get(i) for i in chosen_ids], [names[i] for i in chosen_ids])
 manage(records, names)
+runs_code(history)  # the chosen run as code: dlplay/ui/export.py

@@ -661,9 +661,10 @@ def scenarios(lang: str, session, mnist) -> list[tuple[str, str, dict, object]]:
     trained_state = {"train_session": session, "spec": session.spec, "config": session.config, "_admin_ok": True}
     drawing = mnist.test_images[1].cpu().numpy()
     out = [(f"{name}-fresh", f"pages/{name}.py", {}, None) for name in
-           ("home", "build", "train", "dynamics", "draw", "inside", "evaluate", "runs", "sequences", "guesses", "explore")]
+           ("home", "build", "train", "dynamics", "draw", "inside", "evaluate", "runs", "sequences", "guesses", "explore",
+            "deploy")]
     out += [(name, f"pages/{name}.py", dict(trained_state), None) for name in
-            ("home", "build", "train", "dynamics", "admin")]
+            ("home", "build", "train", "dynamics", "admin", "deploy")]
     out += [
         ("draw-drawn", "pages/draw.py", dict(trained_state), _drawn_digit(mnist)),
         ("draw-upload", "pages/draw.py", {**trained_state, "draw_source": "upload"}, None),
@@ -693,6 +694,7 @@ def scenarios(lang: str, session, mnist) -> list[tuple[str, str, dict, object]]:
     for tab in ("tab_results", "tab_mistakes", "tab_calibration", "tab_keep"):
         out.append((f"evaluate-{tab}", "pages/evaluate.py",
                     {**trained_state, "eval_tabs": translate(f"eval.{tab}", lang)}, None))
+    out.append(("evaluate-code", "pages/evaluate.py", {**trained_state, "eval_tabs": translate("export.title", lang)}, None))
     return out
 
 

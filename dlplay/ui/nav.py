@@ -20,6 +20,7 @@ PAGES: list[tuple[str, str, str, str]] = [
     ("pages/evaluate.py", "evaluate", "nav.evaluate", ":material/fact_check:"),
     ("pages/explore.py", "explore", "nav.explore", ":material/travel_explore:"),
     ("pages/runs.py", "runs", "nav.runs", ":material/history:"),
+    ("pages/deploy.py", "deploy", "nav.deploy", ":material/rocket_launch:"),
     ("pages/admin.py", "admin", "nav.admin", ":material/admin_panel_settings:"),
 ]
 

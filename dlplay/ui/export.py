@@ -1,0 +1,67 @@
+"""The "Code" tab (Runs and Evaluate): a run as a PyTorch script, a Keras script and a notebook.
+
+Three downloads and a preview; the comments in the code follow the page's language (English or
+简体中文) unless the learner picks the other one. The code comes from dlplay/export (no streamlit).
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import streamlit as st
+
+from dlplay.export.keras import keras_script
+from dlplay.export.notebook import notebook
+from dlplay.export.script import pytorch_script
+from dlplay.i18n import LANGUAGES
+from dlplay.ui.i18n import current_language, t
+
+KINDS = ("pytorch", "keras", "notebook")
+FILES = {"pytorch": "dlplay_run.py", "keras": "dlplay_run_keras.py", "notebook": "dlplay_run.ipynb"}
+
+
+@st.cache_data(show_spinner=False, max_entries=32)
+def _code(kind: str, spec_json: str, config_json: str, lang: str) -> str:
+    from dlplay.spec import ModelSpec, TrainConfig
+
+    spec, config = ModelSpec.from_json(spec_json), TrainConfig.from_json(config_json)
+    if kind == "pytorch":
+        return pytorch_script(spec, config, lang)
+    if kind == "keras":
+        return keras_script(spec, config, lang)
+    return notebook(spec, config, lang)
+
+
+def code_tab(run: Any, key: str) -> None:
+    """The Code tab for ``run`` (a RunRecord or a run handle: anything with ``spec`` and ``config``);
+    ``key`` prefixes the widgets' keys (``runs``, ``eval``)."""
+    if run is None:
+        st.info(t("export.no_run"))
+        return
+    spec, config = run.spec, run.config
+    st.caption(t("export.intro"))
+    page_lang = current_language()
+    langs = list(LANGUAGES)
+    lang = st.segmented_control(t("export.comments"), langs, default=page_lang, key=f"{key}_code_lang",
+                                format_func=lambda code: t(f"export.lang_{code}")) or page_lang
+    codes = {kind: _code(kind, spec.to_json(), config.to_json(), lang) for kind in KINDS}
+    cols = st.columns(3)
+    mime = {"pytorch": "text/x-python", "keras": "text/x-python", "notebook": "application/x-ipynb+json"}
+    for col, kind in zip(cols, KINDS):
+        col.download_button(t(f"export.download_{kind}"), codes[kind], FILES[kind], mime[kind],
+                            key=f"{key}_code_download_{kind}", on_click="ignore", icon=":material/download:")
+    st.caption(t("export.reproduces"))
+    if not config.augment.is_off:
+        st.warning(t("export.augment_note"))
+    shown = st.segmented_control(t("export.preview"), ["pytorch", "keras"], default="pytorch",
+                                 key=f"{key}_code_preview", format_func=lambda k: t(f"export.kind_{k}")) or "pytorch"
+    if shown == "keras":
+        st.caption(t("export.keras_note"))
+    st.code(codes[shown], language="python", line_numbers=True, height=520, wrap_lines=True)
+
+
+def runs_code(history: Any) -> None:
+    """The Runs page's Code section: the code of the run chosen under "Manage a run"."""
+    run_id = st.session_state.get("runs_manage")
+    record = history.get(run_id) if run_id is not None else None
+    st.subheader(t("export.title"), anchor=False)
+    code_tab(record, key="runs")
