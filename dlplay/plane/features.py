@@ -16,7 +16,7 @@ from ..errors import UserError
 
 @dataclass(frozen=True)
 class Feature:
-    """One input: its name (translation key ``plane.feature_<name>``), its label on the diagram, f(x₁, x₂)."""
+    """One input: its name, its label on the page and the diagram, f(x₁, x₂)."""
 
     name: str
     label: str  # as drawn on the network diagram
