@@ -107,10 +107,14 @@ def live(polling: bool) -> None:
     node = pl.chosen_neuron(options)
     with left:
         tiles = fp.diagram_tiles(grid.inputs, grid.neurons, grid.output, view.regression)
+        st.caption(" → ".join(pl.column_titles(run, grid)))
         with st.container(key="plane_network"):
-            st.plotly_chart(fp.network_figure(tiles, pl.node_labels(run, grid), grid.weights, selected=node,
-                                              column_titles=pl.column_titles(run, grid)),
-                            key="plane_network_fig", width="stretch", config={"displayModeBar": False})
+            if polling:  # 10 pictures a second: one PNG (see dlplay/figures/plane.py, live pictures)
+                st.image(fp.network_png(tiles, grid.weights, selected=node), width="stretch")
+            else:
+                st.plotly_chart(fp.network_figure(tiles, pl.node_labels(run, grid), grid.weights, selected=node,
+                                                  column_titles=pl.column_titles(run, grid)),
+                                key="plane_network_fig", width="stretch", config={"displayModeBar": False})
         st.caption(t("plane.network_help"))
         a, b = st.columns([1, 1.3])
         with a:
@@ -122,11 +126,17 @@ def live(polling: bool) -> None:
                             config={"displayModeBar": False})
     with right:
         show_test = st.toggle(t("plane.show_test"), value=True, key="plane_show_test")
-        heat = fp.png_uri(fp.output_rgb(grid.output, view.regression))
+        heat = fp.output_rgb(grid.output, view.regression)
         with st.container(key="plane_output"):
-            st.plotly_chart(fp.plane_figure(heat, data.x_train, data.y_train, data.x_test, data.y_test, lang,
-                                            classes=view.classes, regression=view.regression, show_test=show_test),
-                            key="plane_output_fig", width="stretch", config={"displayModeBar": False})
+            if polling:
+                st.markdown(f"**{t('plane.fig_plane_title')}**")
+                st.image(fp.plane_png(heat, data.x_train, data.y_train, data.x_test, data.y_test,
+                                      regression=view.regression, show_test=show_test), width="stretch")
+            else:
+                st.plotly_chart(fp.plane_figure(fp.png_uri(heat), data.x_train, data.y_train, data.x_test, data.y_test,
+                                                lang, classes=view.classes, regression=view.regression,
+                                                show_test=show_test),
+                                key="plane_output_fig", width="stretch", config={"displayModeBar": False})
         st.caption(t("plane.output_help_regress" if view.regression else "plane.output_help"))
         if snap is not None:
             st.plotly_chart(fp.loss_figure(snap.epochs, snap.train_loss, snap.test_loss, lang), key="plane_loss_fig",

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 import plotly.graph_objects as go
 import plotly.io
+from PIL import Image, ImageDraw
 
 from ..i18n import translate
 from ..metrics import downsample
@@ -344,3 +345,75 @@ def loss_figure(epochs: np.ndarray, train_loss: np.ndarray, test_loss: np.ndarra
                        "name": translate(f"plane.fig_{name}_loss", lang), "line": {"color": colour, "width": 2}})
     return plain_figure(traces, translate("plane.fig_loss_title", lang), translate("plane.fig_epoch", lang),
                         translate("plane.fig_loss", lang), height=height)
+
+
+# ---------------------------------------------------------------- live pictures (while a run trains)
+# Plotly redraws a figure whose layout images change by removing and re-adding them, so at 10 redraws a
+# second the pictures flicker and are mostly blank. While a run trains, the page shows these two plain
+# PNGs instead (an <img> keeps its picture until the next one is decoded); the Plotly figures above,
+# with hover and the weights' values, come back when it pauses or ends.
+def _hex(colour: str) -> tuple[int, int, int]:
+    """``#rgb`` or ``#rrggbb`` -> (r, g, b)."""
+    digits = colour.lstrip("#")
+    if len(digits) == 3:
+        digits = "".join(d * 2 for d in digits)
+    return int(digits[0:2], 16), int(digits[2:4], 16), int(digits[4:6], 16)
+
+
+def plane_png(heat_rgb: np.ndarray, x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarray,
+              y_test: np.ndarray, *, regression: bool = False, show_test: bool = True, size: int = 360,
+              extent: float = EXTENT) -> bytes:
+    """The output over the plane (``heat_rgb`` [R, R, 3], row 0 at the bottom) smoothed to ``size`` pixels, with
+    the training points (white rim) and test points (black rim) drawn on it: one PNG."""
+    image = Image.fromarray(np.ascontiguousarray(heat_rgb[::-1])).resize((size, size), Image.BILINEAR)
+    draw = ImageDraw.Draw(image)
+    scale = size / (2 * extent)
+    lut = [tuple(int(v) for v in row) for row in LUT]
+    sets = [(x_train, y_train, (255, 255, 255))] + ([(x_test, y_test, _hex(TEST_OUTLINE))] if show_test else [])
+    for xy, labels, rim in sets:
+        xy = np.asarray(xy, np.float64).reshape(-1, 2)
+        px = (xy[:, 0] + extent) * scale
+        py = (extent - xy[:, 1]) * scale
+        for x, y, label in zip(px.tolist(), py.tolist(), np.asarray(labels).tolist()):
+            if regression:
+                fill = lut[int(np.clip((label + 1) / 2 * (len(lut) - 1), 0, len(lut) - 1))]
+            else:
+                fill = _hex(class_colour(int(label)))
+            draw.ellipse((x - 3.5, y - 3.5, x + 3.5, y + 3.5), fill=fill, outline=rim, width=1)
+    return png_bytes(np.asarray(image))
+
+
+def network_png(tiles: Sequence[Sequence[np.ndarray]], weights: Sequence[np.ndarray], *, unit: int = 48,
+                selected: tuple[int, int] | None = None) -> bytes:
+    """The network diagram of :func:`network_figure` as one PNG: a column per layer, each node its picture,
+    a line per weight (width |w|, colour its sign)."""
+    widths = [len(col) for col in tiles]
+    pos = node_positions(widths)
+    top = max(widths) / 2
+    w_px, h_px = len(widths) * unit * 1.45, (2 * top) * unit
+    image = Image.new("RGB", (int(w_px), int(h_px)), (255, 255, 255))
+    draw = ImageDraw.Draw(image)
+    xstep = unit * 1.45
+    to_px = lambda x, y: ((x + 0.5) * xstep, (top - y) * unit)  # noqa: E731
+    tile_px = int(round(TILE * unit))
+    half = tile_px / 2
+    neg, posc = _hex(NEGATIVE), _hex(POSITIVE)
+    for c, w in enumerate(weights):
+        w = np.asarray(w, np.float64)
+        bins = np.digitize(np.abs(w), WIDTH_BINS)
+        for j in range(w.shape[0]):
+            x1, y1 = to_px(*pos[c + 1][j])
+            for i in range(w.shape[1]):
+                x0, y0 = to_px(*pos[c][i])
+                draw.line((x0 + half, y0, x1 - half, y1), fill=posc if w[j, i] >= 0 else neg,
+                          width=max(1, int(round(LINE_WIDTHS[bins[j, i]]))))
+    for c, col in enumerate(tiles):
+        for i, tile in enumerate(col):
+            x, y = to_px(*pos[c][i])
+            left, upper = int(round(x - half)), int(round(y - half))
+            picture = Image.fromarray(np.ascontiguousarray(tile[::-1])).resize((tile_px, tile_px), Image.BILINEAR)
+            frame = 3 if selected == (c, i) else 1
+            draw.rectangle((left - frame, upper - frame, left + tile_px + frame - 1, upper + tile_px + frame - 1),
+                           fill=_hex(OUTLINE) if frame > 1 else (160, 160, 160))
+            image.paste(picture, (left, upper))
+    return png_bytes(np.asarray(image))
