@@ -110,7 +110,7 @@ def live(polling: bool) -> None:
         st.caption(" → ".join(pl.column_titles(run, grid)))
         with st.container(key="plane_network"):
             if polling:  # 10 pictures a second: one PNG (see dlplay/figures/plane.py, live pictures)
-                st.image(fp.network_png(tiles, grid.weights, selected=node), width="stretch")
+                st.image(fp.data_uri(fp.network_png(tiles, grid.weights, selected=node)), width="stretch")
             else:
                 st.plotly_chart(fp.network_figure(tiles, pl.node_labels(run, grid), grid.weights, selected=node,
                                                   column_titles=pl.column_titles(run, grid)),
@@ -120,18 +120,22 @@ def live(polling: bool) -> None:
         with a:
             st.selectbox(t("plane.neuron"), options, key=pl.NEURON_KEY,
                          format_func=lambda n: pl.neuron_title(run, grid, n), help=t("plane.neuron_help"))
-        with b:
-            st.plotly_chart(fp.neuron_figure(pl.neuron_picture(run, grid, node), pl.neuron_title(run, grid, node), lang,
-                                             height=260), key="plane_neuron_fig", width="stretch",
-                            config={"displayModeBar": False})
+        with b, st.container(key="plane_neuron"):
+            if polling:
+                st.markdown(f"**{pl.neuron_title(run, grid, node)}**")
+                st.image(fp.data_uri(fp.picture_png(pl.neuron_rgb(run, grid, node))), width=240)
+            else:
+                st.plotly_chart(fp.neuron_figure(fp.png_uri(pl.neuron_rgb(run, grid, node)),
+                                                 pl.neuron_title(run, grid, node), lang, height=260),
+                                key="plane_neuron_fig", width="stretch", config={"displayModeBar": False})
     with right:
         show_test = st.toggle(t("plane.show_test"), value=True, key="plane_show_test")
         heat = fp.output_rgb(grid.output, view.regression)
         with st.container(key="plane_output"):
             if polling:
                 st.markdown(f"**{t('plane.fig_plane_title')}**")
-                st.image(fp.plane_png(heat, data.x_train, data.y_train, data.x_test, data.y_test,
-                                      regression=view.regression, show_test=show_test), width="stretch")
+                st.image(fp.data_uri(fp.plane_png(heat, data.x_train, data.y_train, data.x_test, data.y_test,
+                                                  regression=view.regression, show_test=show_test)), width="stretch")
             else:
                 st.plotly_chart(fp.plane_figure(fp.png_uri(heat), data.x_train, data.y_train, data.x_test, data.y_test,
                                                 lang, classes=view.classes, regression=view.regression,

@@ -417,3 +417,15 @@ def network_png(tiles: Sequence[Sequence[np.ndarray]], weights: Sequence[np.ndar
                            fill=_hex(OUTLINE) if frame > 1 else (160, 160, 160))
             image.paste(picture, (left, upper))
     return png_bytes(np.asarray(image))
+
+
+def picture_png(rgb: np.ndarray, size: int = 240) -> bytes:
+    """One picture over the plane ([R, R, 3], row 0 at the bottom) smoothed to ``size`` pixels, as a PNG."""
+    image = Image.fromarray(np.ascontiguousarray(rgb[::-1])).resize((size, size), Image.BILINEAR)
+    return png_bytes(np.asarray(image))
+
+
+def data_uri(png: bytes) -> str:
+    """PNG bytes as a data URI: the page shows it as it is (no media file to fetch, which a redraw ten
+    times a second may already have replaced by the time the browser asks for it)."""
+    return "data:image/png;base64," + base64.b64encode(png).decode("ascii")

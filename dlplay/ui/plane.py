@@ -325,17 +325,17 @@ def neuron_title(run: PlaneSession, grid: PlaneGrid, node: tuple[int, int]) -> s
     return t("plane.output_value") if run.regression else t("plane.output_class", n=i + 1)
 
 
-def neuron_picture(run: PlaneSession, grid: PlaneGrid, node: tuple[int, int]) -> str:
-    """The node's output over the whole grid as a PNG data URI (the enlarged view)."""
+def neuron_rgb(run: PlaneSession, grid: PlaneGrid, node: tuple[int, int]) -> np.ndarray:
+    """The node's output over the whole grid as colours [R, R, 3] (the enlarged view)."""
     c, i = node
     if c == 0:
         values = grid.inputs[i]
-        return fp.png_uri(fp.diverging_rgb(values, max(float(np.abs(values).max()), 1e-6)))
+        return fp.diverging_rgb(values, max(float(np.abs(values).max()), 1e-6))
     if c <= len(grid.neurons):
-        return fp.png_uri(fp.diverging_rgb(grid.neurons[c - 1][i]))
+        return fp.diverging_rgb(grid.neurons[c - 1][i])
     if run.regression:
-        return fp.png_uri(fp.diverging_rgb(grid.output[0]))
-    return fp.png_uri(fp.class_prob_rgb(grid.output[i], i))
+        return fp.diverging_rgb(grid.output[0])
+    return fp.class_prob_rgb(grid.output[i], i)
 
 
 def chosen_neuron(options: list[tuple[int, int]]) -> tuple[int, int]:
