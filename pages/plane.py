@@ -120,7 +120,7 @@ def live(polling: bool) -> None:
         with a:
             st.selectbox(t("plane.neuron"), options, key=pl.NEURON_KEY,
                          format_func=lambda n: pl.neuron_title(run, grid, n), help=t("plane.neuron_help"))
-        with b, st.container(key="plane_neuron"):
+        with b, st.container(key="plane_neuron_view"):
             if polling:
                 st.markdown(f"**{pl.neuron_title(run, grid, node)}**")
                 st.image(fp.data_uri(fp.picture_png(pl.neuron_rgb(run, grid, node))), width=240)

@@ -136,14 +136,15 @@ def test_a_three_class_set_clicked_onto_the_plane_is_trained(streamlit_server, b
             page.wait_for_function("(n) => [...document.querySelectorAll('[data-testid=stCaptionContainer]')].some("
                                    "e => e.innerText.startsWith(n + ' points'))", arg=total, timeout=SLOW_MS)
             wait_for_idle(page, SLOW_MS)
-        assert "Class 3: 8" in page.locator("[data-testid=stMainBlockContainer]").inner_text()
+        counts = page.locator("[data-testid=stCaptionContainer]").filter(has_text="24 points").first.inner_text()
+        assert all(f"Class {n}: 8" in counts for n in (1, 2, 3)), counts
         page.wait_for_selector(".st-key-plane_play button:not([disabled])", timeout=SLOW_MS)
         click_button(page, "plane_play")
         page.wait_for_function(ACC_AT_LEAST_JS, arg=100.0, timeout=SLOW_MS)  # three well-apart clusters: all right
         click_button(page, "plane_pause")
         status_is(page, translate("train.status_paused", "en"))
         page.wait_for_selector(".st-key-plane_output .js-plotly-plot", timeout=SLOW_MS)
-        legend = page.locator(".st-key-plane_output .legend").first.inner_text()
+        legend = page.locator(".st-key-plane_output .legend").first.text_content() or ""
         assert all(translate("plane.fig_class", "en", n=n) in legend for n in (1, 2, 3)), legend
         assert page.locator("[data-testid=stException]").count() == 0
     finally:

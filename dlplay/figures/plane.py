@@ -21,7 +21,7 @@ from PIL import Image, ImageDraw
 
 from ..i18n import translate
 from ..metrics import downsample
-from .style import BLUE, CATEGORY10, GREY, ORANGE, OUTLINE, TEXT_MUTED, WEIGHT_ORANGE, axis, base_layout, plain_figure
+from .style import BLUE, CATEGORY10, GREY, ORANGE, OUTLINE, TEXT_MUTED, WEIGHT_ORANGE, axis, base_layout
 
 POSITIVE, NEGATIVE = BLUE, WEIGHT_ORANGE  # blue > 0, orange < 0 (like TF Playground and the diagram)
 TEST_OUTLINE = OUTLINE  # test points: outlined in black; training points: in white
@@ -337,14 +337,16 @@ def neuron_figure(uri: str, title: str, lang: str, *, height: int = 300, extent:
 
 def loss_figure(epochs: np.ndarray, train_loss: np.ndarray, test_loss: np.ndarray, lang: str,
                 height: int = 250) -> go.Figure:
-    """Training and test loss per epoch (at most a few hundred points drawn)."""
+    """Training and test loss per epoch (at most 400 points drawn; redrawn live, so built as a LiveFigure)."""
     traces: list[dict[str, Any]] = []
     for values, name, colour in ((train_loss, "train", BLUE), (test_loss, "test", ORANGE)):
         x, y = downsample(np.asarray(epochs, np.float64), np.asarray(values, np.float64), 400)
         traces.append({"type": "scatter", "mode": "lines", "x": typed(x), "y": typed(y),
                        "name": translate(f"plane.fig_{name}_loss", lang), "line": {"color": colour, "width": 2}})
-    return plain_figure(traces, translate("plane.fig_loss_title", lang), translate("plane.fig_epoch", lang),
-                        translate("plane.fig_loss", lang), height=height)
+    layout = base_layout(translate("plane.fig_loss_title", lang), height)
+    layout.update({"xaxis": axis(translate("plane.fig_epoch", lang)), "yaxis": axis(translate("plane.fig_loss", lang)),
+                   "uirevision": "keep"})
+    return live_figure({"data": traces, "layout": layout})
 
 
 # ---------------------------------------------------------------- live pictures (while a run trains)
