@@ -16,6 +16,7 @@ PAGES: list[tuple[str, str, str, str]] = [
     ("pages/inside.py", "inside", "nav.inside", ":material/biotech:"),
     ("pages/sequences.py", "sequences", "nav.sequences", ":material/view_timeline:"),
     ("pages/generate.py", "generate", "nav.generate", ":material/auto_awesome:"),
+    ("pages/plane.py", "plane", "nav.plane", ":material/scatter_plot:"),
     ("pages/guesses.py", "guesses", "nav.guess", ":material/psychology_alt:"),
     ("pages/evaluate.py", "evaluate", "nav.evaluate", ":material/fact_check:"),
     ("pages/explore.py", "explore", "nav.explore", ":material/travel_explore:"),
