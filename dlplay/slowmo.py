@@ -499,3 +499,138 @@ def give_back(handle: Any, editor: NeuronEditor) -> ForkPlan:
     start = dataclasses.replace(state, model_state=editor.state(), origin=origin)
     config = dataclasses.replace(handle.config, lr=state.base_lr)
     return ForkPlan(handle.spec, config, start)
+
+
+# ----- one neuron's numbers in one phase, as LaTeX -----------------------------------------------------
+def _n(value: float) -> str:
+    from .latex import num
+
+    text = num(float(value))
+    return f"({text})" if text.startswith("-") else text
+
+
+def top_input(record: StepRecord, layer: int, unit: int) -> int:
+    """The input whose weight into ``unit`` has the largest |∂J/∂w| this step."""
+    return int(record.layers[layer].weight.grad[unit].abs().argmax())
+
+
+def phase_latex(record: StepRecord, phase: Phase, layer: int, unit: int, example: int = 0,
+                index: int | None = None, k: int = 3) -> list[str]:
+    """The formula that produced neuron ``unit`` of block ``layer``'s number in ``phase``, with the real
+    numbers (``example``: which image of the batch; ``index``: which incoming weight, default
+    :func:`top_input`)."""
+    from .latex import num
+
+    L = record.layers[layer]
+    l, j, b = layer + 1, unit, example
+    n_out = len(record.layers)
+    is_out = layer == n_out - 1
+    B = len(record.labels)
+    i_w = top_input(record, layer, unit) if index is None else index
+    if phase.kind == FORWARD:
+        w = L.weight.before[j].double()
+        a_prev = L.a_prev[b].double()
+        prod = w * a_prev
+        top = torch.argsort(-prod.abs())[:k].tolist()
+        rest = float(prod.sum() - prod[top].sum())
+        parts = [rf"{_n(w[i])}\cdot{_n(a_prev[i])}" for i in top]
+        parts.append(rf"\underbrace{{{_n(rest)}}}_{{\text{{{len(prod) - len(top)} more}}}}")
+        bias = float(L.bias.before[j]) if L.bias is not None else 0.0
+        lines = [rf"z^{{({l})}}_{{{j}}} = \sum_i w^{{({l})}}_{{{j},i}}\, a^{{({l - 1})}}_i + b^{{({l})}}_{{{j}}}",
+                 rf"z^{{({l})}}_{{{j}}} = " + " + ".join(parts) + rf" + {_n(bias)} = {num(float(L.z[b, j]))}"]
+        if is_out:
+            lines.append(rf"p_{{{j}}} = \frac{{e^{{z_{{{j}}}}}}}{{\sum_k e^{{z_k}}}} = {num(float(record.probs[b, j]))}")
+        else:
+            lines.append(rf"a^{{({l})}}_{{{j}}} = {ACTIVATIONS[L.activation].latex}({num(float(L.z[b, j]))}) = "
+                         rf"{num(float(L.a[b, j]))}")
+            if L.mask is not None:
+                lines.append(rf"a^{{({l})}}_{{{j}}} \cdot m/(1-p) = {num(float(L.a[b, j]))}\cdot{num(float(L.mask[b, j]))}"
+                             rf" = {num(float(L.a[b, j] * L.mask[b, j]))}")
+        return lines
+    if phase.kind == LOSS:
+        yb = int(record.labels[b])
+        pb = float(record.probs[b, yb])
+        return [r"J = -\frac{1}{B}\sum_{b=1}^{B} \log p^{(b)}_{y_b}",
+                rf"-\log p^{{({b + 1})}}_{{{yb}}} = -\log {num(pb)} = {num(-float(np.log(pb)))}",
+                rf"J = \tfrac{{1}}{{{B}}}(\ldots) = {num(record.loss)}"]
+    d = rf"\delta^{{({l})}}_{{{j}}}"
+    if phase.kind == BACKWARD:
+        if is_out:
+            y = float(int(record.labels[b]) == j)
+            return [rf"{d} = \frac{{p_{{{j}}} - y_{{{j}}}}}{{B}} = \frac{{{num(float(record.probs[b, j]))} - {num(y)}}}{{{B}}}"
+                    rf" = {num(float(L.delta[b, j]))}"]
+        above = record.layers[layer + 1]
+        w = above.weight.before[:, j].double()
+        dn = above.delta[b].double()
+        prod = w * dn
+        top = torch.argsort(-prod.abs())[:k].tolist()
+        rest = float(prod.sum() - prod[top].sum())
+        up = float(L.upstream[b, j]) if L.upstream is not None else float(prod.sum())
+        parts = [rf"{_n(w[i])}\cdot{_n(dn[i])}" for i in top]
+        parts.append(rf"\underbrace{{{_n(rest)}}}_{{\text{{{len(prod) - len(top)} more}}}}")
+        fp = float(ACTIVATIONS[L.activation].derivative(L.z[b, j].double().reshape(1))[0])
+        mask = rf"\cdot {num(float(L.mask[b, j]))}" if L.mask is not None else ""
+        return [rf"{d} = \Big(\sum_k w^{{({l + 1})}}_{{k,{j}}}\, \delta^{{({l + 1})}}_k\Big)\, f'(z^{{({l})}}_{{{j}}})",
+                rf"\textstyle\sum_k w_{{k,{j}}}\delta_k = " + " + ".join(parts) + f" = {num(up)}",
+                rf"{d} = {_n(up)}{mask}\cdot {ACTIVATIONS[L.activation].latex}'({num(float(L.z[b, j]))}) = "
+                rf"{_n(up)}{mask}\cdot{_n(fp)} = {num(float(L.delta[b, j]))}"]
+    g = L.weight.grad
+    if phase.kind == GRAD:
+        mine = float(L.delta[b, j] * L.a_prev[b, i_w])
+        lines = [rf"\frac{{\partial J}}{{\partial w^{{({l})}}_{{{j},{i_w}}}}} = \sum_b {d}^{{\,(b)}} a^{{({l - 1})(b)}}_{{{i_w}}}"
+                 rf" = \underbrace{{{_n(float(L.delta[b, j]))}\cdot{_n(float(L.a_prev[b, i_w]))}}}_{{b={b + 1}}}"
+                 rf" + \underbrace{{{_n(float(g[j, i_w]) - mine)}}}_{{\text{{{B - 1} more}}}} = {num(float(g[j, i_w]))}"]
+        if L.bias is not None:
+            lines.append(rf"\frac{{\partial J}}{{\partial b^{{({l})}}_{{{j}}}}} = \sum_b {d}^{{\,(b)}} = {num(float(L.bias.grad[j]))}")
+        return lines
+    # the update of w_{j,i}
+    u = L.weight
+    w0, gi, w1 = float(u.before[j, i_w]), float(u.grad[j, i_w]), float(u.after[j, i_w])
+    lr = num(record.lr)
+    w = rf"w^{{({l})}}_{{{j},{i_w}}}"
+    h = record.hyper
+    if record.optimizer in ("adam", "adamw"):
+        st = {k: float(v[j, i_w]) for k, v in u.state.items()}
+        b1, b2, t = h["beta1"], h["beta2"], record.t
+        return [rf"m = \beta_1 m + (1-\beta_1)\,g = {num(b1)}\cdot{_n(st['m_prev'])} + {num(1 - b1)}\cdot{_n(gi)} = {num(st['m'])}",
+                rf"v = \beta_2 v + (1-\beta_2)\,g^2 = {num(b2)}\cdot{_n(st['v_prev'])} + {num(1 - b2)}\cdot{_n(gi)}^2 = {num(st['v'])}",
+                rf"\hat m = \frac{{m}}{{1-\beta_1^{{{t}}}}} = {num(st['m_hat'])},\quad \hat v = \frac{{v}}{{1-\beta_2^{{{t}}}}} = {num(st['v_hat'])}",
+                rf"{w} \leftarrow {w} - \eta\,\frac{{\hat m}}{{\sqrt{{\hat v}}+\epsilon}} = {_n(w0)} - {lr}\cdot"
+                rf"\frac{{{_n(st['m_hat'])}}}{{\sqrt{{{num(st['v_hat'])}}}+{num(h['eps'])}}} = {num(w1)}"]
+    if record.optimizer == "momentum":
+        st = {k: float(v[j, i_w]) for k, v in u.state.items()}
+        return [rf"u = \mu u + g = {num(h['momentum'])}\cdot{_n(st['buf_prev'])} + {_n(gi)} = {num(st['buf'])}",
+                rf"{w} \leftarrow {w} - \eta\, u = {_n(w0)} - {lr}\cdot{_n(st['buf'])} = {num(w1)}"]
+    if record.optimizer == "rmsprop":
+        st = {k: float(v[j, i_w]) for k, v in u.state.items()}
+        return [rf"v = \alpha v + (1-\alpha)\,g^2 = {num(st['v'])}",
+                rf"{w} \leftarrow {w} - \eta\,\frac{{g}}{{\sqrt{{v}}+\epsilon}} = {_n(w0)} - {lr}\cdot"
+                rf"\frac{{{_n(gi)}}}{{\sqrt{{{num(st['v'])}}}+{num(h['eps'])}}} = {num(w1)}"]
+    return [rf"{w} \leftarrow {w} - \eta\,\frac{{\partial J}}{{\partial {w}}} = {_n(w0)} - {lr}\cdot{_n(gi)} = {num(w1)}"]
+
+
+def neuron_value(record: StepRecord, phase: Phase, layer: int, example: int = 0) -> np.ndarray | None:
+    """Per neuron of ``layer``, the number the diagram shows once ``phase`` has played (None: not yet):
+    a (the output: p) after its forward phase, δ after its backward phase, ‖∂J/∂W row‖ after its
+    gradient phase, ‖ΔW row‖ after its update."""
+    L = record.layers[layer]
+    shown = shown_kind(record, phase, layer)
+    if shown == FORWARD:
+        return (record.probs[example] if layer == len(record.layers) - 1 else L.a[example]).numpy()
+    if shown == BACKWARD:
+        return L.delta[example].numpy()
+    if shown == GRAD:
+        return L.weight.grad.norm(dim=1).numpy()
+    if shown == UPDATE:
+        return (L.weight.after - L.weight.before).norm(dim=1).numpy()
+    return None
+
+
+def shown_kind(record: StepRecord, phase: Phase, layer: int) -> str | None:
+    """Which quantity :func:`neuron_value` shows for ``layer`` at ``phase``."""
+    order = record.phases
+    now = order.index(phase)
+    for kind in (UPDATE, GRAD, BACKWARD, FORWARD):
+        if order.index(Phase(kind, layer)) <= now:
+            return kind
+    return None
