@@ -35,7 +35,7 @@ def landscape_figure(alphas: np.ndarray, betas: np.ndarray, loss: np.ndarray,
                        "hovertemplate": f"{label}<br>step %{{customdata}}<extra></extra>"})
         if fork_step is not None:
             traces.append({"type": "scatter", "mode": "markers+text", "x": [coords[0, 0]], "y": [coords[0, 1]],
-                           "name": f"{fork_label} ({fork_step})", "text": [f"{fork_label} {fork_step}"],
+                           "name": fork_label.format(step=fork_step), "text": [fork_label.format(step=fork_step)],
                            "textposition": "top right", "textfont": {"color": color},
                            "marker": {"symbol": "diamond", "size": 13, "color": color, "line": {"color": "white", "width": 1}}})
     traces.append({"type": "scatter", "mode": "markers", "x": [0], "y": [0], "name": now_label,
