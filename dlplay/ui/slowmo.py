@@ -26,6 +26,7 @@ ERROR, CHECK, EDITOR, GIVEN, JOB, RUNS = "slowmo_error", "slowmo_check", "slowmo
     "slowmo_land_job", "slowmo_runs"
 SPEEDS = [0.5, 1.0, 2.0, 4.0]  # phases per second
 PLOT_CONFIG = {"displayModeBar": False}
+BIAS = -1  # the editor's choice for the bias (a selectbox shows None as no choice)
 SIGNED = {sm.FORWARD: True, sm.BACKWARD: True, sm.GRAD: False, sm.UPDATE: False}
 
 
@@ -165,7 +166,7 @@ def controls() -> None:
     record: sm.StepRecord = st.session_state[RECORD]
     n = len(record.phases)
     i = min(st.session_state.get(PHASE, 0), n - 1)
-    cols = st.columns([1, 1, 1, 2, 3])
+    cols = st.columns([1.3, 1.3, 1.3, 2, 3])
     cols[0].button(t("slowmo.prev"), key="slowmo_prev", icon=":material/skip_previous:", on_click=on_prev,
                    disabled=i == 0, use_container_width=True)
     playing = st.session_state.get(PLAYING, False)
@@ -208,47 +209,54 @@ def neuron_picker(record: sm.StepRecord) -> tuple[int, int, int]:
     return int(layer), unit, int(example)
 
 
-@st.fragment
 def player_view(layer: int, unit: int, example: int) -> None:
     """The diagram at the current phase, the phase's title and the chosen neuron's formula; while playing
-    it advances one phase every 1/speed seconds."""
-    record: sm.StepRecord | None = st.session_state.get(RECORD)
-    if record is None:
-        return
-    heartbeat()
-    order = record.phases
+    a fragment polls every 1/speed seconds and moves on one phase each time (the interval is decided on
+    each full rerun, as Streamlit fixes it when the fragment is defined)."""
+    playing = bool(st.session_state.get(PLAYING))
     speed = float(st.session_state.get("slowmo_speed", 1.0))
-    if st.session_state.get(PLAYING):
-        now = time.monotonic()
-        if now - st.session_state.get(TICK, 0.0) >= 1.0 / speed:
-            st.session_state[TICK] = now
-            nxt = st.session_state.get(PHASE, 0) + 1
-            if nxt >= len(order) - 1:
-                st.session_state[PLAYING] = False
-            st.session_state[PHASE] = min(nxt, len(order) - 1)
-            if not st.session_state[PLAYING]:
-                st.rerun()  # the buttons show Play again
-    i = min(st.session_state.get(PHASE, 0), len(order) - 1)
-    phase = order[i]
-    with st.container(key="slowmo_phase_label"):
-        st.markdown(t("slowmo.phase_of", i=i + 1, n=len(order), title=phase_title(record, phase)))
-    columns = []
-    for li, layer_step in enumerate(record.layers):
-        kind = sm.shown_kind(record, phase, li)
-        values = sm.neuron_value(record, phase, li, example)
-        label = t(f"slowmo.shows_{kind}", l=li + 1) if kind else t("slowmo.shows_none")
-        if kind == sm.FORWARD and li == len(record.layers) - 1:
-            label = t("slowmo.shows_prob")
-        columns.append((f"{li + 1} · {layer_step.name}", label, values, SIGNED.get(kind or "", True)))
-    arrow = t("slowmo.arrow_forward") if phase.kind in (sm.FORWARD, sm.LOSS) else t("slowmo.arrow_backward") \
-        if phase.kind in (sm.BACKWARD, sm.GRAD) else t("slowmo.arrow_update")
-    fig = step_figure(columns, phase.layer if phase.layer >= 0 else None, (layer, unit),
-                      t("slowmo.fig_title", step=record.step), arrow)
-    st.plotly_chart(fig, key="slowmo_chart", config=PLOT_CONFIG, on_select="rerun", selection_mode="points")
-    formula_panel(record, phase, layer, unit, example)
-    if st.session_state.get(PLAYING):
-        time.sleep(min(0.25, 1.0 / speed))
-        st.rerun(scope="fragment")
+
+    @st.fragment(run_every=1.0 / speed if playing else None)
+    def view() -> None:
+        record: sm.StepRecord | None = st.session_state.get(RECORD)
+        if record is None:
+            return
+        heartbeat()
+        order = record.phases
+        if st.session_state.get(PLAYING):
+            now = time.monotonic()
+            if now - st.session_state.get(TICK, 0.0) >= 0.9 / speed:
+                st.session_state[TICK] = now
+                nxt = min(st.session_state.get(PHASE, 0) + 1, len(order) - 1)
+                st.session_state[PHASE] = nxt
+                if nxt >= len(order) - 1:
+                    st.session_state[PLAYING] = False
+                    st.rerun()  # the end: a full rerun stops the polling and shows Play again
+        elif playing:
+            st.rerun()  # paused by a button: stop polling
+        draw(record, order)
+
+    def draw(record: sm.StepRecord, order: list[sm.Phase]) -> None:
+        i = min(st.session_state.get(PHASE, 0), len(order) - 1)
+        phase = order[i]
+        with st.container(key="slowmo_phase_label"):
+            st.markdown(t("slowmo.phase_of", i=i + 1, n=len(order), title=phase_title(record, phase)))
+        columns = []
+        for li, layer_step in enumerate(record.layers):
+            kind = sm.shown_kind(record, phase, li)
+            values = sm.neuron_value(record, phase, li, example)
+            label = t(f"slowmo.shows_{kind}", l=li + 1) if kind else t("slowmo.shows_none")
+            if kind == sm.FORWARD and li == len(record.layers) - 1:
+                label = t("slowmo.shows_prob")
+            columns.append((f"{li + 1} · {layer_step.name}", label, values, SIGNED.get(kind or "", True)))
+        arrow = t("slowmo.arrow_forward") if phase.kind in (sm.FORWARD, sm.LOSS) else t("slowmo.arrow_backward") \
+            if phase.kind in (sm.BACKWARD, sm.GRAD) else t("slowmo.arrow_update")
+        fig = step_figure(columns, phase.layer if phase.layer >= 0 else None, (layer, unit),
+                          t("slowmo.fig_title", step=record.step), arrow)
+        st.plotly_chart(fig, key="slowmo_chart", config=PLOT_CONFIG, on_select="rerun", selection_mode="points")
+        formula_panel(record, phase, layer, unit, example)
+
+    view()
 
 
 def formula_panel(record: sm.StepRecord, phase: sm.Phase, layer: int, unit: int, example: int) -> None:
@@ -295,17 +303,23 @@ def editor_for(record: sm.StepRecord, session: RunHandle, layer: int, unit: int)
         editor = sm.NeuronEditor(session.spec, record.state_before(), record.x, record.labels, layer, unit)
         editor.ui_key = key  # type: ignore[attr-defined]
         strength = (editor.weight[unit].abs() * editor.a_prev.abs().mean(0))
-        editor.choices = [None, *np.argsort(-strength.numpy(), kind="stable")[:12].tolist()]  # type: ignore[attr-defined]
+        editor.choices = [BIAS, *np.argsort(-strength.numpy(), kind="stable")[:12].tolist()]  # type: ignore[attr-defined]
         st.session_state[EDITOR] = editor
-        st.session_state["slowmo_edit_which"] = None
+        st.session_state["slowmo_edit_which"] = BIAS
         _sync_widgets(editor)
     return editor
 
 
 def _sync_widgets(editor: sm.NeuronEditor) -> None:
-    value = editor.value(st.session_state.get("slowmo_edit_which"))
+    value = editor.value(_which())
     st.session_state["slowmo_edit_slider"] = float(np.clip(value, -_range(editor), _range(editor)))
     st.session_state["slowmo_edit_value"] = float(value)
+
+
+def _which() -> int | None:
+    """The input whose weight is edited (None: the bias)."""
+    which = st.session_state.get("slowmo_edit_which", BIAS)
+    return None if which == BIAS else int(which)
 
 
 def _range(editor: sm.NeuronEditor) -> float:
@@ -318,7 +332,7 @@ def _set_from(key: str) -> None:
     if editor is None:
         return
     try:
-        editor.set(st.session_state.get("slowmo_edit_which"), float(st.session_state[key]))
+        editor.set(_which(), float(st.session_state[key]))
     except UserError as exc:
         st.session_state[ERROR] = error_text(exc)
     _sync_widgets(editor)
@@ -353,14 +367,20 @@ def on_give_back() -> None:
         return
     remember(child)
     _forget()
-    st.session_state[GIVEN] = origin_text(plan.origin)
+    st.session_state[GIVEN] = (child.run_id, origin_text(plan.origin))
+    st.session_state[GIVEN + "_rerun"] = True  # the fragment reruns the whole page: a new run is current
 
 
+@st.fragment
 def editor_tab(record: sm.StepRecord, session: RunHandle, layer: int, unit: int, example: int) -> None:
+    """The hand editor, a fragment: an edit reruns only it (the page's diagram and landscape stay)."""
+    heartbeat()
+    if st.session_state.pop(GIVEN + "_rerun", False):
+        st.rerun()
     editor = editor_for(record, session, layer, unit)
     st.caption(t("slowmo.edit_intro", layer=layer + 1, name=record.layers[layer].name, unit=unit,
                  b=len(record.labels)))
-    names = {None: t("slowmo.edit_bias")} | {i: t("slowmo.edit_weight", i=i) for i in editor.choices[1:]}  # type: ignore[attr-defined]
+    names = {BIAS: t("slowmo.edit_bias")} | {i: t("slowmo.edit_weight", i=i) for i in editor.choices[1:]}  # type: ignore[attr-defined]
     left, mid, right = st.columns([2, 3, 2])
     which = left.selectbox(t("slowmo.edit_which"), editor.choices, key="slowmo_edit_which",  # type: ignore[attr-defined]
                            format_func=names.get, on_change=on_which)
@@ -377,15 +397,14 @@ def editor_tab(record: sm.StepRecord, session: RunHandle, layer: int, unit: int,
     c2.metric(t("slowmo.edit_a", example=example + 1), f"{view.a[example]:.4f}",
               f"{view.a[example] - base.a[example]:+.4f}", delta_color="off")
     c3.metric(t("slowmo.edit_loss"), f"{view.loss:.4f}", f"{view.loss - base.loss:+.4f}", delta_color="inverse")
-    c4.metric(t("slowmo.edit_acc"), f"{view.accuracy:.1%}", f"{(view.accuracy - base.accuracy) * 100:+.1f}",
+    c4.metric(t("slowmo.edit_acc"), f"{view.accuracy:.1%}", f"{(view.accuracy - base.accuracy) * 100:+.1f}%",
               delta_color="normal")
     pred = int(np.argmax(view.probs[example]))
     with c5.container(key="slowmo_edit_pred"):
-        st.metric(t("slowmo.edit_pred", example=example + 1), str(pred), f"{view.probs[example, pred]:.1%}",
-                  delta_color="off")
+        st.metric(t("slowmo.edit_pred", example=example + 1), f"{pred} ({view.probs[example, pred]:.0%})")
     with st.container(key="slowmo_edit_state"):
         st.caption(t("slowmo.edit_state", n=len(editor.history), ms=view.seconds * 1000, which=names.get(which, ""),
-                     value=editor.value(which)))
+                     value=editor.value(_which())))
     st.plotly_chart(probability_figure(view.probs[example].tolist(), [str(i) for i in range(view.probs.shape[1])],
                                        current_language(), height=220), key="slowmo_edit_probs", config=PLOT_CONFIG)
     b1, b2 = st.columns(2)
@@ -483,7 +502,8 @@ def landscape_view(running: bool) -> None:
         fig = landscape_figure(res.alphas, res.betas, res.loss, paths, t("slowmo.land_title"),
                                t(f"slowmo.land_x_{kind}"), t(f"slowmo.land_y_{kind}"), t("slowmo.land_loss"),
                                t("slowmo.land_now"), t("slowmo.land_fork"))
-        st.plotly_chart(fig, key="slowmo_land_fig", config=PLOT_CONFIG)
+        with st.container(key="slowmo_land_figure"):
+            st.plotly_chart(fig, key="slowmo_land_fig", config=PLOT_CONFIG)
 
     view()
 
@@ -494,9 +514,10 @@ def no_run_panel(session: RunHandle | None) -> str:
     page), "over" (a finished one: its landscape only) or "" (nothing to show yet)."""
     if st.session_state.get(ERROR):
         st.error(st.session_state.pop(ERROR))
-    if st.session_state.get(GIVEN):
+    given = st.session_state.get(GIVEN)
+    if given and session is not None and given[0] == session.run_id:  # said while that run is the current one
         with st.container(key="slowmo_given"):
-            st.success(t("slowmo.given", origin=st.session_state.pop(GIVEN)))
+            st.success(t("slowmo.given", origin=given[1]))
     if session is None:
         st.info(t("slowmo.no_run"))
         st.button(t("slowmo.start_tutorial"), key="slowmo_start", type="primary", on_click=start_tutorial,
