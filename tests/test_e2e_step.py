@@ -47,7 +47,7 @@ def type_value(page, key: str, value: float) -> None:
 def test_a_step_in_slow_motion_and_a_hand_edit(streamlit_server, browser_context, tmp_path):
     out = shots(tmp_path)
     page = open_app_page(browser_context, streamlit_server, "step")
-    page.set_viewport_size({"width": 1400, "height": 1900})  # the whole page in the screenshots
+    page.set_viewport_size({"width": 1400, "height": 1500})  # the whole page in the screenshots
     try:
         click_button(page, "slowmo_start")
         wait_text(page, "slowmo_phase_label", "Phase 1 of 9")
@@ -100,11 +100,11 @@ def wait_idle_and(page) -> None:
 def test_the_page_in_chinese(streamlit_server, browser_context, tmp_path):
     out = shots(tmp_path)
     page = open_app_page(browser_context, streamlit_server, "step", lang="zh")
-    page.set_viewport_size({"width": 1400, "height": 1900})
+    page.set_viewport_size({"width": 1400, "height": 1500})
     try:
         click_button(page, "slowmo_start")
         wait_text(page, "slowmo_phase_label", "第 1 / 9 阶段")
-        for i in (2, 3, 4):
+        for i in (2, 3, 4, 5):
             click_button(page, "slowmo_next")
             wait_text(page, "slowmo_phase_label", f"第 {i} / 9 阶段")
         wait_text(page, "slowmo_formula", "δ")

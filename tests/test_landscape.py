@@ -43,7 +43,7 @@ def test_the_centre_of_the_grid_is_the_current_loss(run):
     res = L.compute(run.spec, plane, x, y, n=5, budget_s=60)
     assert res.complete and res.loss.shape == (5, 5) and np.isfinite(res.loss).all()
     current = L.loss_at(run.model_copy(), run.state_dict(), x, y)
-    assert res.center_loss == pytest.approx(current, rel=1e-6)
+    assert res.center_loss == pytest.approx(current, rel=1e-5)
     with torch.no_grad():  # and that is the network's own cross-entropy on those images
         own = float(torch.nn.functional.cross_entropy(run.model_copy()(x), y))
     assert current == pytest.approx(own, rel=1e-5)
@@ -51,7 +51,7 @@ def test_the_centre_of_the_grid_is_the_current_loss(run):
     # a point of the grid is the loss at θ + α d₁ + β d₂
     j, i = 0, 4
     far = L.loss_at(run.model_copy(), plane.point(res.alphas[i], res.betas[j]), x, y)
-    assert res.loss[j, i] == pytest.approx(far, rel=1e-6)
+    assert res.loss[j, i] == pytest.approx(far, rel=1e-5)
 
 
 def test_cancel_and_the_time_budget_stop_the_grid(run):
@@ -95,7 +95,7 @@ def test_a_run_and_its_fork_on_the_plane_of_the_path(mnist, run):
         at_fork = L.project(job.result.plane, run.resume_state(10).model_state)
         np.testing.assert_allclose(at_fork, mine.coords[0], atol=1e-4)
         assert job.result.center_loss == pytest.approx(L.loss_at(fork.model_copy(), fork.state_dict(),
-                                                                 *L.subset(fork, 200)), rel=1e-6)
+                                                                 *L.subset(fork, 200)), rel=1e-5)
         # a cancelled job stops early
         slow = L.LandscapeJob([("fork", fork)], n=41, n_images=2000)
         slow.start()

@@ -15,13 +15,20 @@ def landscape_figure(alphas: np.ndarray, betas: np.ndarray, loss: np.ndarray,
     """Contours of ``loss[j, i]`` at (alphas[i], betas[j]) (log scale: the loss spans decades), and
     each path (label, steps, [k, 2] coordinates, fork step or None) as a line with its steps in the
     hover; the first point of a fork is marked, and the centre (the current weights)."""
-    z = np.log10(np.clip(loss, 1e-6, None))
-    ticks = np.arange(np.floor(np.nanmin(z)) if np.isfinite(z).any() else 0, 3)
+    finite = loss[np.isfinite(loss)]
+    lo, hi = (float(finite.min()), float(finite.max())) if finite.size else (1.0, 1.0)
+    logscale = lo > 0 and hi / lo > 10  # the loss spans a decade or more: contours of log J
+    z = np.log10(np.clip(loss, 1e-6, None)) if logscale else loss
+    nice = np.array([m * 10.0**e for e in range(-3, 4) for m in (1, 2, 5)])
+    ticks = nice[(nice >= lo) & (nice <= hi)] if logscale else np.array([])
+    colorbar: dict = {"title": {"text": loss_label}}
+    if logscale:
+        colorbar.update(tickvals=np.log10(ticks).tolist(), ticktext=[f"{v:g}" for v in ticks])
     traces: list[dict] = [{
         "type": "contour", "x": alphas.tolist(), "y": betas.tolist(), "z": z.tolist(), "colorscale": SEQUENTIAL,
         "ncontours": 24, "contours": {"coloring": "heatmap", "showlines": True},
         "line": {"width": 0.5, "color": "rgba(255,255,255,0.5)"}, "name": loss_label,
-        "colorbar": {"title": {"text": loss_label}, "tickvals": ticks.tolist(), "ticktext": [f"{10**t:g}" for t in ticks]},
+        "colorbar": colorbar,
         "customdata": loss.tolist(), "hovertemplate": "α %{x:.3g}<br>β %{y:.3g}<br>J %{customdata:.4g}<extra></extra>",
     }]
     colors = (RED, BLUE, GREEN, *CATEGORY10[3:])
