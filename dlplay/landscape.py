@@ -19,7 +19,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -28,7 +28,7 @@ from torch.func import functional_call
 
 from .data import normalize_with
 from .engine import supports
-from .model import Net
+from .model import Block, Net
 
 State = dict[str, torch.Tensor]
 GRID = 25  # points per side
@@ -209,7 +209,7 @@ def compute(spec: Any, plane: Plane, x: torch.Tensor, y: torch.Tensor, n: int = 
 
 def _dense_loss(net: Net, plane: Plane, x: torch.Tensor, y: torch.Tensor) -> Callable[[float, float], float]:
     """The loss at (α, β) of a dense network, its first layer from three products computed once."""
-    blocks = list(net.blocks)
+    blocks = cast("list[Block]", list(net.blocks))
     keys = [(f"blocks.{i}.op.weight", f"blocks.{i}.op.bias") for i in range(len(blocks))]
     acts = [b.act for b in blocks]
     xf = x.reshape(len(x), -1).float()

@@ -27,7 +27,7 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -39,7 +39,7 @@ from .data import normalize_with
 from .engine import supports
 from .errors import UserError
 from .fork import ForkPlan, Origin, ResumeState
-from .model import Net
+from .model import Block, Net
 from .optimizers import lr_factor
 
 # the phases of one step, in the order they play
@@ -138,6 +138,15 @@ class StepRecord:
         return out
 
 
+def dense_blocks(net: Net) -> list[Block]:
+    """The network's blocks, typed (a dense network's: each ``op`` an ``nn.Linear``)."""
+    return cast("list[Block]", list(net.blocks))
+
+
+def _linear(block: Block) -> torch.nn.Linear:
+    return cast(torch.nn.Linear, block.op)
+
+
 def net_from(spec: Any, state: dict[str, torch.Tensor]) -> Net:
     """A CPU network with these weights, built on the meta device first: no initialisation draws from
     the global generator, which a paused run's next dropout masks come from."""
@@ -215,12 +224,12 @@ def compute_step(net: Net, x: torch.Tensor, y: torch.Tensor, optimizer: str, opt
     ``group``: its param group (betas, eps, weight_decay, momentum, alpha)."""
     seconds: dict[str, float] = {}
     t0 = time.perf_counter()
-    blocks = list(net.blocks)
+    blocks = dense_blocks(net)
     a = x.detach().float()
     fwd: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor | None]] = []  # a_prev, z, f(z), mask
     with torch.no_grad():
         for i, block in enumerate(blocks):
-            w, b = block.op.weight.detach(), block.op.bias
+            w, b = _linear(block).weight.detach(), _linear(block).bias
             act = ACTIVATIONS[block.activation_name]
             z, fz = engine.layer_forward(a, w.t(), None if b is None else b.detach(), act.module())
             mask = None
@@ -241,7 +250,7 @@ def compute_step(net: Net, x: torch.Tensor, y: torch.Tensor, optimizer: str, opt
         delta = engine.output_delta(log_p, y)
         deltas[-1] = delta
         for i in range(len(blocks) - 1, 0, -1):
-            back = engine.back_project(delta, blocks[i].op.weight.detach())
+            back = engine.back_project(delta, _linear(blocks[i]).weight.detach())
             upstreams[i - 1] = back.clone()
             _, _, fz, mask = fwd[i - 1]
             if mask is not None:
@@ -253,7 +262,7 @@ def compute_step(net: Net, x: torch.Tensor, y: torch.Tensor, optimizer: str, opt
         grads = []
         for i, block in enumerate(blocks):
             gw = engine.weight_grad(deltas[i], fwd[i][0])
-            gb = engine.bias_grad(deltas[i]) if block.op.bias is not None else None
+            gb = engine.bias_grad(deltas[i]) if _linear(block).bias is not None else None
             grads.append((gw, gb))
         seconds[GRAD] = time.perf_counter() - t1
         t1 = time.perf_counter()
@@ -271,7 +280,7 @@ def compute_step(net: Net, x: torch.Tensor, y: torch.Tensor, optimizer: str, opt
         wu = updates[k]
         k += 1
         bu = None
-        if block.op.bias is not None:
+        if _linear(block).bias is not None:
             bu = updates[k]
             k += 1
         a_prev, z, fz, mask = fwd[i]
@@ -408,8 +417,8 @@ class NeuronEditor:
                  layer: int, unit: int):
         self.net = net_from(spec, state)
         self.original = {k: v.detach().clone() for k, v in self.net.state_dict().items()}
-        blocks = list(self.net.blocks)
-        if not 0 <= layer < len(blocks) or not 0 <= unit < blocks[layer].op.out_features:
+        blocks = dense_blocks(self.net)
+        if not 0 <= layer < len(blocks) or not 0 <= unit < _linear(blocks[layer]).out_features:
             raise UserError("slowmo.bad_neuron", layer=layer + 1, unit=unit)
         self.layer, self.unit = layer, unit
         self.x, self.y = x.reshape(len(x), -1).float(), y
@@ -422,11 +431,11 @@ class NeuronEditor:
 
     @property
     def weight(self) -> torch.Tensor:
-        return self.net.blocks[self.layer].op.weight.detach()
+        return _linear(dense_blocks(self.net)[self.layer]).weight.detach()
 
     @property
     def bias(self) -> torch.Tensor:
-        return self.net.blocks[self.layer].op.bias.detach()
+        return _linear(dense_blocks(self.net)[self.layer]).bias.detach()
 
     def value(self, index: int | None) -> float:
         return float(self.bias[self.unit] if index is None else self.weight[self.unit, index])
@@ -453,15 +462,15 @@ class NeuronEditor:
     def _write(self, index: int | None, value: float) -> None:
         with torch.no_grad():
             if index is None:
-                self.net.blocks[self.layer].op.bias[self.unit] = value
+                _linear(dense_blocks(self.net)[self.layer]).bias[self.unit] = value
             else:
-                self.net.blocks[self.layer].op.weight[self.unit, index] = value
+                _linear(dense_blocks(self.net)[self.layer]).weight[self.unit, index] = value
 
     def view(self) -> EditView:
         t0 = time.perf_counter()
-        blocks = list(self.net.blocks)
+        blocks = dense_blocks(self.net)
         with torch.no_grad():
-            z = blocks[self.layer].op(self.a_prev)
+            z = _linear(blocks[self.layer])(self.a_prev)
             a = blocks[self.layer].act(z)
             zj, aj = z[:, self.unit].clone(), a[:, self.unit].clone()
             for block in blocks[self.layer + 1:]:
@@ -533,7 +542,7 @@ def phase_latex(record: StepRecord, phase: Phase, layer: int, unit: int, example
         prod = w * a_prev
         top = torch.argsort(-prod.abs())[:k].tolist()
         rest = float(prod.sum() - prod[top].sum())
-        parts = [rf"{_n(w[i])}\cdot{_n(a_prev[i])}" for i in top]
+        parts = [rf"{_n(float(w[i]))}\cdot{_n(float(a_prev[i]))}" for i in top]
         parts.append(rf"\underbrace{{{_n(rest)}}}_{{\text{{{len(prod) - len(top)} more}}}}")
         bias = float(L.bias.before[j]) if L.bias is not None else 0.0
         lines = [rf"z^{{({l})}}_{{{j}}} = \sum_i w^{{({l})}}_{{{j},i}}\, a^{{({l - 1})}}_i + b^{{({l})}}_{{{j}}}",
@@ -566,7 +575,7 @@ def phase_latex(record: StepRecord, phase: Phase, layer: int, unit: int, example
         top = torch.argsort(-prod.abs())[:k].tolist()
         rest = float(prod.sum() - prod[top].sum())
         up = float(L.upstream[b, j]) if L.upstream is not None else float(prod.sum())
-        parts = [rf"{_n(w[i])}\cdot{_n(dn[i])}" for i in top]
+        parts = [rf"{_n(float(w[i]))}\cdot{_n(float(dn[i]))}" for i in top]
         parts.append(rf"\underbrace{{{_n(rest)}}}_{{\text{{{len(prod) - len(top)} more}}}}")
         fp = float(ACTIVATIONS[L.activation].derivative(L.z[b, j].double().reshape(1))[0])
         mask = rf"\cdot {num(float(L.mask[b, j]))}" if L.mask is not None else ""
@@ -587,7 +596,7 @@ def phase_latex(record: StepRecord, phase: Phase, layer: int, unit: int, example
     u = L.weight
     w0, gi, w1 = float(u.before[j, i_w]), float(u.grad[j, i_w]), float(u.after[j, i_w])
     lr = num(record.lr)
-    w = rf"w^{{({l})}}_{{{j},{i_w}}}"
+    wname = rf"w^{{({l})}}_{{{j},{i_w}}}"
     h = record.hyper
     if record.optimizer in ("adam", "adamw"):
         st = {k: float(v[j, i_w]) for k, v in u.state.items()}
@@ -595,18 +604,18 @@ def phase_latex(record: StepRecord, phase: Phase, layer: int, unit: int, example
         return [rf"m = \beta_1 m + (1-\beta_1)\,g = {num(b1)}\cdot{_n(st['m_prev'])} + {num(1 - b1)}\cdot{_n(gi)} = {num(st['m'])}",
                 rf"v = \beta_2 v + (1-\beta_2)\,g^2 = {num(b2)}\cdot{_n(st['v_prev'])} + {num(1 - b2)}\cdot{_n(gi)}^2 = {num(st['v'])}",
                 rf"\hat m = \frac{{m}}{{1-\beta_1^{{{t}}}}} = {num(st['m_hat'])},\quad \hat v = \frac{{v}}{{1-\beta_2^{{{t}}}}} = {num(st['v_hat'])}",
-                rf"{w} \leftarrow {w} - \eta\,\frac{{\hat m}}{{\sqrt{{\hat v}}+\epsilon}} = {_n(w0)} - {lr}\cdot"
+                rf"{wname} \leftarrow {wname} - \eta\,\frac{{\hat m}}{{\sqrt{{\hat v}}+\epsilon}} = {_n(w0)} - {lr}\cdot"
                 rf"\frac{{{_n(st['m_hat'])}}}{{\sqrt{{{num(st['v_hat'])}}}+{num(h['eps'])}}} = {num(w1)}"]
     if record.optimizer == "momentum":
         st = {k: float(v[j, i_w]) for k, v in u.state.items()}
         return [rf"u = \mu u + g = {num(h['momentum'])}\cdot{_n(st['buf_prev'])} + {_n(gi)} = {num(st['buf'])}",
-                rf"{w} \leftarrow {w} - \eta\, u = {_n(w0)} - {lr}\cdot{_n(st['buf'])} = {num(w1)}"]
+                rf"{wname} \leftarrow {wname} - \eta\, u = {_n(w0)} - {lr}\cdot{_n(st['buf'])} = {num(w1)}"]
     if record.optimizer == "rmsprop":
         st = {k: float(v[j, i_w]) for k, v in u.state.items()}
         return [rf"v = \alpha v + (1-\alpha)\,g^2 = {num(st['v'])}",
-                rf"{w} \leftarrow {w} - \eta\,\frac{{g}}{{\sqrt{{v}}+\epsilon}} = {_n(w0)} - {lr}\cdot"
+                rf"{wname} \leftarrow {wname} - \eta\,\frac{{g}}{{\sqrt{{v}}+\epsilon}} = {_n(w0)} - {lr}\cdot"
                 rf"\frac{{{_n(gi)}}}{{\sqrt{{{num(st['v'])}}}+{num(h['eps'])}}} = {num(w1)}"]
-    return [rf"{w} \leftarrow {w} - \eta\,\frac{{\partial J}}{{\partial {w}}} = {_n(w0)} - {lr}\cdot{_n(gi)} = {num(w1)}"]
+    return [rf"{wname} \leftarrow {wname} - \eta\,\frac{{\partial J}}{{\partial {wname}}} = {_n(w0)} - {lr}\cdot{_n(gi)} = {num(w1)}"]
 
 
 def neuron_value(record: StepRecord, phase: Phase, layer: int, example: int = 0) -> np.ndarray | None:
