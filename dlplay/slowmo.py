@@ -518,6 +518,13 @@ def _n(value: float) -> str:
     return f"({text})" if text.startswith("-") else text
 
 
+def _rows(lhs: str, parts: list[str], total: str, per_row: int = 2) -> str:
+    """``lhs = p1 + p2 + … = total`` broken after every ``per_row`` terms, so that it fits the page."""
+    rows = [" + ".join(parts[i: i + per_row]) for i in range(0, len(parts), per_row)]
+    body = r" \\ &\quad + ".join(rows)
+    return rf"\begin{{aligned}} {lhs} &= {body} \\ &= {total} \end{{aligned}}"
+
+
 def top_input(record: StepRecord, layer: int, unit: int) -> int:
     """The input whose weight into ``unit`` has the largest |∂J/∂w| this step."""
     return int(record.layers[layer].weight.grad[unit].abs().argmax())
@@ -543,10 +550,11 @@ def phase_latex(record: StepRecord, phase: Phase, layer: int, unit: int, example
         top = torch.argsort(-prod.abs())[:k].tolist()
         rest = float(prod.sum() - prod[top].sum())
         parts = [rf"{_n(float(w[i]))}\cdot{_n(float(a_prev[i]))}" for i in top]
-        parts.append(rf"\underbrace{{{_n(rest)}}}_{{\text{{{len(prod) - len(top)} more}}}}")
+        parts.append(rf"\underbrace{{{_n(rest)}}}_{{\sum_{{i\notin T}}\,({len(prod) - len(top)})}}")
         bias = float(L.bias.before[j]) if L.bias is not None else 0.0
+        parts.append(rf"\underbrace{{{_n(bias)}}}_{{b}}")
         lines = [rf"z^{{({l})}}_{{{j}}} = \sum_i w^{{({l})}}_{{{j},i}}\, a^{{({l - 1})}}_i + b^{{({l})}}_{{{j}}}",
-                 rf"z^{{({l})}}_{{{j}}} = " + " + ".join(parts) + rf" + {_n(bias)} = {num(float(L.z[b, j]))}"]
+                 _rows(rf"z^{{({l})}}_{{{j}}}", parts, num(float(L.z[b, j])))]
         if is_out:
             lines.append(rf"p_{{{j}}} = \frac{{e^{{z_{{{j}}}}}}}{{\sum_k e^{{z_k}}}} = {num(float(record.probs[b, j]))}")
         else:
@@ -576,11 +584,11 @@ def phase_latex(record: StepRecord, phase: Phase, layer: int, unit: int, example
         rest = float(prod.sum() - prod[top].sum())
         up = float(L.upstream[b, j]) if L.upstream is not None else float(prod.sum())
         parts = [rf"{_n(float(w[i]))}\cdot{_n(float(dn[i]))}" for i in top]
-        parts.append(rf"\underbrace{{{_n(rest)}}}_{{\text{{{len(prod) - len(top)} more}}}}")
+        parts.append(rf"\underbrace{{{_n(rest)}}}_{{\sum_{{k\notin T}}\,({len(prod) - len(top)})}}")
         fp = float(ACTIVATIONS[L.activation].derivative(L.z[b, j].double().reshape(1))[0])
         mask = rf"\cdot {num(float(L.mask[b, j]))}" if L.mask is not None else ""
         return [rf"{d} = \Big(\sum_k w^{{({l + 1})}}_{{k,{j}}}\, \delta^{{({l + 1})}}_k\Big)\, f'(z^{{({l})}}_{{{j}}})",
-                rf"\textstyle\sum_k w_{{k,{j}}}\delta_k = " + " + ".join(parts) + f" = {num(up)}",
+                _rows(rf"\textstyle\sum_k w_{{k,{j}}}\delta_k", parts, num(up)),
                 rf"{d} = {_n(up)}{mask}\cdot {ACTIVATIONS[L.activation].latex}'({num(float(L.z[b, j]))}) = "
                 rf"{_n(up)}{mask}\cdot{_n(fp)} = {num(float(L.delta[b, j]))}"]
     g = L.weight.grad
@@ -588,7 +596,7 @@ def phase_latex(record: StepRecord, phase: Phase, layer: int, unit: int, example
         mine = float(L.delta[b, j] * L.a_prev[b, i_w])
         lines = [rf"\frac{{\partial J}}{{\partial w^{{({l})}}_{{{j},{i_w}}}}} = \sum_b {d}^{{\,(b)}} a^{{({l - 1})(b)}}_{{{i_w}}}"
                  rf" = \underbrace{{{_n(float(L.delta[b, j]))}\cdot{_n(float(L.a_prev[b, i_w]))}}}_{{b={b + 1}}}"
-                 rf" + \underbrace{{{_n(float(g[j, i_w]) - mine)}}}_{{\text{{{B - 1} more}}}} = {num(float(g[j, i_w]))}"]
+                 rf" + \underbrace{{{_n(float(g[j, i_w]) - mine)}}}_{{\sum_{{b\ne {b + 1}}}\,({B - 1})}} = {num(float(g[j, i_w]))}"]
         if L.bias is not None:
             lines.append(rf"\frac{{\partial J}}{{\partial b^{{({l})}}_{{{j}}}}} = \sum_b {d}^{{\,(b)}} = {num(float(L.bias.grad[j]))}")
         return lines

@@ -501,7 +501,7 @@ def landscape_view(running: bool) -> None:
         kind = res.plane.kind
         fig = landscape_figure(res.alphas, res.betas, res.loss, paths, t("slowmo.land_title"),
                                t(f"slowmo.land_x_{kind}"), t(f"slowmo.land_y_{kind}"), t("slowmo.land_loss"),
-                               t("slowmo.land_now"), t("slowmo.land_fork"))
+                               t("slowmo.land_now"), t("slowmo.land_fork", step="{step}"))
         with st.container(key="slowmo_land_figure"):
             st.plotly_chart(fig, key="slowmo_land_fig", config=PLOT_CONFIG)
 
