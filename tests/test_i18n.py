@@ -8,6 +8,7 @@ import logging
 import re
 import string
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -655,6 +656,21 @@ def _recurrent_session(mnist):
     return _RECURRENT["run"]
 
 
+def _paused_dense(mnist) -> dict:
+    """A small dense run paused at step 0 with its snapshots (the One step page replays its next step)."""
+    from dlplay.fork import SnapshotKeeper
+    from dlplay.spec import TrainConfig, dense_spec
+    from dlplay.train import TrainingSession
+
+    session = TrainingSession(dense_spec([16], "relu"), TrainConfig(epochs=1, train_size=640, batch_size=32, seed=0),
+                              mnist, "cpu", callbacks=[SnapshotKeeper()])
+    session.start(paused=True)
+    end = time.monotonic() + 60
+    while session.status != "paused" and time.monotonic() < end:
+        time.sleep(0.02)
+    return {"train_session": session, "spec": session.spec, "config": session.config}
+
+
 def scenarios(lang: str, session, mnist) -> list[tuple[str, str, dict, object]]:
     """(name, page, session state, setup(monkeypatch) or None) for every page, fresh and trained, with every
     tab and mode that has text of its own."""
@@ -662,7 +678,7 @@ def scenarios(lang: str, session, mnist) -> list[tuple[str, str, dict, object]]:
     drawing = mnist.test_images[1].cpu().numpy()
     out = [(f"{name}-fresh", f"pages/{name}.py", {}, None) for name in
            ("home", "build", "train", "dynamics", "draw", "inside", "evaluate", "runs", "sequences", "guesses", "explore",
-            "deploy")]
+            "deploy", "step")]
     out += [(name, f"pages/{name}.py", dict(trained_state), None) for name in
             ("home", "build", "train", "dynamics", "admin", "deploy")]
     out += [
@@ -687,6 +703,8 @@ def scenarios(lang: str, session, mnist) -> list[tuple[str, str, dict, object]]:
         ("sequences-no-drawing", "pages/sequences.py", {**rec_state, "seq_source": "drawing"}, None),
         ("sequences-gates", "pages/sequences.py", {**rec_state, "seq_memory_show": "f"}, None),
         ("build-lstm", "pages/build.py", rec_state, None),
+        ("step-over", "pages/step.py", dict(trained_state), None),  # a finished run: its landscape
+        ("step-paused", "pages/step.py", _paused_dense(mnist), None),  # the replay, the editor, the landscape
         ("generate-lab", "pages/generate.py", {}, None),
         ("generate-drawn", "pages/generate.py", {"gen_shape": "drawn"}, None),
         ("generate-digits", "pages/generate.py", {"gen_mode": "digits", "gen_conditional": True}, None),

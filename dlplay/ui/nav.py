@@ -14,6 +14,7 @@ PAGES: list[tuple[str, str, str, str]] = [
     ("pages/dynamics.py", "dynamics", "nav.dynamics", ":material/monitoring:"),
     ("pages/draw.py", "draw", "nav.draw", ":material/draw:"),
     ("pages/inside.py", "inside", "nav.inside", ":material/biotech:"),
+    ("pages/step.py", "step", "nav.step", ":material/slow_motion_video:"),
     ("pages/sequences.py", "sequences", "nav.sequences", ":material/view_timeline:"),
     ("pages/generate.py", "generate", "nav.generate", ":material/auto_awesome:"),
     ("pages/plane.py", "plane", "nav.plane", ":material/scatter_plot:"),
