@@ -14,6 +14,7 @@ import pytest
 from dlplay.checkpoint import checkpoint_from_session
 from dlplay.gan_mnist import GanConfig, GanSpec, build_gan, save_gan_checkpoint
 from dlplay.i18n import translate
+from dlplay.runs import record_from_session
 from dlplay.spec import TrainConfig, dense_spec
 from dlplay.ui.nav import PAGES, ROOT
 from e2e_util import DATA_DIR, app_server, open_app_page, wait_for_idle
@@ -84,7 +85,7 @@ def files(mnist, tmp_path_factory) -> dict[str, Path]:
     session = train_to_end(mnist, dense_spec([32]), config, timeout=120)
     g, d = build_gan(GanSpec(), seed=0)
     paths = {"good": folder / "model.pt", "gan": folder / "gan.pt", "big": folder / "big.pt"}
-    paths["good"].write_bytes(checkpoint_from_session(session))
+    paths["good"].write_bytes(checkpoint_from_session(session, run=record_from_session(session)))
     paths["gan"].write_bytes(save_gan_checkpoint(g, d, GanConfig(), steps=0))
     with open(paths["big"], "wb") as f:  # over the server's 24 MB: the browser refuses it
         f.seek(30 * 2**20)
@@ -218,9 +219,11 @@ def test_the_sidebar_lists_every_page_and_home_keeps_the_servers_folders_to_itse
                 links = [link_text(a) for a in nav.locator("a").all() if a.is_visible()]
                 assert links == [translate(key, lang) for _, _, key, _ in offered], links
                 assert "View" not in nav.inner_text() and "more" not in nav.inner_text()  # nothing folded away
+                page.get_by_text(translate("home.dataset_found", lang, name="MNIST"), exact=True).first.wait_for(
+                    timeout=SLOW_MS)  # the datasets are checked after the rest of the page is drawn
+                wait_for_idle(page, SLOW_MS)
                 main = page.locator("[data-testid=stMain]").inner_text()
                 assert str(DATA_DIR) not in main and "/work/" not in main
-                assert translate("home.dataset_found", lang, name="MNIST") in main
                 shoot(page, f"reliability-home-sidebar-{lang}")
             finally:
                 page.close()

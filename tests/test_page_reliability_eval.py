@@ -20,6 +20,7 @@ from dlplay.i18n import translate
 from dlplay.runs import RunHistory, RunRecorder
 from dlplay.spec import TrainConfig, dense_spec
 from helpers import train_to_end
+from test_page_draw import canvas_rgba, draw, guess_html
 
 APP = str(Path(__file__).resolve().parents[1] / "app.py")
 
@@ -145,6 +146,33 @@ def test_a_too_large_file_is_refused_with_a_message_and_replaces_the_previous_on
 
 
 # ------------------------------------------------------------------ Draw
+@pytest.mark.parametrize("p, text", [
+    (1.0, ">99.9%"), (0.99996, ">99.9%"), (0.9994, ">99.9%"), (0.9986, "99.9%"), (0.995, "99.5%"), (0.97, "97%"), (0.5, "50%"),
+    (0.034, "3%"), (0.0042, "0.4%"), (0.0004, "<0.1%"), (0.0, "<0.1%"), (float("nan"), "–"),
+])
+def test_a_probability_never_reads_100_or_0_percent_unless_it_is(p, text):
+    from dlplay.figures.draw import probability_text
+
+    assert probability_text(p) == text
+
+
+def test_draw_shows_a_sure_network_as_not_quite_100_percent_and_says_what_sure_means(mnist):
+    config = TrainConfig(epochs=2, batch_size=64, seed=0)
+    session = train_to_end(mnist, dense_spec([128]), config, timeout=180)
+    images = mnist.test_images[:200]
+    with torch.no_grad():
+        probs = torch.softmax(session.model_copy()(session.normalize(images)), dim=1).max(dim=1).values
+    sure = int(probs.argmax())
+    assert float(probs[sure]) > 0.9995  # what read "100% sure"
+    for lang, word in (("en", " sure"), ("zh", "把握")):
+        at = open_page("pages/draw.py", lang, train_session=session)
+        draw(at, canvas_rgba(images[sure].numpy()))
+        html = guess_html(at)
+        assert word in html and "100%" not in html, html
+        assert ">99.9%" in html or "&gt;99.9%" in html, html
+        assert translate("draw.confidence_help", lang) in [c.value for c in at.caption]
+
+
 def _torch_bytes(obj) -> bytes:
     buf = io.BytesIO()
     torch.save(obj, buf)
