@@ -152,13 +152,17 @@ def test_the_server_exits_when_the_app_process_dies(served, tmp_path):
     (tmp_path / "model.onnx").write_bytes(onnx)
     app = subprocess.Popen([sys.executable, "-c", (
         "import sys, time\nfrom pathlib import Path\nfrom dlplay.export.serve import LocalServer\n"
-        "s = LocalServer(Path(sys.argv[1]).read_bytes(), {}).start()\nprint(s.pid, s.port, flush=True)\ntime.sleep(600)\n"),
+        "s = LocalServer(Path(sys.argv[1]).read_bytes(), {}).start()\nprint(s.pid, s.port, s._folder, flush=True)\n"
+        "time.sleep(600)\n"),
         str(tmp_path / "model.onnx")], stdout=subprocess.PIPE, text=True, cwd=Path(__file__).resolve().parents[1])
     try:
-        pid, port = map(int, app.stdout.readline().split())
+        pid, port, folder = app.stdout.readline().split()
+        pid, port = int(pid), int(port)
+        assert (Path(folder) / "model.onnx").is_file()
         assert serve.request(f"http://127.0.0.1:{port}", None, path="/health")[0] == 200
         os.kill(app.pid, signal.SIGKILL)  # no atexit, no cleanup: only the server's own watch is left
         assert wait_for(lambda: not _alive(pid), timeout=30)
+        assert wait_for(lambda: not Path(folder).exists(), timeout=10)  # it cleaned up after itself
     finally:
         app.kill()
         app.wait()

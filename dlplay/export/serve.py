@@ -96,7 +96,7 @@ class LocalServer:
         env = dict(os.environ, OMP_NUM_THREADS=str(self._threads))
         self._proc = subprocess.Popen(
             [sys.executable, str(SERVER_APP), "--model", str(folder / "model.onnx"), "--host", HOST, "--port", "0",
-             "--threads", str(self._threads), "--parent-pid", str(os.getpid())],
+             "--threads", str(self._threads), "--parent-pid", str(os.getpid()), "--remove-on-orphan", str(folder)],
             stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, cwd=folder, env=env)
         out.close()
         deadline = time.monotonic() + self._start_timeout

@@ -22,6 +22,7 @@ import argparse
 import json
 import math
 import os
+import shutil
 import socket
 import threading
 import time
@@ -157,11 +158,14 @@ def make_app(model: Model) -> Starlette:
                              Route("/predict", predict, methods=["POST"])])
 
 
-def _exit_with_parent(parent: int) -> None:
-    """The Deploy page's server stops when the app that started it is gone."""
+def _exit_with_parent(parent: int, folder: str | None) -> None:
+    """The Deploy page's server stops when the app that started it is gone (and removes the model's
+    temporary ``folder``, which the app can no longer do)."""
     while True:
         time.sleep(1.0)
         if os.getppid() != parent:
+            if folder:
+                shutil.rmtree(folder, ignore_errors=True)
             os._exit(0)
 
 
@@ -172,6 +176,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", "8000")), help="0: any free port")
     parser.add_argument("--threads", type=int, default=1, help="ONNX Runtime threads")
     parser.add_argument("--parent-pid", type=int, default=0, help="exit when this process is no longer the parent")
+    parser.add_argument("--remove-on-orphan", default=None, help="a folder to remove when exiting for --parent-pid")
     args = parser.parse_args(argv)
     model = Model(args.model, args.threads)
     # proto IPPROTO_TCP: asyncio then turns Nagle's algorithm off on each connection (TCP_NODELAY); with
@@ -181,7 +186,7 @@ def main(argv: list[str] | None = None) -> None:
     sock.bind((args.host, args.port))
     sock.listen(2048)  # connections wait in the backlog until Uvicorn accepts them
     if args.parent_pid:
-        threading.Thread(target=_exit_with_parent, args=(args.parent_pid,), daemon=True).start()
+        threading.Thread(target=_exit_with_parent, args=(args.parent_pid, args.remove_on_orphan), daemon=True).start()
     config = uvicorn.Config(make_app(model), log_level="warning", access_log=False, lifespan="off",
                             limit_concurrency=256, timeout_keep_alive=30)
     print(f"LISTENING {args.host} {sock.getsockname()[1]}", flush=True)
