@@ -137,7 +137,7 @@ def test_the_digits_mode_stays_and_says_little_and_its_upload_errors_sit_by_the_
         streamlit_server, browser_context, lang, tmp_path):
     page = open_app_page(browser_context, streamlit_server, "generate", lang)
     try:
-        page.get_by_text(translate("generate.mode_digits", lang), exact=True).click()
+        page.get_by_text(translate("generate.mode_digits", lang), exact=True).click(timeout=SLOW_MS)
         page.locator(".st-key-gen_digits_start button").first.wait_for(timeout=SLOW_MS)
         wait_for_idle(page, SLOW_MS)
         # the sidebar: what the preset does and how good it gets, no benchmark notes
