@@ -137,8 +137,8 @@ def test_the_digits_mode_stays_and_says_little_and_its_upload_errors_sit_by_the_
         streamlit_server, browser_context, lang, tmp_path):
     page = open_app_page(browser_context, streamlit_server, "generate", lang)
     try:
-        page.get_by_text(translate("generate.mode_digits", lang), exact=True).click()
-        page.locator(".st-key-gen_digits_start button").wait_for(timeout=SLOW_MS)
+        page.get_by_text(translate("generate.mode_digits", lang), exact=True).click(timeout=SLOW_MS)
+        page.locator(".st-key-gen_digits_start button").first.wait_for(timeout=SLOW_MS)
         wait_for_idle(page, SLOW_MS)
         # the sidebar: what the preset does and how good it gets, no benchmark notes
         sidebar = page.locator("[data-testid=stSidebar]")
@@ -150,16 +150,16 @@ def test_the_digits_mode_stays_and_says_little_and_its_upload_errors_sit_by_the_
         shot(page, f"digits-sidebar-{lang}", height=1000)
         # a GAN trains; the learner visits two other pages and comes back
         click_button(page, "gen_digits_start")
-        page.locator(".st-key-gen_digits_stop button:not([disabled])").wait_for(timeout=SLOW_MS)
-        nav_to(page, "home")
+        page.locator(".st-key-gen_digits_stop button:not([disabled])").first.wait_for(timeout=SLOW_MS)
         nav_to(page, "train")
+        nav_to(page, "evaluate")
         nav_to(page, "generate")
         digits = page.get_by_role("radio", name=translate("generate.mode_digits", lang))
         digits.wait_for(timeout=SLOW_MS)
         assert digits.is_checked()  # before: the 2-D lab again
-        page.locator(".st-key-gen_digits_stop button:not([disabled])").wait_for(timeout=SLOW_MS)  # still training
+        page.locator(".st-key-gen_digits_stop button:not([disabled])").first.wait_for(timeout=SLOW_MS)  # still training
         click_button(page, "gen_digits_stop")
-        page.locator(".st-key-gen_digits_start button:not([disabled])").wait_for(timeout=SLOW_MS)
+        page.locator(".st-key-gen_digits_start button:not([disabled])").first.wait_for(timeout=SLOW_MS)
         wait_for_idle(page, SLOW_MS)
         # a file that is no checkpoint: the message right under the uploader (it was ~900 px above)
         page.get_by_role("tab", name=translate("generate.tab_save", lang)).click()

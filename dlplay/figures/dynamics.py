@@ -160,10 +160,13 @@ def dead_saturated_figure(snap: ProbeSnapshot, lang: str = "en") -> go.Figure:
                    annotations=annotations, shapes=shapes, **LAYER_LINES)
 
 
+HIST_LABEL_PX = 20  # the histogram rows' labels ("dense1: weights") sit on each row's top edge
+
+
 def histogram_figure(snap: ProbeSnapshot, lang: str = "en") -> go.Figure:
     """The latest histograms of weights (left) and of their gradients (right), one row per layer."""
     n = max(1, len(snap.layers))
-    row_px, top_px, bottom_px, gap_px = 150, TOP_WITH_TITLE, 30, 60
+    row_px, top_px, bottom_px, gap_px = 150, TOP_WITH_TITLE + HIST_LABEL_PX, 30, 60  # the first row's labels under the title
     height = top_px + bottom_px + n * row_px + (n - 1) * gap_px
     plot_h = height - top_px - bottom_px
     traces, notes = [], []
@@ -188,7 +191,7 @@ def histogram_figure(snap: ProbeSnapshot, lang: str = "en") -> go.Figure:
             notes.append({"text": translate(key, lang, layer=layer_name(meta.name, lang)), "showarrow": False, "xref": "paper",
                           "yref": "paper", "x": (x0 + x1) / 2, "y": y1, "yanchor": "bottom", "font": {"size": 12}})
     layout.update({
-        "title": title_layout(translate("dynamics.fig_hist_title", lang, step=snap.last_step)),
+        "title": title_layout(translate("dynamics.fig_hist_title", lang, step=snap.last_step), above=HIST_LABEL_PX + 8),
         "height": height, "margin": {"l": 50, "r": 20, "t": top_px, "b": bottom_px}, "bargap": 0,
         "annotations": notes, "plot_bgcolor": BACKGROUND, "paper_bgcolor": BACKGROUND, "uirevision": "keep",
     })

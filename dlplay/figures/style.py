@@ -56,11 +56,11 @@ TITLE_PX = 24  # one line of a 15 px title and its padding
 TOP_WITH_TITLE = MODEBAR_PX + TITLE_PX + 6
 
 
-def title_layout(text: str, size: int = 15) -> dict:
-    """A chart title at the left, just above the plot area (with TOP_WITH_TITLE above the plot area, the mode
-    bar fits above it: hovering a chart never hides its title)."""
+def title_layout(text: str, size: int = 15, above: int = 8) -> dict:
+    """A chart title at the left, ``above`` pixels above the plot area (with TOP_WITH_TITLE + ``above`` - 8
+    above the plot area, the mode bar fits above it: hovering a chart never hides its title)."""
     return {"text": text, "x": 0.0, "xanchor": "left", "yref": "paper", "y": 1.0, "yanchor": "bottom",
-            "pad": {"b": 8}, "font": {"size": size}}
+            "pad": {"b": above}, "font": {"size": size}}
 
 
 def room_for_title(layout: dict) -> dict:
