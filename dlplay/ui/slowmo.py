@@ -14,6 +14,7 @@ from dlplay.figures.draw import probability_figure
 from dlplay.figures.landscape import landscape_figure
 from dlplay.figures.slowmo import step_figure
 from dlplay.handle import RunHandle
+from dlplay.i18n import layer_name
 from dlplay.landscape import LandscapeJob
 from dlplay.presets import DEFAULT_PRESET, PRESETS
 from dlplay.status import Status
@@ -156,10 +157,15 @@ def _forget_keep_check() -> None:
     st.session_state[CHECK] = check
 
 
+def _name(block: str) -> str:
+    """A block's name as the learner reads it (``output`` translated)."""
+    return layer_name(block, current_language())
+
+
 def phase_title(record: sm.StepRecord, phase: sm.Phase) -> str:
     if phase.kind == sm.LOSS:
         return t("slowmo.phase_loss")
-    return t(f"slowmo.phase_{phase.kind}", layer=phase.layer + 1, name=record.layers[phase.layer].name)
+    return t(f"slowmo.phase_{phase.kind}", layer=phase.layer + 1, name=_name(record.layers[phase.layer].name))
 
 
 def controls() -> None:
@@ -195,7 +201,7 @@ def apply_chart_click() -> None:
 
 def neuron_picker(record: sm.StepRecord) -> tuple[int, int, int]:
     """(layer, neuron, example): the keyboard path to a neuron, and which image of the batch."""
-    names = {i: f"{i + 1} · {layer.name} ({layer.z.shape[1]})" for i, layer in enumerate(record.layers)}
+    names = {i: f"{i + 1} · {_name(layer.name)} ({layer.z.shape[1]})" for i, layer in enumerate(record.layers)}
     left, mid, right = st.columns(3)
     st.session_state.setdefault("slowmo_layer", 0)
     layer = left.selectbox(t("slowmo.layer"), list(names), key="slowmo_layer", format_func=names.get)
@@ -248,7 +254,7 @@ def player_view(layer: int, unit: int, example: int) -> None:
             label = t(f"slowmo.shows_{kind}", l=li + 1) if kind else t("slowmo.shows_none")
             if kind == sm.FORWARD and li == len(record.layers) - 1:
                 label = t("slowmo.shows_prob")
-            columns.append((f"{li + 1} · {layer_step.name}", label, values, SIGNED.get(kind or "", True)))
+            columns.append((f"{li + 1} · {_name(layer_step.name)}", label, values, SIGNED.get(kind or "", True)))
         arrow = t("slowmo.arrow_forward") if phase.kind in (sm.FORWARD, sm.LOSS) else t("slowmo.arrow_backward") \
             if phase.kind in (sm.BACKWARD, sm.GRAD) else t("slowmo.arrow_update")
         fig = step_figure(columns, phase.layer if phase.layer >= 0 else None, (layer, unit),
@@ -268,7 +274,7 @@ def formula_panel(record: sm.StepRecord, phase: sm.Phase, layer: int, unit: int,
                 st.latex(line)
             return
         kind = sm.shown_kind(record, phase, layer)
-        name = record.layers[layer].name
+        name = _name(record.layers[layer].name)
         if kind is None:
             st.caption(t("slowmo.not_yet", layer=layer + 1, name=name, unit=unit))
             return
@@ -378,7 +384,7 @@ def editor_tab(record: sm.StepRecord, session: RunHandle, layer: int, unit: int,
     if st.session_state.pop(GIVEN + "_rerun", False):
         st.rerun()
     editor = editor_for(record, session, layer, unit)
-    st.caption(t("slowmo.edit_intro", layer=layer + 1, name=record.layers[layer].name, unit=unit,
+    st.caption(t("slowmo.edit_intro", layer=layer + 1, name=_name(record.layers[layer].name), unit=unit,
                  b=len(record.labels)))
     names = {BIAS: t("slowmo.edit_bias")} | {i: t("slowmo.edit_weight", i=i) for i in editor.choices[1:]}  # type: ignore[attr-defined]
     left, mid, right = st.columns([2, 3, 2])
