@@ -113,12 +113,22 @@ def test_the_page_in_chinese(streamlit_server, browser_context, tmp_path):
         type_value(page, "slowmo_edit_value", 1.5)
         wait_text(page, "slowmo_edit_state", "已修改 1 次")
         page.screenshot(path=str(out / "step-edit-zh.png"), full_page=True)
+        click_button(page, "slowmo_undo")
+        wait_text(page, "slowmo_edit_state", "已修改 0 次")
+        page.get_by_role("tab", name="慢放").click()
+        for step in (1, 2, 3):  # three steps taken by the run: a path to draw
+            click_button(page, "slowmo_take")
+            wait_text(page, "slowmo_check", f"训练自己走了第 {step} 步")
         page.get_by_role("tab", name="损失地形").click()
-        page.locator(".st-key-slowmo_land_kind label").nth(1).click()  # the path's plane
+        page.locator(".st-key-slowmo_land_kind").get_by_text("路径的两个主方向").click()  # the path's plane
+        page.wait_for_function("() => document.querySelectorAll('.st-key-slowmo_land_kind input:checked').length === 1"
+                               " && document.querySelectorAll('.st-key-slowmo_land_kind input')[1].checked",
+                               timeout=SLOW_MS)
         wait_for_idle(page, SLOW_MS)
         click_button(page, "slowmo_land_go")
         wait_text(page, "slowmo_land_status", "625", timeout=240_000)
         page.wait_for_selector(".st-key-slowmo_land_figure .js-plotly-plot", timeout=SLOW_MS)
+        assert "路径的第一主方向" in text_of(page, "slowmo_land_figure")  # the PCA plane's axis
         page.screenshot(path=str(out / "step-landscape-zh.png"), full_page=True)
     finally:
         page.close()
