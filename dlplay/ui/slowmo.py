@@ -186,14 +186,24 @@ def controls() -> None:
                    on_click=on_take_step, help=t("slowmo.take_help"), use_container_width=True)
 
 
-def apply_chart_click() -> None:
-    """A click on a neuron of the diagram selects it (before the selection widgets are drawn)."""
+def _chart_pick() -> list | None:
+    """(layer, neuron) of a neuron clicked on the diagram that has not been applied yet, else None."""
     event = st.session_state.get("slowmo_chart")
-    points = (event or {}).get("selection", {}).get("points", []) if isinstance(event, dict) else []
-    if not points:
-        return
-    data = points[0].get("customdata")
-    if not data or st.session_state.get("slowmo_chart_seen") == data:
+    try:
+        points = event["selection"]["points"]  # a dict-like selection state
+    except (KeyError, TypeError):
+        return None
+    data = points[0].get("customdata") if points else None
+    if not data or st.session_state.get("slowmo_chart_seen") == list(data):
+        return None
+    return list(data)
+
+
+def apply_chart_click() -> None:
+    """A click on a neuron of the diagram selects it (at the top of a full run, before the selection
+    widgets are drawn: the diagram's fragment asks for that run when a click arrives)."""
+    data = _chart_pick()
+    if data is None:
         return
     st.session_state["slowmo_chart_seen"] = data
     st.session_state["slowmo_layer"], st.session_state["slowmo_unit"] = int(data[0]), int(data[1])
@@ -228,6 +238,8 @@ def player_view(layer: int, unit: int, example: int) -> None:
         if record is None:
             return
         heartbeat()
+        if _chart_pick() is not None:
+            st.rerun()  # a neuron was clicked: the full run selects it in the widgets above
         order = record.phases
         if st.session_state.get(PLAYING):
             now = time.monotonic()
@@ -259,7 +271,8 @@ def player_view(layer: int, unit: int, example: int) -> None:
             if phase.kind in (sm.BACKWARD, sm.GRAD) else t("slowmo.arrow_update")
         fig = step_figure(columns, phase.layer if phase.layer >= 0 else None, (layer, unit),
                           t("slowmo.fig_title", step=record.step), arrow)
-        st.plotly_chart(fig, key="slowmo_chart", config=PLOT_CONFIG, on_select="rerun", selection_mode="points")
+        with st.container(key="slowmo_diagram"):
+            st.plotly_chart(fig, key="slowmo_chart", config=PLOT_CONFIG, on_select="rerun", selection_mode="points")
         formula_panel(record, phase, layer, unit, example)
 
     view()
