@@ -12,7 +12,7 @@ pages = [
     for path, url, key, icon in available_pages()
 ]
 open_home_by_its_name()
-page = st.navigation(pages, position="sidebar")  # first: it also leaves Streamlit's pages/-folder mode
+page = st.navigation(pages, position="sidebar", expanded=True)  # every page listed; first: it also leaves Streamlit's pages/-folder mode
 init_state()
 apply_query_params_once()  # a shared link reopens its architecture and settings
 language_selector()
