@@ -137,6 +137,15 @@ def main() -> None:
               f"({res.seconds / res.loss.size * 1000:.2f} ms a point), with the path ({len(job.paths[0].steps)} "
               f"states) {time.perf_counter() - t0:.2f} s; centre J = {res.center_loss:.4f}, "
               f"range {res.loss.min():.3f} .. {res.loss.max():.3f}")
+    # the dense short cut against the whole network at every point, interleaved, on the same plane and images
+    x, y = L.subset(run, args.images)
+    plane = L.random_plane(run.state_dict())
+    fast, whole = [], []
+    for _ in range(3):
+        fast.append(L.compute(run.spec, plane, x, y, n=9, budget_s=600).seconds / 81)
+        whole.append(L.compute(run.spec, plane, x, y, n=9, budget_s=600, shortcut=False).seconds / 81)
+    print(f"\na point of the grid: first layer from three products {median_ms(fast)}, the whole network "
+          f"{median_ms(whole)}   ratio {statistics.median(whole) / statistics.median(fast):.1f}x")
     run.stop()
     run.join(10)
 

@@ -171,17 +171,18 @@ def loss_at(net: Net, state: State, x: torch.Tensor, y: torch.Tensor, chunk: int
 
 
 def compute(spec: Any, plane: Plane, x: torch.Tensor, y: torch.Tensor, n: int = GRID, budget_s: float = BUDGET_S,
-            progress: Progress | None = None, cancel: Cancel | None = None) -> Landscape:
+            progress: Progress | None = None, cancel: Cancel | None = None, shortcut: bool = True) -> Landscape:
     """J(θ + α d₁ + β d₂) on an n × n grid, row by row, until done, out of time or cancelled.
 
     A network of dense layers takes a short cut: its first layer is linear in the weights, so
     x(W + αD₁ + βD₂)ᵀ = xWᵀ + α xD₁ᵀ + β xD₂ᵀ is three products computed once, and each point costs only
-    the layers above it (the tutorial model: ~30× less arithmetic a point). Any other network runs whole."""
+    the layers above it (the tutorial model: ~30× less arithmetic a point). Any other network runs whole
+    (``shortcut=False``: always, bench/slowmo.py's baseline)."""
     with torch.device("meta"):
         net = Net(spec)
     net = net.to_empty(device="cpu").eval()
     buffers = {k: v for k, v in net.state_dict().items() if k not in plane.center}
-    loss_of = _dense_loss(net, plane, x, y) if supports(net) else None
+    loss_of = _dense_loss(net, plane, x, y) if shortcut and supports(net) else None
     alphas = np.linspace(-plane.span1, plane.span1, n)
     betas = np.linspace(-plane.span2, plane.span2, n)
     loss = np.full((n, n), np.nan)

@@ -27,7 +27,7 @@ def streamlit_server():
 
 
 def title_key(url: str) -> str:
-    return "eval.title" if url == "evaluate" else f"{url}.title"
+    return {"evaluate": "eval.title", "step": "slowmo.title"}.get(url, f"{url}.title")
 
 
 def heading(page) -> str:

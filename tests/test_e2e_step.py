@@ -60,6 +60,14 @@ def test_a_step_in_slow_motion_and_a_hand_edit(streamlit_server, browser_context
         wait_text(page, "slowmo_phase_label", "Phase 8 of 9")
         wait_text(page, "slowmo_formula", "update")
         page.screenshot(path=str(out / "step-slowmo-en.png"), full_page=True)
+        # a click on neuron 5 of the output layer (the third trace: layer 1, the ring round neuron 0, layer 2)
+        point = page.locator(".st-key-slowmo_diagram .scatterlayer .trace").nth(2).locator("path.point").nth(5)
+        box = point.bounding_box()  # plotly's drag layer lies over the points: click where the point is
+        assert box is not None
+        page.mouse.click(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+        page.wait_for_function("() => document.querySelector('.st-key-slowmo_unit input')?.value === '5'",
+                               timeout=SLOW_MS)
+        wait_text(page, "slowmo_formula", "Neuron 5 of layer 2")
         click_button(page, "slowmo_take")
         wait_text(page, "slowmo_check", "took step 1 itself")
         wait_text(page, "slowmo_phase_label", "Phase 1 of 9")
@@ -113,12 +121,22 @@ def test_the_page_in_chinese(streamlit_server, browser_context, tmp_path):
         type_value(page, "slowmo_edit_value", 1.5)
         wait_text(page, "slowmo_edit_state", "已修改 1 次")
         page.screenshot(path=str(out / "step-edit-zh.png"), full_page=True)
+        click_button(page, "slowmo_undo")
+        wait_text(page, "slowmo_edit_state", "已修改 0 次")
+        page.get_by_role("tab", name="慢放").click()
+        for step in (1, 2, 3):  # three steps taken by the run: a path to draw
+            click_button(page, "slowmo_take")
+            wait_text(page, "slowmo_check", f"训练自己走了第 {step} 步")
         page.get_by_role("tab", name="损失地形").click()
-        page.locator(".st-key-slowmo_land_kind label").nth(1).click()  # the path's plane
+        page.locator(".st-key-slowmo_land_kind").get_by_text("路径的两个主方向").click()  # the path's plane
+        page.wait_for_function("() => document.querySelectorAll('.st-key-slowmo_land_kind input:checked').length === 1"
+                               " && document.querySelectorAll('.st-key-slowmo_land_kind input')[1].checked",
+                               timeout=SLOW_MS)
         wait_for_idle(page, SLOW_MS)
         click_button(page, "slowmo_land_go")
         wait_text(page, "slowmo_land_status", "625", timeout=240_000)
         page.wait_for_selector(".st-key-slowmo_land_figure .js-plotly-plot", timeout=SLOW_MS)
+        assert "路径的第一主方向" in text_of(page, "slowmo_land_figure")  # the PCA plane's axis
         page.screenshot(path=str(out / "step-landscape-zh.png"), full_page=True)
     finally:
         page.close()

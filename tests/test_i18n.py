@@ -738,7 +738,8 @@ def render_all(lang: str, session, mnist, monkeypatch, caplog) -> tuple[dict[str
                     at.run()
             assert not at.exception, (name, [e.value for e in at.exception])
             stem = Path(page).stem
-            assert at.title[0].value == translate("eval.title" if stem == "evaluate" else f"{stem}.title", lang), name
+            title_key = {"evaluate": "eval.title", "step": "slowmo.title"}.get(stem, f"{stem}.title")
+            assert at.title[0].value == translate(title_key, lang), name
             texts = visible_texts(at)
             found = _leaks(texts) if lang == "zh" else _chinese(texts)
             if found:

@@ -52,6 +52,8 @@ def test_the_centre_of_the_grid_is_the_current_loss(run):
     j, i = 0, 4
     far = L.loss_at(run.model_copy(), plane.point(res.alphas[i], res.betas[j]), x, y)
     assert res.loss[j, i] == pytest.approx(far, rel=1e-5)
+    whole = L.compute(run.spec, plane, x, y, n=5, budget_s=60, shortcut=False)  # every point through the network
+    np.testing.assert_allclose(whole.loss, res.loss, rtol=1e-5)
 
 
 def test_cancel_and_the_time_budget_stop_the_grid(run):

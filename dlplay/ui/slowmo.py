@@ -14,6 +14,7 @@ from dlplay.figures.draw import probability_figure
 from dlplay.figures.landscape import landscape_figure
 from dlplay.figures.slowmo import step_figure
 from dlplay.handle import RunHandle
+from dlplay.i18n import layer_name
 from dlplay.landscape import LandscapeJob
 from dlplay.presets import DEFAULT_PRESET, PRESETS
 from dlplay.status import Status
@@ -156,10 +157,15 @@ def _forget_keep_check() -> None:
     st.session_state[CHECK] = check
 
 
+def _name(block: str) -> str:
+    """A block's name as the learner reads it (``output`` translated)."""
+    return layer_name(block, current_language())
+
+
 def phase_title(record: sm.StepRecord, phase: sm.Phase) -> str:
     if phase.kind == sm.LOSS:
         return t("slowmo.phase_loss")
-    return t(f"slowmo.phase_{phase.kind}", layer=phase.layer + 1, name=record.layers[phase.layer].name)
+    return t(f"slowmo.phase_{phase.kind}", layer=phase.layer + 1, name=_name(record.layers[phase.layer].name))
 
 
 def controls() -> None:
@@ -180,14 +186,24 @@ def controls() -> None:
                    on_click=on_take_step, help=t("slowmo.take_help"), use_container_width=True)
 
 
-def apply_chart_click() -> None:
-    """A click on a neuron of the diagram selects it (before the selection widgets are drawn)."""
+def _chart_pick() -> list | None:
+    """(layer, neuron) of a neuron clicked on the diagram that has not been applied yet, else None."""
     event = st.session_state.get("slowmo_chart")
-    points = (event or {}).get("selection", {}).get("points", []) if isinstance(event, dict) else []
-    if not points:
-        return
-    data = points[0].get("customdata")
-    if not data or st.session_state.get("slowmo_chart_seen") == data:
+    try:
+        points = event["selection"]["points"]  # a dict-like selection state
+    except (KeyError, TypeError):
+        return None
+    data = points[0].get("customdata") if points else None
+    if not data or st.session_state.get("slowmo_chart_seen") == list(data):
+        return None
+    return list(data)
+
+
+def apply_chart_click() -> None:
+    """A click on a neuron of the diagram selects it (at the top of a full run, before the selection
+    widgets are drawn: the diagram's fragment asks for that run when a click arrives)."""
+    data = _chart_pick()
+    if data is None:
         return
     st.session_state["slowmo_chart_seen"] = data
     st.session_state["slowmo_layer"], st.session_state["slowmo_unit"] = int(data[0]), int(data[1])
@@ -195,7 +211,7 @@ def apply_chart_click() -> None:
 
 def neuron_picker(record: sm.StepRecord) -> tuple[int, int, int]:
     """(layer, neuron, example): the keyboard path to a neuron, and which image of the batch."""
-    names = {i: f"{i + 1} · {layer.name} ({layer.z.shape[1]})" for i, layer in enumerate(record.layers)}
+    names = {i: f"{i + 1} · {_name(layer.name)} ({layer.z.shape[1]})" for i, layer in enumerate(record.layers)}
     left, mid, right = st.columns(3)
     st.session_state.setdefault("slowmo_layer", 0)
     layer = left.selectbox(t("slowmo.layer"), list(names), key="slowmo_layer", format_func=names.get)
@@ -222,6 +238,8 @@ def player_view(layer: int, unit: int, example: int) -> None:
         if record is None:
             return
         heartbeat()
+        if _chart_pick() is not None:
+            st.rerun()  # a neuron was clicked: the full run selects it in the widgets above
         order = record.phases
         if st.session_state.get(PLAYING):
             now = time.monotonic()
@@ -248,12 +266,13 @@ def player_view(layer: int, unit: int, example: int) -> None:
             label = t(f"slowmo.shows_{kind}", l=li + 1) if kind else t("slowmo.shows_none")
             if kind == sm.FORWARD and li == len(record.layers) - 1:
                 label = t("slowmo.shows_prob")
-            columns.append((f"{li + 1} · {layer_step.name}", label, values, SIGNED.get(kind or "", True)))
+            columns.append((f"{li + 1} · {_name(layer_step.name)}", label, values, SIGNED.get(kind or "", True)))
         arrow = t("slowmo.arrow_forward") if phase.kind in (sm.FORWARD, sm.LOSS) else t("slowmo.arrow_backward") \
             if phase.kind in (sm.BACKWARD, sm.GRAD) else t("slowmo.arrow_update")
         fig = step_figure(columns, phase.layer if phase.layer >= 0 else None, (layer, unit),
                           t("slowmo.fig_title", step=record.step), arrow)
-        st.plotly_chart(fig, key="slowmo_chart", config=PLOT_CONFIG, on_select="rerun", selection_mode="points")
+        with st.container(key="slowmo_diagram"):
+            st.plotly_chart(fig, key="slowmo_chart", config=PLOT_CONFIG, on_select="rerun", selection_mode="points")
         formula_panel(record, phase, layer, unit, example)
 
     view()
@@ -268,7 +287,7 @@ def formula_panel(record: sm.StepRecord, phase: sm.Phase, layer: int, unit: int,
                 st.latex(line)
             return
         kind = sm.shown_kind(record, phase, layer)
-        name = record.layers[layer].name
+        name = _name(record.layers[layer].name)
         if kind is None:
             st.caption(t("slowmo.not_yet", layer=layer + 1, name=name, unit=unit))
             return
@@ -378,7 +397,7 @@ def editor_tab(record: sm.StepRecord, session: RunHandle, layer: int, unit: int,
     if st.session_state.pop(GIVEN + "_rerun", False):
         st.rerun()
     editor = editor_for(record, session, layer, unit)
-    st.caption(t("slowmo.edit_intro", layer=layer + 1, name=record.layers[layer].name, unit=unit,
+    st.caption(t("slowmo.edit_intro", layer=layer + 1, name=_name(record.layers[layer].name), unit=unit,
                  b=len(record.labels)))
     names = {BIAS: t("slowmo.edit_bias")} | {i: t("slowmo.edit_weight", i=i) for i in editor.choices[1:]}  # type: ignore[attr-defined]
     left, mid, right = st.columns([2, 3, 2])
