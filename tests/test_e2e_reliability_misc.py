@@ -256,3 +256,23 @@ def test_pinned_digit_steps_read_plainly_and_a_forks_spike_leaves_the_original_r
     overlay.scroll_into_view_if_needed()
     overlay.screenshot(path=str(SHOTS / f"fork-overlay-spike-{lang}.png"))
     page.close()
+
+
+# ----------------------------------------------------------------------------------- Dynamics, cosine schedule
+@pytest.mark.browser
+@pytest.mark.slow
+@pytest.mark.parametrize("lang", LANGS)
+def test_dynamics_does_not_call_a_cosine_schedules_end_a_low_learning_rate(server, browser_context, lang):
+    page = open_page(browser_context, server, "train", "sch=cosine", lang)  # the tutorial model, 10 epochs
+    click_button(page, "train_start")
+    status_is(page, lang, "done")
+    go_to(page, "dynamics", ".st-key-dyn_hints")
+    hints = page.locator(".st-key-dyn_hints").first
+    annealed = translate("dynamics.hint_update_annealed", lang, ratio="\x00", share="\x00").split("\x00")[-1]
+    hints.locator("[data-testid=stAlertContentInfo]").filter(has_text=annealed.strip()[:40]).first.wait_for(
+        timeout=SLOW_MS)
+    low = translate("dynamics.hint_update_low", lang, ratio="\x00").split("\x00")[-1].strip()[:40]
+    assert low not in hints.inner_text()  # "the learning rate is probably too low": not where the schedule lowered it
+    hints.scroll_into_view_if_needed()
+    hints.screenshot(path=str(SHOTS / f"dynamics-cosine-end-{lang}.png"))
+    page.close()
