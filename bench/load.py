@@ -40,7 +40,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests"))
 from e2e_util import CHROMIUM, CHROMIUM_ARGS, app_server  # noqa: E402  (the browser tests' server and browser)
 
-QUEUED, TRAINING, FINISHED = "waiting for a free slot", "training", "finished"
+QUEUED, TRAINING, FINISHED = "queued", "training", "finished"  # the Status metric (train.status_*)
 ENDED = (FINISHED, "stopped", "diverged", "failed")
 READ_PAGE_JS = """() => {
   const m = {};

@@ -78,9 +78,10 @@ def test_offline_first_run_says_where_to_put_the_files_and_checks_again(only_her
     box = at.error[0].value
     cache = str(only_here / "cache" / "mnist")
     assert box.startswith("MNIST is not on this computer") and cache in box and "DLPLAY_DATA_DIR" in box
-    assert "http" not in box  # the eight failed URLs are folded away below
-    assert [e.label for e in at.expander if e.label.startswith("Download")] == ["Download attempts that failed (8)"]
-    assert at.expander[0].markdown[0].value.count("http://127.0.0.1") == 8
+    assert "http" not in box  # the failed URLs are folded away below
+    # no mirror answers: it fails after asking each once (issue #33: not every file on every mirror, minutes)
+    assert [e.label for e in at.expander if e.label.startswith("Download")] == ["Download attempts that failed (2)"]
+    assert at.expander[0].markdown[0].value.count("http://127.0.0.1") == 2
     at.button(key="train_check_again").click().run()
     assert any("still not in any of the places" in w.value for w in at.warning)
     Path(cache).mkdir(parents=True, exist_ok=True)

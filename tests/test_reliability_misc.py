@@ -3,7 +3,6 @@ log step axis, the Dynamics hint at the end of a cosine schedule, a quick offlin
 the queued run's reason, share links checked value by value, and the LSTM's link without its activation."""
 from __future__ import annotations
 
-import json
 import socket
 import threading
 import time

@@ -51,10 +51,11 @@ def fork_figure(parent: RunCurves, fork: RunCurves, metric: str, fork_x: float, 
                 if clipped is not None and len(y) and float(y.max()) > clipped[1]:
                     peak = int(np.argmax(y))
                     mark, note = off_chart(x, y, clipped[1], translate("fig.off_chart", lang), color,
-                                           translate("fork.fig_spike", lang, run=name, peak=float(y[peak]),
-                                                     epoch=float(x[peak])))
+                                           translate("fork.fig_spike", lang, peak=float(y[peak])))
                     traces.append({**mark, "showlegend": False})
-                    notes.append({**note, "yshift": -18 * (len(notes) + 1)})  # below the fork point's label
+                    # in the run's colour, below the fork point's label, towards the middle (the chart is narrow)
+                    right = float(x[peak]) > (float(np.min(x)) + float(np.max(x))) / 2
+                    notes.append({**note, "yshift": -18 * (len(notes) + 1), "xanchor": "right" if right else "left"})
         elif metric == "acc":
             traces.append(_line(curves.acc_x, curves.acc, name, color, mode="lines+markers"))
         else:
