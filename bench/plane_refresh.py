@@ -32,6 +32,7 @@ from torch import nn
 
 from dlplay.figures import plane as fp
 from dlplay.plane.session import PlaneConfig, PlaneSession
+from dlplay.server.admin import configure_threads
 
 LEARNERS = 3
 
@@ -41,16 +42,25 @@ def config(hidden: tuple[int, ...]) -> PlaneConfig:
                        lr=0.03, batch_size=10, epochs=1_000_000)
 
 
+_OVERLAYS: dict[str, object] = {}
+
+
+def overlay(run: PlaneSession):
+    """The run's points layer, drawn once per run (as the page keeps it)."""
+    if run.run_id not in _OVERLAYS:
+        d = run.data
+        _OVERLAYS[run.run_id] = fp.points_overlay(d.x_train, d.y_train, d.x_test, d.y_test, regression=run.regression)
+    return _OVERLAYS[run.run_id]
+
+
 def live_pictures(run: PlaneSession) -> int:
     """What the page builds per redraw while the run trains; returns the bytes it would send."""
     grid = run.grid(50)
     snap = run.snapshot()
-    data = run.data
     tiles = fp.diagram_tiles(grid.inputs, grid.neurons, grid.output, run.regression)
-    net = fp.data_uri(fp.network_png(tiles, grid.weights, selected=(len(grid.neurons) + 1, 0)))
-    plane = fp.data_uri(fp.plane_png(fp.output_rgb(grid.output, run.regression), data.x_train, data.y_train,
-                                     data.x_test, data.y_test, regression=run.regression))
-    neuron = fp.data_uri(fp.picture_png(fp.class_prob_rgb(grid.output[0], 0)))
+    net = fp.data_uri(fp.network_jpeg(tiles, grid.weights, selected=(len(grid.neurons) + 1, 0)))
+    plane = fp.data_uri(fp.plane_jpeg(fp.output_rgb(grid.output, run.regression), overlay(run)))
+    neuron = fp.data_uri(fp.picture_jpeg(fp.class_prob_rgb(grid.output[0], 0)))
     loss = fp.loss_figure(snap.epochs, snap.train_loss, snap.test_loss, "en").to_json()
     return len(net) + len(plane) + len(neuron) + len(loss)
 
@@ -167,7 +177,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--hidden", default="8,8")
     args = parser.parse_args()
-    torch.set_num_threads(1)
+    configure_threads(1)  # as the server: one torch thread, a 1 ms GIL switch interval
     hidden = tuple(int(u) for u in args.hidden.split(","))
     print(f"network 2-{'-'.join(map(str, hidden))}-2, spiral, SGD batch 10, {LEARNERS} learners, torch threads 1")
 
