@@ -402,7 +402,7 @@ def points_overlay(x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarray,
 def plane_jpeg(heat_rgb: np.ndarray, overlay: Image.Image) -> bytes:
     """The output over the plane (``heat_rgb`` [R, R, 3], row 0 at the bottom) smoothed to the overlay's size,
     with the points (:func:`points_overlay`) on it."""
-    image = Image.fromarray(np.ascontiguousarray(heat_rgb[::-1])).resize(overlay.size, Image.BILINEAR).convert("RGBA")
+    image = Image.fromarray(np.ascontiguousarray(heat_rgb[::-1])).resize(overlay.size, Image.Resampling.BILINEAR).convert("RGBA")
     return jpeg_bytes(Image.alpha_composite(image, overlay).convert("RGB"))
 
 
@@ -439,7 +439,7 @@ def network_jpeg(tiles: Sequence[Sequence[np.ndarray]], weights: Sequence[np.nda
             left, upper = int(round(x - half)), int(round(y - half))
             picture = Image.fromarray(np.ascontiguousarray(tile[::-1]))
             if picture.size != (tile_px, tile_px):
-                picture = picture.resize((tile_px, tile_px), Image.BILINEAR)
+                picture = picture.resize((tile_px, tile_px), Image.Resampling.BILINEAR)
             frame = 3 if selected == (c, i) else 1
             draw.rectangle((left - frame, upper - frame, left + tile_px + frame - 1, upper + tile_px + frame - 1),
                            fill=_hex(OUTLINE) if frame > 1 else (160, 160, 160))
@@ -449,7 +449,7 @@ def network_jpeg(tiles: Sequence[Sequence[np.ndarray]], weights: Sequence[np.nda
 
 def picture_jpeg(rgb: np.ndarray, size: int = 240) -> bytes:
     """One picture over the plane ([R, R, 3], row 0 at the bottom) smoothed to ``size`` pixels."""
-    return jpeg_bytes(Image.fromarray(np.ascontiguousarray(rgb[::-1])).resize((size, size), Image.BILINEAR))
+    return jpeg_bytes(Image.fromarray(np.ascontiguousarray(rgb[::-1])).resize((size, size), Image.Resampling.BILINEAR))
 
 
 def data_uri(picture: bytes, mime: str = "image/jpeg") -> str:
