@@ -110,12 +110,12 @@ def live(polling: bool) -> None:
         st.caption(" → ".join(pl.column_titles(run, grid)))
         with st.container(key="plane_network"):
             if polling:  # 10 pictures a second: one PNG (see dlplay/figures/plane.py, live pictures)
-                st.image(fp.data_uri(fp.network_jpeg(tiles, grid.weights, selected=node)), width="stretch")
+                st.image(fp.data_uri(fp.network_jpeg(tiles, grid.weights, selected=node)))
             else:
                 st.plotly_chart(fp.network_figure(tiles, pl.node_labels(run, grid), grid.weights, selected=node,
                                                   column_titles=pl.column_titles(run, grid)),
                                 key="plane_network_fig", width="stretch", config={"displayModeBar": False})
-        st.caption(t("plane.network_help"))
+        st.caption(t("plane.network_help_live" if polling else "plane.network_help"))
         a, b = st.columns([1, 1.3])
         with a:
             st.selectbox(t("plane.neuron"), options, key=pl.NEURON_KEY,

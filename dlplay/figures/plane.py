@@ -406,12 +406,13 @@ def plane_jpeg(heat_rgb: np.ndarray, overlay: Image.Image) -> bytes:
     return jpeg_bytes(Image.alpha_composite(image, overlay).convert("RGB"))
 
 
+LIVE_UNIT_PX = 56  # the live diagram's pixels per unit: shown at its own size, not stretched
+
+
 def network_jpeg(tiles: Sequence[Sequence[np.ndarray]], weights: Sequence[np.ndarray], *,
-                 selected: tuple[int, int] | None = None) -> bytes:
+                 selected: tuple[int, int] | None = None, unit: int = LIVE_UNIT_PX) -> bytes:
     """The network diagram of :func:`network_figure` as one picture: a column per layer, each node its
-    picture (at its own pixels: :data:`UNIT_PX` per unit, so a tile is not resized), a line per weight
-    (width |w|, colour its sign)."""
-    unit = UNIT_PX
+    picture, a line per weight (width |w|, half the Plotly figure's widths, colour its sign)."""
     widths = [len(col) for col in tiles]
     pos = node_positions(widths)
     top = max(widths) / 2
@@ -427,7 +428,8 @@ def network_jpeg(tiles: Sequence[Sequence[np.ndarray]], weights: Sequence[np.nda
 
     for c, w in enumerate(weights):
         w = np.asarray(w, np.float64)
-        line_widths = np.maximum(1, np.round(np.asarray(LINE_WIDTHS)[np.digitize(np.abs(w), WIDTH_BINS)])).astype(int)
+        line_widths = np.maximum(1, np.round(0.5 * np.asarray(LINE_WIDTHS)[np.digitize(np.abs(w), WIDTH_BINS)]))
+        line_widths = line_widths.astype(int)
         for j in range(w.shape[0]):
             x1, y1 = to_px(*pos[c + 1][j])
             for i in range(w.shape[1]):
