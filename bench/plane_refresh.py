@@ -181,7 +181,11 @@ def main() -> None:
     hidden = tuple(int(u) for u in args.hidden.split(","))
     print(f"network 2-{'-'.join(map(str, hidden))}-2, spiral, SGD batch 10, {LEARNERS} learners, torch threads 1")
 
-    # 1-2. the grid and the pictures, while three runs train at full speed
+    # 1-2. the grid and the pictures: first with nothing training, then while three runs train at full speed
+    idle = PlaneSession(config(hidden))
+    idle_ms = timed(lambda: live_pictures(idle), 30)
+    print(f"live redraw, nothing training: median {statistics.median(idle_ms):6.2f} ms "
+          f"(the machine's own speed; {1000 / statistics.median(idle_ms):.0f} redraws/s on one thread)")
     runs = [PlaneSession(config(hidden)) for _ in range(LEARNERS)]
     for r in runs:
         r.start()
@@ -195,7 +199,7 @@ def main() -> None:
         r.join(10)
     med = statistics.median
     print(f"grid(50) with every neuron:   median {med(grid_ms):6.2f} ms  (p90 {np.percentile(grid_ms, 90):.2f})")
-    print(f"live redraw (grid + PNGs):    median {med(live_ms):6.2f} ms  (p90 {np.percentile(live_ms, 90):.2f}), "
+    print(f"live redraw (grid + JPEGs):   median {med(live_ms):6.2f} ms  (p90 {np.percentile(live_ms, 90):.2f}), "
           f"{live_bytes / 1024:.0f} KiB sent")
     print(f"paused redraw (Plotly JSON):  median {med(paused_ms):6.2f} ms  (p90 {np.percentile(paused_ms, 90):.2f}), "
           f"{paused_bytes / 1024:.0f} KiB sent")
