@@ -61,7 +61,7 @@ def live_pictures(run: PlaneSession) -> int:
     net = fp.data_uri(fp.network_jpeg(tiles, grid.weights, selected=(len(grid.neurons) + 1, 0)))
     plane = fp.data_uri(fp.plane_jpeg(fp.output_rgb(grid.output, run.regression), overlay(run)))
     neuron = fp.data_uri(fp.picture_jpeg(fp.class_prob_rgb(grid.output[0], 0)))
-    loss = fp.loss_figure(snap.epochs, snap.train_loss, snap.test_loss, "en").to_json()
+    loss = fp.data_uri(fp.loss_jpeg(snap.epochs, snap.train_loss, snap.test_loss))
     return len(net) + len(plane) + len(neuron) + len(loss)
 
 
@@ -69,14 +69,15 @@ def paused_figures(run: PlaneSession) -> int:
     """What the page builds when the run is paused (the Plotly figures, as Streamlit serialises them)."""
     import plotly.io
 
-    grid = run.grid(50)
+    grid, snap = run.grid(50), run.snapshot()
     data = run.data
     tiles = fp.diagram_tiles(grid.inputs, grid.neurons, grid.output, run.regression)
     labels = [[str(i) for i in range(len(col))] for col in tiles]
     figs = [fp.network_figure(tiles, labels, grid.weights),
             fp.plane_figure(fp.png_uri(fp.output_rgb(grid.output, False)), data.x_train, data.y_train, data.x_test,
                             data.y_test, "en"),
-            fp.neuron_figure(fp.png_uri(fp.class_prob_rgb(grid.output[0], 0)), "", "en")]
+            fp.neuron_figure(fp.png_uri(fp.class_prob_rgb(grid.output[0], 0)), "", "en"),
+            fp.loss_figure(snap.epochs, snap.train_loss, snap.test_loss, "en")]
     return sum(len(plotly.io.to_json(f.to_dict(), validate=False)) for f in figs)
 
 

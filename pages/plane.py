@@ -141,7 +141,11 @@ def live(polling: bool) -> None:
                                                 show_test=show_test),
                                 key="plane_output_fig", width="stretch", config={"displayModeBar": False})
         st.caption(t("plane.output_help_regress" if view.regression else "plane.output_help"))
-        if snap is not None:
+        if snap is not None and polling:
+            st.markdown(f"**{t('plane.fig_loss_title')}**")
+            st.image(fp.data_uri(fp.loss_jpeg(snap.epochs, snap.train_loss, snap.test_loss)), width="stretch")
+            st.caption(t("plane.loss_live_help"))
+        elif snap is not None:
             st.plotly_chart(fp.loss_figure(snap.epochs, snap.train_loss, snap.test_loss, lang), key="plane_loss_fig",
                             width="stretch", config={"displayModeBar": False})
     if polling != pl.is_training(run):

@@ -251,8 +251,17 @@ def test_figure_specs_are_valid_plotly_and_pictures_decode():
 
 
 def test_colours_follow_the_palette():
-    assert tuple(fp.diverging_rgb(np.array([[-1.0, 0.0, 1.0]]))[0].tolist()) == ((242, 142, 43), (255, 255, 255),
-                                                                                   (31, 119, 180))
+    assert fp.diverging_rgb(np.array([[-1.0, 0.0, 1.0]]))[0].tolist() == [[242, 142, 43], [255, 255, 255],
+                                                                           [31, 119, 180]]
     sure = fp.class_map_rgb(np.array([[[1.0]], [[0.0]]]))[0, 0]
     unsure = fp.class_map_rgb(np.array([[[0.5]], [[0.5]]]))[0, 0]
     assert sure[2] > sure[0] and tuple(unsure.tolist()) != tuple(sure.tolist())
+
+
+def test_the_live_loss_picture_draws_curves_and_copes_with_no_epochs():
+    picture = Image.open(io.BytesIO(fp.loss_jpeg(np.arange(1, 51), np.linspace(1, 0.1, 50), np.linspace(1.2, 0.2, 50))))
+    assert picture.size == (460, 190)
+    rgb = np.asarray(picture, np.int16)
+    assert (rgb[..., 2] > rgb[..., 0] + 50).sum() > 100  # the training curve (blue) is drawn
+    assert (rgb[..., 0] > rgb[..., 2] + 50).sum() > 100  # and the test curve (orange)
+    assert Image.open(io.BytesIO(fp.loss_jpeg(np.zeros(0), np.zeros(0), np.zeros(0)))).size == (460, 190)

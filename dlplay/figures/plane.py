@@ -22,7 +22,7 @@ from PIL import Image, ImageDraw
 
 from ..i18n import translate
 from ..metrics import downsample
-from .style import BLUE, CATEGORY10, ORANGE, OUTLINE, TEXT_MUTED, WEIGHT_ORANGE, axis, base_layout
+from .style import BLUE, CATEGORY10, GRID, ORANGE, OUTLINE, TEXT_MUTED, WEIGHT_ORANGE, axis, base_layout
 
 POSITIVE, NEGATIVE = BLUE, WEIGHT_ORANGE  # blue > 0, orange < 0 (like TF Playground and the diagram)
 TEST_OUTLINE = OUTLINE  # test points: outlined in black; training points: in white
@@ -33,8 +33,8 @@ def _rgb(hex_colour: str) -> np.ndarray:
     return np.array([int(hex_colour[i:i + 2], 16) for i in (1, 3, 5)], dtype=np.float32)
 
 
-def _diverging_lut(n: int = 256) -> np.ndarray:
-    """[n, 3] uint8: orange at -1, white at 0, blue at +1."""
+def _diverging_lut(n: int = 257) -> np.ndarray:
+    """[n, 3] uint8: orange at -1, white at 0 (the middle entry, n odd), blue at +1."""
     t = np.linspace(-1, 1, n, dtype=np.float32)[:, None]
     white = np.full(3, 255, np.float32)
     ends = np.where(t < 0, _rgb(NEGATIVE), _rgb(POSITIVE))
@@ -458,3 +458,31 @@ def data_uri(picture: bytes, mime: str = "image/jpeg") -> str:
     """A picture as a data URI: the page shows it as it is (no media file to fetch, which a redraw ten
     times a second may already have replaced by the time the browser asks for it)."""
     return f"data:{mime};base64," + base64.b64encode(picture).decode("ascii")
+
+
+def loss_jpeg(epochs: np.ndarray, train_loss: np.ndarray, test_loss: np.ndarray, *, width: int = 460,
+              height: int = 190) -> bytes:
+    """The loss curves of :func:`loss_figure` as a plain picture (training blue, test orange; the numbers on
+    the axes are the largest loss and the last epoch), for the live view."""
+    image = Image.new("RGB", (width, height), (255, 255, 255))
+    draw = ImageDraw.Draw(image)
+    left, right, top, bottom = 44, width - 10, 10, height - 22
+    grid = _hex(GRID)
+    for k in range(5):
+        y = top + (bottom - top) * k / 4
+        draw.line((left, y, right, y), fill=grid, width=1)
+    x = np.asarray(epochs, np.float64)
+    values = [np.asarray(v, np.float64) for v in (train_loss, test_loss)]
+    finite = np.concatenate([v[np.isfinite(v)] for v in values]) if len(x) else np.zeros(0)
+    high = float(finite.max()) if len(finite) else 1.0
+    high = high if high > 0 else 1.0
+    draw.text((4, top - 4), f"{high:.3g}", fill=_hex(TEXT_MUTED))
+    draw.text((4, bottom - 8), "0", fill=_hex(TEXT_MUTED))
+    if len(x) >= 2:
+        draw.text((right - 40, bottom + 6), f"{int(x[-1]):,}", fill=_hex(TEXT_MUTED))
+        for v, colour in zip(values, (BLUE, ORANGE)):
+            xs, ys = downsample(x, np.nan_to_num(v, nan=high, posinf=high), 400)
+            px = left + (xs - xs[0]) / max(xs[-1] - xs[0], 1) * (right - left)
+            py = bottom - np.clip(ys / high, 0, 1) * (bottom - top)
+            draw.line(list(zip(px.tolist(), py.tolist())), fill=_hex(colour), width=2)
+    return jpeg_bytes(image)
