@@ -32,6 +32,7 @@ from torch import nn
 
 from dlplay.figures import plane as fp
 from dlplay.plane.session import PlaneConfig, PlaneSession
+from dlplay.server.admin import configure_threads
 
 LEARNERS = 3
 
@@ -41,17 +42,26 @@ def config(hidden: tuple[int, ...]) -> PlaneConfig:
                        lr=0.03, batch_size=10, epochs=1_000_000)
 
 
+_OVERLAYS: dict[str, object] = {}
+
+
+def overlay(run: PlaneSession):
+    """The run's points layer, drawn once per run (as the page keeps it)."""
+    if run.run_id not in _OVERLAYS:
+        d = run.data
+        _OVERLAYS[run.run_id] = fp.points_overlay(d.x_train, d.y_train, d.x_test, d.y_test, regression=run.regression)
+    return _OVERLAYS[run.run_id]
+
+
 def live_pictures(run: PlaneSession) -> int:
     """What the page builds per redraw while the run trains; returns the bytes it would send."""
     grid = run.grid(50)
     snap = run.snapshot()
-    data = run.data
     tiles = fp.diagram_tiles(grid.inputs, grid.neurons, grid.output, run.regression)
-    net = fp.data_uri(fp.network_png(tiles, grid.weights, selected=(len(grid.neurons) + 1, 0)))
-    plane = fp.data_uri(fp.plane_png(fp.output_rgb(grid.output, run.regression), data.x_train, data.y_train,
-                                     data.x_test, data.y_test, regression=run.regression))
-    neuron = fp.data_uri(fp.picture_png(fp.class_prob_rgb(grid.output[0], 0)))
-    loss = fp.loss_figure(snap.epochs, snap.train_loss, snap.test_loss, "en").to_json()
+    net = fp.data_uri(fp.network_jpeg(tiles, grid.weights, selected=(len(grid.neurons) + 1, 0)))
+    plane = fp.data_uri(fp.plane_jpeg(fp.output_rgb(grid.output, run.regression), overlay(run)))
+    neuron = fp.data_uri(fp.picture_jpeg(fp.class_prob_rgb(grid.output[0], 0)))
+    loss = fp.data_uri(fp.loss_jpeg(snap.epochs, snap.train_loss, snap.test_loss))
     return len(net) + len(plane) + len(neuron) + len(loss)
 
 
@@ -59,14 +69,15 @@ def paused_figures(run: PlaneSession) -> int:
     """What the page builds when the run is paused (the Plotly figures, as Streamlit serialises them)."""
     import plotly.io
 
-    grid = run.grid(50)
+    grid, snap = run.grid(50), run.snapshot()
     data = run.data
     tiles = fp.diagram_tiles(grid.inputs, grid.neurons, grid.output, run.regression)
     labels = [[str(i) for i in range(len(col))] for col in tiles]
     figs = [fp.network_figure(tiles, labels, grid.weights),
             fp.plane_figure(fp.png_uri(fp.output_rgb(grid.output, False)), data.x_train, data.y_train, data.x_test,
                             data.y_test, "en"),
-            fp.neuron_figure(fp.png_uri(fp.class_prob_rgb(grid.output[0], 0)), "", "en")]
+            fp.neuron_figure(fp.png_uri(fp.class_prob_rgb(grid.output[0], 0)), "", "en"),
+            fp.loss_figure(snap.epochs, snap.train_loss, snap.test_loss, "en")]
     return sum(len(plotly.io.to_json(f.to_dict(), validate=False)) for f in figs)
 
 
@@ -167,11 +178,15 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--hidden", default="8,8")
     args = parser.parse_args()
-    torch.set_num_threads(1)
+    configure_threads(1)  # as the server: one torch thread, a 1 ms GIL switch interval
     hidden = tuple(int(u) for u in args.hidden.split(","))
     print(f"network 2-{'-'.join(map(str, hidden))}-2, spiral, SGD batch 10, {LEARNERS} learners, torch threads 1")
 
-    # 1-2. the grid and the pictures, while three runs train at full speed
+    # 1-2. the grid and the pictures: first with nothing training, then while three runs train at full speed
+    idle = PlaneSession(config(hidden))
+    idle_ms = timed(lambda: live_pictures(idle), 30)
+    print(f"live redraw, nothing training: median {statistics.median(idle_ms):6.2f} ms "
+          f"(the machine's own speed; {1000 / statistics.median(idle_ms):.0f} redraws/s on one thread)")
     runs = [PlaneSession(config(hidden)) for _ in range(LEARNERS)]
     for r in runs:
         r.start()
@@ -185,7 +200,7 @@ def main() -> None:
         r.join(10)
     med = statistics.median
     print(f"grid(50) with every neuron:   median {med(grid_ms):6.2f} ms  (p90 {np.percentile(grid_ms, 90):.2f})")
-    print(f"live redraw (grid + PNGs):    median {med(live_ms):6.2f} ms  (p90 {np.percentile(live_ms, 90):.2f}), "
+    print(f"live redraw (grid + JPEGs):   median {med(live_ms):6.2f} ms  (p90 {np.percentile(live_ms, 90):.2f}), "
           f"{live_bytes / 1024:.0f} KiB sent")
     print(f"paused redraw (Plotly JSON):  median {med(paused_ms):6.2f} ms  (p90 {np.percentile(paused_ms, 90):.2f}), "
           f"{paused_bytes / 1024:.0f} KiB sent")

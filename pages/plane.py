@@ -29,7 +29,7 @@ with st.sidebar:
     st.number_input(t("plane.seed"), 0, 2**31 - 1, step=1, key=pl.WIDGETS["seed"], help=t("plane.seed_help"))
     st.subheader(t("plane.features"))
     st.pills(t("plane.features_pick"), list(FEATURES), key=pl.WIDGETS["features"], selection_mode="multi",
-             format_func=pl.feature_label, help=t("plane.features_help"))
+             format_func=pl.feature_latex, help=t("plane.features_help"))
     st.subheader(t("plane.network"))
     st.number_input(t("plane.layers"), 0, MAX_LAYERS, step=1, key=pl.LAYERS_KEY, help=t("plane.layers_help"))
     layers = int(st.session_state[pl.LAYERS_KEY])
@@ -110,12 +110,12 @@ def live(polling: bool) -> None:
         st.caption(" → ".join(pl.column_titles(run, grid)))
         with st.container(key="plane_network"):
             if polling:  # 10 pictures a second: one PNG (see dlplay/figures/plane.py, live pictures)
-                st.image(fp.data_uri(fp.network_png(tiles, grid.weights, selected=node)), width="stretch")
+                st.image(fp.data_uri(fp.network_jpeg(tiles, grid.weights, selected=node)))
             else:
                 st.plotly_chart(fp.network_figure(tiles, pl.node_labels(run, grid), grid.weights, selected=node,
                                                   column_titles=pl.column_titles(run, grid)),
                                 key="plane_network_fig", width="stretch", config={"displayModeBar": False})
-        st.caption(t("plane.network_help"))
+        st.caption(t("plane.network_help_live" if polling else "plane.network_help"))
         a, b = st.columns([1, 1.3])
         with a:
             st.selectbox(t("plane.neuron"), options, key=pl.NEURON_KEY,
@@ -123,7 +123,7 @@ def live(polling: bool) -> None:
         with b, st.container(key="plane_neuron_view"):
             if polling:
                 st.markdown(f"**{pl.neuron_title(run, grid, node)}**")
-                st.image(fp.data_uri(fp.picture_png(pl.neuron_rgb(run, grid, node))), width=240)
+                st.image(fp.data_uri(fp.picture_jpeg(pl.neuron_rgb(run, grid, node))), width=240)
             else:
                 st.plotly_chart(fp.neuron_figure(fp.png_uri(pl.neuron_rgb(run, grid, node)),
                                                  pl.neuron_title(run, grid, node), lang, height=260),
@@ -134,15 +134,18 @@ def live(polling: bool) -> None:
         with st.container(key="plane_output"):
             if polling:
                 st.markdown(f"**{t('plane.fig_plane_title')}**")
-                st.image(fp.data_uri(fp.plane_png(heat, data.x_train, data.y_train, data.x_test, data.y_test,
-                                                  regression=view.regression, show_test=show_test)), width="stretch")
+                st.image(fp.data_uri(fp.plane_jpeg(heat, pl.points_layer(run, show_test))), width="stretch")
             else:
                 st.plotly_chart(fp.plane_figure(fp.png_uri(heat), data.x_train, data.y_train, data.x_test, data.y_test,
                                                 lang, classes=view.classes, regression=view.regression,
                                                 show_test=show_test),
                                 key="plane_output_fig", width="stretch", config={"displayModeBar": False})
         st.caption(t("plane.output_help_regress" if view.regression else "plane.output_help"))
-        if snap is not None:
+        if snap is not None and polling:
+            st.markdown(f"**{t('plane.fig_loss_title')}**")
+            st.image(fp.data_uri(fp.loss_jpeg(snap.epochs, snap.train_loss, snap.test_loss)), width="stretch")
+            st.caption(t("plane.loss_live_help"))
+        elif snap is not None:
             st.plotly_chart(fp.loss_figure(snap.epochs, snap.train_loss, snap.test_loss, lang), key="plane_loss_fig",
                             width="stretch", config={"displayModeBar": False})
     if polling != pl.is_training(run):

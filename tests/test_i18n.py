@@ -708,6 +708,10 @@ def scenarios(lang: str, session, mnist) -> list[tuple[str, str, dict, object]]:
         ("generate-lab", "pages/generate.py", {}, None),
         ("generate-drawn", "pages/generate.py", {"gen_shape": "drawn"}, None),
         ("generate-digits", "pages/generate.py", {"gen_mode": "digits", "gen_conditional": True}, None),
+        ("plane", "pages/plane.py", {}, None),
+        ("plane-spiral3", "pages/plane.py", {"plane_dataset": "spiral3", "plane_reg": "l2"}, None),
+        ("plane-regression", "pages/plane.py", {"plane_dataset": "reg_gauss"}, None),
+        ("plane-drawn", "pages/plane.py", {"plane_dataset": "drawn", "plane_points": [(1.0, 1.0, 0)]}, None),
     ]
     for tab in ("tab_results", "tab_mistakes", "tab_calibration", "tab_keep"):
         out.append((f"evaluate-{tab}", "pages/evaluate.py",

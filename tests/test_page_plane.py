@@ -65,18 +65,18 @@ def test_step_play_pause_and_the_learning_rate():
     run = run_of(at)
     click(at, "plane_step")
     assert not at.exception, [e.value for e in at.exception]
-    wait_for(lambda: run.snapshot().progress.global_step >= 1, 10)
+    assert wait_for(lambda: run.snapshot().progress.global_step >= 1, 10)
     at.run()
     assert run_of(at) is run
     assert metric(at, "plane.m_epoch") == "1"
     assert metric(at, "plane.m_test_acc").endswith("%")
     click(at, "plane_play")
-    wait_for(lambda: run.snapshot().progress.global_step >= 5, 30)
+    assert wait_for(lambda: run.snapshot().progress.global_step >= 5, 30)
     at.select_slider(key="plane_lr").set_value(0.1).run()  # the learning rate: the same network, from its next epoch
     assert run_of(at) is run
-    wait_for(lambda: abs(run.lr - 0.1) < 1e-12, 10)
+    assert wait_for(lambda: abs(run.lr - 0.1) < 1e-12, 10)
     click(at, "plane_pause")
-    wait_for(lambda: run.status == "paused", 10)
+    assert wait_for(lambda: run.status == "paused", 10)
     at.selectbox(key="plane_activation").set_value("relu").run()  # any other setting: a fresh network
     fresh = run_of(at)
     assert fresh is not run and fresh.status == "ready" and fresh.config.activation == "relu"

@@ -9,6 +9,7 @@ from orange (negative) through white (zero) to blue (positive), the network diag
 from __future__ import annotations
 
 import base64
+import io
 import struct
 import zlib
 from collections.abc import Sequence
@@ -21,7 +22,7 @@ from PIL import Image, ImageDraw
 
 from ..i18n import translate
 from ..metrics import downsample
-from .style import BLUE, CATEGORY10, GREY, ORANGE, OUTLINE, TEXT_MUTED, WEIGHT_ORANGE, axis, base_layout
+from .style import BLUE, CATEGORY10, GRID, ORANGE, OUTLINE, TEXT_MUTED, WEIGHT_ORANGE, axis, base_layout
 
 POSITIVE, NEGATIVE = BLUE, WEIGHT_ORANGE  # blue > 0, orange < 0 (like TF Playground and the diagram)
 TEST_OUTLINE = OUTLINE  # test points: outlined in black; training points: in white
@@ -32,8 +33,8 @@ def _rgb(hex_colour: str) -> np.ndarray:
     return np.array([int(hex_colour[i:i + 2], 16) for i in (1, 3, 5)], dtype=np.float32)
 
 
-def _diverging_lut(n: int = 256) -> np.ndarray:
-    """[n, 3] uint8: orange at -1, white at 0, blue at +1."""
+def _diverging_lut(n: int = 257) -> np.ndarray:
+    """[n, 3] uint8: orange at -1, white at 0 (the middle entry, n odd), blue at +1."""
     t = np.linspace(-1, 1, n, dtype=np.float32)[:, None]
     white = np.full(3, 255, np.float32)
     ends = np.where(t < 0, _rgb(NEGATIVE), _rgb(POSITIVE))
@@ -50,18 +51,20 @@ def class_colour(k: int) -> str:
 
 def diverging_rgb(values: np.ndarray, vmax: float = 1.0) -> np.ndarray:
     """Values [R, R] -> colours [R, R, 3] uint8 (clipped at ±vmax)."""
-    idx = np.clip((np.nan_to_num(values) / vmax + 1) * 0.5 * (len(LUT) - 1), 0, len(LUT) - 1).astype(np.intp)
+    idx = np.clip((np.asarray(values, np.float32) / vmax + 1) * (0.5 * (len(LUT) - 1)), 0, len(LUT) - 1)
+    idx = np.where(np.isnan(idx), (len(LUT) - 1) // 2, idx).astype(np.intp)  # NaN: white
     return LUT[idx]
 
 
 def class_map_rgb(probs: np.ndarray) -> np.ndarray:
     """Class probabilities [K, R, R] -> colours [R, R, 3]: the classes' colours mixed by probability, paler
     where the network is unsure (white where all classes are equally likely)."""
-    k = probs.shape[0]
-    mix = np.tensordot(probs.transpose(1, 2, 0), CLASS_RGB[np.arange(k) % len(CLASS_RGB)], axes=1)
-    confidence = np.clip((probs.max(0) - 1 / k) / (1 - 1 / k), 0, 1)[..., None]
-    strength = 0.15 + 0.6 * confidence
-    return np.round(255 + (mix - 255) * strength).astype(np.uint8)
+    k, rows, cols = probs.shape
+    p = np.asarray(probs, np.float32).reshape(k, -1)
+    mix = CLASS_RGB[np.arange(k) % len(CLASS_RGB)].T @ p  # [3, n]
+    confidence = np.clip((p.max(0) - 1 / k) / (1 - 1 / k), 0, 1)
+    rgb = 255 + (mix - 255) * (0.15 + 0.6 * confidence)
+    return np.round(rgb.T).astype(np.uint8).reshape(rows, cols, 3)
 
 
 def class_prob_rgb(prob: np.ndarray, k: int) -> np.ndarray:
@@ -351,9 +354,13 @@ def loss_figure(epochs: np.ndarray, train_loss: np.ndarray, test_loss: np.ndarra
 
 # ---------------------------------------------------------------- live pictures (while a run trains)
 # Plotly redraws a figure whose layout images change by removing and re-adding them, so at 10 redraws a
-# second the pictures flicker and are mostly blank. While a run trains, the page shows these two plain
-# PNGs instead (an <img> keeps its picture until the next one is decoded); the Plotly figures above,
-# with hover and the weights' values, come back when it pauses or ends.
+# second the pictures flicker and are mostly blank. While a run trains, the page shows these plain
+# pictures instead (an <img> keeps its picture until the next one is decoded); the Plotly figures above,
+# with hover and the weights' values, come back when it pauses or ends. They are JPEGs: libjpeg encodes
+# a 300-pixel picture in about a millisecond, several times faster than zlib (bench/plane_refresh.py).
+LIVE_QUALITY = 88
+
+
 def _hex(colour: str) -> tuple[int, int, int]:
     """``#rgb`` or ``#rrggbb`` -> (r, g, b)."""
     digits = colour.lstrip("#")
@@ -362,15 +369,22 @@ def _hex(colour: str) -> tuple[int, int, int]:
     return int(digits[0:2], 16), int(digits[2:4], 16), int(digits[4:6], 16)
 
 
-def plane_png(heat_rgb: np.ndarray, x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarray,
-              y_test: np.ndarray, *, regression: bool = False, show_test: bool = True, size: int = 360,
-              extent: float = EXTENT) -> bytes:
-    """The output over the plane (``heat_rgb`` [R, R, 3], row 0 at the bottom) smoothed to ``size`` pixels, with
-    the training points (white rim) and test points (black rim) drawn on it: one PNG."""
-    image = Image.fromarray(np.ascontiguousarray(heat_rgb[::-1])).resize((size, size), Image.BILINEAR)
-    draw = ImageDraw.Draw(image)
+def jpeg_bytes(image: Image.Image) -> bytes:
+    buf = io.BytesIO()
+    image.save(buf, format="JPEG", quality=LIVE_QUALITY)
+    return buf.getvalue()
+
+
+def points_overlay(x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarray, y_test: np.ndarray, *,
+                   regression: bool = False, show_test: bool = True, size: int = 320,
+                   extent: float = EXTENT) -> Image.Image:
+    """The points as an RGBA layer of ``size`` pixels (transparent elsewhere): drawn once per run and laid
+    over each new picture of the output."""
+    layer = Image.new("RGBA", (size, size), (0, 0, 0, 0))
+    draw = ImageDraw.Draw(layer)
     scale = size / (2 * extent)
     lut = [tuple(int(v) for v in row) for row in LUT]
+    classes = [_hex(c) for c in CATEGORY10]
     sets = [(x_train, y_train, (255, 255, 255))] + ([(x_test, y_test, _hex(TEST_OUTLINE))] if show_test else [])
     for xy, labels, rim in sets:
         xy = np.asarray(xy, np.float64).reshape(-1, 2)
@@ -380,54 +394,95 @@ def plane_png(heat_rgb: np.ndarray, x_train: np.ndarray, y_train: np.ndarray, x_
             if regression:
                 fill = lut[int(np.clip((label + 1) / 2 * (len(lut) - 1), 0, len(lut) - 1))]
             else:
-                fill = _hex(class_colour(int(label)))
-            draw.ellipse((x - 3.5, y - 3.5, x + 3.5, y + 3.5), fill=fill, outline=rim, width=1)
-    return png_bytes(np.asarray(image))
+                fill = classes[int(label) % len(classes)]
+            draw.ellipse((x - 3.5, y - 3.5, x + 3.5, y + 3.5), fill=(*fill, 255), outline=(*rim, 255), width=1)
+    return layer
 
 
-def network_png(tiles: Sequence[Sequence[np.ndarray]], weights: Sequence[np.ndarray], *, unit: int = 48,
-                selected: tuple[int, int] | None = None) -> bytes:
-    """The network diagram of :func:`network_figure` as one PNG: a column per layer, each node its picture,
-    a line per weight (width |w|, colour its sign)."""
+def plane_jpeg(heat_rgb: np.ndarray, overlay: Image.Image) -> bytes:
+    """The output over the plane (``heat_rgb`` [R, R, 3], row 0 at the bottom) smoothed to the overlay's size,
+    with the points (:func:`points_overlay`) on it."""
+    image = Image.fromarray(np.ascontiguousarray(heat_rgb[::-1])).resize(overlay.size, Image.Resampling.BILINEAR).convert("RGBA")
+    return jpeg_bytes(Image.alpha_composite(image, overlay).convert("RGB"))
+
+
+LIVE_UNIT_PX = 56  # the live diagram's pixels per unit: shown at its own size, not stretched
+
+
+def network_jpeg(tiles: Sequence[Sequence[np.ndarray]], weights: Sequence[np.ndarray], *,
+                 selected: tuple[int, int] | None = None, unit: int = LIVE_UNIT_PX) -> bytes:
+    """The network diagram of :func:`network_figure` as one picture: a column per layer, each node its
+    picture, a line per weight (width |w|, half the Plotly figure's widths, colour its sign)."""
     widths = [len(col) for col in tiles]
     pos = node_positions(widths)
     top = max(widths) / 2
-    w_px, h_px = len(widths) * unit * 1.45, (2 * top) * unit
-    image = Image.new("RGB", (int(w_px), int(h_px)), (255, 255, 255))
+    xstep = unit * 1.6
+    image = Image.new("RGB", (int(len(widths) * xstep), int(2 * top * unit)), (255, 255, 255))
     draw = ImageDraw.Draw(image)
-    xstep = unit * 1.45
-    to_px = lambda x, y: ((x + 0.5) * xstep, (top - y) * unit)  # noqa: E731
     tile_px = int(round(TILE * unit))
     half = tile_px / 2
-    neg, posc = _hex(NEGATIVE), _hex(POSITIVE)
+    colours = {True: _hex(POSITIVE), False: _hex(NEGATIVE)}
+
+    def to_px(x: float, y: float) -> tuple[float, float]:
+        return (x + 0.5) * xstep, (top - y) * unit
+
     for c, w in enumerate(weights):
         w = np.asarray(w, np.float64)
-        bins = np.digitize(np.abs(w), WIDTH_BINS)
+        line_widths = np.maximum(1, np.round(0.5 * np.asarray(LINE_WIDTHS)[np.digitize(np.abs(w), WIDTH_BINS)]))
+        line_widths = line_widths.astype(int)
         for j in range(w.shape[0]):
             x1, y1 = to_px(*pos[c + 1][j])
             for i in range(w.shape[1]):
                 x0, y0 = to_px(*pos[c][i])
-                draw.line((x0 + half, y0, x1 - half, y1), fill=posc if w[j, i] >= 0 else neg,
-                          width=max(1, int(round(LINE_WIDTHS[bins[j, i]]))))
+                draw.line((x0 + half, y0, x1 - half, y1), fill=colours[bool(w[j, i] >= 0)], width=int(line_widths[j, i]))
     for c, col in enumerate(tiles):
         for i, tile in enumerate(col):
             x, y = to_px(*pos[c][i])
             left, upper = int(round(x - half)), int(round(y - half))
-            picture = Image.fromarray(np.ascontiguousarray(tile[::-1])).resize((tile_px, tile_px), Image.BILINEAR)
+            picture = Image.fromarray(np.ascontiguousarray(tile[::-1]))
+            if picture.size != (tile_px, tile_px):
+                picture = picture.resize((tile_px, tile_px), Image.Resampling.BILINEAR)
             frame = 3 if selected == (c, i) else 1
             draw.rectangle((left - frame, upper - frame, left + tile_px + frame - 1, upper + tile_px + frame - 1),
                            fill=_hex(OUTLINE) if frame > 1 else (160, 160, 160))
             image.paste(picture, (left, upper))
-    return png_bytes(np.asarray(image))
+    return jpeg_bytes(image)
 
 
-def picture_png(rgb: np.ndarray, size: int = 240) -> bytes:
-    """One picture over the plane ([R, R, 3], row 0 at the bottom) smoothed to ``size`` pixels, as a PNG."""
-    image = Image.fromarray(np.ascontiguousarray(rgb[::-1])).resize((size, size), Image.BILINEAR)
-    return png_bytes(np.asarray(image))
+def picture_jpeg(rgb: np.ndarray, size: int = 240) -> bytes:
+    """One picture over the plane ([R, R, 3], row 0 at the bottom) smoothed to ``size`` pixels."""
+    return jpeg_bytes(Image.fromarray(np.ascontiguousarray(rgb[::-1])).resize((size, size), Image.Resampling.BILINEAR))
 
 
-def data_uri(png: bytes) -> str:
-    """PNG bytes as a data URI: the page shows it as it is (no media file to fetch, which a redraw ten
+def data_uri(picture: bytes, mime: str = "image/jpeg") -> str:
+    """A picture as a data URI: the page shows it as it is (no media file to fetch, which a redraw ten
     times a second may already have replaced by the time the browser asks for it)."""
-    return "data:image/png;base64," + base64.b64encode(png).decode("ascii")
+    return f"data:{mime};base64," + base64.b64encode(picture).decode("ascii")
+
+
+def loss_jpeg(epochs: np.ndarray, train_loss: np.ndarray, test_loss: np.ndarray, *, width: int = 460,
+              height: int = 190) -> bytes:
+    """The loss curves of :func:`loss_figure` as a plain picture (training blue, test orange; the numbers on
+    the axes are the largest loss and the last epoch), for the live view."""
+    image = Image.new("RGB", (width, height), (255, 255, 255))
+    draw = ImageDraw.Draw(image)
+    left, right, top, bottom = 44, width - 10, 10, height - 22
+    grid = _hex(GRID)
+    for k in range(5):
+        y = top + (bottom - top) * k / 4
+        draw.line((left, y, right, y), fill=grid, width=1)
+    x = np.asarray(epochs, np.float64)
+    values = [np.asarray(v, np.float64) for v in (train_loss, test_loss)]
+    finite = np.concatenate([v[np.isfinite(v)] for v in values]) if len(x) else np.zeros(0)
+    high = float(finite.max()) if len(finite) else 1.0
+    high = high if high > 0 else 1.0
+    draw.text((4, top - 4), f"{high:.3g}", fill=_hex(TEXT_MUTED))
+    draw.text((4, bottom - 8), "0", fill=_hex(TEXT_MUTED))
+    if len(x) >= 2:
+        draw.text((right - 40, bottom + 6), f"{int(x[-1]):,}", fill=_hex(TEXT_MUTED))
+        for v, colour in zip(values, (BLUE, ORANGE)):
+            xs, ys = downsample(x, np.nan_to_num(v, nan=high, posinf=high), 400)
+            px = left + (xs - xs[0]) / max(xs[-1] - xs[0], 1) * (right - left)
+            py = bottom - np.clip(ys / high, 0, 1) * (bottom - top)
+            draw.line(list(zip(px.tolist(), py.tolist())), fill=_hex(colour), width=2)
+    return jpeg_bytes(image)

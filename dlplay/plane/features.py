@@ -20,17 +20,18 @@ class Feature:
 
     name: str
     label: str  # as drawn on the network diagram
+    latex: str  # as written on the page (LaTeX: maths, not words of a language)
     fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
 
 _ENTRIES = (
-    Feature("x1", "x₁", lambda a, b: a),
-    Feature("x2", "x₂", lambda a, b: b),
-    Feature("x1sq", "x₁²", lambda a, b: a * a),
-    Feature("x2sq", "x₂²", lambda a, b: b * b),
-    Feature("x1x2", "x₁x₂", lambda a, b: a * b),
-    Feature("sin1", "sin x₁", lambda a, b: torch.sin(a)),
-    Feature("sin2", "sin x₂", lambda a, b: torch.sin(b)),
+    Feature("x1", "x₁", "x_1", lambda a, b: a),
+    Feature("x2", "x₂", "x_2", lambda a, b: b),
+    Feature("x1sq", "x₁²", "x_1^2", lambda a, b: a * a),
+    Feature("x2sq", "x₂²", "x_2^2", lambda a, b: b * b),
+    Feature("x1x2", "x₁x₂", "x_1 x_2", lambda a, b: a * b),
+    Feature("sin1", "sin x₁", r"\sin x_1", lambda a, b: torch.sin(a)),
+    Feature("sin2", "sin x₂", r"\sin x_2", lambda a, b: torch.sin(b)),
 )
 FEATURES: dict[str, Feature] = {f.name: f for f in _ENTRIES}
 DEFAULT_FEATURES = ("x1", "x2")

@@ -20,7 +20,7 @@ from dlplay.errors import UserError
 from dlplay.figures import plane as fp
 from dlplay.plane import datasets as ds
 from dlplay.plane.features import FEATURES
-from dlplay.plane.session import GRID, MAX_LAYERS, MAX_NEURONS, PlaneConfig, PlaneGrid, PlaneSession, PlaneSnapshot
+from dlplay.plane.session import GRID, MAX_LAYERS, PlaneConfig, PlaneGrid, PlaneSession, PlaneSnapshot
 from dlplay.server.admin import heartbeat_timeout
 from dlplay.status import FINISHED, MOVING, Status
 from dlplay.ui import server
@@ -289,6 +289,11 @@ def feature_label(name: str) -> str:
     return FEATURES[name].label
 
 
+def feature_latex(name: str) -> str:
+    """A feature as the page writes it (inline LaTeX)."""
+    return f"${FEATURES[name].latex}$"
+
+
 def node_labels(run: PlaneSession, grid: PlaneGrid) -> list[list[str]]:
     """Hover text of every node of the diagram."""
     cols = [[t("plane.node_feature", name=feature_label(f)) for f in run.features]]
@@ -336,6 +341,21 @@ def neuron_rgb(run: PlaneSession, grid: PlaneGrid, node: tuple[int, int]) -> np.
     if run.regression:
         return fp.diverging_rgb(grid.output[0])
     return fp.class_prob_rgb(grid.output[i], i)
+
+
+OVERLAY_KEY = "plane_points_layer"
+
+
+def points_layer(run: PlaneSession, show_test: bool) -> Any:
+    """The run's points as a picture layer, drawn once per run (and choice of showing the test points)."""
+    key = (run.run_id, show_test)
+    cached = st.session_state.get(OVERLAY_KEY)
+    if cached is None or cached[0] != key:
+        data = run.data
+        cached = (key, fp.points_overlay(data.x_train, data.y_train, data.x_test, data.y_test,
+                                         regression=run.regression, show_test=show_test))
+        st.session_state[OVERLAY_KEY] = cached
+    return cached[1]
 
 
 def chosen_neuron(options: list[tuple[int, int]]) -> tuple[int, int]:
