@@ -409,7 +409,7 @@ def _new_lab_run() -> Any:
     shape = st.session_state.get(SHAPE_KEY) or DEFAULT_SHAPE
     points = _drawn_or_none(shape)
     config = gan2d.LAB_CONFIG.with_changes(total_steps=chosen_lab_steps())
-    run = gan2d.lab_session(shape, points, config, slot_pool=server.slot_pool(), heartbeat_timeout=heartbeat_timeout())
+    run = gan2d.lab_session(shape, points, config, slot_pool=server.local_slot_pool(), heartbeat_timeout=heartbeat_timeout())
     _check_limits(run)
     run.set_pace(chosen_pace(LAB_PACE_KEY))
     _make_current(LAB_RUN, _register(run))
@@ -541,7 +541,7 @@ def _new_digits_run(preset: str | None = None, spec: gm.GanSpec | None = None) -
     film = gi.Filmstrip(spec, every=FILM_EVERY)
     # the recipe bench/gan_mnist.py measured (dlplay.gan_mnist.session_config), on the run machinery
     run = gm.mnist_session(spec, base.config, dataset, total_steps=DIGITS_STEPS, device=str(dataset.train_images.device),
-                           callbacks=[film], slot_pool=server.slot_pool(), heartbeat_timeout=heartbeat_timeout())
+                           callbacks=[film], slot_pool=server.local_slot_pool(), heartbeat_timeout=heartbeat_timeout())
     run.title = f"GAN {spec.arch}{' (conditional)' if spec.conditional else ''}"
     _check_limits(run)
     run.set_pace(chosen_pace(DIGITS_PACE_KEY))

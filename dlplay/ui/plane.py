@@ -104,7 +104,7 @@ def _make_current(run: PlaneSession | None) -> None:
 
 
 def _new_run(config: PlaneConfig) -> PlaneSession:
-    run = PlaneSession(config, slot_pool=server.slot_pool(), heartbeat_timeout=heartbeat_timeout())
+    run = PlaneSession(config, slot_pool=server.local_slot_pool(), heartbeat_timeout=heartbeat_timeout())
     run.set_pace(chosen_pace())
     server.registry().add_run(server.browser_session(), run)
     _make_current(run)

@@ -183,7 +183,7 @@ def _create_run(spec: ModelSpec, config: TrainConfig, probe_steps: int | None = 
     pins = pinned()
     callbacks = [RunRecorder(run_history()), Probe(every=probe_steps or probe_every()), SnapshotKeeper(),
                  Pins(*pins) if pins is not None else Pins()]
-    session = TrainingSession(spec, config, dataset, device, slot_pool=server.slot_pool(), callbacks=callbacks,
+    session = TrainingSession(spec, config, dataset, device, slot_pool=server.local_slot_pool(), callbacks=callbacks,
                                heartbeat_timeout=heartbeat_timeout(), start_from=start_from)
     if checkpoint is not None:
         load_into_session(session, checkpoint)
