@@ -26,7 +26,7 @@ if expected is None:
 
 def _sign_in() -> None:
     given = st.session_state.get(TOKEN_INPUT) or ""
-    ok = token_matches(given, expected)
+    ok = expected is not None and token_matches(given, expected)  # None: the page stopped above
     st.session_state[AUTH] = ok
     st.session_state[WRONG] = not ok
     st.session_state[TOKEN_INPUT] = ""  # the token does not stay in the session
@@ -91,11 +91,11 @@ def overview() -> None:
     m[3].metric(t("admin.m_limit"), state.limit)
     m[4].metric(t("admin.m_threads"), len(training_threads()))
     m[5].metric(t("admin.m_total_speed"), f"{sum(r.samples_per_s for r in rows):,.0f}")
-    m = st.columns(4)
-    m[0].metric(t("admin.m_runs_alive"), len(rows))
-    m[1].metric(t("admin.m_rss"), _mb(memory.process_rss))
-    m[2].metric(t("admin.m_available"), _mb(memory.system_available))
-    m[3].metric(t("admin.m_device"), _mb(memory.device_allocated))
+    m2 = st.columns(4)
+    m2[0].metric(t("admin.m_runs_alive"), len(rows))
+    m2[1].metric(t("admin.m_rss"), _mb(memory.process_rss))
+    m2[2].metric(t("admin.m_available"), _mb(memory.system_available))
+    m2[3].metric(t("admin.m_device"), _mb(memory.device_allocated))
 
     show_workers()  # with the Ray backend: its worker actors
     st.subheader(t("admin.runs"))
@@ -130,7 +130,7 @@ def overview() -> None:
         st.info(t("admin.no_sessions"))
     else:
         now = time.time()
-        runs_per = {}
+        runs_per: dict[str, int] = {}
         for r in rows:
             runs_per[r.browser_id] = runs_per.get(r.browser_id, 0) + 1
         st.dataframe([{

@@ -28,7 +28,8 @@ dr.model_panel(session, trained, active)
 def drawing_area() -> None:
     session = current_session()
     if trained and active:
-        session.heartbeat()
+        if session is not None:
+            session.heartbeat()
         if not is_active(session):
             st.rerun()  # the run ended: stop polling, refresh the model panel
     sources = {k: t(f"draw.source_{k}") for k in ("draw", "upload")}
@@ -51,7 +52,7 @@ def drawing_area() -> None:
         dr.show_guess(prediction, info, drawn, trained, lang)
         if prediction is not None and prediction.is_finite:
             with st.container(key="draw_probs_box"):
-                st.plotly_chart(probability_figure(prediction.probabilities, labels, lang), key="draw_probs",
+                st.plotly_chart(probability_figure(prediction.probabilities.tolist(), labels, lang), key="draw_probs",
                                 config={"displayModeBar": False})
             dr.confidence_note()  # what "sure" means, and where its trust is measured
     if prediction is not None and prediction.is_finite:

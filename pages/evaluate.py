@@ -9,6 +9,7 @@ import streamlit as st
 
 from dlplay.evaluation import mistake_indices
 from dlplay.figures.evaluation import class_metrics_figure, reliability_figure
+from dlplay.handle import RunHandle
 from dlplay.ui import evaluate as ev
 from dlplay.ui import export as ex
 from dlplay.ui import fixdata as fx
@@ -29,7 +30,7 @@ st.title(t("eval.title"))
 session = current_session()
 
 
-def results_tab(report, labels) -> None:
+def results_tab(session: RunHandle, report, labels) -> None:
     split = fx.split_picker(session)  # test, validation or training images (fix the data: dlplay/ui/fixdata.py)
     report, indices = fx.report_for(session, split)
     st.caption(t(f"fixdata.measured_{split}", n=len(report.preds.labels)))  # every number below names its images
@@ -132,7 +133,7 @@ tab_names = [t("eval.tab_results"), t("eval.tab_mistakes"), t("eval.tab_calibrat
 tabs = st.tabs(tab_names, key="eval_tabs", on_change="rerun")  # tracked: hidden tabs do no work
 if tabs[0].open is not False:
     with tabs[0]:
-        results_tab(report, labels)
+        results_tab(session, report, labels)
 if tabs[1].open is not False:
     with tabs[1]:
         mistakes_tab(session, report, labels)

@@ -106,14 +106,15 @@ def lab_live(polling: bool) -> None:
         st.markdown(f"**{t('generate.minmax_title')}**")
         st.latex(gen.minmax_latex(view.minimax))
         st.caption(t("generate.minmax_help"))
-        st.plotly_chart(fg.divergence_figure(view.div_steps, view.divergence, lang, view.divergence_name),
+        st.plotly_chart(fg.divergence_figure(view.div_steps.tolist(), view.divergence.tolist(), lang,
+                                             view.divergence_name),
                         key="gen_div_fig", width="stretch", config={"displayModeBar": False})
         st.caption(t("generate.divergence_help", name=view.divergence_name))
     c1, c2 = st.columns(2)
-    c1.plotly_chart(fg.d_outputs_figure(view.steps, view.d_real, view.d_fake, lang), key="gen_lab_dout_fig",
-                    width="stretch")
-    c2.plotly_chart(fg.loss_curves_figure(view.steps, view.d_loss, view.g_loss, lang), key="gen_lab_loss_fig",
-                    width="stretch")
+    c1.plotly_chart(fg.d_outputs_figure(view.steps.tolist(), view.d_real.tolist(), view.d_fake.tolist(), lang),
+                    key="gen_lab_dout_fig", width="stretch")
+    c2.plotly_chart(fg.loss_curves_figure(view.steps.tolist(), view.d_loss.tolist(), view.g_loss.tolist(), lang),
+                    key="gen_lab_loss_fig", width="stretch")
     if polling != gen.is_training(run):
         st.rerun()  # started, paused, resumed or ended: a full rerun starts or stops the polling
 
@@ -171,10 +172,10 @@ def digits_live(polling: bool) -> None:
     m[2].metric(t("generate.m_d_real"), gen.number(view.last("d_real")))
     m[3].metric(t("generate.m_d_fake"), gen.number(view.last("d_fake")))
     c1, c2 = st.columns(2)
-    c1.plotly_chart(fg.loss_curves_figure(view.steps, view.d_loss, view.g_loss, lang), key="gen_loss_fig",
-                    width="stretch")
-    c2.plotly_chart(fg.d_outputs_figure(view.steps, view.d_real, view.d_fake, lang), key="gen_dout_fig",
-                    width="stretch")
+    c1.plotly_chart(fg.loss_curves_figure(view.steps.tolist(), view.d_loss.tolist(), view.g_loss.tolist(), lang),
+                    key="gen_loss_fig", width="stretch")
+    c2.plotly_chart(fg.d_outputs_figure(view.steps.tolist(), view.d_real.tolist(), view.d_fake.tolist(), lang),
+                    key="gen_dout_fig", width="stretch")
     st.subheader(t("generate.filmstrip"))
     count = len(view.frames)
     if count == 0:

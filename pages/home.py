@@ -40,12 +40,12 @@ with right:
     # (the Train page's box names the folder when training needs the files)
     for name, ds in DATASETS.items():
         check = check_dataset(name)  # validated as training reads it (cached per file mtime and size)
-        if check.usable:
-            st.success(t("home.dataset_found", name=ds.title))
-        elif check.found:
-            st.error(t("home.dataset_broken", name=ds.title, reason=error_text(without_folders(check.problem))))
-        else:
+        if not check.found:
             st.warning(t("home.dataset_missing", name=ds.title))
+        elif check.problem is None:  # found and it loads: check.usable
+            st.success(t("home.dataset_found", name=ds.title))
+        else:
+            st.error(t("home.dataset_broken", name=ds.title, reason=error_text(without_folders(check.problem))))
 
 st.subheader(t("home.pages"))
 for path, url, key, icon in available_pages():

@@ -89,8 +89,8 @@ def inside_view() -> None:
         with c_img:
             ins.plot(fi.image_figure(tr.image, t("inside.fig_input"), lang), "inside_fig_input")
         with c_probs:
-            ins.plot(fi.probs_figure(tr.probs, [class_name(i) for i in classes], lang, highlight=tr.prediction),
-                     "inside_fig_probs")
+            ins.plot(fi.probs_figure(tr.probs.tolist(), [class_name(i) for i in classes], lang,
+                                     highlight=tr.prediction), "inside_fig_probs")
         with c_num:
             st.metric(t("inside.prediction"), class_name(tr.prediction),
                       t("inside.confidence", p=f"{tr.probs[tr.prediction]:.1%}"), delta_color="off", delta_arrow="off")

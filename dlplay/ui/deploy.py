@@ -205,7 +205,7 @@ def send_section(session: RunHandle, lang: str) -> None:
     sources = {"drawing": t("deploy.source_drawing"), "test": t("deploy.source_test")}
     c1, c2, c3 = st.columns([2, 1, 1], vertical_alignment="bottom")
     source = c1.segmented_control(t("deploy.source"), list(sources), default="drawing", key="deploy_source",
-                                  format_func=sources.get)
+                                  format_func=sources.__getitem__)
     n_test = len(session.test_split()[1])
     if source == "test":
         c2.number_input(t("deploy.test_index"), 0, n_test - 1, 0, key="deploy_test_index")

@@ -5,6 +5,7 @@ import hashlib
 import html
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import TypeGuard
 
 import numpy as np
 import streamlit as st
@@ -49,7 +50,7 @@ CSS = """
 
 
 # ---------------------------------------------------------------- the model
-def is_trained(session: RunHandle | None) -> bool:
+def is_trained(session: RunHandle | None) -> TypeGuard[RunHandle]:
     """True when the session's network has finished at least one epoch, or is a finished model (one
     loaded from a checkpoint on Evaluate has trained, though not in this session)."""
     return session is not None and (session.snapshot().progress.epoch >= 1 or session.status == "done")
@@ -123,7 +124,7 @@ def model_panel(session: RunHandle | None, trained: bool, active: bool) -> None:
     if problem:
         st.error(problem)
     show_data_problem("draw")
-    if trained:
+    if trained and session is not None:  # trained: is_trained(session) on the page
         records = session.snapshot().epochs
         acc = f"{records[-1].test_acc * 100:.1f}%" if records else "–"
         text = t("draw.model_info", model=model_text(session), epochs=len(records), acc=acc)
@@ -149,7 +150,7 @@ def _first_epoch_progress() -> None:
     @st.fragment(run_every=0.5)
     def progress() -> None:
         session = current_session()
-        if not is_active(session) or is_trained(session):
+        if session is None or not is_active(session) or is_trained(session):
             st.rerun()  # trained (or stopped): redraw the whole page once
         session.heartbeat()
         p = session.snapshot().progress

@@ -111,12 +111,12 @@ def pca_view(session: RunHandle, layer: str, n: int, lang: str) -> None:
         cached = st.session_state.get(PCA_KEY)
         if cached is None or cached[0] != key:
             model = session.model_copy()
-            images, labels = session.test_split()
+            images, test_labels = session.test_split()
             x = activations(model, images[:n], info.mean, info.std, layer)
             previous = cached[1] if cached is not None and cached[0][2:] == key[2:] else None
             pca = pca_2d(x, previous)
             drawing, guess = _drawing_point(session, model, layer, lambda a: pca.project(a)[0], lang)
-            cached = (key, pca, labels[:n].numpy(), drawing, guess)
+            cached = (key, pca, test_labels[:n].numpy(), drawing, guess)
             st.session_state[PCA_KEY] = cached
         _, pca, labels, drawing, guess = cached
         if live:

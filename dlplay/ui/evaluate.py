@@ -2,6 +2,8 @@
 callbacks, and the Keep tab (download, export, upload a checkpoint, share)."""
 from __future__ import annotations
 
+from typing import TypeGuard
+
 import numpy as np
 import pandas as pd
 import streamlit as st
@@ -43,7 +45,7 @@ GO_INSIDE = "eval_go_inside"  # set by an Inspect button's callback: the page sw
 INSIDE_PAGE = "pages/inside.py"
 
 
-def has_weights(session: RunHandle | None) -> bool:
+def has_weights(session: RunHandle | None) -> TypeGuard[RunHandle]:
     """A run that has taken a step (or was loaded finished from a checkpoint)."""
     return session is not None and (session.snapshot().progress.global_step > 0 or session.status == "done")
 
@@ -131,7 +133,7 @@ def use_checkpoint(ckpt: Checkpoint) -> None:
 
 # ------------------------------------------------------------------ the Keep tab
 def keep_tab(session: RunHandle | None, usable: bool) -> None:
-    if usable:
+    if usable and session is not None:  # usable: the page checked has_weights(session)
         download_section(session)
     upload_section()
     st.subheader(t("eval.keep_share"))
@@ -229,6 +231,7 @@ def upload_section() -> None:
         if error is not None:
             st.error(error, icon=":material/block:")
             return
+        assert ckpt is not None  # read_upload gives a checkpoint or the reason it is not one
         cfg = ckpt.config
         st.success(t("eval.upload_ok", arch=architecture_label(ckpt.spec), optimizer=t(f"runs.optimizer_{cfg.optimizer}"),
                      lr=cfg.lr, epochs=len(ckpt.run.epochs) if ckpt.run else cfg.epochs), icon=":material/verified:")

@@ -98,7 +98,7 @@ def confusion_chart(report: EvalReport, labels: list[str], split: str, normalize
     # selection may not be assigned (StreamlitValueAssignmentNotAllowedError); CELL keeps the choice
     with st.container(key=f"eval_cm_{split}"):
         event = st.plotly_chart(fig, on_select="rerun", selection_mode="points")
-    points = (event or {}).get("selection", {}).get("points", []) if event else []
+    points = event.get("selection", {}).get("points", []) if event else []
     clicked = next((p for p in points if "point_index" in p), None)
     seen = st.session_state.get("fx_seen_click")
     if clicked is not None:

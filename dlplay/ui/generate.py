@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any, Callable, Final, Literal
 
 import numpy as np
 import streamlit as st
@@ -63,8 +63,9 @@ TOOL_TABS = ("interp", "grade", "memo", "draw", "save")
 
 
 # ---------------------------------------------------------------- the runs of this browser session
-PERSIST = "session"  # the page's choices survive a visit to another page (Streamlit forgets a widget's value
+# The page's choices survive a visit to another page (Streamlit forgets a widget's value
 # when a script run does not draw it: back on Generate the mode was the 2-D lab again, hiding a digits GAN)
+PERSIST: Final[Literal["session"]] = "session"
 
 
 def init_generate_state() -> None:
@@ -180,12 +181,13 @@ def points_from_rgba(rgba: np.ndarray, extent: float, max_points: int = MAX_DRAW
     return np.stack([(2 * u - 1) * extent, (1 - 2 * v) * extent], axis=1).astype(np.float32)
 
 
-def check_drawn_points(points: np.ndarray | None) -> None:
-    """Raise UserError (the page shows it) when the drawing is no distribution to learn."""
+def check_drawn_points(points: np.ndarray | None) -> np.ndarray:
+    """Raise UserError (the page shows it) when the drawing is no distribution to learn; else the points."""
     if points is None or len(points) == 0:
         raise UserError("generate.drawn_empty")
     if len(points) < MIN_DRAWN_POINTS:
         raise UserError("generate.drawn_too_few", n=len(points), min=MIN_DRAWN_POINTS)
+    return points
 
 
 # ---------------------------------------------------------------- the min-max loss, written out
@@ -282,13 +284,13 @@ def drawn_points_input(extent: float = gan2d.EXTENT[1]) -> np.ndarray | None:
     points = points_from_png(png, extent)
     st.session_state[DRAWN_POINTS_KEY] = points
     try:
-        check_drawn_points(points)
+        checked = check_drawn_points(points)
     except UserError as exc:
         st.session_state[DRAWN_ERROR_KEY] = error_text(exc)
     else:
         st.session_state[DRAWN_ERROR_KEY] = None
         st.session_state[DRAWN_REFUSED_KEY] = False
-        st.caption(t("generate.drawn_count", n=len(points)))
+        st.caption(t("generate.drawn_count", n=len(checked)))
     return points
 
 
@@ -681,7 +683,7 @@ def on_grade() -> None:
     """1,000 generated digits labelled by the learner's classifier (or one trained now, saying so)."""
     run = run_of(DIGITS_RUN)
     ctx = digits_context(run)
-    if ctx is None:
+    if run is None or ctx is None:
         return
     own = _learners_classifier()
     if own is not None:
@@ -753,7 +755,7 @@ class Memorisation:
 def on_memorisation() -> None:
     run = run_of(DIGITS_RUN)
     ctx = digits_context(run)
-    if ctx is None:
+    if run is None or ctx is None:
         return
     dataset = dataset_on("mnist", "cpu")
     samples = current_samples(run, MEMO_SAMPLES, seed=77)

@@ -77,7 +77,8 @@ def _relabel_option_widgets() -> None:
         from streamlit.runtime.state import get_session_state
 
         state = get_session_state()._state
-        keys = [key for key in list(st.session_state.keys()) if key != SELECT_KEY]
+        # widget keys are strings (Streamlit turns an int key into one); other keys name no widget
+        keys = [key for key in list(st.session_state.keys()) if isinstance(key, str) and key != SELECT_KEY]
         for key in keys:
             widget_id = state.get_widget_id_from_key(key)
             meta = state.get_widget_metadata(widget_id) if widget_id else None
@@ -121,7 +122,7 @@ def language_selector() -> None:
     """
     lang = current_language()
     st.session_state[SELECT_KEY] = lang  # follows the session's language, whoever set it
-    st.sidebar.selectbox(SELECT_LABEL, list(LANGUAGES), format_func=LANGUAGES.get, key=SELECT_KEY,
+    st.sidebar.selectbox(SELECT_LABEL, list(LANGUAGES), format_func=LANGUAGES.__getitem__, key=SELECT_KEY,
                          on_change=_on_select)
     if st.query_params.get("lang") != lang:
         st.query_params["lang"] = lang

@@ -8,13 +8,13 @@ in place, so nothing is lost.
 from __future__ import annotations
 
 from dataclasses import asdict
-from typing import Any
+from typing import Any, Callable
 
 import streamlit as st
 
 from dlplay.errors import UserError
 from dlplay.layers import LAYER_KINDS as KINDS
-from dlplay.layers import ORDERS, WEIGHT_KINDS, Field, LayerKind, shape_text
+from dlplay.layers import ORDERS, WEIGHT_KINDS, Choice, Field, LayerKind, shape_text
 from dlplay.spec import (
     ACTIVATIONS,
     INITS,
@@ -195,6 +195,11 @@ def _number(container: Any, layer: dict[str, Any], field: Field) -> None:
                                                help=_help(field.help_key, field.low, field.high))
 
 
+def _option_label(choice: Choice) -> Callable[[str], str]:
+    """A choice's option -> its text in the page's language (the selectbox's format_func)."""
+    return lambda option: t(choice.option_key(option))
+
+
 def _layer_fields(layer: dict[str, Any]) -> None:
     """The widgets for one layer's settings; their values flow back into the draft."""
     kind = KINDS[layer["kind"]]
@@ -207,7 +212,7 @@ def _layer_fields(layer: dict[str, Any]) -> None:
             _number(column, layer, field)
     for choice in kind.choices:  # a recurrent layer: what the classifier reads
         layer[choice.name] = st.selectbox(t(choice.label_key), choice.options, key=_ensure(layer, choice.name),
-                                          format_func=lambda o, c=choice: t(c.option_key(o)), help=t(choice.help_key))
+                                          format_func=_option_label(choice), help=t(choice.help_key))
     c_act, c_drop = st.columns(2)
     if kind.activation:  # pooling has no activation of its own
         allowed = kind.activations or ACTIVATIONS
@@ -246,11 +251,12 @@ def render_layer_list(base: ModelSpec) -> None:
             layer["kind"] = st.selectbox(t("build.kind"), LAYER_KINDS, key=_ensure(layer, "kind"),
                                          format_func=lambda k: t(KINDS[k].key), on_change=change_kind,
                                          args=(lid,))
-            if ins[i] is not None and KINDS[layer["kind"]].flattens(ins[i]):
+            shape_in = ins[i]
+            if shape_in is not None and KINDS[layer["kind"]].flattens(shape_in):
                 flat = 1
-                for s in ins[i]:
+                for s in shape_in:
                     flat *= s
-                st.caption(t("build.auto_flatten", shape=_shape_text(ins[i]), size=flat))
+                st.caption(t("build.auto_flatten", shape=_shape_text(shape_in), size=flat))
             _layer_fields(layer)
             if bad == i and problem is not None:
                 st.error(error_text(problem), icon=":material/error:")

@@ -45,7 +45,10 @@ def open_home_by_its_name() -> None:
     try:
         from streamlit.runtime.scriptrunner_utils.script_run_context import get_script_run_ctx
 
-        pages = get_script_run_ctx().pages_manager
+        ctx = get_script_run_ctx()
+        if ctx is None:  # bare mode: no page manager, no alias
+            return
+        pages = ctx.pages_manager
         if (pages.intended_page_name or "").lower() == HOME and not pages.intended_page_script_hash:
             pages.set_script_intent("", "")
     except Exception:  # noqa: BLE001 - bare mode or another Streamlit: no alias, nothing breaks

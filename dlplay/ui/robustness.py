@@ -36,7 +36,11 @@ def model_name(session: RunHandle) -> tuple[str, dict]:
 def _measure(model: Net, key: str, name: tuple[str, dict], images, labels, mean: float, std: float) -> None:
     text = t("robustness.measuring", name=t(name[0], **name[1]))
     bar = st.progress(0.0, text=text)
-    curves = all_curves(model, images, labels, mean, std, report=lambda share: bar.progress(share, text=text))
+
+    def report(share: float) -> None:
+        bar.progress(share, text=text)
+
+    curves = all_curves(model, images, labels, mean, std, report=report)
     bar.empty()
     kept: dict = st.session_state.setdefault(CURVES, {})
     kept.pop(key, None)
