@@ -53,7 +53,8 @@ def comparison(chosen: list[RunRecord], names: list[str]) -> None:
 def manage(records: list[RunRecord], names: dict[str, str]) -> None:
     st.subheader(t("runs.manage_title"))
     ids = [r.run_id for r in records]
-    run_id = st.selectbox(t("runs.manage_pick"), ids, index=len(ids) - 1, format_func=names.get, key="runs_manage")
+    run_id = st.selectbox(t("runs.manage_pick"), ids, index=len(ids) - 1, format_func=names.__getitem__,
+                          key="runs_manage")
     record = history.get(run_id)
     if record is None:
         return
@@ -93,11 +94,12 @@ if not records:
 names = ru.run_names(records)
 ids = [r.run_id for r in records]
 ru.keep_selection(ids)
-chosen_ids = st.multiselect(t("runs.pick"), ids, format_func=names.get, key=ru.SELECTED,
+chosen_ids = st.multiselect(t("runs.pick"), ids, format_func=names.__getitem__, key=ru.SELECTED,
                             placeholder=t("runs.pick_placeholder"))
 if not chosen_ids:
     st.info(t("runs.pick_some"))
 else:
-    comparison([history.get(i) for i in chosen_ids], [names[i] for i in chosen_ids])
+    by_id = {r.run_id: r for r in records}  # the picker offers only these runs
+    comparison([by_id[i] for i in chosen_ids], [names[i] for i in chosen_ids])
 manage(records, names)
 runs_code(history)  # the chosen run as code: dlplay/ui/export.py

@@ -129,7 +129,7 @@ def live_view() -> None:
     session = current_session()
     snap = session.snapshot() if session is not None else None  # one snapshot: buttons and metrics agree
     controls(session, snap.progress.status if snap is not None else "none")
-    if session is None:
+    if session is None or snap is None:  # snap is None exactly when session is
         st.info(t("train.press_start"))
         return
     heartbeat()

@@ -49,7 +49,7 @@ def check_again() -> None:
     if found.usable:
         st.session_state.pop(PROBLEM, None)
         st.session_state[NOTE] = ("success", t("data.found_now", title=title, where=found.where))
-    elif found.found:
+    elif found.found and found.problem is not None:  # found but not usable: always a problem
         st.session_state[NOTE] = ("error", t("data.found_unusable", time=now, where=found.where,
                                              reason=error_text(found.problem)))
     else:

@@ -86,7 +86,8 @@ def _value_widget(kind: str, session: RunHandle) -> None:
     elif kind == "optimizer":
         st.session_state.setdefault(key, next(o for o in OPTIMIZERS if o != config.optimizer))
         names = {k: t(f"train.opt_{k}") for k in OPTIMIZERS}
-        st.selectbox(t("fork.new_optimizer"), list(names), key=key, format_func=names.get, help=t("fork.optimizer_help"))
+        st.selectbox(t("fork.new_optimizer"), list(names), key=key, format_func=names.__getitem__,
+                     help=t("fork.optimizer_help"))
     elif kind == "batch_size":
         st.session_state.setdefault(key, next(b for b in BATCH_CHOICES if b > config.batch_size)
                                     if config.batch_size < BATCH_CHOICES[-1] else BATCH_CHOICES[0])
@@ -97,7 +98,7 @@ def _value_widget(kind: str, session: RunHandle) -> None:
     elif kind == "schedule":
         st.session_state.setdefault(key, next(s for s in SCHEDULES if s != config.schedule))
         names = {k: t(f"train.sched_{k}") for k in SCHEDULES}
-        st.selectbox(t("fork.new_schedule"), list(names), key=key, format_func=names.get)
+        st.selectbox(t("fork.new_schedule"), list(names), key=key, format_func=names.__getitem__)
 
 
 def can_fork(session: RunHandle | None, snap: MetricsSnapshot | None) -> bool:
@@ -122,7 +123,7 @@ def fork_panel(session: RunHandle | None, snap: MetricsSnapshot | None) -> None:
             st.session_state["fork_step"] = (first + last) // 2
         st.slider(t("fork.step"), first, last, key="fork_step", help=t("fork.step_help"))
         changes = {k: t(f"fork.change_{k}") for k in CHANGES}  # texts fixed now (AppTest formats them later)
-        kind = st.selectbox(t("fork.change"), list(changes), key="fork_kind", format_func=changes.get)
+        kind = st.selectbox(t("fork.change"), list(changes), key="fork_kind", format_func=changes.__getitem__)
         _value_widget(kind, session)
         st.button(t("fork.start"), key="fork_go", type="primary", icon=":material/call_split:", on_click=on_fork)
         problem = st.session_state.get(ERROR)

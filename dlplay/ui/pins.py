@@ -85,8 +85,8 @@ def pin_drawing(image28: np.ndarray | None, info: DatasetInfo) -> None:
     names = class_names(info)
     with st.container(key="pins_draw", horizontal=True, vertical_alignment="bottom"):
         shown = {UNKNOWN: t("pins.unknown"), **dict(enumerate(names))}  # texts fixed now (AppTest formats later)
-        st.selectbox(t("pins.draw_label"), list(shown), key="pins_draw_label", format_func=shown.get, width=160,
-                     help=t("pins.draw_label_help"))
+        st.selectbox(t("pins.draw_label"), list(shown), key="pins_draw_label", format_func=shown.__getitem__,
+                     width=160, help=t("pins.draw_label_help"))
         st.button(t("pins.pin_drawing"), key="pins_draw_add", icon=":material/push_pin:", disabled=image28 is None,
                   on_click=_pin_drawing, args=(image28,) if image28 is not None else ())
     count = len(pins()[0])

@@ -27,7 +27,7 @@ from dlplay.ui import server
 from dlplay.ui.data import guarded_by
 from dlplay.ui.i18n import error_text, t
 from dlplay.ui.point_pad import point_pad
-from dlplay.ui.training import FULL_SPEED, PACE_CHOICES, await_status, nearest
+from dlplay.ui.training import FULL_SPEED, PACE_CHOICES, nearest
 
 RUN_KEY = "plane_run"
 ERROR_KEY = "plane_error"  # the last refusal of a button, as text in the page's language
@@ -183,6 +183,14 @@ def on_pace() -> None:
         run.set_pace(chosen_pace())
 
 
+def _await_status(run: PlaneSession, leaving: tuple[str, ...], timeout_s: float = 0.3) -> None:
+    """dlplay.ui.training.await_status for a 2-D run (a PlaneSession is a RunLoop, not a RunHandle): wait
+    briefly until the run has left ``leaving``, so the buttons drawn right after a click show the new state."""
+    end = time.monotonic() + timeout_s
+    while run.status in leaving and run.is_alive and time.monotonic() < end:
+        time.sleep(0.01)
+
+
 @guarded
 def on_play() -> None:
     """Train: start the network (a finished run starts over with a fresh one), or resume it."""
@@ -193,10 +201,10 @@ def on_play() -> None:
         run = _new_run(run.config)
     if run.status == Status.PAUSED:
         run.resume()
-        await_status(run, (Status.PAUSED,))
+        _await_status(run, (Status.PAUSED,))
     elif not run.is_alive:
         run.start()
-        await_status(run, (Status.READY,))
+        _await_status(run, (Status.READY,))
 
 
 @guarded
@@ -204,7 +212,7 @@ def on_pause() -> None:
     run = run_of()
     if run is not None:
         run.pause()
-        await_status(run, (Status.RUNNING,))
+        _await_status(run, (Status.RUNNING,))
 
 
 @guarded

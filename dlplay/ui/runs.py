@@ -121,6 +121,8 @@ def use_settings(run_id: str, name: str) -> None:
 
 def save(run_id: str, name: str) -> None:
     record = run_history().get(run_id)
+    if record is None:  # removed meanwhile: nothing to save
+        return
     try:
         path = RunStore().save(record)
         st.session_state[MESSAGE] = ("success", t("runs.saved", name=name, path=str(path)))

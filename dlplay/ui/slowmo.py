@@ -189,6 +189,8 @@ def controls() -> None:
 def _chart_pick() -> list | None:
     """(layer, neuron) of a neuron clicked on the diagram that has not been applied yet, else None."""
     event = st.session_state.get("slowmo_chart")
+    if event is None:
+        return None
     try:
         points = event["selection"]["points"]  # a dict-like selection state
     except (KeyError, TypeError):
@@ -214,14 +216,15 @@ def neuron_picker(record: sm.StepRecord) -> tuple[int, int, int]:
     names = {i: f"{i + 1} · {_name(layer.name)} ({layer.z.shape[1]})" for i, layer in enumerate(record.layers)}
     left, mid, right = st.columns(3)
     st.session_state.setdefault("slowmo_layer", 0)
-    layer = left.selectbox(t("slowmo.layer"), list(names), key="slowmo_layer", format_func=names.get)
+    layer = left.selectbox(t("slowmo.layer"), list(names), key="slowmo_layer", format_func=names.__getitem__)
     units = record.layers[layer].z.shape[1]
     if st.session_state.get("slowmo_unit", 0) >= units:
         st.session_state["slowmo_unit"] = 0
     unit = int(mid.number_input(t("slowmo.neuron"), 0, units - 1, key="slowmo_unit", step=1))
     labels = record.labels.tolist()
     examples = {b: t("slowmo.example_option", n=b + 1, label=labels[b]) for b in range(len(labels))}
-    example = right.selectbox(t("slowmo.example"), list(examples), key="slowmo_example", format_func=examples.get)
+    example = right.selectbox(t("slowmo.example"), list(examples), key="slowmo_example",
+                              format_func=examples.__getitem__)
     return int(layer), unit, int(example)
 
 
@@ -402,7 +405,7 @@ def editor_tab(record: sm.StepRecord, session: RunHandle, layer: int, unit: int,
     names = {BIAS: t("slowmo.edit_bias")} | {i: t("slowmo.edit_weight", i=i) for i in editor.choices[1:]}  # type: ignore[attr-defined]
     left, mid, right = st.columns([2, 3, 2])
     which = left.selectbox(t("slowmo.edit_which"), editor.choices, key="slowmo_edit_which",  # type: ignore[attr-defined]
-                           format_func=names.get, on_change=on_which)
+                           format_func=names.__getitem__, on_change=on_which)
     r = _range(editor)
     mid.slider(t("slowmo.edit_drag"), -r, r, key="slowmo_edit_slider", step=r / 200, format="%.4f",
                on_change=_set_from, args=("slowmo_edit_slider",))

@@ -167,9 +167,11 @@ def _create_run(spec: ModelSpec, config: TrainConfig, probe_steps: int | None = 
     """
     backend = server.run_backend()
     if backend is not None:
-        session = backend.create_run(spec, config, limits=server.limits(), heartbeat_timeout=heartbeat_timeout(),
-                                     probe_every=probe_steps or probe_every(), callbacks=[RunRecorder(run_history())],
-                                     checkpoint=checkpoint, start_from=start_from)
+        session: RunHandle = backend.create_run(spec, config, limits=server.limits(),
+                                                heartbeat_timeout=heartbeat_timeout(),
+                                                probe_every=probe_steps or probe_every(),
+                                                callbacks=[RunRecorder(run_history())],
+                                                checkpoint=checkpoint, start_from=start_from)
         server.registry().add_run(server.browser_session(), session)
         return session
     device = choose_device(config.device)
