@@ -275,7 +275,7 @@ def read_zip(data: bytes, filename: str, limits: OwnLimits) -> OwnData:
             changes[c] = changes.get(c, 0) + 1
         images.append(frame)
         labels.append(cls)
-    classes = tuple(sorted(set(labels)))
+    classes = tuple(sorted(set(labels), key=_label_order))
     if not images:
         raise UserError("owndata.no_images", file=filename)
     if len(classes) < 2:
@@ -469,10 +469,9 @@ def plane_data(own: OwnData, test_ratio: float = 0.5, seed: int = 0):  # -> plan
 # ---------------------------------------------------------------- built-in examples
 def example_zip(per_class: int = EXAMPLE_PER_CLASS, digits: tuple[int, ...] = EXAMPLE_CLASSES) -> bytes:
     """A zip of image folders made now, in memory, from real MNIST test digits: one folder per digit
-    (``digits/zero/…png``), ``per_class`` PNGs each. Needs MNIST on this machine (or a download)."""
+    (``digits/7/…png``), ``per_class`` PNGs each. Needs MNIST on this machine (or a download)."""
     from .data import load_dataset
 
-    words = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
     mnist = load_dataset("mnist")
     images, labels = mnist.test_images.numpy(), mnist.test_labels.numpy()
     out = io.BytesIO()
@@ -481,7 +480,7 @@ def example_zip(per_class: int = EXAMPLE_PER_CLASS, digits: tuple[int, ...] = EX
             for k, i in enumerate(np.flatnonzero(labels == digit)[:per_class]):
                 png = io.BytesIO()
                 Image.fromarray(images[i]).save(png, format="PNG")
-                archive.writestr(f"digits/{words[digit]}/{k:03d}.png", png.getvalue())
+                archive.writestr(f"digits/{digit}/{k:03d}.png", png.getvalue())
     return out.getvalue()
 
 

@@ -7,7 +7,7 @@ from dlplay.ui.i18n import t
 from dlplay.ui.state import init_state
 
 init_state()
-st.title(t("owndata.title"))
+st.title(t("mydata.title"))
 st.caption(t("owndata.intro"))
 od.session_id()  # the session's own data folder goes when the session goes
 od.limits_box()

@@ -33,12 +33,12 @@ def test_limits_shown_before_upload_and_example_zip_used(tmp_path, monkeypatch):
     at.button(key="own_example_zip").click().run()
     assert not at.exception, at.exception
     shown = texts(at)
-    assert "180 images in 3 classes" in shown and "one · 60" in shown and "seven · 60" in shown
+    assert "180 images in 3 classes" in shown and "0 · 60" in shown and "7 · 60" in shown
     assert len(at.get("image")) == 3  # one preview strip per class
     at.button(key="own_use").click().run()
     assert not at.exception, at.exception
     name = at.session_state["own_used"][-1]
-    assert name in data.OWN and data.get_info(name).classes == ("one", "seven", "zero")
+    assert name in data.OWN and data.get_info(name).classes == ("0", "1", "7")
     assert "144 training and 36 test images" in texts(at)
     assert list(tmp_path.glob("own/*/*.npz"))  # in the session's folder under the cache
     at.switch_page("pages/train.py")
