@@ -457,13 +457,20 @@ def plane_data(own: OwnData, test_ratio: float = 0.5, seed: int = 0):  # -> plan
     """A 2-feature table as points of the 2-D playground: each column scaled to [-5, 5]."""
     from .plane import datasets as plane
 
+    rows = np.array(plane_points(own), dtype=np.float64).reshape(-1, 3)
+    return plane.from_arrays(rows[:, :2], rows[:, 2], plane.CLASSIFY, test_ratio, seed, name="own",
+                             classes=len(own.classes))
+
+
+def plane_points(own: OwnData) -> list[tuple[float, float, int]]:
+    """A 2-feature table as the 2-D playground's points, rows (x, y, class), each column scaled to [-5, 5]."""
     if not own.plane_ready or own.features is None:
         raise UserError("owndata.not_two_columns", n=len(own.columns))
     xy = own.features.astype(np.float64)
     low, high = xy.min(axis=0), xy.max(axis=0)
     span = np.where(high > low, high - low, 1.0)
     scaled = (xy - low) / span * 10.0 - 5.0
-    return plane.from_arrays(scaled, own.labels, plane.CLASSIFY, test_ratio, seed, name="own", classes=len(own.classes))
+    return [(round(float(x), 4), round(float(y), 4), int(c)) for (x, y), c in zip(scaled, own.labels)]
 
 
 # ---------------------------------------------------------------- built-in examples

@@ -56,3 +56,15 @@ def test_refusal_in_chinese_and_csv_to_the_playground(tmp_path, monkeypatch):
     assert not at.exception, at.exception
     assert "150 行" in texts(at) and "二维游乐场" in texts(at)
     assert all(b.key != "own_use" for b in at.button)  # a 2-column table is not images: no "Use" for Train
+
+
+def test_a_two_column_csv_opens_in_the_2d_playground(tmp_path, monkeypatch):
+    monkeypatch.setenv("DLPLAY_CACHE_DIR", str(tmp_path))
+    at = my_data_page()
+    at.button(key="own_example_csv").click().run()
+    at.button(key="own_plane").click().run()
+    assert not at.exception, at.exception
+    assert at.title[0].value == "2-D playground"
+    points = at.session_state["plane_points"]
+    assert len(points) == 150 and {p[2] for p in points} == {0, 1, 2}
+    assert at.selectbox(key="plane_dataset").value == "drawn"

@@ -27,6 +27,7 @@ ERROR = "own_error"  # the last refusal, in the page's language
 USED = "own_used"  # names of the datasets this session registered (newest last)
 SESSION = "own_session"  # a holder whose collection (the session ended) removes the session's folder
 UPLOAD_KEY = "own_upload"
+TO_PLANE = "own_to_plane"  # set by the button: open the 2-D playground on this run
 PREVIEW = 8  # images shown per class
 ZOOM = 3  # preview pixels per image pixel
 
@@ -87,6 +88,20 @@ def on_use() -> None:
     used = [n for n in st.session_state.get(USED, []) if n != info.name]
     st.session_state[USED] = [*used, info.name]
     ui_settings.set_value("dataset", info.name)
+
+
+@guarded_by(ERROR)
+def on_to_plane() -> None:
+    """The table's points become the 2-D playground's drawn points (its dataset "drawn")."""
+    from dlplay.plane import datasets as ds
+    from dlplay.ui import plane as pl
+
+    own = st.session_state.get(READ)
+    if own is None:
+        return
+    st.session_state[pl.POINTS_KEY] = core.plane_points(own)
+    st.session_state[pl.WIDGETS["dataset"]] = ds.DRAWN
+    st.session_state[TO_PLANE] = True
 
 
 # ------------------------------------------------------------------ drawing
@@ -164,7 +179,9 @@ def use_area(own: core.OwnData) -> None:
                   help=t("owndata.use_help"))
     elif own.plane_ready:
         st.info(t("owndata.plane_ready"), icon=":material/scatter_plot:")
-        st.page_link("pages/plane.py", label=t("owndata.go_plane"), icon=":material/scatter_plot:")
+        st.button(t("owndata.go_plane"), key="own_plane", on_click=on_to_plane, icon=":material/scatter_plot:")
+        if st.session_state.pop(TO_PLANE, False):
+            st.switch_page("pages/plane.py")
     else:
         st.warning(t("owndata.table_only", n=len(own.columns)))
     name = ui_settings.get("dataset")
