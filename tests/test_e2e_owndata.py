@@ -85,7 +85,9 @@ def test_the_example_previewed_in_english_and_chinese(streamlit_server, browser_
     click_button(page, "own_example_zip")
     page.wait_for_function("() => (document.querySelector('.st-key-own_preview') || {}).innerText"
                            "?.includes('180 images in 3 classes')", timeout=SLOW_MS)
-    page.mouse.move(5, 5)  # no tooltip over the page
+    page.mouse.move(700, 60)  # no tooltip over the page (the button keeps it while focused or hovered)
+    page.evaluate("() => document.activeElement && document.activeElement.blur()")
+    page.locator("[role=tooltip]").first.wait_for(state="hidden", timeout=SLOW_MS)
     shoot(page, "mydata-example-en")
     switch_language(page, "简体中文")
     page.wait_for_function("() => document.documentElement.lang === 'zh-CN'", timeout=SLOW_MS)
