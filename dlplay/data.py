@@ -134,10 +134,27 @@ DATASETS: dict[str, DatasetInfo] = {
 }
 
 
+# A learner's own datasets (dlplay/owndata.py): name -> (entry, the .npz in the session's data folder with
+# the arrays x_train, y_train, x_test, y_test). They load like a Keras .npz (no pickles), from that file only.
+OWN: dict[str, tuple[DatasetInfo, Path]] = {}
+
+
+def register_own(info: DatasetInfo, npz: Path) -> None:
+    """Add a learner's own dataset to the registry (its arrays already written to ``npz``)."""
+    assert info.name not in DATASETS, info.name
+    OWN[info.name] = (info, Path(npz))
+
+
+def unregister_own(name: str) -> None:
+    OWN.pop(name, None)
+
+
 def get_info(dataset: str | DatasetInfo) -> DatasetInfo:
     """The registry entry for a name (a DatasetInfo passes through unchanged)."""
     if isinstance(dataset, DatasetInfo):
         return dataset
+    if dataset in OWN:
+        return OWN[dataset][0]
     if dataset not in DATASETS:
         raise UserError("data.unknown_dataset", name=dataset, known=", ".join(DATASETS))
     return DATASETS[dataset]
@@ -374,6 +391,9 @@ def locate(dataset: str | DatasetInfo, cache_dir: str | os.PathLike | None = Non
            paths: SearchPaths | None = None) -> DataSource | None:
     """The first place on this machine that holds the dataset (cheap: only checks that files exist)."""
     info = get_info(dataset)
+    if info.name in OWN:
+        npz = OWN[info.name][1]
+        return DataSource("own", npz) if npz.is_file() else None
     paths = _with_cache(paths, cache_dir)
     for kind, place in _places(info, paths):
         if place.suffix == ".npz":
@@ -604,6 +624,8 @@ def load_dataset(dataset: str | DatasetInfo, *, download: bool = True,
     info = get_info(dataset)
     paths = _with_cache(paths, cache_dir)
     source = locate(info, paths=paths)
+    if source is None and info.name in OWN:
+        raise UserError("owndata.gone", title=info.title)
     if source is None:
         folder = cast(Path, paths.cache_dir) / info.name  # (never None after __post_init__)
         params = dict(title=info.title, name=info.name, files=", ".join(info.file_names), folder=str(folder),

@@ -16,12 +16,12 @@ import json
 import math
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from types import MappingProxyType
 from typing import Any
 
 from . import augment as _augment
-from .data import DATASETS
+from .data import DATASETS, get_info
 from .errors import UserError
 from .i18n import LANGUAGES, Term
 from .layers import DEFAULT_ORDER, DENSE, MAX_UNITS, ORDERS
@@ -196,6 +196,14 @@ def _add(name: str, kind: str, default: Any, **info: Any) -> Setting:
     setting = Setting(name, kind, default, **info)
     _TABLE[name] = setting
     return setting
+
+
+def add_choice(name: str, value: Any) -> Setting:
+    """One more choice for setting ``name`` (e.g. a learner's own dataset, dlplay/owndata.py); the entry with it."""
+    entry = _TABLE[name]
+    if value not in entry.choices:
+        _TABLE[name] = replace(entry, choices=(*entry.choices, value))
+    return _TABLE[name]
 
 
 def add_setting(setting: Setting) -> Setting:
@@ -423,7 +431,8 @@ def to_spec_and_config(values: Mapping[str, Any], *, base: TrainConfig | None = 
     else:
         layers = tuple(LayerSpec(DENSE, int(v["units"]), v["activation"], float(v["dropout"]))
                        for _ in range(int(v["hidden_layers"])))
-    spec = ModelSpec(layers=layers, init=v["init"], order=v["order"])
+    spec = ModelSpec(layers=layers, init=v["init"], order=v["order"],
+                     num_classes=get_info(v["dataset"]).num_classes)  # one output per class of the dataset
     augment = _augment.Augment(**{field: float(v[f"augment_{field}"]) for field in _augment.LIMITS})
     config = (base or TrainConfig()).with_changes(
         dataset=v["dataset"], optimizer=v["optimizer"], lr=float(v["lr"]), schedule=v["schedule"],

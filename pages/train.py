@@ -1,13 +1,14 @@
 """Train page: choose a model and hyperparameters, then train live and watch the curves."""
 import streamlit as st
 
-from dlplay.data import DATASETS
+from dlplay.data import get_info
 from dlplay.figures.fork import METRICS as FORK_METRICS
 from dlplay.figures.fork import fork_figure
 from dlplay.figures.pins import pin_figure
 from dlplay.figures.training import epoch_figure, loss_figure
 from dlplay.status import ACTIVE, PROBLEM, Status
 from dlplay.ui import fork as fk
+from dlplay.ui import owndata as own
 from dlplay.ui import pins as pn
 from dlplay.ui import settings as ui_settings
 from dlplay.ui import training as tr
@@ -36,7 +37,7 @@ with st.sidebar:
     fork_note = fk.fork_note(current_session())  # the current run is a fork: the sidebar kept the learner's settings
     if fork_note:
         st.caption(fork_note)
-    setting("dataset", format_func=lambda k: DATASETS[k].title)
+    setting("dataset", format_func=lambda k: get_info(k).title, options=own.dataset_choices())
     setting("preset")
     st.markdown(f"**{t('train.model')}:** `{tr.spec_text(spec)}`")
     uniform = tr.uniform_dense(spec)

@@ -33,7 +33,7 @@ ALLOWED_WORDS = {w.lower() for w in """
     identity softmax logits logit Adam AdamW SGD RMSprop ONNX TorchScript Keras NumPy Python JSON PNG JPEG JPG GIF
     BMP WebP gzip IDX npz uint8 dlplay torchvision Dropout BatchNorm Dense Conv2d MaxPool AvgPool He Kaiming Xavier
     Glorot ECE F1 L2 NaN inf MB GB KB KiB MiB GiB px CNN Wa ln log exp RNN LSTM GRU autograd Distill GAN DCGAN Lab
-    MLP KL JS PCA t-SNE Ray
+    MLP KL JS PCA t-SNE Ray zip CSV TIFF Fisher
 """.split()}
 LANGUAGE_SELECTOR = ("Language / 语言", "English")  # bilingual on purpose
 
@@ -671,6 +671,17 @@ def _paused_dense(mnist) -> dict:
     return {"train_session": session, "spec": session.spec, "config": session.config}
 
 
+def _own_example(kind: str = "zip"):
+    from dlplay import owndata
+    from dlplay.server.guardrails import Limits
+
+    limits = owndata.OwnLimits.from_limits(Limits())
+    if kind == "zip":
+        return owndata.read_upload(owndata.example_zip(), "mnist-0-1-7.zip", limits)
+    rows = [f"{i % 7},{i % 5},{i % 3}" for i in range(30)]  # a learner's table: its words are its own, not the page's
+    return owndata.read_upload(("x_1,x_2,label_id\n" + "\n".join(rows)).encode(), "2d.csv", limits)
+
+
 def scenarios(lang: str, session, mnist) -> list[tuple[str, str, dict, object]]:
     """(name, page, session state, setup(monkeypatch) or None) for every page, fresh and trained, with every
     tab and mode that has text of its own."""
@@ -678,7 +689,7 @@ def scenarios(lang: str, session, mnist) -> list[tuple[str, str, dict, object]]:
     drawing = mnist.test_images[1].cpu().numpy()
     out = [(f"{name}-fresh", f"pages/{name}.py", {}, None) for name in
            ("home", "build", "train", "dynamics", "draw", "inside", "evaluate", "runs", "sequences", "guesses", "explore",
-            "deploy", "step")]
+            "deploy", "step", "mydata")]
     out += [(name, f"pages/{name}.py", dict(trained_state), None) for name in
             ("home", "build", "train", "dynamics", "admin", "deploy")]
     out += [
@@ -706,6 +717,8 @@ def scenarios(lang: str, session, mnist) -> list[tuple[str, str, dict, object]]:
         ("step-over", "pages/step.py", dict(trained_state), None),  # a finished run: its landscape
         ("step-paused", "pages/step.py", _paused_dense(mnist), None),  # the replay, the editor, the landscape
         ("generate-lab", "pages/generate.py", {}, None),
+        ("mydata-example", "pages/mydata.py", {"own_data": _own_example()}, None),
+        ("mydata-csv", "pages/mydata.py", {"own_data": _own_example("csv")}, None),
         ("generate-drawn", "pages/generate.py", {"gen_shape": "drawn"}, None),
         ("generate-digits", "pages/generate.py", {"gen_mode": "digits", "gen_conditional": True}, None),
         ("plane", "pages/plane.py", {}, None),

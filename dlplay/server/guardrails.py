@@ -1,7 +1,8 @@
 """Limits a shared server puts on each run, from the environment, checked before a run starts.
 
 A teacher sets them for the machine at hand (``DLPLAY_MAX_PARAMS``, ``DLPLAY_MAX_EPOCHS``,
-``DLPLAY_MAX_TRAIN_SIZE``, ``DLPLAY_MAX_SESSION_MB``); the defaults let every built-in preset
+``DLPLAY_MAX_TRAIN_SIZE``, ``DLPLAY_MAX_SESSION_MB``; for a learner's own data ``DLPLAY_MAX_UPLOAD_MB``,
+``DLPLAY_MAX_OWN_IMAGES``, ``DLPLAY_MAX_OWN_CLASSES``, ``DLPLAY_MAX_OWN_ROWS``); the defaults let every built-in preset
 and any reasonable classroom network through while stopping a single learner from taking the
 whole machine. Each refusal is a ``UserError`` that says what was asked, what is allowed and what
 to change.
@@ -26,7 +27,12 @@ ENV = {
     "max_epochs": "DLPLAY_MAX_EPOCHS",
     "max_train_size": "DLPLAY_MAX_TRAIN_SIZE",
     "max_session_mb": "DLPLAY_MAX_SESSION_MB",
+    "max_upload_mb": "DLPLAY_MAX_UPLOAD_MB",  # a learner's own data (dlplay/owndata.py): the uploaded file
+    "max_own_images": "DLPLAY_MAX_OWN_IMAGES",
+    "max_own_classes": "DLPLAY_MAX_OWN_CLASSES",
+    "max_own_rows": "DLPLAY_MAX_OWN_ROWS",
 }
+FLOAT_LIMITS = ("max_session_mb", "max_upload_mb")
 OPTIMIZER_STATES = {name: entry.states for name, entry in OPTIMIZERS.items()}  # state tensors per parameter
 EVAL_BATCH = 2000  # TrainingSession.evaluate's batch
 SESSION_OVERHEAD_BYTES = 4 * 2**20  # metrics history, Python objects, the loss buffer
@@ -42,6 +48,10 @@ class Limits:
     max_epochs: int = 100
     max_train_size: int = 60_000
     max_session_mb: float = 1024.0
+    max_upload_mb: float = 50.0
+    max_own_images: int = 20_000
+    max_own_classes: int = 20
+    max_own_rows: int = 100_000
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> "Limits":
@@ -53,7 +63,7 @@ class Limits:
             if not raw:
                 continue
             try:
-                value = float(raw) if f.name == "max_session_mb" else int(raw)
+                value = float(raw) if f.name in FLOAT_LIMITS else int(raw)
             except ValueError:
                 value = 0
             if not value > 0:

@@ -18,6 +18,7 @@ PAGES: list[tuple[str, str, str, str]] = [
     ("pages/sequences.py", "sequences", "nav.sequences", ":material/view_timeline:"),
     ("pages/generate.py", "generate", "nav.generate", ":material/auto_awesome:"),
     ("pages/plane.py", "plane", "nav.plane", ":material/scatter_plot:"),
+    ("pages/mydata.py", "mydata", "nav.mydata", ":material/upload_file:"),
     ("pages/guesses.py", "guesses", "nav.guess", ":material/psychology_alt:"),
     ("pages/evaluate.py", "evaluate", "nav.evaluate", ":material/fact_check:"),
     ("pages/explore.py", "explore", "nav.explore", ":material/travel_explore:"),
