@@ -168,8 +168,11 @@ def commit_input(page, box, text: str, timeout_ms: int = 120_000) -> None:
     box.fill(text)
     box.press("Enter")
     page.wait_for_function(
-        """([el, text]) => el.value === text && !el.closest('[data-testid=stTextInput], [data-testid=stNumberInput]')
-             ?.querySelector('[data-testid=InputInstructions]')""", arg=[box.element_handle(), text], timeout=timeout_ms)
+        """([el, text]) => {
+             const hint = el.closest('[data-testid=stTextInput], [data-testid=stNumberInput]')
+               ?.querySelector('[data-testid=InputInstructions]');
+             return el.value === text && !(hint && hint.innerText.trim());  // the hint stays, emptied, once applied
+           }""", arg=[box.element_handle(), text], timeout=timeout_ms)
     wait_for_idle(page, timeout_ms)
 
 
