@@ -129,7 +129,7 @@ def test_the_second_tab_says_why_its_run_waits(browser_context, lang):
         second = open_page(browser_context, url, "train", "ep=100", lang)  # the learner's second tab
         click_button(second, "train_start")
         status_is(second, lang, "queued")
-        reason = translate("slots.queued_one", lang, position=1, limit=1, grace=10)
+        reason = translate("slots.queued_single", lang, position=1, limit=1, grace=10)
         sentence = reason.split(". ")[0] if lang == "en" else reason.split("。")[0]
         why = "another tab" if lang == "en" else "另一个标签页"  # why: maybe the learner's own other tab
         second.wait_for_function("""([sentence, why]) => [...document.querySelectorAll('[data-testid=stAlertContentInfo]')]

@@ -180,7 +180,7 @@ def test_a_queued_run_says_why_it_waits_and_its_place(mnist, lang):
         third.start()
         assert wait_for(lambda: third.snapshot().progress.queue_position == 2)
         p = third.snapshot().progress
-        assert p.status == "queued" and p.message == "slots.queued_one"
+        assert p.status == "queued" and p.message == "slots.queued_single"
         text = translate(p.message, lang, **dict(p.message_params))
         assert ("number 2 in the queue" if lang == "en" else "第 2 位") in text
         assert ("another tab" if lang == "en" else "另一个标签页") in text  # why: who may hold the place

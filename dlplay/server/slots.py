@@ -29,7 +29,7 @@ ENV_MAX_RUNS = "DLPLAY_MAX_RUNS"
 POLL_S = 0.2  # how often a queued run re-checks its stop flag and heartbeat
 PAUSED_GRACE_S = 10.0  # a paused run keeps its slot this long while others wait, then lets the next one train
 GPU_MAX_RUNS = 8
-QUEUED_ONE = "slots.queued_one"  # the status message of a queued run: one run at a time on this server
+QUEUED_ONE = "slots.queued_single"  # the status message of a queued run: one run at a time on this server
 QUEUED_MANY = "slots.queued_many"  # ... several at a time, all taken
 
 
