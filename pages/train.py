@@ -12,6 +12,7 @@ from dlplay.ui import pins as pn
 from dlplay.ui import settings as ui_settings
 from dlplay.ui import training as tr
 from dlplay.ui import validation as vd
+from dlplay.ui.a11y import announce, training_announcement
 from dlplay.ui.augment import augment_panel
 from dlplay.ui.data import show_data_problem
 from dlplay.ui.i18n import current_language, t
@@ -135,6 +136,7 @@ def live_view() -> None:
     heartbeat()
     p = snap.progress
     st.progress(min(1.0, p.fraction), text=tr.progress_text(p))
+    announce(training_announcement(p.status, snap.epochs, p.epochs))  # screen readers: per epoch, politely
     m = st.columns(5)
     m[0].metric(t("train.m_status"), t(f"train.status_{p.status}"))
     m[1].metric(t("train.m_epoch"), f"{p.epoch}/{p.epochs}")
