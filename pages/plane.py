@@ -111,7 +111,8 @@ def live(polling: bool) -> None:
         st.caption(" → ".join(pl.column_titles(run, grid)))
         with st.container(key="plane_network"):
             if polling:  # 10 pictures a second: one PNG (see dlplay/figures/plane.py, live pictures)
-                st.image(fp.data_uri(fp.network_png(tiles, grid.weights, selected=node)), width="stretch")
+                st.image(fp.data_uri(fp.network_png(tiles, grid.weights, selected=node)), width="stretch",
+                         alt=t("a11y.alt_plane_network"))
             else:
                 chart(st, fp.network_figure(tiles, pl.node_labels(run, grid), grid.weights, selected=node,
                                                   column_titles=pl.column_titles(run, grid)),
@@ -124,7 +125,7 @@ def live(polling: bool) -> None:
         with b, st.container(key="plane_neuron_view"):
             if polling:
                 st.markdown(f"**{pl.neuron_title(run, grid, node)}**")
-                st.image(fp.data_uri(fp.picture_png(pl.neuron_rgb(run, grid, node))), width=240)
+                st.image(fp.data_uri(fp.picture_png(pl.neuron_rgb(run, grid, node))), width=240, alt=t("a11y.alt_plane_neuron"))
             else:
                 chart(st, fp.neuron_figure(fp.png_uri(pl.neuron_rgb(run, grid, node)),
                                                  pl.neuron_title(run, grid, node), lang, height=260),
@@ -136,7 +137,8 @@ def live(polling: bool) -> None:
             if polling:
                 st.markdown(f"**{t('plane.fig_plane_title')}**")
                 st.image(fp.data_uri(fp.plane_png(heat, data.x_train, data.y_train, data.x_test, data.y_test,
-                                                  regression=view.regression, show_test=show_test)), width="stretch")
+                                                  regression=view.regression, show_test=show_test)), width="stretch",
+                         alt=t("a11y.alt_plane"))
             else:
                 chart(st, fp.plane_figure(fp.png_uri(heat), data.x_train, data.y_train, data.x_test, data.y_test,
                                                 lang, classes=view.classes, regression=view.regression,

@@ -120,7 +120,7 @@ def pinned_digits(session) -> None:
     with st.container(key="pins_charts"):
         for i in range(len(pins)):
             c1, c2 = st.columns([1, 6], vertical_alignment="center")
-            c1.image(pn.thumbnail(pins.images[i]), width=pn.THUMB_PX)
+            c1.image(pn.thumbnail(pins.images[i]), width=pn.THUMB_PX, alt=t("a11y.alt_pinned", n=i + 1))
             chart(c2, pin_figure(pins, i, names, lang), width="stretch", key=f"pin_fig_{i}",
                             config={"displayModeBar": False})
 

@@ -13,7 +13,7 @@ CSS = """<style>
 [data-testid=stWidgetLabel] [data-testid=stCaptionContainer], [data-testid=stMetricDelta] ~ div,
 [data-testid=stTooltipHoverTarget] svg, [data-testid=stTableStyledEmptyTableCell],
 [data-testid=stFileUploaderDropzoneInstructions] span, [data-testid=stFileUploaderDropzoneInstructions] small {
-  color: #55575f;
+  color: #55575f !important;
 }
 :focus-visible, [data-testid=stBaseButton-secondary]:focus-visible, [data-testid^=stBaseButton]:focus-visible,
 [role=tab]:focus-visible, [role=slider]:focus-visible, canvas:focus-visible, summary:focus-visible {
@@ -23,9 +23,34 @@ CSS = """<style>
 </style>"""
 
 
+# A formula wider than its column scrolls sideways: a keyboard user must be able to focus it to scroll it
+# (axe: scrollable-region-focusable). Only the ones that overflow become tab stops; set up once per tab.
+SCRIPT = """<script>
+if (!window.dlplayA11y) {
+  window.dlplayA11y = true;
+  let queued = false;
+  const fix = () => {
+    queued = false;
+    for (const el of document.querySelectorAll('.katex-display')) {
+      const scrolls = el.scrollWidth > el.clientWidth + 1;
+      if (scrolls && !el.hasAttribute('tabindex')) { el.tabIndex = 0; el.setAttribute('role', 'region');
+        el.setAttribute('aria-label', el.querySelector('annotation')?.textContent || 'formula'); }
+      else if (!scrolls && el.getAttribute('tabindex') === '0') { el.removeAttribute('tabindex'); el.removeAttribute('role'); }
+    }
+  };
+  const later = () => { if (!queued) { queued = true; requestAnimationFrame(fix); } };
+  new MutationObserver(later).observe(document.body, {childList: true, subtree: true});
+  window.addEventListener('resize', later);
+  later();
+}
+</script>"""
+
+
 def page_styles() -> None:
-    """The app-wide accessibility CSS; call once per script run (app.py)."""
-    st.html(CSS)
+    """The app-wide accessibility CSS and script; call once per script run (app.py)."""
+    with st.sidebar:  # style- and script-only: nothing to see, and the page's own elements keep their places
+        st.html(CSS)
+        st.html(SCRIPT, unsafe_allow_javascript=True)
 
 
 def live_region_html(text: str, key: str = "progress") -> str:
