@@ -21,6 +21,10 @@ CSS = """<style>
   outline: 3px solid #0b57d0 !important;
   outline-offset: 2px;
 }
+.dl-data-table {max-height: 260px; overflow: auto; margin-bottom: 0.5rem;}
+.dl-data-table table {border-collapse: collapse; font-size: 0.85rem;}
+.dl-data-table caption {text-align: left; font-weight: 600; padding: 2px 0;}
+.dl-data-table th, .dl-data-table td {border: 1px solid #d0d0d5; padding: 2px 8px; text-align: right;}
 </style>"""
 
 

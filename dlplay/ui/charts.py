@@ -3,9 +3,9 @@ and, right under it, a collapsed "Data: <title>" expander with the figure's data
 keyboard users and anyone who wants the numbers)."""
 from __future__ import annotations
 
+import html
 from typing import Any
 
-import pandas as pd
 import streamlit as st
 
 from dlplay.figures.table import figure_tables, figure_title
@@ -20,16 +20,23 @@ def chart(container: Any, fig: Any, **kwargs: Any) -> Any:
     return result
 
 
+def table_html(name: str, columns: dict[str, list]) -> str:
+    """One trace's values as a plain HTML table (a real <table>: screen readers move through its cells)."""
+    head = "".join(f"<th scope=col>{html.escape(str(c))}</th>" for c in columns)
+    rows = "".join("<tr>" + "".join(f"<td>{html.escape(str(v))}</td>" for v in row) + "</tr>"
+                   for row in zip(*columns.values()))
+    label = html.escape(name, quote=True)  # it scrolls when long: a keyboard user can focus it to scroll
+    return (f'<div class="dl-data-table" tabindex="0" role="region" aria-label="{label}"><table><caption>{html.escape(name)}</caption><thead><tr>{head}</tr></thead>'
+            f"<tbody>{rows}</tbody></table></div>")
+
+
 def data_table(container: Any, fig: Any) -> None:
     """A collapsed expander "Data: <title>" with one table per trace of ``fig``."""
     tables = figure_tables(fig)
     if not tables:
         return
     title = figure_title(fig) or t("a11y.chart")
-    # no key: a plain container (a keyed expander is a widget, and the language switch rewrites widgets)
+    # no key: a plain container (a keyed expander is a widget, and the language switch rewrites widgets);
+    # HTML tables, not st.dataframe: real table markup, and no widget-like element in the page's lists
     with container.expander(t("a11y.chart_data", title=title), expanded=False):
-        for name, columns in tables:
-            if len(tables) > 1:
-                st.caption(name)
-            rows = len(next(iter(columns.values())))
-            st.dataframe(pd.DataFrame(columns), hide_index=True, height=min(35 * (rows + 1) + 3, 250))
+        st.html("".join(table_html(name, columns) for name, columns in tables))
