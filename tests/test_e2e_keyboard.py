@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from dlplay.i18n import catalog
-from e2e_util import open_app_page, wait_for_idle
+from e2e_util import commit_input, open_app_page, wait_for_idle
 
 SLOW_MS = 120_000
 LAST_STEP_JS = """() => {
@@ -45,13 +45,8 @@ def type_and_enter(page, text: str) -> None:
 def test_train_with_the_keyboard_alone(streamlit_server, browser_context):
     page = open_app_page(browser_context, streamlit_server, "train")
     try:
-        # a run long enough to pause in: 100 epochs, typed into the sidebar's box
-        tab_to(page, ".st-key-tw_epochs input")
-        type_and_enter(page, "100")
-        page.wait_for_function("() => document.querySelector('.st-key-tw_epochs input').value === '100' && "
-                               "!document.querySelector('.st-key-tw_epochs [data-testid=InputInstructions]')",
-                               timeout=SLOW_MS)
-        wait_for_idle(page, SLOW_MS)
+        # setup, not the path under test: a run long enough to pause in (100 epochs)
+        commit_input(page, page.locator(".st-key-tw_epochs input").first, "100", SLOW_MS)
         tab_to(page, ".st-key-train_start button")
         page.keyboard.press("Enter")
         status_is(page, "training")
