@@ -1,4 +1,4 @@
-"""A phone in a real headless Chromium (390×844, mobile, touch emulated through the DevTools protocol): a digit
+"""A phone in a real headless Chromium (a 390×844 viewport, touch emulated through the DevTools protocol): a digit
 drawn with a finger on Draw is guessed without the page scrolling, Train starts and shows its charts without
 horizontal scrolling, and every page is photographed at 390×844 (to $DLPLAY_SHOTS, e.g. docs/screenshots)."""
 from __future__ import annotations
@@ -22,11 +22,12 @@ SCROLL_JS = "() => [window.scrollY, ...[...document.querySelectorAll('[data-test
 
 
 def open_on_phone(context, base_url: str, path: str, lang: str = "en"):
-    """A new tab emulating a phone (before the page loads), on ``/<path>?lang=..`` after its first script run."""
+    """A new tab with a phone's screen and a touch screen (set before the page loads), on ``/<path>?lang=..`` after its
+    first script run. The shared context is a persistent one (no per-page is_mobile/has_touch): the viewport is
+    Playwright's, touch comes through the DevTools protocol (DevTools' mobile metrics override left pages half drawn)."""
     page = context.new_page()
+    page.set_viewport_size({"width": WIDTH, "height": HEIGHT})
     cdp = context.new_cdp_session(page)
-    cdp.send("Emulation.setDeviceMetricsOverride", {"width": WIDTH, "height": HEIGHT, "deviceScaleFactor": 2,
-                                                    "mobile": True})
     cdp.send("Emulation.setTouchEmulationEnabled", {"enabled": True, "maxTouchPoints": 5})
     page.goto(f"{base_url}/{path}?lang={lang}")
     page.wait_for_selector("[data-testid=stMainBlockContainer] h1", timeout=90_000)
@@ -79,9 +80,12 @@ def test_a_digit_drawn_with_a_finger_is_guessed(streamlit_server, browser_contex
 @pytest.mark.browser
 @pytest.mark.slow
 def test_train_starts_on_a_phone_with_its_charts_and_no_sideways_scrolling(streamlit_server, browser_context):
-    page, _ = open_on_phone(browser_context, streamlit_server, "train")
+    page, cdp = open_on_phone(browser_context, streamlit_server, "train")
     try:
-        page.locator(".st-key-train_start button").first.tap()
+        start = page.locator(".st-key-train_start button").first
+        start.scroll_into_view_if_needed()
+        box = start.bounding_box()
+        touch_stroke(cdp, [(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)])  # a tap
         page.wait_for_function(
             """() => { const p = document.querySelector('.st-key-train_loss_chart .js-plotly-plot');
                        return p && p._fullData && p._fullData.length && p._fullData[0]._length > 0; }""",
