@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from dlplay.i18n import catalog
-from e2e_util import commit_input, open_app_page, wait_for_idle
+from e2e_util import open_app_page, wait_for_idle
 
 SLOW_MS = 120_000
 LAST_STEP_JS = """() => {
@@ -43,10 +43,13 @@ def type_and_enter(page, text: str) -> None:
 @pytest.mark.browser
 @pytest.mark.slow
 def test_train_with_the_keyboard_alone(streamlit_server, browser_context):
-    page = open_app_page(browser_context, streamlit_server, "train")
+    # a run long enough to pause in: 100 epochs, from a shared link's settings (dlplay/share.py)
+    page = browser_context.new_page()
     try:
-        # setup, not the path under test: a run long enough to pause in (100 epochs)
-        commit_input(page, page.locator(".st-key-tw_epochs input").first, "100", SLOW_MS)
+        page.goto(f"{streamlit_server}/train?ep=100&lang=en")
+        page.wait_for_selector("[data-testid=stMainBlockContainer] h1", timeout=90_000)
+        wait_for_idle(page, SLOW_MS)
+        assert page.locator(".st-key-tw_epochs input").first.input_value() == "100"
         tab_to(page, ".st-key-train_start button")
         page.keyboard.press("Enter")
         status_is(page, "training")
