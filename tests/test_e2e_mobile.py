@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from dlplay.ui.nav import PAGES
-from e2e_util import click_button, wait_for_charts, wait_for_idle
+from e2e_util import wait_for_charts, wait_for_idle
 
 WIDTH, HEIGHT = 390, 844
 SLOW_MS = 120_000
@@ -53,7 +53,8 @@ def touch_stroke(cdp, points: list[tuple[float, float]]) -> None:
 def test_a_digit_drawn_with_a_finger_is_guessed(streamlit_server, browser_context):
     page, cdp = open_on_phone(browser_context, streamlit_server, "draw")
     try:
-        click_button(page, "draw_quick_train")
+        wait_for_charts(page, SLOW_MS)  # on the narrow screen the button took a while to get its size
+        page.locator(".st-key-draw_quick_train button").first.click(timeout=SLOW_MS)
         page.wait_for_selector(".st-key-draw_model_ready", timeout=SLOW_MS)
         canvas = page.locator(CANVAS).first
         canvas.scroll_into_view_if_needed()
@@ -96,7 +97,9 @@ def test_train_starts_on_a_phone_with_its_charts_and_no_sideways_scrolling(strea
                                "p.getBoundingClientRect().right)")
         assert widths and max(widths) <= WIDTH, widths
         assert page.evaluate(NO_SIDEWAYS_JS), page.evaluate("() => document.documentElement.scrollWidth")
-        click_button(page, "train_stop")
+        stop = page.locator(".st-key-train_stop button").first
+        if stop.is_enabled():  # it is not once the run has ended
+            stop.click(timeout=SLOW_MS)
     finally:
         page.close()
 
