@@ -35,6 +35,13 @@ def open_on_phone(context, base_url: str, path: str, lang: str = "en"):
     return page, cdp
 
 
+def drawn(page) -> None:
+    """Charts and images drawn, and no placeholder left (Streamlit shows a grey skeleton for a button until its
+    icon font has loaded, and for a component until its script runs)."""
+    wait_for_charts(page, SLOW_MS)
+    page.wait_for_function("() => !document.querySelector('[data-testid=stSkeleton]')", timeout=SLOW_MS)
+
+
 def touch_stroke(cdp, points: list[tuple[float, float]]) -> None:
     """One finger down at the first point, through the others, lifted at the last (pointer events of type touch)."""
     def touch(kind: str, p: tuple[float, float] | None) -> None:
@@ -53,7 +60,7 @@ def touch_stroke(cdp, points: list[tuple[float, float]]) -> None:
 def test_a_digit_drawn_with_a_finger_is_guessed(streamlit_server, browser_context):
     page, cdp = open_on_phone(browser_context, streamlit_server, "draw")
     try:
-        wait_for_charts(page, SLOW_MS)  # on the narrow screen the button took a while to get its size
+        drawn(page)  # on the narrow screen the button took a while to get its size
         page.locator(".st-key-draw_quick_train button").first.click(timeout=SLOW_MS)
         page.wait_for_selector(".st-key-draw_model_ready", timeout=SLOW_MS)
         canvas = page.locator(CANVAS).first
@@ -117,7 +124,7 @@ def test_every_page_on_a_phone(streamlit_server, browser_context):
         for url in urls:
             page, _ = open_on_phone(browser_context, streamlit_server, url, lang)
             try:
-                wait_for_charts(page, SLOW_MS)
+                drawn(page)
                 width = page.evaluate("() => document.documentElement.scrollWidth")
                 if width > WIDTH:
                     sideways[f"{url}-{lang}"] = width
