@@ -49,7 +49,6 @@ def test_train_with_the_keyboard_alone(streamlit_server, browser_context):
         page.goto(f"{streamlit_server}/train?ep=100&lang=en")
         page.wait_for_selector("[data-testid=stMainBlockContainer] h1", timeout=90_000)
         wait_for_idle(page, SLOW_MS)
-        assert page.locator(".st-key-tw_epochs input").first.input_value() == "100"
         tab_to(page, ".st-key-train_start button")
         page.keyboard.press("Enter")
         status_is(page, "training")
