@@ -43,11 +43,13 @@ def type_and_enter(page, text: str) -> None:
 @pytest.mark.browser
 @pytest.mark.slow
 def test_train_with_the_keyboard_alone(streamlit_server, browser_context):
-    # a run long enough to pause in: 100 epochs, from a shared link's settings (dlplay/share.py)
-    page = browser_context.new_page()
+    page = open_app_page(browser_context, streamlit_server, "train")
     try:
-        page.goto(f"{streamlit_server}/train?ep=100&lang=en")
-        page.wait_for_selector("[data-testid=stMainBlockContainer] h1", timeout=90_000)
+        # the slowest pace (the Home key on its slider): a run that is still going when Pause is reached
+        tab_to(page, ".st-key-train_pace_choice [role=slider]")
+        page.keyboard.press("Home")
+        page.wait_for_function("() => !document.querySelector('.st-key-train_pace_choice').innerText.includes('full speed')",
+                               timeout=SLOW_MS)
         wait_for_idle(page, SLOW_MS)
         tab_to(page, ".st-key-train_start button")
         page.keyboard.press("Enter")

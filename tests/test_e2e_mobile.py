@@ -61,7 +61,8 @@ def test_a_digit_drawn_with_a_finger_is_guessed(streamlit_server, browser_contex
     page, cdp = open_on_phone(browser_context, streamlit_server, "draw")
     try:
         drawn(page)  # on the narrow screen the button took a while to get its size
-        page.locator(".st-key-draw_quick_train button").first.click(timeout=SLOW_MS)
+        # :visible: at this width the page also holds a zero-sized copy of the button (Playwright: "not visible")
+        page.locator(".st-key-draw_quick_train button:visible").first.click(timeout=SLOW_MS)
         page.wait_for_selector(".st-key-draw_model_ready", timeout=SLOW_MS)
         canvas = page.locator(CANVAS).first
         canvas.scroll_into_view_if_needed()
