@@ -46,9 +46,9 @@ def test_train_with_the_keyboard_alone(streamlit_server, browser_context):
     page = open_app_page(browser_context, streamlit_server, "train")
     try:
         # the slowest pace (the Home key on its slider): a run that is still going when Pause is reached
-        tab_to(page, ".st-key-train_pace_choice [role=slider]")
+        tab_to(page, ".st-key-train_pace input[type=range]")
         page.keyboard.press("Home")
-        page.wait_for_function("() => !document.querySelector('.st-key-train_pace_choice').innerText.includes('full speed')",
+        page.wait_for_function("() => !document.querySelector('.st-key-train_pace').innerText.includes('full speed')",
                                timeout=SLOW_MS)
         wait_for_idle(page, SLOW_MS)
         tab_to(page, ".st-key-train_start button")

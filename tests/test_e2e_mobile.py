@@ -67,7 +67,7 @@ def test_a_digit_drawn_with_a_finger_is_guessed(streamlit_server, browser_contex
         canvas = page.locator(CANVAS).first
         canvas.scroll_into_view_if_needed()
         wait_for_idle(page, SLOW_MS)
-        assert page.evaluate(f"() => getComputedStyle(document.querySelector('{CANVAS}')).touchAction") == "none"
+        assert canvas.evaluate("e => getComputedStyle(e).touchAction") == "none"  # (in the component's shadow DOM)
         box = canvas.bounding_box()
         assert box["x"] >= 0 and box["x"] + box["width"] <= WIDTH  # the whole canvas is on the screen
         before_sig = page.locator(".dl-guess").first.get_attribute("data-sig") or ""
