@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from dlplay.i18n import catalog
-from e2e_util import open_app_page, wait_for_idle
+from e2e_util import open_app_page, press_until, wait_for_idle
 
 SLOW_MS = 120_000
 LAST_STEP_JS = """() => {
@@ -45,12 +45,9 @@ def type_and_enter(page, text: str) -> None:
 def test_train_with_the_keyboard_alone(streamlit_server, browser_context):
     page = open_app_page(browser_context, streamlit_server, "train")
     try:
-        # the slowest pace (the Home key on its slider): a run that is still going when Pause is reached
+        # a slower pace (the arrow keys on its slider: full speed → 200 → 100 → 50 steps/s): still running at Pause
         tab_to(page, ".st-key-train_pace input[type=range]")
-        page.keyboard.press("Home")
-        page.wait_for_function("() => !document.querySelector('.st-key-train_pace').innerText.includes('full speed')",
-                               timeout=SLOW_MS)
-        wait_for_idle(page, SLOW_MS)
+        press_until(page, "ArrowLeft", ".st-key-train_pace", "50", timeout_ms=SLOW_MS)
         tab_to(page, ".st-key-train_start button")
         page.keyboard.press("Enter")
         status_is(page, "training")
