@@ -4,6 +4,7 @@ import streamlit as st
 from dlplay.figures.network import draws_neurons, human_bytes, human_count, network_figure, summary_rows, totals
 from dlplay.presets import PRESETS
 from dlplay.ui import layer_editor as editor
+from dlplay.ui.charts import chart
 from dlplay.ui.i18n import current_language, t
 from dlplay.ui.state import current_session, get_spec, heartbeat, init_state, reset_session, set_config, set_spec
 
@@ -72,7 +73,7 @@ with right:
     small_dense = draws_neurons(spec)
     if session is not None and session.spec == spec and small_dense:
         model = session.model_copy()
-    st.plotly_chart(network_figure(spec, lang, model), width="stretch",
+    chart(st, network_figure(spec, lang, model), width="stretch",
                     config={"displayModeBar": False}, key="build_diagram")
     if small_dense:
         st.caption(t("build.weights_colored") if model is not None else t("build.weights_hint"))

@@ -4,6 +4,7 @@ import streamlit as st
 from dlplay.figures.draw import layer_figure, probability_figure
 from dlplay.ui import drawing as dr
 from dlplay.ui import pins as pn
+from dlplay.ui.charts import chart
 from dlplay.ui.i18n import current_language, t
 from dlplay.ui.state import current_session, init_state, is_active
 
@@ -52,7 +53,7 @@ def drawing_area() -> None:
         dr.show_guess(prediction, info, drawn, trained, lang)
         if prediction is not None and prediction.is_finite:
             with st.container(key="draw_probs_box"):
-                st.plotly_chart(probability_figure(prediction.probabilities.tolist(), labels, lang), key="draw_probs",
+                chart(st, probability_figure(prediction.probabilities.tolist(), labels, lang), key="draw_probs",
                                 config={"displayModeBar": False})
             dr.confidence_note()  # what "sure" means, and where its trust is measured
     if prediction is not None and prediction.is_finite:
@@ -60,7 +61,7 @@ def drawing_area() -> None:
         st.caption(t("draw.forward_intro"))
         for layer in prediction.layers:
             st.markdown(dr.layer_heading(layer, lang))
-            st.plotly_chart(layer_figure(layer, lang, labels), key=f"draw_layer_{layer.name}",
+            chart(st, layer_figure(layer, lang, labels), key=f"draw_layer_{layer.name}",
                             config={"displayModeBar": False})
 
 

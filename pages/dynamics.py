@@ -13,6 +13,7 @@ from dlplay.figures.dynamics import (
 from dlplay.hints import find_hints, schedule_share, share_notes
 from dlplay.i18n import layer_name
 from dlplay.probe import ProbeSnapshot
+from dlplay.ui.charts import chart
 from dlplay.ui.i18n import current_language, t
 from dlplay.ui.state import current_session, heartbeat, init_state, is_active, probe_every, set_probe_every
 
@@ -81,16 +82,16 @@ def draw_curves(probe: ProbeSnapshot, lr_share: float) -> None:
     c1, c2 = st.columns(2)
     with c1:
         with st.container(key="dyn_grad_chart"):
-            st.plotly_chart(gradient_figure(probe, lang, kind), width="stretch", key="dyn_grad_fig")
+            chart(st, gradient_figure(probe, lang, kind), width="stretch", key="dyn_grad_fig")
         st.caption(t("dynamics.cap_grad"))
     with c2:
-        st.plotly_chart(update_ratio_figure(probe, lang), width="stretch", key="dyn_update_fig")
+        chart(st, update_ratio_figure(probe, lang), width="stretch", key="dyn_update_fig")
         st.caption(t("dynamics.cap_update"))
 
     st.subheader(t("dynamics.sec_activations"))
     c1, c2 = st.columns(2)
-    c1.plotly_chart(activation_figure(probe, lang), width="stretch", key="dyn_act_fig")
-    c2.plotly_chart(dead_saturated_figure(probe, lang), width="stretch", key="dyn_dead_fig")
+    chart(c1, activation_figure(probe, lang), width="stretch", key="dyn_act_fig")
+    chart(c2, dead_saturated_figure(probe, lang), width="stretch", key="dyn_dead_fig")
     st.caption(t("dynamics.cap_act"))
 
 
@@ -104,16 +105,16 @@ def details() -> None:
     choice = st.selectbox(t("dynamics.heat_layer"), range(len(names)), format_func=names.__getitem__,
                           key="dyn_heat_layer")
     choice = choice if choice is not None and choice < len(names) else 0
-    st.plotly_chart(heatmap_figure(probe, choice, lang), width="stretch", key="dyn_heat_fig")
+    chart(st, heatmap_figure(probe, choice, lang), width="stretch", key="dyn_heat_fig")
     st.caption(t("dynamics.cap_heat"))
 
     st.subheader(t("dynamics.sec_weights"))
     c1, c2 = st.columns(2)
     with c1:
-        st.plotly_chart(histogram_figure(probe, lang), width="stretch", key="dyn_hist_fig")
+        chart(st, histogram_figure(probe, lang), width="stretch", key="dyn_hist_fig")
         st.caption(t("dynamics.cap_hist"))
     with c2:
-        st.plotly_chart(first_layer_figure(probe, lang), width="stretch", key="dyn_first_fig")
+        chart(st, first_layer_figure(probe, lang), width="stretch", key="dyn_first_fig")
         conv = probe.first_layer is not None and probe.first_layer.startswith("conv")
         st.caption(t("dynamics.cap_first_conv" if conv else "dynamics.cap_first"))
 

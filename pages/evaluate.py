@@ -13,6 +13,7 @@ from dlplay.handle import RunHandle
 from dlplay.ui import evaluate as ev
 from dlplay.ui import export as ex
 from dlplay.ui import fixdata as fx
+from dlplay.ui.charts import chart
 from dlplay.ui.i18n import current_language, t
 from dlplay.ui.state import current_session, heartbeat, init_state, is_active
 
@@ -65,7 +66,7 @@ def results_tab(session: RunHandle, report, labels) -> None:
     c1, c2 = st.columns([1, 1])  # the table needs half the width: its last column was cut off
     c1.dataframe(table, hide_index=True, key="eval_classes_table",
                  column_config={column: percent for column in percent_columns})
-    c2.plotly_chart(class_metrics_figure(report.classes, labels, lang), key="eval_classes_fig")
+    chart(c2, class_metrics_figure(report.classes, labels, lang), key="eval_classes_fig")
     st.caption(t("eval.classes_help"))
 
 
@@ -101,7 +102,7 @@ def mistakes_tab(session, report, labels) -> None:
 
 
 def calibration_tab(report) -> None:
-    st.plotly_chart(reliability_figure(report.calibration, lang), key="eval_reliability")
+    chart(st, reliability_figure(report.calibration, lang), key="eval_reliability")
     st.caption(t("eval.calibration_help"))
     wrong = ~report.preds.correct
     st.write(t("eval.overconfident", n=int((wrong & (report.preds.confidence > 0.9)).sum())))

@@ -6,6 +6,7 @@ import streamlit as st
 from dlplay.figures import gan as fg
 from dlplay.status import PROBLEM, Status
 from dlplay.ui import generate as gen
+from dlplay.ui.charts import chart
 from dlplay.ui.data import show_data_problem
 from dlplay.ui.i18n import current_language, t
 from dlplay.ui.state import init_state
@@ -98,7 +99,7 @@ def lab_live(polling: bool) -> None:
     left, right = st.columns([1.25, 1], gap="medium")
     with left:
         with st.container(key="gen_plane"):
-            st.plotly_chart(fg.plane_figure(view.xs, view.ys, view.d_grid, view.real, view.fake, lang,
+            chart(st, fg.plane_figure(view.xs, view.ys, view.d_grid, view.real, view.fake, lang,
                                             manifold=view.manifold, arrows=view.arrows, show=layers or ()),
                             key="gen_plane_fig", width="stretch", config={"displayModeBar": False})
         st.caption(t("generate.plane_help"))
@@ -106,14 +107,14 @@ def lab_live(polling: bool) -> None:
         st.markdown(f"**{t('generate.minmax_title')}**")
         st.latex(gen.minmax_latex(view.minimax))
         st.caption(t("generate.minmax_help"))
-        st.plotly_chart(fg.divergence_figure(view.div_steps.tolist(), view.divergence.tolist(), lang,
+        chart(st, fg.divergence_figure(view.div_steps.tolist(), view.divergence.tolist(), lang,
                                              view.divergence_name),
                         key="gen_div_fig", width="stretch", config={"displayModeBar": False})
         st.caption(t("generate.divergence_help", name=view.divergence_name))
     c1, c2 = st.columns(2)
-    c1.plotly_chart(fg.d_outputs_figure(view.steps.tolist(), view.d_real.tolist(), view.d_fake.tolist(), lang),
+    chart(c1, fg.d_outputs_figure(view.steps.tolist(), view.d_real.tolist(), view.d_fake.tolist(), lang),
                     key="gen_lab_dout_fig", width="stretch")
-    c2.plotly_chart(fg.loss_curves_figure(view.steps.tolist(), view.d_loss.tolist(), view.g_loss.tolist(), lang),
+    chart(c2, fg.loss_curves_figure(view.steps.tolist(), view.d_loss.tolist(), view.g_loss.tolist(), lang),
                     key="gen_lab_loss_fig", width="stretch")
     if polling != gen.is_training(run):
         st.rerun()  # started, paused, resumed or ended: a full rerun starts or stops the polling
@@ -172,9 +173,9 @@ def digits_live(polling: bool) -> None:
     m[2].metric(t("generate.m_d_real"), gen.number(view.last("d_real")))
     m[3].metric(t("generate.m_d_fake"), gen.number(view.last("d_fake")))
     c1, c2 = st.columns(2)
-    c1.plotly_chart(fg.loss_curves_figure(view.steps.tolist(), view.d_loss.tolist(), view.g_loss.tolist(), lang),
+    chart(c1, fg.loss_curves_figure(view.steps.tolist(), view.d_loss.tolist(), view.g_loss.tolist(), lang),
                     key="gen_loss_fig", width="stretch")
-    c2.plotly_chart(fg.d_outputs_figure(view.steps.tolist(), view.d_real.tolist(), view.d_fake.tolist(), lang),
+    chart(c2, fg.d_outputs_figure(view.steps.tolist(), view.d_real.tolist(), view.d_fake.tolist(), lang),
                     key="gen_dout_fig", width="stretch")
     st.subheader(t("generate.filmstrip"))
     count = len(view.frames)
@@ -186,7 +187,7 @@ def digits_live(polling: bool) -> None:
             st.slider(t("generate.frame"), 1, count, key="gen_frame", help=t("generate.frame_help"))
         frame_step, frame = view.frames[index]
         with st.container(key="gen_filmstrip"):
-            st.plotly_chart(fg.filmstrip_figure(frame, frame_step, index, count, lang), key="gen_film_fig",
+            chart(st, fg.filmstrip_figure(frame, frame_step, index, count, lang), key="gen_film_fig",
                             config={"displayModeBar": False})
         st.caption(t("generate.filmstrip_help", count=count))
     if polling != gen.is_training(run):
@@ -203,7 +204,7 @@ def digits_tools() -> None:
         st.caption(t("generate.interp_help"))
         st.slider(t("generate.interp"), 0.0, 1.0, 0.5, 0.05, key="gen_interp")
         images, selected = gen.interpolation(run, st.session_state.get("gen_interp", 0.5))
-        st.plotly_chart(fg.interpolation_figure(images, selected, lang), key="gen_interp_fig",
+        chart(st, fg.interpolation_figure(images, selected, lang), key="gen_interp_fig",
                         config={"displayModeBar": False})
         st.button(t("generate.interp_new"), key="gen_interp_new", on_click=gen.on_new_pair,
                   icon=":material/shuffle:")
@@ -219,7 +220,7 @@ def digits_tools() -> None:
         st.button(t("generate.memo"), key="gen_memo", on_click=gen.on_memorisation, icon=":material/search:")
         memo = gen.last_memorisation(run)
         if memo is not None:
-            st.plotly_chart(fg.pairs_figure(memo.samples, memo.nearest, memo.distances, lang), key="gen_memo_fig",
+            chart(st, fg.pairs_figure(memo.samples, memo.nearest, memo.distances, lang), key="gen_memo_fig",
                             config={"displayModeBar": False})
             st.caption(t("generate.memo_read", mean=f"{memo.mean_distance:.2f}", typical=f"{memo.typical:.2f}"))
     with tabs[3]:

@@ -8,6 +8,7 @@ from dlplay.plane.features import FEATURES
 from dlplay.plane.session import MAX_LAYERS, MAX_NEURONS
 from dlplay.status import PROBLEM, Status
 from dlplay.ui import plane as pl
+from dlplay.ui.charts import chart
 from dlplay.ui.i18n import current_language, t
 from dlplay.ui.state import init_state
 from dlplay.ui.training import PACE_CHOICES, pace_label
@@ -110,9 +111,10 @@ def live(polling: bool) -> None:
         st.caption(" → ".join(pl.column_titles(run, grid)))
         with st.container(key="plane_network"):
             if polling:  # 10 pictures a second: one PNG (see dlplay/figures/plane.py, live pictures)
-                st.image(fp.data_uri(fp.network_jpeg(tiles, grid.weights, selected=node)))
+                st.image(fp.data_uri(fp.network_jpeg(tiles, grid.weights, selected=node)),
+                         alt=t("a11y.alt_plane_network"))
             else:
-                st.plotly_chart(fp.network_figure(tiles, pl.node_labels(run, grid), grid.weights, selected=node,
+                chart(st, fp.network_figure(tiles, pl.node_labels(run, grid), grid.weights, selected=node,
                                                   column_titles=pl.column_titles(run, grid)),
                                 key="plane_network_fig", width="stretch", config={"displayModeBar": False})
         st.caption(t("plane.network_help_live" if polling else "plane.network_help"))
@@ -123,9 +125,10 @@ def live(polling: bool) -> None:
         with b, st.container(key="plane_neuron_view"):
             if polling:
                 st.markdown(f"**{pl.neuron_title(run, grid, node)}**")
-                st.image(fp.data_uri(fp.picture_jpeg(pl.neuron_rgb(run, grid, node))), width=240)
+                st.image(fp.data_uri(fp.picture_jpeg(pl.neuron_rgb(run, grid, node))), width=240,
+                         alt=t("a11y.alt_plane_neuron"))
             else:
-                st.plotly_chart(fp.neuron_figure(fp.png_uri(pl.neuron_rgb(run, grid, node)),
+                chart(st, fp.neuron_figure(fp.png_uri(pl.neuron_rgb(run, grid, node)),
                                                  pl.neuron_title(run, grid, node), lang, height=260),
                                 key="plane_neuron_fig", width="stretch", config={"displayModeBar": False})
     with right:
@@ -134,19 +137,21 @@ def live(polling: bool) -> None:
         with st.container(key="plane_output"):
             if polling:
                 st.markdown(f"**{t('plane.fig_plane_title')}**")
-                st.image(fp.data_uri(fp.plane_jpeg(heat, pl.points_layer(run, show_test))), width="stretch")
+                st.image(fp.data_uri(fp.plane_jpeg(heat, pl.points_layer(run, show_test))), width="stretch",
+                         alt=t("a11y.alt_plane"))
             else:
-                st.plotly_chart(fp.plane_figure(fp.png_uri(heat), data.x_train, data.y_train, data.x_test, data.y_test,
+                chart(st, fp.plane_figure(fp.png_uri(heat), data.x_train, data.y_train, data.x_test, data.y_test,
                                                 lang, classes=view.classes, regression=view.regression,
                                                 show_test=show_test),
                                 key="plane_output_fig", width="stretch", config={"displayModeBar": False})
         st.caption(t("plane.output_help_regress" if view.regression else "plane.output_help"))
         if snap is not None and polling:
             st.markdown(f"**{t('plane.fig_loss_title')}**")
-            st.image(fp.data_uri(fp.loss_jpeg(snap.epochs, snap.train_loss, snap.test_loss)), width="stretch")
+            st.image(fp.data_uri(fp.loss_jpeg(snap.epochs, snap.train_loss, snap.test_loss)), width="stretch",
+                     alt=t("plane.fig_loss_title"))
             st.caption(t("plane.loss_live_help"))
         elif snap is not None:
-            st.plotly_chart(fp.loss_figure(snap.epochs, snap.train_loss, snap.test_loss, lang), key="plane_loss_fig",
+            chart(st, fp.loss_figure(snap.epochs, snap.train_loss, snap.test_loss, lang), key="plane_loss_fig",
                             width="stretch", config={"displayModeBar": False})
     if polling != pl.is_training(run):
         st.rerun()  # started, paused or ended: a full rerun starts or stops the polling

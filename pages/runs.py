@@ -6,6 +6,7 @@ import streamlit as st
 from dlplay.figures.evaluation import compare_figure
 from dlplay.runs import RunRecord, RunStore, disk_enabled
 from dlplay.ui import runs as ru
+from dlplay.ui.charts import chart
 from dlplay.ui.export import runs_code
 from dlplay.ui.fork import record_note
 from dlplay.ui.i18n import current_language, t
@@ -38,7 +39,7 @@ def disk_section(records: list[RunRecord]) -> None:
 def comparison(chosen: list[RunRecord], names: list[str]) -> None:
     metric = st.segmented_control(t("runs.metric"), ru.METRICS, default="test_acc", key="runs_metric",
                                   format_func=lambda m: t(f"runs.metric_{m}")) or "test_acc"
-    st.plotly_chart(compare_figure(chosen, names, metric, lang), key="runs_compare_fig")
+    chart(st, compare_figure(chosen, names, metric, lang), key="runs_compare_fig")
     st.subheader(t("runs.diff_title"))
     show_all = st.toggle(t("runs.show_all"), key="runs_show_all")
     table = ru.settings_table(chosen, names, show_all)

@@ -13,7 +13,9 @@ from dlplay.ui import pins as pn
 from dlplay.ui import settings as ui_settings
 from dlplay.ui import training as tr
 from dlplay.ui import validation as vd
+from dlplay.ui.a11y import announce, training_announcement
 from dlplay.ui.augment import augment_panel
+from dlplay.ui.charts import chart
 from dlplay.ui.data import show_data_problem
 from dlplay.ui.i18n import current_language, t
 from dlplay.ui.state import current_session, get_config, get_spec, heartbeat, init_state, is_active
@@ -104,7 +106,7 @@ def fork_overlay(session, snap) -> None:
     st.caption(fk.origin_text(view.origin) + " · " + t("fork.overlay_caption"))
     with st.container(key="fork_overlay"):
         for col, metric in zip(st.columns(len(FORK_METRICS)), FORK_METRICS):
-            col.plotly_chart(fork_figure(parent, fork, metric, fork_x, lang), width="stretch", key=f"fork_fig_{metric}",
+            chart(col, fork_figure(parent, fork, metric, fork_x, lang), width="stretch", key=f"fork_fig_{metric}",
                              config={"displayModeBar": False})
 
 
@@ -119,8 +121,8 @@ def pinned_digits(session) -> None:
     with st.container(key="pins_charts"):
         for i in range(len(pins)):
             c1, c2 = st.columns([1, 6], vertical_alignment="center")
-            c1.image(pn.thumbnail(pins.images[i]), width=pn.THUMB_PX)
-            c2.plotly_chart(pin_figure(pins, i, names, lang), width="stretch", key=f"pin_fig_{i}",
+            c1.image(pn.thumbnail(pins.images[i]), width=pn.THUMB_PX, alt=t("a11y.alt_pinned", n=i + 1))
+            chart(c2, pin_figure(pins, i, names, lang), width="stretch", key=f"pin_fig_{i}",
                             config={"displayModeBar": False})
 
 
@@ -136,6 +138,7 @@ def live_view() -> None:
     heartbeat()
     p = snap.progress
     st.progress(min(1.0, p.fraction), text=tr.progress_text(p))
+    announce(training_announcement(p.status, snap.epochs, p.epochs))  # screen readers: per epoch, politely
     m = st.columns(5)
     m[0].metric(t("train.m_status"), t(f"train.status_{p.status}"))
     m[1].metric(t("train.m_epoch"), f"{p.epoch}/{p.epochs}")
@@ -155,10 +158,10 @@ def live_view() -> None:
             st.warning(warning, icon=":material/warning:")
     vd.notes(snap)  # early stopping's outcome, "overfitting since epoch N"
     with st.container(key="train_loss_chart"):
-        st.plotly_chart(loss_figure(snap, lang, lr_curve=tr.planned_lr(session, snap)), width="stretch", key="loss_fig")
+        chart(st, loss_figure(snap, lang, lr_curve=tr.planned_lr(session, snap)), width="stretch", key="loss_fig")
     c1, c2 = st.columns(2)
-    c1.plotly_chart(epoch_figure(snap, "acc", lang), width="stretch", key="acc_fig")
-    c2.plotly_chart(epoch_figure(snap, "loss", lang), width="stretch", key="eloss_fig")
+    chart(c1, epoch_figure(snap, "acc", lang), width="stretch", key="acc_fig")
+    chart(c2, epoch_figure(snap, "loss", lang), width="stretch", key="eloss_fig")
     fork_overlay(session, snap)
     pinned_digits(session)
     fk.fork_panel(session, snap)

@@ -10,8 +10,7 @@ import plotly.graph_objects as go
 from ..evaluation import row_normalize
 from ..i18n import translate
 from .evaluation import confusion_figure
-
-SELECTED = "rgba(214,39,40,0.35)"  # the chosen cell, drawn over the heatmap
+from .style import SELECTED_FILL as SELECTED
 
 
 def cell_of(point_index: int, num_classes: int) -> tuple[int, int]:

@@ -14,12 +14,15 @@ import plotly.graph_objects as go
 from ..i18n import translate
 from ..metrics import MAX_POINTS, downsample
 from .style import (
+    ARROW_COLOR,
     BACKGROUND,
     BLUE,
+    D_SCALE,
     GREEN,
     GREY,
     LEGEND_BELOW,
     LIGHT_BLUE,
+    MANIFOLD_COLOR,
     ORANGE,
     PURPLE,
     RED,
@@ -33,11 +36,8 @@ from .tiles import tile
 
 REAL_COLOR, FAKE_COLOR = GREEN, PURPLE
 D_LOSS_COLOR, G_LOSS_COLOR = BLUE, ORANGE
-MANIFOLD_COLOR = "rgba(148,103,189,0.45)"  # the generator's grid, a light purple
-ARROW_COLOR = "rgba(80,80,80,0.55)"
 MAX_ARROWS = 80  # more would hide the points they start from
 # D(x) over the plane: purple where D says "fake" (0), white at 0.5 (undecided), green where it says "real" (1)
-D_SCALE = [[0.0, "rgb(148,103,189)"], [0.5, "rgb(255,255,255)"], [1.0, "rgb(44,160,44)"]]
 CLASS_COLOR, MISSING_COLOR = LIGHT_BLUE, RED
 
 

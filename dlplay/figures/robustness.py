@@ -8,7 +8,7 @@ import plotly.graph_objects as go
 
 from ..i18n import translate
 from ..robustness import Curve
-from .style import CATEGORY10, LEGEND_BELOW, plain_figure
+from .style import CATEGORY10, FAINT_LINE, LEGEND_BELOW, plain_figure
 
 UNITS = {"noise": "", "rotate": "°", "shift": " px", "thickness": ""}
 
@@ -37,7 +37,7 @@ def curves_figure(curves: Sequence[tuple[str, Curve]], kind: str, lang: str = "e
         traces, title, translate(f"robustness.axis_{kind}", lang), translate("robustness.axis_acc", lang),
         height=height,
         xaxis={"tickmode": "array", "tickvals": levels, "ticktext": [level_text(kind, v) for v in levels],
-               "zeroline": True, "zerolinecolor": "#bbb"},
+               "zeroline": True, "zerolinecolor": FAINT_LINE},
         yaxis={"range": [0, 101], "ticksuffix": "%"},
         legend=LEGEND_BELOW, showlegend=True,
     )

@@ -7,13 +7,12 @@ import numpy as np
 import plotly.graph_objects as go
 
 from ..i18n import translate
+from .style import CURRENT, FAINT_LINE, LEGEND_BELOW, SERIES_A, SERIES_B, axis, base_layout, plain_figure
 from .style import LAYER_PALETTE as PALETTE
-from .style import LEGEND_BELOW, axis, base_layout, plain_figure
 
 # white digits on black, as MNIST stores them and the other pages draw them; the rows not read yet
 # on a dark wine red, their ink dimmed
 INK, PAPER, UNREAD = np.array([255, 255, 255]), np.array([0, 0, 0]), np.array([70, 18, 40])
-CURRENT = "#d62728"
 
 
 def read_mask(order: str, step: int, shape: tuple[int, int] = (28, 28)) -> np.ndarray:
@@ -65,7 +64,7 @@ def time_gradient_figure(grads: np.ndarray, lang: str = "en", measured_at: int =
     steps = np.arange(1, len(grads) + 1)
     g = np.where(np.asarray(grads) > 0, grads, np.nan)
     trace = {"type": "scatter", "mode": "lines+markers" if len(g) <= 60 else "lines", "x": steps.tolist(),
-             "y": g.tolist(), "name": "‖∂L/∂h_t‖", "line": {"color": "#636efa", "width": 2}, "marker": {"size": 5},
+             "y": g.tolist(), "name": "‖∂L/∂h_t‖", "line": {"color": SERIES_A, "width": 2}, "marker": {"size": 5},
              "hovertemplate": "t = %{x}: %{y:.3g}<extra></extra>"}
     return plain_figure([trace], translate("sequences.fig_tgrad_title", lang, step=measured_at), translate("sequences.step", lang),
                         translate("sequences.fig_tgrad_axis", lang), height=320,
@@ -95,7 +94,7 @@ def memory_figure(values: np.ndarray, units: np.ndarray, title: str, lang: str =
 def connectivity_figure(conn: np.ndarray, lang: str = "en", target_label: str = "") -> go.Figure:
     """|∂ logit / ∂x_t| per step as bars: which steps (rows) mattered for the answer."""
     steps = np.arange(1, len(conn) + 1)
-    bar = {"type": "bar", "x": steps.tolist(), "y": conn.tolist(), "marker": {"color": "#ef553b"},
+    bar = {"type": "bar", "x": steps.tolist(), "y": conn.tolist(), "marker": {"color": SERIES_B},
            "hovertemplate": "t = %{x}: %{y:.3g}<extra></extra>"}
     return plain_figure([bar], translate("sequences.fig_conn_title", lang, label=target_label), translate("sequences.step", lang),
                         translate("sequences.fig_conn_axis", lang), height=300)
@@ -126,9 +125,9 @@ def delta_figure(formula: np.ndarray, autograd: np.ndarray, lang: str = "en") ->
     steps = np.arange(1, len(formula) + 1).tolist()
     traces = [
         {"type": "scatter", "mode": "lines", "x": steps, "y": np.linalg.norm(autograd, axis=1).tolist(),
-         "name": translate("sequences.autograd", lang), "line": {"color": "#bbbbbb", "width": 6}},
+         "name": translate("sequences.autograd", lang), "line": {"color": FAINT_LINE, "width": 6}},
         {"type": "scatter", "mode": "lines+markers", "x": steps, "y": np.linalg.norm(formula, axis=1).tolist(),
-         "name": translate("sequences.recursion", lang), "line": {"color": "#636efa", "width": 1.5}, "marker": {"size": 4}},
+         "name": translate("sequences.recursion", lang), "line": {"color": SERIES_A, "width": 1.5}, "marker": {"size": 4}},
     ]
     return plain_figure(traces, translate("sequences.fig_delta_title", lang), translate("sequences.step", lang), "‖δ_t‖",
                         height=300, yaxis={"type": "log", "exponentformat": "power"})

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 import numpy as np
 import plotly.graph_objects as go
 
-from .style import BACKGROUND, DIVERGING, GRID, NEUTRAL, ORANGE, OUTLINE, SEQUENTIAL, TEXT_MUTED, base_layout
+from .style import BACKGROUND, DIVERGING, GRID, NEUTRAL, ORANGE, OUTLINE, SEQUENTIAL, STEP_FILL, TEXT_MUTED, base_layout
 
 ROWS = 32  # neurons per sub-column: a layer of 128 is drawn as 4 columns of 32
 
@@ -48,7 +48,7 @@ def step_figure(columns: Sequence[tuple[str, str, np.ndarray | None, bool]], act
                                 "font": {"size": 22, "color": NEUTRAL}})
         if active == c:
             shapes.append({"type": "rect", "x0": x0 - 0.3, "x1": x0 + width + 0.3, "y0": 0.8, "y1": -ROWS + 0.2,
-                           "line": {"color": ORANGE, "width": 2}, "fillcolor": "rgba(255,127,14,0.08)"})
+                           "line": {"color": ORANGE, "width": 2}, "fillcolor": STEP_FILL})
         annotations.append({"x": x0 + width / 2, "y": 1.0, "yanchor": "bottom", "text": f"<b>{name}</b><br>{label}",
                             "showarrow": False, "font": {"size": 12, "color": TEXT_MUTED}})
         x0 += width + 1.4

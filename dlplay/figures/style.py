@@ -11,28 +11,39 @@ from typing import Any
 import plotly.graph_objects as go
 
 # ---------------------------------------------------------------- the palette
-# categorical (D3's category10): runs, train vs test, the predicted class, the step after
-BLUE, ORANGE, GREEN, RED, PURPLE = "#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd"
+# categorical: Okabe & Ito's colour-blind-safe palette (distinct with protanopia, deuteranopia and tritanopia),
+# for runs, train vs test, the predicted class, the step after; CATEGORY10 extends it to ten classes
+BLUE, ORANGE, GREEN, RED, PURPLE = "#0072b2", "#e69f00", "#009e73", "#d55e00", "#cc79a7"
+SKY_BLUE, YELLOW, BLACK = "#56b4e9", "#f0e442", "#000000"
 GREY = "#7f7f7f"
-CATEGORY10 = (BLUE, ORANGE, GREEN, RED, PURPLE, "#8c564b", "#e377c2", GREY, "#bcbd22", "#17becf")
-# one colour per layer on the Dynamics page (Plotly's default sequence)
-LAYER_PALETTE = ("#636efa", "#ef553b", "#00cc96", "#ab63fa", "#ffa15a", "#19d3f3", "#ff6692", "#b6e880", "#ff97ff",
-                 "#fecb52")
+CATEGORY10 = (BLUE, ORANGE, GREEN, RED, PURPLE, SKY_BLUE, YELLOW, BLACK, GREY, "#882255")
+# one colour per layer on the Dynamics page (the same colour-blind-safe palette)
+LAYER_PALETTE = CATEGORY10
 # blues and oranges of the Draw page's bars, the diagram's weight signs (orange < 0, like TF Playground)
-LIGHT_BLUE, MID_BLUE, DEEP_ORANGE = "#9ecae1", "#3182bd", "#e6550d"
-WEIGHT_ORANGE, NEUTRAL = "#f28e2b", "#b8b8b8"
+LIGHT_BLUE, MID_BLUE, DEEP_ORANGE = "#9ecae1", BLUE, RED
+WEIGHT_ORANGE, NEUTRAL = ORANGE, "#b8b8b8"
 # the diverging pair (RdBu's ends): blue below zero, red above, and a light grey for gaps
 NEGATIVE_RGB, POSITIVE_RGB, GAP_RGB = (33, 102, 172), (178, 24, 43), (235, 235, 235)
 NEGATIVE_CSS, POSITIVE_CSS = "rgb(33,102,172)", "rgb(178,24,43)"
 # the "healthy" band of the update-ratio chart
-HEALTHY_FILL, HEALTHY_LINE, HEALTHY_TEXT = "rgba(44,160,44,0.10)", "rgba(44,160,44,0.8)", "rgb(44,130,44)"
+HEALTHY_FILL, HEALTHY_LINE, HEALTHY_TEXT = "rgba(0,158,115,0.10)", "rgba(0,158,115,0.8)", "rgb(0,110,80)"
 # background, grid, text and outlines
 BACKGROUND = "white"
 GRID = "#e9e9ef"
 MUTED_BAR = "#d9d9d9"
-OUTLINE, TEXT_DARK, TEXT, TEXT_MUTED, TEXT_FAINT, LINE_FAINT = "#333", "#444", "#555", "#666", "#777", "#888"
+OUTLINE, TEXT_DARK, TEXT, TEXT_MUTED, TEXT_FAINT, LINE_FAINT = "#333", "#444", "#555", "#666", "#6e6e6e", "#888"
 # the network diagram's boxes without a layer kind of their own
 BOX_INPUT, BOX_FLATTEN, BOX_OUTPUT, BOX_OTHER = "#e8e8e8", "#f2f2f2", "#f7d4d4", "#eee"
+# the other figures' named colours (all from the palette above)
+CURRENT = RED  # the current time step (Sequences)
+SERIES_A, SERIES_B = BLUE, RED  # a chart's first and second series
+FAINT_LINE = "#bbbbbb"
+MANIFOLD_COLOR = "rgba(204,121,167,0.45)"  # the generator's grid (Generate), PURPLE, light
+ARROW_COLOR = "rgba(80,80,80,0.55)"
+SELECTED_FILL = "rgba(213,94,0,0.35)"  # a chosen cell drawn over a heatmap (RED, light)
+STEP_FILL = "rgba(230,159,0,0.08)"  # ORANGE, very light
+D_SCALE = [[0.0, "rgb(204,121,167)"], [0.5, "rgb(255,255,255)"], [1.0, "rgb(0,158,115)"]]  # D(x): PURPLE → GREEN
+TRANSPARENT = "rgba(0,0,0,0)"
 # colour scales
 DIVERGING = "RdBu_r"  # blue < 0 < red
 DIVERGING_REVERSED = "RdBu"  # the same with reversescale=True

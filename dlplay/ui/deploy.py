@@ -28,6 +28,7 @@ from dlplay.predict import predict
 from dlplay.server.admin import heartbeat_timeout
 from dlplay.server.registry import BrowserSession
 from dlplay.ui import server as srv
+from dlplay.ui.charts import chart
 from dlplay.ui.drawing import DRAWING_KEY
 from dlplay.ui.i18n import current_language, error_text, t
 
@@ -246,7 +247,7 @@ def load_section(lang: str) -> None:
     st.button(t("deploy.load_run"), key="deploy_load", icon=":material/speed:", on_click=run_load_test)
     results = st.session_state.get(LOAD)
     if results:
-        st.plotly_chart(load_figure(results, lang), key="deploy_load_fig")
+        chart(st, load_figure(results, lang), key="deploy_load_fig")
         rows = [{t("deploy.col_clients"): r.clients, t("deploy.col_requests"): r.requests,
                  t("deploy.col_rps"): round(r.rps, 1), "p50 (ms)": round(r.p50_ms, 2), "p95 (ms)": round(r.p95_ms, 2),
                  "p99 (ms)": round(r.p99_ms, 2), t("deploy.col_errors"): r.errors} for r in results]

@@ -231,7 +231,7 @@ def show_seen(image28: np.ndarray | None) -> None:
     """What the network sees: the 28x28 input, enlarged with hard pixel edges."""
     shown = np.zeros((28, 28), dtype=np.uint8) if image28 is None else image28
     big = Image.fromarray(shown).resize((SEEN_PX, SEEN_PX), Image.Resampling.NEAREST)
-    st.image(big, width=SEEN_PX)
+    st.image(big, width=SEEN_PX, alt=t("a11y.alt_seen"))
     st.caption(t("draw.seen_help"))
 
 

@@ -25,6 +25,7 @@ from dlplay.handle import RunHandle
 from dlplay.i18n import LANGUAGES
 from dlplay.predict import probabilities
 from dlplay.status import ACTIVE
+from dlplay.ui.charts import chart
 from dlplay.ui.i18n import current_language, t
 
 PCA_KEY, TSNE_KEY = "emb_pca", "emb_tsne"
@@ -142,7 +143,7 @@ def show_map(fig) -> None:
             st.session_state.pop(f"emb_map_{other}", None)
     key = f"emb_map_{lang}"
     with st.container(key="emb_map_box"):
-        st.plotly_chart(fig, key=key, on_select=partial(on_click, key), selection_mode="points",
+        chart(st, fig, key=key, on_select=partial(on_click, key), selection_mode="points",
                         config={"displayModeBar": False, "scrollZoom": True})
     st.caption(t("embeddings.click_help"))
 

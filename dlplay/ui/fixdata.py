@@ -17,6 +17,7 @@ from dlplay.figures.fixdata import cell_of, clickable_confusion_figure
 from dlplay.handle import RunHandle
 from dlplay.spec import DROP, MAX_LABEL_EDITS
 from dlplay.ui import evaluate as ev
+from dlplay.ui.charts import chart
 from dlplay.ui.i18n import error_text, t
 from dlplay.ui.state import is_active, replace_run, set_config, set_spec
 
@@ -97,7 +98,7 @@ def confusion_chart(report: EvalReport, labels: list[str], split: str, normalize
     # no key of its own: the language switch rewrites keyed option widgets' values, and a keyed chart's
     # selection may not be assigned (StreamlitValueAssignmentNotAllowedError); CELL keeps the choice
     with st.container(key=f"eval_cm_{split}"):
-        event = st.plotly_chart(fig, on_select="rerun", selection_mode="points")
+        event = chart(st, fig, on_select="rerun", selection_mode="points")
     points = event.get("selection", {}).get("points", []) if event else []
     clicked = next((p for p in points if "point_index" in p), None)
     seen = st.session_state.get("fx_seen_click")

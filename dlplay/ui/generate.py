@@ -30,6 +30,7 @@ from dlplay.spec import dense_spec
 from dlplay.status import ACTIVE, FINISHED, MOVING, Status
 from dlplay.ui import server
 from dlplay.ui.canvas_widget import decode_png_data_url, draw_canvas
+from dlplay.ui.charts import chart
 from dlplay.ui.data import dataset_on, guarded_by
 from dlplay.ui.drawing import digit_from_png
 from dlplay.ui.i18n import current_language, error_text, t
@@ -732,7 +733,7 @@ def show_grade(result: GradeResult, lang: str) -> None:
             st.error(t("generate.collapse", digits=join_list(g.missing, lang)), icon=":material/warning:")
     elif result.digit is None:
         st.success(t("generate.no_collapse"), icon=":material/check_circle:")
-    st.plotly_chart(fg.class_histogram_figure(g.histogram, lang, missing=g.missing if result.digit is None else ()),
+    chart(st, fg.class_histogram_figure(g.histogram, lang, missing=g.missing if result.digit is None else ()),
                     key="gen_grade_fig", config={"displayModeBar": False})
 
 

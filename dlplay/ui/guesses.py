@@ -11,6 +11,7 @@ from dlplay.figures.training import loss_figure
 from dlplay.guesses import QUESTIONS, Question, RunPlan, Tally, answer
 from dlplay.handle import RunHandle
 from dlplay.status import FINISHED, Status
+from dlplay.ui.charts import chart
 from dlplay.ui.i18n import current_language, error_text, t
 from dlplay.ui.state import start_side_run
 
@@ -112,7 +113,7 @@ def result_view(q: Question, running: bool) -> None:
                                                           status=t(f"train.status_{run.status}"), step=p.global_step,
                                                           total=p.total_steps, loss=loss))
                 if len(snap.losses):
-                    st.plotly_chart(loss_figure(snap, lang, log_y=True), key=f"guess_loss_{run.run_id}",
+                    chart(st, loss_figure(snap, lang, log_y=True), key=f"guess_loss_{run.run_id}",
                                     config={"displayModeBar": False})
         if any(run.status not in FINISHED for run in runs):
             st.info(t("guesses.waiting"))

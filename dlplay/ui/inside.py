@@ -18,6 +18,7 @@ from dlplay.handle import RunHandle
 from dlplay.latex import backward_latex, forward_latex, loss_latex
 from dlplay.layers import shape_text
 from dlplay.predict import predictions
+from dlplay.ui.charts import chart
 from dlplay.ui.i18n import error_text, t
 from dlplay.ui.nav import available_pages
 from dlplay.ui.state import new_session
@@ -41,7 +42,7 @@ def is_live(session: RunHandle | None) -> bool:
 
 
 def plot(fig: Any, key: str) -> None:
-    st.plotly_chart(fig, key=key, config=PLOT_CONFIG)
+    chart(st, fig, key=key, config=PLOT_CONFIG)
 
 
 def class_names(info: DatasetInfo, lang: str) -> list[str]:

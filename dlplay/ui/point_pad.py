@@ -31,7 +31,8 @@ CSS = """
   border: 1px solid rgba(128, 128, 128, 0.35);
 }
 .dpp-toolbar button:disabled { opacity: 0.45; cursor: default; }
-.dpp-canvas { display: block; border-radius: 6px; border: 1px solid rgba(128,128,128,0.35); cursor: crosshair; }
+.dpp-canvas { display: block; border-radius: 6px; border: 1px solid rgba(128,128,128,0.35); cursor: crosshair;
+  touch-action: none; }
 """
 
 JS = """

@@ -14,6 +14,7 @@ from dlplay.figures.robustness import curves_figure, level_text
 from dlplay.handle import RunHandle
 from dlplay.model import Net
 from dlplay.robustness import PERTURBATIONS, Curve, all_curves, drawing_under
+from dlplay.ui.charts import chart
 from dlplay.ui.i18n import error_text, t
 from dlplay.ui.nav import available_pages
 from dlplay.ui.uploads import server_limit_mb, upload_box
@@ -110,7 +111,7 @@ def robustness_tab(session: RunHandle, lang: str) -> None:
                 cols = st.columns(2)
                 for col, kind in zip(cols, row):
                     pairs: list[tuple[str, Curve]] = [(name, curves[kind]) for name, curves in series]
-                    col.plotly_chart(curves_figure(pairs, kind, lang, height=340), key=f"rob_fig_{kind}",
+                    chart(col, curves_figure(pairs, kind, lang, height=340), key=f"rob_fig_{kind}",
                                      config=PLOT_CONFIG)
         st.caption(t("robustness.how"))
     st.divider()

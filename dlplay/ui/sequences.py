@@ -15,6 +15,7 @@ from dlplay.handle import RunHandle
 from dlplay.hints import format_factor, time_gradient_hint
 from dlplay.i18n import join_list
 from dlplay.presets import PRESETS
+from dlplay.ui.charts import chart
 from dlplay.ui.i18n import current_language, t
 from dlplay.ui.nav import available_pages
 
@@ -96,7 +97,7 @@ def reading_section(net: Any, image: np.ndarray, label: int | None, lang: str) -
     knows = seq_first_sure(probs, final)
     left, right = st.columns([2, 3])
     with left:
-        st.plotly_chart(fs.revealed_figure(image, info.order, step, lang), key="seq_revealed", config=PLOT_CONFIG)
+        chart(st, fs.revealed_figure(image, info.order, step, lang), key="seq_revealed", config=PLOT_CONFIG)
     with right:
         now = int(probs[step - 1].argmax())
         st.metric(t("sequences.guess_after", step=step), f"{names[now]} · {probs[step - 1, now] * 100:.0f}%")
@@ -105,7 +106,7 @@ def reading_section(net: Any, image: np.ndarray, label: int | None, lang: str) -
         else:
             st.caption(t("sequences.never_sure", label=names[final]))
     with st.container(key="seq_early_chart"):
-        st.plotly_chart(fs.early_prediction_figure(probs, step, names, lang), key="seq_early", config=PLOT_CONFIG)
+        chart(st, fs.early_prediction_figure(probs, step, names, lang), key="seq_early", config=PLOT_CONFIG)
     st.caption(t("sequences.cap_early_all" if net.blocks[seq.sequence_block(net)].op.read == "all" else "sequences.cap_early"))
 
 
@@ -126,7 +127,7 @@ def memory_section(net: Any, image: np.ndarray, lang: str) -> None:
                       format_func=lambda k: t(f"sequences.gate_{k}"))
     values = mem.h if choice == "h" else mem.gates[choice]
     centered = choice in ("h", "c", "g", "n")
-    st.plotly_chart(fs.memory_figure(values, mem.units, t(f"sequences.gate_{choice}"), lang,
+    chart(st, fs.memory_figure(values, mem.units, t(f"sequences.gate_{choice}"), lang,
                                      st.session_state.get("seq_step"), zero_centered=centered),
                     key="seq_memory", config=PLOT_CONFIG)
     # a plain RNN has no gates: the sentences about them only where there are some
@@ -139,9 +140,9 @@ def connectivity_section(net: Any, image: np.ndarray, lang: str) -> None:
     conn, target = seq.connectivity(net, image, handle_info.mean, handle_info.std)
     label = class_label(handle_info, target, lang)
     left, right = st.columns([2, 3])
-    left.plotly_chart(fs.connectivity_image(image, conn, net.spec.order, lang), key="seq_conn_image",
+    chart(left, fs.connectivity_image(image, conn, net.spec.order, lang), key="seq_conn_image",
                       config=PLOT_CONFIG)
-    right.plotly_chart(fs.connectivity_figure(conn, lang, label), key="seq_conn", config=PLOT_CONFIG)
+    chart(right, fs.connectivity_figure(conn, lang, label), key="seq_conn", config=PLOT_CONFIG)
     top = np.argsort(conn)[::-1][:3] + 1
     st.caption(t("sequences.cap_conn", label=label, top=join_list(top, current_language())))
 
@@ -157,7 +158,7 @@ def time_gradient_section(handle: Any, lang: str) -> None:
     if hint is not None:
         (st.warning if hint.level == "warning" else st.success)(hint.text(lang), icon=":material/lightbulb:")
     with st.container(key="seq_tgrad_chart"):
-        st.plotly_chart(fs.time_gradient_figure(grads, lang, snap.time_grad_step), key="seq_tgrad",
+        chart(st, fs.time_gradient_figure(grads, lang, snap.time_grad_step), key="seq_tgrad",
                         config=PLOT_CONFIG)
     st.caption(t("sequences.cap_tgrad", factor=format_factor(seq.gradient_factor(grads)), steps=len(grads),
                  step=snap.time_grad_step))
@@ -181,7 +182,7 @@ def formula_section(net: Any, image: np.ndarray, label: int | None, lang: str) -
     d = f.delta_formula[t_idx]
     st.latex(rf"\|\delta_{{{int(step)}}}\| = {np.linalg.norm(d):.4g},\quad \delta_{{{int(step)},{int(unit)}}} = "
              rf"{d[int(unit)]:.4g}\ \ (\text{{autograd}}: {f.delta_autograd[t_idx, int(unit)]:.4g})")
-    st.plotly_chart(fs.delta_figure(f.delta_formula, f.delta_autograd, lang), key="seq_delta", config=PLOT_CONFIG)
+    chart(st, fs.delta_figure(f.delta_formula, f.delta_autograd, lang), key="seq_delta", config=PLOT_CONFIG)
     ok = f.max_difference <= 1e-8 * max(1.0, float(np.abs(f.delta_autograd).max()))
     (st.success if ok else st.error)(t("sequences.bptt_check", diff=f"{f.max_difference:.1e}"), icon=":material/check_circle:")
 

@@ -18,6 +18,7 @@ from dlplay.i18n import layer_name
 from dlplay.landscape import LandscapeJob
 from dlplay.presets import DEFAULT_PRESET, PRESETS
 from dlplay.status import Status
+from dlplay.ui.charts import chart
 from dlplay.ui.fork import origin_text
 from dlplay.ui.i18n import current_language, error_text, t
 from dlplay.ui.state import current_session, fork_run, heartbeat, new_session, set_config, set_spec
@@ -275,7 +276,7 @@ def player_view(layer: int, unit: int, example: int) -> None:
         fig = step_figure(columns, phase.layer if phase.layer >= 0 else None, (layer, unit),
                           t("slowmo.fig_title", step=record.step), arrow)
         with st.container(key="slowmo_diagram"):
-            st.plotly_chart(fig, key="slowmo_chart", config=PLOT_CONFIG, on_select="rerun", selection_mode="points")
+            chart(st, fig, key="slowmo_chart", config=PLOT_CONFIG, on_select="rerun", selection_mode="points")
         formula_panel(record, phase, layer, unit, example)
 
     view()
@@ -427,7 +428,7 @@ def editor_tab(record: sm.StepRecord, session: RunHandle, layer: int, unit: int,
     with st.container(key="slowmo_edit_state"):
         st.caption(t("slowmo.edit_state", n=len(editor.history), ms=view.seconds * 1000, which=names.get(which, ""),
                      value=editor.value(_which())))
-    st.plotly_chart(probability_figure(view.probs[example].tolist(), [str(i) for i in range(view.probs.shape[1])],
+    chart(st, probability_figure(view.probs[example].tolist(), [str(i) for i in range(view.probs.shape[1])],
                                        current_language(), height=220), key="slowmo_edit_probs", config=PLOT_CONFIG)
     b1, b2 = st.columns(2)
     b1.button(t("slowmo.undo"), key="slowmo_undo", icon=":material/undo:", on_click=on_undo,
@@ -525,7 +526,7 @@ def landscape_view(running: bool) -> None:
                                t(f"slowmo.land_x_{kind}"), t(f"slowmo.land_y_{kind}"), t("slowmo.land_loss"),
                                t("slowmo.land_now"), t("slowmo.land_fork", step="{step}"))
         with st.container(key="slowmo_land_figure"):
-            st.plotly_chart(fig, key="slowmo_land_fig", config=PLOT_CONFIG)
+            chart(st, fig, key="slowmo_land_fig", config=PLOT_CONFIG)
 
     view()
 

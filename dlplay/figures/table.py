@@ -1,0 +1,71 @@
+"""A chart's text alternative, built from the figure itself: its title and its traces' data as table columns.
+
+Works for every figure of dlplay (lines, bars, scatters, heatmaps, images): line/bar/scatter traces give
+their x and y values (thinned to at most MAX_ROWS rows), heatmaps a summary of their values, images a note.
+"""
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import numpy as np
+
+MAX_ROWS = 200
+_TAGS = re.compile(r"<[^>]+>")
+
+
+def _plain(text: Any) -> str:
+    return _TAGS.sub(" ", str(text or "")).replace("  ", " ").strip()
+
+
+def figure_title(fig: Any) -> str:
+    """The figure's title as plain text ("" without one)."""
+    title = getattr(fig.layout, "title", None)
+    return _plain(getattr(title, "text", None) if title is not None else "")
+
+
+def _values(v: Any) -> list | None:
+    if v is None:
+        return None
+    arr = np.asarray(v, dtype=object).ravel()
+    return arr.tolist() if arr.size else None
+
+
+def _thin(values: list, keep: np.ndarray) -> list:
+    return [values[i] for i in keep]
+
+
+def _round(v: Any) -> Any:
+    return round(v, 4) if isinstance(v, float) else v
+
+
+def figure_tables(fig: Any) -> list[tuple[str, dict[str, list]]]:
+    """(trace name, {column: values}) for each trace with data; heatmaps as a short summary (min, mean, max)."""
+    tables: list[tuple[str, dict[str, list]]] = []
+    for i, trace in enumerate(fig.data):
+        kind = trace.type
+        name = _plain(getattr(trace, "name", None)) or f"{kind} {i + 1}"
+        if kind in ("heatmap", "contour", "surface"):
+            z = np.asarray(trace.z, dtype=float) if trace.z is not None else np.zeros((0, 0))
+            if z.size:
+                tables.append((name, {"rows × columns": [f"{z.shape[0]} × {z.shape[-1]}"],
+                                      "min": [_round(float(np.nanmin(z)))], "mean": [_round(float(np.nanmean(z)))],
+                                      "max": [_round(float(np.nanmax(z)))]}))
+            continue
+        if kind == "image":
+            continue
+        x, y = _values(getattr(trace, "x", None)), _values(getattr(trace, "y", None))
+        columns: dict[str, list] = {}
+        n = max(len(x or []), len(y or []))
+        if not n:
+            continue
+        keep = np.unique(np.linspace(0, n - 1, min(n, MAX_ROWS)).round().astype(int))
+        for label, values in (("x", x), ("y", y)):
+            if values is not None and len(values) == n:
+                columns[label] = [_round(v) for v in _thin(values, keep)]
+        text = _values(getattr(trace, "text", None))
+        if text is not None and len(text) == n and "x" not in columns:
+            columns["label"] = _thin(text, keep)
+        if columns:
+            tables.append((name, columns))
+    return tables
