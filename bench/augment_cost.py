@@ -20,10 +20,10 @@ from pathlib import Path
 
 import torch
 
-from dlplay.augment import LEVELS, batch_augmenter
-from dlplay.data import load_dataset
-from dlplay.presets import PRESETS
-from dlplay.train import TrainingSession
+from dlplay.classify.train import TrainingSession
+from dlplay.data.augment import LEVELS, batch_augmenter
+from dlplay.data.datasets import load_dataset
+from dlplay.nn.presets import PRESETS
 
 REPO = Path(__file__).resolve().parents[1]
 os.environ.setdefault("DLPLAY_DATA_DIR", str(REPO.parent / "shared" / "datasets" / "mnist-sample"))

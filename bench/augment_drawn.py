@@ -5,7 +5,7 @@ Usage: python bench/augment_drawn.py [--seeds 0 1 2] [--epochs 10] [--level medi
 The drawn digits are the Draw page's browser-test strokes (tests/test_e2e_draw.py: ten digits written
 with the mouse as people write them), rendered like the canvas does (white strokes on a transparent
 280×280 canvas) in 4 stroke widths × 4 slants × 2 aspect ratios, each with its own hand wobble
-(320 drawings), then prepared by the Draw page's own preprocessing (dlplay.canvas.preprocess). Each model trains as the app does (TrainingSession)
+(320 drawings), then prepared by the Draw page's own preprocessing (dlplay.data.canvas.preprocess). Each model trains as the app does (TrainingSession)
 on the 10k MNIST sample; the same seed with and without augmentation, several seeds.
 """
 from __future__ import annotations
@@ -22,12 +22,12 @@ import numpy as np
 import torch
 from PIL import Image, ImageDraw
 
-from dlplay.augment import LEVELS
-from dlplay.canvas import preprocess
-from dlplay.data import load_dataset
-from dlplay.predict import predict_batch
-from dlplay.spec import TrainConfig, dense_spec
-from dlplay.train import TrainingSession
+from dlplay.classify.predict import predict_batch
+from dlplay.classify.train import TrainingSession
+from dlplay.data.augment import LEVELS
+from dlplay.data.canvas import preprocess
+from dlplay.data.datasets import load_dataset
+from dlplay.nn.spec import TrainConfig, dense_spec
 
 REPO = Path(__file__).resolve().parents[1]
 os.environ.setdefault("DLPLAY_DATA_DIR", str(REPO.parent / "shared" / "datasets" / "mnist-sample"))

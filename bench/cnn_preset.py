@@ -15,11 +15,11 @@ from pathlib import Path
 
 import torch
 
-from dlplay.data import load_dataset
-from dlplay.model import build_model, count_parameters
-from dlplay.presets import PRESETS
-from dlplay.spec import SCHEDULES
-from dlplay.train import TrainingSession
+from dlplay.classify.train import TrainingSession
+from dlplay.data.datasets import load_dataset
+from dlplay.nn.model import build_model, count_parameters
+from dlplay.nn.presets import PRESETS
+from dlplay.nn.spec import SCHEDULES
 
 REPO = Path(__file__).resolve().parents[1]
 os.environ.setdefault("DLPLAY_DATA_DIR", str(REPO.parent / "shared" / "datasets" / "mnist-sample"))

@@ -4,10 +4,10 @@ Variants, each in a process of its own (its own malloc state), with a model buil
 seed, trained on the same batches:
   old    plain autograd, NCHW, ``torch.optim.Adam`` with its defaults, glibc's malloc defaults:
          the step before issue 21;
-  fused  the same with the fused Adam dlplay makes (dlplay.optimizers.make_optimizer);
+  fused  the same with the fused Adam dlplay makes (dlplay.nn.optimizers.make_optimizer);
   cl     fused Adam, model and batches in channels-last memory format (with the gradient below the
-         flatten handed back channels-last, dlplay.model);
-  mem    cl, plus freed memory kept for reuse (dlplay.memory.keep_freed_memory);
+         flatten handed back channels-last, dlplay.nn.model);
+  mem    cl, plus freed memory kept for reuse (dlplay.run.memory.keep_freed_memory);
   run    dlplay's TrainingSession step as it trains the preset, in a process where a run has
          started (so keep_freed_memory is on, as in the app).
 
@@ -47,12 +47,12 @@ def worker(name: str, seed: int, steps: int, chunk: int, threads: int, conn) -> 
     import torch
     import torch.nn.functional as F
 
-    from dlplay.data import load_dataset
-    from dlplay.memory import keep_freed_memory
-    from dlplay.model import build_model
-    from dlplay.optimizers import make_optimizer
-    from dlplay.presets import PRESETS
-    from dlplay.train import TrainingSession
+    from dlplay.classify.train import TrainingSession
+    from dlplay.data.datasets import load_dataset
+    from dlplay.nn.model import build_model
+    from dlplay.nn.optimizers import make_optimizer
+    from dlplay.nn.presets import PRESETS
+    from dlplay.run.memory import keep_freed_memory
 
     if threads:
         torch.set_num_threads(threads)

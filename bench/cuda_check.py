@@ -9,7 +9,7 @@ For the tutorial model and the small-CNN preset, on the real MNIST sample (DLPLA
   3. samples/s (wall clock) of the session, with and without the probe, against the plain PyTorch
      loop of bench/train_throughput.py on the same device (pre-normalised float tensors, x[idx]
      batches), here without its .item() per step, median of --repeats runs each;
-  4. CUDA graphs (dlplay/cudagraph.py): samples/s of the session (probe on, as the app runs it) with
+  4. CUDA graphs (dlplay/run/cudagraph.py): samples/s of the session (probe on, as the app runs it) with
      and without them, in interleaved rounds (the order alternates), medians and their ratio, with
      how many steps were replayed; and whether they train the same: after --graph-steps steps from
      the same seed, the weights with and without graphs agree within 1% of how far they moved
@@ -34,12 +34,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from dlplay.checkpoint import checkpoint_from_session, load_checkpoint
-from dlplay.data import load_dataset
-from dlplay.model import build_model
-from dlplay.presets import PRESETS
-from dlplay.probe import M, Probe
-from dlplay.train import TrainingSession
+from dlplay.classify.checkpoint import checkpoint_from_session, load_checkpoint
+from dlplay.classify.probe import M, Probe
+from dlplay.classify.train import TrainingSession
+from dlplay.data.datasets import load_dataset
+from dlplay.nn.model import build_model
+from dlplay.nn.presets import PRESETS
 from train_throughput import plain_loop  # (bench/train_throughput.py)
 
 REPO = Path(__file__).resolve().parents[1]

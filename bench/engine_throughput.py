@@ -4,8 +4,8 @@ The tutorial's model (784-128-10, Adam, one torch thread) at batch 32 and 512, t
 same data:
   plain      a plain eager PyTorch loop: pre-loaded normalised tensors, batches by ``x[idx]``,
              ``torch.optim.Adam`` with its defaults, ``loss.item()`` per step;
-  dlplay     dlplay's TrainingSession as the app runs it: the dense engine (dlplay.engine), uint8
-             data normalised per batch, the probe (dlplay.probe) at its default interval;
+  dlplay     dlplay's TrainingSession as the app runs it: the dense engine (dlplay.nn.engine), uint8
+             data normalised per batch, the probe (dlplay.classify.probe) at its default interval;
   autograd   the same TrainingSession forced onto autograd (``engine="autograd"``), probe on.
 
 How it is timed: as in bench/instrumentation.py (read its doc). The loops run side by side in
@@ -30,10 +30,10 @@ from pathlib import Path
 import torch
 
 import instrumentation
-from dlplay.data import load_dataset
-from dlplay.probe import DEFAULT_EVERY, Probe
-from dlplay.spec import TrainConfig, dense_spec
-from dlplay.train import TrainingSession
+from dlplay.classify.probe import DEFAULT_EVERY, Probe
+from dlplay.classify.train import TrainingSession
+from dlplay.data.datasets import load_dataset
+from dlplay.nn.spec import TrainConfig, dense_spec
 from instrumentation import Baton, BatonCallback, replicated, steal_seconds
 
 REPO = Path(__file__).resolve().parents[1]

@@ -8,7 +8,7 @@ Usage: python bench/gan_mnist.py [--preset mlp dcgan] [--conditional] [--minutes
 The classifier is the small-CNN preset trained here on the sample's 10,000 training images (its test
 accuracy on the official 10,000 test images is printed); ``--classifier-cache`` keeps it in a file for
 the next run (loaded with weights_only=True, its accuracy measured again). Training is the same step
-as the app's (dlplay.gan_mnist.gan_step); the budget is wall-clock seconds, or with ``--clock cpu`` this
+as the app's (dlplay.gan.mnist.gan_step); the budget is wall-clock seconds, or with ``--clock cpu`` this
 process's CPU seconds: on a machine shared with other jobs, CPU time is what a dedicated core would
 need. Grading (every ``--every`` seconds of the clock) is not counted in the budget. Both clocks are printed.
 
@@ -28,8 +28,8 @@ from pathlib import Path
 
 import torch
 
-from dlplay.data import load_dataset
-from dlplay.gan_grade import (
+from dlplay.data.datasets import load_dataset
+from dlplay.gan.grade import (
     classifier_from_state,
     grade,
     nearest_training,
@@ -37,8 +37,8 @@ from dlplay.gan_grade import (
     train_quick_classifier,
     typical_nearest_distance,
 )
-from dlplay.gan_images import grid_noise, grid_png, sample_grid
-from dlplay.gan_mnist import (
+from dlplay.gan.images import grid_noise, grid_png, sample_grid
+from dlplay.gan.mnist import (
     GAN_PRESETS,
     NUM_CLASSES,
     build_gan,
@@ -48,7 +48,7 @@ from dlplay.gan_mnist import (
     save_gan_checkpoint,
     to_uint8,
 )
-from dlplay.model import count_parameters
+from dlplay.nn.model import count_parameters
 
 REPO = Path(__file__).resolve().parents[1]
 os.environ.setdefault("DLPLAY_DATA_DIR", str(REPO.parent / "shared" / "datasets" / "mnist-sample"))
@@ -58,7 +58,7 @@ SAMPLES = 1000
 
 def get_classifier(dataset, cache: str | None, seed: int):
     """The grader: trained here (or loaded from the cache this script wrote), with its test accuracy."""
-    from dlplay.gan_grade import classify
+    from dlplay.gan.grade import classify
 
     if cache and Path(cache).exists():
         net = classifier_from_state(torch.load(cache, weights_only=True), quick_classifier_spec())

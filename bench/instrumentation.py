@@ -1,4 +1,4 @@
-"""Throughput cost of the dynamics probes (dlplay.probe) on the training thread.
+"""Throughput cost of the dynamics probes (dlplay.classify.probe) on the training thread.
 
 Compares samples/s of, for the same model, data and batch size 32 with Adam and one torch thread:
   plain     a bare PyTorch loop: pre-loaded normalised tensors, batches by x[idx], loss.item() per step;
@@ -33,12 +33,12 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from dlplay.callbacks import TrainingCallback
-from dlplay.data import load_dataset
-from dlplay.model import build_model
-from dlplay.probe import DEFAULT_EVERY, Probe
-from dlplay.spec import ModelSpec, TrainConfig, dense_spec
-from dlplay.train import TrainingSession
+from dlplay.classify.callbacks import TrainingCallback
+from dlplay.classify.probe import DEFAULT_EVERY, Probe
+from dlplay.classify.train import TrainingSession
+from dlplay.data.datasets import load_dataset
+from dlplay.nn.model import build_model
+from dlplay.nn.spec import ModelSpec, TrainConfig, dense_spec
 
 REPO = Path(__file__).resolve().parents[1]
 os.environ.setdefault("DLPLAY_DATA_DIR", str(REPO.parent / "shared" / "datasets" / "mnist-sample"))

@@ -21,10 +21,10 @@ import torch
 REPO = Path(__file__).resolve().parents[1]
 os.environ.setdefault("DLPLAY_DATA_DIR", str(REPO.parent / "shared" / "datasets" / "mnist-sample"))
 
-from dlplay.data import load_dataset  # noqa: E402 - after the data folder is set
-from dlplay.hints import overfitting_since  # noqa: E402
-from dlplay.presets import PRESETS  # noqa: E402
-from dlplay.train import TrainingSession  # noqa: E402
+from dlplay.classify.train import TrainingSession  # noqa: E402
+from dlplay.data.datasets import load_dataset  # noqa: E402 - after the data folder is set
+from dlplay.learn.hints import overfitting_since  # noqa: E402
+from dlplay.nn.presets import PRESETS  # noqa: E402
 
 
 def run_once(seed: int, epochs: int | None, patience: int, dataset) -> dict:

@@ -20,7 +20,8 @@ import zipfile
 import numpy as np
 from PIL import Image
 
-from dlplay import data, owndata
+from dlplay import owndata
+from dlplay.data import datasets as data
 from dlplay.server.guardrails import Limits
 
 TARGET_MB = 20

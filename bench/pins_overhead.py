@@ -1,4 +1,4 @@
-"""Cost of pinned images (dlplay.pins) on the training thread: samples/s with 0 and with 4 pins.
+"""Cost of pinned images (dlplay.classify.pins) on the training thread: samples/s with 0 and with 4 pins.
 
 Both runs are what the Train page starts: the same model, data and settings, a Probe at its default
 interval and a Pins callback (empty, or following 4 test images at the probe's steps). They take
@@ -21,11 +21,11 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from dlplay.data import load_dataset  # noqa: E402
-from dlplay.pins import Pins  # noqa: E402
-from dlplay.probe import DEFAULT_EVERY, Probe  # noqa: E402
-from dlplay.spec import TrainConfig, dense_spec  # noqa: E402
-from dlplay.train import TrainingSession  # noqa: E402
+from dlplay.classify.pins import Pins  # noqa: E402
+from dlplay.classify.probe import DEFAULT_EVERY, Probe  # noqa: E402
+from dlplay.classify.train import TrainingSession  # noqa: E402
+from dlplay.data.datasets import load_dataset  # noqa: E402
+from dlplay.nn.spec import TrainConfig, dense_spec  # noqa: E402
 from instrumentation import Baton, BatonCallback, replicated  # noqa: E402 (the bench folder's helpers)
 
 REPO = Path(__file__).resolve().parents[1]

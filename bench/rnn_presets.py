@@ -17,11 +17,11 @@ from pathlib import Path
 
 import torch
 
-from dlplay.data import load_dataset
-from dlplay.model import build_model, count_parameters
-from dlplay.presets import PRESETS
-from dlplay.probe import Probe
-from dlplay.train import TrainingSession
+from dlplay.classify.probe import Probe
+from dlplay.classify.train import TrainingSession
+from dlplay.data.datasets import load_dataset
+from dlplay.nn.model import build_model, count_parameters
+from dlplay.nn.presets import PRESETS
 
 REPO = Path(__file__).resolve().parents[1]
 os.environ.setdefault("DLPLAY_DATA_DIR", str(REPO.parent / "shared" / "datasets" / "mnist-sample"))

@@ -18,9 +18,9 @@ import time
 import torch
 
 import instrumentation as ins
-from dlplay.data import load_dataset
-from dlplay.presets import PRESETS
-from dlplay.probe import DEFAULT_EVERY
+from dlplay.classify.probe import DEFAULT_EVERY
+from dlplay.data.datasets import load_dataset
+from dlplay.nn.presets import PRESETS
 
 RECURRENT = [key for key, preset in PRESETS.items() if preset.spec.is_recurrent()]
 

@@ -33,9 +33,9 @@ import dataclasses, json, statistics, sys, time, torch
 threads, preset_key, epochs = int(sys.argv[1]), sys.argv[2], int(sys.argv[3])
 if threads:
     torch.set_num_threads(threads)
-from dlplay.data import load_dataset
-from dlplay.presets import PRESETS
-from dlplay.train import TrainingSession
+from dlplay.data.datasets import load_dataset
+from dlplay.nn.presets import PRESETS
+from dlplay.classify.train import TrainingSession
 preset = PRESETS[preset_key]
 changes = {"epochs": epochs, "device": "cpu"}
 if "val_share" in {f.name for f in dataclasses.fields(preset.config)}:

@@ -16,11 +16,11 @@ import time
 import numpy as np
 import onnxruntime as ort
 
-from dlplay.checkpoint import export_onnx
+from dlplay.classify.checkpoint import export_onnx
 from dlplay.export import serve
-from dlplay.model import build_model
-from dlplay.presets import small_cnn_spec
-from dlplay.spec import dense_spec
+from dlplay.nn.model import build_model
+from dlplay.nn.presets import small_cnn_spec
+from dlplay.nn.spec import dense_spec
 
 
 def direct_ms(onnx: bytes, image: np.ndarray, seconds: float) -> float:

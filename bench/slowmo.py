@@ -35,14 +35,14 @@ def median_ms(values: list[float]) -> str:
 
 
 def main() -> None:
-    from dlplay import landscape as L
-    from dlplay import slowmo as sm
-    from dlplay.data import load_dataset
-    from dlplay.engine import DenseEngine
-    from dlplay.fork import SnapshotKeeper
-    from dlplay.optimizers import make_optimizer
-    from dlplay.presets import PRESETS
-    from dlplay.train import TrainingSession
+    from dlplay.classify.fork import SnapshotKeeper
+    from dlplay.classify.train import TrainingSession
+    from dlplay.data.datasets import load_dataset
+    from dlplay.learn import landscape as L
+    from dlplay.learn import slowmo as sm
+    from dlplay.nn.engine import DenseEngine
+    from dlplay.nn.optimizers import make_optimizer
+    from dlplay.nn.presets import PRESETS
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rounds", type=int, default=30)

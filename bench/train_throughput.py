@@ -15,11 +15,11 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from dlplay.data import load_dataset
-from dlplay.device import choose_device
-from dlplay.model import build_model
-from dlplay.spec import TrainConfig, dense_spec
-from dlplay.train import TrainingSession
+from dlplay.classify.train import TrainingSession
+from dlplay.data.datasets import load_dataset
+from dlplay.nn.model import build_model
+from dlplay.nn.spec import TrainConfig, dense_spec
+from dlplay.run.device import choose_device
 
 REPO = Path(__file__).resolve().parents[1]
 os.environ.setdefault("DLPLAY_DATA_DIR", str(REPO.parent / "shared" / "datasets" / "mnist-sample"))

@@ -1,7 +1,7 @@
 """Errors meant for the learner: a translation key plus parameters, English by default."""
 from __future__ import annotations
 
-from .i18n import translate
+from dlplay.i18n import translate
 
 
 class UserError(ValueError):

@@ -5,9 +5,9 @@ members are never extracted by name (a name with ``..``, an absolute path or a d
 encrypted member refuses the whole upload), their declared and their actual unpacked sizes are capped
 (read in bounded chunks), archives inside the archive are ignored (and said so), images are decoded by
 Pillow only (nothing is executed or unpickled). Images become grey 28x28 the way the Draw page prepares a
-drawing (dlplay/canvas.py), each change noted. The result is split (seeded, stratified) and written as one
+drawing (dlplay/data/canvas.py), each change noted. The result is split (seeded, stratified) and written as one
 ``.npz`` (no pickles) into the session's own data folder, ``<cache>/own/<session id>/``, and registered in
-the data registry (:func:`dlplay.data.register_own`): Train, Evaluate and Inside load it like any dataset.
+the data registry (:func:`dlplay.data.datasets.register_own`): Train, Evaluate and Inside load it like any dataset.
 
 A 2-feature CSV also becomes points of the 2-D playground (:func:`plane_data`); a CSV of 784 pixel
 columns (Kaggle's MNIST layout) becomes 28x28 images.
@@ -30,10 +30,10 @@ from pathlib import Path, PurePosixPath
 import numpy as np
 from PIL import Image, ImageOps
 
-from . import canvas
-from .data import DataFile, DatasetInfo, default_cache_dir, register_own, unregister_own
-from .errors import UserError
-from .server.guardrails import Limits
+from dlplay.data import canvas
+from dlplay.data.datasets import DataFile, DatasetInfo, default_cache_dir, register_own, unregister_own
+from dlplay.errors import UserError
+from dlplay.server.guardrails import Limits
 
 MB = 2**20
 FRAME = canvas.FRAME  # images become FRAME x FRAME grey
@@ -199,7 +199,7 @@ def _decode(raw: bytes, name: str) -> Image.Image | None:
 
 def to_frame(image: Image.Image) -> tuple[np.ndarray, set[str]]:
     """A grey FRAME x FRAME uint8 image and what was changed. A grey image of that size is kept as it is
-    (MNIST's own); any other is prepared as the Draw page prepares a drawing (dlplay/canvas.py: grey,
+    (MNIST's own); any other is prepared as the Draw page prepares a drawing (dlplay/data/canvas.py: grey,
     light ink on dark, cropped to the ink, scaled into 20 px, centred), or scaled whole when it shows no ink."""
     changes: set[str] = set()
     if image.mode not in ("L", "1"):
@@ -443,7 +443,7 @@ def register(own: OwnData, session_id: str, root: Path | None = None) -> Dataset
 
 def forget(session_id: str, root: Path | None = None) -> None:
     """Remove the session's own data folder and its datasets from the registry (the session ended)."""
-    from .data import OWN
+    from dlplay.data.datasets import OWN
 
     folder = session_folder(session_id, root)
     for name, (_, npz) in list(OWN.items()):
@@ -455,7 +455,7 @@ def forget(session_id: str, root: Path | None = None) -> None:
 # ---------------------------------------------------------------- the 2-D playground
 def plane_data(own: OwnData, test_ratio: float = 0.5, seed: int = 0):  # -> plane.datasets.PlaneData
     """A 2-feature table as points of the 2-D playground: each column scaled to [-5, 5]."""
-    from .plane import datasets as plane
+    from dlplay.plane import datasets as plane
 
     rows = np.array(plane_points(own), dtype=np.float64).reshape(-1, 3)
     return plane.from_arrays(rows[:, :2], rows[:, 2], plane.CLASSIFY, test_ratio, seed, name="own",
@@ -477,7 +477,7 @@ def plane_points(own: OwnData) -> list[tuple[float, float, int]]:
 def example_zip(per_class: int = EXAMPLE_PER_CLASS, digits: tuple[int, ...] = EXAMPLE_CLASSES) -> bytes:
     """A zip of image folders made now, in memory, from real MNIST test digits: one folder per digit
     (``digits/7/…png``), ``per_class`` PNGs each. Needs MNIST on this machine (or a download)."""
-    from .data import load_dataset
+    from dlplay.data.datasets import load_dataset
 
     mnist = load_dataset("mnist")
     images, labels = mnist.test_images.numpy(), mnist.test_labels.numpy()

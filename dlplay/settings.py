@@ -5,8 +5,8 @@ The pages draw their widgets from it (``dlplay/ui/settings.py``), and everything
 carries settings reads it: :func:`validate_all` (one message per bad value, in the page's language),
 :func:`differences` ("what differed from the defaults"), :meth:`Setting.parse` / :meth:`Setting.text`
 (share links, lesson files, a class experiment), :func:`to_spec_and_config` /
-:func:`from_spec_and_config` (the classifier's :class:`~dlplay.spec.ModelSpec` and
-:class:`~dlplay.spec.TrainConfig`, which run records and checkpoints store).
+:func:`from_spec_and_config` (the classifier's :class:`~dlplay.nn.spec.ModelSpec` and
+:class:`~dlplay.nn.spec.TrainConfig`, which run records and checkpoints store).
 
 Adding a setting is one :func:`_add` call below plus its label (and help) in both languages.
 """
@@ -20,13 +20,13 @@ from dataclasses import dataclass, fields, replace
 from types import MappingProxyType
 from typing import Any
 
-from . import augment as _augment
-from .data import DATASETS, get_info
-from .errors import UserError
-from .i18n import LANGUAGES, Term
-from .layers import DEFAULT_ORDER, DENSE, MAX_UNITS, ORDERS
-from .presets import DEFAULT_PRESET, PRESETS
-from .spec import (
+from dlplay.data import augment as _augment
+from dlplay.data.datasets import DATASETS, get_info
+from dlplay.errors import UserError
+from dlplay.i18n import LANGUAGES, Term
+from dlplay.nn.layers import DEFAULT_ORDER, DENSE, MAX_UNITS, ORDERS
+from dlplay.nn.presets import DEFAULT_PRESET, PRESETS
+from dlplay.nn.spec import (
     ACTIVATIONS,
     DEVICES,
     DROP,
@@ -302,7 +302,7 @@ _add("probe_every", "int", 100, low=1, high=100_000, stops=(10, 20, 50, 100, 200
 # --- the app
 _add("language", "choice", "en", choices=tuple(LANGUAGES), code="lang", task="app")  # shown by its own name
 
-# --- the GAN: the 2-D lab (dlplay/gan.py) and MNIST digits (dlplay/gan_mnist.py)
+# --- the GAN: the 2-D lab (dlplay/gan/session.py) and MNIST digits (dlplay/gan/mnist.py)
 _add("gan_noise_dim", "int", 2, low=1, high=1024, task="gan", label_key="gan.setting_noise_dim")
 _add("gan_noise", "choice", "gaussian", choices=("gaussian", "uniform"), task="gan", label_key="gan.setting_noise")
 _add("gan_batch_size", "int", 150, low=1, high=4096, task="gan", label_key="gan.setting_batch_size")

@@ -19,7 +19,7 @@ torch.set_num_threads(1)
 @pytest.fixture(scope="session")
 def mnist():
     """The real MNIST sample (10k train, official 10k test) as a dlplay Dataset on the CPU."""
-    from dlplay.data import load_dataset
+    from dlplay.data.datasets import load_dataset
 
     return load_dataset("mnist", download=False)
 
@@ -28,7 +28,7 @@ def mnist():
 def trained_tutorial(mnist):
     """The tutorial model (784 → 128 relu → 10) after one epoch on the sample, seed 0, as the Draw
     page's quick-train button makes it. Shared by every test that reads a trained model: do not change it."""
-    from dlplay.spec import TrainConfig, dense_spec
+    from dlplay.nn.spec import TrainConfig, dense_spec
     from helpers import train_to_end
 
     return train_to_end(mnist, dense_spec([128], "relu"), TrainConfig(epochs=1, seed=0))

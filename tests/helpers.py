@@ -9,8 +9,8 @@ import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from dlplay.spec import ModelSpec, TrainConfig
-from dlplay.train import TrainingSession
+from dlplay.classify.train import TrainingSession
+from dlplay.nn.spec import ModelSpec, TrainConfig
 
 
 def wait_for(predicate: Callable[[], object], timeout: float = 30.0, interval: float = 0.02) -> bool:

@@ -1,10 +1,11 @@
-"""dlplay/augment.py: the batch transforms on synthetic and real images, reproducibility, the settings."""
+"""dlplay/data/augment.py: the batch transforms on synthetic and real images, reproducibility, the settings."""
 from __future__ import annotations
 
 import pytest
 import torch
 
-from dlplay.augment import (
+from dlplay.classify.train import TrainingSession
+from dlplay.data.augment import (
     LEVELS,
     Augment,
     affine_matrices,
@@ -15,9 +16,8 @@ from dlplay.augment import (
     warp,
 )
 from dlplay.errors import UserError
-from dlplay.share import from_params, to_params
-from dlplay.spec import ModelSpec, TrainConfig, dense_spec
-from dlplay.train import TrainingSession
+from dlplay.nn.spec import ModelSpec, TrainConfig, dense_spec
+from dlplay.server.share import from_params, to_params
 
 
 def _square(top: int = 10, left: int = 6, side: int = 4) -> torch.Tensor:
@@ -174,7 +174,7 @@ def test_training_with_augmentation_is_reproducible_and_differs_from_plain(mnist
 
 
 def test_preview_grid_puts_each_digit_first_in_its_row(mnist) -> None:
-    from dlplay.augment import preview_grid
+    from dlplay.data.augment import preview_grid
 
     grid = preview_grid(mnist.train_images, mnist.train_labels, LEVELS["light"], (2, 7), copies=3, seed=0)
     assert grid.shape == (2 * 28 + 2, 4 * 28 + 3 * 2) and grid.dtype.name == "uint8"

@@ -1,4 +1,4 @@
-"""Training callbacks (dlplay.callbacks): the no-op base class, the callbacks that subclass it, and a
+"""Training callbacks (dlplay.classify.callbacks): the no-op base class, the callbacks that subclass it, and a
 session calling every hook in order (an object with only some hooks still works: the hooks are looked
 up by name). Plus the habit of issue 14: the core type-checks with no module excused."""
 from __future__ import annotations
@@ -6,10 +6,10 @@ from __future__ import annotations
 from collections import Counter
 from pathlib import Path
 
-from dlplay.callbacks import TrainingCallback
-from dlplay.probe import Probe
-from dlplay.runs import RunHistory, RunRecorder
-from dlplay.spec import TrainConfig, dense_spec
+from dlplay.classify.callbacks import TrainingCallback
+from dlplay.classify.probe import Probe
+from dlplay.classify.runs import RunHistory, RunRecorder
+from dlplay.nn.spec import TrainConfig, dense_spec
 from helpers import train_to_end
 
 REPO = Path(__file__).resolve().parents[1]

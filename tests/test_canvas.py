@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw
 
-from dlplay.canvas import load_upload, preprocess
+from dlplay.data.canvas import load_upload, preprocess
 from dlplay.errors import UserError
 
 DATA_DIR = Path(

@@ -14,7 +14,7 @@ import pytest
 import torch
 from PIL import Image
 
-from dlplay.checkpoint import (
+from dlplay.classify.checkpoint import (
     FORMAT,
     PixelModel,
     checkpoint_from_session,
@@ -27,11 +27,11 @@ from dlplay.checkpoint import (
     save_checkpoint,
     usable_config,
 )
+from dlplay.classify.runs import record_from_session
+from dlplay.classify.train import TrainingSession
 from dlplay.errors import UserError
-from dlplay.model import build_model
-from dlplay.runs import record_from_session
-from dlplay.spec import LayerSpec, ModelSpec, TrainConfig, dense_spec
-from dlplay.train import TrainingSession
+from dlplay.nn.model import build_model
+from dlplay.nn.spec import LayerSpec, ModelSpec, TrainConfig, dense_spec
 from helpers import train_to_end
 
 CONV = ModelSpec(layers=(LayerSpec("conv2d", 4, "relu", kernel=3, padding=1), LayerSpec("maxpool", kernel=2, stride=2),

@@ -9,13 +9,13 @@ import time
 
 import pytest
 
+from dlplay.classify.runs import RunHistory, RunRecorder
 from dlplay.cluster import ENV_RAY_ADDRESS, backend_from_env, ray_address
 from dlplay.cluster.ledger import SlotLedger
 from dlplay.cluster.settings import BROKER_NAME, NAMESPACE, ClusterSettings
-from dlplay.runs import RunHistory, RunRecorder
+from dlplay.nn.spec import TrainConfig, dense_spec
+from dlplay.run.status import FINISHED
 from dlplay.server.guardrails import Limits
-from dlplay.spec import TrainConfig, dense_spec
-from dlplay.status import FINISHED
 from helpers import wait_for
 
 
@@ -133,7 +133,7 @@ def test_a_checkpoint_becomes_a_finished_run_in_a_worker_and_guardrails_refuse_t
     worker's guardrails refuse a run with the page's message key."""
     import torch
 
-    from dlplay.checkpoint import load_checkpoint, save_checkpoint
+    from dlplay.classify.checkpoint import load_checkpoint, save_checkpoint
     from dlplay.errors import UserError
 
     ckpt = load_checkpoint(save_checkpoint(trained_tutorial.model, trained_tutorial.spec, trained_tutorial.config))
@@ -151,7 +151,7 @@ def test_a_checkpoint_becomes_a_finished_run_in_a_worker_and_guardrails_refuse_t
 def test_a_fork_of_a_run_in_a_worker_continues_it_exactly(ray_backend):
     """Fork on the Ray backend: the worker replays the parent's state; a fork with no change repeats the
     parent's losses after the fork point, bit for bit, and the fork says where it came from."""
-    from dlplay.fork import Change, plan_fork
+    from dlplay.classify.fork import Change, plan_fork
 
     config = TrainConfig(epochs=1, train_size=640, batch_size=32, val_share=0.0)
     parent = ray_backend.create_run(dense_spec([16]), config, limits=Limits(), heartbeat_timeout=30, probe_every=None)

@@ -1,4 +1,4 @@
-"""CUDA graphs of the training step (dlplay.cudagraph), checked on the CPU through its backend seam.
+"""CUDA graphs of the training step (dlplay.run.cudagraph), checked on the CPU through its backend seam.
 
 No GPU here: a real TrainingSession trains on the MNIST sample with ``StandInGraphs``, the CPU stand-in
 for CUDA graphs — capture remembers the step's closure without running it, replay calls it again,
@@ -19,12 +19,12 @@ import numpy as np
 import pytest
 import torch
 
-from dlplay import cudagraph
-from dlplay.callbacks import TrainingCallback
-from dlplay.cudagraph import GraphedStep, StandInGraphs
-from dlplay.probe import Probe
-from dlplay.spec import LayerSpec, ModelSpec, TrainConfig, dense_spec
-from dlplay.train import TrainingSession
+from dlplay.classify.callbacks import TrainingCallback
+from dlplay.classify.probe import Probe
+from dlplay.classify.train import TrainingSession
+from dlplay.nn.spec import LayerSpec, ModelSpec, TrainConfig, dense_spec
+from dlplay.run import cudagraph
+from dlplay.run.cudagraph import GraphedStep, StandInGraphs
 
 # 1000 images in batches of 32: 31 full batches and one of 8 per epoch, 6 epochs = 192 steps
 CONFIG = TrainConfig(epochs=6, train_size=1000, batch_size=32, seed=3, schedule="cosine", val_share=0.0)
@@ -232,7 +232,7 @@ def train_page_captions(session: TrainingSession, lang: str) -> list[str]:
     at.session_state["lang"] = lang
     at.session_state["train_session"] = session
     at.run()
-    at.switch_page("pages/train.py")
+    at.switch_page("views/train.py")
     at.run()
     assert not at.exception, at.exception
     return [c.value for c in at.caption]

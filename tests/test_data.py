@@ -1,4 +1,4 @@
-"""dlplay.data: the real MNIST sample and Debian's Fashion-MNIST, every lookup layout, every kind of
+"""dlplay.data.datasets: the real MNIST sample and Debian's Fashion-MNIST, every lookup layout, every kind of
 broken file, and the downloader against a local HTTP server (never the real network)."""
 from __future__ import annotations
 
@@ -16,8 +16,8 @@ import numpy as np
 import pytest
 import torch
 
-from dlplay import data
-from dlplay.data import DATASETS, DataFile, SearchPaths, UserError
+from dlplay.data import datasets as data
+from dlplay.data.datasets import DATASETS, DataFile, SearchPaths, UserError
 
 SAMPLE = Path(os.environ.get("DLPLAY_DATA_DIR")
               or Path(__file__).resolve().parents[1].parent / "shared/datasets/mnist-sample")

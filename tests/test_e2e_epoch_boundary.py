@@ -8,8 +8,8 @@ import time
 
 import pytest
 
-from dlplay.presets import PRESETS
-from dlplay.share import share_url
+from dlplay.nn.presets import PRESETS
+from dlplay.server.share import share_url
 from e2e_util import click_button, measure_for, wait_for_idle
 from test_e2e_watch import stop_run, wait_status
 

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from dlplay import data
+from dlplay.data import datasets as data
 from e2e_util import click_button, wait_for_idle
 from test_e2e_validation import SLOW_MS, go, shoot, switch_language
 from test_e2e_watch import stop_run, wait_status

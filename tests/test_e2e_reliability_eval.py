@@ -11,11 +11,11 @@ from pathlib import Path
 
 import pytest
 
-from dlplay.checkpoint import checkpoint_from_session
-from dlplay.gan_mnist import GanConfig, GanSpec, build_gan, save_gan_checkpoint
+from dlplay.classify.checkpoint import checkpoint_from_session
+from dlplay.classify.runs import record_from_session
+from dlplay.gan.mnist import GanConfig, GanSpec, build_gan, save_gan_checkpoint
 from dlplay.i18n import translate
-from dlplay.runs import record_from_session
-from dlplay.spec import TrainConfig, dense_spec
+from dlplay.nn.spec import TrainConfig, dense_spec
 from dlplay.ui.nav import PAGES, ROOT
 from e2e_util import DATA_DIR, app_server, open_app_page, wait_for_idle
 from helpers import train_to_end

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from dlplay.presets import PRESETS
-from dlplay.share import share_url
+from dlplay.nn.presets import PRESETS
+from dlplay.server.share import share_url
 from e2e_util import click_button, rerun_after, wait_for_charts, wait_for_idle
 from test_e2e_i18n import choose_language
 from test_e2e_watch import stop_run, wait_status

@@ -1,4 +1,4 @@
-"""The dense engine (dlplay.engine) trains as autograd does: same weights after 200 steps from the same
+"""The dense engine (dlplay.nn.engine) trains as autograd does: same weights after 200 steps from the same
 initialisation and batches, for every activation, optimiser and schedule, with dropout and weight decay.
 
 Tolerance. Both paths run the same float32 kernels (addmm forward, mm backward, the optimiser's fused
@@ -17,14 +17,14 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from dlplay.activations import ACTIVATIONS
-from dlplay.data import load_dataset
-from dlplay.engine import DenseEngine, supports
-from dlplay.model import build_model
-from dlplay.optimizers import OPTIMIZERS, SCHEDULES, lr_factor, make_optimizer, make_update
-from dlplay.probe import M, Probe
-from dlplay.spec import LayerSpec, ModelSpec, TrainConfig, dense_spec
-from dlplay.train import TrainingSession
+from dlplay.classify.probe import M, Probe
+from dlplay.classify.train import TrainingSession
+from dlplay.data.datasets import load_dataset
+from dlplay.nn.activations import ACTIVATIONS
+from dlplay.nn.engine import DenseEngine, supports
+from dlplay.nn.model import build_model
+from dlplay.nn.optimizers import OPTIMIZERS, SCHEDULES, lr_factor, make_optimizer, make_update
+from dlplay.nn.spec import LayerSpec, ModelSpec, TrainConfig, dense_spec
 
 STEPS = 200
 BATCH = 32
@@ -226,7 +226,7 @@ def test_the_registrys_one_kernel_backward_is_g_times_the_derivative(name):
 
 
 def test_the_run_record_says_which_engine_trained(mnist):
-    from dlplay.runs import RunRecord, record_from_session, run_fields
+    from dlplay.classify.runs import RunRecord, record_from_session, run_fields
 
     session = _session(dense_spec([16], "relu"), mnist[0], "auto", epochs=1, train_size=256)
     record = record_from_session(session)

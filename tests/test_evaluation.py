@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from dlplay.evaluation import (
+from dlplay.classify.evaluation import (
     Predictions,
     build_report,
     class_metrics,
@@ -17,7 +17,7 @@ from dlplay.evaluation import (
     reliability,
     row_normalize,
 )
-from dlplay.spec import TrainConfig, dense_spec
+from dlplay.nn.spec import TrainConfig, dense_spec
 from helpers import train_to_end
 
 # 9 examples, 3 classes. True 0: guessed 0,1,0 / true 1: 1,1 / true 2: 2,0,2,2

@@ -1,4 +1,4 @@
-"""Compute it yourself (dlplay/exercises.py): the expected values equal autograd's for dense and
+"""Compute it yourself (dlplay/learn/exercises.py): the expected values equal autograd's for dense and
 convolutional networks, the tolerance covers the shown numbers' rounding and nothing much more, and a
 wrong answer is placed at the right step of the worked solution."""
 from __future__ import annotations
@@ -8,9 +8,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from dlplay.activations import ACTIVATIONS
+from dlplay.classify.predict import normalise, to_pixels
 from dlplay.errors import UserError
-from dlplay.exercises import (
+from dlplay.learn.exercises import (
     CLOSEST,
     DEFINITIONS,
     LEFT_OUT,
@@ -24,11 +24,11 @@ from dlplay.exercises import (
     grade,
     parse_answer,
 )
-from dlplay.model import Net, build_model
-from dlplay.predict import normalise, to_pixels
-from dlplay.presets import small_cnn_spec
-from dlplay.spec import LayerSpec, ModelSpec, dense_spec
-from dlplay.trace import trace
+from dlplay.learn.trace import trace
+from dlplay.nn.activations import ACTIVATIONS
+from dlplay.nn.model import Net, build_model
+from dlplay.nn.presets import small_cnn_spec
+from dlplay.nn.spec import LayerSpec, ModelSpec, dense_spec
 
 
 def autograd_numbers(model: Net, image, info, target: int):
@@ -139,7 +139,7 @@ def test_tolerance_covers_the_rounding_of_the_shown_numbers(mnist):
 
 
 def test_tolerance_numbers():
-    from dlplay.exercises import Factor, _Chain, given
+    from dlplay.learn.exercises import Factor, _Chain, given
     chain = _Chain(3)
     f = Factor("1", given("w", 0.01234), given("a", 2.0))  # shown 0.0123 (4 decimals) and 2.000 (3)
     assert (f.w.decimals, f.w.text, f.v.decimals, f.v.text) == (4, "0.0123", 3, "2.000")
@@ -212,7 +212,7 @@ def test_typical_wrong_answers_are_named(mnist, trained_tutorial, index):
     """Issue 33: an answer that left out the four products shown was told it was "nearest the value after step 6
     (add the bias)", the last step. The usual slips are each named: left out the products, only the bias, only
     the products, no rest, forgot δ or a in δ·a, only the slope f′(z)."""
-    from dlplay.exercises import OMITTED, TERM_KEYS
+    from dlplay.learn.exercises import OMITTED, TERM_KEYS
 
     model = trained_tutorial.model_copy()  # the Inside page's usual network: 784 inputs, 4 products shown
     tr = trace(model, mnist.test_images[index], mnist.info, label=int(mnist.test_labels[index]))

@@ -16,8 +16,8 @@ import torch
 from dlplay.export.keras import keras_script
 from dlplay.export.notebook import notebook
 from dlplay.export.script import pytorch_script
-from dlplay.presets import PRESETS
-from dlplay.spec import LayerSpec, ModelSpec, TrainConfig, dense_spec
+from dlplay.nn.presets import PRESETS
+from dlplay.nn.spec import LayerSpec, ModelSpec, TrainConfig, dense_spec
 from helpers import train_to_end
 
 RESULT = re.compile(r"TEST ACCURACY (\d\.\d+)")

@@ -8,11 +8,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from dlplay.classify.probe import Probe
 from dlplay.figures import dynamics as fd
 from dlplay.figures import gan as fg
 from dlplay.figures.style import MODEBAR_PX, TOP_WITH_TITLE, plain_figure
-from dlplay.probe import Probe
-from dlplay.spec import TrainConfig, dense_spec
+from dlplay.nn.spec import TrainConfig, dense_spec
 from helpers import train_to_end
 
 

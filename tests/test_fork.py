@@ -1,4 +1,4 @@
-"""Fork a run (dlplay/fork.py): the state at any step, replayed from the nearest snapshot, starts a new
+"""Fork a run (dlplay/classify/fork.py): the state at any step, replayed from the nearest snapshot, starts a new
 run that continues exactly as the original would have (bitwise on the CPU), unless something changed."""
 from __future__ import annotations
 
@@ -8,12 +8,12 @@ import numpy as np
 import pytest
 import torch
 
+from dlplay.classify.fork import Change, ResumeState, SnapshotKeeper, apply_change, curves, epochs_at, plan_fork
+from dlplay.classify.probe import Probe
+from dlplay.classify.runs import RunHistory, RunRecord, RunRecorder, record_from_session
+from dlplay.classify.train import TrainingSession
 from dlplay.errors import UserError
-from dlplay.fork import Change, ResumeState, SnapshotKeeper, apply_change, curves, epochs_at, plan_fork
-from dlplay.probe import Probe
-from dlplay.runs import RunHistory, RunRecord, RunRecorder, record_from_session
-from dlplay.spec import LayerSpec, ModelSpec, TrainConfig, dense_spec
-from dlplay.train import TrainingSession
+from dlplay.nn.spec import LayerSpec, ModelSpec, TrainConfig, dense_spec
 
 # small runs: 1,000 images, batch 50 -> 20 steps per epoch, 2 epochs; snapshots every 7 steps but
 # flushes (where snapshots are taken) every 5 steps, so most fork points need a replay

@@ -9,12 +9,12 @@ import numpy as np
 import pytest
 import torch
 
-from dlplay import engine
-from dlplay.engine import DenseEngine
-from dlplay.formulas import tutorial_deltas, unit_backward, unit_forward
-from dlplay.model import build_model
-from dlplay.spec import LayerSpec, ModelSpec
-from dlplay.trace import trace
+from dlplay.learn.formulas import tutorial_deltas, unit_backward, unit_forward
+from dlplay.learn.trace import trace
+from dlplay.nn import engine
+from dlplay.nn.engine import DenseEngine
+from dlplay.nn.model import build_model
+from dlplay.nn.spec import LayerSpec, ModelSpec
 
 NET = ModelSpec(layers=(
     LayerSpec("dense", 24, "sigmoid"), LayerSpec("dense", 16, "tanh"), LayerSpec("dense", 12, "relu"),
@@ -65,7 +65,7 @@ def test_the_layer_functions_are_the_tutorials_equations():
     a = torch.randn(5, 7, generator=g, dtype=torch.float64)
     w = torch.randn(4, 7, generator=g, dtype=torch.float64)
     b = torch.randn(4, generator=g, dtype=torch.float64)
-    from dlplay.activations import ACTIVATIONS
+    from dlplay.nn.activations import ACTIVATIONS
 
     act = ACTIVATIONS["tanh"]
     z, f = engine.layer_forward(a, w.t(), b, act.module())

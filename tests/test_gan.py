@@ -1,4 +1,4 @@
-"""GanSession (dlplay.gan): the shared run machinery with a GAN's step — pause, single steps of D, of G or
+"""GanSession (dlplay.gan.session): the shared run machinery with a GAN's step — pause, single steps of D, of G or
 of both, pace, Stop, heartbeat, slots; what each step changes; state dicts; divergence and failures as
 states; callbacks; a conditional GAN; the config's checks with messages in both languages."""
 from __future__ import annotations
@@ -12,9 +12,9 @@ import pytest
 import torch
 
 from dlplay.errors import UserError
-from dlplay.gan import Every, GanCallback, GanConfig, GanSession, LabelConcat, mlp
-from dlplay.gan2d import LAB_CONFIG, lab_session
-from dlplay.handle import GanHandle
+from dlplay.gan.handle import GanHandle
+from dlplay.gan.lab import LAB_CONFIG, lab_session
+from dlplay.gan.session import Every, GanCallback, GanConfig, GanSession, LabelConcat, mlp
 from dlplay.i18n import translate
 from dlplay.server.slots import SlotPool
 from helpers import wait_for, wait_for_status
@@ -54,7 +54,7 @@ def test_a_run_trains_to_the_end_and_implements_the_handle():
 
 
 def test_a_gan_session_has_every_member_of_the_gan_handle():
-    tree = ast.parse((Path(__file__).resolve().parents[1] / "dlplay" / "handle.py").read_text())
+    tree = ast.parse((Path(__file__).resolve().parents[1] / "dlplay" / "classify" / "handle.py").read_text())
     cls = next(n for n in tree.body if isinstance(n, ast.ClassDef) and n.name == "GanHandle")
     names = {n.target.id for n in cls.body if isinstance(n, ast.AnnAssign) and isinstance(n.target, ast.Name)}
     names |= {n.name for n in cls.body if isinstance(n, ast.FunctionDef)}

@@ -1,4 +1,4 @@
-"""The 2-D GAN lab's core (dlplay.gan2d): the real shapes, the learner's drawn points (checked, with messages),
+"""The 2-D GAN lab's core (dlplay.gan.lab): the real shapes, the learner's drawn points (checked, with messages),
 what the page draws (D's heatmap, G's manifold, the gradient arrows, the min-max value) against what they
 mean, the divergences, and the lesson itself: in its default settings the lab CONVERGES on the ring and on
 the two blobs.
@@ -19,9 +19,9 @@ import numpy as np
 import pytest
 import torch
 
-from dlplay import gan2d as L
 from dlplay.errors import UserError
-from dlplay.gan import Every
+from dlplay.gan import lab as L
+from dlplay.gan.session import Every
 
 BOUND = 10.0  # × the sampling floor, see the module docstring
 N_EVAL = 1000

@@ -12,8 +12,8 @@ import torch
 from PIL import Image
 
 from dlplay.errors import UserError
-from dlplay.gan_grade import MISSING_FRACTION, classify, grade, nearest_training, typical_nearest_distance
-from dlplay.gan_images import (
+from dlplay.gan.grade import MISSING_FRACTION, classify, grade, nearest_training, typical_nearest_distance
+from dlplay.gan.images import (
     GRID_PIXELS,
     Filmstrip,
     generate,
@@ -25,7 +25,7 @@ from dlplay.gan_images import (
     score_image28,
     tile_grid,
 )
-from dlplay.gan_mnist import (
+from dlplay.gan.mnist import (
     GAN_PRESETS,
     GanConfig,
     GanSpec,
@@ -239,7 +239,7 @@ def test_checkpoint_round_trip(mnist, arch):
 
 
 def test_checkpoint_rejects_other_files(mnist, trained_tutorial):
-    from dlplay.checkpoint import checkpoint_from_session
+    from dlplay.classify.checkpoint import checkpoint_from_session
 
     with pytest.raises(UserError, match="classifier"):
         load_gan_checkpoint(checkpoint_from_session(trained_tutorial))
@@ -294,7 +294,7 @@ def test_filmstrip_as_a_session_callback_records_start_interval_and_end():
 
 @pytest.mark.parametrize("conditional", [False, True])
 def test_mnist_session_trains_the_recipe_and_records_a_filmstrip(mnist, conditional):
-    from dlplay.gan_mnist import mnist_session
+    from dlplay.gan.mnist import mnist_session
 
     spec = TINY["mlp"].with_changes(conditional=conditional)
     strip = Filmstrip(spec, every=2, max_frames=10)
@@ -312,7 +312,7 @@ def test_mnist_session_trains_the_recipe_and_records_a_filmstrip(mnist, conditio
 
 
 def test_grade_generator_asks_a_conditional_generator_for_every_digit(digits_model):
-    from dlplay.gan_grade import grade_generator
+    from dlplay.gan.grade import grade_generator
 
     g, _ = build_gan(TINY["mlp"].with_changes(conditional=True), seed=0)
     result = grade_generator(g, digits_model, n=50, quick_classifier=True)

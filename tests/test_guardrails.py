@@ -5,9 +5,10 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from dlplay.checkpoint import MAX_CHECKPOINT_BYTES
+from dlplay.classify.checkpoint import MAX_CHECKPOINT_BYTES
 from dlplay.errors import UserError
-from dlplay.model import build_model, count_parameters
+from dlplay.nn.model import build_model, count_parameters
+from dlplay.nn.spec import LayerSpec, ModelSpec, TrainConfig, dense_spec
 from dlplay.server.guardrails import (
     Limits,
     check_run,
@@ -17,7 +18,6 @@ from dlplay.server.guardrails import (
     memory_report,
     process_rss_bytes,
 )
-from dlplay.spec import LayerSpec, ModelSpec, TrainConfig, dense_spec
 
 REPO = Path(__file__).resolve().parents[1]
 TUTORIAL = dense_spec([128])
@@ -109,7 +109,7 @@ def test_train_page_shows_the_guardrail_message_and_starts_nothing(monkeypatch):
         at = AppTest.from_file(str(REPO / "app.py"), default_timeout=60)
         at.session_state["lang"] = "en"
         at.run()
-        at.switch_page("pages/train.py")
+        at.switch_page("views/train.py")
         at.run()
         assert at.sidebar.number_input(key="tw_epochs").value == 10
         next(b for b in at.button if b.key == "train_start").click()

@@ -1,4 +1,4 @@
-"""Guess, then run (dlplay/guesses.py): every question is answered from its runs' own measurements, and
+"""Guess, then run (dlplay/learn/guesses.py): every question is answered from its runs' own measurements, and
 settings that change what the runs measure change the answer."""
 from __future__ import annotations
 
@@ -7,11 +7,11 @@ import dataclasses
 import numpy as np
 import pytest
 
-from dlplay.guesses import QUESTIONS, Outcome, RunPlan, Tally, answer, loss_answer
+from dlplay.classify.probe import Probe
+from dlplay.classify.train import TrainingSession
 from dlplay.i18n import translate
-from dlplay.probe import Probe
-from dlplay.spec import dense_spec
-from dlplay.train import TrainingSession
+from dlplay.learn.guesses import QUESTIONS, Outcome, RunPlan, Tally, answer, loss_answer
+from dlplay.nn.spec import dense_spec
 
 
 def run_plans(mnist, plans: tuple[RunPlan, ...]) -> list[TrainingSession]:

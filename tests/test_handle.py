@@ -10,18 +10,18 @@ from pathlib import Path
 import pytest
 import torch
 
-from dlplay.handle import RunHandle
-from dlplay.probe import Probe
-from dlplay.spec import TrainConfig, dense_spec
-from dlplay.status import Status
-from dlplay.train import TrainingSession
+from dlplay.classify.handle import RunHandle
+from dlplay.classify.probe import Probe
+from dlplay.classify.train import TrainingSession
+from dlplay.nn.spec import TrainConfig, dense_spec
+from dlplay.run.status import Status
 
 REPO = Path(__file__).resolve().parents[1]
 
 
 def protocol_members(protocol: str = "RunHandle") -> set[str]:
-    """The names a Protocol of dlplay/handle.py declares (attributes, properties and methods)."""
-    tree = ast.parse((REPO / "dlplay" / "handle.py").read_text())
+    """The names a Protocol of dlplay/classify/handle.py declares (attributes, properties and methods)."""
+    tree = ast.parse((REPO / "dlplay" / "classify" / "handle.py").read_text())
     cls = next(n for n in tree.body if isinstance(n, ast.ClassDef) and n.name == protocol)
     names = set()
     for node in cls.body:
@@ -33,7 +33,7 @@ def protocol_members(protocol: str = "RunHandle") -> set[str]:
 
 
 MEMBERS = protocol_members()
-GAN_FILES = {"dlplay/ui/generate.py", "pages/generate.py"}  # their runs are GAN runs: GanHandle's members
+GAN_FILES = {"dlplay/ui/generate.py", "views/generate.py"}  # their runs are GAN runs: GanHandle's members
 GAN_MEMBERS = protocol_members("GanHandle")
 
 
@@ -55,7 +55,7 @@ def test_a_training_session_is_a_run_handle_with_every_member(trained):
     assert isinstance(trained, RunHandle)
     missing = sorted(name for name in MEMBERS if not hasattr(trained, name))
     assert missing == []
-    handle = next(n for n in ast.parse((REPO / "dlplay" / "handle.py").read_text()).body
+    handle = next(n for n in ast.parse((REPO / "dlplay" / "classify" / "handle.py").read_text()).body
                   if isinstance(n, ast.ClassDef) and n.name == "RunHandle")
     methods = {n.name for n in ast.walk(handle)
                if isinstance(n, ast.FunctionDef) and not any(isinstance(d, ast.Name) and d.id == "property"
@@ -123,7 +123,7 @@ def test_pace_and_heartbeat(mnist):
 
 
 # ------------------------------------------------------------------ pages and dlplay/ui use only the Protocol
-UI_FILES = sorted([REPO / "app.py", *(REPO / "pages").glob("*.py"), *(REPO / "dlplay" / "ui").glob("*.py")])
+UI_FILES = sorted([REPO / "app.py", *(REPO / "views").glob("*.py"), *(REPO / "dlplay" / "ui").glob("*.py")])
 HANDLE_NAMES = {"session", "run", "handle", "fresh", "old"}  # what a run handle is called up there
 HANDLE_FACTORIES = {"current_session", "new_session", "replace_run", "adopt_checkpoint", "_create_run"}
 PRIVATE = {"model_lock", "_last_heartbeat", "callbacks", "_thread", "_cond", "_paused", "optimizer_state"}
@@ -188,11 +188,11 @@ def test_pages_and_ui_use_a_run_only_through_the_protocol():
 
 
 def test_the_walk_finds_what_it_forbids(tmp_path):
-    bad = tmp_path / "pages" / "bad.py"
+    bad = tmp_path / "views" / "bad.py"
     bad.parent.mkdir()
     bad.write_text(
         "import torch\n"
-        "from dlplay.train import TrainingSession\n"
+        "from dlplay.classify.train import TrainingSession\n"
         "from dlplay.ui.state import current_session\n"
         "session = current_session()\n"
         "x = session.dataset.test_images\n"

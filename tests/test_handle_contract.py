@@ -13,14 +13,14 @@ from typing import Any
 import pytest
 import torch
 
+from dlplay.classify.handle import RunHandle
+from dlplay.classify.train import TrainingSession
 from dlplay.errors import UserError
-from dlplay.handle import RunHandle
-from dlplay.model import Net
+from dlplay.nn.model import Net
+from dlplay.nn.spec import TrainConfig, dense_spec
+from dlplay.run.status import FINISHED, Status
 from dlplay.server.guardrails import Limits
 from dlplay.server.slots import SlotPool
-from dlplay.spec import TrainConfig, dense_spec
-from dlplay.status import FINISHED, Status
-from dlplay.train import TrainingSession
 from helpers import wait_for
 from test_handle import MEMBERS, REPO
 
@@ -37,7 +37,7 @@ class ThreadBackend:
         self.runs: list[TrainingSession] = []
 
     def make(self, spec, config, *, probe_every: int | None = None, heartbeat_timeout: float | None = None) -> RunHandle:
-        from dlplay.probe import Probe
+        from dlplay.classify.probe import Probe
 
         callbacks = [] if probe_every is None else [Probe(every=probe_every)]
         run = TrainingSession(spec, config, self.mnist, "cpu", callbacks=callbacks, slot_pool=self.pool,
@@ -117,7 +117,7 @@ def reference_losses(mnist) -> list[float]:
 def test_a_run_is_a_run_handle_with_every_member(trained):
     assert isinstance(trained, RunHandle)
     assert sorted(name for name in MEMBERS if not hasattr(trained, name)) == []
-    tree = ast.parse((REPO / "dlplay" / "handle.py").read_text())
+    tree = ast.parse((REPO / "dlplay" / "classify" / "handle.py").read_text())
     protocol = next(n for n in tree.body if isinstance(n, ast.ClassDef) and n.name == "RunHandle")
     methods = {n.name for n in protocol.body
                if isinstance(n, ast.FunctionDef) and not any(isinstance(d, ast.Name) and d.id == "property"

@@ -1,4 +1,4 @@
-"""dlplay.hints: each hint fires on a constructed case at its threshold and not on healthy values;
+"""dlplay.learn.hints: each hint fires on a constructed case at its threshold and not on healthy values;
 real short training: a deep sigmoid network shows vanishing gradients, the tutorial model does not."""
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from dlplay import hints as H
-from dlplay.probe import METRICS, LayerMeta, M, Probe, ProbeSnapshot
-from dlplay.spec import TrainConfig, dense_spec
+from dlplay.classify.probe import METRICS, LayerMeta, M, Probe, ProbeSnapshot
+from dlplay.learn import hints as H
+from dlplay.nn.spec import TrainConfig, dense_spec
 from helpers import train_to_end
 
 LOCALES = Path(__file__).resolve().parents[1] / "dlplay" / "locales"

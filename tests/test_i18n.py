@@ -14,14 +14,14 @@ from pathlib import Path
 import pytest
 
 from dlplay import i18n
-from dlplay.augment import LEVELS as AUGMENT_LEVELS
+from dlplay.data.augment import LEVELS as AUGMENT_LEVELS
 from dlplay.i18n import LANGUAGES, catalog, catalog_files, negotiate_language, normalize_language, translate
 from dlplay.ui.nav import available_pages
 
 REPO = Path(__file__).resolve().parents[1]
 LOCALES = REPO / "dlplay" / "locales"
 GLOSSARY = REPO / "docs" / "GLOSSARY.md"
-CODE_FILES = sorted([REPO / "app.py", *(REPO / "pages").glob("*.py"), *(REPO / "dlplay").rglob("*.py")])
+CODE_FILES = sorted([REPO / "app.py", *(REPO / "views").glob("*.py"), *(REPO / "dlplay").rglob("*.py")])
 EN, ZH = catalog("en"), catalog("zh")
 NAMESPACES = sorted({key.split(".")[0] for key in EN})
 
@@ -319,10 +319,10 @@ def test_literal_keys_get_the_parameters_their_texts_need():
 
 def test_composed_keys_exist_for_every_value():
     """The families of keys built from values (statuses, presets, options, fields)."""
-    from dlplay.data import DATASETS
-    from dlplay.presets import PRESETS
-    from dlplay.spec import INITS, LAYER_KINDS, OPTIMIZERS
-    from dlplay.status import ACTIVE, FINISHED
+    from dlplay.data.datasets import DATASETS
+    from dlplay.nn.presets import PRESETS
+    from dlplay.nn.spec import INITS, LAYER_KINDS, OPTIMIZERS
+    from dlplay.run.status import ACTIVE, FINISHED
     from dlplay.ui.nav import PAGES
 
     expected = []
@@ -494,7 +494,7 @@ def test_sidebar_selector_switches_and_keeps_the_language_across_pages():
     assert at.title[0].value == ZH["home.title"]
     assert at.session_state["lang"] == "zh" and at.query_params["lang"] == "zh"
     assert at.sidebar.selectbox(key="lang_select").value == "zh"
-    at.switch_page("pages/train.py")
+    at.switch_page("views/train.py")
     at.run()
     assert at.title[0].value == ZH["train.title"] and at.query_params["lang"] == "zh"
 
@@ -603,9 +603,9 @@ def _raw_keys(texts: list[tuple[str, str]]) -> list[str]:
 @pytest.fixture(scope="module")
 def trained(mnist):
     """A small network after one short epoch, with the probe that the Dynamics page shows."""
-    from dlplay.probe import Probe
-    from dlplay.spec import TrainConfig, dense_spec
-    from dlplay.train import TrainingSession
+    from dlplay.classify.probe import Probe
+    from dlplay.classify.train import TrainingSession
+    from dlplay.nn.spec import TrainConfig, dense_spec
 
     session = TrainingSession(dense_spec([16]), TrainConfig(epochs=1, train_size=2000, batch_size=32, seed=0),
                               mnist, "cpu", callbacks=[Probe(every=10)])
@@ -643,9 +643,9 @@ _RECURRENT: dict = {}
 def _recurrent_session(mnist):
     """A small LSTM after one short epoch with the probe (the Sequences page's scenarios), made once."""
     if "run" not in _RECURRENT:
-        from dlplay.probe import Probe
-        from dlplay.spec import LayerSpec, ModelSpec, TrainConfig
-        from dlplay.train import TrainingSession
+        from dlplay.classify.probe import Probe
+        from dlplay.classify.train import TrainingSession
+        from dlplay.nn.spec import LayerSpec, ModelSpec, TrainConfig
 
         spec = ModelSpec(layers=(LayerSpec("lstm", 16, "identity"),))
         session = TrainingSession(spec, TrainConfig(epochs=1, train_size=640, batch_size=32, seed=0), mnist, "cpu",
@@ -658,9 +658,9 @@ def _recurrent_session(mnist):
 
 def _paused_dense(mnist) -> dict:
     """A small dense run paused at step 0 with its snapshots (the One step page replays its next step)."""
-    from dlplay.fork import SnapshotKeeper
-    from dlplay.spec import TrainConfig, dense_spec
-    from dlplay.train import TrainingSession
+    from dlplay.classify.fork import SnapshotKeeper
+    from dlplay.classify.train import TrainingSession
+    from dlplay.nn.spec import TrainConfig, dense_spec
 
     session = TrainingSession(dense_spec([16], "relu"), TrainConfig(epochs=1, train_size=640, batch_size=32, seed=0),
                               mnist, "cpu", callbacks=[SnapshotKeeper()])
@@ -687,49 +687,49 @@ def scenarios(lang: str, session, mnist) -> list[tuple[str, str, dict, object]]:
     tab and mode that has text of its own."""
     trained_state = {"train_session": session, "spec": session.spec, "config": session.config, "_admin_ok": True}
     drawing = mnist.test_images[1].cpu().numpy()
-    out = [(f"{name}-fresh", f"pages/{name}.py", {}, None) for name in
+    out = [(f"{name}-fresh", f"views/{name}.py", {}, None) for name in
            ("home", "build", "train", "dynamics", "draw", "inside", "evaluate", "runs", "sequences", "guesses", "explore",
             "deploy", "step", "mydata")]
-    out += [(name, f"pages/{name}.py", dict(trained_state), None) for name in
+    out += [(name, f"views/{name}.py", dict(trained_state), None) for name in
             ("home", "build", "train", "dynamics", "admin", "deploy")]
     out += [
-        ("draw-drawn", "pages/draw.py", dict(trained_state), _drawn_digit(mnist)),
-        ("draw-upload", "pages/draw.py", {**trained_state, "draw_source": "upload"}, None),
-        ("inside-index", "pages/inside.py", dict(trained_state), None),
-        ("inside-wrong", "pages/inside.py", {**trained_state, "inside_pick": "wrong"}, None),
-        ("inside-digit", "pages/inside.py", {**trained_state, "inside_pick": "digit"}, None),
-        ("inside-drawing", "pages/inside.py", {**trained_state, "inside_source": "drawing", "drawing28": drawing}, None),
-        ("runs", "pages/runs.py", {**trained_state, "runs_show_all": True}, None),
-        ("sequences-dense", "pages/sequences.py", dict(trained_state), None),
-        ("explore", "pages/explore.py", {**trained_state, "drawing28": drawing, "emb_n": 500, "rob_n": 1000}, None),
-        ("explore-tsne", "pages/explore.py", {**trained_state, "emb_method": "tsne", "emb_n": 500}, None),
-        ("train-augment", "pages/train.py", {**trained_state, "config": session.config.with_changes(
+        ("draw-drawn", "views/draw.py", dict(trained_state), _drawn_digit(mnist)),
+        ("draw-upload", "views/draw.py", {**trained_state, "draw_source": "upload"}, None),
+        ("inside-index", "views/inside.py", dict(trained_state), None),
+        ("inside-wrong", "views/inside.py", {**trained_state, "inside_pick": "wrong"}, None),
+        ("inside-digit", "views/inside.py", {**trained_state, "inside_pick": "digit"}, None),
+        ("inside-drawing", "views/inside.py", {**trained_state, "inside_source": "drawing", "drawing28": drawing}, None),
+        ("runs", "views/runs.py", {**trained_state, "runs_show_all": True}, None),
+        ("sequences-dense", "views/sequences.py", dict(trained_state), None),
+        ("explore", "views/explore.py", {**trained_state, "drawing28": drawing, "emb_n": 500, "rob_n": 1000}, None),
+        ("explore-tsne", "views/explore.py", {**trained_state, "emb_method": "tsne", "emb_n": 500}, None),
+        ("train-augment", "views/train.py", {**trained_state, "config": session.config.with_changes(
             augment=AUGMENT_LEVELS["medium"])}, None),
     ]
     rec = _recurrent_session(mnist)
     rec_state = {"train_session": rec, "spec": rec.spec, "config": rec.config}
     out += [
-        ("sequences-lstm", "pages/sequences.py", rec_state, None),
-        ("sequences-drawing", "pages/sequences.py", {**rec_state, "seq_source": "drawing", "drawing28": drawing}, None),
-        ("sequences-no-drawing", "pages/sequences.py", {**rec_state, "seq_source": "drawing"}, None),
-        ("sequences-gates", "pages/sequences.py", {**rec_state, "seq_memory_show": "f"}, None),
-        ("build-lstm", "pages/build.py", rec_state, None),
-        ("step-over", "pages/step.py", dict(trained_state), None),  # a finished run: its landscape
-        ("step-paused", "pages/step.py", _paused_dense(mnist), None),  # the replay, the editor, the landscape
-        ("generate-lab", "pages/generate.py", {}, None),
-        ("mydata-example", "pages/mydata.py", {"own_data": _own_example()}, None),
-        ("mydata-csv", "pages/mydata.py", {"own_data": _own_example("csv")}, None),
-        ("generate-drawn", "pages/generate.py", {"gen_shape": "drawn"}, None),
-        ("generate-digits", "pages/generate.py", {"gen_mode": "digits", "gen_conditional": True}, None),
-        ("plane", "pages/plane.py", {}, None),
-        ("plane-spiral3", "pages/plane.py", {"plane_dataset": "spiral3", "plane_reg": "l2"}, None),
-        ("plane-regression", "pages/plane.py", {"plane_dataset": "reg_gauss"}, None),
-        ("plane-drawn", "pages/plane.py", {"plane_dataset": "drawn", "plane_points": [(1.0, 1.0, 0)]}, None),
+        ("sequences-lstm", "views/sequences.py", rec_state, None),
+        ("sequences-drawing", "views/sequences.py", {**rec_state, "seq_source": "drawing", "drawing28": drawing}, None),
+        ("sequences-no-drawing", "views/sequences.py", {**rec_state, "seq_source": "drawing"}, None),
+        ("sequences-gates", "views/sequences.py", {**rec_state, "seq_memory_show": "f"}, None),
+        ("build-lstm", "views/build.py", rec_state, None),
+        ("step-over", "views/step.py", dict(trained_state), None),  # a finished run: its landscape
+        ("step-paused", "views/step.py", _paused_dense(mnist), None),  # the replay, the editor, the landscape
+        ("generate-lab", "views/generate.py", {}, None),
+        ("mydata-example", "views/mydata.py", {"own_data": _own_example()}, None),
+        ("mydata-csv", "views/mydata.py", {"own_data": _own_example("csv")}, None),
+        ("generate-drawn", "views/generate.py", {"gen_shape": "drawn"}, None),
+        ("generate-digits", "views/generate.py", {"gen_mode": "digits", "gen_conditional": True}, None),
+        ("plane", "views/plane.py", {}, None),
+        ("plane-spiral3", "views/plane.py", {"plane_dataset": "spiral3", "plane_reg": "l2"}, None),
+        ("plane-regression", "views/plane.py", {"plane_dataset": "reg_gauss"}, None),
+        ("plane-drawn", "views/plane.py", {"plane_dataset": "drawn", "plane_points": [(1.0, 1.0, 0)]}, None),
     ]
     for tab in ("tab_results", "tab_mistakes", "tab_calibration", "tab_keep"):
-        out.append((f"evaluate-{tab}", "pages/evaluate.py",
+        out.append((f"evaluate-{tab}", "views/evaluate.py",
                     {**trained_state, "eval_tabs": translate(f"eval.{tab}", lang)}, None))
-    out.append(("evaluate-code", "pages/evaluate.py", {**trained_state, "eval_tabs": translate("export.title", lang)}, None))
+    out.append(("evaluate-code", "views/evaluate.py", {**trained_state, "eval_tabs": translate("export.title", lang)}, None))
     return out
 
 

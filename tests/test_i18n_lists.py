@@ -9,9 +9,9 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from dlplay.errors import UserError
-from dlplay.gan2d import real_sampler
+from dlplay.gan.lab import real_sampler
 from dlplay.i18n import Listed, join_list, translate
-from dlplay.presets import PRESETS
+from dlplay.nn.presets import PRESETS
 
 APP = str(Path(__file__).resolve().parents[1] / "app.py")
 
@@ -37,7 +37,7 @@ def test_the_sequences_info_box_joins_the_presets_in_the_pages_language(lang, se
     at = AppTest.from_file(APP, default_timeout=90)
     at.session_state["lang"] = lang
     at.run()
-    at.switch_page("pages/sequences.py")
+    at.switch_page("views/sequences.py")
     at.run()
     assert not at.exception, [e.value for e in at.exception]
     info = at.info[0].value

@@ -9,8 +9,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 PACKAGE = REPO / "dlplay"
 # the modules a training worker needs (the registries too, once they exist)
-TRAINING_PATH = ("data", "spec", "model", "train", "probe", "metrics", "status", "handle",
-                 "activations", "layers", "optimizers")
+TRAINING_PATH = ("data.datasets", "nn.spec", "nn.model", "classify.train", "classify.probe", "run.metrics",
+                 "run.status", "server.handle", "nn.activations", "nn.layers", "nn.optimizers")
 UI = "dlplay.ui"
 
 
@@ -122,7 +122,7 @@ def test_only_dlplay_ui_imports_streamlit():
 def test_the_training_path_needs_neither_streamlit_nor_plotly():
     inside, outside = graph()
     starts = [f"dlplay.{m}" for m in TRAINING_PATH if f"dlplay.{m}" in inside]
-    assert {"dlplay.train", "dlplay.model", "dlplay.data", "dlplay.handle"} <= set(starts)
+    assert {"dlplay.classify.train", "dlplay.nn.model", "dlplay.data", "dlplay.classify.handle"} <= set(starts)
     pulled = reachable(inside, starts)
     offenders = {m: sorted(outside[m] & {"streamlit", "plotly"}) for m in pulled if outside[m] & {"streamlit", "plotly"}}
     assert offenders == {}, f"the training path {sorted(pulled)} imports {offenders}"
@@ -140,6 +140,6 @@ def test_the_checks_see_a_cycle_and_a_stray_import(tmp_path):
     (pkg / "figures.py").write_text("import plotly.graph_objects as go\n")
     inside, outside = graph(tmp_path)
     assert find_cycle(inside) == ["dlplay.ui.runs", "dlplay.ui.state", "dlplay.ui.runs"]
-    assert inside["dlplay.train"] == {"dlplay.figures"}  # the TYPE_CHECKING import does not count
+    assert inside["dlplay.classify.train"] == {"dlplay.figures"}  # the TYPE_CHECKING import does not count
     assert "plotly" in outside["dlplay.figures"] and "streamlit" in outside["dlplay.ui.state"]
-    assert reachable(inside, ["dlplay.train"]) == {"dlplay.train", "dlplay.figures"}
+    assert reachable(inside, ["dlplay.classify.train"]) == {"dlplay.classify.train", "dlplay.figures"}

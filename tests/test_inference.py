@@ -8,13 +8,13 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from dlplay.classify.predict import predictions, probabilities
 from dlplay.figures import inside as fi
-from dlplay.formulas import activation_derivative, tutorial_deltas, unit_backward, unit_forward
-from dlplay.latex import backward_latex, forward_latex, loss_latex, num
-from dlplay.model import build_model
-from dlplay.predict import predictions, probabilities
-from dlplay.spec import ACTIVATIONS, LayerSpec, ModelSpec
-from dlplay.trace import trace
+from dlplay.learn.formulas import activation_derivative, tutorial_deltas, unit_backward, unit_forward
+from dlplay.learn.latex import backward_latex, forward_latex, loss_latex, num
+from dlplay.learn.trace import trace
+from dlplay.nn.model import build_model
+from dlplay.nn.spec import ACTIVATIONS, LayerSpec, ModelSpec
 
 DENSE = ModelSpec(layers=(
     LayerSpec("dense", 24, "sigmoid"), LayerSpec("dense", 16, "tanh"), LayerSpec("dense", 12, "relu"),
@@ -114,7 +114,7 @@ def test_tutorial_deltas_equal_autograd(mnist, spec):
 
 @pytest.mark.parametrize("name", ACTIVATIONS)
 def test_activation_derivative_matches_torch(name):
-    from dlplay.model import make_activation
+    from dlplay.nn.model import make_activation
 
     z = torch.linspace(-6, 6, 241, dtype=torch.float64).requires_grad_(True)
     z_ = torch.cat([z, torch.tensor([25.0, -25.0], dtype=torch.float64)])

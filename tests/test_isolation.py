@@ -5,10 +5,10 @@ from pathlib import Path
 
 from streamlit.testing.v1 import AppTest
 
+from dlplay.classify.train import TrainingSession
+from dlplay.nn.spec import TrainConfig, dense_spec
 from dlplay.server.admin import keep_connected_runs_alive
 from dlplay.server.registry import SessionRegistry, training_threads
-from dlplay.spec import TrainConfig, dense_spec
-from dlplay.train import TrainingSession
 from dlplay.ui import server
 from helpers import wait_for
 
@@ -20,7 +20,7 @@ def open_train():
     at = AppTest.from_file(APP, default_timeout=60)
     at.session_state["lang"] = "en"
     at.run()
-    at.switch_page("pages/train.py")
+    at.switch_page("views/train.py")
     at.run()
     assert not at.exception, at.exception
     return at

@@ -1,4 +1,4 @@
-"""The loss landscape (dlplay/landscape.py): filter-normalised directions, the grid's centre is the current
+"""The loss landscape (dlplay/learn/landscape.py): filter-normalised directions, the grid's centre is the current
 loss, projections, the time budget and cancel, and a run's path with its fork."""
 from __future__ import annotations
 
@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 import torch
 
-from dlplay import landscape as L
-from dlplay.fork import Change, SnapshotKeeper, plan_fork
-from dlplay.spec import TrainConfig, dense_spec
-from dlplay.train import TrainingSession
+from dlplay.classify.fork import Change, SnapshotKeeper, plan_fork
+from dlplay.classify.train import TrainingSession
+from dlplay.learn import landscape as L
+from dlplay.nn.spec import TrainConfig, dense_spec
 from helpers import stop_and_join
 
 SPEC = dense_spec([32], "relu")

@@ -1,5 +1,5 @@
 """The CPU speed-ups of issue 21 that change no number: gradients handed back channels-last below the
-flatten, and freed memory kept for the next step (dlplay/memory.py)."""
+flatten, and freed memory kept for the next step (dlplay/run/memory.py)."""
 from __future__ import annotations
 
 import platform
@@ -11,8 +11,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from dlplay.model import build_model
-from dlplay.presets import PRESETS
+from dlplay.nn.model import build_model
+from dlplay.nn.presets import PRESETS
 
 
 def _grads(channels_last: bool) -> tuple[dict[str, torch.Tensor], list[torch.Tensor]]:
@@ -51,9 +51,9 @@ def test_an_ordinary_network_is_left_alone():
 STEPS = r"""
 import resource, sys, threading, torch, torch.nn.functional as F
 torch.set_num_threads(1)
-from dlplay.memory import keep_freed_memory
-from dlplay.model import build_model
-from dlplay.presets import PRESETS
+from dlplay.run.memory import keep_freed_memory
+from dlplay.nn.model import build_model
+from dlplay.nn.presets import PRESETS
 if sys.argv[1] == "keep":
     assert keep_freed_memory() and keep_freed_memory()  # once per process; True again
 model = build_model(PRESETS["small_cnn"].spec, seed=0).train().to(memory_format=torch.channels_last)

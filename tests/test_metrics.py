@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from dlplay.figures.training import ema, epoch_figure, loss_figure
-from dlplay.metrics import EpochRecord, MetricsHistory, StepSeries, downsample
+from dlplay.run.metrics import EpochRecord, MetricsHistory, StepSeries, downsample
 
 
 def test_step_series_keeps_everything_until_full():

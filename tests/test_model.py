@@ -8,9 +8,9 @@ import torch
 from torch import nn
 
 from dlplay.figures.network import totals
-from dlplay.model import build_model, count_parameters, layer_summary
-from dlplay.presets import PRESETS, small_cnn_spec
-from dlplay.spec import LayerSpec, ModelSpec, dense_spec
+from dlplay.nn.model import build_model, count_parameters, layer_summary
+from dlplay.nn.presets import PRESETS, small_cnn_spec
+from dlplay.nn.spec import LayerSpec, ModelSpec, dense_spec
 
 STACKS = {
     "mlp": dense_spec([128]),

@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from dlplay import data, owndata, settings
+from dlplay import owndata, settings
+from dlplay.data import datasets as data
 from dlplay.errors import UserError
 from dlplay.i18n import translate
 from dlplay.owndata import OwnLimits

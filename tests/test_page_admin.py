@@ -47,7 +47,7 @@ def test_admin_is_not_in_the_navigation_without_a_token(monkeypatch):
 
 def test_admin_is_gone_when_the_token_goes_away(monkeypatch):
     monkeypatch.setenv("DLPLAY_ADMIN_TOKEN", TOKEN)
-    at = open_page("pages/admin.py")
+    at = open_page("views/admin.py")
     assert at.title[0].value == "Admin" and at.text_input
     monkeypatch.setenv("DLPLAY_ADMIN_TOKEN", "   ")
     at.run()  # the page left the navigation: Home shows, nothing of Admin
@@ -56,7 +56,7 @@ def test_admin_is_gone_when_the_token_goes_away(monkeypatch):
 
 def test_a_wrong_token_shows_nothing(monkeypatch):
     monkeypatch.setenv("DLPLAY_ADMIN_TOKEN", TOKEN)
-    at = open_page("pages/admin.py")
+    at = open_page("views/admin.py")
     sign_in(at, "correct horse")
     assert [e.value for e in at.error] == ["That token is not right."]
     assert not at.metric and not at.dataframe
@@ -65,7 +65,7 @@ def test_a_wrong_token_shows_nothing(monkeypatch):
 
 def test_admin_sees_runs_and_sessions_and_stops_a_run(monkeypatch):
     monkeypatch.setenv("DLPLAY_ADMIN_TOKEN", TOKEN)
-    learner = open_page("pages/train.py")
+    learner = open_page("views/train.py")
     learner.sidebar.number_input(key="tw_epochs").set_value(50)
     learner.run()
     click(learner, "train_start")
@@ -73,7 +73,7 @@ def test_admin_sees_runs_and_sessions_and_stops_a_run(monkeypatch):
     assert wait_for(lambda: run.status in ("running", "queued"))
     run_id = server.registry().run_id(run)
 
-    admin = open_page("pages/admin.py")
+    admin = open_page("views/admin.py")
     sign_in(admin, TOKEN)
     assert not admin.error
     shown = metrics(admin)
@@ -102,7 +102,7 @@ def test_admin_changes_the_run_limit_and_signs_out(monkeypatch):
     pool = server.slot_pool()
     saved = pool.limit
     try:
-        admin = open_page("pages/admin.py", lang="zh")
+        admin = open_page("views/admin.py", lang="zh")
         sign_in(admin, TOKEN)
         assert admin.title[0].value == "管理"
         assert "训练名额" in metrics(admin)

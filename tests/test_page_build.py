@@ -8,10 +8,10 @@ import plotly.graph_objects as go
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from dlplay.classify.train import TrainingSession
 from dlplay.figures.network import NEGATIVE, POSITIVE, diagram_columns, network_figure, summary_rows, totals
-from dlplay.presets import PRESETS, small_cnn_spec
-from dlplay.spec import LayerSpec, ModelSpec, TrainConfig, dense_spec
-from dlplay.train import TrainingSession
+from dlplay.nn.presets import PRESETS, small_cnn_spec
+from dlplay.nn.spec import LayerSpec, ModelSpec, TrainConfig, dense_spec
 from helpers import click, wait_for_status, wait_for_step
 
 REPO = Path(__file__).resolve().parents[1]
@@ -20,7 +20,7 @@ REPO = Path(__file__).resolve().parents[1]
 def _build_page() -> AppTest:
     at = AppTest.from_file(str(REPO / "app.py"), default_timeout=120)
     at.run()
-    at.switch_page("pages/build.py")
+    at.switch_page("views/build.py")
     at.run()
     assert not at.exception, [e.value for e in at.exception]
     return at
@@ -196,7 +196,7 @@ def test_network_figure_colours_weights_by_sign(mnist):
     assert isinstance(blank, go.Figure)
     colours = {t.line.color for t in blank.data if t.mode == "lines"}
     assert POSITIVE not in colours and NEGATIVE not in colours
-    from dlplay.model import build_model
+    from dlplay.nn.model import build_model
 
     net = build_model(spec, seed=0)
     fig = network_figure(spec, model=net)
@@ -227,7 +227,7 @@ def test_cnn_from_the_build_page_trains_on_the_train_page():
     at = _build_page()
     at.selectbox(key="build_preset").set_value("small_cnn").run()
     click(at, "build_load_preset")
-    at.switch_page("pages/train.py")
+    at.switch_page("views/train.py")
     at.run()
     assert not at.exception, [e.value for e in at.exception]
     click(at, "train_step")
@@ -236,7 +236,7 @@ def test_cnn_from_the_build_page_trains_on_the_train_page():
     wait_for_step(session, 1, timeout=60)
     snap = session.snapshot()
     assert snap.progress.global_step == 1 and len(snap.losses) == 1 and 0 < snap.losses[0] < 10
-    at.switch_page("pages/build.py")
+    at.switch_page("views/build.py")
     at.run()
     assert not at.exception and not at.warning  # same architecture: no reset needed
     session.stop()
@@ -267,7 +267,7 @@ def test_building_the_cnn_by_hand_gives_the_preset():
 
 
 def test_output_neuron_labels_sit_where_their_connections_end():
-    from dlplay.model import build_model
+    from dlplay.nn.model import build_model
 
     spec = dense_spec([3])
     net = build_model(spec, seed=0)

@@ -9,10 +9,10 @@ import numpy as np
 from PIL import Image
 from streamlit.testing.v1 import AppTest
 
-from dlplay.canvas import preprocess
-from dlplay.predict import predict_batch
-from dlplay.spec import LayerSpec, ModelSpec, TrainConfig, dense_spec
-from dlplay.train import TrainingSession
+from dlplay.classify.predict import predict_batch
+from dlplay.classify.train import TrainingSession
+from dlplay.data.canvas import preprocess
+from dlplay.nn.spec import LayerSpec, ModelSpec, TrainConfig, dense_spec
 from helpers import stop_and_join, wait_for, wait_for_status
 
 REPO = Path(__file__).resolve().parents[1]
@@ -25,7 +25,7 @@ def draw_page(session: TrainingSession | None = None, lang: str = "en") -> AppTe
     if session is not None:
         at.session_state["train_session"] = session
     at.run()
-    at.switch_page("pages/draw.py")
+    at.switch_page("views/draw.py")
     at.run()
     assert not at.exception, at.exception
     return at

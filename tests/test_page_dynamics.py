@@ -11,9 +11,9 @@ import pytest
 from PIL import Image
 from streamlit.testing.v1 import AppTest
 
-from dlplay.probe import Probe
-from dlplay.spec import TrainConfig, dense_spec
-from dlplay.train import TrainingSession
+from dlplay.classify.probe import Probe
+from dlplay.classify.train import TrainingSession
+from dlplay.nn.spec import TrainConfig, dense_spec
 from helpers import stop_and_join, train_to_end, wait_for_status
 
 APP = str(Path(__file__).resolve().parents[1] / "app.py")
@@ -29,7 +29,7 @@ def open_dynamics(session, lang: str = "en") -> AppTest:
     at.session_state["lang"] = lang
     at.session_state["train_session"] = session
     at.run()
-    at.switch_page("pages/dynamics.py")
+    at.switch_page("views/dynamics.py")
     at.run()
     assert not at.exception, at.exception
     return at
@@ -122,7 +122,7 @@ def test_without_a_session_or_without_a_probe(mnist):
     at = AppTest.from_file(APP, default_timeout=60)
     at.session_state["lang"] = "en"
     at.run()
-    at.switch_page("pages/dynamics.py")
+    at.switch_page("views/dynamics.py")
     at.run()
     assert not at.exception
     assert "No training run yet" in at.info[0].value
@@ -148,7 +148,7 @@ def test_the_measurement_interval_applies_to_the_run_and_the_next_ones(mnist):
         at.run()
         assert "one every 20 steps" in " ".join(c.value for c in at.caption)
         assert at.select_slider(key="dyn_every").value == 20  # kept across reruns
-        at.switch_page("pages/train.py")
+        at.switch_page("views/train.py")
         at.run()
         at.button(key="train_reset").click().run()
         at.button(key="train_start").click().run()  # a new run measures at the chosen interval
@@ -180,7 +180,7 @@ def test_a_paused_run_updates_on_the_next_rerun(mnist):
 
 def test_figures_from_a_real_snapshot(tutorial_run):
     from dlplay.figures import dynamics as fd
-    from dlplay.hints import HEALTHY_UPDATE_BAND, HEALTHY_UPDATE_RATIO
+    from dlplay.learn.hints import HEALTHY_UPDATE_BAND, HEALTHY_UPDATE_RATIO
 
     probe = tutorial_run.snapshot().extras["probe"]
     fig = fd.update_ratio_figure(probe, "zh")

@@ -11,12 +11,12 @@ import pytest
 import torch
 from streamlit.testing.v1 import AppTest
 
-from dlplay.checkpoint import checkpoint_from_session, load_checkpoint
-from dlplay.evaluation import build_report, mistake_indices, predict_session
+from dlplay.classify.checkpoint import checkpoint_from_session, load_checkpoint
+from dlplay.classify.evaluation import build_report, mistake_indices, predict_session
+from dlplay.classify.runs import RunHistory, RunRecorder, RunStore, record_from_session
+from dlplay.classify.train import TrainingSession
 from dlplay.i18n import translate
-from dlplay.runs import RunHistory, RunRecorder, RunStore, record_from_session
-from dlplay.spec import LayerSpec, ModelSpec, TrainConfig, dense_spec
-from dlplay.train import TrainingSession
+from dlplay.nn.spec import LayerSpec, ModelSpec, TrainConfig, dense_spec
 from helpers import train_to_end
 
 REPO = Path(__file__).resolve().parents[1]
@@ -62,14 +62,14 @@ def button(at: AppTest, key: str):
 # ------------------------------------------------------------------ Evaluate
 
 def test_without_a_model_the_page_explains_and_offers_an_upload():
-    at = open_page("pages/evaluate.py", None)
+    at = open_page("views/evaluate.py", None)
     assert any("no trained model" in i.value for i in at.info)
     assert len(at.file_uploader) == 1
     assert not at.metric
 
 
 def test_results_match_the_model(session, report):
-    at = open_page("pages/evaluate.py", session)
+    at = open_page("views/evaluate.py", session)
     _, acc = session.evaluate("test")
     assert metric(at, "Test accuracy") == f"{acc:.2%}"
     assert metric(at, "Mistakes") == f"{report.mistakes:,}"
@@ -84,7 +84,7 @@ def test_results_match_the_model(session, report):
 
 
 def test_a_confused_pair_opens_the_filtered_gallery(session, report):
-    at = open_page("pages/evaluate.py", session)
+    at = open_page("views/evaluate.py", session)
     button(at, "eval_pair_0").click()
     at.run()
     assert not at.exception
@@ -98,7 +98,7 @@ def test_a_confused_pair_opens_the_filtered_gallery(session, report):
 
 
 def test_gallery_filters_pages_and_inspect(session, report):
-    at = open_page("pages/evaluate.py", session, eval_tabs="Mistakes")
+    at = open_page("views/evaluate.py", session, eval_tabs="Mistakes")
     all_mistakes = mistake_indices(report.preds)
     assert any(f"{len(all_mistakes):,} misclassified" in m.value for m in at.markdown)
     captions = [c for img in at.image for c in img.captions]
@@ -118,13 +118,13 @@ def test_gallery_filters_pages_and_inspect(session, report):
 
 
 def test_calibration_tab(session, report):
-    at = open_page("pages/evaluate.py", session, eval_tabs="Calibration")
+    at = open_page("views/evaluate.py", session, eval_tabs="Calibration")
     wrong = ~report.preds.correct & (report.preds.confidence > 0.9)
     assert any(f"{int(wrong.sum()):,} wrong answers" in m.value for m in at.markdown)
 
 
 def test_downloads_give_a_checkpoint_that_loads_back(session, mnist):
-    at = open_page("pages/evaluate.py", session, eval_tabs="Keep & share")
+    at = open_page("views/evaluate.py", session, eval_tabs="Keep & share")
     keys = {"eval_download_ckpt", "eval_download_onnx", "eval_download_torchscript"}
     assert keys <= {b.key for b in at.download_button}
     assert any("torch.jit.load" in c.value for c in at.code)
@@ -141,19 +141,19 @@ def test_an_export_that_cannot_run_says_why_instead_of_doing_nothing(session, mo
     import sys
 
     monkeypatch.setitem(sys.modules, "onnx", None)  # import onnx now raises ImportError
-    at = open_page("pages/evaluate.py", session, eval_tabs="Keep & share")
+    at = open_page("views/evaluate.py", session, eval_tabs="Keep & share")
     assert at.download_button(key="eval_download_onnx").disabled
     assert not at.download_button(key="eval_download_torchscript").disabled
     errors = [e.value for e in at.error]
     assert any("onnx" in e and "pip install -r requirements.txt" in e for e in errors), errors
-    at = open_page("pages/evaluate.py", session, eval_tabs=translate("eval.tab_keep", "zh"), lang="zh")
+    at = open_page("views/evaluate.py", session, eval_tabs=translate("eval.tab_keep", "zh"), lang="zh")
     assert any("requirements.txt" in e.value and "没有安装" in e.value for e in at.error), [e.value for e in at.error]
 
 
 def test_an_export_failing_when_clicked_shows_the_reason_on_the_page(session, monkeypatch):
     from streamlit.runtime.media_file_manager import MediaFileManager
 
-    import dlplay.checkpoint
+    import dlplay.classify.checkpoint
 
     made = {}
     real_add = MediaFileManager.add_deferred
@@ -166,8 +166,8 @@ def test_an_export_failing_when_clicked_shows_the_reason_on_the_page(session, mo
         raise RuntimeError("exporter exploded")
 
     monkeypatch.setattr(MediaFileManager, "add_deferred", capture)
-    monkeypatch.setattr(dlplay.checkpoint, "export_torchscript", broken)
-    at = open_page("pages/evaluate.py", session, eval_tabs="Keep & share")
+    monkeypatch.setattr(dlplay.classify.checkpoint, "export_torchscript", broken)
+    at = open_page("views/evaluate.py", session, eval_tabs="Keep & share")
     assert not at.error
     torchscript = made[2]  # checkpoint, ONNX, TorchScript
     with pytest.raises(RuntimeError):
@@ -204,7 +204,7 @@ def test_bad_uploads_show_a_clear_message(case, session, tmp_path):
         data, text = _torch_bytes(obj), "has shape [784, 32]"
     else:
         data, text = pickle.dumps({"hello": 1}), "not a dlplay checkpoint"
-    at = open_page("pages/evaluate.py", None)
+    at = open_page("views/evaluate.py", None)
     at.file_uploader(key="eval_upload").set_value(("model.pt", data, "application/octet-stream")).run()
     assert not at.exception
     errors = [e.value for e in at.error]
@@ -216,7 +216,7 @@ def test_bad_uploads_show_a_clear_message(case, session, tmp_path):
 
 def test_uploaded_checkpoint_becomes_the_current_model(session, mnist):
     data = checkpoint_from_session(session, run=record_from_session(session))
-    at = open_page("pages/evaluate.py", None)
+    at = open_page("views/evaluate.py", None)
     at.file_uploader(key="eval_upload").set_value(("model.pt", data, "application/octet-stream")).run()
     assert not at.exception and not at.error
     assert any("Checkpoint OK: 784-32-10" in s.value for s in at.success)
@@ -242,7 +242,7 @@ def test_a_diverged_run_is_not_evaluated(mnist):
             p.mul_(1e20)
     diverged.start()
     assert diverged.join(60) and diverged.status == "diverged"
-    at = open_page("pages/evaluate.py", diverged)
+    at = open_page("views/evaluate.py", diverged)
     assert any("diverged" in w.value for w in at.warning)
     assert not at.metric
 
@@ -263,14 +263,14 @@ def two_runs(mnist):
 
 
 def test_runs_page_without_runs():
-    at = open_page("pages/runs.py", None)
+    at = open_page("views/runs.py", None)
     assert any("No runs yet" in i.value for i in at.info)
 
 
 def test_runs_page_compares_and_shows_what_differed(two_runs, tmp_path, monkeypatch):
     monkeypatch.setenv("DLPLAY_RUNS_DIR", str(tmp_path / "runs"))
     history, sessions = two_runs
-    at = open_page("pages/runs.py", None, run_history=history)
+    at = open_page("views/runs.py", None, run_history=history)
     records = history.records()
     assert at.multiselect(key="runs_selected").value == [r.run_id for r in records]
     diff = at.dataframe[0].value
@@ -298,11 +298,11 @@ def test_the_draw_pages_quick_training_is_recorded_and_kept_on_disk(tmp_path, mo
     """Every run goes into the history where it is created (here: Draw's quick training), not patched in later."""
     monkeypatch.setenv("DLPLAY_RUNS_DIR", str(tmp_path / "runs"))
     config = TrainConfig(epochs=3, batch_size=100, train_size=2000, seed=0)
-    at = open_page("pages/draw.py", None, spec=dense_spec([32]), config=config)
+    at = open_page("views/draw.py", None, spec=dense_spec([32]), config=config)
     at.button(key="draw_quick_train").click().run()
     session = at.session_state["train_session"]
     assert session.join(120) and session.status == "done"
-    at.switch_page("pages/runs.py")
+    at.switch_page("views/runs.py")
     at.run()
     assert not at.exception
     history = at.session_state["run_history"]
@@ -315,14 +315,14 @@ def test_the_draw_pages_quick_training_is_recorded_and_kept_on_disk(tmp_path, mo
     at.button(key="runs_save_all").click().run()
     assert RunStore(tmp_path / "runs").saved_ids() == {rec.run_id}
     # a fresh browser session loads it back from disk
-    other = open_page("pages/runs.py", None)
+    other = open_page("views/runs.py", None)
     other.button(key="runs_load_saved").click().run()
     assert [r.run_id for r in other.session_state["run_history"].records()] == [rec.run_id]
 
 
 def test_runs_disk_can_be_switched_off(two_runs, monkeypatch):
     monkeypatch.setenv("DLPLAY_RUNS_DIR", "off")
-    at = open_page("pages/runs.py", None, run_history=two_runs[0])
+    at = open_page("views/runs.py", None, run_history=two_runs[0])
     assert not any(b.key in ("runs_save", "runs_save_all") for b in at.button)
     assert any("switched off" in c.value for c in at.caption)
 
@@ -401,7 +401,7 @@ def test_a_link_training_on_a_subset_says_so_on_the_train_page():
     at = AppTest.from_file(str(REPO / "app.py"), default_timeout=TIMEOUT)
     at.query_params.update({"net": "d32", "n": "5", "lang": "en"})
     at.run()
-    at.switch_page("pages/train.py")
+    at.switch_page("views/train.py")
     at.run()
     assert not at.exception
     assert any("first 5 training images" in i.value for i in at.sidebar.info), [i.value for i in at.sidebar.info]
@@ -413,7 +413,7 @@ def test_a_link_training_on_a_subset_says_so_on_the_train_page():
 def _new_session_app():
     import streamlit as st
 
-    from dlplay.spec import TrainConfig
+    from dlplay.nn.spec import TrainConfig
     from dlplay.ui.state import init_state, new_session, set_config
 
     init_state()

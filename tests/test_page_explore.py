@@ -5,9 +5,9 @@ from pathlib import Path
 
 from streamlit.testing.v1 import AppTest
 
-from dlplay.augment import LEVELS, Augment
+from dlplay.data.augment import LEVELS, Augment
 from dlplay.i18n import translate
-from dlplay.spec import TrainConfig
+from dlplay.nn.spec import TrainConfig
 
 REPO = Path(__file__).resolve().parents[1]
 TIMEOUT = 120
@@ -25,14 +25,14 @@ def open_page(page: str, session=None, **state) -> AppTest:
 
 
 def test_explore_without_a_model_says_what_to_do() -> None:
-    at = open_page("pages/explore.py")
+    at = open_page("views/explore.py")
     assert at.title[0].value == translate("explore.title", "en")
     assert any(translate("explore.no_model", "en") in i.value for i in at.info)
 
 
 def test_robustness_curves_of_the_current_model_and_the_drawing(trained_tutorial, mnist) -> None:
     drawing = mnist.test_images[0].numpy()  # a 7, as the Draw page would keep it
-    at = open_page("pages/explore.py", trained_tutorial, rob_n=1000, drawing28=drawing)
+    at = open_page("views/explore.py", trained_tutorial, rob_n=1000, drawing28=drawing)
     assert any(translate("robustness.press_measure", "en") in i.value for i in at.info)
     at.button(key="rob_measure").click().run()
     assert not at.exception, [e.value for e in at.exception]
@@ -52,7 +52,7 @@ def test_robustness_curves_of_the_current_model_and_the_drawing(trained_tutorial
 
 
 def test_embeddings_pca_map_and_a_click_opens_inside(trained_tutorial) -> None:
-    at = open_page("pages/explore.py", trained_tutorial, emb_n=500)
+    at = open_page("views/explore.py", trained_tutorial, emb_n=500)
     pca = at.session_state["emb_pca"]
     assert pca[1].coords.shape == (500, 2) and pca[0][2] == "dense1"
     # a click on the map: the callback hands the test image to the Inside page, which opens it
@@ -68,7 +68,7 @@ def test_embeddings_pca_map_and_a_click_opens_inside(trained_tutorial) -> None:
 
 
 def test_embeddings_tsne_runs_in_the_background(trained_tutorial) -> None:
-    at = open_page("pages/explore.py", trained_tutorial, emb_n=500, emb_method="tsne", emb_budget=10)
+    at = open_page("views/explore.py", trained_tutorial, emb_n=500, emb_method="tsne", emb_budget=10)
     at.button(key="emb_tsne_start").click().run()
     job = at.session_state["emb_tsne"][0]
     assert job.n <= 500
@@ -79,7 +79,7 @@ def test_embeddings_tsne_runs_in_the_background(trained_tutorial) -> None:
 
 
 def test_train_page_augmentation_level_preview_and_reset() -> None:
-    at = open_page("pages/train.py")
+    at = open_page("views/train.py")
     assert at.selectbox(key="aug_level").value == "off"
     at.selectbox(key="aug_level").set_value("medium").run()
     assert not at.exception

@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from dlplay.classify.predict import predict_batch
+from dlplay.classify.runs import RunHistory, record_from_session
 from dlplay.i18n import translate
-from dlplay.predict import predict_batch
-from dlplay.runs import RunHistory, record_from_session
-from dlplay.spec import TrainConfig, dense_spec
+from dlplay.nn.spec import TrainConfig, dense_spec
 from dlplay.ui import deploy as dp
 from helpers import train_to_end
 
@@ -37,7 +37,7 @@ def open_page(page: str, session, lang: str = "en", **state) -> AppTest:
 
 @pytest.mark.parametrize("lang", ["en", "zh"])
 def test_evaluate_s_code_tab_offers_the_three_files_with_comments_in_the_page_s_language(session, lang):
-    at = open_page("pages/evaluate.py", session, lang, eval_tabs=translate("export.title", lang))
+    at = open_page("views/evaluate.py", session, lang, eval_tabs=translate("export.title", lang))
     assert {f"eval_code_download_{k}" for k in DOWNLOADS} <= {b.key for b in at.download_button}
     code = "\n".join(c.value for c in at.code)
     assert "def forward_backward(x, y):" in code and "SEED = 7" in code and "TRAIN_SIZE = 1500" in code
@@ -47,13 +47,13 @@ def test_evaluate_s_code_tab_offers_the_three_files_with_comments_in_the_page_s_
 def test_the_runs_page_shows_the_chosen_run_s_code(session):
     history = RunHistory()
     history.add(record_from_session(session))
-    at = open_page("pages/runs.py", None, run_history=history)
+    at = open_page("views/runs.py", None, run_history=history)
     assert {f"runs_code_download_{k}" for k in DOWNLOADS} <= {b.key for b in at.download_button}
     assert any("BATCH_SIZE = 64" in c.value for c in at.code)
 
 
 def test_deploy_serves_the_model_and_answers_as_the_app(session, mnist):
-    at = open_page("pages/deploy.py", session, deploy_source="test", deploy_test_index=11)
+    at = open_page("views/deploy.py", session, deploy_source="test", deploy_test_index=11)
     at.button(key="deploy_start").click().run()
     assert not at.exception, [e.value for e in at.exception]
     entry = at.session_state[dp.SERVER]
@@ -75,7 +75,7 @@ def test_deploy_serves_the_model_and_answers_as_the_app(session, mnist):
 
 
 def test_deploy_without_a_trained_model_says_what_to_do():
-    at = open_page("pages/deploy.py", None)
+    at = open_page("views/deploy.py", None)
     assert any(translate("deploy.no_model", "en") in i.value for i in at.info)
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 from streamlit.testing.v1 import AppTest
 
-from dlplay.spec import TrainConfig, dense_spec
+from dlplay.nn.spec import TrainConfig, dense_spec
 from helpers import click, stop_and_join, wait_for
 from test_page_draw import canvas_rgba, draw
 
@@ -39,7 +39,7 @@ def train_to_end(at: AppTest):
 
 
 def test_fork_a_finished_run_on_the_train_page_and_see_the_overlay():
-    at = open_page("pages/train.py", spec=dense_spec([32]), config=SMALL)
+    at = open_page("views/train.py", spec=dense_spec([32]), config=SMALL)
     parent = train_to_end(at)
     at.slider(key="fork_step").set_value(7)
     at.selectbox(key="fork_kind").set_value("lr")
@@ -64,7 +64,7 @@ def test_fork_a_finished_run_on_the_train_page_and_see_the_overlay():
     losses = child.snapshot()
     assert losses.steps[0] == 8 and losses.steps[-1] == 20
     # the Runs page says where the fork came from
-    at.switch_page("pages/runs.py")
+    at.switch_page("views/runs.py")
     at.run()
     assert not at.exception, at.exception
     assert any("Forked from run" in c.value for c in at.caption)
@@ -73,7 +73,7 @@ def test_fork_a_finished_run_on_the_train_page_and_see_the_overlay():
 def test_after_a_fork_the_sidebar_keeps_the_learners_preset_and_start_trains_with_it():
     """Issue 33: after a fork the sidebar silently took the fork's settings (preset "Custom", learning rate
     0.1), so the next Start trained at 0.1. The learner's preset stays, also after leaving the page."""
-    at = open_page("pages/train.py")
+    at = open_page("views/train.py")
     at.sidebar.selectbox(key="tw_preset").set_value("deep_sigmoid").run()
     at.sidebar.selectbox(key="tw_preset").set_value("tutorial").run()  # the learner's pick
     click(at, "train_step")
@@ -91,8 +91,8 @@ def test_after_a_fork_the_sidebar_keeps_the_learners_preset_and_start_trains_wit
         assert at.sidebar.selectbox(key="tw_preset").value == "tutorial"
         assert at.sidebar.select_slider(key="tw_lr").value == 0.001
         assert any("learning rate: 0.1" in c.value for c in at.sidebar.caption)  # said, not silent
-        at.switch_page("pages/draw.py").run()
-        at.switch_page("pages/train.py").run()
+        at.switch_page("views/draw.py").run()
+        at.switch_page("views/train.py").run()
         assert not at.exception, at.exception
     at.sidebar.selectbox(key="tw_preset").set_value("tutorial").run()
     assert at.sidebar.selectbox(key="tw_preset").value == "tutorial"
@@ -108,7 +108,7 @@ def test_a_failed_fork_says_why_and_keeps_the_run(monkeypatch):
     import dlplay.ui.fork as fork_ui
     from dlplay.errors import UserError
 
-    at = open_page("pages/train.py", spec=dense_spec([16]), config=SMALL.with_changes(epochs=1))
+    at = open_page("views/train.py", spec=dense_spec([16]), config=SMALL.with_changes(epochs=1))
     parent = train_to_end(at)
 
     def refuse(*args, **kwargs):
@@ -132,14 +132,14 @@ def test_a_failed_fork_says_why_and_keeps_the_run(monkeypatch):
 
 def test_a_pinned_drawing_gets_its_probability_chart_while_training(mnist):
     digit = mnist.test_images[0].numpy()  # a 7
-    at = open_page("pages/draw.py", spec=dense_spec([32]), config=SMALL)
+    at = open_page("views/draw.py", spec=dense_spec([32]), config=SMALL)
     draw(at, canvas_rgba(digit))
     at.selectbox(key="pins_draw_label").set_value(7)
     click(at, "pins_draw_add")
     images, labels = at.session_state["pins"]
     assert images.shape == (1, 28, 28) and labels.tolist() == [7]
     assert "1 of at most" in " ".join(c.value for c in at.caption)
-    at.switch_page("pages/train.py")
+    at.switch_page("views/train.py")
     at.run()
     session = train_to_end(at)
     snap = session.pins_snapshot()

@@ -23,7 +23,7 @@ def open_page(lang: str = "en", mode: str = "lab") -> AppTest:
     at.session_state["lang"] = lang
     at.session_state["gen_mode"] = mode
     at.run()
-    at.switch_page("pages/generate.py")
+    at.switch_page("views/generate.py")
     at.run()
     assert not at.exception, [e.value for e in at.exception]
     return at
@@ -140,7 +140,7 @@ def test_the_drawing_message_in_chinese():
     at.session_state["gen_canvas"] = {"drawing": {"png": canvas_png(drawing([(slice(0, 4), slice(0, 8))])),
                                                   "strokes": 1, "version": 1}}
     at.run()
-    at.switch_page("pages/generate.py")
+    at.switch_page("views/generate.py")
     at.run()
     assert not at.exception, [e.value for e in at.exception]
     n = len(at.session_state["gen_drawn_points"])
@@ -203,7 +203,7 @@ def test_the_chosen_mode_and_settings_survive_a_visit_to_another_page():
     at = AppTest.from_file(APP, default_timeout=90)
     at.session_state["lang"] = "en"
     at.run()
-    at.switch_page("pages/generate.py")
+    at.switch_page("views/generate.py")
     at.run()
     assert at.radio(key="gen_mode").value == "lab"
     at.select_slider(key="gen_lab_steps").set_value(10_000).run()
@@ -213,11 +213,11 @@ def test_the_chosen_mode_and_settings_survive_a_visit_to_another_page():
         click(at, "gen_digits_start")
         run = at.session_state["gen_digits_run"]
         assert run is not None
-        for page in ("pages/home.py", "pages/train.py"):
+        for page in ("views/home.py", "views/train.py"):
             at.switch_page(page)
             at.run()
             assert not at.exception, [e.value for e in at.exception]
-        at.switch_page("pages/generate.py")
+        at.switch_page("views/generate.py")
         at.run()
         assert not at.exception, [e.value for e in at.exception]
         assert at.radio(key="gen_mode").value == "digits"

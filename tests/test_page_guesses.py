@@ -5,10 +5,10 @@ from pathlib import Path
 
 from streamlit.testing.v1 import AppTest
 
-from dlplay.guesses import QUESTIONS, answer
+from dlplay.classify.probe import Probe
+from dlplay.classify.train import TrainingSession
 from dlplay.i18n import translate
-from dlplay.probe import Probe
-from dlplay.train import TrainingSession
+from dlplay.learn.guesses import QUESTIONS, answer
 from helpers import click
 
 REPO = Path(__file__).resolve().parents[1]
@@ -19,7 +19,7 @@ def open_page(**state) -> AppTest:
     at = AppTest.from_file(str(REPO / "app.py"), default_timeout=TIMEOUT)
     for key, value in state.items():
         at.session_state[key] = value
-    at.switch_page("pages/guesses.py")
+    at.switch_page("views/guesses.py")
     at.run()
     assert not at.exception, [e.value for e in at.exception]
     return at

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from dlplay import data
+from dlplay.data import datasets as data
 
 REPO = Path(__file__).resolve().parents[1]
 NAMES = data.DATASETS["mnist"].file_names
@@ -58,21 +58,21 @@ def test_home_shows_a_damaged_dataset_as_unusable_and_says_how_to_fix_it(only_he
     folder.mkdir()
     for name in NAMES:
         shutil.copyfile(sample_dir / name, folder / name)
-    at = open_page("pages/home.py")
+    at = open_page("views/home.py")
     assert any(s.value == "MNIST: available" for s in at.success)
     blob = (folder / NAMES[0]).read_bytes()
     (folder / NAMES[0]).write_bytes(blob[: len(blob) // 3])  # a download cut short
-    at = open_page("pages/home.py")
+    at = open_page("views/home.py")
     assert not any(s.value.startswith("MNIST") for s in at.success)  # was green while Train refused it
     errors = [e.value for e in at.error]
     assert any("MNIST" in e and "not a valid gzip file" in e and "fresh copy" in e for e in errors), errors
     assert not any(str(folder) in e for e in errors)  # the file's name, not the server's folders
-    at = open_page("pages/home.py", "zh")
+    at = open_page("views/home.py", "zh")
     assert any("MNIST" in e.value and "已损坏" in e.value for e in at.error)
 
 
 def test_offline_first_run_says_where_to_put_the_files_and_checks_again(only_here, sample_dir):
-    at = open_page("pages/train.py")
+    at = open_page("views/train.py")
     at.button(key="train_start").click().run()
     assert at.session_state["train_session"] is None
     box = at.error[0].value

@@ -7,12 +7,12 @@ import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from dlplay.formulas import unit_forward
+from dlplay.classify.train import TrainingSession
 from dlplay.i18n import translate
-from dlplay.latex import num
-from dlplay.spec import LayerSpec, ModelSpec, TrainConfig, dense_spec
-from dlplay.trace import trace
-from dlplay.train import TrainingSession
+from dlplay.learn.formulas import unit_forward
+from dlplay.learn.latex import num
+from dlplay.learn.trace import trace
+from dlplay.nn.spec import LayerSpec, ModelSpec, TrainConfig, dense_spec
 from helpers import train_to_end
 
 REPO = Path(__file__).resolve().parents[1]
@@ -33,7 +33,7 @@ def open_page(session: TrainingSession | None, **state) -> AppTest:
     at.session_state["train_session"] = session
     for key, value in state.items():
         at.session_state[key] = value
-    at.switch_page("pages/inside.py")
+    at.switch_page("views/inside.py")
     at.run()
     assert not at.exception, [e.value for e in at.exception]
     return at

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from streamlit.testing.v1 import AppTest
 
-from dlplay import data
+from dlplay.data import datasets as data
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -16,7 +16,7 @@ def my_data_page(lang: str = "en") -> AppTest:
     at = AppTest.from_file(str(REPO / "app.py"), default_timeout=120)
     at.session_state["lang"] = lang
     at.run()
-    at.switch_page("pages/mydata.py")
+    at.switch_page("views/mydata.py")
     at.run()
     assert not at.exception, at.exception
     return at
@@ -41,7 +41,7 @@ def test_limits_shown_before_upload_and_example_zip_used(tmp_path, monkeypatch):
     assert name in data.OWN and data.get_info(name).classes == ("0", "1", "7")
     assert "144 training and 36 test images" in texts(at)
     assert list(tmp_path.glob("own/*/*.npz"))  # in the session's folder under the cache
-    at.switch_page("pages/train.py")
+    at.switch_page("views/train.py")
     at.run()
     assert not at.exception, at.exception
     assert at.selectbox(key="tw_dataset").value == name

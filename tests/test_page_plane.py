@@ -20,7 +20,7 @@ def open_page(lang: str = "en", **state) -> AppTest:
     for key, value in state.items():
         at.session_state[key] = value
     at.run()
-    at.switch_page("pages/plane.py")
+    at.switch_page("views/plane.py")
     at.run()
     assert not at.exception, [e.value for e in at.exception]
     return at

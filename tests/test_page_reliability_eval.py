@@ -13,12 +13,12 @@ import pytest
 import torch
 from streamlit.testing.v1 import AppTest
 
-from dlplay.checkpoint import checkpoint_from_session
-from dlplay.data import check_dataset
-from dlplay.gan_mnist import GanConfig, GanSpec, build_gan, save_gan_checkpoint
+from dlplay.classify.checkpoint import checkpoint_from_session
+from dlplay.classify.runs import RunHistory, RunRecorder
+from dlplay.data.datasets import check_dataset
+from dlplay.gan.mnist import GanConfig, GanSpec, build_gan, save_gan_checkpoint
 from dlplay.i18n import translate
-from dlplay.runs import RunHistory, RunRecorder
-from dlplay.spec import TrainConfig, dense_spec
+from dlplay.nn.spec import TrainConfig, dense_spec
 from helpers import train_to_end
 from test_page_draw import canvas_rgba, draw, guess_html
 
@@ -53,13 +53,13 @@ def texts(at: AppTest) -> str:
 @pytest.mark.parametrize("lang", ["en", "zh"])
 def test_every_label_names_the_images_measured(finished, lang):
     session, history = finished
-    at = open_page("pages/evaluate.py", lang, train_session=session, run_history=history)
+    at = open_page("views/evaluate.py", lang, train_session=session, run_history=history)
     n_train = len(session.split_data("train")[2])
     for split, n in (("test", 10_000), ("val", len(session.split_data("val")[2])), ("train", n_train)):
         if lang == "en":
             at.segmented_control(key="fx_split").set_value(split).run()
         else:  # AppTest formats a chosen option outside the session (in English): open the page with it
-            at = open_page("pages/evaluate.py", lang, train_session=session, run_history=history, fx_split=split)
+            at = open_page("views/evaluate.py", lang, train_session=session, run_history=history, fx_split=split)
         assert not at.exception, [e.value for e in at.exception]
         labels = [m.label for m in at.metric]
         assert translate(f"fixdata.accuracy_{split}", lang) in labels, labels
@@ -81,7 +81,7 @@ def test_a_second_click_on_the_chosen_image_set_keeps_it(finished):
     """The browser sends "nothing chosen" when the chosen option is clicked again (a segmented control
     deselects): the page keeps the choice instead of crashing (StreamlitWidgetAlreadyInstantiatedError)."""
     session, history = finished
-    at = open_page("pages/evaluate.py", train_session=session, run_history=history)
+    at = open_page("views/evaluate.py", train_session=session, run_history=history)
     at.segmented_control(key="fx_split").set_value("train").run()
     assert not at.exception
     at.segmented_control(key="fx_split").set_value(None).run()
@@ -92,7 +92,7 @@ def test_a_second_click_on_the_chosen_image_set_keeps_it(finished):
 
 @pytest.mark.parametrize("lang", ["en", "zh"])
 def test_without_a_model_the_page_points_to_what_is_on_it(lang):
-    at = open_page("pages/evaluate.py", lang, train_session=None)
+    at = open_page("views/evaluate.py", lang, train_session=None)
     info = " ".join(i.value for i in at.info)
     assert translate("eval.tab_keep", lang) not in info  # that tab is not on this screen
     headings = [h.value for h in at.subheader]
@@ -105,7 +105,7 @@ def test_without_a_model_the_page_points_to_what_is_on_it(lang):
 def test_a_gan_checkpoint_on_evaluate_says_where_to_open_it(lang):
     g, d = build_gan(GanSpec(), seed=0)
     data = save_gan_checkpoint(g, d, GanConfig(), steps=0)
-    at = open_page("pages/evaluate.py", lang, train_session=None)
+    at = open_page("views/evaluate.py", lang, train_session=None)
     at.file_uploader(key="eval_upload").set_value(("gan.pt", data, "application/octet-stream")).run()
     assert not at.exception
     errors = [e.value for e in at.error]
@@ -117,7 +117,7 @@ def test_a_gan_checkpoint_on_evaluate_says_where_to_open_it(lang):
 
 @pytest.mark.parametrize("lang", ["en", "zh"])
 def test_the_upload_limit_is_stated_before_any_upload(lang):
-    at = open_page("pages/evaluate.py", lang, train_session=None)
+    at = open_page("views/evaluate.py", lang, train_session=None)
     captions = [c.value for c in at.caption]
     limit = translate("eval.upload_limit", lang, limit_mb=upload_limit_mb())
     assert limit in captions, captions
@@ -126,7 +126,7 @@ def test_the_upload_limit_is_stated_before_any_upload(lang):
 def upload_limit_mb() -> float:
     import tomllib
 
-    from dlplay.checkpoint import MAX_CHECKPOINT_BYTES
+    from dlplay.classify.checkpoint import MAX_CHECKPOINT_BYTES
 
     config = tomllib.loads((Path(APP).parent / ".streamlit" / "config.toml").read_text(encoding="utf-8"))
     return min(MAX_CHECKPOINT_BYTES / 2**20, config["server"]["maxUploadSize"])
@@ -134,7 +134,7 @@ def upload_limit_mb() -> float:
 
 def test_a_too_large_file_is_refused_with_a_message_and_replaces_the_previous_one(finished):
     session, _ = finished
-    at = open_page("pages/evaluate.py", train_session=None)
+    at = open_page("views/evaluate.py", train_session=None)
     good = checkpoint_from_session(session)
     at.file_uploader(key="eval_upload").set_value(("good.pt", good, "application/octet-stream")).run()
     assert any("Checkpoint OK" in s.value for s in at.success)
@@ -165,7 +165,7 @@ def test_draw_shows_a_sure_network_as_not_quite_100_percent_and_says_what_sure_m
     sure = int(probs.argmax())
     assert float(probs[sure]) > 0.9995  # what read "100% sure"
     for lang, word in (("en", " sure"), ("zh", "把握")):
-        at = open_page("pages/draw.py", lang, train_session=session)
+        at = open_page("views/draw.py", lang, train_session=session)
         draw(at, canvas_rgba(images[sure].numpy()))
         html = guess_html(at)
         assert word in html and "100%" not in html, html
@@ -182,7 +182,7 @@ def _torch_bytes(obj) -> bytes:
 @pytest.mark.parametrize("lang", ["en", "zh"])
 def test_a_checkpoint_dropped_on_draw_says_what_draw_accepts(finished, lang):
     session, _ = finished
-    at = open_page("pages/draw.py", lang, train_session=session)
+    at = open_page("views/draw.py", lang, train_session=session)
     at.radio(key="draw_source").set_value("upload").run()
     uploader = at.file_uploader(key="draw_upload")
     assert not uploader.proto.type, list(uploader.proto.type)  # refused by the page, in words, not by a hidden chip
@@ -197,7 +197,7 @@ def test_a_checkpoint_dropped_on_draw_says_what_draw_accepts(finished, lang):
 # ------------------------------------------------------------------ Home
 @pytest.mark.parametrize("lang", ["en", "zh"])
 def test_home_says_whether_each_dataset_is_there_without_the_servers_folders(lang):
-    at = open_page("pages/home.py", lang)
+    at = open_page("views/home.py", lang)
     shown = texts(at)
     where = str(check_dataset("mnist").where)
     assert where and where not in shown
@@ -242,7 +242,7 @@ def test_explore_names_the_button_that_saves_a_checkpoint(finished):
     (English in AppTest: its widgets' options are formatted outside the session, so a Chinese page's
     selectboxes do not survive a rerun there; the Chinese text is checked in the catalog.)"""
     session, _ = finished
-    at = open_page("pages/explore.py", train_session=session)
+    at = open_page("views/explore.py", train_session=session)
     at.file_uploader(key="rob_ckpt").set_value(("notes.pt", pickle.dumps({"hello": 1}), "application/octet-stream")).run()
     at.button(key="rob_measure_ckpt").click().run()
     assert not at.exception

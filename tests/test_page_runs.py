@@ -5,9 +5,9 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from dlplay.runs import record_from_session
-from dlplay.spec import TrainConfig, dense_spec
-from dlplay.train import TrainingSession
+from dlplay.classify.runs import record_from_session
+from dlplay.classify.train import TrainingSession
+from dlplay.nn.spec import TrainConfig, dense_spec
 
 APP = str(Path(__file__).resolve().parents[1] / "app.py")
 
@@ -21,7 +21,7 @@ def record(mnist):
 
 
 def open_runs(record, monkeypatch, tmp_path):
-    from dlplay.runs import RunHistory
+    from dlplay.classify.runs import RunHistory
 
     monkeypatch.setenv("DLPLAY_RUNS_DIR", str(tmp_path))
     history = RunHistory()
@@ -30,7 +30,7 @@ def open_runs(record, monkeypatch, tmp_path):
     at.session_state["lang"] = "en"
     at.session_state["run_history"] = history
     at.run()
-    at.switch_page("pages/runs.py")
+    at.switch_page("views/runs.py")
     at.run()
     assert not at.exception, at.exception
     return at

@@ -9,11 +9,11 @@ import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from dlplay.classify.probe import Probe
+from dlplay.classify.train import TrainingSession
 from dlplay.i18n import translate
-from dlplay.probe import Probe
-from dlplay.sequences import onset_steps
-from dlplay.spec import LayerSpec, ModelSpec, TrainConfig, dense_spec
-from dlplay.train import TrainingSession
+from dlplay.nn.sequences import onset_steps
+from dlplay.nn.spec import LayerSpec, ModelSpec, TrainConfig, dense_spec
 
 APP = str(Path(__file__).resolve().parents[1] / "app.py")
 
@@ -33,7 +33,7 @@ def open_page(session, lang: str = "en", drawing=None) -> AppTest:
     if drawing is not None:
         at.session_state["drawing28"] = drawing
     at.run()
-    at.switch_page("pages/sequences.py")
+    at.switch_page("views/sequences.py")
     at.run()
     assert not at.exception, [e.value for e in at.exception]
     return at
@@ -104,7 +104,7 @@ def test_the_other_pages_take_a_recurrent_run(lstm_run, page):
     at.session_state["spec"] = spec
     at.session_state["drawing28"] = drawing
     at.run()
-    at.switch_page(f"pages/{page}.py")
+    at.switch_page(f"views/{page}.py")
     at.run()
     assert not at.exception, [e.value for e in at.exception]
 

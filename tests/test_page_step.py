@@ -7,8 +7,8 @@ from pathlib import Path
 import torch
 from streamlit.testing.v1 import AppTest
 
-from dlplay import slowmo as sm
 from dlplay.i18n import translate
+from dlplay.learn import slowmo as sm
 from helpers import click, wait_for
 
 REPO = Path(__file__).resolve().parents[1]
@@ -17,7 +17,7 @@ TIMEOUT = 120
 
 def open_page() -> AppTest:
     at = AppTest.from_file(str(REPO / "app.py"), default_timeout=TIMEOUT)
-    at.switch_page("pages/step.py")
+    at.switch_page("views/step.py")
     at.run()
     assert not at.exception, [e.value for e in at.exception]
     return at
@@ -46,7 +46,7 @@ def test_step_page_replays_takes_the_step_edits_and_draws_the_landscape():
         at.selectbox(key="slowmo_layer").set_value(1).run()
         at.number_input(key="slowmo_unit").set_value(5).run()
         z = record.layers[1].z[0, 5].item()
-        from dlplay.latex import num
+        from dlplay.learn.latex import num
         assert any(f"= {num(z)}" in x.value for x in at.latex), [x.value for x in at.latex]
 
         # the run takes the step itself and lands on the replay's weights; the next step is recorded

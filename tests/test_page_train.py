@@ -13,7 +13,7 @@ def open_train(lang="en"):
     at = AppTest.from_file(APP, default_timeout=60)
     at.session_state["lang"] = lang
     at.run()
-    at.switch_page("pages/train.py")
+    at.switch_page("views/train.py")
     at.run()
     assert not at.exception, at.exception
     return at
@@ -76,8 +76,8 @@ def test_train_page_in_chinese():
 
 
 def test_evaluate_mistake_opens_on_inside_page(mnist):
-    from dlplay.spec import TrainConfig, dense_spec
-    from dlplay.train import TrainingSession
+    from dlplay.classify.train import TrainingSession
+    from dlplay.nn.spec import TrainConfig, dense_spec
 
     session = TrainingSession(dense_spec([16]), TrainConfig(epochs=1, train_size=1000), mnist, "cpu")
     session.start()
@@ -87,7 +87,7 @@ def test_evaluate_mistake_opens_on_inside_page(mnist):
     at.session_state["train_session"] = session
     at.session_state["inside_test_index"] = 1234
     at.run()
-    at.switch_page("pages/inside.py")
+    at.switch_page("views/inside.py")
     at.run()
     assert not at.exception, at.exception
     assert at.number_input(key="inside_index").value == 1234
@@ -95,7 +95,7 @@ def test_evaluate_mistake_opens_on_inside_page(mnist):
 
 
 def test_a_run_started_on_train_is_probed_for_the_dynamics_page():
-    from dlplay.probe import Probe
+    from dlplay.classify.probe import Probe
 
     at = open_train()
     at.button(key="train_step").click()
@@ -118,7 +118,7 @@ def test_a_preset_or_another_page_changing_the_settings_shows_in_every_widget():
     assert shown["tw_preset"] == "small_cnn" and shown["tw_sched"] == "cosine" and shown["tw_lr"] == 0.003
     assert shown["tw_epochs"] == 5 and "tw_layers" not in shown  # a layer-by-layer model: no uniform controls
     # the settings changed elsewhere (the Build page, a share link): the widgets follow
-    from dlplay.spec import TrainConfig
+    from dlplay.nn.spec import TrainConfig
     at.session_state["config"] = TrainConfig(optimizer="rmsprop", lr=0.03, batch_size=128, epochs=7, seed=3)
     at.run()
     shown = {w.key: w.value for w in (*at.sidebar.selectbox, *at.sidebar.select_slider, *at.sidebar.number_input)}
@@ -144,8 +144,8 @@ def test_numbers_above_their_limit_are_brought_back_and_the_limit_is_said():
 
 
 def test_the_model_line_shows_the_image_shape_for_a_cnn():
-    from dlplay.presets import small_cnn_spec
-    from dlplay.spec import dense_spec
+    from dlplay.nn.presets import small_cnn_spec
+    from dlplay.nn.spec import dense_spec
     from dlplay.ui.training import spec_text
 
     assert spec_text(dense_spec([128])).startswith("784 → Dense 128")
@@ -191,7 +191,7 @@ def test_speed_shows_only_while_the_run_trains():
 def test_a_limited_run_says_how_many_images_it_trains_on_and_how_many_it_holds_out():
     """The sidebar's numbers are the run's own: with a validation share (and an image dropped on the
     Evaluate page) a limit of 9,500 images trains on fewer, and the held-out images are counted."""
-    from dlplay.spec import DROP, TrainConfig
+    from dlplay.nn.spec import DROP, TrainConfig
 
     def sidebar_note(lang, opening):
         at = AppTest.from_file(APP, default_timeout=60)
@@ -199,7 +199,7 @@ def test_a_limited_run_says_how_many_images_it_trains_on_and_how_many_it_holds_o
         at.session_state["config"] = TrainConfig(epochs=1, train_size=9_500, val_share=0.1, seed=0,
                                                  label_edits=((3, DROP),))
         at.run()
-        at.switch_page("pages/train.py")
+        at.switch_page("views/train.py")
         at.run()
         assert not at.exception, at.exception
         notes = [i.value for i in at.sidebar.info if i.value.startswith(opening)]
@@ -227,7 +227,7 @@ def test_the_lr_slider_shows_exactly_the_rate_the_run_uses():
     assert at.session_state["config"].lr == 0.002
     assert at.sidebar.select_slider(key="tw_lr").value == 0.002
     assert at.sidebar.select_slider(key="tw_lr").format_func(0.002) == "0.002"
-    from dlplay.spec import TrainConfig
+    from dlplay.nn.spec import TrainConfig
     at.session_state["config"] = TrainConfig(lr=0.005, batch_size=100)  # e.g. a shared link: no stop at either
     at.run()
     assert not at.exception, at.exception

@@ -7,11 +7,11 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from dlplay.exercises import exercises, fmt, grade
+from dlplay.classify.train import TrainingSession
 from dlplay.i18n import translate
-from dlplay.spec import TrainConfig, dense_spec
-from dlplay.trace import trace
-from dlplay.train import TrainingSession
+from dlplay.learn.exercises import exercises, fmt, grade
+from dlplay.learn.trace import trace
+from dlplay.nn.spec import TrainConfig, dense_spec
 from helpers import train_to_end
 
 REPO = Path(__file__).resolve().parents[1]
@@ -29,7 +29,7 @@ def open_page(session: TrainingSession, **state) -> AppTest:
     at.session_state["train_session"] = session
     for key, value in state.items():
         at.session_state[key] = value
-    at.switch_page("pages/inside.py")
+    at.switch_page("views/inside.py")
     at.run()
     assert not at.exception, [e.value for e in at.exception]
     return at

@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from dlplay.evaluation import build_report, predict_session
+from dlplay.classify.evaluation import build_report, predict_session
+from dlplay.classify.runs import RunHistory, RunRecorder
 from dlplay.i18n import translate
-from dlplay.runs import RunHistory, RunRecorder
-from dlplay.spec import TrainConfig, dense_spec
+from dlplay.nn.spec import TrainConfig, dense_spec
 from helpers import stop_and_join, train_to_end, wait_for
 
 APP = str(Path(__file__).resolve().parents[1] / "app.py")
@@ -37,7 +37,7 @@ def overfitted(mnist):
 
 
 def test_train_page_shows_three_curves_and_names_the_overfitting(overfitted):
-    at = open_page("pages/train.py", train_session=overfitted, config=overfitted.config, spec=overfitted.spec)
+    at = open_page("views/train.py", train_session=overfitted, config=overfitted.config, spec=overfitted.spec)
     assert at.select_slider(key="tw_val").value == 0.1
     names = [[trace.get("name") for trace in json.loads(c.proto.spec)["data"]] for c in at.get("plotly_chart")]
     assert ["training set", "validation set", "test set"] in names  # the per-epoch figures
@@ -46,7 +46,7 @@ def test_train_page_shows_three_curves_and_names_the_overfitting(overfitted):
 
 
 def test_validation_settings_change_the_config():
-    at = open_page("pages/train.py")
+    at = open_page("views/train.py")
     at.number_input(key="tw_patience").set_value(3).run()
     assert at.session_state["config"].patience == 3
     at.select_slider(key="tw_val").set_value(0.0).run()
@@ -70,7 +70,7 @@ def test_a_confusion_cell_shows_its_images_and_an_edit_retrains(finished, monkey
     cm = report.confusion.copy()
     np.fill_diagonal(cm, 0)
     true, pred = np.unravel_index(int(cm.argmax()), cm.shape)  # the most confused pair of the validation images
-    at = open_page("pages/evaluate.py", train_session=session, run_history=history, spec=session.spec,
+    at = open_page("views/evaluate.py", train_session=session, run_history=history, spec=session.spec,
                    config=session.config, fx_split="val", fx_cell=("val", int(true), int(pred)))
     assert at.session_state["fx_cell"] == ("val", true, pred)
     titles = [s.value for s in at.subheader]
@@ -95,7 +95,7 @@ def test_a_confusion_cell_shows_its_images_and_an_edit_retrains(finished, monkey
     runs = AppTest.from_file(APP, default_timeout=60)
     runs.session_state["lang"] = "en"
     runs.session_state["run_history"] = history
-    runs.switch_page("pages/runs.py")
+    runs.switch_page("views/runs.py")
     runs.run()
     runs.toggle(key="runs_show_all").set_value(True).run()
     label = translate("runs.field_label_edits", "en")
@@ -106,7 +106,7 @@ def test_a_confusion_cell_shows_its_images_and_an_edit_retrains(finished, monkey
 
 def test_test_images_are_shown_but_not_edited(finished):
     session, history = finished
-    at = open_page("pages/evaluate.py", train_session=session, run_history=history, fx_split="test",
+    at = open_page("views/evaluate.py", train_session=session, run_history=history, fx_split="test",
                    fx_cell=("test", 4, 9))
     assert not [s for s in at.selectbox if s.key and s.key.startswith("fx_edit_")]
     assert any("shown, not edited" in c.value for c in at.caption)
@@ -118,6 +118,6 @@ def test_train_page_says_where_early_stopping_stopped_and_which_weights_it_kept(
     info = session.snapshot().extras["early_stop"]
     assert info.stopped_at is not None and info.stopped_at < 6
     for lang, words in (("en", f"stopped after epoch {info.stopped_at}"), ("zh", f"第 {info.stopped_at} 轮后停止")):
-        at = open_page("pages/train.py", train_session=session, config=config, spec=session.spec, lang=lang)
+        at = open_page("views/train.py", train_session=session, config=config, spec=session.spec, lang=lang)
         notes = [i.value for i in at.info]
         assert any(words in n and str(info.best_epoch) in n for n in notes), notes

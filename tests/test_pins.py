@@ -1,4 +1,4 @@
-"""Pinned images through training (dlplay/pins.py): their ten probabilities are recorded at the probe's
+"""Pinned images through training (dlplay/classify/pins.py): their ten probabilities are recorded at the probe's
 steps, and each reading is the network's softmax at that step."""
 from __future__ import annotations
 
@@ -6,13 +6,13 @@ import numpy as np
 import pytest
 import torch
 
-from dlplay.callbacks import TrainingCallback
+from dlplay.classify.callbacks import TrainingCallback
+from dlplay.classify.pins import MAX_PINS, Pins, PinsSnapshot
+from dlplay.classify.probe import Probe
+from dlplay.classify.train import TrainingSession
 from dlplay.errors import UserError
-from dlplay.model import Net
-from dlplay.pins import MAX_PINS, Pins, PinsSnapshot
-from dlplay.probe import Probe
-from dlplay.spec import TrainConfig, dense_spec
-from dlplay.train import TrainingSession
+from dlplay.nn.model import Net
+from dlplay.nn.spec import TrainConfig, dense_spec
 
 CONFIG = TrainConfig(epochs=1, batch_size=50, train_size=1000, seed=1)  # 20 steps
 

@@ -6,7 +6,8 @@ import plotly.graph_objects as go
 import pytest
 import torch
 
-from dlplay.data import normalize
+from dlplay.classify.predict import LayerActivation, normalise, predict, predict_batch, to_pixels
+from dlplay.data.datasets import normalize
 from dlplay.figures.draw import (
     feature_map_figure,
     layer_figure,
@@ -15,9 +16,8 @@ from dlplay.figures.draw import (
     tile_feature_maps,
 )
 from dlplay.figures.tiles import row_grid
-from dlplay.model import build_model
-from dlplay.predict import LayerActivation, normalise, predict, predict_batch, to_pixels
-from dlplay.spec import LayerSpec, ModelSpec, dense_spec
+from dlplay.nn.model import build_model
+from dlplay.nn.spec import LayerSpec, ModelSpec, dense_spec
 
 
 def _images(mnist, n: int) -> tuple[np.ndarray, np.ndarray]:

@@ -9,11 +9,11 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from dlplay.classify.train import TrainingSession
 from dlplay.i18n import translate
-from dlplay.model import build_model, count_parameters
-from dlplay.presets import DEFAULT_PRESET, PRESETS, Preset
-from dlplay.spec import dense_spec
-from dlplay.train import TrainingSession
+from dlplay.nn.model import build_model, count_parameters
+from dlplay.nn.presets import DEFAULT_PRESET, PRESETS, Preset
+from dlplay.nn.spec import dense_spec
 
 LOCALES = Path(__file__).resolve().parents[1] / "dlplay" / "locales"
 

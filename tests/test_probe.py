@@ -1,4 +1,4 @@
-"""dlplay.probe: statistics against hand-computed values on a tiny network, and on real MNIST training."""
+"""dlplay.classify.probe: statistics against hand-computed values on a tiny network, and on real MNIST training."""
 from __future__ import annotations
 
 import copy
@@ -10,11 +10,11 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from dlplay.metrics import MetricsHistory, StepSeries
-from dlplay.model import build_model
-from dlplay.probe import HIST_MAX_SAMPLES, METRICS, HistogramPlan, M, Probe, activation_stats, histogram
-from dlplay.spec import LayerSpec, ModelSpec, TrainConfig, dense_spec
-from dlplay.train import TrainingSession
+from dlplay.classify.probe import HIST_MAX_SAMPLES, METRICS, HistogramPlan, M, Probe, activation_stats, histogram
+from dlplay.classify.train import TrainingSession
+from dlplay.nn.model import build_model
+from dlplay.nn.spec import LayerSpec, ModelSpec, TrainConfig, dense_spec
+from dlplay.run.metrics import MetricsHistory, StepSeries
 from helpers import train_to_end
 
 

@@ -6,15 +6,15 @@ import numpy as np
 import pytest
 import torch
 
-from dlplay.checkpoint import export_onnx, load_checkpoint, save_checkpoint
+from dlplay.classify.checkpoint import export_onnx, load_checkpoint, save_checkpoint
+from dlplay.classify.probe import Probe
+from dlplay.classify.train import TrainingSession
 from dlplay.errors import UserError
 from dlplay.i18n import translate
-from dlplay.layers import ORDERS, sequence_shape, to_sequence
-from dlplay.model import build_model
-from dlplay.probe import Probe
-from dlplay.share import from_params, to_params
-from dlplay.spec import LayerSpec, ModelSpec, TrainConfig
-from dlplay.train import TrainingSession
+from dlplay.nn.layers import ORDERS, sequence_shape, to_sequence
+from dlplay.nn.model import build_model
+from dlplay.nn.spec import LayerSpec, ModelSpec, TrainConfig
+from dlplay.server.share import from_params, to_params
 
 CELLS = ("rnn", "lstm", "gru")
 

@@ -1,7 +1,7 @@
 """The registry walk: every activation, layer kind, optimiser and schedule through every consumer.
 
-Each test is parametrised over a registry, so an entry added to dlplay/activations.py,
-dlplay/layers.py or dlplay/optimizers.py is checked by all of them at once: spec validation, the
+Each test is parametrised over a registry, so an entry added to dlplay/nn/activations.py,
+dlplay/nn/layers.py or dlplay/nn/optimizers.py is checked by all of them at once: spec validation, the
 model's forward pass against the inferred shapes, parameter and multiply-add counts against PyTorch,
 the trace and the tutorial's formulas against autograd, the probe's and the hints' rules, the share
 link, the Build page's layer editor, the diagram, the summary table and the translations.
@@ -17,27 +17,27 @@ import torch
 from streamlit.testing.v1 import AppTest
 from torch.utils.flop_counter import FlopCounterMode
 
-from dlplay import hints as H
-from dlplay.activations import ACTIVATIONS, IDENTITY
+from dlplay.classify.probe import METRICS, LayerMeta, M, Probe, ProbeSnapshot, activation_stats
+from dlplay.classify.runs import architecture_label
+from dlplay.classify.train import TrainingSession
 from dlplay.errors import UserError
 from dlplay.figures.network import KIND_COLORS, diagram_columns, network_figure, summary_rows
-from dlplay.formulas import activation_derivative, tutorial_deltas, unit_backward, unit_forward
 from dlplay.i18n import catalog, translate
-from dlplay.latex import backward_latex, forward_latex
-from dlplay.layers import DENSE, LAYER_KINDS, WEIGHT_KINDS, shape_text
-from dlplay.model import build_model, count_parameters, layer_summary, make_activation
-from dlplay.optimizers import OPTIMIZERS, SCHEDULES, lr_factor, make_optimizer
-from dlplay.probe import METRICS, LayerMeta, M, Probe, ProbeSnapshot, activation_stats
-from dlplay.runs import architecture_label
+from dlplay.learn import hints as H
+from dlplay.learn.formulas import activation_derivative, tutorial_deltas, unit_backward, unit_forward
+from dlplay.learn.latex import backward_latex, forward_latex
+from dlplay.learn.trace import trace
+from dlplay.nn.activations import ACTIVATIONS, IDENTITY
+from dlplay.nn.layers import DENSE, LAYER_KINDS, WEIGHT_KINDS, shape_text
+from dlplay.nn.model import build_model, count_parameters, layer_summary, make_activation
+from dlplay.nn.optimizers import OPTIMIZERS, SCHEDULES, lr_factor, make_optimizer
+from dlplay.nn.spec import ACTIVATIONS as ACTIVATION_NAMES
+from dlplay.nn.spec import LAYER_KINDS as KIND_NAMES
+from dlplay.nn.spec import OPTIMIZERS as OPTIMIZER_NAMES
+from dlplay.nn.spec import SCHEDULES as SCHEDULE_NAMES
+from dlplay.nn.spec import LayerSpec, ModelSpec, TrainConfig
 from dlplay.server.guardrails import OPTIMIZER_STATES
-from dlplay.share import from_params, to_params
-from dlplay.spec import ACTIVATIONS as ACTIVATION_NAMES
-from dlplay.spec import LAYER_KINDS as KIND_NAMES
-from dlplay.spec import OPTIMIZERS as OPTIMIZER_NAMES
-from dlplay.spec import SCHEDULES as SCHEDULE_NAMES
-from dlplay.spec import LayerSpec, ModelSpec, TrainConfig
-from dlplay.trace import trace
-from dlplay.train import TrainingSession
+from dlplay.server.share import from_params, to_params
 
 REPO = Path(__file__).resolve().parents[1]
 ACTS = list(ACTIVATIONS)
@@ -332,7 +332,7 @@ def test_layer_editor_shows_each_kinds_fields():
     """The Build page's editor: a layer of every kind, each with the widgets of the fields it uses and no others."""
     at = AppTest.from_file(str(REPO / "app.py"), default_timeout=120)
     at.run()
-    at.switch_page("pages/build.py")
+    at.switch_page("views/build.py")
     at.run()
     added = {}
     for name in KINDS:

@@ -12,13 +12,13 @@ import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from dlplay import hints as H
+from dlplay.classify.fork import RunCurves
+from dlplay.classify.pins import PinsSnapshot
+from dlplay.classify.probe import M, Probe
 from dlplay.figures.fork import fork_figure
 from dlplay.figures.pins import pin_figure
-from dlplay.fork import RunCurves
-from dlplay.pins import PinsSnapshot
-from dlplay.probe import M, Probe
-from dlplay.spec import TrainConfig, dense_spec
+from dlplay.learn import hints as H
+from dlplay.nn.spec import TrainConfig, dense_spec
 from helpers import train_to_end
 from test_hints import healthy, snapshot
 
@@ -97,7 +97,7 @@ def test_the_dynamics_page_does_not_warn_at_the_end_of_a_cosine_schedule(mnist, 
     at.session_state["lang"] = lang
     at.session_state["train_session"] = session
     at.run()
-    at.switch_page("pages/dynamics.py")
+    at.switch_page("views/dynamics.py")
     at.run()
     assert not at.exception, at.exception
     low = H.Hint("dynamics.hint_update_low", (("ratio", "x"),)).text(lang).split("x")[-1]
@@ -143,7 +143,7 @@ def silent():
 
 def test_a_download_with_no_answer_fails_in_seconds_not_minutes(tmp_path, silent):
     """Before: every file on every mirror waited out the 30 s timeout (4 files x 2 mirrors: 4 minutes)."""
-    from dlplay import data
+    from dlplay.data import datasets as data
     from dlplay.errors import UserError
 
     started = time.monotonic()
@@ -163,9 +163,9 @@ def test_a_download_with_no_answer_fails_in_seconds_not_minutes(tmp_path, silent
 # ----------------------------------------------------------------------------------- a queued run
 @pytest.mark.parametrize("lang", ["en", "zh"])
 def test_a_queued_run_says_why_it_waits_and_its_place(mnist, lang):
+    from dlplay.classify.train import TrainingSession
     from dlplay.i18n import translate
     from dlplay.server.slots import SlotPool
-    from dlplay.train import TrainingSession
     from helpers import stop_and_join, wait_for
 
     pool = SlotPool(1)
@@ -224,8 +224,8 @@ def test_a_share_link_is_checked_when_it_opens_and_its_note_stays(lang):
 
 
 def test_an_lstm_link_leaves_out_the_cells_own_activation_and_old_links_still_read():
-    from dlplay.presets import PRESETS
-    from dlplay.share import from_params, read_link, to_params
+    from dlplay.nn.presets import PRESETS
+    from dlplay.server.share import from_params, read_link, to_params
 
     spec = PRESETS["lstm_rows"].spec
     link = to_params(spec, TrainConfig())
@@ -242,9 +242,9 @@ def test_an_lstm_link_leaves_out_the_cells_own_activation_and_old_links_still_re
 
 # ----------------------------------------------------------------------------------- the Runs page
 def test_the_runs_page_shares_each_runs_settings(mnist, monkeypatch, tmp_path):
-    from dlplay.runs import RunHistory, record_from_session
-    from dlplay.share import from_params
-    from dlplay.train import TrainingSession
+    from dlplay.classify.runs import RunHistory, record_from_session
+    from dlplay.classify.train import TrainingSession
+    from dlplay.server.share import from_params
 
     session = TrainingSession(dense_spec([16], "tanh"), TrainConfig(epochs=1, train_size=500, lr=0.003, seed=5),
                               mnist, "cpu")
@@ -258,7 +258,7 @@ def test_the_runs_page_shares_each_runs_settings(mnist, monkeypatch, tmp_path):
     at.session_state["lang"] = "zh"
     at.session_state["run_history"] = history
     at.run()
-    at.switch_page("pages/runs.py")
+    at.switch_page("views/runs.py")
     at.run()
     assert not at.exception, at.exception
     links = [c.value for c in at.code if "net=" in c.value]

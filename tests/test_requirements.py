@@ -11,14 +11,14 @@ import re
 import sys
 from pathlib import Path
 
-from dlplay.checkpoint import EXPORT_MODULES
+from dlplay.classify.checkpoint import EXPORT_MODULES
 
 REPO = Path(__file__).resolve().parents[1]
-LOCAL = {"dlplay", "pages", "app"}
+LOCAL = {"dlplay", "views", "app"}
 
 
 def app_files() -> list[Path]:
-    return [REPO / "app.py", *sorted((REPO / "pages").glob("*.py")), *sorted((REPO / "dlplay").rglob("*.py"))]
+    return [REPO / "app.py", *sorted((REPO / "views").glob("*.py")), *sorted((REPO / "dlplay").rglob("*.py"))]
 
 
 def imported_modules(path: Path) -> set[str]:

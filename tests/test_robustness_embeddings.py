@@ -1,4 +1,4 @@
-"""dlplay/robustness.py and dlplay/embeddings.py on the trained tutorial model and the real test set."""
+"""dlplay/learn/robustness.py and dlplay/learn/embeddings.py on the trained tutorial model and the real test set."""
 from __future__ import annotations
 
 import time
@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from dlplay.embeddings import (
+from dlplay.learn.embeddings import (
     INPUT,
     TsneJob,
     activations,
@@ -17,7 +17,7 @@ from dlplay.embeddings import (
     tsne_2d,
     tsne_plan,
 )
-from dlplay.robustness import PERTURBATIONS, drawing_under, perturb, robustness_curve
+from dlplay.learn.robustness import PERTURBATIONS, drawing_under, perturb, robustness_curve
 
 
 @pytest.fixture(scope="module")

@@ -6,8 +6,7 @@ from dataclasses import replace
 
 import pytest
 
-from dlplay.metrics import EpochRecord
-from dlplay.runs import (
+from dlplay.classify.runs import (
     MAX_LOSS_POINTS,
     RunHistory,
     RunRecord,
@@ -21,8 +20,9 @@ from dlplay.runs import (
     result_fields,
     run_fields,
 )
-from dlplay.spec import LayerSpec, ModelSpec, TrainConfig, dense_spec
-from dlplay.train import TrainingSession
+from dlplay.classify.train import TrainingSession
+from dlplay.nn.spec import LayerSpec, ModelSpec, TrainConfig, dense_spec
+from dlplay.run.metrics import EpochRecord
 from helpers import wait_for_step
 
 

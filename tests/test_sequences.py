@@ -1,4 +1,4 @@
-"""dlplay.sequences: the unrolled recurrence equals PyTorch's module, the BPTT recursion equals autograd,
+"""dlplay.nn.sequences: the unrolled recurrence equals PyTorch's module, the BPTT recursion equals autograd,
 the probe's gradient through time equals autograd on a small case, and the analyses' shapes and meaning."""
 from __future__ import annotations
 
@@ -7,10 +7,11 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from dlplay import hints as H
-from dlplay.model import build_model
-from dlplay.probe import Probe
-from dlplay.sequences import (
+from dlplay.classify.probe import Probe
+from dlplay.classify.train import TrainingSession
+from dlplay.learn import hints as H
+from dlplay.nn.model import build_model
+from dlplay.nn.sequences import (
     connectivity,
     early_predictions,
     gradient_factor,
@@ -20,8 +21,7 @@ from dlplay.sequences import (
     time_gradients,
     unroll,
 )
-from dlplay.spec import LayerSpec, ModelSpec, TrainConfig
-from dlplay.train import TrainingSession
+from dlplay.nn.spec import LayerSpec, ModelSpec, TrainConfig
 
 CASES = [("rnn", "tanh", 1, "last"), ("rnn", "relu", 2, "all"), ("lstm", "identity", 2, "last"),
          ("lstm", "identity", 1, "all"), ("gru", "identity", 2, "last"), ("gru", "identity", 1, "all")]
@@ -96,7 +96,7 @@ def test_probe_time_gradient_equals_autograd(mnist):
 
 
 def test_vanishing_hint_names_the_factor():
-    from dlplay.probe import ProbeSnapshot
+    from dlplay.classify.probe import ProbeSnapshot
     grads = np.geomspace(1e-6, 1e-2, 28)
     assert gradient_factor(grads) == pytest.approx(1e4)
     hint = H.time_gradient_hint(grads)
@@ -162,7 +162,7 @@ def test_the_read_and_tinted_digits_are_white_on_black_like_mnist(image):
 def test_pixel_by_pixel_preset_shows_the_vanishing_hint(mnist):
     """The plain RNN reading 784 pixels: the probe's gradient through time falls by far more than
     VANISHING_FACTOR from the last step to the first, and the hints name it (Dynamics' list too)."""
-    from dlplay.presets import PRESETS
+    from dlplay.nn.presets import PRESETS
 
     preset = PRESETS["rnn_pixels"]
     probe = Probe(every=2, probe_images=16)
@@ -179,8 +179,8 @@ def test_pixel_by_pixel_preset_shows_the_vanishing_hint(mnist):
 def test_every_cell_is_a_recurrent_layer_kind_and_every_case_covers_it():
     """The cell registry and the layer registry name the same recurrent kinds, and CASES walks each cell
     through the formula tests above (a new cell without a case fails here)."""
-    from dlplay.cells import CELLS
-    from dlplay.layers import SEQUENCE_KINDS
+    from dlplay.nn.cells import CELLS
+    from dlplay.nn.layers import SEQUENCE_KINDS
 
     assert set(CELLS) == set(SEQUENCE_KINDS)
     assert {case[0] for case in CASES} == set(CELLS)

@@ -17,11 +17,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from dlplay.checkpoint import export_onnx
+from dlplay.classify.checkpoint import export_onnx
+from dlplay.classify.predict import predict_batch
 from dlplay.errors import UserError
 from dlplay.export import serve
-from dlplay.predict import predict_batch
-from dlplay.spec import LayerSpec, ModelSpec, TrainConfig
+from dlplay.nn.spec import LayerSpec, ModelSpec, TrainConfig
 from helpers import train_to_end, wait_for
 
 

@@ -8,12 +8,12 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from dlplay import settings as table
-from dlplay.augment import LEVELS
+from dlplay.data.augment import LEVELS
 from dlplay.errors import UserError
 from dlplay.i18n import catalog, translate
-from dlplay.presets import PRESETS
+from dlplay.nn.presets import PRESETS
+from dlplay.nn.spec import TrainConfig, dense_spec
 from dlplay.settings import CUSTOM, SETTINGS, TASKS
-from dlplay.spec import TrainConfig, dense_spec
 
 APP = str(Path(__file__).resolve().parents[1] / "app.py")
 EN, ZH = catalog("en"), catalog("zh")
@@ -241,7 +241,7 @@ def test_the_train_page_shows_a_lock_set_by_a_lesson():
     at.session_state["lang"] = "zh"
     at.run()
     at.session_state["settings_locked"] = {"lr": "validation.patience_needs_val"}
-    at.switch_page("pages/train.py")
+    at.switch_page("views/train.py")
     at.run()
     assert not at.exception, at.exception
     lr = at.sidebar.select_slider(key="tw_lr")

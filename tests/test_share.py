@@ -6,9 +6,9 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 
 from dlplay.errors import UserError
-from dlplay.presets import PRESETS
-from dlplay.share import from_params, has_config, layer_token, parse_layer, share_url, to_params
-from dlplay.spec import LayerSpec, ModelSpec, TrainConfig, dense_spec
+from dlplay.nn.presets import PRESETS
+from dlplay.nn.spec import LayerSpec, ModelSpec, TrainConfig, dense_spec
+from dlplay.server.share import from_params, has_config, layer_token, parse_layer, share_url, to_params
 
 SPECS = [
     dense_spec([128]),
@@ -162,6 +162,6 @@ def test_parse_layer_is_the_inverse_of_layer_token():
 
 
 def test_every_preset_survives_a_share_link():
-    from dlplay.presets import PRESETS
+    from dlplay.nn.presets import PRESETS
     for preset in PRESETS.values():
         assert from_params(to_params(preset.spec, preset.config)) == (preset.spec, preset.config)

@@ -5,10 +5,10 @@ import time
 import pytest
 import torch
 
+from dlplay.classify.train import TrainingSession
+from dlplay.nn.spec import TrainConfig, dense_spec
 from dlplay.server.registry import training_threads
 from dlplay.server.slots import SlotPool, default_max_runs, max_runs_from_env, threads_per_run
-from dlplay.spec import TrainConfig, dense_spec
-from dlplay.train import TrainingSession
 from helpers import wait_for
 
 

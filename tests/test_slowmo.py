@@ -1,4 +1,4 @@
-"""One training step in slow motion (dlplay/slowmo.py): every phase's numbers equal autograd's for the
+"""One training step in slow motion (dlplay/learn/slowmo.py): every phase's numbers equal autograd's for the
 same step (Adam's moments too), the recorded step is the run's actual next step, and a hand edit changes
 exactly the edited entry and the run carries on from it."""
 from __future__ import annotations
@@ -9,12 +9,12 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from dlplay import slowmo as sm
+from dlplay.classify.fork import SnapshotKeeper
+from dlplay.classify.train import TrainingSession
 from dlplay.errors import UserError
-from dlplay.fork import SnapshotKeeper
-from dlplay.optimizers import OPTIMIZERS
-from dlplay.spec import TrainConfig, dense_spec
-from dlplay.train import TrainingSession
+from dlplay.learn import slowmo as sm
+from dlplay.nn.optimizers import OPTIMIZERS
+from dlplay.nn.spec import TrainConfig, dense_spec
 from helpers import stop_and_join, wait_for_status, wait_for_step
 
 # 640 images, batch 32: 20 steps an epoch; snapshots every 7 steps, so most records need a replay
@@ -124,7 +124,7 @@ def test_the_recorded_steps_are_the_runs_next_steps_across_an_epoch_boundary(mni
 
 
 def test_a_record_needs_a_paused_dense_run(mnist):
-    from dlplay.spec import LayerSpec, ModelSpec
+    from dlplay.nn.spec import LayerSpec, ModelSpec
 
     cnn = ModelSpec(layers=(LayerSpec("conv2d", 2, "relu", kernel=3, stride=2), LayerSpec("dense", 8, "relu")))
     run = paused_run(mnist, cnn, CONFIG)
@@ -180,7 +180,7 @@ def test_a_hand_edit_changes_exactly_that_entry_and_the_run_continues_from_it(mn
 
 
 def test_phase_order_and_formulas_carry_the_recorded_numbers(mnist):
-    from dlplay.latex import num
+    from dlplay.learn.latex import num
 
     spec = dense_spec([8], "sigmoid")
     run = paused_run(mnist, spec, CONFIG.with_changes(optimizer="adam", lr=1e-3))

@@ -4,8 +4,8 @@ from __future__ import annotations
 import pytest
 
 from dlplay.errors import UserError
-from dlplay.presets import small_cnn_spec
-from dlplay.spec import LayerSpec, ModelSpec, TrainConfig, dense_spec, lr_curve, lr_factor, validate_lr
+from dlplay.nn.presets import small_cnn_spec
+from dlplay.nn.spec import LayerSpec, ModelSpec, TrainConfig, dense_spec, lr_curve, lr_factor, validate_lr
 
 conv = lambda units, k=3, s=1, p=0, act="relu": LayerSpec("conv2d", units, act, kernel=k, stride=s, padding=p)  # noqa: E731
 pool = lambda k=2, s=2, kind="maxpool": LayerSpec(kind, 1, "identity", kernel=k, stride=s)  # noqa: E731

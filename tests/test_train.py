@@ -7,10 +7,10 @@ import time
 import pytest
 import torch
 
+from dlplay.classify.train import TrainingSession
 from dlplay.errors import UserError
-from dlplay.presets import PRESETS
-from dlplay.spec import TrainConfig, dense_spec, lr_factor
-from dlplay.train import TrainingSession
+from dlplay.nn.presets import PRESETS
+from dlplay.nn.spec import TrainConfig, dense_spec, lr_factor
 from helpers import wait_for
 
 
@@ -174,7 +174,7 @@ def test_train_size_limits_steps_and_evaluate_on_demand(mnist):
 
 
 def test_a_cnn_trains_channels_last_on_the_cpu_and_hands_out_the_usual_layout(mnist):
-    from dlplay.checkpoint import load_checkpoint, save_checkpoint
+    from dlplay.classify.checkpoint import load_checkpoint, save_checkpoint
 
     preset = PRESETS["small_cnn"]
     config = dataclasses.replace(preset.config, epochs=1, train_size=256)

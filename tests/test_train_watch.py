@@ -8,14 +8,14 @@ import time
 import numpy as np
 import pytest
 
+from dlplay.classify.probe import Probe
+from dlplay.classify.train import TrainingSession
 from dlplay.errors import UserError
 from dlplay.figures.training import loss_figure
 from dlplay.i18n import translate
-from dlplay.metrics import Progress
-from dlplay.presets import PRESETS
-from dlplay.probe import Probe
-from dlplay.spec import TrainConfig, dense_spec
-from dlplay.train import TrainingSession
+from dlplay.nn.presets import PRESETS
+from dlplay.nn.spec import TrainConfig, dense_spec
+from dlplay.run.metrics import Progress
 
 
 def wait_for(predicate, timeout=30.0):

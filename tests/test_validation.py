@@ -6,14 +6,14 @@ import math
 import pytest
 import torch
 
-from dlplay.datasplit import make_split, validation_indices
+from dlplay.classify.runs import RunRecord, record_from_session
+from dlplay.classify.split import make_split, validation_indices
+from dlplay.classify.train import TrainingSession
 from dlplay.errors import UserError
-from dlplay.hints import overfitting_hint, overfitting_since
-from dlplay.metrics import EpochRecord
-from dlplay.presets import PRESETS
-from dlplay.runs import RunRecord, record_from_session
-from dlplay.spec import DROP, MAX_LABEL_EDITS, TrainConfig, dense_spec
-from dlplay.train import TrainingSession
+from dlplay.learn.hints import overfitting_hint, overfitting_since
+from dlplay.nn.presets import PRESETS
+from dlplay.nn.spec import DROP, MAX_LABEL_EDITS, TrainConfig, dense_spec
+from dlplay.run.metrics import EpochRecord
 
 
 # ----- the split -----------------------------------------------------------------------------------
@@ -170,7 +170,7 @@ def test_overfitting_hint_names_the_epoch_after_the_lowest_validation_loss():
 
 # ----- share links ---------------------------------------------------------------------------------
 def test_share_links_round_trip_validation_and_edits():
-    from dlplay.share import from_params, to_params
+    from dlplay.server.share import from_params, to_params
 
     spec = dense_spec([32])
     config = TrainConfig(val_share=0.15, patience=4, label_edits=((12, 3), (40, DROP), (9999, 0)))
@@ -191,7 +191,7 @@ def test_share_links_round_trip_validation_and_edits():
     ("le", "1:1," * 2000, "eval.share_bad_link"),
 ])
 def test_malformed_links_are_refused_with_a_message(param, value, key):
-    from dlplay.share import from_params
+    from dlplay.server.share import from_params
 
     params = {"v": "1", "net": "d32", "val": "0.1", param: value}
     if param == "pat":

@@ -1,4 +1,4 @@
-"""Runs on a Ray cluster: the Ray run backend behind :class:`dlplay.handle.RunHandle` (no streamlit here).
+"""Runs on a Ray cluster: the Ray run backend behind :class:`dlplay.classify.handle.RunHandle` (no streamlit here).
 
 Off unless ``DLPLAY_RAY_ADDRESS`` is set (a Ray address such as ``127.0.0.1:6379`` or ``auto``, or
 ``local`` to start a Ray head owned by this process, :mod:`.head`); then runs train in long-lived Ray
@@ -15,8 +15,8 @@ import os
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from .backend import RayBackend
-    from .link import ClusterLink
+    from dlplay.cluster.backend import RayBackend
+    from dlplay.cluster.link import ClusterLink
 
 ENV_RAY_ADDRESS = "DLPLAY_RAY_ADDRESS"
 
@@ -32,7 +32,7 @@ def link_from_env() -> ClusterLink | None:
     address = ray_address()
     if address is None:
         return None
-    from .link import ClusterLink
+    from dlplay.cluster.link import ClusterLink
 
     return ClusterLink.for_address(address)
 

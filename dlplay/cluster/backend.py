@@ -17,16 +17,16 @@ from typing import Any, Callable, Iterable
 import ray
 from ray.exceptions import ActorUnavailableError, GetTimeoutError, RayActorError
 
-from ..checkpoint import Checkpoint
-from ..errors import UserError
-from ..fork import ResumeState
-from ..server.guardrails import Limits
-from ..server.slots import PoolState
-from ..spec import ModelSpec, TrainConfig
-from .broker import get_broker
-from .handle import HEAD_LOST_KEY, RayRunHandle
-from .settings import NAMESPACE, ClusterSettings
-from .worker import CONCURRENCY, RunInfo, RunWorker, WorkerInfo
+from dlplay.classify.checkpoint import Checkpoint
+from dlplay.classify.fork import ResumeState
+from dlplay.cluster.broker import get_broker
+from dlplay.cluster.handle import HEAD_LOST_KEY, RayRunHandle
+from dlplay.cluster.settings import NAMESPACE, ClusterSettings
+from dlplay.cluster.worker import CONCURRENCY, RunInfo, RunWorker, WorkerInfo
+from dlplay.errors import UserError
+from dlplay.nn.spec import ModelSpec, TrainConfig
+from dlplay.server.guardrails import Limits
+from dlplay.server.slots import PoolState
 
 _ACTOR_OPTIONS: dict[str, Any] = {"concurrency_groups": CONCURRENCY}  # commands in order, reads beside them
 WorkerActor = ray.remote(**_ACTOR_OPTIONS)(RunWorker)

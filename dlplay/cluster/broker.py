@@ -10,8 +10,8 @@ from typing import Any
 
 import ray
 
-from .ledger import LedgerState, SlotLedger
-from .settings import BROKER_NAME, NAMESPACE
+from dlplay.cluster.ledger import LedgerState, SlotLedger
+from dlplay.cluster.settings import BROKER_NAME, NAMESPACE
 
 
 class Broker:

@@ -21,17 +21,17 @@ import ray
 import torch
 from ray.exceptions import ActorUnavailableError, GetTimeoutError, RayActorError, RayTaskError
 
-from ..data import DatasetInfo
-from ..errors import UserError
-from ..fork import ResumeState
-from ..metrics import MetricsSnapshot
-from ..model import Net
-from ..pins import PinsSnapshot
-from ..probe import ProbeSnapshot
-from ..runloop import MAX_PACE
-from ..spec import ModelSpec, TrainConfig, validate_lr
-from ..status import ACTIVE, Status
-from .worker import RunInfo, RunView
+from dlplay.classify.fork import ResumeState
+from dlplay.classify.pins import PinsSnapshot
+from dlplay.classify.probe import ProbeSnapshot
+from dlplay.cluster.worker import RunInfo, RunView
+from dlplay.data.datasets import DatasetInfo
+from dlplay.errors import UserError
+from dlplay.nn.model import Net
+from dlplay.nn.spec import ModelSpec, TrainConfig, validate_lr
+from dlplay.run.loop import MAX_PACE
+from dlplay.run.metrics import MetricsSnapshot
+from dlplay.run.status import ACTIVE, Status
 
 CACHE_S = 0.2  # a view this young is reused (the Train page polls every 0.5 s)
 BEAT_EVERY_S = 1.0  # heartbeats reach the worker at most this often
@@ -384,7 +384,7 @@ def _test_split(dataset: str, handle: RayRunHandle) -> tuple[torch.Tensor, torch
 
 
 if TYPE_CHECKING:
-    from ..handle import RunHandle
+    from dlplay.classify.handle import RunHandle
 
     # mypy checks that the Ray backend implements the pages' interface (nothing runs here)
     _implements_run_handle: type[RunHandle] = RayRunHandle

@@ -31,11 +31,11 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, MutableMapping
 
-from .head import LocalHead, port_open
+from dlplay.cluster.head import LocalHead, port_open
 
 if TYPE_CHECKING:
-    from .backend import RayBackend
-    from .settings import ClusterSettings
+    from dlplay.cluster.backend import RayBackend
+    from dlplay.cluster.settings import ClusterSettings
 
 log = logging.getLogger(__name__)
 
@@ -139,8 +139,8 @@ class ClusterLink:
         self._watch()
 
     def _connect(self) -> None:
-        from .backend import RayBackend, connect_ray
-        from .settings import ClusterSettings
+        from dlplay.cluster.backend import RayBackend, connect_ray
+        from dlplay.cluster.settings import ClusterSettings
 
         address = self.address
         if address == "local":

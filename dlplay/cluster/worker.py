@@ -20,24 +20,24 @@ import ray
 import torch
 from ray.exceptions import GetTimeoutError, RayActorError
 
-from ..callbacks import TrainingCallback
-from ..checkpoint import Checkpoint, load_into_session
-from ..data import Dataset, DatasetInfo, load_dataset
-from ..device import choose_device, describe_device
-from ..errors import UserError
-from ..fork import ResumeState, SnapshotKeeper
-from ..metrics import MetricsSnapshot
-from ..pins import Pins, PinsSnapshot
-from ..probe import Probe
-from ..server.admin import configure_threads
-from ..server.guardrails import Limits, check_run, free_memory_bytes, limit_train_size, memory_report
-from ..server.registry import training_threads
-from ..server.slots import PAUSED_GRACE_S, POLL_S, heartbeat_lost
-from ..spec import ModelSpec, TrainConfig
-from ..status import ACTIVE, Status
-from ..train import TrainingSession
-from .broker import get_broker
-from .settings import ClusterSettings
+from dlplay.classify.callbacks import TrainingCallback
+from dlplay.classify.checkpoint import Checkpoint, load_into_session
+from dlplay.classify.fork import ResumeState, SnapshotKeeper
+from dlplay.classify.pins import Pins, PinsSnapshot
+from dlplay.classify.probe import Probe
+from dlplay.classify.train import TrainingSession
+from dlplay.cluster.broker import get_broker
+from dlplay.cluster.settings import ClusterSettings
+from dlplay.data.datasets import Dataset, DatasetInfo, load_dataset
+from dlplay.errors import UserError
+from dlplay.nn.spec import ModelSpec, TrainConfig
+from dlplay.run.device import choose_device, describe_device
+from dlplay.run.metrics import MetricsSnapshot
+from dlplay.run.status import ACTIVE, Status
+from dlplay.server.admin import configure_threads
+from dlplay.server.guardrails import Limits, check_run, free_memory_bytes, limit_train_size, memory_report
+from dlplay.server.registry import training_threads
+from dlplay.server.slots import PAUSED_GRACE_S, POLL_S, heartbeat_lost
 
 ENV_FORGET_S = "DLPLAY_RAY_FORGET_S"
 DEFAULT_FORGET_S = 3600.0  # a finished run nobody has asked about for this long is dropped from its worker

@@ -12,12 +12,12 @@ dependency: tests compile the script; run it where Keras is installed (bench/req
 """
 from __future__ import annotations
 
-from ..activations import IDENTITY
-from ..data import get_info
-from ..i18n import translate
-from ..layers import DENSE, LAYER_KINDS, sequence_shape
-from ..spec import ModelSpec, TrainConfig
-from .script import data_loader_code, wrap
+from dlplay.data.datasets import get_info
+from dlplay.export.script import data_loader_code, wrap
+from dlplay.i18n import translate
+from dlplay.nn.activations import IDENTITY
+from dlplay.nn.layers import DENSE, LAYER_KINDS, sequence_shape
+from dlplay.nn.spec import ModelSpec, TrainConfig
 
 KERAS_LAYERS = ("dense", "conv2d", "maxpool", "avgpool", "batchnorm", "rnn", "lstm", "gru")
 KERAS_ACTIVATIONS = {"relu": "relu", "elu": "elu", "gelu": "gelu", "tanh": "tanh", "sigmoid": "sigmoid",

@@ -4,9 +4,9 @@ from __future__ import annotations
 import nbformat
 from nbformat import v4
 
-from ..i18n import translate
-from ..spec import ModelSpec, TrainConfig
-from .script import pytorch_sections
+from dlplay.export.script import pytorch_sections
+from dlplay.i18n import translate
+from dlplay.nn.spec import ModelSpec, TrainConfig
 
 
 def notebook(spec: ModelSpec, config: TrainConfig, lang: str = "en") -> str:

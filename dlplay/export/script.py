@@ -1,14 +1,14 @@
 """A run as a standalone PyTorch script (torch and numpy only) that reproduces it.
 
-The script is built by plain string building from the run's :class:`~dlplay.spec.ModelSpec` and
-:class:`~dlplay.spec.TrainConfig`, in sections (:func:`pytorch_sections`; the notebook makes one cell
-of each). It does what :class:`dlplay.train.TrainingSession` does, in the same order, so that on the
+The script is built by plain string building from the run's :class:`~dlplay.nn.spec.ModelSpec` and
+:class:`~dlplay.nn.spec.TrainConfig`, in sections (:func:`pytorch_sections`; the notebook makes one cell
+of each). It does what :class:`dlplay.classify.train.TrainingSession` does, in the same order, so that on the
 CPU a run of dense layers is reproduced bit for bit:
 
 - the weights are created with ``torch.manual_seed(seed)`` in the network's layer order (then the
   chosen initialisation), the batch order is ``torch.randperm`` from ``torch.Generator().manual_seed(seed)``
   and dropout draws from the global generator seeded again with the seed before the first step;
-- the validation split is the same seeded draw (``seed + 0x5A11D``, dlplay/datasplit.py), label edits
+- the validation split is the same seeded draw (``seed + 0x5A11D``, dlplay/classify/split.py), label edits
   and ``train_size`` are applied the same way;
 - pixels are normalised with the same single operation (``−mean/std + pixel · 1/(255·std)``);
 - the update is the optimiser's fused kernel (``fused=True``), as dlplay's ``make_update`` calls it;
@@ -29,14 +29,14 @@ import math
 import textwrap
 from dataclasses import dataclass
 
-from ..activations import IDENTITY
-from ..data import get_info
-from ..datasplit import SPLIT_STREAM
-from ..i18n import translate
-from ..layers import DENSE, LAYER_KINDS, sequence_shape
-from ..spec import ModelSpec, TrainConfig
+from dlplay.classify.split import SPLIT_STREAM
+from dlplay.data.datasets import get_info
+from dlplay.i18n import translate
+from dlplay.nn.activations import IDENTITY
+from dlplay.nn.layers import DENSE, LAYER_KINDS, sequence_shape
+from dlplay.nn.spec import ModelSpec, TrainConfig
 
-EVAL_BATCH = 256  # as dlplay.train.EVAL_BATCH
+EVAL_BATCH = 256  # as dlplay.classify.train.EVAL_BATCH
 
 # the activation f as one call on z (the same kernels as the activation registry's modules)
 ACTIVATION_CALLS = {
@@ -50,7 +50,7 @@ ACTIVATION_CALLS = {
     IDENTITY: "z",
 }
 
-# the optimiser as dlplay makes it (dlplay/optimizers.py), with PyTorch's fused kernel where it has one
+# the optimiser as dlplay makes it (dlplay/nn/optimizers.py), with PyTorch's fused kernel where it has one
 OPTIMIZER_CODE = {
     "sgd": "torch.optim.SGD(model.parameters(), lr=LEARNING_RATE, weight_decay=WEIGHT_DECAY, {impl})",
     "momentum": "torch.optim.SGD(model.parameters(), lr=LEARNING_RATE, momentum=0.9, weight_decay=WEIGHT_DECAY, {impl})",
@@ -92,7 +92,7 @@ def _c(key: str, lang: str, **params: object) -> str:
 
 
 def block_names(spec: ModelSpec) -> list[str]:
-    """The hidden blocks' names as dlplay.model.Net names them (dense1, conv2d1, ...), then ``output``."""
+    """The hidden blocks' names as dlplay.nn.model.Net names them (dense1, conv2d1, ...), then ``output``."""
     counters: dict[str, int] = {}
     names = []
     for layer in spec.layers:

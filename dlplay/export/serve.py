@@ -31,7 +31,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import UserError
+from dlplay.errors import UserError
 
 SERVER_APP = Path(__file__).with_name("server_app.py")
 HOST = "127.0.0.1"

@@ -6,9 +6,9 @@ from typing import Sequence
 
 import plotly.graph_objects as go
 
-from ..export.serve import LoadResult
-from ..i18n import translate
-from .style import CATEGORY10, GREY, LEGEND_BELOW, MUTED_BAR, axis, plain_figure
+from dlplay.export.serve import LoadResult
+from dlplay.figures.style import CATEGORY10, GREY, LEGEND_BELOW, MUTED_BAR, axis, plain_figure
+from dlplay.i18n import translate
 
 
 def load_figure(results: Sequence[LoadResult], lang: str = "en", height: int = 380) -> go.Figure:

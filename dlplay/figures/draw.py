@@ -12,10 +12,10 @@ from typing import Any, Sequence
 import numpy as np
 import plotly.graph_objects as go
 
-from ..i18n import translate
-from ..predict import LayerActivation
-from .style import DEEP_ORANGE, DIVERGING_REVERSED, LIGHT_BLUE, MID_BLUE, RED, SEQUENTIAL
-from .tiles import row_grid, tile
+from dlplay.classify.predict import LayerActivation
+from dlplay.figures.style import DEEP_ORANGE, DIVERGING_REVERSED, LIGHT_BLUE, MID_BLUE, RED, SEQUENTIAL
+from dlplay.figures.tiles import row_grid, tile
+from dlplay.i18n import translate
 
 TOP_COLOR, OTHER_COLOR = RED, LIGHT_BLUE
 POSITIVE_COLOR, NEGATIVE_COLOR = MID_BLUE, DEEP_ORANGE

@@ -15,11 +15,8 @@ import numpy as np
 import plotly.graph_objects as go
 from PIL import Image
 
-from ..hints import DEAD_FRACTION, HEALTHY_UPDATE_BAND, HEALTHY_UPDATE_RATIO, SATURATED_FRACTION
-from ..i18n import layer_name, translate
-from ..metrics import downsample
-from ..probe import ProbeSnapshot
-from .style import (
+from dlplay.classify.probe import ProbeSnapshot
+from dlplay.figures.style import (
     BACKGROUND,
     DIVERGING_REVERSED,
     GAP_RGB,
@@ -40,9 +37,12 @@ from .style import (
     TOP_WITH_TITLE,
     title_layout,
 )
-from .style import axis as _axis
-from .style import plain_figure as _figure
-from .tiles import square_grid, tile
+from dlplay.figures.style import axis as _axis
+from dlplay.figures.style import plain_figure as _figure
+from dlplay.figures.tiles import square_grid, tile
+from dlplay.i18n import layer_name, translate
+from dlplay.learn.hints import DEAD_FRACTION, HEALTHY_UPDATE_BAND, HEALTHY_UPDATE_RATIO, SATURATED_FRACTION
+from dlplay.run.metrics import downsample
 
 LAYER_LINES: dict[str, Any] = {"legend": LEGEND_BELOW, "height": 360}  # per-layer line charts: often two rows of layers
 
@@ -148,7 +148,7 @@ def dead_saturated_figure(snap: ProbeSnapshot, lang: str = "en") -> go.Figure:
         traces.append(_line(xs, ys, translate(key, lang, layer=layer_name(meta.name, lang)), layer_color(i), dash))
     annotations = [] if traces else [_message(translate("dynamics.fig_no_dead", lang))]
     shapes = []
-    if traces:  # where the page's hint starts: the same threshold as dlplay.hints
+    if traces:  # where the page's hint starts: the same threshold as dlplay.learn.hints
         for limit in sorted({DEAD_FRACTION, SATURATED_FRACTION}):
             shapes.append({"type": "line", "xref": "paper", "x0": 0, "x1": 1, "y0": 100 * limit, "y1": 100 * limit,
                            "line": {"dash": "dot", "width": 1, "color": LINE_FAINT}})

@@ -8,8 +8,8 @@ from typing import Sequence
 import numpy as np
 import plotly.graph_objects as go
 
-from ..i18n import translate
-from .style import CATEGORY10, LEGEND_BELOW, OUTLINE, plain_figure
+from dlplay.figures.style import CATEGORY10, LEGEND_BELOW, OUTLINE, plain_figure
+from dlplay.i18n import translate
 
 
 def map_figure(coords: np.ndarray, labels: np.ndarray, indices: np.ndarray, class_names: Sequence[str], title: str,

@@ -6,11 +6,11 @@ from typing import Any, Sequence
 import numpy as np
 import plotly.graph_objects as go
 
-from ..evaluation import ClassMetrics, Reliability, row_normalize
-from ..i18n import translate
-from ..runs import RunRecord
-from .style import CATEGORY10, COUNTS, GRID, LEGEND_BELOW, MUTED_BAR, TEXT_DARK, base_layout
-from .training import accuracy_range
+from dlplay.classify.evaluation import ClassMetrics, Reliability, row_normalize
+from dlplay.classify.runs import RunRecord
+from dlplay.figures.style import CATEGORY10, COUNTS, GRID, LEGEND_BELOW, MUTED_BAR, TEXT_DARK, base_layout
+from dlplay.figures.training import accuracy_range
+from dlplay.i18n import translate
 
 PALETTE = CATEGORY10
 

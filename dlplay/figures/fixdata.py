@@ -7,10 +7,10 @@ from typing import Sequence
 import numpy as np
 import plotly.graph_objects as go
 
-from ..evaluation import row_normalize
-from ..i18n import translate
-from .evaluation import confusion_figure
-from .style import SELECTED_FILL as SELECTED
+from dlplay.classify.evaluation import row_normalize
+from dlplay.figures.evaluation import confusion_figure
+from dlplay.figures.style import SELECTED_FILL as SELECTED
+from dlplay.i18n import translate
 
 
 def cell_of(point_index: int, num_classes: int) -> tuple[int, int]:

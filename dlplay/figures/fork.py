@@ -5,11 +5,11 @@ from __future__ import annotations
 import numpy as np
 import plotly.graph_objects as go
 
-from ..fork import RunCurves
-from ..i18n import translate
-from ..metrics import downsample
-from .style import BLUE, GREY, LEGEND_BELOW, ORANGE, plain_figure
-from .training import ema, loss_range, off_chart
+from dlplay.classify.fork import RunCurves
+from dlplay.figures.style import BLUE, GREY, LEGEND_BELOW, ORANGE, plain_figure
+from dlplay.figures.training import ema, loss_range, off_chart
+from dlplay.i18n import translate
+from dlplay.run.metrics import downsample
 
 PARENT, FORK = BLUE, ORANGE
 METRICS = ("loss", "acc", "grad")

@@ -11,9 +11,7 @@ from typing import Any, Sequence
 import numpy as np
 import plotly.graph_objects as go
 
-from ..i18n import translate
-from ..metrics import MAX_POINTS, downsample
-from .style import (
+from dlplay.figures.style import (
     ARROW_COLOR,
     BACKGROUND,
     BLUE,
@@ -32,7 +30,9 @@ from .style import (
     base_layout,
     plain_figure,
 )
-from .tiles import tile
+from dlplay.figures.tiles import tile
+from dlplay.i18n import translate
+from dlplay.run.metrics import MAX_POINTS, downsample
 
 REAL_COLOR, FAKE_COLOR = GREEN, PURPLE
 D_LOSS_COLOR, G_LOSS_COLOR = BLUE, ORANGE

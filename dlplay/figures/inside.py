@@ -11,9 +11,9 @@ from typing import Sequence
 import numpy as np
 import plotly.graph_objects as go
 
-from ..i18n import translate
-from .style import BACKGROUND, BLUE, DIVERGING, GREEN, GREYS, ORANGE, PURPLE, SALIENCY_SCALE
-from .tiles import square_grid, tile
+from dlplay.figures.style import BACKGROUND, BLUE, DIVERGING, GREEN, GREYS, ORANGE, PURPLE, SALIENCY_SCALE
+from dlplay.figures.tiles import square_grid, tile
+from dlplay.i18n import translate
 
 MAX_CHANNELS = 64  # feature maps drawn per conv layer (a mosaic of more gets unreadable and slow)
 HIGHLIGHT = GREEN

@@ -1,4 +1,4 @@
-"""The loss landscape as a contour map, with runs' paths projected onto it (dlplay/landscape.py)."""
+"""The loss landscape as a contour map, with runs' paths projected onto it (dlplay/learn/landscape.py)."""
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -6,7 +6,7 @@ from collections.abc import Sequence
 import numpy as np
 import plotly.graph_objects as go
 
-from .style import BLUE, CATEGORY10, GREEN, OUTLINE, RED, SEQUENTIAL, axis, base_layout
+from dlplay.figures.style import BLUE, CATEGORY10, GREEN, OUTLINE, RED, SEQUENTIAL, axis, base_layout
 
 
 def landscape_figure(alphas: np.ndarray, betas: np.ndarray, loss: np.ndarray,

@@ -12,12 +12,7 @@ import numpy as np
 import plotly.graph_objects as go
 import torch
 
-from ..activations import IDENTITY
-from ..i18n import layer_name, translate
-from ..layers import LAYER_KINDS, shape_text
-from ..model import LayerInfo, Net, layer_summary
-from ..spec import LayerSpec, ModelSpec
-from .style import (
+from dlplay.figures.style import (
     BACKGROUND,
     BLUE,
     BOX_FLATTEN,
@@ -30,6 +25,11 @@ from .style import (
     TEXT_FAINT,
     WEIGHT_ORANGE,
 )
+from dlplay.i18n import layer_name, translate
+from dlplay.nn.activations import IDENTITY
+from dlplay.nn.layers import LAYER_KINDS, shape_text
+from dlplay.nn.model import LayerInfo, Net, layer_summary
+from dlplay.nn.spec import LayerSpec, ModelSpec
 
 NEURON_LIMIT = 16  # dense layers up to this many units are drawn neuron by neuron
 POSITIVE, NEGATIVE = BLUE, WEIGHT_ORANGE  # blue > 0, orange < 0 (like TF Playground)

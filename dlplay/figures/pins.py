@@ -6,9 +6,9 @@ from collections.abc import Sequence
 
 import plotly.graph_objects as go
 
-from ..i18n import translate
-from ..pins import PinsSnapshot
-from .style import CATEGORY10, GREEN, GREY, LEGEND_BELOW, plain_figure
+from dlplay.classify.pins import PinsSnapshot
+from dlplay.figures.style import CATEGORY10, GREEN, GREY, LEGEND_BELOW, plain_figure
+from dlplay.i18n import translate
 
 
 def log_step_axis(last: int) -> dict:

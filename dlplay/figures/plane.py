@@ -20,9 +20,9 @@ import plotly.graph_objects as go
 import plotly.io
 from PIL import Image, ImageDraw
 
-from ..i18n import translate
-from ..metrics import downsample
-from .style import BLUE, CATEGORY10, GRID, ORANGE, OUTLINE, TEXT_MUTED, WEIGHT_ORANGE, axis, base_layout
+from dlplay.figures.style import BLUE, CATEGORY10, GRID, ORANGE, OUTLINE, TEXT_MUTED, WEIGHT_ORANGE, axis, base_layout
+from dlplay.i18n import translate
+from dlplay.run.metrics import downsample
 
 POSITIVE, NEGATIVE = BLUE, WEIGHT_ORANGE  # blue > 0, orange < 0 (like TF Playground and the diagram)
 TEST_OUTLINE = OUTLINE  # test points: outlined in black; training points: in white

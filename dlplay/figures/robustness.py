@@ -6,9 +6,9 @@ from typing import Sequence
 
 import plotly.graph_objects as go
 
-from ..i18n import translate
-from ..robustness import Curve
-from .style import CATEGORY10, FAINT_LINE, LEGEND_BELOW, plain_figure
+from dlplay.figures.style import CATEGORY10, FAINT_LINE, LEGEND_BELOW, plain_figure
+from dlplay.i18n import translate
+from dlplay.learn.robustness import Curve
 
 UNITS = {"noise": "", "rotate": "°", "shift": " px", "thickness": ""}
 

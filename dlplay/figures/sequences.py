@@ -6,9 +6,9 @@ from collections.abc import Sequence
 import numpy as np
 import plotly.graph_objects as go
 
-from ..i18n import translate
-from .style import CURRENT, FAINT_LINE, LEGEND_BELOW, SERIES_A, SERIES_B, axis, base_layout, plain_figure
-from .style import LAYER_PALETTE as PALETTE
+from dlplay.figures.style import CURRENT, FAINT_LINE, LEGEND_BELOW, SERIES_A, SERIES_B, axis, base_layout, plain_figure
+from dlplay.figures.style import LAYER_PALETTE as PALETTE
+from dlplay.i18n import translate
 
 # white digits on black, as MNIST stores them and the other pages draw them; the rows not read yet
 # on a dark wine red, their ink dimmed

@@ -1,5 +1,5 @@
 """One training step on the network diagram: every neuron of every dense layer as a dot, coloured by
-the number the current phase has produced for it (dlplay/slowmo.py's ``neuron_value``)."""
+the number the current phase has produced for it (dlplay/learn/slowmo.py's ``neuron_value``)."""
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -7,7 +7,18 @@ from collections.abc import Sequence
 import numpy as np
 import plotly.graph_objects as go
 
-from .style import BACKGROUND, DIVERGING, GRID, NEUTRAL, ORANGE, OUTLINE, SEQUENTIAL, STEP_FILL, TEXT_MUTED, base_layout
+from dlplay.figures.style import (
+    BACKGROUND,
+    DIVERGING,
+    GRID,
+    NEUTRAL,
+    ORANGE,
+    OUTLINE,
+    SEQUENTIAL,
+    STEP_FILL,
+    TEXT_MUTED,
+    base_layout,
+)
 
 ROWS = 32  # neurons per sub-column: a layer of 128 is drawn as 4 columns of 32
 

@@ -6,9 +6,9 @@ from typing import Any, Sequence
 import numpy as np
 import plotly.graph_objects as go
 
-from ..i18n import translate
-from ..metrics import MAX_POINTS, MetricsSnapshot, downsample
-from .style import BLUE, GREEN, GREY, ORANGE, RED, plain_figure
+from dlplay.figures.style import BLUE, GREEN, GREY, ORANGE, RED, plain_figure
+from dlplay.i18n import translate
+from dlplay.run.metrics import MAX_POINTS, MetricsSnapshot, downsample
 
 COLORS = {"train": BLUE, "test": ORANGE, "smooth": RED, "lr": GREY, "val": GREEN}
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..errors import UserError
+from dlplay.errors import UserError
 
 EXTENT = 6.0  # the plane shown and sampled: [-EXTENT, EXTENT]²
 CLASSIFY, REGRESS = "classify", "regress"

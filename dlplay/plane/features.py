@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import torch
 
-from ..errors import UserError
+from dlplay.errors import UserError
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,6 @@
 """PlaneSession: a small dense network learning points on the plane, on the shared run loop.
 
-The 2-D playground's task. :class:`PlaneSession` is a :class:`~dlplay.runloop.RunLoop` (thread, commands,
+The 2-D playground's task. :class:`PlaneSession` is a :class:`~dlplay.run.loop.RunLoop` (thread, commands,
 pause / single steps / pace / Stop / heartbeat, run slots, status) whose step is one **epoch**, as in
 TensorFlow Playground: the training points shuffled and visited once in mini-batches, then the loss
 (and accuracy) of the training and the test points. A single step is one epoch; the pace counts epochs
@@ -29,16 +29,16 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..device import choose_device
-from ..errors import UserError
-from ..layers import DENSE, LAYER_KINDS
-from ..metrics import Progress, StepSeries
-from ..model import make_activation
-from ..optimizers import make_optimizer
-from ..runloop import Diverged, RunLoop
-from ..spec import LayerSpec, validate_lr
-from . import datasets as ds
-from .features import DEFAULT_FEATURES, FEATURES, check_features, feature_matrix
+from dlplay.errors import UserError
+from dlplay.nn.layers import DENSE, LAYER_KINDS
+from dlplay.nn.model import make_activation
+from dlplay.nn.optimizers import make_optimizer
+from dlplay.nn.spec import LayerSpec, validate_lr
+from dlplay.plane import datasets as ds
+from dlplay.plane.features import DEFAULT_FEATURES, FEATURES, check_features, feature_matrix
+from dlplay.run.device import choose_device
+from dlplay.run.loop import Diverged, RunLoop
+from dlplay.run.metrics import Progress, StepSeries
 
 MAX_SYNC_S = 0.1  # a host sync (and fresh numbers on the page) at least this often
 ACTIVATION_CHOICES = ("tanh", "relu", "sigmoid", "identity")  # identity: "linear" on the page

@@ -13,7 +13,7 @@ from typing import Callable
 
 import torch
 
-from .registry import BrowserSession, SessionRegistry
+from dlplay.server.registry import BrowserSession, SessionRegistry
 
 ENV_HEARTBEAT = "DLPLAY_HEARTBEAT_S"
 ENV_ADMIN_TOKEN = "DLPLAY_ADMIN_TOKEN"

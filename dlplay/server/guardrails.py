@@ -17,10 +17,10 @@ from typing import Any, Mapping
 
 import torch
 
-from ..errors import UserError
-from ..model import layer_summary
-from ..optimizers import OPTIMIZERS
-from ..spec import ModelSpec, TrainConfig
+from dlplay.errors import UserError
+from dlplay.nn.model import layer_summary
+from dlplay.nn.optimizers import OPTIMIZERS
+from dlplay.nn.spec import ModelSpec, TrainConfig
 
 ENV = {
     "max_params": "DLPLAY_MAX_PARAMS",

@@ -16,8 +16,8 @@ import weakref
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..model import layer_summary
-from ..status import ACTIVE, Status
+from dlplay.nn.model import layer_summary
+from dlplay.run.status import ACTIVE, Status
 
 TRAIN_THREAD_NAME = "dlplay-train"
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from dlplay.augment import LEVELS, Augment, level_of, preview_grid
+from dlplay.data.augment import LEVELS, Augment, level_of, preview_grid
 from dlplay.errors import UserError
 from dlplay.ui import settings as ui_settings
 from dlplay.ui.data import dataset_on

@@ -10,7 +10,7 @@ from typing import Any
 import streamlit as st
 import torch
 
-from dlplay import data
+from dlplay.data import datasets as data
 from dlplay.errors import UserError
 from dlplay.ui.i18n import error_text, t
 

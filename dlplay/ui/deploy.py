@@ -17,14 +17,14 @@ from typing import Any
 import numpy as np
 import streamlit as st
 
-from dlplay.checkpoint import export_onnx, file_stem
-from dlplay.data import class_label
+from dlplay.classify.checkpoint import export_onnx, file_stem
+from dlplay.classify.handle import RunHandle
+from dlplay.classify.predict import predict
+from dlplay.data.datasets import class_label
 from dlplay.errors import UserError
 from dlplay.export import serve
 from dlplay.figures.deploy import load_figure
-from dlplay.handle import RunHandle
-from dlplay.model import Net
-from dlplay.predict import predict
+from dlplay.nn.model import Net
 from dlplay.server.admin import heartbeat_timeout
 from dlplay.server.registry import BrowserSession
 from dlplay.ui import server as srv
@@ -268,7 +268,7 @@ def zip_section() -> None:
 
 
 def page(session: RunHandle | None) -> None:
-    """The whole page below its title (pages/deploy.py is layout only)."""
+    """The whole page below its title (views/deploy.py is layout only)."""
     lang = current_language()
     if session is None or session.snapshot().progress.epoch < 1:
         st.info(t("deploy.no_model"))

@@ -11,14 +11,14 @@ import numpy as np
 import streamlit as st
 from PIL import Image
 
-from dlplay.canvas import MAX_UPLOAD_BYTES, load_upload, preprocess
-from dlplay.data import DatasetInfo, class_label, get_info
+from dlplay.classify.handle import RunHandle
+from dlplay.classify.predict import LayerActivation, Prediction, predict
+from dlplay.data.canvas import MAX_UPLOAD_BYTES, load_upload, preprocess
+from dlplay.data.datasets import DatasetInfo, class_label, get_info
 from dlplay.errors import UserError
 from dlplay.figures.draw import probability_text
-from dlplay.handle import RunHandle
 from dlplay.i18n import Term
-from dlplay.model import Net
-from dlplay.predict import LayerActivation, Prediction, predict
+from dlplay.nn.model import Net
 from dlplay.ui.canvas_widget import decode_png_data_url, draw_canvas
 from dlplay.ui.data import PROBLEM, remember_problem, show_data_problem
 from dlplay.ui.i18n import error_text, t
@@ -114,8 +114,8 @@ def start_quick_train() -> None:
 
 
 def _train_page_link() -> None:
-    if any(path == "pages/train.py" for path, *_ in available_pages()):
-        st.page_link("pages/train.py", label=t("draw.go_train"), icon=":material/model_training:")
+    if any(path == "views/train.py" for path, *_ in available_pages()):
+        st.page_link("views/train.py", label=t("draw.go_train"), icon=":material/model_training:")
 
 
 def model_panel(session: RunHandle | None, trained: bool, active: bool) -> None:
@@ -263,8 +263,8 @@ def confidence_note() -> None:
     """What "sure" means, and where to see whether the network's sureness can be trusted."""
     with st.container(key="draw_confidence_note"):
         st.caption(t("draw.confidence_help"))
-        if any(path == "pages/evaluate.py" for path, *_ in available_pages()):
-            st.page_link("pages/evaluate.py", label=t("draw.confidence_link"), icon=":material/fact_check:")
+        if any(path == "views/evaluate.py" for path, *_ in available_pages()):
+            st.page_link("views/evaluate.py", label=t("draw.confidence_link"), icon=":material/fact_check:")
 
 
 def _guess_html(sig: str, body: str) -> None:

@@ -8,8 +8,12 @@ from functools import partial
 import numpy as np
 import streamlit as st
 
-from dlplay.data import class_label
-from dlplay.embeddings import (
+from dlplay.classify.handle import RunHandle
+from dlplay.classify.predict import probabilities
+from dlplay.data.datasets import class_label
+from dlplay.figures.embeddings import map_figure
+from dlplay.i18n import LANGUAGES
+from dlplay.learn.embeddings import (
     INPUT,
     MAX_POINTS,
     TsneJob,
@@ -20,17 +24,13 @@ from dlplay.embeddings import (
     place_by_neighbours,
     tsne_plan,
 )
-from dlplay.figures.embeddings import map_figure
-from dlplay.handle import RunHandle
-from dlplay.i18n import LANGUAGES
-from dlplay.predict import probabilities
-from dlplay.status import ACTIVE
+from dlplay.run.status import ACTIVE
 from dlplay.ui.charts import chart
 from dlplay.ui.i18n import current_language, t
 
 PCA_KEY, TSNE_KEY = "emb_pca", "emb_tsne"
 GO_INSIDE = "emb_go_inside"  # set by a click on the map: the page switches to Inside on its next run
-INSIDE_PAGE = "pages/inside.py"
+INSIDE_PAGE = "views/inside.py"
 DRAWING_KEY = "drawing28"
 SIZES = (500, 1000, 2000, MAX_POINTS)
 BUDGETS = (10, 20, 40, 60)

@@ -8,8 +8,8 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from dlplay import checkpoint
-from dlplay.checkpoint import (
+from dlplay.classify import checkpoint
+from dlplay.classify.checkpoint import (
     MAX_CHECKPOINT_BYTES,
     Checkpoint,
     checkpoint_from_session,
@@ -18,12 +18,12 @@ from dlplay.checkpoint import (
     loading_snippet,
     missing_export_modules,
 )
-from dlplay.data import class_label
+from dlplay.classify.evaluation import ClassMetrics, EvalReport, build_report, predict_session
+from dlplay.classify.handle import RunHandle
+from dlplay.classify.runs import architecture_label, record_from_session
+from dlplay.data.datasets import class_label
 from dlplay.errors import UserError
-from dlplay.evaluation import ClassMetrics, EvalReport, build_report, predict_session
-from dlplay.handle import RunHandle
 from dlplay.i18n import translate
-from dlplay.runs import architecture_label, record_from_session
 from dlplay.ui.i18n import current_language, error_text, t
 from dlplay.ui.nav import ROOT
 from dlplay.ui.share import share_link_button
@@ -42,7 +42,7 @@ EXPORT_ERRORS = "eval_export_errors"  # export kind -> why its last download fai
 EXPORTERS = {"onnx": "export_onnx", "torchscript": "export_torchscript"}  # looked up when clicked
 EXPORT_NAMES = {"onnx": "ONNX", "torchscript": "TorchScript"}
 GO_INSIDE = "eval_go_inside"  # set by an Inspect button's callback: the page switches on its next run
-INSIDE_PAGE = "pages/inside.py"
+INSIDE_PAGE = "views/inside.py"
 
 
 def has_weights(session: RunHandle | None) -> TypeGuard[RunHandle]:

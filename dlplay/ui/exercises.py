@@ -1,4 +1,4 @@
-"""The Inside page's "Try it" tab: the exercises of dlplay/exercises.py as widgets, progress kept in the session.
+"""The Inside page's "Try it" tab: the exercises of dlplay/learn/exercises.py as widgets, progress kept in the session.
 
 The exercise set is made from the traced input once and kept (``tryit_set``) until the input, the
 run, the target or the followed neuron changes, or the learner asks for new ones: while a run trains,
@@ -11,9 +11,10 @@ from typing import Any
 import numpy as np
 import streamlit as st
 
-from dlplay.activations import ACTIVATIONS
+from dlplay.classify.handle import RunHandle
 from dlplay.errors import UserError
-from dlplay.exercises import (
+from dlplay.i18n import join_list
+from dlplay.learn.exercises import (
     CLOSEST,
     LEFT_OUT,
     OMITTED,
@@ -27,8 +28,7 @@ from dlplay.exercises import (
     grade,
     parse_answer,
 )
-from dlplay.handle import RunHandle
-from dlplay.i18n import join_list
+from dlplay.nn.activations import ACTIVATIONS
 from dlplay.ui.i18n import current_language, error_text, t
 
 SET, PROGRESS, UNIT, RESULTS, PICK = "tryit_set", "tryit_progress", "tryit_unit", "tryit_results", "tryit_pick"

@@ -21,7 +21,7 @@ FILES = {"pytorch": "dlplay_run.py", "keras": "dlplay_run_keras.py", "notebook":
 
 @st.cache_data(show_spinner=False, max_entries=32)
 def _code(kind: str, spec_json: str, config_json: str, lang: str) -> str:
-    from dlplay.spec import ModelSpec, TrainConfig
+    from dlplay.nn.spec import ModelSpec, TrainConfig
 
     spec, config = ModelSpec.from_json(spec_json), TrainConfig.from_json(config_json)
     if kind == "pytorch":

@@ -11,11 +11,11 @@ from __future__ import annotations
 import numpy as np
 import streamlit as st
 
+from dlplay.classify.evaluation import EvalReport, build_report, predict_session
+from dlplay.classify.handle import RunHandle
 from dlplay.errors import UserError
-from dlplay.evaluation import EvalReport, build_report, predict_session
 from dlplay.figures.fixdata import cell_of, clickable_confusion_figure
-from dlplay.handle import RunHandle
-from dlplay.spec import DROP, MAX_LABEL_EDITS
+from dlplay.nn.spec import DROP, MAX_LABEL_EDITS
 from dlplay.ui import evaluate as ev
 from dlplay.ui.charts import chart
 from dlplay.ui.i18n import error_text, t
@@ -27,7 +27,7 @@ EDITS = "fx_edits"  # {training-set index: new label or DROP} waiting for the ne
 REPORTS = "fx_reports"  # split -> (session, token, report, indices)
 ERROR = "fx_error"
 GO_TRAIN = "fx_go_train"  # set by the retrain callback: the page switches to Train on its next run
-TRAIN_PAGE = "pages/train.py"
+TRAIN_PAGE = "views/train.py"
 PER_PAGE = 18
 COLUMNS = 6
 EDITABLE = ("val", "train")

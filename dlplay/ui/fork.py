@@ -1,19 +1,19 @@
 """Fork a run (Train page): pick a step of a paused or finished run and one change, start the fork,
-and watch the two runs side by side from the fork point on. The core is dlplay/fork.py."""
+and watch the two runs side by side from the fork point on. The core is dlplay/classify/fork.py."""
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 import streamlit as st
 
+from dlplay.classify.fork import CHANGES, Change, ResumeState, RunCurves, curves, epochs_at, plan_fork
+from dlplay.classify.handle import RunHandle
+from dlplay.classify.probe import ProbeSnapshot
+from dlplay.classify.runs import RunRecord
 from dlplay.errors import UserError
-from dlplay.fork import CHANGES, Change, ResumeState, RunCurves, curves, epochs_at, plan_fork
-from dlplay.handle import RunHandle
-from dlplay.metrics import MetricsSnapshot
-from dlplay.optimizers import OPTIMIZERS, SCHEDULES
-from dlplay.probe import ProbeSnapshot
-from dlplay.runs import RunRecord
-from dlplay.status import Status
+from dlplay.nn.optimizers import OPTIMIZERS, SCHEDULES
+from dlplay.run.metrics import MetricsSnapshot
+from dlplay.run.status import Status
 from dlplay.ui.i18n import error_text, t
 from dlplay.ui.state import current_session, fork_run, get_config, get_spec, set_config, set_spec
 from dlplay.ui.training import BATCH_CHOICES, LR_CHOICES, chosen_pace, nearest

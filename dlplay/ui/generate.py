@@ -16,18 +16,18 @@ from typing import Any, Callable, Final, Literal
 import numpy as np
 import streamlit as st
 
-from dlplay import gan2d
-from dlplay import gan_grade as gg
-from dlplay import gan_images as gi
-from dlplay import gan_mnist as gm
-from dlplay.device import choose_device
 from dlplay.errors import UserError
 from dlplay.figures import gan as fg
-from dlplay.gan2d import LabFrame, Minimax
+from dlplay.gan import grade as gg
+from dlplay.gan import images as gi
+from dlplay.gan import lab as gan2d
+from dlplay.gan import mnist as gm
+from dlplay.gan.lab import LabFrame, Minimax
 from dlplay.i18n import join_list, translate
+from dlplay.nn.spec import dense_spec
+from dlplay.run.device import choose_device
+from dlplay.run.status import ACTIVE, FINISHED, MOVING, Status
 from dlplay.server.admin import heartbeat_timeout
-from dlplay.spec import dense_spec
-from dlplay.status import ACTIVE, FINISHED, MOVING, Status
 from dlplay.ui import server
 from dlplay.ui.canvas_widget import decode_png_data_url, draw_canvas
 from dlplay.ui.charts import chart
@@ -542,7 +542,7 @@ def _new_digits_run(preset: str | None = None, spec: gm.GanSpec | None = None) -
     spec = spec or base.spec.with_changes(conditional=is_conditional())
     dataset = dataset_on("mnist", str(choose_device("auto")))
     film = gi.Filmstrip(spec, every=FILM_EVERY)
-    # the recipe bench/gan_mnist.py measured (dlplay.gan_mnist.session_config), on the run machinery
+    # the recipe bench/gan_mnist.py measured (dlplay.gan.mnist.session_config), on the run machinery
     run = gm.mnist_session(spec, base.config, dataset, total_steps=DIGITS_STEPS, device=str(dataset.train_images.device),
                            callbacks=[film], slot_pool=server.local_slot_pool(), heartbeat_timeout=heartbeat_timeout())
     run.title = f"GAN {spec.arch}{' (conditional)' if spec.conditional else ''}"
@@ -703,7 +703,7 @@ def on_grade() -> None:
 @dataclass(frozen=True)
 class GradeResult:
     step: int
-    grade: Any  # dlplay.gan_grade.Grade
+    grade: Any  # dlplay.gan.grade.Grade
     classifier: str | None  # the learner's network, described; None: the quick classifier
     quick_accuracy: float | None  # the quick classifier's test accuracy
     digit: int | None  # the digit a conditional generator was asked for

@@ -6,11 +6,11 @@ from typing import Any
 
 import streamlit as st
 
+from dlplay.classify.handle import RunHandle
 from dlplay.errors import UserError
 from dlplay.figures.training import loss_figure
-from dlplay.guesses import QUESTIONS, Question, RunPlan, Tally, answer
-from dlplay.handle import RunHandle
-from dlplay.status import FINISHED, Status
+from dlplay.learn.guesses import QUESTIONS, Question, RunPlan, Tally, answer
+from dlplay.run.status import FINISHED, Status
 from dlplay.ui.charts import chart
 from dlplay.ui.i18n import current_language, error_text, t
 from dlplay.ui.state import start_side_run

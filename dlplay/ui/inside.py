@@ -9,15 +9,15 @@ from typing import Any, Callable
 import numpy as np
 import streamlit as st
 
-from dlplay.activations import IDENTITY
-from dlplay.data import DatasetInfo, class_label
+from dlplay.classify.handle import RunHandle
+from dlplay.classify.predict import predictions
+from dlplay.data.datasets import DatasetInfo, class_label
 from dlplay.errors import UserError
 from dlplay.figures import inside as fi
-from dlplay.formulas import tutorial_deltas, unit_backward, unit_forward
-from dlplay.handle import RunHandle
-from dlplay.latex import backward_latex, forward_latex, loss_latex
-from dlplay.layers import shape_text
-from dlplay.predict import predictions
+from dlplay.learn.formulas import tutorial_deltas, unit_backward, unit_forward
+from dlplay.learn.latex import backward_latex, forward_latex, loss_latex
+from dlplay.nn.activations import IDENTITY
+from dlplay.nn.layers import shape_text
 from dlplay.ui.charts import chart
 from dlplay.ui.i18n import error_text, t
 from dlplay.ui.nav import available_pages
@@ -82,7 +82,7 @@ def choose_input(session: RunHandle, class_name: Callable[[int], str]) -> Chosen
     if source == "drawing":
         if drawing is None:
             st.info(t("inside.no_drawing"))
-            page_link("pages/draw.py", "inside.go_draw", ":material/draw:")
+            page_link("views/draw.py", "inside.go_draw", ":material/draw:")
             st.stop()
         image = np.asarray(drawing, dtype=np.uint8)
         return Chosen(image, None, "drawing:" + hashlib.sha1(image.tobytes()).hexdigest()[:12])

@@ -13,9 +13,9 @@ from typing import Any, Callable
 import streamlit as st
 
 from dlplay.errors import UserError
-from dlplay.layers import LAYER_KINDS as KINDS
-from dlplay.layers import ORDERS, WEIGHT_KINDS, Choice, Field, LayerKind, shape_text
-from dlplay.spec import (
+from dlplay.nn.layers import LAYER_KINDS as KINDS
+from dlplay.nn.layers import ORDERS, WEIGHT_KINDS, Choice, Field, LayerKind, shape_text
+from dlplay.nn.spec import (
     ACTIVATIONS,
     INITS,
     LAYER_KINDS,

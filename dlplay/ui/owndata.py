@@ -12,9 +12,9 @@ import weakref
 import numpy as np
 import streamlit as st
 
-from dlplay import data
 from dlplay import owndata as core
 from dlplay import settings as table
+from dlplay.data import datasets as data
 from dlplay.errors import UserError
 from dlplay.ui import server
 from dlplay.ui import settings as ui_settings
@@ -181,7 +181,7 @@ def use_area(own: core.OwnData) -> None:
         st.info(t("owndata.plane_ready"), icon=":material/scatter_plot:")
         st.button(t("owndata.go_plane"), key="own_plane", on_click=on_to_plane, icon=":material/scatter_plot:")
         if st.session_state.pop(TO_PLANE, False):
-            st.switch_page("pages/plane.py")
+            st.switch_page("views/plane.py")
     else:
         st.warning(t("owndata.table_only", n=len(own.columns)))
     name = ui_settings.get("dataset")
@@ -195,4 +195,4 @@ def use_area(own: core.OwnData) -> None:
         with st.container(key="own_in_use"):
             st.success(t("owndata.in_use", title=info.title, train=sizes["train"], test=sizes["test"],
                          k=info.num_classes), icon=":material/check_circle:")
-            st.page_link("pages/train.py", label=t("owndata.go_train"), icon=":material/model_training:")
+            st.page_link("views/train.py", label=t("owndata.go_train"), icon=":material/model_training:")

@@ -1,15 +1,15 @@
 """Your digit, through training: pin drawings (Draw page) or test images (Train page), then watch
-their ten probabilities change while a run trains. The core is dlplay/pins.py (a training callback)."""
+their ten probabilities change while a run trains. The core is dlplay/classify/pins.py (a training callback)."""
 from __future__ import annotations
 
 import numpy as np
 import streamlit as st
 from PIL import Image
 
-from dlplay.data import DatasetInfo, class_label, get_info
+from dlplay.classify.handle import RunHandle
+from dlplay.classify.pins import MAX_PINS, PinsSnapshot
+from dlplay.data.datasets import DatasetInfo, class_label, get_info
 from dlplay.errors import UserError
-from dlplay.handle import RunHandle
-from dlplay.pins import MAX_PINS, PinsSnapshot
 from dlplay.ui.data import dataset_on
 from dlplay.ui.i18n import current_language, error_text, t
 from dlplay.ui.state import get_config, pinned, set_pinned

@@ -21,8 +21,8 @@ from dlplay.figures import plane as fp
 from dlplay.plane import datasets as ds
 from dlplay.plane.features import FEATURES
 from dlplay.plane.session import GRID, MAX_LAYERS, PlaneConfig, PlaneGrid, PlaneSession, PlaneSnapshot
+from dlplay.run.status import FINISHED, MOVING, Status
 from dlplay.server.admin import heartbeat_timeout
-from dlplay.status import FINISHED, MOVING, Status
 from dlplay.ui import server
 from dlplay.ui.data import guarded_by
 from dlplay.ui.i18n import error_text, t

@@ -7,13 +7,13 @@ import numpy as np
 import streamlit as st
 from PIL import Image
 
-from dlplay.checkpoint import MAX_CHECKPOINT_BYTES, load_checkpoint
-from dlplay.data import class_label
+from dlplay.classify.checkpoint import MAX_CHECKPOINT_BYTES, load_checkpoint
+from dlplay.classify.handle import RunHandle
+from dlplay.data.datasets import class_label
 from dlplay.errors import UserError
 from dlplay.figures.robustness import curves_figure, level_text
-from dlplay.handle import RunHandle
-from dlplay.model import Net
-from dlplay.robustness import PERTURBATIONS, Curve, all_curves, drawing_under
+from dlplay.learn.robustness import PERTURBATIONS, Curve, all_curves, drawing_under
+from dlplay.nn.model import Net
 from dlplay.ui.charts import chart
 from dlplay.ui.i18n import error_text, t
 from dlplay.ui.nav import available_pages
@@ -124,8 +124,8 @@ def drawing_section(session: RunHandle, lang: str) -> None:
     drawing = st.session_state.get(DRAWING_KEY)
     if drawing is None:
         st.info(t("robustness.no_drawing"))
-        if any(p[0] == "pages/draw.py" for p in available_pages()):
-            st.page_link("pages/draw.py", label=t("robustness.go_draw"), icon=":material/draw:")
+        if any(p[0] == "views/draw.py" for p in available_pages()):
+            st.page_link("views/draw.py", label=t("robustness.go_draw"), icon=":material/draw:")
         return
     kind = st.radio(t("robustness.transform"), list(PERTURBATIONS), key="rob_draw_kind", horizontal=True,
                     format_func=lambda k: t(f"robustness.kind_{k}"))

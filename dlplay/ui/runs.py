@@ -7,7 +7,15 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from dlplay.runs import RunRecord, RunStore, architecture_label, differing_fields, result_fields, run_fields, with_label
+from dlplay.classify.runs import (
+    RunRecord,
+    RunStore,
+    architecture_label,
+    differing_fields,
+    result_fields,
+    run_fields,
+    with_label,
+)
 from dlplay.ui.i18n import t
 from dlplay.ui.state import run_history, set_config, set_spec
 

@@ -7,14 +7,14 @@ from typing import Any
 import numpy as np
 import streamlit as st
 
-from dlplay import sequences as seq
-from dlplay.cells import CELLS
-from dlplay.data import class_label
+from dlplay.classify.handle import RunHandle
+from dlplay.data.datasets import class_label
 from dlplay.figures import sequences as fs
-from dlplay.handle import RunHandle
-from dlplay.hints import format_factor, time_gradient_hint
 from dlplay.i18n import join_list
-from dlplay.presets import PRESETS
+from dlplay.learn.hints import format_factor, time_gradient_hint
+from dlplay.nn import sequences as seq
+from dlplay.nn.cells import CELLS
+from dlplay.nn.presets import PRESETS
 from dlplay.ui.charts import chart
 from dlplay.ui.i18n import current_language, t
 from dlplay.ui.nav import available_pages
@@ -60,8 +60,8 @@ def not_recurrent_notice(has_run: bool) -> None:
     """No run, or a run without a recurrent layer: say what to do."""
     names = join_list((f"“{t(f'presets.{k}.name')}”" for k in RECURRENT_PRESETS), current_language())
     st.info(t("sequences.no_recurrent" if has_run else "sequences.no_run", presets=names), icon=":material/info:")
-    page_link("pages/train.py", "sequences.go_train", ":material/model_training:")
-    page_link("pages/build.py", "sequences.go_build", ":material/account_tree:")
+    page_link("views/train.py", "sequences.go_train", ":material/model_training:")
+    page_link("views/build.py", "sequences.go_build", ":material/account_tree:")
 
 
 # ---------------------------------------------------------------- the input
@@ -74,7 +74,7 @@ def choose_input(handle: Any) -> tuple[np.ndarray | None, int | None, str]:
     if source == "drawing":
         if not has_drawing:
             st.info(t("sequences.no_drawing"), icon=":material/draw:")
-            page_link("pages/draw.py", "sequences.go_draw", ":material/draw:")
+            page_link("views/draw.py", "sequences.go_draw", ":material/draw:")
             return None, None, ""
         return np.asarray(drawing, dtype=np.uint8).reshape(28, 28), None, t("sequences.your_drawing")
     images, labels = test_split(handle)
@@ -194,7 +194,7 @@ def _vec(values: np.ndarray, k: int = 3) -> str:
 
 
 def formula_latex(f: seq.StepFormula) -> list[str]:
-    """The unit's forward formula at its step, symbols then numbers (the cell's own, dlplay.cells)."""
+    """The unit's forward formula at its step, symbols then numbers (the cell's own, dlplay.nn.cells)."""
     lines = CELLS[f.cell].forward_latex(f, float(f.w_x @ f.x), float(f.w_h @ f.h_prev))
     t_ = f.step + 1
     return [*lines, rf"x_{{{t_}}} = {_vec(f.x)},\quad h_{{{t_ - 1}}} = {_vec(f.h_prev)}"]

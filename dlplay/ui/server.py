@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 import streamlit as st
 
 from dlplay.cluster import backend_from_env
-from dlplay.device import choose_device
+from dlplay.run.device import choose_device
 from dlplay.server.admin import configure_threads, keep_alive_forever
 from dlplay.server.guardrails import Limits
 from dlplay.server.registry import BrowserSession, SessionRegistry

@@ -22,7 +22,7 @@ import streamlit as st
 from dlplay import settings as core
 from dlplay.errors import UserError
 from dlplay.i18n import LANGUAGES, lookup
-from dlplay.presets import PRESETS
+from dlplay.nn.presets import PRESETS
 from dlplay.settings import CUSTOM, SETTINGS, SPEC_AND_CONFIG, Setting
 from dlplay.ui.data import guarded_by
 from dlplay.ui.i18n import current_language, set_language, t

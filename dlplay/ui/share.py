@@ -3,13 +3,13 @@ from __future__ import annotations
 
 import streamlit as st
 
-from dlplay import data
-from dlplay.datasplit import check_edits
+from dlplay.classify.runs import architecture_label
+from dlplay.classify.split import check_edits
+from dlplay.data import datasets as data
 from dlplay.errors import UserError
-from dlplay.runs import architecture_label
+from dlplay.nn.spec import ModelSpec, TrainConfig
 from dlplay.server.guardrails import check_run
-from dlplay.share import KEYS, LinkProblem, all_values, has_config, read_link, share_url
-from dlplay.spec import ModelSpec, TrainConfig
+from dlplay.server.share import KEYS, LinkProblem, all_values, has_config, read_link, share_url
 from dlplay.ui import server
 from dlplay.ui.data import dataset_on
 from dlplay.ui.i18n import LANG_KEY, error_text, t

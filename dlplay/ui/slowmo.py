@@ -1,5 +1,5 @@
 """The One step page: a real training step in slow motion, a neuron's weights in the learner's hands, and
-the loss landscape around the run. The core is dlplay/slowmo.py and dlplay/landscape.py."""
+the loss landscape around the run. The core is dlplay/learn/slowmo.py and dlplay/learn/landscape.py."""
 from __future__ import annotations
 
 import time
@@ -8,16 +8,16 @@ from typing import Any
 import numpy as np
 import streamlit as st
 
-from dlplay import slowmo as sm
+from dlplay.classify.handle import RunHandle
 from dlplay.errors import UserError
 from dlplay.figures.draw import probability_figure
 from dlplay.figures.landscape import landscape_figure
 from dlplay.figures.slowmo import step_figure
-from dlplay.handle import RunHandle
 from dlplay.i18n import layer_name
-from dlplay.landscape import LandscapeJob
-from dlplay.presets import DEFAULT_PRESET, PRESETS
-from dlplay.status import Status
+from dlplay.learn import slowmo as sm
+from dlplay.learn.landscape import LandscapeJob
+from dlplay.nn.presets import DEFAULT_PRESET, PRESETS
+from dlplay.run.status import Status
 from dlplay.ui.charts import chart
 from dlplay.ui.fork import origin_text
 from dlplay.ui.i18n import current_language, error_text, t

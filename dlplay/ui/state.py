@@ -5,7 +5,7 @@ This module owns a run's whole life: :func:`replace_run` (and :func:`new_session
 creates one under the server's rules and makes it current, :func:`adopt_checkpoint` makes a loaded
 checkpoint the current run, :func:`reset_session` ends it. Every run it creates is recorded in the
 run history when it ends. Pages and the other ``dlplay/ui`` helpers see a run only as a
-:class:`~dlplay.handle.RunHandle`.
+:class:`~dlplay.classify.handle.RunHandle`.
 
 ``init_state()`` (at the top of every page) fills in the defaults and may rerun the script; the
 getters below only read.
@@ -16,27 +16,27 @@ import dataclasses
 
 import streamlit as st
 
-from dlplay.checkpoint import Checkpoint, load_into_session, usable_config
-from dlplay.device import choose_device
+from dlplay.classify.checkpoint import Checkpoint, load_into_session, usable_config
+from dlplay.classify.fork import ForkPlan, ResumeState, SnapshotKeeper
+from dlplay.classify.handle import RunHandle
+from dlplay.classify.pins import Pins
+from dlplay.classify.probe import DEFAULT_EVERY, Probe
+from dlplay.classify.runs import RunHistory, RunRecord, RunRecorder
+from dlplay.classify.train import TrainingSession
 from dlplay.errors import UserError
-from dlplay.fork import ForkPlan, ResumeState, SnapshotKeeper
-from dlplay.handle import RunHandle
-from dlplay.pins import Pins
-from dlplay.presets import DEFAULT_PRESET, PRESETS
-from dlplay.probe import DEFAULT_EVERY, Probe
-from dlplay.runs import RunHistory, RunRecord, RunRecorder
+from dlplay.nn.presets import DEFAULT_PRESET, PRESETS
+from dlplay.nn.spec import ModelSpec, TrainConfig
+from dlplay.run.device import choose_device
+from dlplay.run.status import ACTIVE
 from dlplay.server.admin import heartbeat_timeout
 from dlplay.server.guardrails import check_run, free_memory_bytes, limit_train_size
-from dlplay.spec import ModelSpec, TrainConfig
-from dlplay.status import ACTIVE
-from dlplay.train import TrainingSession
 from dlplay.ui import server
 from dlplay.ui.data import dataset_on
 
 SPEC, CONFIG, SESSION = "spec", "config", "train_session"
 HISTORY = "run_history"
 PROBE_EVERY = "probe_every"  # steps between measurements of the layers, for this browser session
-PINS = "pins"  # (uint8 images [n, H, W], labels [n]) the learner follows through training (dlplay/pins.py)
+PINS = "pins"  # (uint8 images [n, H, W], labels [n]) the learner follows through training (dlplay/classify/pins.py)
 
 
 @st.cache_resource
@@ -158,7 +158,7 @@ def _create_run(spec: ModelSpec, config: TrainConfig, probe_steps: int | None = 
                 start_from: ResumeState | None = None, *, checkpoint: Checkpoint | None = None) -> RunHandle:
     """The one place a run is made, under the server's rules: guardrails (UserError), the shared slot
     pool, the heartbeat, the registry; a probe for the Dynamics page, a recorder for the run history,
-    snapshots to fork it from (dlplay/fork.py) and the pinned images (dlplay/pins.py).
+    snapshots to fork it from (dlplay/classify/fork.py) and the pinned images (dlplay/classify/pins.py).
 
     The training-set limit may shorten ``config.train_size``; the shortened config is the run's.
     ``start_from``: a fork's start (its training set must stay as it was).
@@ -245,7 +245,7 @@ def adopt_checkpoint(ckpt: Checkpoint) -> RunHandle:
 
 
 def fork_run(plan: ForkPlan) -> RunHandle:
-    """A fork of a run (dlplay/fork.py) replaces the current run (not started); its spec and settings
+    """A fork of a run (dlplay/classify/fork.py) replaces the current run (not started); its spec and settings
     become the session's. A guardrail refusal raises UserError before the current run is touched."""
     session = _create_run(plan.spec, plan.config, start_from=plan.start)
     _make_current(session)

@@ -6,15 +6,15 @@ import math
 import time
 
 from dlplay import settings as settings_table
-from dlplay.activations import DEFAULT_ACTIVATION
-from dlplay.datasplit import make_split
+from dlplay.classify.handle import RunHandle
+from dlplay.classify.split import make_split
 from dlplay.errors import UserError
-from dlplay.handle import RunHandle
-from dlplay.layers import DENSE
-from dlplay.metrics import MetricsSnapshot, Progress
+from dlplay.nn.activations import DEFAULT_ACTIVATION
+from dlplay.nn.layers import DENSE
+from dlplay.nn.spec import MAX_EPOCHS, LayerSpec, ModelSpec, TrainConfig, lr_curve
+from dlplay.run.metrics import MetricsSnapshot, Progress
+from dlplay.run.status import FINISHED
 from dlplay.settings import SETTINGS
-from dlplay.spec import MAX_EPOCHS, LayerSpec, ModelSpec, TrainConfig, lr_curve
-from dlplay.status import FINISHED
 from dlplay.ui import settings as ui_settings
 from dlplay.ui.data import dataset_on, guarded_by
 from dlplay.ui.i18n import t
@@ -34,7 +34,7 @@ def nearest(choices: list, value: float) -> float:
 
 
 def build_page_exists() -> bool:
-    return (ROOT / "pages" / "build.py").exists()
+    return (ROOT / "views" / "build.py").exists()
 
 
 def spec_text(spec: ModelSpec) -> str:

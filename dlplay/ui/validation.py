@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import streamlit as st
 
-from dlplay.earlystop import EarlyStopInfo
-from dlplay.hints import overfitting_hint
-from dlplay.metrics import MetricsSnapshot
-from dlplay.spec import TrainConfig
+from dlplay.classify.earlystop import EarlyStopInfo
+from dlplay.learn.hints import overfitting_hint
+from dlplay.nn.spec import TrainConfig
+from dlplay.run.metrics import MetricsSnapshot
 from dlplay.ui import settings as ui_settings
 from dlplay.ui.i18n import current_language, t
 from dlplay.ui.training import ERROR_KEY, _guard

@@ -1,0 +1,1 @@
+"""Teaching tools: trace, formulas, exercises, hints, guesses, robustness, embeddings, sequences."""

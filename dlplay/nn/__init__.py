@@ -1,0 +1,1 @@
+"""The network: registries (activations, layers, cells, optimizers), spec, model, presets, the dense engine."""
