@@ -13,28 +13,17 @@ import torch
 from dlplay.classify.handle import RunHandle
 from dlplay.classify.probe import Probe
 from dlplay.classify.train import TrainingSession
+from dlplay.gan.handle import GanHandle
 from dlplay.nn.spec import TrainConfig, dense_spec
+from dlplay.run.control import protocol_members
 from dlplay.run.status import Status
 
 REPO = Path(__file__).resolve().parents[1]
 
 
-def protocol_members(protocol: str = "RunHandle") -> set[str]:
-    """The names a Protocol of dlplay/classify/handle.py declares (attributes, properties and methods)."""
-    tree = ast.parse((REPO / "dlplay" / "classify" / "handle.py").read_text())
-    cls = next(n for n in tree.body if isinstance(n, ast.ClassDef) and n.name == protocol)
-    names = set()
-    for node in cls.body:
-        if isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name):
-            names.add(node.target.id)
-        elif isinstance(node, ast.FunctionDef):
-            names.add(node.name)
-    return names
-
-
-MEMBERS = protocol_members()
+MEMBERS = set(protocol_members(RunHandle))
 GAN_FILES = {"dlplay/ui/generate.py", "views/generate.py"}  # their runs are GAN runs: GanHandle's members
-GAN_MEMBERS = protocol_members("GanHandle")
+GAN_MEMBERS = set(protocol_members(GanHandle))
 
 
 @pytest.fixture(scope="module")
@@ -55,11 +44,7 @@ def test_a_training_session_is_a_run_handle_with_every_member(trained):
     assert isinstance(trained, RunHandle)
     missing = sorted(name for name in MEMBERS if not hasattr(trained, name))
     assert missing == []
-    handle = next(n for n in ast.parse((REPO / "dlplay" / "classify" / "handle.py").read_text()).body
-                  if isinstance(n, ast.ClassDef) and n.name == "RunHandle")
-    methods = {n.name for n in ast.walk(handle)
-               if isinstance(n, ast.FunctionDef) and not any(isinstance(d, ast.Name) and d.id == "property"
-                                                             for d in n.decorator_list)}
+    methods = {name for name, kind in protocol_members(RunHandle).items() if kind == "method"}
     assert all(callable(getattr(trained, name)) for name in methods)
 
 

@@ -6,7 +6,6 @@ what differs (a thread here, a process there) stays inside the Backend helpers b
 """
 from __future__ import annotations
 
-import ast
 import time
 from typing import Any
 
@@ -18,11 +17,12 @@ from dlplay.classify.train import TrainingSession
 from dlplay.errors import UserError
 from dlplay.nn.model import Net
 from dlplay.nn.spec import TrainConfig, dense_spec
+from dlplay.run.control import protocol_members
 from dlplay.run.status import FINISHED, Status
 from dlplay.server.guardrails import Limits
 from dlplay.server.slots import SlotPool
 from helpers import wait_for
-from test_handle import MEMBERS, REPO
+from test_handle import MEMBERS
 
 SMALL = TrainConfig(epochs=1, batch_size=100, train_size=1000, seed=0)
 LONG = TrainConfig(epochs=50, batch_size=100, train_size=2000, seed=0)
@@ -117,11 +117,7 @@ def reference_losses(mnist) -> list[float]:
 def test_a_run_is_a_run_handle_with_every_member(trained):
     assert isinstance(trained, RunHandle)
     assert sorted(name for name in MEMBERS if not hasattr(trained, name)) == []
-    tree = ast.parse((REPO / "dlplay" / "classify" / "handle.py").read_text())
-    protocol = next(n for n in tree.body if isinstance(n, ast.ClassDef) and n.name == "RunHandle")
-    methods = {n.name for n in protocol.body
-               if isinstance(n, ast.FunctionDef) and not any(isinstance(d, ast.Name) and d.id == "property"
-                                                             for d in n.decorator_list)}
+    methods = {name for name, kind in protocol_members(RunHandle).items() if kind == "method"}
     assert all(callable(getattr(trained, name)) for name in methods)
 
 

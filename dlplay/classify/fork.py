@@ -30,10 +30,10 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-import torch
 
-from dlplay.classify.callbacks import TrainingCallback
+from dlplay.classify.callbacks import TrainingCallback, TrainingState
 from dlplay.classify.probe import M, ProbeSnapshot
+from dlplay.classify.resume import Origin, ResumeState, cpu_copy  # noqa: F401 - ResumeState re-exported (it was defined here)
 from dlplay.errors import UserError
 from dlplay.nn.optimizers import OPTIMIZERS, SCHEDULES
 from dlplay.nn.spec import MAX_BATCH, ModelSpec, TrainConfig, validate_lr
@@ -44,110 +44,6 @@ MAX_BYTES = 64 * 2**20  # snapshots of one run (then every other one goes and th
 REPLAY_TIMEOUT_S = 300.0
 CHANGES = ("none", "lr", "optimizer", "batch_size", "dropout", "schedule")
 
-Origin = tuple[str, int, str, str, str]  # (parent run id, step, change, old value, new value)
-
-
-def _cpu_copy(obj: Any) -> Any:
-    """A deep copy with every tensor copied to the CPU (strides kept), for optimiser state dicts."""
-    if isinstance(obj, torch.Tensor):
-        return obj.detach().to("cpu", copy=True)
-    if isinstance(obj, dict):
-        return {k: _cpu_copy(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return type(obj)(_cpu_copy(v) for v in obj)
-    return obj
-
-
-def _nbytes(obj: Any) -> int:
-    if isinstance(obj, torch.Tensor):
-        return obj.numel() * obj.element_size()
-    if isinstance(obj, dict):
-        return sum(_nbytes(v) for v in obj.values())
-    if isinstance(obj, (list, tuple)):
-        return sum(_nbytes(v) for v in obj)
-    return 0
-
-
-@dataclass(frozen=True)
-class ResumeState:
-    """Everything a run needs to carry on from step ``step`` as if it had never stopped (CPU tensors)."""
-
-    step: int  # optimisation steps done
-    epoch: int  # the epoch in progress (0-based; = epochs completed)
-    consumed: int  # images of that epoch's permutation already trained on (0: the epoch has not begun)
-    perm: torch.Tensor | None  # that epoch's permutation (None: not drawn yet, gen_state draws it)
-    gen_state: torch.Tensor  # the permutations' generator
-    rng_state: torch.Tensor  # torch's global CPU generator (dropout masks on the CPU)
-    cuda_rng_state: torch.Tensor | None  # the CUDA generator (dropout masks on a GPU)
-    model_state: dict[str, torch.Tensor]
-    optimizer: str
-    optimizer_state: dict[str, Any]
-    base_lr: float  # the learning rate the schedule scales (the chosen one, or the latest set_lr)
-    epoch_loss_sum: float  # the epoch's sums so far (its record's train loss and accuracy)
-    epoch_correct: int
-    run_id: str = ""  # the run it was taken from
-    train_size: int = 0  # images in the run's training set (its permutations' length)
-    origin: Origin | None = None  # set on a fork's start: where it came from and what changed
-
-    @property
-    def nbytes(self) -> int:
-        return _nbytes([self.perm, self.model_state, self.optimizer_state])
-
-    # ----- used by TrainingSession (dlplay/classify/train.py) ----------------------------------------------
-    def load_into(self, model: torch.nn.Module, optimizer: torch.optim.Optimizer, config: TrainConfig) -> None:
-        """The weights, and the optimiser's state when the fork keeps the optimiser; the learning rate
-        is the fork's (its schedule scales it from the next step)."""
-        model.load_state_dict(self.model_state, strict=True)
-        if config.optimizer == self.optimizer:
-            optimizer.load_state_dict(_cpu_copy(self.optimizer_state))
-        for group in optimizer.param_groups:
-            group["lr"] = config.lr  # a schedule scales it before every step
-
-    def total_steps(self, train_size: int, batch_size: int, epochs: int) -> int:
-        """The fork's last step: the steps done, the rest of this epoch and the later epochs, at ``batch_size``."""
-        per_epoch = math.ceil(train_size / batch_size)
-        left = math.ceil((train_size - self.consumed) / batch_size)
-        return self.step + left + per_epoch * max(0, epochs - self.epoch - 1)
-
-    def restore_generators(self, gen: torch.Generator, device: torch.device) -> torch.Tensor | None:
-        """Set the generators as they were; the current epoch's permutation on ``device`` (None: none yet)."""
-        gen.set_state(self.gen_state)
-        torch.set_rng_state(self.rng_state)
-        if self.cuda_rng_state is not None and device.type == "cuda":
-            torch.cuda.set_rng_state(self.cuda_rng_state, device)
-        return self.perm.to(device) if self.perm is not None else None
-
-
-def capture(session: Any) -> ResumeState:
-    """The state of a run between two steps, right after a host sync (its epoch sums are current).
-
-    Reads the training loop's own fields: it runs in the training thread (a callback's on_sync)."""
-    consumed, epoch, perm = session._consumed, session._epoch, None
-    if consumed >= session.train_size:  # the epoch is done (its evaluation may be under way): the next one
-        consumed, epoch = 0, epoch + 1
-    elif session._perm_epoch == epoch:  # this epoch's permutation is drawn (perhaps not yet used)
-        perm = session._perm.cpu().clone()
-    device = session.device
-    with session.model_lock:
-        model_state = session.state_dict()
-        optimizer_state = _cpu_copy(session.optimizer.state_dict())
-    return ResumeState(
-        step=session._global_step,
-        epoch=epoch,
-        consumed=consumed,
-        perm=perm,
-        gen_state=session._batch_gen.get_state(),
-        rng_state=torch.get_rng_state(),
-        cuda_rng_state=torch.cuda.get_rng_state(device) if device.type == "cuda" else None,
-        model_state=model_state,
-        optimizer=session.config.optimizer,
-        optimizer_state=optimizer_state,
-        base_lr=float(session._base_lr),
-        epoch_loss_sum=float(session._epoch_loss_sum) if consumed else 0.0,
-        epoch_correct=int(session._epoch_correct) if consumed else 0,
-        run_id=session.run_id,
-        train_size=int(session.train_size),
-    )
 
 
 class SnapshotKeeper(TrainingCallback):
@@ -164,22 +60,22 @@ class SnapshotKeeper(TrainingCallback):
             return [s.step for s in self._snaps]
 
     # ----- callbacks (training thread) ------------------------------------------------------------
-    def on_start(self, session: Any) -> None:
+    def on_start(self, session: TrainingState) -> None:
         start = getattr(session, "_start_from", None)
         with self._lock:
             self._snaps = []
-        self._add(start if start is not None else capture(session))
+        self._add(start if start is not None else session.capture_state())
 
-    def on_sync(self, session: Any) -> None:
+    def on_sync(self, session: TrainingState) -> None:
         last = self._snaps[-1].step if self._snaps else -1
-        step = session._global_step
-        if step > last and (step - last >= self.every or session._consumed >= session.train_size):
-            self._add(capture(session))
+        step = session.global_step
+        if step > last and (step - last >= self.every or session.consumed >= session.train_size):
+            self._add(session.capture_state())
 
-    def on_end(self, session: Any) -> None:
-        if getattr(session, "_global_step", 0) > (self._snaps[-1].step if self._snaps else -1):
+    def on_end(self, session: TrainingState) -> None:
+        if session.global_step > (self._snaps[-1].step if self._snaps else -1):
             try:
-                self._add(capture(session))
+                self._add(session.capture_state())
             except Exception:  # noqa: BLE001 - a run that failed before its loop started has no state
                 pass
 
@@ -216,27 +112,25 @@ class _Capture(TrainingCallback):
         self.lr_changes = dict(lr_changes)
         self.state: ResumeState | None = None
 
-    def after_step(self, session: Any, step: int) -> None:
+    def after_step(self, session: TrainingState, step: int) -> None:
         lr = self.lr_changes.get(step + 1)
         if lr is not None and step + 1 <= self.target:
             session.set_lr(lr)
 
-    def on_sync(self, session: Any) -> None:
-        if self.state is None and session._global_step == self.target:
-            self.state = capture(session)
+    def on_sync(self, session: TrainingState) -> None:
+        if self.state is None and session.global_step == self.target:
+            self.state = session.capture_state()
             session.stop()
 
 
 def replay(parent: Any, start: ResumeState, target: int) -> ResumeState:
     """Train a copy of ``parent`` from ``start`` to step ``target`` (its settings, its lr changes) and
     return its state there. Runs a short run in its own thread and waits for it."""
-    from dlplay.classify.train import TrainingSession
-
     changes = [(s, lr) for s, lr in parent.snapshot().lr_changes if start.step < s <= target]
     capture_cb = _Capture(target, changes)
     config = dataclasses.replace(parent.config, lr=start.base_lr)
     engine = "auto" if getattr(parent, "engine", None) is not None else "autograd"
-    run = TrainingSession(parent.spec, config, parent.dataset, parent.device, sync_every=1,
+    run = type(parent)(parent.spec, config, parent.dataset, parent.device, sync_every=1,
                           callbacks=[capture_cb], start_from=start, engine=engine)
     lr_now = changes[0][1] if changes and changes[0][0] == start.step + 1 else None
     if lr_now is not None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import copy
 import math
 import time
-from typing import TYPE_CHECKING, Any, Callable, Iterable
+from typing import Any, Callable, Iterable
 
 import numpy as np
 import torch
@@ -21,6 +21,7 @@ from dlplay.classify.callbacks import TrainingHooks
 from dlplay.classify.earlystop import EarlyStopping
 from dlplay.classify.pins import PinsSnapshot, check_pins, pins_of
 from dlplay.classify.probe import ProbeSnapshot, probe_of
+from dlplay.classify.resume import ResumeState, cpu_copy
 from dlplay.classify.split import is_prefix, make_split
 from dlplay.data.augment import batch_augmenter
 from dlplay.data.datasets import DatasetInfo, normalize_with
@@ -34,9 +35,6 @@ from dlplay.run import cudagraph
 from dlplay.run.device import choose_device
 from dlplay.run.loop import Diverged, RunLoop, StopRun
 from dlplay.run.metrics import EpochRecord, MetricsSnapshot
-
-if TYPE_CHECKING:
-    from dlplay.classify.fork import ResumeState
 
 EXPLODED_FACTOR = 100.0  # a loss this many times its first value blew up (Adam at lr 10: 2.3 -> 9.5e5)
 CHANCE_MARGIN = 0.05  # test accuracy within this of 1/classes after an epoch: the network only guesses
@@ -158,6 +156,48 @@ class TrainingSession(RunLoop):
         if images is not None and len(images):
             images, labels = check_pins(images, labels, tuple(self.dataset.train_images.shape[1:]), self.spec.num_classes)
         pins.set_pins(images, labels)
+
+    # ----- the loop's public state, what hooks read (dlplay.classify.callbacks.TrainingState) -----
+    @property
+    def global_step(self) -> int:
+        """Steps done so far (the last finished step's number)."""
+        return self._global_step
+
+    @property
+    def consumed(self) -> int:
+        """Training images used so far in the current epoch."""
+        return self._consumed
+
+    def capture_state(self) -> ResumeState:
+        """The state of a run between two steps, right after a host sync (its epoch sums are current).
+
+        Reads the training loop's own fields: it runs in the training thread (a callback's on_sync)."""
+        consumed, epoch, perm = self._consumed, self._epoch, None
+        if consumed >= self.train_size:  # the epoch is done (its evaluation may be under way): the next one
+            consumed, epoch = 0, epoch + 1
+        elif self._perm_epoch == epoch:  # this epoch's permutation is drawn (perhaps not yet used)
+            perm = self._perm.cpu().clone()
+        device = self.device
+        with self.model_lock:
+            model_state = self.state_dict()
+            optimizer_state = cpu_copy(self.optimizer.state_dict())
+        return ResumeState(
+            step=self._global_step,
+            epoch=epoch,
+            consumed=consumed,
+            perm=perm,
+            gen_state=self._batch_gen.get_state(),
+            rng_state=torch.get_rng_state(),
+            cuda_rng_state=torch.cuda.get_rng_state(device) if device.type == "cuda" else None,
+            model_state=model_state,
+            optimizer=self.config.optimizer,
+            optimizer_state=optimizer_state,
+            base_lr=float(self._base_lr),
+            epoch_loss_sum=float(self._epoch_loss_sum) if consumed else 0.0,
+            epoch_correct=int(self._epoch_correct) if consumed else 0,
+            run_id=self.run_id,
+            train_size=int(self.train_size),
+        )
 
     def resume_state(self, step: int) -> ResumeState:
         """The run's exact state after ``step`` steps, to fork a new run from (dlplay/classify/fork.py: replayed
@@ -595,8 +635,3 @@ def _has_conv(model: torch.nn.Module) -> bool:
     return any(isinstance(m, torch.nn.Conv2d) for m in model.modules())
 
 
-if TYPE_CHECKING:
-    from dlplay.classify.handle import RunHandle
-
-    # mypy checks that the in-process run implements the pages' interface (nothing runs here)
-    _implements_run_handle: type[RunHandle] = TrainingSession

@@ -47,7 +47,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Any, Protocol, Union
+from typing import Any, Protocol, Union
 
 import numpy as np
 import torch
@@ -588,9 +588,3 @@ def _set_lr(optimizer: torch.optim.Optimizer, lr: float) -> None:
     for group in optimizer.param_groups:
         group["lr"] = lr
 
-
-if TYPE_CHECKING:
-    from dlplay.gan.handle import GanHandle
-
-    # mypy checks that the in-process GAN run implements the pages' interface (nothing runs here)
-    _implements_gan_handle: type[GanHandle] = GanSession

@@ -19,7 +19,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, cast
+from typing import Any, cast
 
 from torch import nn
 
@@ -27,9 +27,6 @@ from dlplay.errors import UserError
 from dlplay.i18n import Term
 from dlplay.nn.activations import DEFAULT_ACTIVATION, IDENTITY
 from dlplay.nn.cells import CELLS
-
-if TYPE_CHECKING:
-    from dlplay.nn.spec import LayerSpec
 
 Shape = tuple[int, ...]
 
@@ -42,6 +39,28 @@ MAX_STACK = 4  # recurrent layers stacked in one block
 ORDERS = ("rows", "columns", "pixels")  # how an image becomes a sequence (ModelSpec.order)
 DEFAULT_ORDER = "rows"
 READS = ("last", "all")  # the classifier reads the last hidden state, or all of them
+
+
+@dataclass(frozen=True)
+class LayerSpec:
+    """One hidden layer. ``units`` is the number of neurons (dense), filters (conv2d) or the hidden
+    size (recurrent); ``stack`` and ``read`` are recurrent layers' only (layers stacked in the block;
+    the classifier reads the ``last`` hidden state or ``all`` of them)."""
+
+    kind: str = DEFAULT_KIND
+    units: int = 128
+    activation: str = DEFAULT_ACTIVATION
+    dropout: float = 0.0
+    kernel: int = 3
+    stride: int = 1
+    padding: int = 0
+    stack: int = 1
+    read: str = "last"
+
+    def describe(self) -> str:
+        """"Dense 128 relu", "Conv 32×3×3 relu", "MaxPool 2×2", "BatchNorm"."""
+        return LAYER_KINDS[self.kind].describe(self)
+
 
 
 @dataclass(frozen=True)

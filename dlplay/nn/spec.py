@@ -12,7 +12,7 @@ from dlplay.i18n import Term
 from dlplay.nn import activations as _activations
 from dlplay.nn import layers as _layers
 from dlplay.nn import optimizers as _optimizers
-from dlplay.nn.layers import DEFAULT_ORDER, MAX_UNITS, ORDERS, WEIGHT_KINDS  # noqa: F401 - MAX_UNITS re-exported (it was defined here)
+from dlplay.nn.layers import DEFAULT_ORDER, MAX_UNITS, ORDERS, WEIGHT_KINDS, LayerSpec  # noqa: F401 - MAX_UNITS and LayerSpec re-exported (they were defined here)
 from dlplay.nn.optimizers import lr_factor  # lr_curve uses it; the training loop imports it from here
 
 # The names of the registries' entries, in their order: the choices the pages offer.
@@ -38,27 +38,6 @@ FIELD_LABELS = {
     "train_size": "spec.field_train_size", "num_classes": "spec.field_num_classes",
     "patience": "validation.patience",
 }  # a layer's settings are named by their own entries in dlplay/nn/layers.py
-
-
-@dataclass(frozen=True)
-class LayerSpec:
-    """One hidden layer. ``units`` is the number of neurons (dense), filters (conv2d) or the hidden
-    size (recurrent); ``stack`` and ``read`` are recurrent layers' only (layers stacked in the block;
-    the classifier reads the ``last`` hidden state or ``all`` of them)."""
-
-    kind: str = _layers.DEFAULT_KIND
-    units: int = 128
-    activation: str = _activations.DEFAULT_ACTIVATION
-    dropout: float = 0.0
-    kernel: int = 3
-    stride: int = 1
-    padding: int = 0
-    stack: int = 1
-    read: str = "last"
-
-    def describe(self) -> str:
-        """"Dense 128 relu", "Conv 32×3×3 relu", "MaxPool 2×2", "BatchNorm"."""
-        return _layers.LAYER_KINDS[self.kind].describe(self)
 
 
 _RECURRENT_FIELDS = {"stack": 1, "read": "last"}
