@@ -16,6 +16,19 @@ os.environ.setdefault("DLPLAY_DATA_DIR", str(SAMPLE_DIR))
 torch.set_num_threads(1)
 
 
+TIERS = ("unit", "page", "browser")  # pytest -m unit | page | browser; the README's command runs all three
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Each test's tier by marker: browser tests are marked in their files; page tests run pages with
+    Streamlit's AppTest (their module uses it); everything else is a unit test."""
+    for item in items:
+        if item.get_closest_marker("browser") is None:
+            module = getattr(item, "module", None)
+            page = item.path.name.startswith("test_page_") or hasattr(module, "AppTest")
+            item.add_marker(pytest.mark.page if page else pytest.mark.unit)
+
+
 @pytest.fixture(scope="session")
 def mnist():
     """The real MNIST sample (10k train, official 10k test) as a dlplay Dataset on the CPU."""
