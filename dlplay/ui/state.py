@@ -45,26 +45,8 @@ def _configure_torch_threads() -> int:
     return server.configure_torch_threads()
 
 
-def _leave_automatic_multipage_mode() -> None:
-    """A page opened by URL before any session ran app.py runs without it (Streamlit's pages/-folder
-    mode, which only app.py's st.navigation switches off): switch it off here and rerun through app.py."""
-    from streamlit.runtime.pages_manager import PagesManager
-
-    if PagesManager.uses_pages_directory:
-        PagesManager.uses_pages_directory = False
-        if not _in_widget_callback():  # st.rerun() in a callback would abort the callback
-            st.rerun()
-
-
-def _in_widget_callback() -> bool:
-    from streamlit.runtime.scriptrunner_utils.script_run_context import RunLocation, ThreadState
-
-    return ThreadState.get().run_location == RunLocation.CALLBACK
-
-
 def init_state() -> None:
     """At the top of every page: defaults in place, the server set up, the current run's heartbeat."""
-    _leave_automatic_multipage_mode()
     _configure_torch_threads()
     server.browser_session()
     preset = PRESETS[DEFAULT_PRESET]
