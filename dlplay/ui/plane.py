@@ -20,6 +20,7 @@ from dlplay.errors import UserError
 from dlplay.figures import plane as fp
 from dlplay.plane import datasets as ds
 from dlplay.plane.features import FEATURES
+from dlplay.plane.handle import PlaneHandle
 from dlplay.plane.session import GRID, MAX_LAYERS, PlaneConfig, PlaneGrid, PlaneSession, PlaneSnapshot
 from dlplay.run.status import FINISHED, MOVING, Status
 from dlplay.server.admin import heartbeat_timeout
@@ -87,7 +88,7 @@ def chosen_config() -> PlaneConfig:
 
 
 # ---------------------------------------------------------------- the run of this browser session
-def run_of() -> PlaneSession | None:
+def run_of() -> PlaneHandle | None:
     return st.session_state.get(RUN_KEY)
 
 
@@ -96,14 +97,14 @@ def _same_network(a: PlaneConfig, b: PlaneConfig) -> bool:
     return replace(a, lr=0.0) == replace(b, lr=0.0)
 
 
-def _make_current(run: PlaneSession | None) -> None:
+def _make_current(run: PlaneHandle | None) -> None:
     old = st.session_state.get(RUN_KEY)
     if old is not None and old is not run:
         old.stop()
     st.session_state[RUN_KEY] = run
 
 
-def _new_run(config: PlaneConfig) -> PlaneSession:
+def _new_run(config: PlaneConfig) -> PlaneHandle:
     run = PlaneSession(config, slot_pool=server.local_slot_pool(), heartbeat_timeout=heartbeat_timeout())
     run.set_pace(chosen_pace())
     server.registry().add_run(server.browser_session(), run)
@@ -111,7 +112,7 @@ def _new_run(config: PlaneConfig) -> PlaneSession:
     return run
 
 
-def current_run() -> PlaneSession | None:
+def current_run() -> PlaneHandle | None:
     """The run of the settings on the page: the current one if it matches them (a new learning rate is
     passed on), else a new untrained network in its place (None, and the reason kept, when the settings
     make no data set, e.g. too few clicked points)."""
@@ -142,7 +143,7 @@ def heartbeat() -> None:
         run.heartbeat()
 
 
-def _step_pending(run: PlaneSession) -> bool:
+def _step_pending(run: PlaneHandle) -> bool:
     wait = st.session_state.get(STEP_WAIT_KEY)
     if wait is None or wait[0] is not run:
         return False
@@ -152,12 +153,12 @@ def _step_pending(run: PlaneSession) -> bool:
     return True
 
 
-def is_training(run: PlaneSession | None) -> bool:
+def is_training(run: PlaneHandle | None) -> bool:
     """Whether the live view polls: while the run trains or waits for a slot, or a Step is on its way."""
     return run is not None and (run.status in MOVING or _step_pending(run))
 
 
-def poll_every(run: PlaneSession | None) -> float | None:
+def poll_every(run: PlaneHandle | None) -> float | None:
     return POLL_S if is_training(run) else None
 
 
@@ -169,7 +170,7 @@ def chosen_pace() -> float | None:
     return None if value == FULL_SPEED else float(value)
 
 
-def sync_pace_widget(run: PlaneSession | None) -> None:
+def sync_pace_widget(run: PlaneHandle | None) -> None:
     pace = run.pace if run is not None and run.status not in FINISHED else chosen_pace()
     value = FULL_SPEED if pace is None else nearest(PACE_CHOICES[:-1], pace)
     if st.session_state.get(PACE_KEY) != value:
@@ -183,7 +184,7 @@ def on_pace() -> None:
         run.set_pace(chosen_pace())
 
 
-def _await_status(run: PlaneSession, leaving: tuple[str, ...], timeout_s: float = 0.3) -> None:
+def _await_status(run: PlaneHandle, leaving: tuple[str, ...], timeout_s: float = 0.3) -> None:
     """dlplay.ui.training.await_status for a 2-D run (a PlaneSession is a RunLoop, not a RunHandle): wait
     briefly until the run has left ``leaving``, so the buttons drawn right after a click show the new state."""
     end = time.monotonic() + timeout_s
@@ -272,7 +273,7 @@ class PlaneView:
     classes: int
 
 
-def view_of(run: PlaneSession | None) -> PlaneView:
+def view_of(run: PlaneHandle | None) -> PlaneView:
     if run is None:
         return PlaneView(Status.READY, "", {}, 0, None, None, None, False, 2)
     snap = run.snapshot()
@@ -302,7 +303,7 @@ def feature_latex(name: str) -> str:
     return f"${FEATURES[name].latex}$"
 
 
-def node_labels(run: PlaneSession, grid: PlaneGrid) -> list[list[str]]:
+def node_labels(run: PlaneHandle, grid: PlaneGrid) -> list[list[str]]:
     """Hover text of every node of the diagram."""
     cols = [[t("plane.node_feature", name=feature_label(f)) for f in run.features]]
     for li, (layer, bias) in enumerate(zip(grid.neurons, grid.biases)):
@@ -315,12 +316,12 @@ def node_labels(run: PlaneSession, grid: PlaneGrid) -> list[list[str]]:
     return cols
 
 
-def column_titles(run: PlaneSession, grid: PlaneGrid) -> list[str]:
+def column_titles(run: PlaneHandle, grid: PlaneGrid) -> list[str]:
     return [t("plane.col_features"), *(t("plane.col_layer", n=i + 1) for i in range(len(grid.neurons))),
             t("plane.col_output")]
 
 
-def neuron_options(run: PlaneSession, grid: PlaneGrid) -> list[tuple[int, int]]:
+def neuron_options(run: PlaneHandle, grid: PlaneGrid) -> list[tuple[int, int]]:
     """Every node of the diagram as (column, index), the output first."""
     out_col = len(grid.neurons) + 1
     nodes = [(out_col, k) for k in range(len(grid.output) if not run.regression else 1)]
@@ -329,7 +330,7 @@ def neuron_options(run: PlaneSession, grid: PlaneGrid) -> list[tuple[int, int]]:
     return nodes
 
 
-def neuron_title(run: PlaneSession, grid: PlaneGrid, node: tuple[int, int]) -> str:
+def neuron_title(run: PlaneHandle, grid: PlaneGrid, node: tuple[int, int]) -> str:
     c, i = node
     if c == 0:
         return t("plane.node_feature", name=feature_label(run.features[i]))
@@ -338,7 +339,7 @@ def neuron_title(run: PlaneSession, grid: PlaneGrid, node: tuple[int, int]) -> s
     return t("plane.output_value") if run.regression else t("plane.output_class", n=i + 1)
 
 
-def neuron_rgb(run: PlaneSession, grid: PlaneGrid, node: tuple[int, int]) -> np.ndarray:
+def neuron_rgb(run: PlaneHandle, grid: PlaneGrid, node: tuple[int, int]) -> np.ndarray:
     """The node's output over the whole grid as colours [R, R, 3] (the enlarged view)."""
     c, i = node
     if c == 0:
@@ -354,7 +355,7 @@ def neuron_rgb(run: PlaneSession, grid: PlaneGrid, node: tuple[int, int]) -> np.
 OVERLAY_KEY = "plane_points_layer"
 
 
-def points_layer(run: PlaneSession, show_test: bool) -> Any:
+def points_layer(run: PlaneHandle, show_test: bool) -> Any:
     """The run's points as a picture layer, drawn once per run (and choice of showing the test points)."""
     key = (run.run_id, show_test)
     cached = st.session_state.get(OVERLAY_KEY)

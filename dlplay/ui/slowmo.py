@@ -441,8 +441,8 @@ def editor_tab(record: sm.StepRecord, session: RunHandle, layer: int, unit: int,
 def _baseline(editor: sm.NeuronEditor) -> sm.EditView:
     cached = getattr(editor, "baseline", None)
     if cached is None:
-        fresh = sm.NeuronEditor(editor.net.spec, editor.original, editor.x, editor.y, editor.layer, editor.unit)
-        cached = editor.baseline = fresh.view()  # type: ignore[attr-defined]
+        untouched = sm.NeuronEditor(editor.net.spec, editor.original, editor.x, editor.y, editor.layer, editor.unit)
+        cached = editor.baseline = untouched.view()  # type: ignore[attr-defined]
     return cached
 
 
@@ -451,9 +451,9 @@ def on_landscape() -> None:
     session = current_session()
     if session is None:
         return
-    old = st.session_state.get(JOB)
-    if old is not None:
-        old.cancel()
+    previous_job = st.session_state.get(JOB)
+    if previous_job is not None:
+        previous_job.cancel()
     runs: list[tuple[str, Any]] = [(t("slowmo.land_this_run"), session)]
     parent = parent_of(session)
     if parent is not None and st.session_state.get("slowmo_land_compare", True):
