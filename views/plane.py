@@ -30,7 +30,7 @@ with st.sidebar:
     st.number_input(t("plane.seed"), 0, 2**31 - 1, step=1, key=pl.WIDGETS["seed"], help=t("plane.seed_help"))
     st.subheader(t("plane.features"))
     st.pills(t("plane.features_pick"), list(FEATURES), key=pl.WIDGETS["features"], selection_mode="multi",
-             format_func=pl.feature_latex, help=t("plane.features_help"))
+             format_func=pl.feature_label, help=t("plane.features_help"))  # text, not LaTeX: a screen reader reads it
     st.subheader(t("plane.network"))
     st.number_input(t("plane.layers"), 0, MAX_LAYERS, step=1, key=pl.LAYERS_KEY, help=t("plane.layers_help"))
     layers = int(st.session_state[pl.LAYERS_KEY])

@@ -298,11 +298,6 @@ def feature_label(name: str) -> str:
     return FEATURES[name].label
 
 
-def feature_latex(name: str) -> str:
-    """A feature as the page writes it (inline LaTeX)."""
-    return f"${FEATURES[name].latex}$"
-
-
 def node_labels(run: PlaneHandle, grid: PlaneGrid) -> list[list[str]]:
     """Hover text of every node of the diagram."""
     cols = [[t("plane.node_feature", name=feature_label(f)) for f in run.features]]
