@@ -251,8 +251,13 @@ def test_figure_specs_are_valid_plotly_and_pictures_decode():
 
 
 def test_colours_follow_the_palette():
-    assert fp.diverging_rgb(np.array([[-1.0, 0.0, 1.0]]))[0].tolist() == [[242, 142, 43], [255, 255, 255],
-                                                                           [31, 119, 180]]
+    def rgb(hex_colour: str) -> list[int]:
+        return [int(hex_colour[i:i + 2], 16) for i in (1, 3, 5)]
+
+    from dlplay.figures.style import BLUE, WEIGHT_ORANGE  # the one palette (colour-blind safe)
+
+    assert fp.diverging_rgb(np.array([[-1.0, 0.0, 1.0]]))[0].tolist() == [rgb(WEIGHT_ORANGE), [255, 255, 255],
+                                                                           rgb(BLUE)]
     sure = fp.class_map_rgb(np.array([[[1.0]], [[0.0]]]))[0, 0]
     unsure = fp.class_map_rgb(np.array([[[0.5]], [[0.5]]]))[0, 0]
     assert sure[2] > sure[0] and tuple(unsure.tolist()) != tuple(sure.tolist())

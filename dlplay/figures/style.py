@@ -20,7 +20,7 @@ CATEGORY10 = (BLUE, ORANGE, GREEN, RED, PURPLE, SKY_BLUE, YELLOW, BLACK, GREY, "
 # one colour per layer on the Dynamics page (the same colour-blind-safe palette)
 LAYER_PALETTE = CATEGORY10
 # blues and oranges of the Draw page's bars, the diagram's weight signs (orange < 0, like TF Playground)
-LIGHT_BLUE, MID_BLUE, DEEP_ORANGE = "#9ecae1", BLUE, RED
+LIGHT_BLUE, MID_BLUE, DEEP_ORANGE = "#9ecae1", BLUE, ORANGE  # negative bars: orange; the best one: RED (vermillion)
 WEIGHT_ORANGE, NEUTRAL = ORANGE, "#b8b8b8"
 # the diverging pair (RdBu's ends): blue below zero, red above, and a light grey for gaps
 NEGATIVE_RGB, POSITIVE_RGB, GAP_RGB = (33, 102, 172), (178, 24, 43), (235, 235, 235)

@@ -5,6 +5,7 @@ their x and y values (thinned to at most MAX_ROWS rows), heatmaps a summary of t
 """
 from __future__ import annotations
 
+import base64
 import re
 from typing import Any
 
@@ -18,13 +19,30 @@ def _plain(text: Any) -> str:
     return _TAGS.sub(" ", str(text or "")).replace("  ", " ").strip()
 
 
+def _spec(fig: Any) -> dict:
+    """The figure as plain data: a go.Figure, or a spec handed on as it is (the 2-D playground's LiveFigure)."""
+    return fig.to_dict() if hasattr(fig, "to_dict") else dict(fig)
+
+
+def _array(v: Any) -> Any:
+    """A plotly typed array ({"dtype", "bdata", "shape"}) as numpy; anything else unchanged."""
+    if isinstance(v, dict) and "bdata" in v and "dtype" in v:
+        arr = np.frombuffer(base64.b64decode(v["bdata"]), dtype=v["dtype"])
+        shape = v.get("shape")
+        if shape:
+            arr = arr.reshape([int(n) for n in str(shape).split(",")] if isinstance(shape, str) else shape)
+        return arr
+    return v
+
+
 def figure_title(fig: Any) -> str:
     """The figure's title as plain text ("" without one)."""
-    title = getattr(fig.layout, "title", None)
-    return _plain(getattr(title, "text", None) if title is not None else "")
+    title = _spec(fig).get("layout", {}).get("title")
+    return _plain(title.get("text") if isinstance(title, dict) else title)
 
 
 def _values(v: Any) -> list | None:
+    v = _array(v)
     if v is None:
         return None
     arr = np.asarray(v, dtype=object).ravel()
@@ -42,11 +60,12 @@ def _round(v: Any) -> Any:
 def figure_tables(fig: Any) -> list[tuple[str, dict[str, list]]]:
     """(trace name, {column: values}) for each trace with data; heatmaps as a short summary (min, mean, max)."""
     tables: list[tuple[str, dict[str, list]]] = []
-    for i, trace in enumerate(fig.data):
-        kind = trace.type
-        name = _plain(getattr(trace, "name", None)) or f"{kind} {i + 1}"
+    for i, trace in enumerate(_spec(fig).get("data", [])):
+        kind = trace.get("type", "scatter")
+        name = _plain(trace.get("name")) or f"{kind} {i + 1}"
         if kind in ("heatmap", "contour", "surface"):
-            z = np.asarray(trace.z, dtype=float) if trace.z is not None else np.zeros((0, 0))
+            z_in = _array(trace.get("z"))
+            z = np.asarray(z_in, dtype=float) if z_in is not None else np.zeros((0, 0))
             if z.size:
                 tables.append((name, {"rows × columns": [f"{z.shape[0]} × {z.shape[-1]}"],
                                       "min": [_round(float(np.nanmin(z)))], "mean": [_round(float(np.nanmean(z)))],
@@ -54,7 +73,7 @@ def figure_tables(fig: Any) -> list[tuple[str, dict[str, list]]]:
             continue
         if kind == "image":
             continue
-        x, y = _values(getattr(trace, "x", None)), _values(getattr(trace, "y", None))
+        x, y = _values(trace.get("x")), _values(trace.get("y"))
         columns: dict[str, list] = {}
         n = max(len(x or []), len(y or []))
         if not n:
@@ -63,7 +82,7 @@ def figure_tables(fig: Any) -> list[tuple[str, dict[str, list]]]:
         for label, values in (("x", x), ("y", y)):
             if values is not None and len(values) == n:
                 columns[label] = [_round(v) for v in _thin(values, keep)]
-        text = _values(getattr(trace, "text", None))
+        text = _values(trace.get("text"))
         if text is not None and len(text) == n and "x" not in columns:
             columns["label"] = _thin(text, keep)
         if columns:
