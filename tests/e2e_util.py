@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -187,7 +188,8 @@ def choose_option(page, key: str, option, timeout_ms: int = 120_000) -> None:
         page.keyboard.press("ArrowDown")
         options.first.wait_for(timeout=timeout_ms)
     options.filter(has_text=option).first.click()
-    page.locator(f".st-key-{key}").filter(has_text=option).first.wait_for(timeout=timeout_ms)
+    shown = re.compile(option.pattern.strip("^$")) if isinstance(option, re.Pattern) else option  # within the label's text
+    page.locator(f".st-key-{key}").filter(has_text=shown).first.wait_for(timeout=timeout_ms)
     wait_for_idle(page, timeout_ms)
 
 
