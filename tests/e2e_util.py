@@ -188,8 +188,8 @@ def choose_option(page, key: str, option, timeout_ms: int = 120_000) -> None:
         page.keyboard.press("ArrowDown")
         options.first.wait_for(timeout=timeout_ms)
     options.filter(has_text=option).first.click()
-    shown = re.compile(option.pattern.strip("^$")) if isinstance(option, re.Pattern) else option  # within the label's text
-    page.locator(f".st-key-{key}").filter(has_text=shown).first.wait_for(timeout=timeout_ms)
+    options.first.wait_for(state="detached", timeout=timeout_ms)  # the list closed: the choice is made (the box shows it
+    # as an input's value, not as text); the caller waits for what the choice changes
     wait_for_idle(page, timeout_ms)
 
 
