@@ -28,7 +28,7 @@ from dlplay.ui import server
 from dlplay.ui.data import guarded_by
 from dlplay.ui.i18n import error_text, t
 from dlplay.ui.point_pad import point_pad
-from dlplay.ui.training import FULL_SPEED, PACE_CHOICES, nearest
+from dlplay.ui.training import FULL_SPEED, PACE_CHOICES, await_status, nearest
 
 RUN_KEY = "plane_run"
 ERROR_KEY = "plane_error"  # the last refusal of a button, as text in the page's language
@@ -184,14 +184,6 @@ def on_pace() -> None:
         run.set_pace(chosen_pace())
 
 
-def _await_status(run: PlaneHandle, leaving: tuple[str, ...], timeout_s: float = 0.3) -> None:
-    """dlplay.ui.training.await_status for a 2-D run (a PlaneSession is a RunLoop, not a RunHandle): wait
-    briefly until the run has left ``leaving``, so the buttons drawn right after a click show the new state."""
-    end = time.monotonic() + timeout_s
-    while run.status in leaving and run.is_alive and time.monotonic() < end:
-        time.sleep(0.01)
-
-
 @guarded
 def on_play() -> None:
     """Train: start the network (a finished run starts over with a fresh one), or resume it."""
@@ -202,10 +194,10 @@ def on_play() -> None:
         run = _new_run(run.config)
     if run.status == Status.PAUSED:
         run.resume()
-        _await_status(run, (Status.PAUSED,))
+        await_status(run, (Status.PAUSED,))
     elif not run.is_alive:
         run.start()
-        _await_status(run, (Status.READY,))
+        await_status(run, (Status.READY,))
 
 
 @guarded
@@ -213,7 +205,7 @@ def on_pause() -> None:
     run = run_of()
     if run is not None:
         run.pause()
-        _await_status(run, (Status.RUNNING,))
+        await_status(run, (Status.RUNNING,))
 
 
 @guarded

@@ -12,6 +12,7 @@ from dlplay.errors import UserError
 from dlplay.nn.activations import DEFAULT_ACTIVATION
 from dlplay.nn.layers import DENSE
 from dlplay.nn.spec import MAX_EPOCHS, LayerSpec, ModelSpec, TrainConfig, lr_curve
+from dlplay.run.control import RunControl
 from dlplay.run.metrics import MetricsSnapshot, Progress
 from dlplay.run.status import FINISHED
 from dlplay.settings import SETTINGS
@@ -132,7 +133,7 @@ def on_pace() -> None:
         session.set_pace(chosen_pace())
 
 
-def await_status(session: RunHandle, leaving: tuple[str, ...], timeout_s: float = 0.3) -> None:
+def await_status(session: RunControl, leaving: tuple[str, ...], timeout_s: float = 0.3) -> None:
     """Wait briefly until the run has left ``leaving`` (it applies commands between steps), so the
     buttons drawn right after a click already show the new state; the polling fragment covers the rest."""
     end = time.monotonic() + timeout_s
