@@ -210,6 +210,14 @@ def press_until(page, key: str, selector: str, text: str, presses: int = 20, tim
     wait_for_idle(page, timeout_ms)
 
 
+def set_pace(page, steps_per_s: int, key: str = "train_pace", timeout_ms: int = 120_000) -> None:
+    """Slow the learner's runs to ``steps_per_s`` (a value of the pace slider, below full speed) with the keyboard.
+
+    A run the test must see running (Pause, Stop, a second tab, a fork) must not finish first: at full speed the
+    sample's 100 epochs take ~25 s on an idle 2-core machine; at 200 steps/s they take 141 s."""
+    press_until(page, "ArrowLeft", f".st-key-{key}", f"{steps_per_s} ", presses=12, timeout_ms=timeout_ms)
+
+
 def measure_for(seconds: float) -> None:
     """A measurement window (frames counted, speed sampled over a time): not a wait for the page's state."""
     time.sleep(seconds)

@@ -32,12 +32,15 @@ def longest_still(samples: list[tuple[float, str]]) -> float:
 
 
 def boundary(samples: list[tuple[float, str]], epoch: int, epochs: int) -> list[tuple[float, str]]:
-    """The samples around the end of ``epoch``: from the last one of its steps before its evaluation
-    to the first one of the next epoch's steps."""
+    """The samples around the end of ``epoch``: from the last one of its steps before its evaluation (or, when
+    the evaluation was too quick for the sampling to see it, its last sample) to the first one of the next
+    epoch's steps."""
     texts = [s for _, s in samples]
-    first_eval = next(i for i, s in enumerate(texts) if s.startswith(f"Epoch {epoch}/{epochs}") and "evaluating" in s)
+    in_epoch = [i for i, s in enumerate(texts) if s.startswith(f"Epoch {epoch}/{epochs}")]
+    evaluating = [i for i in in_epoch if "evaluating" in texts[i]]
+    start = evaluating[0] - 1 if evaluating else in_epoch[-1]
     nxt = next(i for i, s in enumerate(texts) if s.startswith(f"Epoch {epoch + 1}/{epochs}"))
-    return samples[max(0, first_eval - 1): nxt + 1]
+    return samples[max(0, start): nxt + 1]
 
 
 @pytest.mark.browser
@@ -67,7 +70,6 @@ def test_progress_keeps_moving_through_the_cnn_epoch_boundary(streamlit_server, 
                 break  # well into the third epoch
             measure_for(SAMPLE_S)  # the progress line sampled over time
         texts = [s for _, s in samples]
-        assert any("evaluating" in s for s in texts), "the boundaries' evaluation was never shown"
         assert texts[-1].startswith("Epoch 3/3"), texts[-5:]
         stills = [longest_still(boundary(samples, epoch, 3)) for epoch in (1, 2)]
         timeline = [(round(t - samples[0][0], 2), s) for t, s in samples]

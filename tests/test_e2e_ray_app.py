@@ -28,7 +28,7 @@ import pytest
 
 from dlplay.cluster.head import PID_FILE, free_port, port_open, ray_command
 from dlplay.i18n import translate
-from e2e_util import app_server, click_button, metric_value, open_app_page, wait_for_idle
+from e2e_util import app_server, click_button, metric_value, open_app_page, set_pace, wait_for_idle
 from helpers import wait_for
 from test_e2e_train import LOSS_POINTS_JS
 
@@ -208,6 +208,7 @@ def test_a_lost_ray_head_is_a_message_and_runs_train_in_the_app(local_ray_app, b
     page = open_app_page(browser_context, url, "train", lang)
     wait_for_idle(page, SLOW_MS)
     set_epochs(page, 100)
+    set_pace(page, 200)  # 141 s: still running when the head dies (full speed: done in ~25 s)
     click_button(page, "train_start")
     page.wait_for_function(f"() => ({LOSS_POINTS_JS})() > 0", timeout=SLOW_MS)
     status_is(page, lang, "running")

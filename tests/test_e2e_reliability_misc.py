@@ -14,7 +14,7 @@ from urllib.parse import parse_qsl, urlparse
 import pytest
 
 from dlplay.i18n import translate
-from e2e_util import app_server, click_button, wait_for_idle
+from e2e_util import app_server, click_button, set_pace, wait_for_idle
 
 SHOTS = Path(os.environ.get("DLPLAY_SHOTS") or tempfile.mkdtemp(prefix="dlplay-shots-"))
 SLOW_MS = 180_000  # a loaded CI machine
@@ -124,9 +124,11 @@ def test_the_second_tab_says_why_its_run_waits(browser_context, lang):
     # one run at a time (as on a 2-core machine); the heartbeat generous: a tab in the background polls rarely
     with app_server(env={"DLPLAY_MAX_RUNS": "1", "DLPLAY_HEARTBEAT_S": "600"}) as (url, _):
         first = open_page(browser_context, url, "train", "ep=100", lang)  # a run that keeps its place a while
+        set_pace(first, 50)  # ~9 minutes (full speed: ~25 s)
         click_button(first, "train_start")
         status_is(first, lang, "running")
         second = open_page(browser_context, url, "train", "ep=100", lang)  # the learner's second tab
+        set_pace(second, 50)
         click_button(second, "train_start")
         status_is(second, lang, "queued")
         reason = translate("slots.queued_single", lang, position=1, limit=1, grace=10)

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from e2e_util import choose_option, click_button, open_app_page, rerun_after, wait_for_charts, wait_for_idle
+from e2e_util import choose_option, click_button, open_app_page, rerun_after, set_pace, wait_for_charts, wait_for_idle
 from test_e2e_draw import CANVAS, DIGITS, _draw_strokes
 from test_e2e_i18n import choose_language
 
@@ -51,6 +51,7 @@ def test_lstm_preset_trains_and_the_sequences_page_follows(streamlit_server, bro
     page = open_app_page(browser_context, streamlit_server, "train")
     page.set_viewport_size({"width": 1300, "height": 900})
     pick(page, "tw_preset", "LSTM reading rows")
+    set_pace(page, 50)  # still training while the other pages are visited
     click_button(page, "train_start")
     page.wait_for_function(
         """() => [...document.querySelectorAll('[data-testid=stMetric]')].some(m =>

@@ -6,7 +6,7 @@ import re
 import pytest
 from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
-from e2e_util import click_button, metric_value, open_app_page, wait_for_idle
+from e2e_util import click_button, metric_value, open_app_page, set_pace, wait_for_idle
 
 SLOW_MS = 120_000
 # a widget's label and value: a select box holds its choice in its input's value, a slider in its text
@@ -60,6 +60,7 @@ def go(page, path: str, heading: str) -> None:
 def test_after_a_fork_the_sidebar_keeps_the_learners_preset_and_rate(streamlit_server, browser_context):
     tutorial = "The tutorial's model (784 → 128 ReLU → 10)"
     page = open_app_page(browser_context, streamlit_server, "train")
+    set_pace(page, 20)  # the fork and the last run still train when Stop is pressed (full speed: ~3 s each)
     # a preset's own rate is on the slider: the LSTM trains at 0.002 (the slider showed 0.003)
     choose(page, "tw_preset", "LSTM reading rows (LSTM 128)")
     wait_shown(page, "tw_lr", "Learning rate 0.002")

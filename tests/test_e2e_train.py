@@ -2,7 +2,7 @@
 
 import pytest
 
-from e2e_util import click_button, commit_input, measure_for, metric_value, open_app_page, wait_for_charts
+from e2e_util import click_button, commit_input, measure_for, metric_value, open_app_page, set_pace, wait_for_charts
 
 LOSS_POINTS_JS = """() => {
   const plot = document.querySelector('.st-key-train_loss_chart .js-plotly-plot');
@@ -28,6 +28,7 @@ def test_start_training_and_see_the_charts_update(streamlit_server, browser_cont
     # the tutorial's 10 epochs on the sample take ~8 s on an idle CPU: long enough a run to press Stop in
     epochs = page.locator(".st-key-tw_epochs input").first
     commit_input(page, epochs, "100")
+    set_pace(page, 200)  # 141 s at most: it is still training when the test looks (full speed: ~25 s)
     click_button(page, "train_start")
     page.wait_for_function(f"() => ({LOSS_POINTS_JS})() > 0", timeout=120_000)
     first = page.evaluate(LAST_STEP_JS)

@@ -4,7 +4,16 @@ import time
 
 import pytest
 
-from e2e_util import app_server, click_button, commit_input, measure_for, open_app_page, press_until, wait_for_idle
+from e2e_util import (
+    app_server,
+    click_button,
+    commit_input,
+    measure_for,
+    open_app_page,
+    press_until,
+    set_pace,
+    wait_for_idle,
+)
 
 LOSS_POINTS_JS = """() => {
   const plot = document.querySelector('.st-key-train_loss_chart .js-plotly-plot');
@@ -60,6 +69,7 @@ def test_adam_at_learning_rate_10_warns_and_the_loss_chart_stays_readable(stream
 def test_pause_turns_into_resume_without_another_click(streamlit_server, browser_context):
     page = open_app_page(browser_context, streamlit_server, "train")
     set_epochs(page, 100)
+    set_pace(page, 200)  # still training when Pause is pressed
     click_button(page, "train_start")
     wait_status(page, "training")
     page.locator(".st-key-train_pause button").wait_for()

@@ -57,19 +57,29 @@ def _round(v: Any) -> Any:
     return round(v, 4) if isinstance(v, float) else v
 
 
-def figure_tables(fig: Any) -> list[tuple[str, dict[str, list]]]:
-    """(trace name, {column: values}) for each trace with data; heatmaps as a short summary (min, mean, max)."""
+WORDS = {"series": "series {n}", "shape": "rows × columns", "min": "min", "mean": "mean", "max": "max",
+         "label": "label", "missing": "–"}  # the page passes them in its language
+
+
+def _cell(v: Any, missing: str) -> Any:
+    return missing if v is None or (isinstance(v, float) and v != v) else _round(v)
+
+
+def figure_tables(fig: Any, words: dict[str, str] | None = None) -> list[tuple[str, dict[str, list]]]:
+    """(trace name, {column: values}) for each trace with data; heatmaps as a short summary (min, mean, max).
+    ``words``: the tables' own words (an unnamed trace, the summary's columns, a missing value), see WORDS."""
+    w = {**WORDS, **(words or {})}
     tables: list[tuple[str, dict[str, list]]] = []
     for i, trace in enumerate(_spec(fig).get("data", [])):
         kind = trace.get("type", "scatter")
-        name = _plain(trace.get("name")) or f"{kind} {i + 1}"
+        name = _plain(trace.get("name")) or w["series"].format(n=i + 1)
         if kind in ("heatmap", "contour", "surface"):
             z_in = _array(trace.get("z"))
             z = np.asarray(z_in, dtype=float) if z_in is not None else np.zeros((0, 0))
             if z.size:
-                tables.append((name, {"rows × columns": [f"{z.shape[0]} × {z.shape[-1]}"],
-                                      "min": [_round(float(np.nanmin(z)))], "mean": [_round(float(np.nanmean(z)))],
-                                      "max": [_round(float(np.nanmax(z)))]}))
+                tables.append((name, {w["shape"]: [f"{z.shape[0]} × {z.shape[-1]}"],
+                                      w["min"]: [_round(float(np.nanmin(z)))], w["mean"]: [_round(float(np.nanmean(z)))],
+                                      w["max"]: [_round(float(np.nanmax(z)))]}))
             continue
         if kind == "image":
             continue
@@ -81,10 +91,10 @@ def figure_tables(fig: Any) -> list[tuple[str, dict[str, list]]]:
         keep = np.unique(np.linspace(0, n - 1, min(n, MAX_ROWS)).round().astype(int))
         for label, values in (("x", x), ("y", y)):
             if values is not None and len(values) == n:
-                columns[label] = [_round(v) for v in _thin(values, keep)]
+                columns[label] = [_cell(v, w["missing"]) for v in _thin(values, keep)]
         text = _values(trace.get("text"))
         if text is not None and len(text) == n and "x" not in columns:
-            columns["label"] = _thin(text, keep)
+            columns[w["label"]] = [_cell(v, w["missing"]) for v in _thin(text, keep)]
         if columns:
             tables.append((name, columns))
     return tables

@@ -8,7 +8,7 @@ from typing import Any
 
 import streamlit as st
 
-from dlplay.figures.table import figure_tables, figure_title
+from dlplay.figures.table import WORDS, figure_tables, figure_title
 from dlplay.ui.i18n import t
 
 
@@ -32,7 +32,8 @@ def table_html(name: str, columns: dict[str, list]) -> str:
 
 def data_table(container: Any, fig: Any) -> None:
     """A collapsed expander "Data: <title>" with one table per trace of ``fig``."""
-    tables = figure_tables(fig)
+    words = {key: t(f"a11y.table_{key}") for key in WORDS}
+    tables = figure_tables(fig, words)
     if not tables:
         return
     title = figure_title(fig) or t("a11y.chart")
