@@ -48,7 +48,8 @@ def shoot(page, name: str, selector: str | None = None) -> None:
     if selector:  # that element at the top of the view
         page.locator(selector).first.evaluate("e => e.scrollIntoView({block: 'start'})")
         page.wait_for_function("sel => { const r = document.querySelector(sel).getBoundingClientRect();"
-                               " return Math.abs(r.top) < 200; }", arg=selector)
+                               " return Math.abs(r.top) < 200 || (r.top >= 0 && r.bottom <= window.innerHeight); }",
+                               arg=selector)  # at the top, or wholly in view (the sidebar's last part cannot rise higher)
     page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=False)
 
 
