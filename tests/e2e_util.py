@@ -193,20 +193,25 @@ def choose_option(page, key: str, option, timeout_ms: int = 120_000) -> None:
 
 
 def press_until(page, key: str, selector: str, text: str, presses: int = 20, timeout_ms: int = 120_000) -> None:
-    """Focus the slider inside ``selector`` and press ``key`` until the widget shows ``text`` (the value the
-    app took), then wait for the app to be idle."""
+    """Focus the slider inside ``selector`` and press ``key`` until its value (the text on its thumb: the
+    widget's other text has the end labels, e.g. "1 step/s" ... "full speed") shows ``text``, then wait for
+    the app to be idle."""
     slider = page.locator(f"{selector} input[type=range]").first
     slider.wait_for(state="attached", timeout=timeout_ms)
-    widget = page.locator(selector).first
+    value_js = """(sel) => { const w = document.querySelector(sel);
+        const v = w && (w.querySelector('[data-testid=stSliderThumbValue]') || w); return v ? v.innerText : ''; }"""
+
+    def shown() -> str:
+        return page.evaluate(value_js, selector)
+
     for _ in range(presses):
-        if text in widget.inner_text():
+        if text in shown():
             break
-        before = widget.inner_text()
+        before = shown()
         slider.focus()
         page.keyboard.press(key)
-        page.wait_for_function("([sel, old]) => document.querySelector(sel).innerText !== old",
-                               arg=[selector, before], timeout=timeout_ms)
-    assert text in widget.inner_text(), widget.inner_text()
+        page.wait_for_function(f"([sel, old]) => ({value_js})(sel) !== old", arg=[selector, before], timeout=timeout_ms)
+    assert text in shown(), shown()
     wait_for_idle(page, timeout_ms)
 
 

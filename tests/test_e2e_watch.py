@@ -95,6 +95,7 @@ def test_pause_turns_into_resume_without_another_click(streamlit_server, browser
 @pytest.mark.browser
 def test_a_watchable_pace_moves_the_chart_step_by_step(streamlit_server, browser_context):
     page = open_app_page(browser_context, streamlit_server, "train")
+    set_epochs(page, 100)  # at full speed later: ~25 s, still going when Stop is pressed (10 epochs: ~3 s)
     slider = page.locator(".st-key-train_pace input[type=range]").first
     slider.wait_for(state="attached")
     assert "full speed" in page.locator(".st-key-train_pace").inner_text()  # the default
