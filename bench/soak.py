@@ -220,7 +220,7 @@ async def monitor(pids_of, stop: asyncio.Event, rows: list, every_s: float) -> N
         print(f"  t={rows[-1][0] / 60:5.1f} min  RSS {rss:6d} MB  threads {threads:4d}", flush=True)
         try:
             await asyncio.wait_for(stop.wait(), every_s)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             pass
 
 

@@ -100,8 +100,8 @@ class Setting:
             if not isinstance(value, bool):
                 raise self._error("settings.not_bool", value)
         elif self.kind == "int":
-            if isinstance(value, bool) or not isinstance(value, int) \
-                    and not (isinstance(value, float) and value.is_integer()):
+            if isinstance(value, bool) or (not isinstance(value, int)
+                    and not (isinstance(value, float) and value.is_integer())):
                 raise self._error("settings.int_range", value, low=self._bound(self.low), high=self._bound(self.high))
             value = int(value)
             self._in_range(value, "settings.int_range")
@@ -111,7 +111,7 @@ class Setting:
             value = float(value)
             self._in_range(value, self._float_key())
         elif self.kind == "choice":
-            if isinstance(value, bool) and not any(isinstance(c, bool) for c in self.choices) \
+            if (isinstance(value, bool) and not any(isinstance(c, bool) for c in self.choices)) \
                     or value not in self.choices:
                 raise self._error("settings.not_a_choice", value, choices=", ".join(map(str, self.choices)))
             value = next(c for c in self.choices if c == value)

@@ -264,7 +264,7 @@ def test_parse_answer():
     assert parse_answer(" 1.25 ") == 1.25
     assert parse_answer("−0.5") == -0.5
     assert parse_answer("-0,75") == -0.75
-    assert parse_answer("１．５") == 1.5
+    assert parse_answer("１．５") == 1.5  # noqa: RUF001 - full-width input
     assert parse_answer("2e-3") == 0.002
     assert parse_answer(".5") == 0.5
     for bad in ("", "abc", "1..2", "1,000.5", "1e", "--1"):

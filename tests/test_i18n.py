@@ -34,7 +34,7 @@ ALLOWED_WORDS = {w.lower() for w in """
     BMP WebP gzip IDX npz uint8 dlplay torchvision Dropout BatchNorm Dense Conv2d MaxPool AvgPool He Kaiming Xavier
     Glorot ECE F1 L2 NaN inf MB GB KB KiB MiB GiB px CNN Wa ln log exp RNN LSTM GRU autograd Distill GAN DCGAN Lab
     MLP KL JS PCA t-SNE Ray zip CSV TIFF Fisher sin cos
-""".split()}
+""".split()}  # noqa: SIM905 - a word list is easier to read and edit as text
 LANGUAGE_SELECTOR = ("Language / 语言", "English")  # bilingual on purpose
 
 _STRIP = [

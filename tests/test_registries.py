@@ -70,9 +70,9 @@ def image(mnist):
 
 
 def test_the_spec_names_are_the_registries():
-    assert ACTIVATION_NAMES == tuple(ACTIVATIONS) and KIND_NAMES == tuple(LAYER_KINDS)
-    assert OPTIMIZER_NAMES == tuple(OPTIMIZERS) and SCHEDULE_NAMES == tuple(SCHEDULES)
-    assert WEIGHT_KINDS == tuple(k for k, kind in LAYER_KINDS.items() if kind.weights)
+    assert tuple(ACTIVATIONS) == ACTIVATION_NAMES and tuple(LAYER_KINDS) == KIND_NAMES
+    assert tuple(OPTIMIZERS) == OPTIMIZER_NAMES and tuple(SCHEDULES) == SCHEDULE_NAMES
+    assert tuple(k for k, kind in LAYER_KINDS.items() if kind.weights) == WEIGHT_KINDS
     assert all(name == entry.name for reg in (ACTIVATIONS, LAYER_KINDS, OPTIMIZERS, SCHEDULES)
                for name, entry in reg.items())
 

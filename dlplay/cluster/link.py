@@ -28,8 +28,9 @@ import os
 import secrets
 import threading
 import time
+from collections.abc import MutableMapping
 from pathlib import Path
-from typing import TYPE_CHECKING, MutableMapping
+from typing import TYPE_CHECKING
 
 from dlplay.cluster.head import LocalHead, port_open
 

@@ -13,8 +13,9 @@ pixels, which the training loop then normalises like any batch. The plain functi
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, fields
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import torch
@@ -62,7 +63,7 @@ class Augment:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, data: Any) -> "Augment":
+    def from_dict(cls, data: Any) -> Augment:
         if isinstance(data, Augment):
             return data
         if not isinstance(data, dict) or set(data) - {f.name for f in fields(cls)}:

@@ -6,7 +6,8 @@ are curves of the two networks' contest, grids of generated digits, and a class 
 """
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import plotly.graph_objects as go

@@ -118,7 +118,7 @@ class LiveFigure(go.Figure):
         obj._spec = spec
         return obj
 
-    def __init__(self, spec: dict):  # noqa: D107 - BaseFigure.__init__ skipped on purpose (see the class doc)
+    def __init__(self, spec: dict):  # BaseFigure.__init__ skipped on purpose (see the class doc)
         pass
 
     def to_dict(self) -> dict:

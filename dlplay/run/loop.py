@@ -28,7 +28,8 @@ import math
 import threading
 import time
 import uuid
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 import torch
 

@@ -10,8 +10,9 @@ page's language, for the page to show.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable, Final, Literal
+from typing import Any, Final, Literal
 
 import numpy as np
 import streamlit as st
