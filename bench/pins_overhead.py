@@ -52,7 +52,9 @@ def one_round(spec, dataset, pins: int, chunk: int) -> Baton:
                 raise RuntimeError(session.status)
             if pinned:
                 snap = session.pins_snapshot()
-                assert snap is not None and len(snap) == pins and len(snap.steps) > 2, "the pins were not read"
+                assert snap is not None, "the pins were not read"
+                assert len(snap) == pins, "the pins were not read"
+                assert len(snap.steps) > 2, "the pins were not read"
         except BaseException as exc:  # noqa: BLE001
             errors.append(exc)
             baton.drop(name)

@@ -84,7 +84,8 @@ class Setting:
     check: Callable[[Any], Any] | None = None
 
     def __post_init__(self) -> None:
-        assert self.kind in KINDS and self.task in TASKS, (self.name, self.kind, self.task)
+        assert self.kind in KINDS, (self.name, self.kind, self.task)
+        assert self.task in TASKS, (self.name, self.kind, self.task)
 
     # ------------------------------------------------------------------ checking
     def _error(self, key: str, value: Any, **params: Any) -> UserError:

@@ -59,7 +59,8 @@ def test_deploy_serves_the_drawn_digit_and_the_code_tab_downloads(streamlit_serv
         assert download.value.suggested_filename == "dlplay_run.py"
         source = open(download.value.path(), encoding="utf-8").read()
         compile(source, "dlplay_run.py", "exec")
-        assert "def forward_backward(x, y):" in source and "z = W a + b" in source
+        assert "def forward_backward(x, y):" in source
+        assert "z = W a + b" in source
         page.locator(".st-key-eval_code_download_notebook button").first.wait_for()
         page.locator(".st-key-eval_code_download_keras button").first.wait_for()
 

@@ -69,7 +69,8 @@ def test_a_digit_drawn_with_a_finger_is_guessed(streamlit_server, browser_contex
         wait_for_idle(page, SLOW_MS)
         assert canvas.evaluate("e => getComputedStyle(e).touchAction") == "none"  # (in the component's shadow DOM)
         box = canvas.bounding_box()
-        assert box["x"] >= 0 and box["x"] + box["width"] <= WIDTH  # the whole canvas is on the screen
+        assert box["x"] >= 0
+        assert box["x"] + box["width"] <= WIDTH  # the whole canvas is on the screen
         before_sig = page.locator(".dl-guess").first.get_attribute("data-sig") or ""
         scroll = page.evaluate(SCROLL_JS)
         size = min(box["width"], box["height"])
@@ -103,7 +104,8 @@ def test_train_starts_on_a_phone_with_its_charts_and_no_sideways_scrolling(strea
                                timeout=SLOW_MS)
         widths = page.evaluate("() => [...document.querySelectorAll('.js-plotly-plot')].map(p => "
                                "p.getBoundingClientRect().right)")
-        assert widths and max(widths) <= WIDTH, widths
+        assert widths, widths
+        assert max(widths) <= WIDTH, widths
         assert page.evaluate(NO_SIDEWAYS_JS), page.evaluate("() => document.documentElement.scrollWidth")
         stop = page.locator(".st-key-train_stop button").first
         if stop.is_enabled():  # it is not once the run has ended

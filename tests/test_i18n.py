@@ -108,7 +108,8 @@ def test_every_namespace_has_both_languages_with_the_same_keys():
 def test_catalog_values_are_nonempty_strings_and_keys_are_namespaced():
     for lang, texts in (("en", EN), ("zh", ZH)):
         for key, text in texts.items():
-            assert isinstance(text, str) and text.strip(), f"{lang}: {key} is empty or not a string"
+            assert isinstance(text, str), f"{lang}: {key} is empty or not a string"
+            assert text.strip(), f"{lang}: {key} is empty or not a string"
             assert re.fullmatch(r"[a-z][a-z0-9_]*(\.[A-Za-z0-9_\-]+)+", key), f"{lang}: badly formed key {key!r}"
 
 
@@ -430,8 +431,10 @@ def test_translate_falls_back_to_english_for_a_key_missing_in_chinese(monkeypatc
 def test_layer_names_for_display():
     from dlplay.i18n import layer_name
 
-    assert layer_name("output", "zh") == "输出层" and layer_name("output", "en") == "output"
-    assert layer_name("dense1", "zh") == "dense1" and layer_name("conv2", "zh") == "conv2"
+    assert layer_name("output", "zh") == "输出层"
+    assert layer_name("output", "en") == "output"
+    assert layer_name("dense1", "zh") == "dense1"
+    assert layer_name("conv2", "zh") == "conv2"
     assert not english_words(layer_name("output", "zh"))
 
 
@@ -462,7 +465,8 @@ def _app():
 def test_language_comes_from_session_then_url_then_browser_then_english():
     at = _app()
     at.run()
-    assert at.title[0].value == EN["home.title"] and at.session_state["lang"] == "en"
+    assert at.title[0].value == EN["home.title"]
+    assert at.session_state["lang"] == "en"
     assert at.query_params.get("lang") == "en"
 
     at = _app()
@@ -489,21 +493,25 @@ def test_sidebar_selector_switches_and_keeps_the_language_across_pages():
     at = _app()
     at.run()
     selector = at.sidebar.selectbox(key="lang_select")
-    assert selector.label == "Language / 语言" and selector.options == ["English", "简体中文"]
+    assert selector.label == "Language / 语言"
+    assert selector.options == ["English", "简体中文"]
     selector.set_value("zh").run()
     assert at.title[0].value == ZH["home.title"]
-    assert at.session_state["lang"] == "zh" and at.query_params["lang"] == "zh"
+    assert at.session_state["lang"] == "zh"
+    assert at.query_params["lang"] == "zh"
     assert at.sidebar.selectbox(key="lang_select").value == "zh"
     at.switch_page("views/train.py")
     at.run()
-    assert at.title[0].value == ZH["train.title"] and at.query_params["lang"] == "zh"
+    assert at.title[0].value == ZH["train.title"]
+    assert at.query_params["lang"] == "zh"
 
     at = _app()
     at.query_params["lang"] = "zh"
     at.run()
     assert at.title[0].value == ZH["home.title"]
     at.sidebar.selectbox(key="lang_select").set_value("en").run()
-    assert at.title[0].value == EN["home.title"] and at.query_params["lang"] == "en"
+    assert at.title[0].value == EN["home.title"]
+    assert at.query_params["lang"] == "en"
     assert at.session_state["lang"] == "en"
 
 
@@ -610,7 +618,8 @@ def trained(mnist):
     session = TrainingSession(dense_spec([16]), TrainConfig(epochs=1, train_size=2000, batch_size=32, seed=0),
                               mnist, "cpu", callbacks=[Probe(every=10)])
     session.start()
-    assert session.join(120) and session.status == "done"
+    assert session.join(120)
+    assert session.status == "done"
     return session
 
 
@@ -651,7 +660,8 @@ def _recurrent_session(mnist):
         session = TrainingSession(spec, TrainConfig(epochs=1, train_size=640, batch_size=32, seed=0), mnist, "cpu",
                                   callbacks=[Probe(every=5)])
         session.start()
-        assert session.join(120) and session.status == "done"
+        assert session.join(120)
+        assert session.status == "done"
         _RECURRENT["run"] = session
     return _RECURRENT["run"]
 

@@ -50,10 +50,13 @@ def test_kernel_larger_than_feature_map_names_layer_and_sizes():
         ModelSpec(layers=layers)
     err = info.value
     assert err.key == "spec.kernel_too_large"
-    assert err.params["layer"] == 4 and err.params["kernel"] == 5
+    assert err.params["layer"] == 4
+    assert err.params["kernel"] == 5
     assert (err.params["height"], err.params["width"]) == (3, 3)
     text = err.message("en")
-    assert "Layer 4" in text and "5×5" in text and "3×3" in text
+    assert "Layer 4" in text
+    assert "5×5" in text
+    assert "3×3" in text
     assert "第 4 层" in err.message("zh")
 
 
@@ -173,8 +176,12 @@ def test_lr_factor_constant_cosine_and_step():
 def test_lr_curve_follows_the_schedule_and_the_live_changes():
     cfg = TrainConfig(lr=0.01, schedule="cosine")
     steps, rates = lr_curve(cfg, 1000)
-    assert steps[0] == 1 and steps[-1] == 1000 and len(steps) == 200
-    assert rates[0] == 0.01 and rates[-1] < 1e-6 and rates == sorted(rates, reverse=True)
+    assert steps[0] == 1
+    assert steps[-1] == 1000
+    assert len(steps) == 200
+    assert rates[0] == 0.01
+    assert rates[-1] < 1e-6
+    assert rates == sorted(rates, reverse=True)
     # the learner raised the rate at step 400: the schedule scales the new rate from there on
     steps, rates = lr_curve(cfg, 1000, [(400, 0.1)])
     at = dict(zip(steps, rates))
@@ -184,4 +191,5 @@ def test_lr_curve_follows_the_schedule_and_the_live_changes():
     steps, rates = lr_curve(TrainConfig(lr=0.1), 10, [(5, 0.01), (5, 0.001)])
     assert dict(zip(steps, rates))[5] == 0.001
     steps, rates = lr_curve(TrainConfig(lr=0.1, schedule="step"), 8)
-    assert steps == list(range(1, 9)) and rates == pytest.approx([0.1] * 4 + [0.01] * 2 + [0.001] * 2)
+    assert steps == list(range(1, 9))
+    assert rates == pytest.approx([0.1] * 4 + [0.01] * 2 + [0.001] * 2)
