@@ -33,7 +33,7 @@ def _move(images: torch.Tensor, angle: float = 0.0, scale: float = 1.0, dx: floa
     return warp(images.float(), theta)
 
 
-@pytest.mark.parametrize("dx,dy", [(3, -2), (-5, 0), (0, 7), (1, 1)])
+@pytest.mark.parametrize(("dx", "dy"), [(3, -2), (-5, 0), (0, 7), (1, 1)])
 def test_a_shifted_square_moves_by_exactly_the_shift(dx: int, dy: int) -> None:
     square = _square()
     moved = _move(square, dx=dx, dy=dy)

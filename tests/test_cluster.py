@@ -37,7 +37,7 @@ def test_the_ledger_grants_in_arrival_order_up_to_the_limit():
     assert state.limit == 2
     ledger.set_limit(3)
     assert ledger.poll("d", "w2") == 0
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="limit must be at least 1"):
         ledger.set_limit(0)
 
 
@@ -78,7 +78,7 @@ def test_settings_from_the_environment():
     assert (gpu.worker_gpus, gpu.runs_each, gpu.run_limit, gpu.threads_per_run) == (0.25, 4, 6, 1)
     assert ClusterSettings.from_env({}).worker_name(1) == "dlplay-worker-1"
     for bad in ({"DLPLAY_RAY_WORKERS": "0"}, {"DLPLAY_RAY_WORKER_GPUS": "half"}):
-        with pytest.raises(ValueError):
+        with pytest.raises(ValueError, match="must be a number"):
             ClusterSettings.from_env(bad)
 
 

@@ -225,7 +225,7 @@ def test_the_cpu_default_is_off(mnist):
     assert session._train_step == session._engine_step  # the CPU step is the plain one, nothing wrapped
     assert cudagraph.backend_for("auto", torch.device("cpu")) is None
     assert cudagraph.backend_for("off", torch.device("cuda")) is None
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="cuda_graph must be"):
         TrainingSession(SPEC, TrainConfig(), mnist, "cpu", cuda_graph="on")
 
 

@@ -3,6 +3,7 @@ drawn with a finger on Draw is guessed without the page scrolling, Train starts 
 horizontal scrolling, and every page is photographed at 390×844 (to $DLPLAY_SHOTS, e.g. docs/screenshots)."""
 from __future__ import annotations
 
+import itertools
 import math
 import os
 import tempfile
@@ -48,7 +49,7 @@ def touch_stroke(cdp, points: list[tuple[float, float]]) -> None:
         cdp.send("Input.dispatchTouchEvent", {"type": kind, "touchPoints": [{"x": p[0], "y": p[1]}] if p else []})
 
     touch("touchStart", points[0])
-    for a, b in zip(points, points[1:]):
+    for a, b in itertools.pairwise(points):
         steps = max(1, int(math.dist(a, b) / 6))
         for i in range(1, steps + 1):
             touch("touchMove", (a[0] + (b[0] - a[0]) * i / steps, a[1] + (b[1] - a[1]) * i / steps))

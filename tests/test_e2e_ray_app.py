@@ -13,6 +13,7 @@
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import secrets
@@ -68,10 +69,8 @@ def in_session(sid: int) -> list[psutil.Process]:
 
 def kill_session(sid: int) -> None:
     for proc in in_session(sid):
-        try:
+        with contextlib.suppress(psutil.Error):
             proc.kill()
-        except psutil.Error:
-            pass
     assert wait_for(lambda: not in_session(sid), 30, 0.2), in_session(sid)
 
 

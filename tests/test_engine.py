@@ -160,7 +160,7 @@ def test_only_dense_networks_use_the_engine():
                              LayerSpec(kind="maxpool", kernel=2, stride=2), LayerSpec(units=16)))
     assert not supports(build_model(conv))
     assert not supports(build_model(ModelSpec(layers=(LayerSpec(kind="batchnorm"), LayerSpec(units=16)))))
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="dense layers only"):
         DenseEngine(build_model(conv), torch.optim.SGD(build_model(conv).parameters(), lr=0.1))
 
 

@@ -131,7 +131,7 @@ def test_predictions_of_a_trained_model_agree_with_the_session(trained, mnist):
     n = len(mnist.test_labels)
     assert preds.probs.shape == (n, 10)
     np.testing.assert_allclose(preds.probs.sum(1), 1.0, atol=1e-5)
-    loss, acc = trained.evaluate("test")
+    _loss, acc = trained.evaluate("test")
     assert preds.accuracy == pytest.approx(acc)
     assert 0.6 < preds.accuracy < 1.0  # 20 steps of a small MLP on real digits
     report = build_report(preds)

@@ -57,7 +57,7 @@ def test_dense_expected_equals_autograd(mnist, activation):
         tr = trace(model, image, mnist.info, label=label)
         exs = by_kind(exercises(tr, spec))
         assert list(exs) == ["z", "a", "delta", "grad"]
-        x, record, deltas, wgrads = autograd_numbers(model, image, mnist.info, label)
+        _x, record, deltas, wgrads = autograd_numbers(model, image, mnist.info, label)
         h = 1  # the last hidden layer
         (j,) = exs["z"].where
         z, a = (t.detach() for t in record[h])
@@ -103,7 +103,7 @@ def test_conv_without_dense_hidden_layer(mnist):
     tr = trace(model, mnist.test_images[0], mnist.info, label=int(mnist.test_labels[0]))
     exs = exercises(tr, spec)
     assert [ex.kind for ex in exs] == ["conv_z", "conv_a", "z", "grad"]
-    x, record, _, wgrads = autograd_numbers(model, mnist.test_images[0], mnist.info, tr.target)
+    x, _record, _, wgrads = autograd_numbers(model, mnist.test_images[0], mnist.info, tr.target)
     c, y, col = exs[0].where
     assert exs[0].expected == pytest.approx(float(F.conv2d(x, model.blocks[0].op.weight, model.blocks[0].op.bias,
                                                            stride=2)[0, c, y, col].detach()), abs=1e-5)
@@ -300,7 +300,7 @@ def test_parse_answer():
         assert err.value.message("zh") != err.value.message("en")
 
 
-@pytest.mark.parametrize("text, key", [
+@pytest.mark.parametrize(("text", "key"), [
     ("9" * 5000, "exercises.answer_too_long"),  # issue 33: read as inf and graded
     ("0." + "1" * 60, "exercises.answer_too_long"),
     ("inf", "exercises.answer_not_finite"), ("-inf", "exercises.answer_not_finite"),  # -inf was "not a number"

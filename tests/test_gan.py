@@ -167,7 +167,7 @@ def test_state_dict_round_trips_through_weights_only_load():
     fresh.load_state_dict(loaded)
     assert torch.equal(fresh.sample(z), session.sample(z))
     assert torch.equal(fresh.discriminate(x), session.discriminate(x))
-    g, d = session.copies()
+    g, _d = session.copies()
     assert not g.training
     assert torch.equal(g(z), session.sample(z))
     assert torch.allclose(torch.sigmoid(session.discriminator_copy()(x)).reshape(-1), session.discriminate(x))
@@ -270,11 +270,11 @@ def test_a_conditional_gan_takes_labels():
     z = session.noise(6)
     out = session.sample(z, torch.tensor([0, 1, 2, 0, 1, 2]))
     assert out.shape == (6, 2)
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="needs labels"):
         session.sample(z)
 
 
-@pytest.mark.parametrize("changes, key", [
+@pytest.mark.parametrize(("changes", "key"), [
     ({"batch_size": 0}, "gan.bad_int"),
     ({"d_steps": 99}, "gan.bad_int"),
     ({"noise": "pink"}, "gan.bad_choice"),

@@ -61,7 +61,7 @@ def test_drawn_points_become_a_distribution_around_them():
     assert sampler(10, torch.Generator().manual_seed(0)).shape == (10, 2)
 
 
-@pytest.mark.parametrize("points, key", [
+@pytest.mark.parametrize(("points", "key"), [
     ([[0.1, 0.2], [0.3, float("nan")], [0.0, 0.0]], "gan.points_not_finite"),
     ([[0.1, 0.2], [0.3, float("inf")], [0.0, 0.0]], "gan.points_not_finite"),
     ([[0.1, 0.2, 0.3]] * 5, "gan.points_shape"),
@@ -120,7 +120,7 @@ class Affine(torch.nn.Module):
 def test_heatmap_is_d_on_the_grid_with_rows_along_y():
     d = Affine((0.0, 4.0), 0.0)  # more real higher up
     heat = L.heatmap(d, resolution=9)
-    xs, ys = L.plane_grid(9)
+    _xs, ys = L.plane_grid(9)
     assert heat.shape == (9, 9)
     assert ((heat > 0) & (heat < 1)).all()
     assert heat[-1, 0] > 0.95
@@ -223,7 +223,7 @@ def test_lab_frame_draws_everything_from_one_copy():
 
 # ----- the lesson: it converges -----------------------------------------------------------------
 
-@pytest.mark.parametrize("shape, steps", [("ring", 1000), ("blobs", 1600)])
+@pytest.mark.parametrize(("shape", "steps"), [("ring", 1000), ("blobs", 1600)])
 def test_the_lab_converges_in_its_default_settings(shape, steps):
     real = L.real_points(shape, N_EVAL, seed=99)
     floor = L.real_floor(shape, N_EVAL)

@@ -71,7 +71,7 @@ def test_networks_shapes_and_a_few_steps_change_the_weights(mnist, arch, conditi
 def test_conditional_needs_digits_and_samples_per_digit():
     spec = TINY["mlp"].with_changes(conditional=True)
     g, _ = build_gan(spec, seed=0)
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="needs the digits"):
         g(torch.randn(2, spec.noise_dim))
     out = generate(g, torch.randn(7, spec.noise_dim), torch.full((7,), 4))
     assert out.shape == (7, 28, 28)
@@ -242,7 +242,7 @@ def test_draw_score_uses_the_canvas_preprocessing():
     assert 0.0 < score.real < 1.0
     assert score.image28.shape == (28, 28)
     cond_d = build_gan(spec.with_changes(conditional=True), seed=0)[1]
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="needs the digit the drawing shows"):
         score_image28(cond_d, score.image28)
     assert 0.0 < score_image28(cond_d, score.image28, digit=1).real < 1.0
 
@@ -335,7 +335,7 @@ def test_mnist_session_trains_the_recipe_and_records_a_filmstrip(mnist, conditio
     assert session.join(60), session.status
     assert session.status == "done", session.status
     assert [f.step for f in strip.frames()] == [0, 2, 4, 6]
-    g, d = session.copies()
+    g, _d = session.copies()
     noise, labels = grid_noise(spec)
     assert np.array_equal(strip.frames()[-1].grid, sample_grid(g, noise, labels))
     snap = session.snapshot()

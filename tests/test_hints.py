@@ -182,7 +182,7 @@ def short_run(mnist, spec, steps: int = 100, every: int = 10, optimizer: str = "
     return session.snapshot().extras["probe"]
 
 
-@pytest.mark.parametrize("optimizer,lr", [("adam", 1e-3), ("sgd", 0.1)])
+@pytest.mark.parametrize(("optimizer", "lr"), [("adam", 1e-3), ("sgd", 0.1)])
 def test_deep_sigmoid_network_shows_vanishing_gradients(mnist, optimizer, lr):
     snap = short_run(mnist, dense_spec([64] * 6, "sigmoid"), optimizer=optimizer, lr=lr)
     delta = snap.recent("delta")

@@ -438,7 +438,7 @@ def test_layer_names_for_display():
     assert not english_words(layer_name("output", "zh"))
 
 
-@pytest.mark.parametrize("tag, lang", [
+@pytest.mark.parametrize(("tag", "lang"), [
     ("zh", "zh"), ("zh-CN", "zh"), ("zh_CN.UTF-8", "zh"), ("zh-Hans-CN", "zh"), ("ZH-tw", "zh"), ("en-US", "en"),
     ("fr-FR", "en"), ("", "en"), (None, "en"), ("zh;q=0.8", "zh"),
 ])
@@ -520,7 +520,7 @@ VISIBLE_FIELDS = {"label", "body", "help", "caption", "placeholder", "options", 
                   "content", "default_tab_label", "name"}
 SKIPPED_ELEMENTS = {"code", "latex", "json"}  # code and formulas are not prose
 CJK = re.compile(r"[\u3000-\u303f\u4e00-\u9fff\uff00-\uffef]")
-RAW_KEY = re.compile(r"\b(?:%s)\.[a-z0-9_]+(?:\.[a-z0-9_\-]+)*\b" % "|".join(map(re.escape, NAMESPACES)))
+RAW_KEY = re.compile(r"\b(?:{})\.[a-z0-9_]+(?:\.[a-z0-9_\-]+)*\b".format("|".join(map(re.escape, NAMESPACES))))
 
 
 def _proto_strings(message, out: list[str]) -> None:

@@ -35,7 +35,7 @@ def test_a_list_parameter_is_joined_in_the_messages_language():
     assert translate("gan.bad_choice", "zh", name="x", value="y", choices=Listed(["p", "q"])).count("p、q") == 1
 
 
-@pytest.mark.parametrize("lang, separator", [("en", "”, “"), ("zh", "”、“")])
+@pytest.mark.parametrize(("lang", "separator"), [("en", "”, “"), ("zh", "”、“")])
 def test_the_sequences_info_box_joins_the_presets_in_the_pages_language(lang, separator):
     at = AppTest.from_file(APP, default_timeout=90)
     at.session_state["lang"] = lang

@@ -192,7 +192,7 @@ def test_unit_backward_numbers_are_the_trace(mnist):
             assert num(float(lt.grad_weight[unit, g.index])) in text
             assert num(float(a_prev[g.index])) in text
     assert loss_latex(tr) == rf"J = -\log p_{{4}} = -\log({num(float(tr.probs[4]))}) = {num(tr.loss)}"
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="out of range"):
         unit_forward(tr, 0, tr.layers[0].units)
 
 

@@ -28,7 +28,7 @@ def test_step_series_compacts_by_averaging_pairs_and_stays_bounded():
     # each stored value is the mean of the steps it covers, so the overall mean is preserved
     width = np.diff(np.concatenate([[0], steps]))
     assert np.allclose(values, steps - (width - 1) / 2)
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="capacity must be an even number"):
         StepSeries(capacity=3)
 
 

@@ -272,7 +272,7 @@ def test_building_the_cnn_by_hand_gives_the_preset():
         bn = _ids(at)[-1]
         for _ in range(moves):
             click(at, f"build_up_{bn}")
-    conv1, bn1, pool1, conv2, bn2, pool2, dense1 = _ids(at)
+    _conv1, _bn1, _pool1, conv2, _bn2, pool2, dense1 = _ids(at)
     at.number_input(key=f"build_l{conv2}_units").set_value(64).run()
     at.number_input(key=f"build_l{dense1}_dropout").set_value(0.3).run()
     assert at.session_state["spec"] == PRESETS["small_cnn"].spec

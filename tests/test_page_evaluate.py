@@ -278,7 +278,7 @@ def test_runs_page_without_runs():
 
 def test_runs_page_compares_and_shows_what_differed(two_runs, tmp_path, monkeypatch):
     monkeypatch.setenv("DLPLAY_RUNS_DIR", str(tmp_path / "runs"))
-    history, sessions = two_runs
+    history, _sessions = two_runs
     at = open_page("views/runs.py", None, run_history=history)
     records = history.records()
     assert at.multiselect(key="runs_selected").value == [r.run_id for r in records]

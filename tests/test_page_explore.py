@@ -88,7 +88,7 @@ def test_train_page_augmentation_level_preview_and_reset() -> None:
     assert not at.exception
     assert at.session_state["config"].augment == LEVELS["medium"]
     assert at.slider(key="aug_rotate").value == LEVELS["medium"].rotate
-    first = at.session_state["aug_preview_seed"] if "aug_preview_seed" in at.session_state else 0
+    first = at.session_state.get("aug_preview_seed", 0)
     at.button(key="aug_preview_new").click().run()
     assert at.session_state["aug_preview_seed"] == first + 1
     at.slider(key="aug_noise").set_value(0.3).run()

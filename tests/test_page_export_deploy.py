@@ -63,7 +63,7 @@ def test_deploy_serves_the_model_and_answers_as_the_app(session, mnist):
         assert entry.server.running
         assert any(entry.server.url in c.value and "curl" in c.value for c in at.code)
         at.button(key="deploy_send").click().run()
-        what, image, theirs, ours = at.session_state[dp.ANSWER]
+        _what, _image, theirs, ours = at.session_state[dp.ANSWER]
         expected = predict_batch(session.model_copy(), mnist.test_images[11:12].numpy(), mnist.info.mean, mnist.info.std)[0]
         assert theirs["class"] == int(np.argmax(expected)) == int(np.argmax(ours))
         assert np.allclose(theirs["probabilities"], ours, atol=2e-5)

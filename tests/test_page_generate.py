@@ -35,7 +35,7 @@ def texts(at: AppTest, kinds: tuple[str, ...] = ("markdown", "caption", "info", 
 
 def stop_runs(at: AppTest) -> None:
     for key in ("gen_lab_run", "gen_digits_run"):
-        run = at.session_state[key] if key in at.session_state else None
+        run = at.session_state.get(key, None)
         if run is not None:
             run.stop()
             run.join(10)

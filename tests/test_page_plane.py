@@ -31,7 +31,7 @@ def texts(at: AppTest, kinds: tuple[str, ...] = ("markdown", "caption", "info", 
 
 
 def run_of(at: AppTest):
-    return at.session_state["plane_run"] if "plane_run" in at.session_state else None
+    return at.session_state.get("plane_run", None)
 
 
 def stop(at: AppTest) -> None:

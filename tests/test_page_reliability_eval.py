@@ -149,7 +149,7 @@ def test_a_too_large_file_is_refused_with_a_message_and_replaces_the_previous_on
 
 
 # ------------------------------------------------------------------ Draw
-@pytest.mark.parametrize("p, text", [
+@pytest.mark.parametrize(("p", "text"), [
     (1.0, ">99.9%"), (0.99996, ">99.9%"), (0.9994, ">99.9%"), (0.9986, "99.9%"), (0.995, "99.5%"), (0.97, "97%"), (0.5, "50%"),
     (0.034, "3%"), (0.0042, "0.4%"), (0.0004, "<0.1%"), (0.0, "<0.1%"), (float("nan"), "–"),
 ])
@@ -211,7 +211,7 @@ def test_home_says_whether_each_dataset_is_there_without_the_servers_folders(lan
 
 
 # ------------------------------------------------------------------ plurals
-@pytest.mark.parametrize("n, text", [(1, "1 new edit for the next run:"), (2, "2 new edits for the next run:")])
+@pytest.mark.parametrize(("n", "text"), [(1, "1 new edit for the next run:"), (2, "2 new edits for the next run:")])
 def test_counts_take_the_right_plural(n, text):
     assert translate("fixdata.edits_pending", "en", n=n) == text
     assert translate("fixdata.edits_pending", "zh", n=n) == f"下一次运行的 {n} 处新修改："

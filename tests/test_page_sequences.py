@@ -55,7 +55,7 @@ def test_without_a_recurrent_run_it_says_what_to_do(mnist, lang):
     assert "{" not in at.info[0].value
 
 
-@pytest.mark.parametrize("cell,read,lang", [("rnn", "last", "zh"), ("lstm", "all", "en"), ("gru", "last", "en")])
+@pytest.mark.parametrize(("cell", "read", "lang"), [("rnn", "last", "zh"), ("lstm", "all", "en"), ("gru", "last", "en")])
 def test_recurrent_run_sections(mnist, cell, read, lang):
     spec = ModelSpec(layers=(LayerSpec(cell, 16, "tanh" if cell == "rnn" else "identity", read=read),))
     at = open_page(trained(mnist, spec), lang)

@@ -58,16 +58,16 @@ def test_step_page_replays_takes_the_step_edits_and_draws_the_landscape():
         assert at.session_state["slowmo_record"].step == 2
 
         # a hand edit of the selected neuron's bias: the loss moves; undo brings it back
-        loss0 = [m.value for m in at.metric if m.label == "Loss of the batch"][0]
+        loss0 = next(m.value for m in at.metric if m.label == "Loss of the batch")
         at.number_input(key="slowmo_edit_value").set_value(5.0).run()
         assert not at.exception
         editor: sm.NeuronEditor = at.session_state["slowmo_editor"]
         assert editor.history
         assert editor.history[-1].new == 5.0
         assert editor.history[-1].index is None
-        assert [m.value for m in at.metric if m.label == "Loss of the batch"][0] != loss0
+        assert next(m.value for m in at.metric if m.label == "Loss of the batch") != loss0
         click(at, "slowmo_undo")
-        assert [m.value for m in at.metric if m.label == "Loss of the batch"][0] == loss0
+        assert next(m.value for m in at.metric if m.label == "Loss of the batch") == loss0
         at.number_input(key="slowmo_edit_value").set_value(5.0).run()
         before = run.state_dict()
         click(at, "slowmo_give_back")

@@ -86,7 +86,7 @@ def test_a_two_feature_table_becomes_a_set_through_from_arrays():
     assert values.classes == 0
 
 
-@pytest.mark.parametrize("points, key", [
+@pytest.mark.parametrize(("points", "key"), [
     ([], "plane.too_few"),
     ([(0, 0, 0), (1, 1, 0), (2, 2, 0), (3, 3, 0)], "plane.one_class"),
     ([(0, 0, 0), (1, 1, 1.5), (2, 2, 0), (3, 3, 1)], "plane.bad_labels"),
@@ -136,7 +136,7 @@ def test_every_setting_declares_its_range_or_choices():
     assert PlaneConfig().validated() == PlaneConfig()
 
 
-@pytest.mark.parametrize("change, key", [
+@pytest.mark.parametrize(("change", "key"), [
     ({"activation": "swish"}, "plane.bad_choice"),
     ({"noise": -1}, "plane.bad_number"),
     ({"batch_size": 0}, "plane.bad_number"),

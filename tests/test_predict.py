@@ -150,7 +150,7 @@ def test_grid_shape_and_tiling() -> None:
     assert np.isnan(grid[3]).all()
     assert np.isnan(grid[:, 4]).all()  # gaps between tiles
     assert np.isnan(grid[4:7, 10:14]).all()  # the unused sixth tile stays blank
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=r"expected \(channels, height, width\)"):
         tile_feature_maps(np.zeros((3, 4)))
 
 

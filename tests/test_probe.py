@@ -246,7 +246,7 @@ def test_the_interval_can_change_during_a_run(mnist):
     snap = probe.snapshot()
     assert snap.steps.tolist() == [1, 20, 40, 49, 56, 63, 70, 77, 80]
     assert snap.every == 7
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="every must be >= 1"):
         probe.set_every(0)
 
 

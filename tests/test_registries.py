@@ -8,6 +8,7 @@ link, the Build page's layer editor, the diagram, the summary table and the tran
 """
 from __future__ import annotations
 
+import itertools
 import math
 from pathlib import Path
 
@@ -141,7 +142,7 @@ def test_probe_and_hint_rules(name):
     entry = ACTIVATIONS[name]
     f = entry.module()
     z = torch.cat([torch.full((8, 1), -3.0), torch.linspace(-5, 5, 8).reshape(8, 1), torch.full((8, 1), 4.0)], dim=1)
-    mean, std, dead, saturated = activation_stats(z, f(z), name).tolist()
+    mean, _std, dead, saturated = activation_stats(z, f(z), name).tolist()
     assert mean == pytest.approx(f(z).mean().item(), abs=1e-6)
     assert math.isnan(dead) != entry.can_die
     assert math.isnan(saturated) != entry.saturates
@@ -241,7 +242,7 @@ def test_kind_validates_with_its_limits(name):
 @pytest.mark.parametrize("position", ["first", "after_conv"])
 def test_kind_model_shapes_and_counts(name, position):
     layers = (kind_layer(name),) if position == "first" else (kind_layer("conv2d", units=6, stride=2), kind_layer(name))
-    spec = ModelSpec(layers=layers + (LayerSpec(DENSE, 12, "tanh"),))
+    spec = ModelSpec(layers=(*layers, LayerSpec(DENSE, 12, "tanh")))
     model = build_model(spec, seed=0)
     model.eval()
     record = []
@@ -250,7 +251,7 @@ def test_kind_model_shapes_and_counts(name, position):
         logits = model(torch.randn(3, 1, 28, 28), record)
     assert logits.shape == (3, spec.num_classes)
     infos = layer_summary(spec)
-    shapes = spec.shapes() + [(spec.num_classes,)]
+    shapes = [*spec.shapes(), (spec.num_classes,)]
     for block, info, shape, (_z, a) in zip(model.blocks, infos, shapes, record):
         assert tuple(a.shape[1:]) == shape == info.output_shape  # the inferred shape is the module's
         assert info.params == count_parameters(block)  # the table's parameters are the module's
@@ -399,7 +400,7 @@ def test_schedule_factor_share_link_and_translation(name):
     factors = [lr_factor(name, step, 100) for step in range(1, 101)]
     assert factors[0] == 1.0
     assert all(0 < f <= 1 for f in factors)
-    assert all(a >= b for a, b in zip(factors, factors[1:]))  # a schedule only lowers the rate
+    assert all(a >= b for a, b in itertools.pairwise(factors))  # a schedule only lowers the rate
     config = TrainConfig(schedule=name)
     assert from_params(to_params(ModelSpec(layers=()), config))[1] == config
     for lang in LANGS:

@@ -1,6 +1,7 @@
 """dlplay/learn/robustness.py and dlplay/learn/embeddings.py on the trained tutorial model and the real test set."""
 from __future__ import annotations
 
+import itertools
 import time
 
 import numpy as np
@@ -41,13 +42,13 @@ def test_accuracy_falls_with_noise_and_away_from_upright(model, mnist) -> None:
     noise = robustness_curve(model, images, labels, info.mean, info.std, "noise")
     acc = noise.accuracy
     print("noise", [f"{a:.3f}" for a in acc])
-    assert all(b <= a + 0.01 for a, b in zip(acc, acc[1:])), acc  # monotone within 1 point (sampling noise)
+    assert all(b <= a + 0.01 for a, b in itertools.pairwise(acc)), acc  # monotone within 1 point (sampling noise)
     assert acc[-1] < acc[0] - 0.3  # at 0.8 of full brightness the digits drown (measured 0.92 -> 0.38)
     rotate = robustness_curve(model, images, labels, info.mean, info.std, "rotate")
     levels = rotate.levels
     best = max(rotate.accuracy)
     assert rotate.at(0.0) == best
-    for a, b in zip(levels, levels[1:]):  # falls on both sides of upright
+    for a, b in itertools.pairwise(levels):  # falls on both sides of upright
         if b <= 0:
             assert rotate.at(a) <= rotate.at(b) + 0.01
         elif a >= 0:

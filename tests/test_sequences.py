@@ -86,7 +86,7 @@ def test_probe_time_gradient_equals_autograd(mnist):
     eps = [torch.zeros(1, 16, 10, requires_grad=True) for _ in range(28)]
     state = None
     for t in range(28):
-        out, (h, c) = rnn(seq[:, t : t + 1], state)
+        _out, (h, c) = rnn(seq[:, t : t + 1], state)
         state = (h + eps[t], c)
     logits = state[0][0]
     for block in model.blocks[1:]:  # dense 7 tanh, output
@@ -121,7 +121,7 @@ def test_vanishing_hint_names_the_factor():
 @pytest.mark.parametrize("case", CASES[:3] + CASES[3:4])
 def test_early_prediction_memory_and_connectivity(case, image, mnist):
     model = build_model(spec_of(*case), seed=3).eval()
-    img, label = image
+    img, _label = image
     mean, std = mnist.info.mean, mnist.info.std
     probs = early_predictions(model, img, mean, std)
     assert probs.shape == (28, 10)

@@ -111,7 +111,7 @@ def test_too_many_neurons_says_so_with_the_limit():
         assert "神经元" in exc_info.value.message("zh")
 
 
-@pytest.mark.parametrize("params, en, zh, field", [
+@pytest.mark.parametrize(("params", "en", "zh", "field"), [
     ({"net": "d8", "bs": "0"}, "Batch size", "批大小", "batch_size"),
     ({"net": "d8", "ep": "0"}, "Epochs", "训练轮数", "epochs"),
     ({"net": "d8", "bs": "-1"}, "Batch size", "批大小", "bs"),
@@ -128,7 +128,7 @@ def test_link_messages_use_the_pages_words_not_field_names(params, en, zh, field
     assert field not in chinese
 
 
-@pytest.mark.parametrize("params, key", [
+@pytest.mark.parametrize(("params", "key"), [
     ({"net": "x12"}, "eval.share_bad_layer"),
     ({"net": "d"}, "eval.share_bad_layer"),
     ({"net": "d12-k"}, "eval.share_bad_layer"),

@@ -150,7 +150,7 @@ def test_raising_the_limit_starts_queued_runs(mnist):
     pool.set_limit(2)
     assert wait_for(lambda: second.status == "running")
     assert set(pool.state().running) == {first, second}
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="limit must be at least 1"):
         pool.set_limit(0)
     for run in (first, second):
         run.stop()

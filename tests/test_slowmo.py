@@ -112,7 +112,7 @@ def test_the_recorded_steps_are_the_runs_next_steps_across_an_epoch_boundary(mni
     spec = dense_spec([16], "tanh", dropout=0.3)
     run = paused_run(mnist, spec, CONFIG.with_changes(optimizer="adam", lr=1e-3))
     try:
-        images, labels, _ = run.split_data("train")
+        _images, labels, _ = run.split_data("train")
         for _ in range(22):
             record = sm.record_next_step(run)
             assert torch.equal(record.labels, labels[record.indices])

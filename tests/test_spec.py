@@ -1,6 +1,8 @@
 """ModelSpec / TrainConfig: shape inference, validation of good and bad stacks, JSON round trips."""
 from __future__ import annotations
 
+import itertools
+
 import pytest
 
 from dlplay.errors import UserError
@@ -22,7 +24,7 @@ def test_cnn_shapes_through_the_stack():
                                          (64, 7, 7), (128,)]
 
 
-@pytest.mark.parametrize("layer, expected", [
+@pytest.mark.parametrize(("layer", "expected"), [
     (conv(8, k=5), (8, 24, 24)),            # no padding: 28 - 5 + 1
     (conv(8, k=5, p=2), (8, 28, 28)),       # 'same' padding
     (conv(8, k=3, s=2, p=1), (8, 14, 14)),  # stride 2 halves
@@ -72,7 +74,7 @@ def test_conv_after_dense_is_an_error_naming_the_layer():
     assert info.value.params["layer"] == 2
 
 
-@pytest.mark.parametrize("layer, key", [
+@pytest.mark.parametrize(("layer", "key"), [
     (LayerSpec("dense", 0), "spec.layer_int_range"),
     (LayerSpec("dense", 5000), "spec.layer_too_many"),
     (LayerSpec("conv2d", 600), "spec.layer_too_many"),
@@ -105,7 +107,7 @@ def test_too_many_layers_and_unknown_init():
 
 
 def test_model_spec_json_round_trip():
-    spec = ModelSpec(layers=small_cnn_spec().layers + (LayerSpec("batchnorm", activation="tanh"),), init="he")
+    spec = ModelSpec(layers=(*small_cnn_spec().layers, LayerSpec("batchnorm", activation="tanh")), init="he")
     again = ModelSpec.from_json(spec.to_json())
     assert again == spec
     assert again.shapes() == spec.shapes()
@@ -135,7 +137,7 @@ def test_train_config_json_round_trip_and_changes():
         TrainConfig.from_json('{"optimizer": "adam", "momentum": 0.9}')
 
 
-@pytest.mark.parametrize("changes, key", [
+@pytest.mark.parametrize(("changes", "key"), [
     (dict(optimizer="lbfgs"), "spec.unknown_optimizer"),
     (dict(lr=0.0), "spec.lr_range"),
     (dict(lr=11.0), "spec.lr_range"),
@@ -167,7 +169,7 @@ def test_lr_factor_constant_cosine_and_step():
     assert cosine[0] == 1.0
     assert abs(cosine[500] - 0.5) < 1e-9  # step 501: half way through
     assert 0 < cosine[-1] < 1e-4
-    assert all(a > b for a, b in zip(cosine, cosine[1:]))  # strictly decreasing
+    assert all(a > b for a, b in itertools.pairwise(cosine))  # strictly decreasing
     steps = [lr_factor("step", s, total) for s in (1, 500, 501, 750, 751, 1000)]
     assert steps == [1.0, 1.0, 0.1, 0.1, 0.01, 0.01]
     assert lr_factor("cosine", 1, 1) == 1.0  # a one-step run keeps its learning rate

@@ -196,7 +196,7 @@ def test_share_links_round_trip_validation_and_edits():
     assert from_params(old)[1] == TrainConfig(val_share=0.0)
 
 
-@pytest.mark.parametrize("param, value, key", [
+@pytest.mark.parametrize(("param", "value", "key"), [
     ("val", "abc", "eval.share_bad_link"), ("val", "0.9", "validation.share_range"),
     ("val", "nan", "validation.share_range"), ("pat", "-1", "eval.share_bad_link"), ("pat", "x", "eval.share_bad_link"),
     ("pat", "500", "spec.int_range"), ("le", "12:x", "eval.share_bad_link"), ("le", "12:3:4", "eval.share_bad_link"),

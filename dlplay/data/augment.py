@@ -112,7 +112,7 @@ def affine_matrices(angle_deg: torch.Tensor, scale: torch.Tensor, shift_x: torch
 
 def gaussian_kernel(sigma: float, device: torch.device) -> torch.Tensor:
     """A normalised 1-D Gaussian kernel of radius 2·sigma."""
-    radius = max(1, int(math.ceil(2 * sigma)))
+    radius = max(1, math.ceil(2 * sigma))
     x = torch.arange(-radius, radius + 1, dtype=torch.float32, device=device)
     k = torch.exp(-0.5 * (x / sigma) ** 2)
     return k / k.sum()

@@ -54,8 +54,8 @@ def _polylines(lines: np.ndarray) -> tuple[list[float | None], list[float | None
     xs: list[float | None] = []
     ys: list[float | None] = []
     for line in np.asarray(lines, dtype=np.float64):
-        xs.extend(line[:, 0].tolist() + [None])
-        ys.extend(line[:, 1].tolist() + [None])
+        xs.extend([*line[:, 0].tolist(), None])
+        ys.extend([*line[:, 1].tolist(), None])
     return xs, ys
 
 

@@ -641,7 +641,7 @@ def interpolation(run: Any, position: float) -> tuple[np.ndarray, int]:
     path = gi.interpolation_path(z0, z1, INTERP_STEPS)
     labels = _requested(INTERP_STEPS, ctx)
     images = gm.to_uint8(run.sample(path, labels)).squeeze(1).numpy()
-    return images, int(round(position * (INTERP_STEPS - 1)))
+    return images, round(position * (INTERP_STEPS - 1))
 
 
 def _pair(run: Any, seed: int) -> tuple[Any, Any]:
