@@ -121,7 +121,7 @@ def one_round(variants, chunks: int, chunk: int, seed: int, threads: int) -> dic
         parent, child = ctx.Pipe()
         proc = ctx.Process(target=worker, args=(name, seed, chunks * chunk, chunk, threads, child), daemon=True)
         proc.start()
-        pipes[name], procs = parent, procs + [proc]
+        pipes[name], procs = parent, [*procs, proc]
     for name in variants:
         if pipes[name].recv() != "ready":
             raise RuntimeError(name)

@@ -166,7 +166,7 @@ def main() -> None:
             rates["session"].append(session_run(preset.spec, config, dataset, device, probe=False)[1])
             rates["probe"].append(session_run(preset.spec, config, dataset, device, probe=True)[1])
         med = {k: statistics.median(v) for k, v in rates.items()}
-        print("  samples/s (median of {}): ".format(args.repeats)
+        print(f"  samples/s (median of {args.repeats}): "
               + ", ".join(f"{k} {v:,.0f}" for k, v in med.items())
               + f"; session/plain {med['session'] / med['plain']:.3f}, probe/plain {med['probe'] / med['plain']:.3f}")
         # 4. CUDA graphs

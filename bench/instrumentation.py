@@ -192,7 +192,8 @@ class TimedProbe(Probe):
 def steal_seconds() -> float:
     """CPU seconds the hypervisor gave to other guests while this machine wanted to run (Linux)."""
     try:
-        values = open("/proc/stat").readline().split()[1:]
+        with open("/proc/stat") as stat:
+            values = stat.readline().split()[1:]
         return int(values[7]) / os.sysconf("SC_CLK_TCK")
     except (OSError, IndexError, ValueError):
         return 0.0

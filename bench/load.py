@@ -239,7 +239,7 @@ def run_one(n: int, args) -> dict:
         started = [stack.enter_context(app_server(env=env, extra_args=("--server.disconnectedSessionTTL", str(args.ttl)),
                                                   startup_timeout_s=90)) for _ in range(args.apps)]
         urls, servers = [u for u, _ in started], Servers([proc for _, proc in started], ray_mode)
-        url, proc = started[0]
+        _url, proc = started[0]
         sampler = Sampler(proc.pid)
         sampler.start()
         start = servers.status()

@@ -21,12 +21,12 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from dlplay.classify.pins import Pins  # noqa: E402
-from dlplay.classify.probe import DEFAULT_EVERY, Probe  # noqa: E402
-from dlplay.classify.train import TrainingSession  # noqa: E402
-from dlplay.data.datasets import load_dataset  # noqa: E402
-from dlplay.nn.spec import TrainConfig, dense_spec  # noqa: E402
-from instrumentation import Baton, BatonCallback, replicated  # noqa: E402 (the bench folder's helpers)
+from dlplay.classify.pins import Pins
+from dlplay.classify.probe import DEFAULT_EVERY, Probe
+from dlplay.classify.train import TrainingSession
+from dlplay.data.datasets import load_dataset
+from dlplay.nn.spec import TrainConfig, dense_spec
+from instrumentation import Baton, BatonCallback, replicated
 
 REPO = Path(__file__).resolve().parents[1]
 os.environ.setdefault("DLPLAY_DATA_DIR", str(REPO.parent / "shared" / "datasets" / "mnist-sample"))
@@ -52,7 +52,9 @@ def one_round(spec, dataset, pins: int, chunk: int) -> Baton:
                 raise RuntimeError(session.status)
             if pinned:
                 snap = session.pins_snapshot()
-                assert snap is not None and len(snap) == pins and len(snap.steps) > 2, "the pins were not read"
+                assert snap is not None, "the pins were not read"
+                assert len(snap) == pins, "the pins were not read"
+                assert len(snap.steps) > 2, "the pins were not read"
         except BaseException as exc:  # noqa: BLE001
             errors.append(exc)
             baton.drop(name)

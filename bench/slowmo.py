@@ -132,7 +132,8 @@ def main() -> None:
         job.start()
         job.join()
         res = job.result
-        assert res is not None and res.complete, job.error
+        assert res is not None, job.error
+        assert res.complete, job.error
         print(f"\nlandscape {args.grid}x{args.grid} ({kind}) on {res.n_images} training images: grid {res.seconds:.2f} s "
               f"({res.seconds / res.loss.size * 1000:.2f} ms a point), with the path ({len(job.paths[0].steps)} "
               f"states) {time.perf_counter() - t0:.2f} s; centre J = {res.center_loss:.4f}, "

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import random
 import secrets
@@ -218,15 +219,13 @@ async def monitor(pids_of, stop: asyncio.Event, rows: list, every_s: float) -> N
         rss, threads = sample(pids_of())
         rows.append((now() - t0, rss, threads))
         print(f"  t={rows[-1][0] / 60:5.1f} min  RSS {rss:6d} MB  threads {threads:4d}", flush=True)
-        try:
+        with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), every_s)
-        except asyncio.TimeoutError:
-            pass
 
 
 def pct(values: list[float], q: float) -> float:
     ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
 async def main_async(args) -> None:

@@ -47,10 +47,9 @@ def main() -> None:
         stack.callback(lambda: (nginx.terminate(), nginx.wait(10)))
         proxy = f"http://127.0.0.1:{proxy_port}"
         for _ in range(50):
-            with contextlib.suppress(OSError):
-                with urllib.request.urlopen(f"{proxy}/_stcore/health", timeout=2) as r:
-                    print("health through the proxy:", r.status, r.read().decode())
-                    break
+            with contextlib.suppress(OSError), urllib.request.urlopen(f"{proxy}/_stcore/health", timeout=2) as r:
+                print("health through the proxy:", r.status, r.read().decode())
+                break
             time.sleep(0.2)
         upstream_of = {f"127.0.0.1:{p}": f"replica {i + 1}" for i, p in enumerate(ports)}
         with sync_playwright() as p:

@@ -12,7 +12,7 @@ import logging
 import numbers
 import re
 from collections.abc import Iterable
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 
 LOCALES_DIR = Path(__file__).parent / "locales"
@@ -28,7 +28,7 @@ def catalog_files(lang: str) -> list[Path]:
     return sorted((LOCALES_DIR / lang).glob("*.json"))
 
 
-@lru_cache(maxsize=None)
+@cache
 def catalog(lang: str) -> dict[str, str]:
     """All strings of one language, merged from its namespace files."""
     merged: dict[str, str] = {}

@@ -406,7 +406,7 @@ def split(labels: np.ndarray, test_share: float = TEST_SHARE, seed: int = SPLIT_
     test = np.zeros(len(labels), dtype=bool)
     for c in np.unique(labels):
         idx = rng.permutation(np.flatnonzero(labels == c))
-        take = min(max(1, int(round(len(idx) * test_share))), len(idx) - 1)
+        take = min(max(1, round(len(idx) * test_share)), len(idx) - 1)
         test[idx[:take]] = True
     return test
 

@@ -84,7 +84,8 @@ class Setting:
     check: Callable[[Any], Any] | None = None
 
     def __post_init__(self) -> None:
-        assert self.kind in KINDS and self.task in TASKS, (self.name, self.kind, self.task)
+        assert self.kind in KINDS, (self.name, self.kind, self.task)
+        assert self.task in TASKS, (self.name, self.kind, self.task)
 
     # ------------------------------------------------------------------ checking
     def _error(self, key: str, value: Any, **params: Any) -> UserError:
@@ -100,8 +101,8 @@ class Setting:
             if not isinstance(value, bool):
                 raise self._error("settings.not_bool", value)
         elif self.kind == "int":
-            if isinstance(value, bool) or not isinstance(value, int) \
-                    and not (isinstance(value, float) and value.is_integer()):
+            if isinstance(value, bool) or (not isinstance(value, int)
+                    and not (isinstance(value, float) and value.is_integer())):
                 raise self._error("settings.int_range", value, low=self._bound(self.low), high=self._bound(self.high))
             value = int(value)
             self._in_range(value, "settings.int_range")
@@ -111,7 +112,7 @@ class Setting:
             value = float(value)
             self._in_range(value, self._float_key())
         elif self.kind == "choice":
-            if isinstance(value, bool) and not any(isinstance(c, bool) for c in self.choices) \
+            if (isinstance(value, bool) and not any(isinstance(c, bool) for c in self.choices)) \
                     or value not in self.choices:
                 raise self._error("settings.not_a_choice", value, choices=", ".join(map(str, self.choices)))
             value = next(c for c in self.choices if c == value)

@@ -22,8 +22,8 @@ import sys
 import tempfile
 import time
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 
@@ -60,7 +60,7 @@ def app_server(data_dir: Path = DATA_DIR, port: int | None = None, env: dict[str
     port = port or free_port()
     url = f"http://127.0.0.1:{port}"
     full_env = dict(os.environ, DLPLAY_DATA_DIR=str(data_dir), PYTHONUNBUFFERED="1", **(env or {}))
-    log = tempfile.TemporaryFile()
+    log = tempfile.TemporaryFile()  # noqa: SIM115 - the server writes it until it is stopped; closed there
     proc = subprocess.Popen(
         [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
          "--server.address", "127.0.0.1", "--server.port", str(port),

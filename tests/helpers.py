@@ -38,7 +38,8 @@ def train_to_end(mnist: Any, spec: ModelSpec, config: TrainConfig | None = None,
     """A run on the CPU trained to "done" on ``mnist`` (the test fails if it does not get there)."""
     session = TrainingSession(spec, config or TrainConfig(), mnist, "cpu", callbacks=list(callbacks), **session_args)
     session.start()
-    assert session.join(timeout) and session.status == "done", session.status
+    assert session.join(timeout), session.status
+    assert session.status == "done", session.status
     return session
 
 

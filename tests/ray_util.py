@@ -8,7 +8,7 @@ workers (they are detached actors of this instance).
 from __future__ import annotations
 
 import os
-from typing import Iterator
+from collections.abc import Iterator
 
 import pytest
 

@@ -32,7 +32,8 @@ def test_long_traces_are_thinned_and_keep_both_ends():
     fig = go.Figure({"data": [{"type": "scatter", "x": list(range(n)), "y": np.linspace(0, 1, n).tolist()}]})
     [(_, columns)] = figure_tables(fig)
     assert len(columns["x"]) == MAX_ROWS
-    assert columns["x"][0] == 0 and columns["x"][-1] == n - 1
+    assert columns["x"][0] == 0
+    assert columns["x"][-1] == n - 1
     assert columns["y"][-1] == 1.0
 
 

@@ -33,7 +33,7 @@ def _move(images: torch.Tensor, angle: float = 0.0, scale: float = 1.0, dx: floa
     return warp(images.float(), theta)
 
 
-@pytest.mark.parametrize("dx,dy", [(3, -2), (-5, 0), (0, 7), (1, 1)])
+@pytest.mark.parametrize(("dx", "dy"), [(3, -2), (-5, 0), (0, 7), (1, 1)])
 def test_a_shifted_square_moves_by_exactly_the_shift(dx: int, dy: int) -> None:
     square = _square()
     moved = _move(square, dx=dx, dy=dy)
@@ -44,7 +44,8 @@ def test_a_shifted_square_moves_by_exactly_the_shift(dx: int, dy: int) -> None:
 def test_a_half_pixel_shift_spreads_the_edge_evenly() -> None:
     moved = _move(_square(), dx=0.5)
     row = moved[0, 11]
-    assert row[6].item() == pytest.approx(127.5, abs=1e-3) and row[10].item() == pytest.approx(127.5, abs=1e-3)
+    assert row[6].item() == pytest.approx(127.5, abs=1e-3)
+    assert row[10].item() == pytest.approx(127.5, abs=1e-3)
     assert row[7:10].tolist() == pytest.approx([255.0] * 3, abs=1e-3)
 
 
@@ -81,7 +82,8 @@ def test_zoom_scales_ink_mass_by_the_area() -> None:
 def test_all_settings_zero_is_the_identity(mnist) -> None:
     images = mnist.train_images[:64]
     out = augment_batch(images, Augment())
-    assert out.dtype == torch.float32 and torch.equal(out, images.float())
+    assert out.dtype == torch.float32
+    assert torch.equal(out, images.float())
     same = batch_augmenter(Augment(), 0, "cpu")
     assert same(images) is images  # the training loop normalises the batch as it always did
 
@@ -93,7 +95,8 @@ def test_noise_level_zero_leaves_the_image_and_noise_has_its_strength(mnist) -> 
     mid = (images > 60) & (images < 190)  # away from 0 and 255, where clamping cuts the noise
     std = float((noisy - images.float())[mid].std())
     assert std == pytest.approx(25.5, rel=0.05)
-    assert float(noisy.min()) >= 0.0 and float(noisy.max()) <= 255.0
+    assert float(noisy.min()) >= 0.0
+    assert float(noisy.max()) <= 255.0
 
 
 def test_the_same_seed_gives_the_same_augmentation_and_another_seed_differs(mnist) -> None:
@@ -103,7 +106,8 @@ def test_the_same_seed_gives_the_same_augmentation_and_another_seed_differs(mnis
     b = batch_augmenter(strong, 7, "cpu")
     c = batch_augmenter(strong, 8, "cpu")
     first_a, first_b, first_c = a(images), b(images), c(images)
-    assert torch.equal(first_a, first_b) and not torch.equal(first_a, first_c)
+    assert torch.equal(first_a, first_b)
+    assert not torch.equal(first_a, first_c)
     assert not torch.equal(a(images), first_a)  # the next batch gets new random transforms
     assert not torch.equal(first_a, images.float())
 
@@ -127,7 +131,8 @@ def test_elastic_distortion_keeps_the_digit_close(mnist) -> None:
     out = augment_batch(images, Augment(elastic=1.0), torch.Generator().manual_seed(0))
     mass = out.sum((1, 2)) / images.float().sum((1, 2)) - 1.0
     # a smooth field stretches some strokes and squeezes others (measured: 9 % per digit, 1 % on average)
-    assert float(mass.abs().mean()) < 0.2 and abs(float(mass.mean())) < 0.05
+    assert float(mass.abs().mean()) < 0.2
+    assert abs(float(mass.mean())) < 0.05
     assert 0 < float((out - images.float()).abs().mean()) < 40
 
 
@@ -165,7 +170,8 @@ def test_training_with_augmentation_is_reproducible_and_differs_from_plain(mnist
         run = TrainingSession(dense_spec([16]), TrainConfig(epochs=1, seed=seed, train_size=320, augment=augment),
                               mnist, "cpu")
         run.start()
-        assert run.join(60) and run.status == "done", run.snapshot().progress
+        assert run.join(60), run.snapshot().progress
+        assert run.status == "done", run.snapshot().progress
         return run.state_dict()
 
     a, b, plain = weights(LEVELS["medium"]), weights(LEVELS["medium"]), weights(Augment())
@@ -177,7 +183,8 @@ def test_preview_grid_puts_each_digit_first_in_its_row(mnist) -> None:
     from dlplay.data.augment import preview_grid
 
     grid = preview_grid(mnist.train_images, mnist.train_labels, LEVELS["light"], (2, 7), copies=3, seed=0)
-    assert grid.shape == (2 * 28 + 2, 4 * 28 + 3 * 2) and grid.dtype.name == "uint8"
+    assert grid.shape == (2 * 28 + 2, 4 * 28 + 3 * 2)
+    assert grid.dtype.name == "uint8"
     first_two = int(torch.nonzero(mnist.train_labels == 2)[0])
     assert (grid[:28, :28] == mnist.train_images[first_two].numpy()).all()
     assert (grid[28:30] == 90).all()  # the grey gap between rows

@@ -63,7 +63,9 @@ class OnlyEnd:
 def test_the_base_class_hooks_do_nothing_and_the_callbacks_subclass_it():
     base = TrainingCallback()
     assert all(callable(getattr(base, hook)) for hook in HOOKS)
-    assert base.on_start(None) is None and base.after_step(None, 1) is None and base.on_end(None) is None
+    assert base.on_start(None) is None
+    assert base.after_step(None, 1) is None
+    assert base.on_end(None) is None
     assert isinstance(Probe(), TrainingCallback)
     assert isinstance(RunRecorder(RunHistory(limit=5)), TrainingCallback)
 
@@ -86,4 +88,5 @@ def test_a_run_calls_every_hook_in_order_and_a_partial_callback_still_works(mnis
 
 def test_no_core_module_is_excused_from_mypy():
     text = (REPO / "pyproject.toml").read_text(encoding="utf-8")
-    assert "[tool.mypy]" in text and "ignore_errors" not in text
+    assert "[tool.mypy]" in text
+    assert "ignore_errors" not in text

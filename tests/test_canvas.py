@@ -87,11 +87,16 @@ def test_small_off_centre_drawing_is_centred_and_scaled() -> None:
     seven = [(200, 200), (260, 200), (225, 270)]
     ImageDraw.Draw(img).line(seven, fill=(255, 255, 255, 255), width=9)
     result = preprocess(np.asarray(img))
-    assert not result.is_empty and result.bbox is not None
+    assert not result.is_empty
+    assert result.bbox is not None
     top, left, bottom, right = result.bbox
-    assert 195 <= top and 196 <= left and bottom <= 276 and right <= 265
+    assert top >= 195
+    assert left >= 196
+    assert bottom <= 276
+    assert right <= 265
     cy, cx = centre_of_mass(result.image28)
-    assert abs(cy - 14) <= 1 and abs(cx - 14) <= 1
+    assert abs(cy - 14) <= 1
+    assert abs(cx - 14) <= 1
     assert max(extent(result.image28)) in (19, 20)
 
 
@@ -100,7 +105,8 @@ def test_tall_thin_one_keeps_its_aspect_ratio() -> None:
     rgba[40:240, 130:150] = 255  # a 20x200 stroke
     out = preprocess(rgba).image28
     height, width = extent(out)
-    assert height == 20 and width in (2, 3)
+    assert height == 20
+    assert width in (2, 3)
     assert abs(centre_of_mass(out)[1] - 14) <= 1
 
 
@@ -109,12 +115,16 @@ def test_blank_and_single_dot_are_empty(background: int) -> None:
     rgba = np.zeros((280, 280, 4), dtype=np.uint8)
     rgba[..., 3] = background
     blank = preprocess(rgba)
-    assert blank.is_empty and blank.image28 is None
-    assert blank.ink_fraction == 0.0 and blank.bbox is None
+    assert blank.is_empty
+    assert blank.image28 is None
+    assert blank.ink_fraction == 0.0
+    assert blank.bbox is None
     img = Image.fromarray(rgba, "RGBA")
     ImageDraw.Draw(img).ellipse([100, 120, 118, 138], fill=(255, 255, 255, 255))  # one brush dot
     dot = preprocess(np.asarray(img))
-    assert dot.is_empty and dot.image28 is None and dot.ink_fraction > 0
+    assert dot.is_empty
+    assert dot.image28 is None
+    assert dot.ink_fraction > 0
     noise = rgba.copy()
     noise[np.random.default_rng(0).random((280, 280)) < 0.0005] = 255  # a few stray pixels
     assert preprocess(noise).is_empty
@@ -125,7 +135,8 @@ def test_black_on_white_rgb_gives_the_same_digit(digits) -> None:
     normal = preprocess(rgba)
     paper = np.repeat(255 - rgba[..., 3:], 3, axis=2)  # black ink on white paper, no alpha
     inverted = preprocess(paper)
-    assert normal.inverted is False and inverted.inverted is True
+    assert normal.inverted is False
+    assert inverted.inverted is True
     assert inverted.bbox == normal.bbox
     assert np.abs(inverted.image28.astype(int) - normal.image28).max() <= 1
     dark_ink = rgba.copy()
@@ -134,7 +145,8 @@ def test_black_on_white_rgb_gives_the_same_digit(digits) -> None:
     as_pil = preprocess(Image.fromarray(paper))
     assert np.array_equal(as_pil.image28, inverted.image28)
     grey_paper = preprocess((paper[..., 0] * 0.6 + 60).astype(np.uint8))  # dim photo: grey paper
-    assert grey_paper.inverted and aligned_mae(grey_paper.image28, normal.image28) < 0.02
+    assert grey_paper.inverted
+    assert aligned_mae(grey_paper.image28, normal.image28) < 0.02
 
 
 def encode(image: Image.Image, fmt: str, **kwargs: object) -> bytes:
@@ -147,7 +159,8 @@ def test_upload_png_round_trip_and_modes(digits) -> None:
     rgba = canvas_of(digits[0][1])
     assert np.array_equal(load_upload(encode(Image.fromarray(rgba, "RGBA"), "PNG")), rgba)
     grey = load_upload(encode(Image.fromarray(digits[0][1]), "PNG"))
-    assert grey.shape == (28, 28, 4) and np.array_equal(grey[..., 0], digits[0][1])
+    assert grey.shape == (28, 28, 4)
+    assert np.array_equal(grey[..., 0], digits[0][1])
     palette = Image.fromarray(rgba, "RGBA").convert("P")
     palette.info["transparency"] = 0
     assert load_upload(encode(palette, "PNG")).shape == (280, 280, 4)
@@ -158,7 +171,8 @@ def test_upload_jpeg_of_paper_drawing_and_exif_rotation(digits) -> None:
     paper = Image.fromarray(255 - np.asarray(Image.fromarray(digit).resize((224, 224))))
     loaded = load_upload(encode(paper.convert("RGB"), "JPEG", quality=85))
     result = preprocess(loaded)
-    assert result.inverted and aligned_mae(result.image28, digit) < 0.05
+    assert result.inverted
+    assert aligned_mae(result.image28, digit) < 0.05
     exif = Image.Exif()
     exif[0x0112] = 6  # orientation: rotate 90 degrees clockwise to display
     wide = Image.new("L", (60, 30), 255)
@@ -208,4 +222,5 @@ def test_upload_rejects_bad_input(digits) -> None:
 def test_error_messages_are_translated() -> None:
     with pytest.raises(UserError) as info:
         load_upload(b"x" * 11, max_bytes=10)
-    assert "MB" in info.value.message("en") and "文件太大" in info.value.message("zh")
+    assert "MB" in info.value.message("en")
+    assert "文件太大" in info.value.message("zh")

@@ -64,10 +64,14 @@ def _reason(exc_info) -> str:
 def test_save_load_round_trip_same_predictions(trained, ckpt_bytes, mnist):
     assert ckpt_bytes[:4] == b"PK\x03\x04"
     ckpt = load_checkpoint(ckpt_bytes)
-    assert ckpt.spec == trained.spec and ckpt.config == trained.config
-    assert ckpt.mean == pytest.approx(mnist.info.mean) and ckpt.std == pytest.approx(mnist.info.std)
+    assert ckpt.spec == trained.spec
+    assert ckpt.config == trained.config
+    assert ckpt.mean == pytest.approx(mnist.info.mean)
+    assert ckpt.std == pytest.approx(mnist.info.std)
     assert ckpt.classes == tuple(str(d) for d in range(10))
-    assert ckpt.run is not None and ckpt.run.steps == 20 and ckpt.run.test_acc == trained.snapshot().epochs[-1].test_acc
+    assert ckpt.run is not None
+    assert ckpt.run.steps == 20
+    assert ckpt.run.test_acc == trained.snapshot().epochs[-1].test_acc
     before = _logits(trained.model_copy(), mnist)
     after = _logits(ckpt.model(), mnist)
     assert torch.equal(before, after)
@@ -81,7 +85,8 @@ def test_a_checkpoint_becomes_a_finished_session(ckpt_bytes, trained, mnist):
     assert session.evaluate("test") == pytest.approx(trained.evaluate("test"))
     snap = session.snapshot()
     assert snap.epochs == trained.snapshot().epochs
-    assert snap.progress.global_step == 20 and len(snap.losses) > 0
+    assert snap.progress.global_step == 20
+    assert len(snap.losses) > 0
     assert snap.progress.message == "eval.ckpt_msg_loaded"
     # the session can save it again, unchanged
     again = load_checkpoint(checkpoint_from_session(session))
@@ -191,7 +196,9 @@ def test_wrong_shape_state_dict_is_rejected(ckpt_bytes):
         load_checkpoint(_tamper(ckpt_bytes, transpose))
     assert _reason(exc_info) == "eval.ckpt_shape_mismatch"
     message = exc_info.value.message("en")
-    assert "blocks.0.op.weight" in message and "[784, 32]" in message and "[32, 784]" in message
+    assert "blocks.0.op.weight" in message
+    assert "[784, 32]" in message
+    assert "[32, 784]" in message
 
 
 def test_weights_of_another_architecture_are_rejected(ckpt_bytes, trained):
@@ -208,7 +215,8 @@ def test_weights_of_another_architecture_are_rejected(ckpt_bytes, trained):
     renamed = _tamper(ckpt_bytes, lambda o: o["state_dict"].update({"extra.weight": torch.zeros(1)}))
     with pytest.raises(UserError) as exc_info:
         load_checkpoint(renamed)
-    assert _reason(exc_info) == "eval.ckpt_keys_mismatch" and "extra.weight" in exc_info.value.message()
+    assert _reason(exc_info) == "eval.ckpt_keys_mismatch"
+    assert "extra.weight" in exc_info.value.message()
     doubled = _tamper(ckpt_bytes, lambda o: o["state_dict"].update({k: v.double() for k, v in o["state_dict"].items()}))
     with pytest.raises(UserError) as exc_info:
         load_checkpoint(doubled)
@@ -229,7 +237,8 @@ def test_non_finite_weights_bad_spec_and_newer_versions_are_rejected(ckpt_bytes)
     bad_cfg = _tamper(ckpt_bytes, lambda o: o.update(config='{"optimizer": "magic"}'))
     with pytest.raises(UserError) as exc_info:
         load_checkpoint(bad_cfg)
-    assert _reason(exc_info) == "eval.ckpt_bad_spec" and isinstance(exc_info.value.__cause__, UserError)
+    assert _reason(exc_info) == "eval.ckpt_bad_spec"
+    assert isinstance(exc_info.value.__cause__, UserError)
 
 
 @pytest.mark.parametrize("cut", [0.5, 0.9, -10])
@@ -365,6 +374,8 @@ def test_the_apps_own_torchscript_export_is_named_not_called_damaged(trained, mn
     monkeypatch.setattr(torch, "load", lambda *a, **k: unpickled.append(a))  # recognised by its names alone
     with pytest.raises(UserError) as exc_info:
         load_checkpoint(blob)
-    assert _reason(exc_info) == "eval.ckpt_torchscript" and not unpickled
-    assert "TorchScript" in str(exc_info.value) and "Checkpoint (.pt)" in str(exc_info.value)
+    assert _reason(exc_info) == "eval.ckpt_torchscript"
+    assert not unpickled
+    assert "TorchScript" in str(exc_info.value)
+    assert "Checkpoint (.pt)" in str(exc_info.value)
     assert "检查点 (.pt)" in exc_info.value.message("zh")

@@ -22,33 +22,42 @@ from helpers import wait_for
 # ------------------------------------------------------------------ the ledger (no Ray)
 def test_the_ledger_grants_in_arrival_order_up_to_the_limit():
     ledger = SlotLedger(2)
-    assert ledger.poll("a", "w1") == 0 and ledger.poll("b", "w2") == 0
-    assert ledger.poll("c", "w1") == 1 and ledger.poll("d", "w2") == 2
+    assert ledger.poll("a", "w1") == 0
+    assert ledger.poll("b", "w2") == 0
+    assert ledger.poll("c", "w1") == 1
+    assert ledger.poll("d", "w2") == 2
     assert ledger.poll("d", "w2") == 2  # asking again keeps the place
     ledger.leave("a")
     assert ledger.poll("d", "w2") == 2  # not its turn: c is first
-    assert ledger.poll("c", "w1") == 0 and ledger.poll("d", "w2") == 1
+    assert ledger.poll("c", "w1") == 0
+    assert ledger.poll("d", "w2") == 1
     state = ledger.state()
-    assert state.running == ("b", "c") and state.queued == ("d",) and state.limit == 2
+    assert state.running == ("b", "c")
+    assert state.queued == ("d",)
+    assert state.limit == 2
     ledger.set_limit(3)
     assert ledger.poll("d", "w2") == 0
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="limit must be at least 1"):
         ledger.set_limit(0)
 
 
 def test_a_lost_worker_frees_its_slots_by_lease_or_at_once():
     ledger = SlotLedger(1, lease_s=0.2)
-    assert ledger.poll("a", "w1") == 0 and ledger.poll("b", "w2") == 1
+    assert ledger.poll("a", "w1") == 0
+    assert ledger.poll("b", "w2") == 1
     time.sleep(0.25)
     ledger.renew("w2", [])  # w2 is alive; w1 never renewed
-    assert ledger.poll("b", "w2") == 0 and ledger.state().running == ("b",)
-    assert ledger.drop_worker("w2") == 1 and ledger.state().running == ()
+    assert ledger.poll("b", "w2") == 0
+    assert ledger.state().running == ("b",)
+    assert ledger.drop_worker("w2") == 1
+    assert ledger.state().running == ()
 
 
 def test_a_new_ledger_learns_the_holders_from_the_renewals():
     ledger = SlotLedger(1)  # e.g. the broker was restarted, empty
     ledger.renew("w1", ["a"])
-    assert ledger.state().running == ("a",) and ledger.poll("b", "w2") == 1
+    assert ledger.state().running == ("a",)
+    assert ledger.poll("b", "w2") == 1
 
 
 def test_a_paused_holder_yields_only_to_a_waiting_run_after_the_grace():
@@ -57,7 +66,8 @@ def test_a_paused_holder_yields_only_to_a_waiting_run_after_the_grace():
     assert not ledger.yield_if_waited_for("a", 100.0, 10.0)  # nobody waits
     assert ledger.poll("b", "w1") == 1
     assert not ledger.yield_if_waited_for("a", 5.0, 10.0)
-    assert ledger.yield_if_waited_for("a", 10.0, 10.0) and ledger.poll("b", "w1") == 0
+    assert ledger.yield_if_waited_for("a", 10.0, 10.0)
+    assert ledger.poll("b", "w1") == 0
 
 
 # ------------------------------------------------------------------ settings and the switch
@@ -68,13 +78,14 @@ def test_settings_from_the_environment():
     assert (gpu.worker_gpus, gpu.runs_each, gpu.run_limit, gpu.threads_per_run) == (0.25, 4, 6, 1)
     assert ClusterSettings.from_env({}).worker_name(1) == "dlplay-worker-1"
     for bad in ({"DLPLAY_RAY_WORKERS": "0"}, {"DLPLAY_RAY_WORKER_GPUS": "half"}):
-        with pytest.raises(ValueError):
+        with pytest.raises(ValueError, match="must be a number"):
             ClusterSettings.from_env(bad)
 
 
 def test_without_the_variable_runs_stay_in_process(monkeypatch):
     monkeypatch.delenv(ENV_RAY_ADDRESS, raising=False)
-    assert ray_address() is None and backend_from_env() is None
+    assert ray_address() is None
+    assert backend_from_env() is None
     monkeypatch.setenv(ENV_RAY_ADDRESS, "  ")
     assert backend_from_env() is None
 
@@ -95,26 +106,31 @@ def test_a_killed_worker_fails_its_runs_and_the_next_run_trains(ray_backend):
     bystander = ray_backend.create_run(dense_spec([16]), slow, limits=Limits(), heartbeat_timeout=30, probe_every=None)
     bystander.set_pace(50.0)
     bystander.start()
-    assert bystander.worker_name != victim.worker_name and bystander.worker_pid != victim.worker_pid
+    assert bystander.worker_name != victim.worker_name
+    assert bystander.worker_pid != victim.worker_pid
     assert victim.worker_pid != os.getpid()
     assert wait_for(lambda: bystander.snapshot().progress.global_step >= 5)
 
     os.kill(victim.worker_pid, signal.SIGKILL)
     assert wait_for(lambda: victim.status == "failed", 30)
     p = victim.snapshot().progress
-    assert p.message == "cluster.worker_lost" and dict(p.message_params)["worker"] == victim.worker_name
-    assert not victim.is_alive and victim.lost
+    assert p.message == "cluster.worker_lost"
+    assert dict(p.message_params)["worker"] == victim.worker_name
+    assert not victim.is_alive
+    assert victim.lost
     assert [r.status for r in history.records()] == ["failed"]  # recorded like any run that ended
     victim.stop()  # commands to a lost run are no-ops, not errors
     victim.heartbeat()
     before = bystander.snapshot().progress.global_step
-    assert wait_for(lambda: bystander.snapshot().progress.global_step > before + 5) and bystander.status == "running"
+    assert wait_for(lambda: bystander.snapshot().progress.global_step > before + 5)
+    assert bystander.status == "running"
 
     # the pool re-creates the lost worker; the next run trains to the end
     fresh = ray_backend.create_run(dense_spec([16]), TrainConfig(epochs=1, train_size=1000), limits=Limits(),
                                    heartbeat_timeout=30, probe_every=None)
     fresh.start()
-    assert wait_for(lambda: fresh.status in FINISHED and not fresh.is_alive, 60) and fresh.status == "done"
+    assert wait_for(lambda: fresh.status in FINISHED and not fresh.is_alive, 60)
+    assert fresh.status == "done"
     bystander.stop()
     assert wait_for(lambda: not bystander.is_alive, 15)
     rows = ray_backend.workers()
@@ -139,7 +155,8 @@ def test_a_checkpoint_becomes_a_finished_run_in_a_worker_and_guardrails_refuse_t
     ckpt = load_checkpoint(save_checkpoint(trained_tutorial.model, trained_tutorial.spec, trained_tutorial.config))
     run = ray_backend.create_run(ckpt.spec, ckpt.config, limits=Limits(), heartbeat_timeout=30, probe_every=None,
                                  checkpoint=ckpt)
-    assert run.status == "done" and run.snapshot().progress.message == "eval.ckpt_msg_loaded"
+    assert run.status == "done"
+    assert run.snapshot().progress.message == "eval.ckpt_msg_loaded"
     assert all(torch.equal(v, ckpt.state_dict[k]) for k, v in run.state_dict().items())
     assert run.evaluate()[1] == pytest.approx(trained_tutorial.evaluate()[1], abs=1e-4)
     with pytest.raises(UserError) as refused:
@@ -156,13 +173,17 @@ def test_a_fork_of_a_run_in_a_worker_continues_it_exactly(ray_backend):
     config = TrainConfig(epochs=1, train_size=640, batch_size=32, val_share=0.0)
     parent = ray_backend.create_run(dense_spec([16]), config, limits=Limits(), heartbeat_timeout=30, probe_every=None)
     parent.start()
-    assert wait_for(lambda: parent.status in FINISHED and not parent.is_alive, 60) and parent.status == "done"
+    assert wait_for(lambda: parent.status in FINISHED and not parent.is_alive, 60)
+    assert parent.status == "done"
     plan = plan_fork(parent, 7, Change())
     fork = ray_backend.create_run(plan.spec, plan.config, limits=Limits(), heartbeat_timeout=30, probe_every=None,
                                   start_from=plan.start)
-    assert fork.forked_from is not None and fork.forked_from[:2] == (parent.run_id, 7)
+    assert fork.forked_from is not None
+    assert fork.forked_from[:2] == (parent.run_id, 7)
     fork.start()
-    assert wait_for(lambda: fork.status in FINISHED and not fork.is_alive, 60) and fork.status == "done"
+    assert wait_for(lambda: fork.status in FINISHED and not fork.is_alive, 60)
+    assert fork.status == "done"
     mine, theirs = fork.snapshot(), parent.snapshot()
     after = [(s, v) for s, v in zip(theirs.steps.tolist(), theirs.losses.tolist()) if s > 7]
-    assert len(after) == 20 - 7 and after == [(s, v) for s, v in zip(mine.steps.tolist(), mine.losses.tolist()) if s > 7]
+    assert len(after) == 20 - 7
+    assert after == [(s, v) for s, v in zip(mine.steps.tolist(), mine.losses.tolist()) if s > 7]

@@ -55,16 +55,20 @@ def test_a_graphed_run_trains_exactly_as_the_eager_run(mnist, engine):
     eager = run(mnist, "off", engine=engine)
     graphed = run(mnist, StandInGraphs(), engine=engine)
     assert eager.status == graphed.status == "done"
-    assert eager.cuda_graph is None and eager.snapshot().progress.cuda_graph == ""
+    assert eager.cuda_graph is None
+    assert eager.snapshot().progress.cuda_graph == ""
     step = graphed.cuda_graph
-    assert isinstance(step, GraphedStep) and graphed.snapshot().progress.cuda_graph == cudagraph.ON
+    assert isinstance(step, GraphedStep)
+    assert graphed.snapshot().progress.cuda_graph == cudagraph.ON
     assert graphed.engine_name == ("dense" if engine == "auto" else "autograd")
     # every step accounted for: 3 warm-ups, then replays, and eager steps for the six 8-image batches
     # and the probe's steps (1, every 20th, the last one: it reads the network through hooks)
-    assert step.warmups == cudagraph.WARMUP_STEPS and step.captures == 1
+    assert step.warmups == cudagraph.WARMUP_STEPS
+    assert step.captures == 1
     assert step.warmups + step.replays + step.eager_steps == graphed.total_steps == 192
     probe_steps = set(graphed.probe_snapshot().steps.tolist())
-    assert len(probe_steps) == 11 and step.eager_steps == len(probe_steps | {32, 64, 96, 128, 160, 192})
+    assert len(probe_steps) == 11
+    assert step.eager_steps == len(probe_steps | {32, 64, 96, 128, 160, 192})
     assert same_run(eager, graphed)
 
 
@@ -81,9 +85,11 @@ def test_probe_steps_run_eagerly_and_the_probe_reads_them(mnist):
     assert list(probe.steps) == [1, 20, 40, 60, 64]
     done = dict(seen)  # replays done before each step
     for s in (20, 40, 60):  # the step before a probe step is a replay, the probe step is not
-        assert done[s] == done[s - 1] + 1 and done[s + 1] == done[s]
+        assert done[s] == done[s - 1] + 1
+        assert done[s + 1] == done[s]
     delta = probe.values[:, :, 6]  # δ: from the engine's own backward pass, on eager steps only
-    assert np.isfinite(delta).all() and (delta > 0).all()
+    assert np.isfinite(delta).all()
+    assert (delta > 0).all()
 
 
 def test_a_stale_static_buffer_is_caught(mnist, monkeypatch):
@@ -101,7 +107,8 @@ def test_a_stale_static_buffer_is_caught(mnist, monkeypatch):
     config = TrainConfig(epochs=1, train_size=320, batch_size=32, seed=3, val_share=0.0)
     eager = run(mnist, "off", config=config, probe=False)
     stale = run(mnist, StandInGraphs(), config=config, probe=False)
-    assert stale.status == "done" and stale.cuda_graph.replays == 10 - cudagraph.WARMUP_STEPS
+    assert stale.status == "done"
+    assert stale.cuda_graph.replays == 10 - cudagraph.WARMUP_STEPS
     assert not same_run(eager, stale)
 
 
@@ -127,7 +134,8 @@ def test_restored_state_recaptures_and_training_goes_on(mnist, engine):
     graphed = run(mnist, StandInGraphs(), engine=engine, callbacks=(Rewind(50, 100, optimizer=True),))
     assert graphed.status == "done"
     step = graphed.cuda_graph
-    assert step.captures == 2 and step.warmups == 2 * cudagraph.WARMUP_STEPS  # the moved optimiser state
+    assert step.captures == 2
+    assert step.warmups == 2 * cudagraph.WARMUP_STEPS  # the moved optimiser state
     assert same_run(eager, graphed)
 
 
@@ -149,7 +157,8 @@ def test_a_state_tensor_moved_in_place_recaptures(mnist):
     started with, with or without graphs: the values agree; the graphs are captured again all the same)"""
     eager = run(mnist, "off", engine="autograd", callbacks=(Reallocate(70),))
     graphed = run(mnist, StandInGraphs(), engine="autograd", callbacks=(Reallocate(70),))
-    assert graphed.status == "done" and graphed.cuda_graph.captures == 2
+    assert graphed.status == "done"
+    assert graphed.cuda_graph.captures == 2
     assert same_run(eager, graphed)
 
 
@@ -158,7 +167,8 @@ def test_weights_loaded_in_place_need_no_new_capture(mnist):
     config = TrainConfig(epochs=6, train_size=1000, batch_size=32, seed=3, schedule="cosine", patience=1)
     eager = run(mnist, "off", config=config, callbacks=(Rewind(50, 100, optimizer=False),))
     graphed = run(mnist, StandInGraphs(), config=config, callbacks=(Rewind(50, 100, optimizer=False),))
-    assert graphed.status == "done" and graphed.cuda_graph.captures == 1
+    assert graphed.status == "done"
+    assert graphed.cuda_graph.captures == 1
     assert same_run(eager, graphed)
 
 
@@ -177,7 +187,8 @@ def test_a_network_with_batch_norm_keeps_its_buffers(mnist):
     config = TrainConfig(epochs=1, train_size=400, batch_size=32, seed=3, val_share=0.0)  # 12 steps of 32, one of 16
     eager = run(mnist, "off", spec=spec, config=config, probe=False)
     graphed = run(mnist, StandInGraphs(), spec=spec, config=config, probe=False)
-    assert graphed.engine_name == "autograd" and graphed.cuda_graph.replays == 13 - 1 - cudagraph.WARMUP_STEPS
+    assert graphed.engine_name == "autograd"
+    assert graphed.cuda_graph.replays == 13 - 1 - cudagraph.WARMUP_STEPS
     assert same_run(eager, graphed)  # running mean and variance and the batch counter included
 
 
@@ -190,7 +201,8 @@ def test_a_failed_capture_leaves_the_run_eager(mnist):
     eager = run(mnist, "off", config=config)
     graphed = run(mnist, Failing(), config=config)
     assert graphed.status == "done"
-    assert graphed.cuda_graph.state == cudagraph.OFF_FAILED and "not permitted" in graphed.cuda_graph.error
+    assert graphed.cuda_graph.state == cudagraph.OFF_FAILED
+    assert "not permitted" in graphed.cuda_graph.error
     assert graphed.snapshot().progress.cuda_graph == cudagraph.OFF_FAILED
     assert graphed.cuda_graph.replays == 0
     assert same_run(eager, graphed)
@@ -198,19 +210,22 @@ def test_a_failed_capture_leaves_the_run_eager(mnist):
 
 def test_unsupported_runs_say_why(mnist):
     session = TrainingSession(SPEC, TrainConfig(optimizer="rmsprop"), mnist, "cpu", cuda_graph=StandInGraphs())
-    assert session.cuda_graph is None and session.snapshot().progress.cuda_graph == cudagraph.OFF_OPTIMIZER
+    assert session.cuda_graph is None
+    assert session.snapshot().progress.cuda_graph == cudagraph.OFF_OPTIMIZER
     lstm = ModelSpec(layers=(LayerSpec("lstm", 8, "identity"),))
     session = TrainingSession(lstm, TrainConfig(), mnist, "cpu", cuda_graph=StandInGraphs())
-    assert session.cuda_graph is None and session.snapshot().progress.cuda_graph == cudagraph.OFF_NETWORK
+    assert session.cuda_graph is None
+    assert session.snapshot().progress.cuda_graph == cudagraph.OFF_NETWORK
 
 
 def test_the_cpu_default_is_off(mnist):
     session = TrainingSession(SPEC, TrainConfig(), mnist, "cpu")
-    assert session.cuda_graph is None and session.snapshot().progress.cuda_graph == ""
+    assert session.cuda_graph is None
+    assert session.snapshot().progress.cuda_graph == ""
     assert session._train_step == session._engine_step  # the CPU step is the plain one, nothing wrapped
     assert cudagraph.backend_for("auto", torch.device("cpu")) is None
     assert cudagraph.backend_for("off", torch.device("cuda")) is None
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="cuda_graph must be"):
         TrainingSession(SPEC, TrainConfig(), mnist, "cpu", cuda_graph="on")
 
 

@@ -66,25 +66,33 @@ def write_folder(folder: Path, parts: dict[str, bytes], gz: bool = True) -> Path
 def test_real_sample_loads_from_dlplay_data_dir(monkeypatch):
     monkeypatch.setenv("DLPLAY_DATA_DIR", str(SAMPLE))
     ds = data.load_dataset("mnist", download=False)
-    assert ds.source == str(SAMPLE) and ds.source_kind == "data_dir"
-    assert ds.train_images.shape == (10000, 28, 28) and ds.test_images.shape == (10000, 28, 28)
-    assert ds.train_images.dtype == torch.uint8 and ds.test_images.dtype == torch.uint8
-    assert ds.train_labels.dtype == torch.int64 and ds.test_labels.dtype == torch.int64
+    assert ds.source == str(SAMPLE)
+    assert ds.source_kind == "data_dir"
+    assert ds.train_images.shape == (10000, 28, 28)
+    assert ds.test_images.shape == (10000, 28, 28)
+    assert ds.train_images.dtype == torch.uint8
+    assert ds.test_images.dtype == torch.uint8
+    assert ds.train_labels.dtype == torch.int64
+    assert ds.test_labels.dtype == torch.int64
     assert ds.train_labels.bincount().tolist() == [1001, 1127, 991, 1032, 980, 863, 1014, 1070, 944, 978]
     assert ds.test_labels[:10].tolist() == [7, 2, 1, 0, 4, 1, 4, 9, 5, 9]
     assert ds.sizes == {"train": 10000, "test": 10000}
-    assert int(ds.train_images.max()) == 255 and int(ds.train_images.min()) == 0
+    assert int(ds.train_images.max()) == 255
+    assert int(ds.train_images.min()) == 0
     assert data.dataset_status("mnist") == (True, str(SAMPLE))
 
 
 def test_fashion_mnist_from_debian_folder(tmp_path):
     ds = data.load_dataset("fashion-mnist", download=False, paths=SearchPaths(cache_dir=tmp_path))
-    assert ds.source == str(FASHION_DIR) and ds.source_kind == "system"
+    assert ds.source == str(FASHION_DIR)
+    assert ds.source_kind == "system"
     assert ds.sizes == {"train": 60000, "test": 10000}
-    assert ds.train_images.shape == (60000, 28, 28) and ds.train_images.dtype == torch.uint8
+    assert ds.train_images.shape == (60000, 28, 28)
+    assert ds.train_images.dtype == torch.uint8
     assert ds.train_labels.bincount().tolist() == [6000] * 10
     assert ds.test_labels[:5].tolist() == [9, 2, 1, 1, 6]
-    assert ds.info.num_classes == 10 and ds.info.classes[9] == "Ankle boot"
+    assert ds.info.num_classes == 10
+    assert ds.info.classes[9] == "Ankle boot"
     # the registry's normalisation constants are those of the real training set
     pixels = ds.train_images.float() / 255
     assert pixels.mean().item() == pytest.approx(ds.info.mean, abs=5e-4)
@@ -97,22 +105,27 @@ def test_flat_data_dir_is_only_mnist_subfolders_name_the_dataset(tmp_path):
     root = tmp_path / "datasets"
     write_folder(root / "fashion-mnist", {})
     source = data.locate("fashion-mnist", paths=dataclasses.replace(paths, data_dir=root))
-    assert source.kind == "data_dir" and source.path == root / "fashion-mnist"
+    assert source.kind == "data_dir"
+    assert source.path == root / "fashion-mnist"
     assert os.fspath(source) == str(root / "fashion-mnist")
 
 
 def test_to_device_and_normalize(sample):
     assert sample.to("cpu") is sample
     moved = sample.to("meta")
-    assert moved.device.type == "meta" and moved.train_images.dtype == torch.uint8
-    assert moved.test_labels.shape == (10000,) and sample.device.type == "cpu"
+    assert moved.device.type == "meta"
+    assert moved.train_images.dtype == torch.uint8
+    assert moved.test_labels.shape == (10000,)
+    assert sample.device.type == "cpu"
     x = data.normalize(sample.train_images[:256], "mnist")
-    assert x.dtype == torch.float32 and x.shape == (256, 28, 28)
+    assert x.dtype == torch.float32
+    assert x.shape == (256, 28, 28)
     expected = (sample.train_images[:256].double() / 255 - 0.1307) / 0.3081
     assert torch.allclose(x.double(), expected, atol=1e-5)
     assert sample.train_images.dtype == torch.uint8  # not modified in place
     full = data.normalize(sample.train_images, MNIST)
-    assert abs(full.mean().item()) < 0.01 and abs(full.std().item() - 1) < 0.01
+    assert abs(full.mean().item()) < 0.01
+    assert abs(full.std().item() - 1) < 0.01
 
 
 def test_class_labels_are_translated():
@@ -124,7 +137,8 @@ def test_class_labels_are_translated():
 def test_unknown_dataset_name():
     with pytest.raises(UserError) as err:
         data.get_info("cifar")
-    assert err.value.key == "data.unknown_dataset" and "fashion-mnist" in str(err.value)
+    assert err.value.key == "data.unknown_dataset"
+    assert "fashion-mnist" in str(err.value)
 
 
 # ---------------------------------------------------------------- broken files
@@ -159,14 +173,17 @@ def test_parse_idx_rejects_broken_files(tmp_path, case, gz):
     with pytest.raises(UserError) as err:
         data.parse_idx(path)
     assert err.value.key == key
-    assert str(path) in str(err.value) and str(path) in err.value.message("zh")
+    assert str(path) in str(err.value)
+    assert str(path) in err.value.message("zh")
 
 
 def test_parse_idx_reads_raw_and_gz_alike(tmp_path):
     (tmp_path / "a").write_bytes(_labels())
     (tmp_path / "a.gz").write_bytes(gzip.compress(_labels()))
     raw, gz = data.parse_idx(tmp_path / "a"), data.parse_idx(tmp_path / "a.gz", ndim=1)
-    assert raw.dtype == np.uint8 and raw.shape == (10000,) and np.array_equal(raw, gz)
+    assert raw.dtype == np.uint8
+    assert raw.shape == (10000,)
+    assert np.array_equal(raw, gz)
     assert raw.flags.writeable
 
 
@@ -181,7 +198,8 @@ def test_corrupt_gzip(tmp_path, damage):
     path.write_bytes(bytes(blob))
     with pytest.raises(UserError) as err:
         data.parse_idx(path)
-    assert err.value.key == "data.bad_gzip" and str(path) in str(err.value)
+    assert err.value.key == "data.bad_gzip"
+    assert str(path) in str(err.value)
 
 
 def _load_folder_with(tmp_path: Path, name: str, raw: bytes) -> UserError:
@@ -201,20 +219,24 @@ def test_dataset_rejects_labels_with_wrong_ndim(tmp_path):
 def test_dataset_rejects_image_label_count_mismatch(tmp_path):
     labels = np.frombuffer(_labels(), np.uint8, offset=8)[:9999]
     err = _load_folder_with(tmp_path, "t10k-labels-idx1-ubyte.gz", idx_bytes(labels))
-    assert err.key == "data.count_mismatch" and "9999" in str(err) and "10000" in str(err)
+    assert err.key == "data.count_mismatch"
+    assert "9999" in str(err)
+    assert "10000" in str(err)
 
 
 def test_dataset_rejects_label_out_of_range(tmp_path):
     labels = np.frombuffer(_labels(), np.uint8, offset=8).copy()
     labels[1234] = 10
     err = _load_folder_with(tmp_path, "t10k-labels-idx1-ubyte.gz", idx_bytes(labels))
-    assert err.key == "data.label_out_of_range" and "10" in str(err)
+    assert err.key == "data.label_out_of_range"
+    assert "10" in str(err)
 
 
 def test_dataset_rejects_wrong_image_size(tmp_path):
     images = np.zeros((10000, 27, 28), np.uint8)
     err = _load_folder_with(tmp_path, "t10k-images-idx3-ubyte.gz", idx_bytes(images))
-    assert err.key == "data.bad_image_shape" and "27x28" in str(err)
+    assert err.key == "data.bad_image_shape"
+    assert "27x28" in str(err)
 
 
 # ---------------------------------------------------------------- other tools' layouts
@@ -223,7 +245,8 @@ def test_torchvision_layout_with_uncompressed_files(tmp_path, isolated, sample, 
     write_folder(tmp_path / "tv" / "MNIST" / "raw", {}, gz=False)
     paths = dataclasses.replace(isolated, torchvision_roots=(tmp_path / "elsewhere", tmp_path / "tv"))
     ds = data.load_dataset("mnist", download=False, paths=paths)
-    assert ds.source_kind == "torchvision" and ds.source == str(tmp_path / "tv" / "MNIST" / "raw")
+    assert ds.source_kind == "torchvision"
+    assert ds.source == str(tmp_path / "tv" / "MNIST" / "raw")
     assert torch.equal(ds.train_images, sample.train_images)
     assert torch.equal(ds.test_labels, sample.test_labels)
     monkeypatch.setenv("DLPLAY_TORCHVISION_ROOT", str(tmp_path / "tv"))
@@ -247,8 +270,10 @@ def test_keras_npz_layout(tmp_path, isolated, sample):
              x_test=sample.test_images.numpy(), y_test=sample.test_labels.numpy().astype(np.uint8))
     paths = dataclasses.replace(isolated, keras_dir=keras)
     ds = data.load_dataset("mnist", download=False, paths=paths)
-    assert ds.source_kind == "keras" and ds.source == str(keras / "mnist.npz")
-    assert ds.train_labels.dtype == torch.int64 and torch.equal(ds.train_labels, sample.train_labels)
+    assert ds.source_kind == "keras"
+    assert ds.source == str(keras / "mnist.npz")
+    assert ds.train_labels.dtype == torch.int64
+    assert torch.equal(ds.train_labels, sample.train_labels)
     assert torch.equal(ds.test_images, sample.test_images)
     assert data.locate("fashion-mnist", paths=paths) is None  # mnist.npz is not Fashion-MNIST
 
@@ -308,7 +333,8 @@ def test_not_found_says_which_files_go_where(isolated):
         text = err.value.message(lang)
         assert all(name in text for name in NAMES), text
         assert str(isolated.cache_dir / "fashion-mnist") in text
-        assert "DLPLAY_DATA_DIR" in text and "fashion-mnist" + os.sep in text
+        assert "DLPLAY_DATA_DIR" in text
+        assert "fashion-mnist" + os.sep in text
 
 
 # ---------------------------------------------------------------- downloading
@@ -397,7 +423,8 @@ def test_download_success_with_progress(tmp_path, server, tiny, isolated):
     assert all((dest / n).read_bytes() == b for n, b in blobs.items())
     for name, body in blobs.items():
         mine = [c for c in calls if c[0] == name]
-        assert mine[0] == (name, 0, len(body)) and mine[-1] == (name, len(body), len(body))
+        assert mine[0] == (name, 0, len(body))
+        assert mine[-1] == (name, len(body), len(body))
         assert [c[1] for c in mine] == sorted(c[1] for c in mine)
     # files already present with the right checksum are not fetched again
     before = len(server.requests)
@@ -405,8 +432,10 @@ def test_download_success_with_progress(tmp_path, server, tiny, isolated):
     assert len(server.requests) == before
     # load_dataset downloads into the cache and loads from there
     ds = data.load_dataset(info, paths=dataclasses.replace(isolated), mirrors=[good])
-    assert ds.source_kind == "cache" and ds.source == str(isolated.cache_dir / "tiny")
-    assert ds.sizes == {"train": 40, "test": 20} and ds.test_labels.dtype == torch.int64
+    assert ds.source_kind == "cache"
+    assert ds.source == str(isolated.cache_dir / "tiny")
+    assert ds.sizes == {"train": 40, "test": 20}
+    assert ds.test_labels.dtype == torch.int64
     assert ds.train_labels[:5].tolist() == [7, 2, 1, 0, 4]
     assert data.dataset_status(info, paths=isolated) == (True, str(isolated.cache_dir / "tiny"))
 
@@ -455,8 +484,10 @@ def test_bad_checksum_everywhere_fails_and_leaves_no_file(tmp_path, server, tiny
         data.download(info, tmp_path / "dl", mirrors=mirrors)
     assert err.value.key == "data.download_failed"
     text = str(err.value)
-    assert NAMES[0] in text and str(tmp_path / "dl") in text
-    assert f"{mirrors[0]}{NAMES[0]}" in text and f"{mirrors[1]}{NAMES[0]}" in text
+    assert NAMES[0] in text
+    assert str(tmp_path / "dl") in text
+    assert f"{mirrors[0]}{NAMES[0]}" in text
+    assert f"{mirrors[1]}{NAMES[0]}" in text
     assert_clean(tmp_path / "dl", set(NAMES[1:]))
 
 
@@ -475,7 +506,8 @@ def test_cut_connection_everywhere_fails_and_leaves_no_partial_file(tmp_path, se
     mirrors = [serve(server, "cut", blobs, mode="cut")]
     with pytest.raises(UserError) as err:
         data.download(info, tmp_path / "dl", mirrors=mirrors)
-    assert err.value.key == "data.download_failed" and all(n in str(err.value) for n in NAMES)
+    assert err.value.key == "data.download_failed"
+    assert all(n in str(err.value) for n in NAMES)
     assert_clean(tmp_path / "dl", set())
 
 
@@ -485,11 +517,15 @@ def test_offline_load_says_which_files_go_where(server, tiny, isolated):
         data.load_dataset(info, paths=isolated, mirrors=[unreachable_url(), f"{server.url}/none/"])
     assert err.value.key == "data.not_found_offline"
     text = str(err.value)
-    assert all(n in text for n in NAMES) and str(isolated.cache_dir / "tiny") in text
-    assert "DLPLAY_DATA_DIR" in text and "restart" in text
+    assert all(n in text for n in NAMES)
+    assert str(isolated.cache_dir / "tiny") in text
+    assert "DLPLAY_DATA_DIR" in text
+    assert "restart" in text
     # what to do comes first; the failed URLs are a parameter the page folds away, not the message
-    assert "http" not in text and text.index(str(isolated.cache_dir / "tiny")) < text.index("DLPLAY_DATA_DIR")
-    assert f"{server.url}/none/{NAMES[0]}" in err.value.params["reason"] and err.value.params["name"] == "tiny"
+    assert "http" not in text
+    assert text.index(str(isolated.cache_dir / "tiny")) < text.index("DLPLAY_DATA_DIR")
+    assert f"{server.url}/none/{NAMES[0]}" in err.value.params["reason"]
+    assert err.value.params["name"] == "tiny"
     assert_clean(isolated.cache_dir / "tiny", set())
 
 
@@ -502,17 +538,26 @@ def test_check_dataset_validates_like_training_and_caches_per_file_state(tmp_pat
     real = data.read_source
     monkeypatch.setattr(data, "read_source", lambda *a: reads.append(a) or real(*a))
     check = data.check_dataset("mnist", paths=paths)
-    assert check.found and check.usable and check.where == str(tmp_path / "data" / "mnist")
-    assert data.check_dataset("mnist", paths=paths).usable and len(reads) == 1  # cached: nothing re-read
+    assert check.found
+    assert check.usable
+    assert check.where == str(tmp_path / "data" / "mnist")
+    assert data.check_dataset("mnist", paths=paths).usable
+    assert len(reads) == 1  # cached: nothing re-read
     # a damaged file (what a broken download leaves): found, but not usable, with the reason training gives
     target = folder / NAMES[3]
     blob = target.read_bytes()
     target.write_bytes(blob[: len(blob) // 2])
     check = data.check_dataset("mnist", paths=paths)
-    assert check.found and not check.usable and len(reads) == 2
-    assert check.problem.key == "data.bad_gzip" and str(target) in str(check.problem)
+    assert check.found
+    assert not check.usable
+    assert len(reads) == 2
+    assert check.problem.key == "data.bad_gzip"
+    assert str(target) in str(check.problem)
     target.write_bytes(blob)  # repaired: the new size and mtime make it look again
-    assert data.check_dataset("mnist", paths=paths).usable and len(reads) == 3
+    assert data.check_dataset("mnist", paths=paths).usable
+    assert len(reads) == 3
     empty = SearchPaths(cache_dir=tmp_path / "nothing", system_dirs=())
     check = data.check_dataset("mnist", paths=empty)
-    assert not check.found and check.problem is None and check.where == str(tmp_path / "nothing" / "mnist")
+    assert not check.found
+    assert check.problem is None
+    assert check.where == str(tmp_path / "nothing" / "mnist")

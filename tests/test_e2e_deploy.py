@@ -3,6 +3,8 @@ tab, then serve the model from the Deploy page, send the drawn digit to the serv
 answers (the server's and the app's) side by side."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from e2e_util import click_button, open_app_page, wait_for_idle
@@ -57,9 +59,10 @@ def test_deploy_serves_the_drawn_digit_and_the_code_tab_downloads(streamlit_serv
         with page.expect_download(timeout=60_000) as download:
             button.click()
         assert download.value.suggested_filename == "dlplay_run.py"
-        source = open(download.value.path(), encoding="utf-8").read()
+        source = Path(download.value.path()).read_text(encoding="utf-8")
         compile(source, "dlplay_run.py", "exec")
-        assert "def forward_backward(x, y):" in source and "z = W a + b" in source
+        assert "def forward_backward(x, y):" in source
+        assert "z = W a + b" in source
         page.locator(".st-key-eval_code_download_notebook button").first.wait_for()
         page.locator(".st-key-eval_code_download_keras button").first.wait_for()
 

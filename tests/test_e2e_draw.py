@@ -4,6 +4,7 @@ Also measures the time from the end of a stroke (mouse up) to the new guess on t
 """
 from __future__ import annotations
 
+import itertools
 import math
 import statistics
 import tempfile
@@ -29,14 +30,14 @@ def _arc(cx: float, cy: float, rx: float, ry: float, start_deg: float, end_deg: 
 DIGITS: dict[int, list[list[Point]]] = {
     0: [_arc(0.5, 0.5, 0.27, 0.38, -90, 270, 36)],
     1: [[(0.47, 0.14), (0.5, 0.5), (0.52, 0.86)]],
-    2: [_arc(0.5, 0.34, 0.22, 0.19, 200, 370, 14) + [(0.6, 0.56), (0.44, 0.72), (0.28, 0.85), (0.76, 0.85)]],
+    2: [[*_arc(0.5, 0.34, 0.22, 0.19, 200, 370, 14), (0.6, 0.56), (0.44, 0.72), (0.28, 0.85), (0.76, 0.85)]],
     3: [_arc(0.48, 0.32, 0.21, 0.17, 200, 450, 16) + _arc(0.48, 0.67, 0.23, 0.19, -90, 160, 16)],
     4: [[(0.56, 0.14), (0.26, 0.62), (0.8, 0.62)], [(0.63, 0.34), (0.63, 0.88)]],
-    5: [[(0.72, 0.16), (0.36, 0.16), (0.32, 0.46)] + _arc(0.5, 0.64, 0.22, 0.2, -120, 150, 16)],
-    6: [[(0.66, 0.13), (0.46, 0.3), (0.33, 0.52)] + _arc(0.5, 0.66, 0.19, 0.2, 180, 540, 24)],
+    5: [[(0.72, 0.16), (0.36, 0.16), (0.32, 0.46), *_arc(0.5, 0.64, 0.22, 0.2, -120, 150, 16)]],
+    6: [[(0.66, 0.13), (0.46, 0.3), (0.33, 0.52), *_arc(0.5, 0.66, 0.19, 0.2, 180, 540, 24)]],
     7: [[(0.24, 0.18), (0.77, 0.18), (0.58, 0.5), (0.44, 0.86)]],
     8: [[(0.5 + 0.2 * math.sin(2 * t), 0.5 - 0.36 * math.cos(t)) for t in (i * math.pi / 24 for i in range(49))]],
-    9: [_arc(0.5, 0.34, 0.2, 0.19, 0, 360, 24) + [(0.7, 0.34), (0.68, 0.6), (0.65, 0.88)]],
+    9: [[*_arc(0.5, 0.34, 0.2, 0.19, 0, 360, 24), (0.7, 0.34), (0.68, 0.6), (0.65, 0.88)]],
 }
 CANVAS, CLEAR = "canvas.dlc-canvas", ".dlc-toolbar [data-act=clear]"  # dlplay/ui/canvas_widget.py
 # With the quick-trained tutorial model these came out right in every run (80-99 % sure); 2, 6 and 8
@@ -55,7 +56,7 @@ def _draw_strokes(page, strokes: list[list[Point]], box: dict) -> None:
     for i, stroke in enumerate(strokes):
         page.mouse.move(*at(stroke[0]))
         page.mouse.down()
-        for a, b in zip(stroke, stroke[1:]):
+        for a, b in itertools.pairwise(stroke):
             steps = max(1, int(math.dist(a, b) * 20))  # the canvas draws straight lines between points
             page.mouse.move(*at(b), steps=steps)
         if i < len(strokes) - 1:

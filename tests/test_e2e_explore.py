@@ -52,7 +52,8 @@ def test_augmentation_preview_shows(streamlit_server, browser_context, lang: str
     preview = page.locator(".st-key-aug_preview img")
     preview.first.wait_for(timeout=SLOW_MS)
     box = preview.first.bounding_box()
-    assert box is not None and box["width"] > 150
+    assert box is not None
+    assert box["width"] > 150
     first = preview.first.get_attribute("src")
     click_button(page, "aug_preview_new")  # new random versions of the same digits
     page.wait_for_function(

@@ -1,6 +1,8 @@
 """In a real headless Chromium (issue 15 #1): Evaluate's ONNX export downloads a real model, with the app's
 requirements only (onnx is pinned in requirements.txt; tests/test_requirements.py checks every import)."""
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -28,7 +30,7 @@ def test_onnx_export_downloads_a_model_that_runs(streamlit_server, browser_conte
     assert button.is_enabled()
     with page.expect_download(timeout=120_000) as download:
         button.click()
-    data = open(download.value.path(), "rb").read()
+    data = Path(download.value.path()).read_bytes()
     assert download.value.suggested_filename.endswith(".onnx")
     model = onnx.load_model_from_string(data)
     onnx.checker.check_model(model)
@@ -37,5 +39,6 @@ def test_onnx_export_downloads_a_model_that_runs(streamlit_server, browser_conte
     feed = runner.get_inputs()[0]
     shape = [1 if not isinstance(d, int) else d for d in feed.shape]
     scores = runner.run(None, {feed.name: np.zeros(shape, dtype=np.float32)})[0]
-    assert scores.shape[-1] == 10 and np.isfinite(scores).all()
+    assert scores.shape[-1] == 10
+    assert np.isfinite(scores).all()
     assert not page.locator("[data-testid=stException]").count()

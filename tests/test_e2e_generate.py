@@ -149,7 +149,8 @@ def test_mnist_gan_trains_from_the_page_and_its_grid_downloads(streamlit_server,
         path = tmp_path / "grid.png"
         download.value.save_as(path)
         with Image.open(io.BytesIO(path.read_bytes())) as grid:
-            assert grid.size == (224, 224) and grid.mode == "L"
+            assert grid.size == (224, 224)
+            assert grid.mode == "L"
             assert grid.getextrema()[1] > 100  # white ink somewhere, on black
         if lang == "en":  # both networks saved and loaded back through the page
             with page.expect_download(timeout=SLOW_MS) as download:

@@ -108,7 +108,8 @@ def assert_drawn_in_chinese_glyphs(context, page, title: str) -> None:
     fonts = heading_fonts(context, page)
     assert sum(count for _, count in fonts) == len(title), (fonts, title)  # spaces count too
     cjk = [name for name, count in fonts if count and re.search(r"CJK|Hei|Song|Kai|PingFang|YaHei|SC|Hans", name)]
-    assert cjk and not any(re.search(r"\b(JP|KR|TC|HK)\b|CJK (jp|kr|tc)", name) for name in cjk), fonts
+    assert cjk, fonts
+    assert not any(re.search(r"\b(JP|KR|TC|HK)\b|CJK (jp|kr|tc)", name) for name in cjk), fonts
 
 
 UPLOADER_TEXTS_JS = """() => [...document.querySelectorAll(
@@ -125,7 +126,8 @@ def test_every_page_opens_in_chinese_and_switches_both_ways(streamlit_server, br
         page = open_app_page(browser_context, streamlit_server, url, "zh")
         assert heading(page) == zh_title, url
         labels = nav_labels(page)
-        assert translate(nav_key, "zh") in labels and translate("nav.train", "zh") in labels, labels
+        assert translate(nav_key, "zh") in labels, labels
+        assert translate("nav.train", "zh") in labels, labels
         assert_drawn_in_chinese_glyphs(browser_context, page, zh_title)
         assert not stale_labels(page), (url, stale_labels(page))
         no_error(page)
@@ -133,7 +135,8 @@ def test_every_page_opens_in_chinese_and_switches_both_ways(streamlit_server, br
 
         choose_language(page, "English")
         wait_for_heading(page, en_title)
-        assert url_lang(page) == "en" and translate(nav_key, "en") in nav_labels(page)
+        assert url_lang(page) == "en"
+        assert translate(nav_key, "en") in nav_labels(page)
         page.wait_for_function("() => document.documentElement.lang === 'en'", timeout=SLOW_MS)
         no_error(page)
         screenshot(page, tmp_path, f"{url}-en")
@@ -162,7 +165,8 @@ def test_chinese_stays_when_moving_between_pages(streamlit_server, browser_conte
         assert url_lang(page) == "zh", (url, page.url)
         assert page.locator(".st-key-lang_select [role=combobox]").input_value() == "简体中文"
         for text in page.evaluate(UPLOADER_TEXTS_JS):  # Streamlit's own uploader texts, redrawn in Chinese
-            assert re.search(r"[\u4e00-\u9fff]", text) and not english_words(text), (url, text)
+            assert re.search(r"[\u4e00-\u9fff]", text), (url, text)
+            assert not english_words(text), (url, text)
     page.close()
 
 

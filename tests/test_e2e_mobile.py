@@ -3,6 +3,7 @@ drawn with a finger on Draw is guessed without the page scrolling, Train starts 
 horizontal scrolling, and every page is photographed at 390×844 (to $DLPLAY_SHOTS, e.g. docs/screenshots)."""
 from __future__ import annotations
 
+import itertools
 import math
 import os
 import tempfile
@@ -48,7 +49,7 @@ def touch_stroke(cdp, points: list[tuple[float, float]]) -> None:
         cdp.send("Input.dispatchTouchEvent", {"type": kind, "touchPoints": [{"x": p[0], "y": p[1]}] if p else []})
 
     touch("touchStart", points[0])
-    for a, b in zip(points, points[1:]):
+    for a, b in itertools.pairwise(points):
         steps = max(1, int(math.dist(a, b) / 6))
         for i in range(1, steps + 1):
             touch("touchMove", (a[0] + (b[0] - a[0]) * i / steps, a[1] + (b[1] - a[1]) * i / steps))
@@ -69,7 +70,8 @@ def test_a_digit_drawn_with_a_finger_is_guessed(streamlit_server, browser_contex
         wait_for_idle(page, SLOW_MS)
         assert canvas.evaluate("e => getComputedStyle(e).touchAction") == "none"  # (in the component's shadow DOM)
         box = canvas.bounding_box()
-        assert box["x"] >= 0 and box["x"] + box["width"] <= WIDTH  # the whole canvas is on the screen
+        assert box["x"] >= 0
+        assert box["x"] + box["width"] <= WIDTH  # the whole canvas is on the screen
         before_sig = page.locator(".dl-guess").first.get_attribute("data-sig") or ""
         scroll = page.evaluate(SCROLL_JS)
         size = min(box["width"], box["height"])
@@ -103,7 +105,8 @@ def test_train_starts_on_a_phone_with_its_charts_and_no_sideways_scrolling(strea
                                timeout=SLOW_MS)
         widths = page.evaluate("() => [...document.querySelectorAll('.js-plotly-plot')].map(p => "
                                "p.getBoundingClientRect().right)")
-        assert widths and max(widths) <= WIDTH, widths
+        assert widths, widths
+        assert max(widths) <= WIDTH, widths
         assert page.evaluate(NO_SIDEWAYS_JS), page.evaluate("() => document.documentElement.scrollWidth")
         stop = page.locator(".st-key-train_stop button").first
         if stop.is_enabled():  # it is not once the run has ended

@@ -78,7 +78,8 @@ def test_a_run_trains_in_a_ray_worker_and_a_lost_worker_fails_it_on_the_page(ray
     page = open_app_page(browser_context, url, "train", lang)
     start_long_run(page)
     worker = training_worker()
-    assert worker.pid not in (proc.pid, os.getpid()) and worker.train_threads == 1
+    assert worker.pid not in (proc.pid, os.getpid())
+    assert worker.train_threads == 1
 
     # the Admin page: the app process trains nothing, the worker holds the run
     admin = sign_in_admin(browser_context, url, lang)

@@ -13,6 +13,7 @@
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import secrets
@@ -68,10 +69,8 @@ def in_session(sid: int) -> list[psutil.Process]:
 
 def kill_session(sid: int) -> None:
     for proc in in_session(sid):
-        try:
+        with contextlib.suppress(psutil.Error):
             proc.kill()
-        except psutil.Error:
-            pass
     assert wait_for(lambda: not in_session(sid), 30, 0.2), in_session(sid)
 
 
@@ -178,7 +177,8 @@ def test_local_ray_started_by_the_app_outlives_its_script_run(local_ray_app, bro
     pids = head_pids(temp)
     assert pids["app"] == proc.pid
     head = pids["head"]
-    assert alive(pids["guardian"]) and alive(head)
+    assert alive(pids["guardian"])
+    assert alive(head)
     workers = ray_workers(head)
     assert len(workers) == 1, "the run was made in the app's Ray worker"
 
@@ -198,7 +198,8 @@ def test_local_ray_started_by_the_app_outlives_its_script_run(local_ray_app, bro
     worker_cpu, app_cpu = cpu_seconds(workers) - before, cpu_seconds([psutil.Process(proc.pid)]) - app_before
     assert worker_cpu > 1.0, (worker_cpu, app_cpu)
     assert ray_workers(head) == workers
-    assert proc.poll() is None and healthy(url)
+    assert proc.poll() is None
+    assert healthy(url)
     page.close()
 
 
@@ -227,7 +228,8 @@ def test_a_lost_ray_head_is_a_message_and_runs_train_in_the_app(local_ray_app, b
     # the learner starts again: the page says where runs train now, and the run trains in the app
     set_epochs(page, 10)
     notice = page.locator(".st-key-cluster_notice")
-    assert notice.count() == 1 and text_before_placeholder("cluster.notice_lost", lang) in notice.inner_text()
+    assert notice.count() == 1
+    assert text_before_placeholder("cluster.notice_lost", lang) in notice.inner_text()
     app_before = cpu_seconds([psutil.Process(proc.pid)])
     train_to_the_end(page, lang)
     assert cpu_seconds([psutil.Process(proc.pid)]) - app_before > 1.0  # it trained in the app's process
@@ -274,7 +276,8 @@ def test_the_readmes_cluster_path_ray_start_head_then_the_app(browser_context):
                 set_epochs(page, 10)
                 train_to_the_end(page, lang)
                 workers = ray_workers(sid)
-                assert len(workers) == 1 and cpu_seconds(workers) > 1.0, "the run trained in the cluster's worker"
+                assert len(workers) == 1, "the run trained in the cluster's worker"
+                assert cpu_seconds(workers) > 1.0, "the run trained in the cluster's worker"
                 assert page.locator(".st-key-cluster_notice").count() == 0
                 assert proc.poll() is None
                 page.close()

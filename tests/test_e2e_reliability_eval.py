@@ -101,7 +101,8 @@ def test_evaluate_and_draw_as_a_learner_meets_them(streamlit_server, browser_con
         # --- no model yet: the page points to what is on it, and says the limit before any upload
         page.locator(".st-key-eval_upload_box").wait_for(timeout=SLOW_MS)
         info = page.locator("[data-testid=stAlertContentInfo]").first.inner_text()
-        assert "Keep & share" not in info and "Load a checkpoint" in info, info
+        assert "Keep & share" not in info, info
+        assert "Load a checkpoint" in info, info
         box = page.locator(".st-key-eval_upload_box")
         page.get_by_text("A checkpoint file (.pt) of at most 24 MB").first.wait_for(timeout=SLOW_MS)  # said before
         refused = page.locator(".dl-refused-eval_upload_box")
@@ -120,7 +121,8 @@ def test_evaluate_and_draw_as_a_learner_meets_them(streamlit_server, browser_con
         to_language(page, "zh")
         page.wait_for_function("() => document.querySelector('.dl-refused-eval_upload_box')?.innerText.includes('超过了 24 MB')",
                                timeout=SLOW_MS)
-        assert refused.is_visible() and not page.locator(".st-key-eval_upload_outcome").first.is_visible()
+        assert refused.is_visible()
+        assert not page.locator(".st-key-eval_upload_outcome").first.is_visible()
         shoot(page, "reliability-upload-refused-zh", ".st-key-eval_upload_box")
         to_language(page, "en")
         remove_files(page, "eval_upload")
@@ -129,12 +131,14 @@ def test_evaluate_and_draw_as_a_learner_meets_them(streamlit_server, browser_con
         error = page.locator(".st-key-eval_upload_outcome [data-testid=stAlertContentError]")
         error.wait_for(timeout=SLOW_MS)
         text = error.inner_text()
-        assert "GAN checkpoint from the Generate page" in text and "not a dlplay checkpoint" not in text, text
+        assert "GAN checkpoint from the Generate page" in text, text
+        assert "not a dlplay checkpoint" not in text, text
         assert not refused.is_visible()
         shoot(page, "reliability-upload-gan-en", ".st-key-eval_upload_box")
         to_language(page, "zh")
         error.wait_for(timeout=SLOW_MS)
-        assert "生成对抗网络检查点" in error.inner_text() and "生成" in error.inner_text()
+        assert "生成对抗网络检查点" in error.inner_text()
+        assert "生成" in error.inner_text()
         shoot(page, "reliability-upload-gan-zh", ".st-key-eval_upload_box")
         to_language(page, "en")
         # --- the model in use; the image-set choice clicked twice keeps it (it crashed)
@@ -159,7 +163,9 @@ def test_evaluate_and_draw_as_a_learner_meets_them(streamlit_server, browser_con
             page.wait_for_function("t => [...document.querySelectorAll('[data-testid=stMetricLabel]')]"
                                    ".some(e => e.innerText.trim() === t)", arg=accuracy, timeout=SLOW_MS)
             labels = metric_labels(page)
-            assert accuracy in labels and "Test accuracy" not in labels and "测试准确率" not in labels, labels
+            assert accuracy in labels, labels
+            assert "Test accuracy" not in labels, labels
+            assert "测试准确率" not in labels, labels
             assert measured in page.locator("[data-testid=stMain]").inner_text()
             page.locator("[data-testid=stDataFrame]").first.scroll_into_view_if_needed()
             page.wait_for_function(HEADER_JS, arg=column, timeout=SLOW_MS)  # the per-class table's column
@@ -188,7 +194,8 @@ def test_evaluate_and_draw_as_a_learner_meets_them(streamlit_server, browser_con
         note = page.locator(".st-key-draw_confidence_note")
         note.wait_for(timeout=SLOW_MS)
         conf = page.locator(".dl-guess-conf").first.inner_text()
-        assert conf.endswith("sure") and "100%" not in conf, conf
+        assert conf.endswith("sure"), conf
+        assert "100%" not in conf, conf
         assert "reliability diagram" in note.inner_text()
         assert note.locator("a[href*='evaluate']").count() == 1
         shoot(page, "reliability-draw-sure-en", "[data-testid=stMainBlockContainer] h1")
@@ -196,7 +203,8 @@ def test_evaluate_and_draw_as_a_learner_meets_them(streamlit_server, browser_con
         page.wait_for_function("() => document.querySelector('.st-key-draw_confidence_note')?.innerText.includes('可靠性图')",
                                timeout=SLOW_MS)
         conf = page.locator(".dl-guess-conf").first.inner_text()
-        assert conf.startswith("把握") and "100%" not in conf, conf
+        assert conf.startswith("把握"), conf
+        assert "100%" not in conf, conf
         shoot(page, "reliability-draw-sure-zh", "[data-testid=stMainBlockContainer] h1")
         assert page.locator(EXCEPTION).count() == 0
     finally:
@@ -218,12 +226,14 @@ def test_the_sidebar_lists_every_page_and_home_keeps_the_servers_folders_to_itse
                                        arg=len(offered) - 3, timeout=SLOW_MS)
                 links = [link_text(a) for a in nav.locator("a").all() if a.is_visible()]
                 assert links == [translate(key, lang) for _, _, key, _ in offered], links
-                assert "View" not in nav.inner_text() and "more" not in nav.inner_text()  # nothing folded away
+                assert "View" not in nav.inner_text()
+                assert "more" not in nav.inner_text()  # nothing folded away
                 page.get_by_text(translate("home.dataset_found", lang, name="MNIST"), exact=True).first.wait_for(
                     timeout=SLOW_MS)  # the datasets are checked after the rest of the page is drawn
                 wait_for_idle(page, SLOW_MS)
                 main = page.locator("[data-testid=stMain]").inner_text()
-                assert str(DATA_DIR) not in main and "/work/" not in main
+                assert str(DATA_DIR) not in main
+                assert "/work/" not in main
                 shoot(page, f"reliability-home-sidebar-{lang}")
             finally:
                 page.close()

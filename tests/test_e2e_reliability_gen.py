@@ -59,7 +59,8 @@ def title_and_modebar(page, selector: str) -> tuple[dict, dict]:
     page.locator(f"{selector} .modebar").first.wait_for(state="attached", timeout=SLOW_MS)
     title = page.locator(f"{selector} .gtitle").first.bounding_box()
     bar = page.locator(f"{selector} .modebar").first.bounding_box()
-    assert title and bar, (title, bar)
+    assert title, (title, bar)
+    assert bar, (title, bar)
     return title, bar
 
 
@@ -145,7 +146,9 @@ def test_the_digits_mode_stays_and_says_little_and_its_upload_errors_sit_by_the_
         preset_text = translate("gan_mnist.preset.mlp.text", lang)
         sidebar.get_by_text(preset_text[:20]).first.wait_for(timeout=SLOW_MS)
         text = sidebar.inner_text()
-        assert "bench/" not in text and "28%" not in text and "38%" not in text
+        assert "bench/" not in text
+        assert "28%" not in text
+        assert "38%" not in text
         assert len(preset_text) < 320
         shot(page, f"digits-sidebar-{lang}", height=1000)
         # a GAN trains; the learner visits two other pages and comes back
@@ -169,7 +172,8 @@ def test_the_digits_mode_stays_and_says_little_and_its_upload_errors_sit_by_the_
         page.locator(".st-key-gen_ckpt_error [data-testid=stAlert]").wait_for(timeout=SLOW_MS)
         uploader = page.locator(".st-key-gen_ckpt_upload").bounding_box()
         message = page.locator(".st-key-gen_ckpt_error").bounding_box()
-        assert uploader and message
+        assert uploader
+        assert message
         gap = message["y"] - (uploader["y"] + uploader["height"])
         assert 0 <= gap < 80, (uploader, message)
         assert page.locator("[data-testid=stException]").count() == 0
@@ -230,6 +234,7 @@ def test_the_chinese_sequences_box_joins_presets_with_the_enumeration_comma(stre
         info = page.locator("[data-testid=stAlert]").filter(has_text="LSTM").first
         info.wait_for(timeout=SLOW_MS)
         text = info.inner_text()
-        assert "”、“" in text and "”, “" not in text, text
+        assert "”、“" in text, text
+        assert "”, “" not in text, text
     finally:
         page.close()

@@ -165,7 +165,8 @@ def test_a_share_link_with_a_bad_value_says_so_when_it_opens_and_the_note_stays(
     note = page.locator(".st-key-share_report").first
     note.wait_for(timeout=SLOW_MS)
     text = note.inner_text()
-    assert "9999999" in text and translate("fixdata.edits", lang) in text  # what was wrong, by the page's words
+    assert "9999999" in text
+    assert translate("fixdata.edits", lang) in text  # what was wrong, by the page's words
     assert translate("share.used_default", lang) in text  # and what is used instead: no label edits
     page.screenshot(path=str(SHOTS / f"share-link-bad-value-{lang}.png"))
     go_to(page, "train", ".st-key-train_start")  # not a toast that vanishes: it stays while the learner goes on

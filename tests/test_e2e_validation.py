@@ -112,7 +112,8 @@ def test_a_confusion_cell_opens_its_images_and_an_edit_retrains(streamlit_server
                            timeout=SLOW_MS)
     page.locator(".st-key-eval_cm_val").first.scroll_into_view_if_needed()
     cell = page.evaluate(CELL_JS)
-    assert cell is not None and cell["count"] > 0, cell
+    assert cell is not None, cell
+    assert cell["count"] > 0, cell
     page.mouse.click(cell["x"], cell["y"])
     images = page.locator(".st-key-fx_cell_images")
     images.wait_for(timeout=SLOW_MS)

@@ -140,7 +140,9 @@ def test_engine_shares_the_models_tensors_and_the_optimizers_state(mnist):
     state = opt.state_dict()["state"]
     assert len(state) == len(params)
     for i, p in enumerate(params):
-        assert p.grad is not None and p.grad.shape == p.shape and p.grad.abs().sum() > 0
+        assert p.grad is not None
+        assert p.grad.shape == p.shape
+        assert p.grad.abs().sum() > 0
         assert state[i]["step"].item() == 20
         assert state[i]["exp_avg"].abs().sum() > 0
     # the optimiser keeps training the same weights with autograd after a state-dict round trip
@@ -158,7 +160,7 @@ def test_only_dense_networks_use_the_engine():
                              LayerSpec(kind="maxpool", kernel=2, stride=2), LayerSpec(units=16)))
     assert not supports(build_model(conv))
     assert not supports(build_model(ModelSpec(layers=(LayerSpec(kind="batchnorm"), LayerSpec(units=16)))))
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="dense layers only"):
         DenseEngine(build_model(conv), torch.optim.SGD(build_model(conv).parameters(), lr=0.1))
 
 
@@ -179,13 +181,16 @@ def test_a_run_trains_with_the_engine_and_matches_a_forced_autograd_run(mnist):
     spec = ModelSpec(layers=(LayerSpec(units=64, activation="relu", dropout=0.2), LayerSpec(units=32, activation="tanh")))
     dense = _session(spec, ds, "auto", schedule="cosine")
     auto = _session(spec, ds, "autograd", schedule="cosine")
-    assert dense.engine is not None and dense.snapshot().progress.engine == "dense"
-    assert auto.engine is None and auto.snapshot().progress.engine == "autograd"
+    assert dense.engine is not None
+    assert dense.snapshot().progress.engine == "dense"
+    assert auto.engine is None
+    assert auto.snapshot().progress.engine == "autograd"
     a, b = dense.snapshot(), auto.snapshot()
     assert len(a.losses) == len(b.losses) == 2 * 32
     assert a.losses == pytest.approx(b.losses, rel=1e-3, abs=1e-4)
     for x, y in zip(a.epochs, b.epochs):
-        assert x.test_acc == pytest.approx(y.test_acc, abs=0.002) and x.train_acc == pytest.approx(y.train_acc, abs=0.002)
+        assert x.test_acc == pytest.approx(y.test_acc, abs=0.002)
+        assert x.train_acc == pytest.approx(y.train_acc, abs=0.002)
     copy = dense.model_copy()
     assert all(torch.equal(p, q) for p, q in zip(copy.parameters(), dense.model.parameters()))
 
@@ -194,7 +199,8 @@ def test_a_convolutional_run_falls_back_to_autograd(mnist):
     spec = ModelSpec(layers=(LayerSpec(kind="conv2d", units=4, kernel=3, padding=1),
                              LayerSpec(kind="maxpool", kernel=2, stride=2), LayerSpec(units=16)))
     session = _session(spec, mnist[0], "auto", epochs=1, train_size=256)
-    assert session.engine is None and session.engine_name == "autograd"
+    assert session.engine is None
+    assert session.engine_name == "autograd"
     assert session.snapshot().progress.engine == "autograd"
 
 
@@ -208,7 +214,8 @@ def test_the_probe_reads_delta_and_gradients_from_the_engine(mnist):
         _session(spec, ds, engine, callbacks=[probe], epochs=1)
         probes[engine] = probe.snapshot()
     a, b = probes["auto"], probes["autograd"]
-    assert a.probes == b.probes > 3 and list(a.steps) == list(b.steps)
+    assert a.probes == b.probes > 3
+    assert list(a.steps) == list(b.steps)
     for metric in ("grad_w", "grad_b", "delta", "update_ratio", "weight_norm", "act_mean", "act_std"):
         values = a.values[:, :, M[metric]]
         if metric not in ("act_mean", "act_std"):
@@ -230,11 +237,14 @@ def test_the_run_record_says_which_engine_trained(mnist):
 
     session = _session(dense_spec([16], "relu"), mnist[0], "auto", epochs=1, train_size=256)
     record = record_from_session(session)
-    assert record is not None and record.engine == "dense" and run_fields(record)["engine"] == "dense"
+    assert record is not None
+    assert record.engine == "dense"
+    assert run_fields(record)["engine"] == "dense"
     assert RunRecord.from_json(record.to_json()).engine == "dense"
     older = record.to_dict()
     del older["engine"]  # runs saved before the engine existed
-    assert RunRecord.from_dict(older).engine == "" and run_fields(RunRecord.from_dict(older))["engine"] == "—"
+    assert RunRecord.from_dict(older).engine == ""
+    assert run_fields(RunRecord.from_dict(older))["engine"] == "—"
 
 
 @pytest.mark.parametrize("optimizer", sorted(OPTIMIZERS))

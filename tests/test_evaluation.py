@@ -53,9 +53,14 @@ def test_class_metrics_absent_classes_are_nan_not_zero():
     # class 2 never appears and is never guessed; class 3 is guessed once but never appears
     cm = confusion_matrix(np.array([0, 1, 1]), np.array([0, 1, 3]), 4)
     m = class_metrics(cm)
-    assert np.isnan(m.accuracy[2]) and np.isnan(m.precision[2]) and np.isnan(m.f1[2])
-    assert np.isnan(m.accuracy[3]) and m.precision[3] == 0.0 and np.isnan(m.f1[3])
-    assert m.accuracy[1] == 0.5 and m.precision[1] == 1.0
+    assert np.isnan(m.accuracy[2])
+    assert np.isnan(m.precision[2])
+    assert np.isnan(m.f1[2])
+    assert np.isnan(m.accuracy[3])
+    assert m.precision[3] == 0.0
+    assert np.isnan(m.f1[3])
+    assert m.accuracy[1] == 0.5
+    assert m.precision[1] == 1.0
     # a class with precision and recall both 0 has F1 0, not NaN
     cm2 = confusion_matrix(np.array([0, 1]), np.array([1, 0]), 2)
     assert class_metrics(cm2).f1.tolist() == [0.0, 0.0]
@@ -102,9 +107,12 @@ def test_reliability_by_hand():
     assert rel.counts.tolist() == [0, 0, 0, 0, 0, 1, 0, 0, 2, 3]
     assert rel.accuracy[9] == pytest.approx(2 / 3)
     assert rel.confidence[9] == pytest.approx((0.95 + 0.92 + 1.0) / 3)
-    assert rel.accuracy[8] == 1.0 and rel.confidence[8] == pytest.approx(0.83)
-    assert rel.accuracy[5] == 0.0 and rel.confidence[5] == pytest.approx(0.55)
-    assert np.isnan(rel.accuracy[0]) and np.isnan(rel.confidence[0])
+    assert rel.accuracy[8] == 1.0
+    assert rel.confidence[8] == pytest.approx(0.83)
+    assert rel.accuracy[5] == 0.0
+    assert rel.confidence[5] == pytest.approx(0.55)
+    assert np.isnan(rel.accuracy[0])
+    assert np.isnan(rel.confidence[0])
     expected = 3 / 6 * abs(2 / 3 - 2.87 / 3) + 2 / 6 * abs(1 - 0.83) + 1 / 6 * 0.55
     assert rel.ece == pytest.approx(expected)
     np.testing.assert_allclose(rel.centers[:2], [0.05, 0.15])
@@ -123,7 +131,7 @@ def test_predictions_of_a_trained_model_agree_with_the_session(trained, mnist):
     n = len(mnist.test_labels)
     assert preds.probs.shape == (n, 10)
     np.testing.assert_allclose(preds.probs.sum(1), 1.0, atol=1e-5)
-    loss, acc = trained.evaluate("test")
+    _loss, acc = trained.evaluate("test")
     assert preds.accuracy == pytest.approx(acc)
     assert 0.6 < preds.accuracy < 1.0  # 20 steps of a small MLP on real digits
     report = build_report(preds)
@@ -131,7 +139,8 @@ def test_predictions_of_a_trained_model_agree_with_the_session(trained, mnist):
     assert np.trace(report.confusion) / n == pytest.approx(acc)
     assert report.mistakes == n - np.trace(report.confusion)
     assert report.confusion.sum(1).tolist() == np.bincount(mnist.test_labels.numpy(), minlength=10).tolist()
-    assert report.pairs and report.pairs[0].count == max(
+    assert report.pairs
+    assert report.pairs[0].count == max(
         report.confusion[t, p] for t in range(10) for p in range(10) if t != p
     )
     assert int(report.calibration.counts.sum()) == n
@@ -163,10 +172,12 @@ def test_figures_show_the_numbers():
     labels = ["zero", "one", "two"]
     fig = confusion_figure(CM, labels)
     assert np.asarray(fig.data[0].z).tolist() == CM.tolist()
-    assert list(fig.data[0].x) == labels and fig.data[0].text[2][2] == "3"
+    assert list(fig.data[0].x) == labels
+    assert fig.data[0].text[2][2] == "3"
     fig = confusion_figure(CM, labels, normalized=True, lang="zh")
     np.testing.assert_allclose(np.asarray(fig.data[0].z), row_normalize(CM))
-    assert fig.data[0].text[2][2] == "75%" and "混淆矩阵" in fig.layout.title.text
+    assert fig.data[0].text[2][2] == "75%"
+    assert "混淆矩阵" in fig.layout.title.text
     fig = class_metrics_figure(class_metrics(CM), labels)
     np.testing.assert_allclose(fig.data[0].y, [2 / 3, 1.0, 0.75])
     np.testing.assert_allclose(fig.data[1].y, [2 / 3, 2 / 3, 1.0])
@@ -176,5 +187,6 @@ def test_figures_show_the_numbers():
     np.testing.assert_allclose(fig.data[1].y, [0.0, 1.0, 2 / 3])  # only the filled bins
     assert f"{rel.ece:.2%}" in fig.layout.title.text
     # the accuracy axis has ticks of its own, not the log count axis's places (4 %, 13 %, 26 % ...)
-    assert fig.layout.yaxis.tickmode == "array" and list(fig.layout.yaxis.tickvals) == [0, 0.2, 0.4, 0.6, 0.8, 1.0]
+    assert fig.layout.yaxis.tickmode == "array"
+    assert list(fig.layout.yaxis.tickvals) == [0, 0.2, 0.4, 0.6, 0.8, 1.0]
     assert all(trace.type != "scattergl" for trace in fig.data)

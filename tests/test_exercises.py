@@ -57,7 +57,7 @@ def test_dense_expected_equals_autograd(mnist, activation):
         tr = trace(model, image, mnist.info, label=label)
         exs = by_kind(exercises(tr, spec))
         assert list(exs) == ["z", "a", "delta", "grad"]
-        x, record, deltas, wgrads = autograd_numbers(model, image, mnist.info, label)
+        _x, record, deltas, wgrads = autograd_numbers(model, image, mnist.info, label)
         h = 1  # the last hidden layer
         (j,) = exs["z"].where
         z, a = (t.detach() for t in record[h])
@@ -87,7 +87,8 @@ def test_conv_expected_equals_autograd(mnist):
     direct = F.conv2d(x, conv.weight, conv.bias, stride=conv.stride, padding=conv.padding).detach()
     assert cz.expected == pytest.approx(float(direct[0, c, y, col]), abs=1e-5)
     assert cz.expected == pytest.approx(float(record[0][0][0, c, y, col].detach()), abs=1e-6)
-    assert len(cz.factors) == 9 and cz.rest is None  # one input channel: the whole 3×3 patch
+    assert len(cz.factors) == 9
+    assert cz.rest is None  # one input channel: the whole 3×3 patch
     assert exs[1].expected == pytest.approx(float(record[0][1][0, c, y, col].detach()), abs=1e-6)
     h = len(model.blocks) - 2  # the dense hidden layer
     (j,) = exs[4].where
@@ -102,12 +103,13 @@ def test_conv_without_dense_hidden_layer(mnist):
     tr = trace(model, mnist.test_images[0], mnist.info, label=int(mnist.test_labels[0]))
     exs = exercises(tr, spec)
     assert [ex.kind for ex in exs] == ["conv_z", "conv_a", "z", "grad"]
-    x, record, _, wgrads = autograd_numbers(model, mnist.test_images[0], mnist.info, tr.target)
+    x, _record, _, wgrads = autograd_numbers(model, mnist.test_images[0], mnist.info, tr.target)
     c, y, col = exs[0].where
     assert exs[0].expected == pytest.approx(float(F.conv2d(x, model.blocks[0].op.weight, model.blocks[0].op.bias,
                                                            stride=2)[0, c, y, col].detach()), abs=1e-5)
     j, i = exs[3].where
-    assert j == tr.target and exs[3].expected == pytest.approx(float(wgrads[1][j, i]), abs=1e-7)
+    assert j == tr.target
+    assert exs[3].expected == pytest.approx(float(wgrads[1][j, i]), abs=1e-7)
 
 
 def all_exercises(mnist) -> list[Exercise]:
@@ -176,33 +178,42 @@ def test_wrong_answers_part_at_the_right_step(mnist):
     forgot_bias = round(z.steps[-2].value, z.decimals)
     if abs(z.extras[0].shown) > 3 * z.allowed:
         d = grade(z, forgot_bias).diagnosis
-        assert d is not None and d.kind == STOPPED and d.step == n - 1
-        assert d.learner == forgot_bias and d.right == pytest.approx(z.steps[-1].value)
+        assert d is not None
+        assert d.kind == STOPPED
+        assert d.step == n - 1
+        assert d.learner == forgot_bias
+        assert d.right == pytest.approx(z.steps[-1].value)
     big = big_steps(z)
     assert len(big) >= 2
     # left out one term
     i = big[0]
     d = grade(z, z.from_shown - z.steps[i].operand).diagnosis
-    assert d is not None and (d.kind, d.step) == (LEFT_OUT, i)
+    assert d is not None
+    assert (d.kind, d.step) == (LEFT_OUT, i)
     assert d.right == pytest.approx(z.steps[i].value)
     # subtracted a term instead of adding it
     i = big[1]
     d = grade(z, z.from_shown - 2 * z.steps[i].operand).diagnosis
-    assert d is not None and (d.kind, d.step) == (SIGN, i)
+    assert d is not None
+    assert (d.kind, d.step) == (SIGN, i)
     # a = f(z): answered z itself -> it parts at applying f
     a = exs["a"]
     d = grade(a, round(a.steps[0].value, 3)).diagnosis
-    assert d is not None and (d.kind, d.step) == (STOPPED, 1)
+    assert d is not None
+    assert (d.kind, d.step) == (STOPPED, 1)
     # delta: forgot f'(z) -> parts at the multiplication by f'
     delta = exs["delta"]
     assert delta.steps[-1].op == "mul"
     d = grade(delta, delta.steps[-2].value).diagnosis
-    assert d is not None and (d.kind, d.step) == (STOPPED, len(delta.steps) - 1)
+    assert d is not None
+    assert (d.kind, d.step) == (STOPPED, len(delta.steps) - 1)
     # an answer far from every mistake above: the step whose running value is nearest it
     slip = max(abs(s.value) for s in z.steps) * 3 + 5
     d = grade(z, slip).diagnosis
     values = [abs(slip - s.value) for s in z.steps]
-    assert d is not None and (d.kind, d.step) == (CLOSEST, int(np.argmin(values))) and d.learner == slip
+    assert d is not None
+    assert (d.kind, d.step) == (CLOSEST, int(np.argmin(values)))
+    assert d.learner == slip
     # a right answer has no diagnosis
     assert grade(z, z.expected).diagnosis is None
 
@@ -222,38 +233,53 @@ def test_typical_wrong_answers_are_named(mnist, trained_tutorial, index):
     terms = tuple(i for i, s in enumerate(z.steps) if s.key in TERM_KEYS)
     rest = next(i for i, s in enumerate(z.steps) if s.key == "exercises.step_rest")
     bias = n - 1
-    assert terms == (0, 1, 2, 3) and rest == 4 and z.steps[bias].key == "exercises.step_bias"
+    assert terms == (0, 1, 2, 3)
+    assert rest == 4
+    assert z.steps[bias].key == "exercises.step_bias"
     shown = [s.operand for s in z.steps]
-    assert abs(sum(shown[i] for i in terms)) > 10 * z.allowed and abs(shown[rest]) > 10 * z.allowed
+    assert abs(sum(shown[i] for i in terms)) > 10 * z.allowed
+    assert abs(shown[rest]) > 10 * z.allowed
     # left out the four products shown: the rest plus the bias
     d = grade(z, round(shown[rest] + shown[bias], z.decimals)).diagnosis
-    assert d is not None and d.kind == OMITTED and d.omitted == terms and d.kept(n) == (rest, bias), d
+    assert d is not None, d
+    assert d.kind == OMITTED, d
+    assert d.omitted == terms, d
+    assert d.kept(n) == (rest, bias), d
     # added only the bias
     if abs(shown[bias]) > 10 * z.allowed:
         d = grade(z, round(shown[bias], z.decimals)).diagnosis
-        assert d is not None and d.kind == OMITTED and d.kept(n) == (bias,), d
+        assert d is not None, d
+        assert d.kind == OMITTED, d
+        assert d.kept(n) == (bias,), d
     # the products shown and nothing else: stopped before the rest
     d = grade(z, round(sum(shown[i] for i in terms), z.decimals)).diagnosis
-    assert d is not None and (d.kind, d.step) == (STOPPED, rest)
+    assert d is not None
+    assert (d.kind, d.step) == (STOPPED, rest)
     # the products and the bias, not the rest
     d = grade(z, round(sum(shown[i] for i in terms) + shown[bias], z.decimals)).diagnosis
-    assert d is not None and (d.kind, d.step) == (LEFT_OUT, rest)
+    assert d is not None
+    assert (d.kind, d.step) == (LEFT_OUT, rest)
     # ∂J/∂w = δ·a: a alone (forgot δ), δ alone (forgot a)
     g = exs["grad"]
     delta_shown, a_shown = g.steps[0].operand, g.steps[1].operand
     if abs(a_shown - g.expected) > 10 * g.allowed:
         d = grade(g, a_shown).diagnosis
-        assert d is not None and (d.kind, d.step) == (LEFT_OUT, 0), d
+        assert d is not None, d
+        assert (d.kind, d.step) == (LEFT_OUT, 0), d
     d = grade(g, delta_shown).diagnosis
-    assert d is not None and (d.kind, d.step) == (STOPPED, 1)
+    assert d is not None
+    assert (d.kind, d.step) == (STOPPED, 1)
     # δ: only the slope f′(z), no sum
     delta = exs["delta"]
     fprime = delta.steps[-1].operand
     d = grade(delta, fprime).diagnosis
-    assert d is not None and d.kind == OMITTED and d.kept(len(delta.steps)) == (len(delta.steps) - 1,), d
+    assert d is not None, d
+    assert d.kind == OMITTED, d
+    assert d.kept(len(delta.steps)) == (len(delta.steps) - 1,), d
     # an answer nowhere near any slip is still placed at the nearest step
     d = grade(z, 1000.0).diagnosis
-    assert d is not None and d.kind == CLOSEST
+    assert d is not None
+    assert d.kind == CLOSEST
 
 
 def test_every_activation_has_its_definition():
@@ -264,7 +290,7 @@ def test_parse_answer():
     assert parse_answer(" 1.25 ") == 1.25
     assert parse_answer("−0.5") == -0.5
     assert parse_answer("-0,75") == -0.75
-    assert parse_answer("１．５") == 1.5
+    assert parse_answer("１．５") == 1.5  # noqa: RUF001 - full-width input
     assert parse_answer("2e-3") == 0.002
     assert parse_answer(".5") == 0.5
     for bad in ("", "abc", "1..2", "1,000.5", "1e", "--1"):
@@ -274,7 +300,7 @@ def test_parse_answer():
         assert err.value.message("zh") != err.value.message("en")
 
 
-@pytest.mark.parametrize("text, key", [
+@pytest.mark.parametrize(("text", "key"), [
     ("9" * 5000, "exercises.answer_too_long"),  # issue 33: read as inf and graded
     ("0." + "1" * 60, "exercises.answer_too_long"),
     ("inf", "exercises.answer_not_finite"), ("-inf", "exercises.answer_not_finite"),  # -inf was "not a number"
@@ -291,7 +317,8 @@ def test_non_finite_and_absurdly_long_answers_are_refused_alike(text, key):
     assert err.value.key == key
     for lang in ("en", "zh"):
         message = err.value.message(lang)
-        assert "{" not in message and len(message) < 300  # the 5,000 digits are not echoed back
+        assert "{" not in message
+        assert len(message) < 300  # the 5,000 digits are not echoed back
 
 
 def test_progress():
@@ -301,5 +328,6 @@ def test_progress():
     assert p.state("z:dense1:3") == "tried"
     p.record("z:dense1:3", True)
     p.record("a:dense1:3", True)
-    assert p.state("z:dense1:3") == "right" and p.tries["z:dense1:3"] == 2
+    assert p.state("z:dense1:3") == "right"
+    assert p.tries["z:dense1:3"] == 2
     assert p.done(["z:dense1:3", "a:dense1:3", "delta:dense1:3"]) == 2

@@ -48,7 +48,8 @@ def _check_reproduces(mnist, spec: ModelSpec, config: TrainConfig, folder: Path,
     ours = session.state_dict()
     assert len(theirs) == len(ours)
     for (name, a), b in zip(ours.items(), theirs.values()):
-        assert a.shape == b.shape and torch.equal(a, b), name
+        assert a.shape == b.shape, name
+        assert torch.equal(a, b), name
     assert script_acc == app_acc
 
 
@@ -100,7 +101,8 @@ def test_the_notebook_executes_and_gets_the_run_s_accuracy(mnist, tmp_path):
 
 def test_the_script_says_where_to_put_the_data_when_it_finds_none(tmp_path):
     source = pytorch_script(dense_spec([8]), TrainConfig(epochs=1, dataset="fashion-mnist"), "en")
-    assert "DATASET = \"fashion-mnist\"" in source and "MEAN, STD = 0.286, 0.353" in source
+    assert "DATASET = \"fashion-mnist\"" in source
+    assert "MEAN, STD = 0.286, 0.353" in source
     empty = tmp_path / "nothing"
     empty.mkdir()
     done = _run_script(source, tmp_path, DLPLAY_DATA_DIR=str(empty), HOME=str(empty), DLPLAY_CACHE_DIR=str(empty),
@@ -108,7 +110,8 @@ def test_the_script_says_where_to_put_the_data_when_it_finds_none(tmp_path):
     if Path("/usr/share/datasets/fashion-mnist").is_dir():  # Debian's package: found there, as dlplay finds it
         assert done.returncode == 0 or "TEST ACCURACY" in done.stdout, done.stderr[-2000:]
     else:
-        assert done.returncode != 0 and "DLPLAY_DATA_DIR" in done.stderr
+        assert done.returncode != 0
+        assert "DLPLAY_DATA_DIR" in done.stderr
 
 
 @pytest.mark.parametrize("lang", ["en", "zh"])
@@ -120,12 +123,17 @@ def test_every_preset_exports_to_code_that_compiles(lang):
             compile(source, "export.py", "exec")
             ast.parse(source)
     cnn = keras_script(PRESETS["small_cnn"].spec, PRESETS["small_cnn"].config, lang)
-    assert "layers.Conv2D(32, 3, strides=1, padding=\"same\"" in cnn and "layers.BatchNormalization(" in cnn
-    assert "layers.MaxPooling2D(pool_size=2" in cnn and "layers.Dropout(0.3)" in cnn and "CosineDecay" in cnn
+    assert "layers.Conv2D(32, 3, strides=1, padding=\"same\"" in cnn
+    assert "layers.BatchNormalization(" in cnn
+    assert "layers.MaxPooling2D(pool_size=2" in cnn
+    assert "layers.Dropout(0.3)" in cnn
+    assert "CosineDecay" in cnn
     rnn = ModelSpec(layers=(LayerSpec("lstm", 32, "identity", stack=2),), order="pixels")
     lstm = keras_script(rnn, TrainConfig(), lang)
-    assert "layers.Reshape((784, 1))" in lstm and lstm.count("layers.LSTM(32") == 2
-    assert "return_sequences=True" in lstm and "return_sequences=False" in lstm
+    assert "layers.Reshape((784, 1))" in lstm
+    assert lstm.count("layers.LSTM(32") == 2
+    assert "return_sequences=True" in lstm
+    assert "return_sequences=False" in lstm
     padded = ModelSpec(layers=(LayerSpec("conv2d", 4, "leaky_relu", kernel=5, padding=1),))
     assert "layers.ZeroPadding2D(1)" in keras_script(padded, TrainConfig(), lang)
     assert "LeakyReLU(negative_slope=0.01)" in keras_script(padded, TrainConfig(), lang)

@@ -21,7 +21,9 @@ def assert_title_below_modebar(fig) -> None:
     assert layout.title.text, "a titled figure"
     assert layout.margin.t >= TOP_WITH_TITLE, (layout.title.text, layout.margin.t)
     # the title sits on the plot area's top edge, so it ends MODEBAR_PX or more below the figure's top
-    assert layout.title.yref == "paper" and layout.title.y == 1.0 and layout.title.yanchor == "bottom"
+    assert layout.title.yref == "paper"
+    assert layout.title.y == 1.0
+    assert layout.title.yanchor == "bottom"
     assert layout.margin.t - (layout.title.pad.b or 0) - 22 >= MODEBAR_PX
 
 
@@ -53,6 +55,7 @@ def test_generate_titles_sit_below_the_mode_bar(lang):
 
 def test_a_figure_that_asks_for_a_small_top_margin_still_gets_room_for_its_title():
     fig = plain_figure([], "a long title that runs under the mode bar", "x", "y", margin={"l": 5, "r": 5, "t": 20, "b": 5})
-    assert fig.layout.margin.t == TOP_WITH_TITLE and fig.layout.margin.l == 5
+    assert fig.layout.margin.t == TOP_WITH_TITLE
+    assert fig.layout.margin.l == 5
     untitled = plain_figure([], "", "x", "y", margin={"l": 5, "r": 5, "t": 10, "b": 5})
     assert untitled.layout.margin.t == 10  # no title: the figure's own margin stays

@@ -24,7 +24,8 @@ def run(mnist, spec, config, start: ResumeState | None = None, *, every: int = 7
     session = TrainingSession(spec, config, mnist, "cpu", sync_every=5, start_from=start,
                               callbacks=[SnapshotKeeper(every=every), Probe(every=4)])
     session.start()
-    assert session.join(120) and session.status == "done", session.status
+    assert session.join(120), session.status
+    assert session.status == "done", session.status
     return session
 
 
@@ -61,7 +62,8 @@ def test_a_fork_without_a_change_continues_the_original_curve_bitwise(mnist, den
     parent = losses(dense)
     child = fork(mnist, dense, step)
     got = losses(child)
-    assert min(got) == step + 1 and max(got) == dense.total_steps == child.total_steps
+    assert min(got) == step + 1
+    assert max(got) == dense.total_steps == child.total_steps
     assert got == {s: v for s, v in parent.items() if s > step}  # every loss, bit for bit
     assert child.snapshot().epochs[-1] == dataclasses.replace(dense.snapshot().epochs[-1],
                                                               seconds=child.snapshot().epochs[-1].seconds,
@@ -80,7 +82,8 @@ def test_forking_twice_with_the_same_change_gives_the_same_curves(mnist, dense):
     b = fork(mnist, dense, 13, Change("lr", 0.1))
     assert losses(a) == losses(b)
     pa, pb = a.probe_snapshot(), b.probe_snapshot()
-    assert np.array_equal(pa.steps, pb.steps) and np.array_equal(pa.values, pb.values, equal_nan=True)
+    assert np.array_equal(pa.steps, pb.steps)
+    assert np.array_equal(pa.values, pb.values, equal_nan=True)
     assert [e.test_acc for e in a.snapshot().epochs] == [e.test_acc for e in b.snapshot().epochs]
 
 
@@ -94,7 +97,8 @@ def test_a_changed_learning_rate_changes_the_curve_from_the_step_after_the_fork(
 def test_each_change_forks_a_run_that_differs(mnist, dense, change):
     child = fork(mnist, dense, 10, change)
     parent, got = losses(dense), losses(child)
-    assert min(got) == 11 and child.status == "done"
+    assert min(got) == 11
+    assert child.status == "done"
     assert any(got[s] != parent[s] for s in range(12, 41))
 
 
@@ -102,7 +106,8 @@ def test_a_batch_size_change_keeps_the_remaining_images_in_order(mnist, dense):
     """At step 13 of 20 (batch 50) 650 images of the epoch are done: the other 350 go in batches of 100
     (4 steps, the last of 50), then the second epoch's 10 steps: the same permutations as the parent's."""
     plan = plan_fork(dense, 13, Change("batch_size", 100))
-    assert plan.start.consumed == 650 and plan.start.perm is not None
+    assert plan.start.consumed == 650
+    assert plan.start.perm is not None
     child = run(mnist, plan.spec, plan.config, plan.start)
     assert child.total_steps == 13 + 4 + 10 == max(losses(child))
     # the same images as the parent's remaining ones: replay the parent's permutation and compare
@@ -133,7 +138,8 @@ def test_the_live_learning_rate_changes_of_the_parent_are_replayed(mnist):
     assert _wait(lambda: session.snapshot().progress.global_step == 8 and session.status == "paused")
     session.set_lr(0.05)
     session.resume()
-    assert session.join(60) and session.status == "done"
+    assert session.join(60)
+    assert session.status == "done"
     assert session.snapshot().lr_changes == ((9, 0.05),)
     child = fork(mnist, session, 15)  # replayed from step 0, the change at step 9 on the way
     assert losses(child) == {s: v for s, v in losses(session).items() if s > 15}
@@ -152,9 +158,11 @@ def test_snapshots_are_bounded_and_thinned(mnist):
     session.start()
     assert session.join(60)
     steps = keeper.steps()
-    assert steps[0] == 0 and steps[-1] == 20
+    assert steps[0] == 0
+    assert steps[-1] == 20
     assert sum(s.nbytes for s in keeper._snaps) <= 60_000 + keeper._snaps[-1].nbytes
-    assert keeper.every > 1 and len(steps) < 21
+    assert keeper.every > 1
+    assert len(steps) < 21
     assert losses(fork(mnist, session, 11)) == {s: v for s, v in losses(session).items() if s > 11}
 
 
@@ -197,6 +205,10 @@ def test_the_overlay_curves_share_an_epochs_axis(mnist, dense):
     child = run(mnist, plan.spec, plan.config, plan.start)
     a = curves(dense.snapshot(), dense.probe_snapshot(), 1000, 50, from_step=13)
     b = curves(child.snapshot(), child.probe_snapshot(), 1000, 100, plan.start, from_step=13)
-    assert a.loss_x[0] > 0.65 and b.loss_x[0] > 0.65 and a.loss_x[-1] == b.loss_x[-1] == 2.0
+    assert a.loss_x[0] > 0.65
+    assert b.loss_x[0] > 0.65
+    assert a.loss_x[-1] == b.loss_x[-1] == 2.0
     assert a.acc_x.tolist() == b.acc_x.tolist() == [1.0, 2.0]
-    assert len(a.grad) and len(b.grad) and np.all(np.isfinite(b.grad))
+    assert len(a.grad)
+    assert len(b.grad)
+    assert np.all(np.isfinite(b.grad))

@@ -42,13 +42,18 @@ def test_a_run_trains_to_the_end_and_implements_the_handle():
     session = run(60, sync_every=16)
     assert isinstance(session, GanHandle)
     session.start()
-    assert session.join(60) and session.status == "done"
+    assert session.join(60)
+    assert session.status == "done"
     snap = session.snapshot()
-    assert snap.progress.global_step == 60 and list(snap.steps) == list(range(1, 61))
-    assert snap.d_updates == 2 * 60 and snap.g_updates == 60  # two D updates per G update (GAN Lab's default)
+    assert snap.progress.global_step == 60
+    assert list(snap.steps) == list(range(1, 61))
+    assert snap.d_updates == 2 * 60
+    assert snap.g_updates == 60  # two D updates per G update (GAN Lab's default)
     for curve in (snap.d_loss, snap.g_loss):
-        assert curve.shape == (60,) and torch.isfinite(torch.from_numpy(curve)).all()
-    assert ((snap.d_real > 0) & (snap.d_real < 1)).all() and ((snap.d_fake > 0) & (snap.d_fake < 1)).all()
+        assert curve.shape == (60,)
+        assert torch.isfinite(torch.from_numpy(curve)).all()
+    assert ((snap.d_real > 0) & (snap.d_real < 1)).all()
+    assert ((snap.d_fake > 0) & (snap.d_fake < 1)).all()
     assert snap.d_loss[0] == pytest.approx(2 * 0.693, abs=0.3)  # an untrained D guesses: 2·log 2
 
 
@@ -68,17 +73,20 @@ def test_step_d_changes_only_d_and_step_g_only_g():
         session.step_d()
         wait_paused_at(session, 1)
         g1, d1 = params(session.generator), params(session.discriminator)
-        assert same(g0, g1) and not same(d0, d1)
+        assert same(g0, g1)
+        assert not same(d0, d1)
         session.step_g()
         wait_paused_at(session, 2)
         g2, d2 = params(session.generator), params(session.discriminator)
-        assert not same(g1, g2) and same(d1, d2)
+        assert not same(g1, g2)
+        assert same(d1, d2)
         snap = session.snapshot()
         assert (snap.d_updates, snap.g_updates) == (1, 1)
         session.step(2)  # two whole steps: 2 × (2 D updates + 1 G update)
         wait_paused_at(session, 4)
         snap = session.snapshot()
-        assert (snap.d_updates, snap.g_updates) == (5, 3) and len(snap.steps) == 4
+        assert (snap.d_updates, snap.g_updates) == (5, 3)
+        assert len(snap.steps) == 4
         session.step_d(2)  # steps granted in turn keep their kinds
         session.step_g(1)
         wait_paused_at(session, 7)
@@ -111,13 +119,15 @@ def test_pause_resume_stop_and_pace():
     finally:
         session.stop()
         assert session.join(10)
-    assert session.status == "stopped" and session.finished_at is not None
+    assert session.status == "stopped"
+    assert session.finished_at is not None
 
 
 def test_a_lost_heartbeat_stops_the_run():
     session = run(100_000, heartbeat_timeout=0.3)
     session.start()
-    assert session.join(20) and session.status == "stopped"
+    assert session.join(20)
+    assert session.status == "stopped"
     assert session.snapshot().progress.message == "train.msg_abandoned"
 
 
@@ -130,7 +140,8 @@ def test_runs_wait_for_a_slot():
         second.start()
         assert wait_for_status(second, "queued")
         first.stop()
-        assert second.join(30) and second.status == "done"
+        assert second.join(30)
+        assert second.status == "done"
     finally:
         first.stop()
         second.stop()
@@ -140,7 +151,8 @@ def test_runs_wait_for_a_slot():
 def test_state_dict_round_trips_through_weights_only_load():
     session = run(20)
     session.start()
-    assert session.join(30) and session.status == "done"
+    assert session.join(30)
+    assert session.status == "done"
     state = session.state_dict()
     assert {k.partition(".")[0] for k in state} == {"generator", "discriminator"}
     assert all(v.device.type == "cpu" for v in state.values())
@@ -155,8 +167,9 @@ def test_state_dict_round_trips_through_weights_only_load():
     fresh.load_state_dict(loaded)
     assert torch.equal(fresh.sample(z), session.sample(z))
     assert torch.equal(fresh.discriminate(x), session.discriminate(x))
-    g, d = session.copies()
-    assert not g.training and torch.equal(g(z), session.sample(z))
+    g, _d = session.copies()
+    assert not g.training
+    assert torch.equal(g(z), session.sample(z))
     assert torch.allclose(torch.sigmoid(session.discriminator_copy()(x)).reshape(-1), session.discriminate(x))
     with pytest.raises(KeyError):
         fresh.load_state_dict({"critic.0.weight": torch.zeros(1)})
@@ -167,7 +180,9 @@ def test_noise_is_reproducible_and_of_the_configured_kind():
     assert torch.equal(session.noise(8, seed=1), session.noise(8, seed=1))
     assert not torch.equal(session.noise(8, seed=1), session.noise(8, seed=2))
     z = session.noise(4000, seed=0)
-    assert z.shape == (4000, 2) and z.min() >= -1 and z.max() <= 1  # the lab's uniform noise
+    assert z.shape == (4000, 2)
+    assert z.min() >= -1
+    assert z.max() <= 1  # the lab's uniform noise
 
 
 def test_non_finite_losses_end_the_run_as_diverged():
@@ -176,9 +191,11 @@ def test_non_finite_losses_end_the_run_as_diverged():
 
     session = GanSession(mlp(2, [8], 2, seed=0), mlp(2, [8], 1, seed=1), poisoned, FAST, "cpu")
     session.start()
-    assert session.join(20) and session.status == "diverged"
+    assert session.join(20)
+    assert session.status == "diverged"
     p = session.snapshot().progress
-    assert p.message == "gan.msg_diverged" and dict(p.message_params)["step"] >= 1
+    assert p.message == "gan.msg_diverged"
+    assert dict(p.message_params)["step"] >= 1
     assert "NaN" in translate(p.message, "en", **dict(p.message_params))
 
 
@@ -188,7 +205,8 @@ def test_a_failing_sampler_is_a_failed_state_with_its_message():
 
     session = GanSession(mlp(2, [8], 2), mlp(2, [8], 1), broken, FAST, "cpu")
     session.start()
-    assert session.join(20) and session.status == "failed"
+    assert session.join(20)
+    assert session.status == "failed"
     assert "no data here" in dict(session.snapshot().progress.message_params)["error"]
 
 
@@ -210,11 +228,14 @@ def test_callbacks_run_every_n_steps_and_read_samples():
     session = run(30, sync_every=10, callbacks=[Every(10, lambda s, step: frames.append((step, s.sample(fixed))),
                                                        at_start=True), Hooks()])
     session.start()
-    assert session.join(30) and session.status == "done"
+    assert session.join(30)
+    assert session.status == "done"
     assert [step for step, _ in frames] == [0, 10, 20, 30]
     assert all(frame.shape == (4, 2) for _, frame in frames)
     assert not torch.equal(frames[0][1], frames[-1][1])  # G learned between the first and the last frame
-    assert hooks[0] == "start" and hooks[-1] == "end" and hooks.count("sync") >= 3
+    assert hooks[0] == "start"
+    assert hooks[-1] == "end"
+    assert hooks.count("sync") >= 3
 
 
 def test_set_lrs_applies_to_each_network():
@@ -244,15 +265,16 @@ def test_a_conditional_gan_takes_labels():
     d = LabelConcat(mlp(2 + classes, [16], 1, seed=1), classes)
     session = GanSession(g, d, labelled, FAST.with_changes(num_classes=classes, total_steps=20), "cpu")
     session.start()
-    assert session.join(30) and session.status == "done"
+    assert session.join(30)
+    assert session.status == "done"
     z = session.noise(6)
     out = session.sample(z, torch.tensor([0, 1, 2, 0, 1, 2]))
     assert out.shape == (6, 2)
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="needs labels"):
         session.sample(z)
 
 
-@pytest.mark.parametrize("changes, key", [
+@pytest.mark.parametrize(("changes", "key"), [
     ({"batch_size": 0}, "gan.bad_int"),
     ({"d_steps": 99}, "gan.bad_int"),
     ({"noise": "pink"}, "gan.bad_choice"),
@@ -267,10 +289,12 @@ def test_bad_settings_get_a_message_in_both_languages(changes, key):
     assert err.value.key == key
     for lang in ("en", "zh"):
         text = err.value.message(lang)
-        assert "gan." not in text and "{" not in text, text
+        assert "gan." not in text, text
+        assert "{" not in text, text
 
 
 def test_a_setting_is_named_in_the_page_language():
     with pytest.raises(UserError) as err:
         GanConfig(batch_size=0).validated()
-    assert "批大小" in err.value.message("zh") and "batch size" in err.value.message("en")
+    assert "批大小" in err.value.message("zh")
+    assert "batch size" in err.value.message("en")

@@ -32,7 +32,8 @@ N_EVAL = 1000
 @pytest.mark.parametrize("shape", [s for s in L.SHAPES if s != "drawn"])
 def test_shapes_lie_in_the_plane(shape):
     pts = L.real_points(shape, 2000, seed=0)
-    assert pts.shape == (2000, 2) and np.isfinite(pts).all()
+    assert pts.shape == (2000, 2)
+    assert np.isfinite(pts).all()
     assert (np.abs(pts) < 1).mean() > 0.99
     assert np.array_equal(pts, L.real_points(shape, 2000, seed=0))
 
@@ -42,7 +43,8 @@ def test_the_shapes_are_what_they_say():
     assert np.linalg.norm(ring, axis=1).mean() == pytest.approx(L.RING_RADIUS, abs=0.01)
     blobs = L.real_points("blobs", 4000)
     nearest = np.linalg.norm(blobs[:, None] - np.array(L.BLOB_CENTERS)[None], axis=2)
-    assert (nearest.min(1) < 4 * L.BLOB_STD).mean() > 0.99 and abs((nearest.argmin(1) == 0).mean() - 0.5) < 0.05
+    assert (nearest.min(1) < 4 * L.BLOB_STD).mean() > 0.99
+    assert abs((nearest.argmin(1) == 0).mean() - 0.5) < 0.05
     assert np.abs(blobs[:, 0]).min() > 0.1  # disjoint: nothing between the blobs
     mix = L.real_points("mixture", 4000)
     angles = np.round(np.arctan2(mix[:, 1], mix[:, 0]) / (2 * math.pi / L.MIXTURE_MODES)) % L.MIXTURE_MODES
@@ -53,12 +55,13 @@ def test_drawn_points_become_a_distribution_around_them():
     drawn = [[-0.5, -0.5], [0.5, 0.5], [0.5, -0.5]]
     pts = L.real_points("drawn", 3000, points=drawn)
     dist = np.linalg.norm(pts[:, None] - np.array(drawn)[None], axis=2).min(1)
-    assert dist.max() < 6 * L.DRAWN_JITTER and dist.mean() > 0.005
+    assert dist.max() < 6 * L.DRAWN_JITTER
+    assert dist.mean() > 0.005
     sampler = L.real_sampler("drawn", drawn)
     assert sampler(10, torch.Generator().manual_seed(0)).shape == (10, 2)
 
 
-@pytest.mark.parametrize("points, key", [
+@pytest.mark.parametrize(("points", "key"), [
     ([[0.1, 0.2], [0.3, float("nan")], [0.0, 0.0]], "gan.points_not_finite"),
     ([[0.1, 0.2], [0.3, float("inf")], [0.0, 0.0]], "gan.points_not_finite"),
     ([[0.1, 0.2, 0.3]] * 5, "gan.points_shape"),
@@ -74,7 +77,8 @@ def test_bad_drawn_points_are_rejected_with_a_message(points, key):
         L.validate_points(points)
     assert err.value.key == key
     for lang in ("en", "zh"):
-        assert "gan." not in err.value.message(lang) and "{" not in err.value.message(lang)
+        assert "gan." not in err.value.message(lang)
+        assert "{" not in err.value.message(lang)
     with pytest.raises(UserError):
         L.lab_session("drawn", points, device="cpu")
 
@@ -82,15 +86,19 @@ def test_bad_drawn_points_are_rejected_with_a_message(points, key):
 def test_many_drawn_points_are_thinned_and_kept_in_order():
     pts = np.stack([np.linspace(-0.9, 0.9, 5000), np.zeros(5000)], 1)
     kept = L.validate_points(pts)
-    assert kept.shape == (L.MAX_DRAWN, 2) and kept.dtype == np.float32
-    assert kept[0, 0] == pytest.approx(-0.9) and kept[-1, 0] == pytest.approx(0.9) and (np.diff(kept[:, 0]) > 0).all()
+    assert kept.shape == (L.MAX_DRAWN, 2)
+    assert kept.dtype == np.float32
+    assert kept[0, 0] == pytest.approx(-0.9)
+    assert kept[-1, 0] == pytest.approx(0.9)
+    assert (np.diff(kept[:, 0]) > 0).all()
     assert L.validate_points([(0, 0), (0.5, 0.5), (-1, 1)]).shape == (3, 2)
 
 
 def test_an_unknown_shape_is_rejected():
     with pytest.raises(UserError) as err:
         L.real_sampler("spiral")
-    assert err.value.key == "gan.bad_choice" and "spiral" in err.value.message("zh")
+    assert err.value.key == "gan.bad_choice"
+    assert "spiral" in err.value.message("zh")
 
 
 # ----- what the page draws ----------------------------------------------------------------------
@@ -112,9 +120,12 @@ class Affine(torch.nn.Module):
 def test_heatmap_is_d_on_the_grid_with_rows_along_y():
     d = Affine((0.0, 4.0), 0.0)  # more real higher up
     heat = L.heatmap(d, resolution=9)
-    xs, ys = L.plane_grid(9)
-    assert heat.shape == (9, 9) and ((heat > 0) & (heat < 1)).all()
-    assert heat[-1, 0] > 0.95 and heat[0, 0] < 0.05 and np.allclose(heat[:, 0], heat[:, -1])
+    _xs, ys = L.plane_grid(9)
+    assert heat.shape == (9, 9)
+    assert ((heat > 0) & (heat < 1)).all()
+    assert heat[-1, 0] > 0.95
+    assert heat[0, 0] < 0.05
+    assert np.allclose(heat[:, 0], heat[:, -1])
     assert heat[4, 4] == pytest.approx(1 / (1 + math.exp(-4 * ys[4])))
 
 
@@ -136,8 +147,10 @@ def test_minimax_writes_the_game_out_with_the_current_numbers():
     half = Affine((0.0, 0.0), 0.0)  # D(x) = ½ everywhere: the equilibrium's D
     real, fake = L.real_points("ring", 100), L.real_points("blobs", 100)
     m = L.minimax(half, real, fake)
-    assert m.value == pytest.approx(2 * math.log(0.5)) and m.d_loss == pytest.approx(-m.value)
-    assert m.g_loss == pytest.approx(math.log(2)) and m.d_real == m.d_fake == pytest.approx(0.5)
+    assert m.value == pytest.approx(2 * math.log(0.5))
+    assert m.d_loss == pytest.approx(-m.value)
+    assert m.g_loss == pytest.approx(math.log(2))
+    assert m.d_real == m.d_fake == pytest.approx(0.5)
     sure = Affine((0.0, 0.0), 5.0)  # calls everything real
     m = L.minimax(sure, real, fake)
     assert m.real_term == pytest.approx(math.log(1 / (1 + math.exp(-5))), rel=1e-5)
@@ -153,7 +166,8 @@ def test_manifold_maps_the_noise_grid_through_g():
     lines = L.manifold(identity, "uniform", lines=5, points_per_line=7)
     assert lines.shape == (10, 7, 2)
     assert np.allclose(lines, L.noise_lines("uniform", 5, 7))
-    assert np.allclose(lines[0, :, 0], -1) and np.allclose(lines[5, :, 1], -1)  # z₁ = −1, then z₂ = −1
+    assert np.allclose(lines[0, :, 0], -1)
+    assert np.allclose(lines[5, :, 1], -1)  # z₁ = −1, then z₂ = −1
     assert L.noise_lines("gaussian", 3, 3).max() == 2.0
 
 
@@ -162,7 +176,8 @@ def test_divergences_are_zero_for_equal_sets_and_largest_for_disjoint_ones():
     far = a * 0.1  # squeezed into the middle: no common cell with the ring
     assert L.js_divergence(a, a) == pytest.approx(0.0, abs=1e-12)
     assert L.js_divergence(a, far) == pytest.approx(math.log(2), abs=1e-9)
-    assert L.kl_divergence(a, a) == pytest.approx(0.0, abs=1e-9) and L.kl_divergence(a, far) > 5
+    assert L.kl_divergence(a, a) == pytest.approx(0.0, abs=1e-9)
+    assert L.kl_divergence(a, far) > 5
     assert L.energy_distance(a, a) == pytest.approx(0.0, abs=1e-12)
     b = L.real_points("ring", 800, seed=2)
     assert 0 < L.energy_distance(a, b) < L.energy_distance(a, b + 0.1) < L.energy_distance(a, far)
@@ -191,19 +206,24 @@ def test_the_bound_separates_success_from_the_failures():
 def test_lab_frame_draws_everything_from_one_copy():
     session = L.lab_session("ring", config=L.LAB_CONFIG.with_changes(total_steps=5), device="cpu")
     session.start()
-    assert session.join(30) and session.status == "done"
+    assert session.join(30)
+    assert session.status == "done"
     real = L.real_points("ring", 200)
     frame = L.lab_frame(session, real, session.noise(150, seed=1), resolution=16, lines=5)
-    assert frame.step == 5 and frame.heat.shape == (16, 16) and frame.fake.shape == (150, 2)
-    assert frame.arrows.shape == (150, 2) and frame.manifold.shape == (10, 41, 2)
+    assert frame.step == 5
+    assert frame.heat.shape == (16, 16)
+    assert frame.fake.shape == (150, 2)
+    assert frame.arrows.shape == (150, 2)
+    assert frame.manifold.shape == (10, 41, 2)
     assert np.allclose(frame.fake, session.sample(session.noise(150, seed=1)).numpy(), atol=1e-6)
     assert frame.minimax.d_loss == pytest.approx(-frame.minimax.value)
-    assert 0 <= frame.js <= math.log(2) + 1e-9 and frame.energy > 0
+    assert 0 <= frame.js <= math.log(2) + 1e-9
+    assert frame.energy > 0
 
 
 # ----- the lesson: it converges -----------------------------------------------------------------
 
-@pytest.mark.parametrize("shape, steps", [("ring", 1000), ("blobs", 1600)])
+@pytest.mark.parametrize(("shape", "steps"), [("ring", 1000), ("blobs", 1600)])
 def test_the_lab_converges_in_its_default_settings(shape, steps):
     real = L.real_points(shape, N_EVAL, seed=99)
     floor = L.real_floor(shape, N_EVAL)
@@ -218,7 +238,8 @@ def test_the_lab_converges_in_its_default_settings(shape, steps):
     torch.set_num_threads(1)  # tiny networks: more threads only add overhead
     try:
         session.start()
-        assert session.join(600) and session.status == "done"
+        assert session.join(600)
+        assert session.status == "done"
     finally:
         torch.set_num_threads(threads)
     start = readings[0][1]
@@ -240,7 +261,8 @@ def test_the_default_lab_shows_the_contest():
     torch.set_num_threads(1)
     try:
         session.start()
-        assert session.join(120) and session.status == "done"
+        assert session.join(120)
+        assert session.status == "done"
     finally:
         torch.set_num_threads(threads)
     g, d = session.copies()

@@ -57,7 +57,9 @@ def test_networks_shapes_and_a_few_steps_change_the_weights(mnist, arch, conditi
     noise = torch.randn(5, spec.noise_dim)
     digits = torch.tensor([0, 3, 9, 9, 1]) if conditional else None
     images = g(noise, digits)
-    assert images.shape == (5, 1, 28, 28) and images.min() >= -1 and images.max() <= 1
+    assert images.shape == (5, 1, 28, 28)
+    assert images.min() >= -1
+    assert images.max() <= 1
     assert d(images, digits).shape == (5,)
     before = [p.detach().clone() for p in (*g.parameters(), *d.parameters())]
     steps = train_for(g, d, GanConfig(batch_size=16), mnist.train_images[:256], mnist.train_labels[:256], steps=3)
@@ -69,16 +71,18 @@ def test_networks_shapes_and_a_few_steps_change_the_weights(mnist, arch, conditi
 def test_conditional_needs_digits_and_samples_per_digit():
     spec = TINY["mlp"].with_changes(conditional=True)
     g, _ = build_gan(spec, seed=0)
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="needs the digits"):
         g(torch.randn(2, spec.noise_dim))
     out = generate(g, torch.randn(7, spec.noise_dim), torch.full((7,), 4))
-    assert out.shape == (7, 28, 28) and out.dtype == torch.uint8
+    assert out.shape == (7, 28, 28)
+    assert out.dtype == torch.uint8
 
 
 def test_pixels_scale_round_trip(mnist):
     real = mnist.train_images[:4]
     signed = to_signed(real)
-    assert signed.shape == (4, 1, 28, 28) and float(signed.min()) == -1.0
+    assert signed.shape == (4, 1, 28, 28)
+    assert float(signed.min()) == -1.0
     assert float(signed.max()) == pytest.approx(1.0, abs=1e-6)
     assert torch.equal(to_uint8(signed).squeeze(1), real)
 
@@ -89,7 +93,8 @@ def test_presets_and_settings_are_valid_and_round_trip():
     assert {"mlp", "dcgan"} <= set(GAN_PRESETS)
     for preset in GAN_PRESETS.values():
         for lang in ("en", "zh"):
-            assert lookup(f"gan_mnist.preset.{preset.key}.name", lang) and lookup(f"gan_mnist.preset.{preset.key}.text", lang)
+            assert lookup(f"gan_mnist.preset.{preset.key}.name", lang)
+            assert lookup(f"gan_mnist.preset.{preset.key}.text", lang)
         assert GanSpec.from_json(preset.spec.to_json()) == preset.spec
         assert GanConfig.from_json(preset.config.to_json()) == preset.config
     with pytest.raises(UserError):
@@ -107,13 +112,16 @@ def test_grid_png_is_224_white_digits_on_black_row_major(mnist):
     grid = tile_grid(tiles)
     png = grid_png(grid)
     image = Image.open(io.BytesIO(png))
-    assert image.format == "PNG" and image.size == (GRID_PIXELS, GRID_PIXELS) and image.mode == "L"
+    assert image.format == "PNG"
+    assert image.size == (GRID_PIXELS, GRID_PIXELS)
+    assert image.mode == "L"
     pixels = np.asarray(image)
     for k in (0, 1, 7, 8, 63):  # row-major, 28x28 tiles, no gaps
         r, c = divmod(k, 8)
         assert np.array_equal(pixels[28 * r: 28 * r + 28, 28 * c: 28 * c + 28], tiles[k].numpy())
     # white digits on black: the border (background) is black, the ink is bright
-    assert pixels[0, :].max() == 0 and pixels.max() == 255
+    assert pixels[0, :].max() == 0
+    assert pixels.max() == 255
     assert np.median(pixels) == 0
 
 
@@ -121,13 +129,17 @@ def test_sample_grid_of_a_generator_is_fixed_for_the_noise():
     spec = TINY["mlp"]
     g, _ = build_gan(spec, seed=0)
     noise, labels = grid_noise(spec)
-    assert noise.shape == (64, spec.noise_dim) and labels is None
+    assert noise.shape == (64, spec.noise_dim)
+    assert labels is None
     a, b = sample_grid(g, noise), sample_grid(g, grid_noise(spec)[0])
-    assert a.shape == (224, 224) and a.dtype == np.uint8 and np.array_equal(a, b)
+    assert a.shape == (224, 224)
+    assert a.dtype == np.uint8
+    assert np.array_equal(a, b)
     assert g.training  # rendering restores the training mode
     cond = spec.with_changes(conditional=True)
     _, labels = grid_noise(cond)
-    assert labels is not None and labels[:12].tolist() == [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 0, 1]
+    assert labels is not None
+    assert labels[:12].tolist() == [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 0, 1]
 
 
 def test_filmstrip_records_every_n_steps_and_stays_bounded(mnist):
@@ -139,7 +151,9 @@ def test_filmstrip_records_every_n_steps_and_stays_bounded(mnist):
     frames = strip.frames()
     assert 2 <= len(frames) <= 4
     steps = [f.step for f in frames]
-    assert steps == sorted(steps) and steps[0] == 2 and 20 - strip.every < steps[-1] <= 20  # the whole run, evenly
+    assert steps == sorted(steps)
+    assert steps[0] == 2
+    assert 20 - strip.every < steps[-1] <= 20  # the whole run, evenly
     assert strip.every > 2  # the interval grew when the strip was thinned
     assert all(f.grid.shape == (224, 224) and f.grid.dtype == np.uint8 for f in frames)
     # training changes what the grid shows
@@ -154,7 +168,8 @@ def test_interpolation_starts_and_ends_at_the_two_samples():
     walk = interpolate(g, z0, z1, steps=5)
     assert walk.shape == (5, 28, 28)
     ends = generate(g, torch.stack([z0, z1]))
-    assert (walk[0].int() - ends[0].int()).abs().max() <= 1 and (walk[-1].int() - ends[1].int()).abs().max() <= 1
+    assert (walk[0].int() - ends[0].int()).abs().max() <= 1
+    assert (walk[-1].int() - ends[1].int()).abs().max() <= 1
     cg, _ = build_gan(spec.with_changes(conditional=True), seed=0)
     assert interpolate(cg, z0, z1, steps=3, digit=7).shape == (3, 28, 28)
 
@@ -163,17 +178,22 @@ def test_interpolation_starts_and_ends_at_the_two_samples():
 
 def test_grader_on_real_test_digits_is_confident_and_sees_every_class(mnist, digits_model):
     result = grade(mnist.test_images[:1000], digits_model)
-    assert result.n == 1000 and sum(result.histogram) == 1000
+    assert result.n == 1000
+    assert sum(result.histogram) == 1000
     assert result.confident_share > 0.5, result  # a dense model after one epoch: about 64%
-    assert not result.collapse and result.missing == () and result.all_present
-    assert result.requested_share is None and not result.quick_classifier
+    assert not result.collapse
+    assert result.missing == ()
+    assert result.all_present
+    assert result.requested_share is None
+    assert not result.quick_classifier
 
 
 def test_grader_raises_the_alarm_on_copies_of_one_digit(mnist, digits_model):
     seven = mnist.test_images[mnist.test_labels == 7][:1]
     result = grade(seven.repeat(1000, 1, 1), digits_model)
     assert result.collapse
-    assert result.histogram[7] == 1000 and result.missing == (0, 1, 2, 3, 4, 5, 6, 8, 9)
+    assert result.histogram[7] == 1000
+    assert result.missing == (0, 1, 2, 3, 4, 5, 6, 8, 9)
     # the rule: fewer than a quarter of a uniform share (25 of 1000 for 10 classes)
     predicted = classify(mnist.test_images, digits_model).argmax(dim=1)
 
@@ -189,18 +209,23 @@ def test_grader_measures_the_requested_digit(mnist, digits_model):
     images, labels = mnist.test_images[:500], mnist.test_labels[:500]
     right = grade(images, digits_model, requested=labels)
     wrong = grade(images, digits_model, requested=(labels + 1) % 10)
-    assert right.requested_share is not None and right.requested_share > 0.85
-    assert wrong.requested_share is not None and wrong.requested_share < 0.1
-    assert right.requested_confident_share is not None and right.requested_confident_share <= right.requested_share
+    assert right.requested_share is not None
+    assert right.requested_share > 0.85
+    assert wrong.requested_share is not None
+    assert wrong.requested_share < 0.1
+    assert right.requested_confident_share is not None
+    assert right.requested_confident_share <= right.requested_share
 
 
 def test_memorisation_finds_the_exact_training_image(mnist):
     picks = torch.tensor([0, 17, 4321, 9999])
     found = nearest_training(mnist.train_images[picks], mnist.train_images)
-    assert list(found.indices) == picks.tolist() and max(found.distances) == 0.0
+    assert list(found.indices) == picks.tolist()
+    assert max(found.distances) == 0.0
     typical = typical_nearest_distance(mnist, n=100)
     assert 0 < typical.low <= typical.median <= typical.high
-    assert not typical.far(0.0) and typical.far(typical.median)
+    assert not typical.far(0.0)
+    assert typical.far(typical.median)
     noise = torch.randint(0, 256, (3, 28, 28), dtype=torch.uint8)
     assert min(nearest_training(noise, mnist.train_images).distances) > typical.high
 
@@ -213,9 +238,11 @@ def test_draw_score_uses_the_canvas_preprocessing():
     canvas[60:220, 130:150] = 255  # a white stroke on an opaque black page: a "1"
     canvas[..., 3] = 255
     score = score_drawing(d, canvas)
-    assert score is not None and 0.0 < score.real < 1.0 and score.image28.shape == (28, 28)
+    assert score is not None
+    assert 0.0 < score.real < 1.0
+    assert score.image28.shape == (28, 28)
     cond_d = build_gan(spec.with_changes(conditional=True), seed=0)[1]
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="needs the digit the drawing shows"):
         score_image28(cond_d, score.image28)
     assert 0.0 < score_image28(cond_d, score.image28, digit=1).real < 1.0
 
@@ -230,7 +257,9 @@ def test_checkpoint_round_trip(mnist, arch):
     train_for(g, d, config, mnist.train_images[:128], mnist.train_labels[:128], steps=2)
     data = save_gan_checkpoint(g, d, config, steps=2)
     ckpt = load_gan_checkpoint(data)
-    assert ckpt.spec == spec and ckpt.config == config and ckpt.steps == 2
+    assert ckpt.spec == spec
+    assert ckpt.config == config
+    assert ckpt.steps == 2
     g2, d2 = ckpt.networks()
     noise, labels = grid_noise(spec)
     assert np.array_equal(sample_grid(g, noise, labels), sample_grid(g2, noise, labels))
@@ -300,15 +329,18 @@ def test_mnist_session_trains_the_recipe_and_records_a_filmstrip(mnist, conditio
     strip = Filmstrip(spec, every=2, max_frames=10)
     session = mnist_session(spec, GanConfig(batch_size=16, label_smoothing=0.1), mnist, total_steps=6, device="cpu",
                             callbacks=[strip], sync_every=2)
-    assert session.config.label_smoothing == 0.1 and session.config.num_classes == (10 if conditional else 0)
+    assert session.config.label_smoothing == 0.1
+    assert session.config.num_classes == (10 if conditional else 0)
     session.start()
-    assert session.join(60) and session.status == "done", session.status
+    assert session.join(60), session.status
+    assert session.status == "done", session.status
     assert [f.step for f in strip.frames()] == [0, 2, 4, 6]
-    g, d = session.copies()
+    g, _d = session.copies()
     noise, labels = grid_noise(spec)
     assert np.array_equal(strip.frames()[-1].grid, sample_grid(g, noise, labels))
     snap = session.snapshot()
-    assert len(snap.d_loss) == 6 and np.isfinite(snap.d_loss).all()
+    assert len(snap.d_loss) == 6
+    assert np.isfinite(snap.d_loss).all()
 
 
 def test_grade_generator_asks_a_conditional_generator_for_every_digit(digits_model):
@@ -316,7 +348,9 @@ def test_grade_generator_asks_a_conditional_generator_for_every_digit(digits_mod
 
     g, _ = build_gan(TINY["mlp"].with_changes(conditional=True), seed=0)
     result = grade_generator(g, digits_model, n=50, quick_classifier=True)
-    assert result.n == 50 and result.requested_share is not None and result.quick_classifier
+    assert result.n == 50
+    assert result.requested_share is not None
+    assert result.quick_classifier
     plain = grade_generator(build_gan(TINY["mlp"], seed=0)[0], digits_model, n=50)
     assert plain.requested_share is None
 
@@ -336,6 +370,9 @@ def test_preset_texts_are_a_beginners_sentence_or_two(lang):
         sentences = [s for s in re.split(r"(?<=[.!?])\s+|(?<=[。！？])", text.strip()) if s.strip()]
         assert len(sentences) <= 2, sentences
         assert len(text) <= (320 if lang == "en" else 160), len(text)
-        assert "bench/" not in text and "`" not in text
+        assert "bench/" not in text
+        assert "`" not in text
         assert len(re.findall(r"\d+(?:\.\d+)?\s*%", text)) <= 1  # one figure of how good, not a table
-    assert "bench/gan_mnist.py" in docs and "72.7" in docs and "44 %" in docs  # the figures moved, not lost
+    assert "bench/gan_mnist.py" in docs
+    assert "72.7" in docs
+    assert "44 %" in docs  # the figures moved, not lost

@@ -61,7 +61,8 @@ def test_too_many_parameters_says_how_many_and_what_to_do():
     assert exc.key == "admin.limit_params"
     assert exc.message("en") == ("This network has 1,863,690 parameters; this server allows at most 1,000,000 per "
                                  "model. Use fewer or smaller layers.")
-    assert "1,863,690" in exc.message("zh") and "隐藏层" in exc.message("zh")
+    assert "1,863,690" in exc.message("zh")
+    assert "隐藏层" in exc.message("zh")
 
 
 def test_too_many_epochs():
@@ -90,14 +91,16 @@ def test_memory_over_the_per_session_limit_or_over_what_is_free():
                                  "session. Use a smaller batch size or a smaller network.")
     assert "批大小" in exc.message("zh")
     exc = refusal(TUTORIAL, TrainConfig(), Limits(), free_bytes=3 * 2**20)
-    assert exc.key == "admin.limit_memory_now" and "only 3 MB free" in exc.message("en")
+    assert exc.key == "admin.limit_memory_now"
+    assert "only 3 MB free" in exc.message("en")
 
 
 def test_memory_readings_on_this_machine():
     assert free_memory_bytes("cpu") > 0
     assert process_rss_bytes() > 10 * 2**20
     report = memory_report("cpu")
-    assert report.system_total >= report.system_available > 0 and report.device_name == "cpu"
+    assert report.system_total >= report.system_available > 0
+    assert report.device_name == "cpu"
 
 
 def test_train_page_shows_the_guardrail_message_and_starts_nothing(monkeypatch):
@@ -123,7 +126,8 @@ def test_train_page_shows_the_guardrail_message_and_starts_nothing(monkeypatch):
         next(b for b in at.button if b.key == "train_start").click()
         at.run()
         session = at.session_state["train_session"]
-        assert session is not None and not at.error
+        assert session is not None
+        assert not at.error
         assert session.slot_pool is server.slot_pool()
         session.stop()
         assert session.join(30)

@@ -35,7 +35,8 @@ def check_texts(q_key: str, ans) -> None:
     assert ans.choice in q.choices
     for lang in ("en", "zh"):
         text = translate(ans.key, lang, **ans.params)
-        assert "{" not in text and text != ans.key
+        assert "{" not in text
+        assert text != ans.key
 
 
 def test_learning_rate_question(mnist):

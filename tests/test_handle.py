@@ -34,7 +34,8 @@ def trained(mnist) -> TrainingSession:
     config = TrainConfig(epochs=1, batch_size=100, train_size=1000, seed=0)
     session = TrainingSession(dense_spec([16]), config, mnist, "cpu", callbacks=[Probe(every=5)])
     session.start()
-    assert session.join(120) and session.status == "done"
+    assert session.join(120)
+    assert session.status == "done"
     return session
 
 
@@ -55,12 +56,17 @@ def test_reads_are_plain_values(trained, mnist):
     assert re.fullmatch(r"[0-9a-f]{12}", trained.run_id)
     other = TrainingSession(dense_spec([16]), trained.config, mnist, "cpu")
     assert other.run_id != trained.run_id
-    assert isinstance(trained.status, Status) and trained.status is Status.DONE and trained.status == "done"
+    assert isinstance(trained.status, Status)
+    assert trained.status is Status.DONE
+    assert trained.status == "done"
     assert trained.device_name == "cpu"
     assert trained.dataset_info == mnist.info
-    assert trained.started_at is not None and trained.finished_at >= trained.started_at
+    assert trained.started_at is not None
+    assert trained.finished_at >= trained.started_at
     images, labels = trained.test_split()
-    assert images.dtype == torch.uint8 and images.device.type == "cpu" and torch.equal(labels, mnist.test_labels)
+    assert images.dtype == torch.uint8
+    assert images.device.type == "cpu"
+    assert torch.equal(labels, mnist.test_labels)
     assert trained.evaluate("test")[1] == trained.snapshot().epochs[-1].test_acc
 
 
@@ -78,7 +84,8 @@ def test_model_copy_is_the_run_built_again_without_touching_the_global_rng(train
     rng = torch.get_rng_state()
     model = trained.model_copy()
     assert torch.equal(torch.get_rng_state(), rng)  # the training thread draws its dropout masks from it
-    assert not model.training and model.spec == trained.spec
+    assert not model.training
+    assert model.spec == trained.spec
     x = trained.normalize(mnist.test_images[:50])
     with torch.no_grad():
         assert torch.equal(model(x), trained.model.eval()(x))
@@ -87,12 +94,15 @@ def test_model_copy_is_the_run_built_again_without_touching_the_global_rng(train
 
 def test_probe_reads_and_the_interval(trained, mnist):
     snap = trained.probe_snapshot()
-    assert snap is not None and snap.probes > 0 and snap is trained.snapshot().extras["probe"]
+    assert snap is not None
+    assert snap.probes > 0
+    assert snap is trained.snapshot().extras["probe"]
     assert trained.probe_every() == 5
     trained.set_probe_every(20)
     assert trained.probe_every() == 20
     bare = TrainingSession(dense_spec([8]), TrainConfig(epochs=1), mnist, "cpu")
-    assert bare.probe_snapshot() is None and bare.probe_every() is None
+    assert bare.probe_snapshot() is None
+    assert bare.probe_every() is None
     bare.set_probe_every(10)  # a run without a probe ignores it
     assert bare.probe_every() is None
 
@@ -107,7 +117,8 @@ def test_pace_and_heartbeat(mnist):
     time.sleep(0.05)
     assert run.seconds_since_heartbeat() >= 0.05
     run.heartbeat()
-    assert run.seconds_since_heartbeat() < 0.05 and run.last_heartbeat <= time.monotonic()
+    assert run.seconds_since_heartbeat() < 0.05
+    assert run.last_heartbeat <= time.monotonic()
 
 
 # ------------------------------------------------------------------ pages and dlplay/ui use only the Protocol

@@ -98,7 +98,8 @@ def trained(request) -> RunHandle:
     b = _backend(request.param, request)
     run = b.make(dense_spec([16]), SMALL, probe_every=5)
     run.start()
-    assert finished(run, 120) and run.status == "done", run.snapshot().progress
+    assert finished(run, 120), run.snapshot().progress
+    assert run.status == "done", run.snapshot().progress
     return run
 
 
@@ -122,22 +123,34 @@ def test_a_run_is_a_run_handle_with_every_member(trained):
 
 
 def test_reads_are_plain_values(trained, mnist):
-    assert len(trained.run_id) == 12 and int(trained.run_id, 16) >= 0
-    assert isinstance(trained.status, Status) and trained.status is Status.DONE and trained.status == "done"
-    assert trained.device_name == "cpu" and not trained.is_alive
+    assert len(trained.run_id) == 12
+    assert int(trained.run_id, 16) >= 0
+    assert isinstance(trained.status, Status)
+    assert trained.status is Status.DONE
+    assert trained.status == "done"
+    assert trained.device_name == "cpu"
+    assert not trained.is_alive
     assert trained.dataset_info == mnist.info
-    assert trained.config == SMALL and trained.spec == dense_spec([16])
+    assert trained.config == SMALL
+    assert trained.spec == dense_spec([16])
     assert trained.total_steps == 10 == trained.steps_per_epoch
     assert trained.created_at <= trained.started_at <= trained.finished_at <= time.time()
     images, labels = trained.test_split()
-    assert images.dtype == torch.uint8 and images.device.type == "cpu" and torch.equal(labels, mnist.test_labels)
+    assert images.dtype == torch.uint8
+    assert images.device.type == "cpu"
+    assert torch.equal(labels, mnist.test_labels)
     test = trained.split_data("test")
-    assert torch.equal(test[0], images) and torch.equal(test[1], labels) and torch.equal(test[2], torch.arange(len(labels)))
+    assert torch.equal(test[0], images)
+    assert torch.equal(test[1], labels)
+    assert torch.equal(test[2], torch.arange(len(labels)))
     train_images, train_labels, train_idx = trained.split_data("train")
-    assert train_images.dtype == torch.uint8 and len(train_images) == len(train_labels) == len(train_idx) > 0
+    assert train_images.dtype == torch.uint8
+    assert len(train_images) == len(train_labels) == len(train_idx) > 0
     assert torch.equal(train_labels, mnist.train_labels[train_idx])
     snap = trained.snapshot()
-    assert snap.progress.global_step == 10 and len(snap.losses) == 10 and len(snap.epochs) == 1
+    assert snap.progress.global_step == 10
+    assert len(snap.losses) == 10
+    assert len(snap.epochs) == 1
     assert trained.evaluate("test")[1] == snap.epochs[-1].test_acc
 
 
@@ -147,7 +160,8 @@ def test_the_same_seed_trains_the_same_losses_on_either_backend(trained, mnist):
 
 def test_state_dict_is_a_cpu_copy_and_model_copy_is_built_from_it(trained, mnist):
     state = trained.state_dict()
-    assert set(state) == set(Net(trained.spec).state_dict()) and all(v.device.type == "cpu" for v in state.values())
+    assert set(state) == set(Net(trained.spec).state_dict())
+    assert all(v.device.type == "cpu" for v in state.values())
     key = next(iter(state))
     before = state[key].clone()
     state[key].add_(1.0)  # changing the copy leaves the run alone
@@ -155,7 +169,8 @@ def test_state_dict_is_a_cpu_copy_and_model_copy_is_built_from_it(trained, mnist
     rng = torch.get_rng_state()
     model = trained.model_copy()
     assert torch.equal(torch.get_rng_state(), rng)  # the training thread draws its dropout masks from it
-    assert not model.training and model.spec == trained.spec
+    assert not model.training
+    assert model.spec == trained.spec
     # the copy here scores what the run's own evaluation scored
     images, labels = trained.test_split()
     info = trained.dataset_info
@@ -167,7 +182,9 @@ def test_state_dict_is_a_cpu_copy_and_model_copy_is_built_from_it(trained, mnist
 
 def test_probe_reads_and_the_interval(trained):
     snap = trained.probe_snapshot()
-    assert snap is not None and snap.probes > 0 and snap.steps.tolist() == trained.snapshot().extras["probe"].steps.tolist()
+    assert snap is not None
+    assert snap.probes > 0
+    assert snap.steps.tolist() == trained.snapshot().extras["probe"].steps.tolist()
     assert trained.probe_every() == 5
     trained.set_probe_every(20)
     assert trained.probe_every() == 20
@@ -176,7 +193,8 @@ def test_probe_reads_and_the_interval(trained):
 
 def test_a_run_without_a_probe(backend):
     bare = backend.make(dense_spec([8]), TrainConfig(epochs=1))
-    assert bare.probe_snapshot() is None and bare.probe_every() is None
+    assert bare.probe_snapshot() is None
+    assert bare.probe_every() is None
     bare.set_probe_every(10)  # a run without a probe ignores it
     assert bare.probe_every() is None
 
@@ -184,7 +202,8 @@ def test_a_run_without_a_probe(backend):
 # ------------------------------------------------------------------ commands
 def test_pace_and_heartbeat(backend):
     run = backend.make(dense_spec([8]), TrainConfig(epochs=1))
-    assert run.pace is None and run.status == "ready"
+    assert run.pace is None
+    assert run.status == "ready"
     run.set_pace(5.0)
     assert run.pace == 5.0
     run.set_pace(None)
@@ -204,7 +223,8 @@ def test_step_pause_resume_stop(backend):
     s.step(3)
     assert wait_for(lambda: s.snapshot().progress.global_step == 4)
     time.sleep(0.3)
-    assert s.snapshot().progress.global_step == 4 and len(s.snapshot().losses) == 4  # stays paused
+    assert s.snapshot().progress.global_step == 4
+    assert len(s.snapshot().losses) == 4  # stays paused
     s.resume()
     assert wait_for(lambda: s.snapshot().progress.global_step > 50)
     s.pause()
@@ -213,7 +233,9 @@ def test_step_pause_resume_stop(backend):
     time.sleep(0.4)
     assert s.snapshot().progress.global_step == frozen
     s.stop()
-    assert finished(s, 15) and s.status == "stopped" and s.finished_at is not None
+    assert finished(s, 15)
+    assert s.status == "stopped"
+    assert s.finished_at is not None
 
 
 def test_learning_rate_changes_mid_run(backend):
@@ -223,7 +245,8 @@ def test_learning_rate_changes_mid_run(backend):
     s.set_lr(0.05)
     assert wait_for(lambda: bool(s.snapshot().lr_changes))
     step, lr = s.snapshot().lr_changes[0]
-    assert lr == 0.05 and step > 20
+    assert lr == 0.05
+    assert step > 20
     assert wait_for(lambda: s.snapshot().progress.lr == 0.05)
     for bad in (-1, float("nan")):
         with pytest.raises(UserError):
@@ -237,7 +260,8 @@ def test_heartbeat_timeout_stops_an_abandoned_run(backend):
     s.start()
     assert finished(s, 20)
     p = s.snapshot().progress
-    assert p.status == "stopped" and p.message == "train.msg_abandoned"
+    assert p.status == "stopped"
+    assert p.message == "train.msg_abandoned"
 
 
 def test_the_run_limit_queues_the_next_run(backend):
@@ -254,4 +278,5 @@ def test_the_run_limit_queues_the_next_run(backend):
     assert wait_for(lambda: second.snapshot().progress.global_step > 0, 20)  # the freed slot went to it
     assert second.snapshot().progress.queue_position is None
     second.stop()
-    assert finished(first) and finished(second)
+    assert finished(first)
+    assert finished(second)

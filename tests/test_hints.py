@@ -61,10 +61,12 @@ def test_dead_units_at_the_threshold():
     assert H.find_hints(snapshot(v)) == []
     v[:, 1, M["dead"]] = 0.6
     (hint,) = H.find_hints(snapshot(v))
-    assert hint.key == "dynamics.hint_dead" and hint.layer == "dense2"
+    assert hint.key == "dynamics.hint_dead"
+    assert hint.layer == "dense2"
     assert dict(hint.params) == {"layer": "dense2", "pct": 60, "activation": "ReLU"}
     assert "dense2: 60% of the ReLU units are dead" in hint.text("en")
-    assert "60%" in hint.text("zh") and "失活" in hint.text("zh")
+    assert "60%" in hint.text("zh")
+    assert "失活" in hint.text("zh")
 
 
 def test_saturation_only_for_sigmoid_and_tanh():
@@ -88,12 +90,14 @@ def test_vanishing_and_exploding_gradients():
     hint = H.gradient_flow_hint(snapshot(v))
     assert hint.key == "dynamics.hint_vanishing"
     assert dict(hint.params) == {"factor": "1,000", "first": "dense1", "last": "output"}
-    assert "shrinks 1,000×" in hint.text("en") and "1,000" in hint.text("zh")
+    assert "shrinks 1,000×" in hint.text("en")
+    assert "1,000" in hint.text("zh")
     assert keys(H.find_hints(snapshot(v))) == ["dynamics.hint_vanishing"]
     v = healthy()
     v[:, 0, M["delta"]], v[:, 2, M["delta"]] = 0.5, 1e-3
     hint = H.gradient_flow_hint(snapshot(v))
-    assert hint.key == "dynamics.hint_exploding" and dict(hint.params)["factor"] == "500"
+    assert hint.key == "dynamics.hint_exploding"
+    assert dict(hint.params)["factor"] == "500"
     v[:, 0, M["delta"]] = 0.0  # nothing reaches the first layer at all
     v[:, 2, M["delta"]] = 0.1
     assert H.gradient_flow_hint(snapshot(v)).params[0] == ("factor", "∞")
@@ -103,12 +107,14 @@ def test_update_ratio_too_large_or_too_small():
     v = healthy()
     v[:, 0, M["update_ratio"]] = H.UPDATE_RATIO_HIGH
     found = H.find_hints(snapshot(v))
-    assert keys(found) == ["dynamics.hint_update_high"] and found[0].layer == "dense1"
+    assert keys(found) == ["dynamics.hint_update_high"]
+    assert found[0].layer == "dense1"
     assert "0.1 of their size" in found[0].text("en")
     v = healthy()
     v[:, :, M["update_ratio"]] = 5e-5
     (hint,) = H.find_hints(snapshot(v))
-    assert hint.key == "dynamics.hint_update_low" and dict(hint.params)["ratio"] == "5.0e-05"
+    assert hint.key == "dynamics.hint_update_low"
+    assert dict(hint.params)["ratio"] == "5.0e-05"
     v[:, 2, M["update_ratio"]] = 2 * H.UPDATE_RATIO_LOW  # one layer still moves: no hint
     assert H.find_hints(snapshot(v)) == []
 
@@ -176,7 +182,7 @@ def short_run(mnist, spec, steps: int = 100, every: int = 10, optimizer: str = "
     return session.snapshot().extras["probe"]
 
 
-@pytest.mark.parametrize("optimizer,lr", [("adam", 1e-3), ("sgd", 0.1)])
+@pytest.mark.parametrize(("optimizer", "lr"), [("adam", 1e-3), ("sgd", 0.1)])
 def test_deep_sigmoid_network_shows_vanishing_gradients(mnist, optimizer, lr):
     snap = short_run(mnist, dense_spec([64] * 6, "sigmoid"), optimizer=optimizer, lr=lr)
     delta = snap.recent("delta")
@@ -186,8 +192,10 @@ def test_deep_sigmoid_network_shows_vanishing_gradients(mnist, optimizer, lr):
     assert delta[-1] / delta[0] > 1000
     assert grad_w[-1] / grad_w[0] > 100  # the weights' gradients too
     found = H.find_hints(snap)
-    assert found and found[0].key == "dynamics.hint_vanishing"
-    assert dict(found[0].params)["first"] == "dense1" and dict(found[0].params)["last"] == "output"
+    assert found
+    assert found[0].key == "dynamics.hint_vanishing"
+    assert dict(found[0].params)["first"] == "dense1"
+    assert dict(found[0].params)["last"] == "output"
 
 
 def test_tutorial_relu_model_is_healthy(mnist):
@@ -208,7 +216,8 @@ def test_too_high_learning_rate_kills_relu_units(mnist, lr):
     snap = probe.snapshot()
     assert snap.recent("dead")[0] > 0.8
     (hint,) = H.find_hints(snap)
-    assert hint.key == "dynamics.hint_dead" and hint.layer == "dense1"
+    assert hint.key == "dynamics.hint_dead"
+    assert hint.layer == "dense1"
 
 
 def test_below_the_threshold_the_page_names_the_share_and_the_threshold():
@@ -219,15 +228,20 @@ def test_below_the_threshold_the_page_names_the_share_and_the_threshold():
     assert H.find_hints(snap) == []
     (note,) = H.share_notes(snap)
     assert dict(note.params) == {"layer": "dense1", "pct": 38, "limit": round(100 * H.DEAD_FRACTION)}
-    assert "at most 38% of a layer (dense1)" in note.text("en") and f"{round(100 * H.DEAD_FRACTION)}%" in note.text("en")
-    assert "38%" in note.text("zh") and "失活" in note.text("zh")
+    assert "at most 38% of a layer (dense1)" in note.text("en")
+    assert f"{round(100 * H.DEAD_FRACTION)}%" in note.text("en")
+    assert "38%" in note.text("zh")
+    assert "失活" in note.text("zh")
     from dlplay.i18n import translate
 
-    assert "few" not in translate("dynamics.no_hints") and "很少" not in translate("dynamics.no_hints", "zh")
+    assert "few" not in translate("dynamics.no_hints")
+    assert "很少" not in translate("dynamics.no_hints", "zh")
     v[:, 0, M["dead"]] = H.DEAD_FRACTION  # from the threshold on: the hint, no note
-    assert keys(H.find_hints(snapshot(v))) == ["dynamics.hint_dead"] and H.share_notes(snapshot(v)) == []
+    assert keys(H.find_hints(snapshot(v))) == ["dynamics.hint_dead"]
+    assert H.share_notes(snapshot(v)) == []
     (note,) = H.share_notes(snapshot(healthy(SIGMOID), SIGMOID))
-    assert note.key == "dynamics.note_saturated" and dict(note.params)["pct"] == 5
+    assert note.key == "dynamics.note_saturated"
+    assert dict(note.params)["pct"] == 5
 
 
 def test_the_dead_units_chart_marks_where_the_hint_starts():

@@ -34,7 +34,7 @@ ALLOWED_WORDS = {w.lower() for w in """
     BMP WebP gzip IDX npz uint8 dlplay torchvision Dropout BatchNorm Dense Conv2d MaxPool AvgPool He Kaiming Xavier
     Glorot ECE F1 L2 NaN inf MB GB KB KiB MiB GiB px CNN Wa ln log exp RNN LSTM GRU autograd Distill GAN DCGAN Lab
     MLP KL JS PCA t-SNE Ray zip CSV TIFF Fisher sin cos
-""".split()}
+""".split()}  # noqa: SIM905 - a word list is easier to read and edit as text
 LANGUAGE_SELECTOR = ("Language / 语言", "English")  # bilingual on purpose
 
 _STRIP = [
@@ -108,7 +108,8 @@ def test_every_namespace_has_both_languages_with_the_same_keys():
 def test_catalog_values_are_nonempty_strings_and_keys_are_namespaced():
     for lang, texts in (("en", EN), ("zh", ZH)):
         for key, text in texts.items():
-            assert isinstance(text, str) and text.strip(), f"{lang}: {key} is empty or not a string"
+            assert isinstance(text, str), f"{lang}: {key} is empty or not a string"
+            assert text.strip(), f"{lang}: {key} is empty or not a string"
             assert re.fullmatch(r"[a-z][a-z0-9_]*(\.[A-Za-z0-9_\-]+)+", key), f"{lang}: badly formed key {key!r}"
 
 
@@ -430,12 +431,14 @@ def test_translate_falls_back_to_english_for_a_key_missing_in_chinese(monkeypatc
 def test_layer_names_for_display():
     from dlplay.i18n import layer_name
 
-    assert layer_name("output", "zh") == "输出层" and layer_name("output", "en") == "output"
-    assert layer_name("dense1", "zh") == "dense1" and layer_name("conv2", "zh") == "conv2"
+    assert layer_name("output", "zh") == "输出层"
+    assert layer_name("output", "en") == "output"
+    assert layer_name("dense1", "zh") == "dense1"
+    assert layer_name("conv2", "zh") == "conv2"
     assert not english_words(layer_name("output", "zh"))
 
 
-@pytest.mark.parametrize("tag, lang", [
+@pytest.mark.parametrize(("tag", "lang"), [
     ("zh", "zh"), ("zh-CN", "zh"), ("zh_CN.UTF-8", "zh"), ("zh-Hans-CN", "zh"), ("ZH-tw", "zh"), ("en-US", "en"),
     ("fr-FR", "en"), ("", "en"), (None, "en"), ("zh;q=0.8", "zh"),
 ])
@@ -462,7 +465,8 @@ def _app():
 def test_language_comes_from_session_then_url_then_browser_then_english():
     at = _app()
     at.run()
-    assert at.title[0].value == EN["home.title"] and at.session_state["lang"] == "en"
+    assert at.title[0].value == EN["home.title"]
+    assert at.session_state["lang"] == "en"
     assert at.query_params.get("lang") == "en"
 
     at = _app()
@@ -489,21 +493,25 @@ def test_sidebar_selector_switches_and_keeps_the_language_across_pages():
     at = _app()
     at.run()
     selector = at.sidebar.selectbox(key="lang_select")
-    assert selector.label == "Language / 语言" and selector.options == ["English", "简体中文"]
+    assert selector.label == "Language / 语言"
+    assert selector.options == ["English", "简体中文"]
     selector.set_value("zh").run()
     assert at.title[0].value == ZH["home.title"]
-    assert at.session_state["lang"] == "zh" and at.query_params["lang"] == "zh"
+    assert at.session_state["lang"] == "zh"
+    assert at.query_params["lang"] == "zh"
     assert at.sidebar.selectbox(key="lang_select").value == "zh"
     at.switch_page("views/train.py")
     at.run()
-    assert at.title[0].value == ZH["train.title"] and at.query_params["lang"] == "zh"
+    assert at.title[0].value == ZH["train.title"]
+    assert at.query_params["lang"] == "zh"
 
     at = _app()
     at.query_params["lang"] = "zh"
     at.run()
     assert at.title[0].value == ZH["home.title"]
     at.sidebar.selectbox(key="lang_select").set_value("en").run()
-    assert at.title[0].value == EN["home.title"] and at.query_params["lang"] == "en"
+    assert at.title[0].value == EN["home.title"]
+    assert at.query_params["lang"] == "en"
     assert at.session_state["lang"] == "en"
 
 
@@ -512,7 +520,7 @@ VISIBLE_FIELDS = {"label", "body", "help", "caption", "placeholder", "options", 
                   "content", "default_tab_label", "name"}
 SKIPPED_ELEMENTS = {"code", "latex", "json"}  # code and formulas are not prose
 CJK = re.compile(r"[\u3000-\u303f\u4e00-\u9fff\uff00-\uffef]")
-RAW_KEY = re.compile(r"\b(?:%s)\.[a-z0-9_]+(?:\.[a-z0-9_\-]+)*\b" % "|".join(map(re.escape, NAMESPACES)))
+RAW_KEY = re.compile(r"\b(?:{})\.[a-z0-9_]+(?:\.[a-z0-9_\-]+)*\b".format("|".join(map(re.escape, NAMESPACES))))
 
 
 def _proto_strings(message, out: list[str]) -> None:
@@ -610,7 +618,8 @@ def trained(mnist):
     session = TrainingSession(dense_spec([16]), TrainConfig(epochs=1, train_size=2000, batch_size=32, seed=0),
                               mnist, "cpu", callbacks=[Probe(every=10)])
     session.start()
-    assert session.join(120) and session.status == "done"
+    assert session.join(120)
+    assert session.status == "done"
     return session
 
 
@@ -651,7 +660,8 @@ def _recurrent_session(mnist):
         session = TrainingSession(spec, TrainConfig(epochs=1, train_size=640, batch_size=32, seed=0), mnist, "cpu",
                                   callbacks=[Probe(every=5)])
         session.start()
-        assert session.join(120) and session.status == "done"
+        assert session.join(120)
+        assert session.status == "done"
         _RECURRENT["run"] = session
     return _RECURRENT["run"]
 

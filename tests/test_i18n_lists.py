@@ -19,7 +19,9 @@ APP = str(Path(__file__).resolve().parents[1] / "app.py")
 def test_join_list_uses_the_languages_separator():
     assert join_list(["a", "b", "c"], "en") == "a, b, c"
     assert join_list(["a", "b", "c"], "zh") == "a、b、c"
-    assert join_list([1, 2], "zh") == "1、2" and join_list([], "zh") == "" and join_list(["x"], "en") == "x"
+    assert join_list([1, 2], "zh") == "1、2"
+    assert join_list([], "zh") == ""
+    assert join_list(["x"], "en") == "x"
     assert join_list(("a", "b")) == "a, b"  # English by default
 
 
@@ -28,11 +30,12 @@ def test_a_list_parameter_is_joined_in_the_messages_language():
         real_sampler("spiral")
     assert isinstance(err.value.params["choices"], Listed)
     assert "line, mixture, ring" in err.value.message("en")
-    assert "line、mixture、ring" in err.value.message("zh") and ", " not in err.value.message("zh").split("spiral")[-1]
+    assert "line、mixture、ring" in err.value.message("zh")
+    assert ", " not in err.value.message("zh").split("spiral")[-1]
     assert translate("gan.bad_choice", "zh", name="x", value="y", choices=Listed(["p", "q"])).count("p、q") == 1
 
 
-@pytest.mark.parametrize("lang, separator", [("en", "”, “"), ("zh", "”、“")])
+@pytest.mark.parametrize(("lang", "separator"), [("en", "”, “"), ("zh", "”、“")])
 def test_the_sequences_info_box_joins_the_presets_in_the_pages_language(lang, separator):
     at = AppTest.from_file(APP, default_timeout=90)
     at.session_state["lang"] = lang

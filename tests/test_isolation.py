@@ -68,34 +68,42 @@ def test_two_sessions_train_different_models_at_once_without_sharing_anything():
         click(a, "train_start")
         click(b, "train_start")
         sa, sb = a.session_state["train_session"], b.session_state["train_session"]
-        assert sa is not sb and sa.metrics is not sb.metrics and sa.model is not sb.model
+        assert sa is not sb
+        assert sa.metrics is not sb.metrics
+        assert sa.model is not sb.model
         assert [layer.units for layer in sa.spec.layers] == [32]
         assert [layer.units for layer in sb.spec.layers] == [64, 64]
         assert (sa.config.lr, sb.config.lr) == (1e-3, 0.01)
-        assert a.session_state["spec"] == sa.spec and b.session_state["spec"] == sb.spec
+        assert a.session_state["spec"] == sa.spec
+        assert b.session_state["spec"] == sb.spec
         assert wait_for(lambda: sa.status == "running" and sb.status == "running")
         assert wait_for(lambda: sa.snapshot().progress.global_step > 0 and sb.snapshot().progress.global_step > 0)
 
         registry = server.registry()
         ra, rb = a.session_state["_dlplay_browser"], b.session_state["_dlplay_browser"]
-        assert ra.id != rb.id and {ra.id, rb.id} <= {r.id for r in registry.browsers()}
+        assert ra.id != rb.id
+        assert {ra.id, rb.id} <= {r.id for r in registry.browsers()}
         owners = {e.run_id: e.browser_id for e in registry.runs()}
-        assert owners[registry.run_id(sa)] == ra.id and owners[registry.run_id(sb)] == rb.id
+        assert owners[registry.run_id(sa)] == ra.id
+        assert owners[registry.run_id(sb)] == rb.id
 
         click(a, "train_stop")
-        assert sa.join(10) and sa.status == "stopped"
+        assert sa.join(10)
+        assert sa.status == "stopped"
         step = sb.snapshot().progress.global_step
         assert wait_for(lambda: sb.snapshot().progress.global_step > step), "the other session keeps training"
         assert sb.status == "running"
         a.run()
         b.run()
-        assert metrics(a)["Status"] == "stopped" and metrics(b)["Status"] == "training"
+        assert metrics(a)["Status"] == "stopped"
+        assert metrics(b)["Status"] == "training"
         # drawing-related state is per session too
         a.session_state["canvas_probe"] = "mine"
         b.run()
         assert "canvas_probe" not in b.session_state
         click(b, "train_stop")
-        assert sb.join(10) and sb.status == "stopped"
+        assert sb.join(10)
+        assert sb.status == "stopped"
     assert set(training_threads()) - before == set()
 
 
@@ -114,9 +122,12 @@ def test_over_the_limit_a_session_waits_in_the_queue_and_stop_leaves_it():
         b.run()
         assert metrics(b)["Status"] == "queued"  # short enough for its column; the box below says why it waits
         assert any("number 1 in the queue" in i.value for i in b.info), [i.value for i in b.info]
-        assert pool.state().queued == (sb,) and pool.state().running == (sa,)
+        assert pool.state().queued == (sb,)
+        assert pool.state().running == (sa,)
         click(b, "train_stop")
-        assert sb.join(10) and sb.status == "stopped" and sb.started_at is None
+        assert sb.join(10)
+        assert sb.status == "stopped"
+        assert sb.started_at is None
         assert pool.state().queued == ()
         assert sa.status == "running"
         click(a, "train_stop")
@@ -174,7 +185,8 @@ def test_registry_holds_runs_only_while_something_else_does(mnist):
     assert registry.find(run_id) is not None
     assert registry.stop_all() == 1
     live = registry.find(run_id)
-    assert live.join(10) and live.status == "stopped"
+    assert live.join(10)
+    assert live.status == "stopped"
     del live, other
     gc.collect()
     assert registry.runs() == []
@@ -201,7 +213,8 @@ def test_runs_of_connected_tabs_are_kept_alive_by_the_server(mnist, monkeypatch)
     while time.monotonic() < end:
         keep_connected_runs_alive(registry, connected)
         time.sleep(0.1)
-    assert dropped.join(10) and dropped.status == "stopped"
+    assert dropped.join(10)
+    assert dropped.status == "stopped"
     assert dropped.snapshot().progress.message == "train.msg_abandoned"
     assert kept.status == "running"
     assert keep_connected_runs_alive(registry, connected) == 1

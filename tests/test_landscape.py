@@ -20,7 +20,8 @@ CONFIG = TrainConfig(batch_size=64, epochs=1, train_size=1280, seed=2, lr=3e-3, 
 def run(mnist):
     session = TrainingSession(SPEC, CONFIG, mnist, "cpu", callbacks=[SnapshotKeeper(every=5)])
     session.start()
-    assert session.join(120) and session.status == "done"
+    assert session.join(120)
+    assert session.status == "done"
     return session
 
 
@@ -41,7 +42,9 @@ def test_the_centre_of_the_grid_is_the_current_loss(run):
     x, y = L.subset(run, 300, seed=1)
     plane = L.random_plane(run.state_dict(), seed=0)
     res = L.compute(run.spec, plane, x, y, n=5, budget_s=60)
-    assert res.complete and res.loss.shape == (5, 5) and np.isfinite(res.loss).all()
+    assert res.complete
+    assert res.loss.shape == (5, 5)
+    assert np.isfinite(res.loss).all()
     current = L.loss_at(run.model_copy(), run.state_dict(), x, y)
     assert res.center_loss == pytest.approx(current, rel=1e-5)
     with torch.no_grad():  # and that is the network's own cross-entropy on those images
@@ -67,11 +70,16 @@ def test_cancel_and_the_time_budget_stop_the_grid(run):
 
     seen = []
     res = L.compute(run.spec, plane, x, y, n=5, cancel=cancel, progress=seen.append)
-    assert res.cancelled and not res.complete and res.done == 7
-    assert np.isfinite(res.loss).sum() == 7 and np.isnan(res.loss).sum() == 25 - 7
-    assert seen and seen[-1] == pytest.approx(7 / 25)
+    assert res.cancelled
+    assert not res.complete
+    assert res.done == 7
+    assert np.isfinite(res.loss).sum() == 7
+    assert np.isnan(res.loss).sum() == 25 - 7
+    assert seen
+    assert seen[-1] == pytest.approx(7 / 25)
     late = L.compute(run.spec, plane, x, y, n=5, budget_s=0.0)
-    assert late.out_of_time and late.done == 0
+    assert late.out_of_time
+    assert late.done == 0
 
 
 def test_projection_recovers_a_point_of_the_plane(run):
@@ -85,12 +93,18 @@ def test_a_run_and_its_fork_on_the_plane_of_the_path(mnist, run):
     fork = TrainingSession(plan.spec, plan.config, mnist, "cpu", callbacks=[SnapshotKeeper(every=5)], start_from=plan.start)
     fork.start()
     try:
-        assert fork.join(120) and fork.status == "done"
+        assert fork.join(120)
+        assert fork.status == "done"
         job = L.LandscapeJob([("fork", fork), ("parent", run)], kind="pca", n=7, n_images=200)
         job.start()
-        assert job.join(120) and job.error is None and job.result is not None and job.result.complete
+        assert job.join(120)
+        assert job.error is None
+        assert job.result is not None
+        assert job.result.complete
         mine, parent = job.paths
-        assert mine.fork_step == 10 and mine.steps[0] == 10 and parent.steps[0] == 0
+        assert mine.fork_step == 10
+        assert mine.steps[0] == 10
+        assert parent.steps[0] == 0
         assert mine.steps[-1] == parent.steps[-1] == run.total_steps
         # the fork's last point is the centre (its current weights); both paths start at the same weights
         np.testing.assert_allclose(mine.coords[-1], [0.0, 0.0], atol=1e-4)
@@ -102,7 +116,8 @@ def test_a_run_and_its_fork_on_the_plane_of_the_path(mnist, run):
         slow = L.LandscapeJob([("fork", fork)], n=41, n_images=2000)
         slow.start()
         slow.cancel()
-        assert slow.join(60) and slow.cancelled
+        assert slow.join(60)
+        assert slow.cancelled
         assert slow.result is None or not slow.result.complete
     finally:
         stop_and_join(fork)

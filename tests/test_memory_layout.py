@@ -36,7 +36,8 @@ def test_a_channels_last_cnn_gets_channels_last_gradients_and_the_same_numbers()
     cl, seen = _grads(channels_last=True)
     plain, _ = _grads(channels_last=False)
     # every image-shaped gradient on the way back, the one below the flatten first, stays channels-last
-    assert seen and all(g.is_contiguous(memory_format=torch.channels_last) and not g.is_contiguous() for g in seen)
+    assert seen
+    assert all(g.is_contiguous(memory_format=torch.channels_last) and not g.is_contiguous() for g in seen)
     for name, g in plain.items():
         torch.testing.assert_close(cl[name].contiguous(), g, rtol=1e-4, atol=1e-5, msg=name)
 
@@ -45,7 +46,8 @@ def test_an_ordinary_network_is_left_alone():
     model = build_model(PRESETS["tutorial"].spec, seed=0)
     x = torch.randn(4, 1, 28, 28, requires_grad=True)
     model(x).sum().backward()
-    assert x.grad is not None and x.grad.is_contiguous()
+    assert x.grad is not None
+    assert x.grad.is_contiguous()
 
 
 STEPS = r"""

@@ -13,7 +13,8 @@ def test_step_series_keeps_everything_until_full():
     for i in range(1, 9):
         s.append(i, float(i))
     steps, values = s.arrays()
-    assert steps.tolist() == list(range(1, 9)) and values.tolist() == [float(i) for i in range(1, 9)]
+    assert steps.tolist() == list(range(1, 9))
+    assert values.tolist() == [float(i) for i in range(1, 9)]
     assert s.stride == 1
 
 
@@ -27,7 +28,7 @@ def test_step_series_compacts_by_averaging_pairs_and_stays_bounded():
     # each stored value is the mean of the steps it covers, so the overall mean is preserved
     width = np.diff(np.concatenate([[0], steps]))
     assert np.allclose(values, steps - (width - 1) / 2)
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="capacity must be an even number"):
         StepSeries(capacity=3)
 
 
@@ -67,7 +68,9 @@ def test_downsample_and_ema():
     x = np.arange(10_000)
     y = np.ones(10_000)
     xs, ys = downsample(x, y, 2000)
-    assert len(xs) <= 2001 and np.allclose(ys, 1.0) and xs[-1] == 9999
+    assert len(xs) <= 2001
+    assert np.allclose(ys, 1.0)
+    assert xs[-1] == 9999
     assert ema(np.array([4.0, 4.0, 4.0])) == pytest.approx([4.0, 4.0, 4.0])  # bias-corrected: no ramp from 0
     assert ema(np.array([1.0, 3.0]), alpha=0.5)[-1] == pytest.approx((0.25 * 1 + 0.5 * 3) / 0.75)
 
@@ -92,7 +95,8 @@ def test_blocked_ema_matches_the_step_by_step_definition(alpha):
 def test_accuracy_axis_stays_within_0_and_100_percent():
     from dlplay.figures.training import accuracy_range
     lo, hi = accuracy_range([0.99])
-    assert 0.9 < lo < 0.99 and 0.99 < hi <= 1.005
+    assert 0.9 < lo < 0.99
+    assert 0.99 < hi <= 1.005
     assert accuracy_range([0.02, 0.995]) == [0.0, 1.005]
     assert accuracy_range([]) is None
 
@@ -105,7 +109,8 @@ def test_figures_from_snapshot_in_both_languages():
     h.update_progress(epochs=10)
     snap = h.snapshot()
     fig = loss_figure(snap, "en")
-    assert len(fig.data) == 2 and len(fig.data[0].x) <= 2001
+    assert len(fig.data) == 2
+    assert len(fig.data[0].x) <= 2001
     assert fig.layout.title.text == "Training loss"
     assert loss_figure(snap, "zh").layout.title.text == "训练损失"
     acc = epoch_figure(snap, "acc", "en")
@@ -113,10 +118,12 @@ def test_figures_from_snapshot_in_both_languages():
     assert acc.layout.yaxis.range[1] <= 1.005  # one point must not stretch the axis past 100%
     assert all(t.yaxis in (None, "y") for t in fig.data)  # no learning-rate axis unless asked for
     with_lr = loss_figure(snap, "zh", lr_curve=([1, 2500, 5000], [0.01, 0.005, 0.0]))
-    assert with_lr.data[0].yaxis == "y2" and with_lr.layout.yaxis2.overlaying == "y"
+    assert with_lr.data[0].yaxis == "y2"
+    assert with_lr.layout.yaxis2.overlaying == "y"
     assert with_lr.data[0].name == "学习率（计划）"
     assert with_lr.layout.yaxis2.tickmode == "auto"  # ticks of its own, not the loss axis's places (0.00059 ...)
     empty = MetricsHistory().snapshot()
     assert tuple(epoch_figure(empty, "acc").layout.yaxis.range) == (0.0, 1.005)
     assert epoch_figure(empty, "loss").layout.yaxis.range[0] == 0.0
-    assert fig.layout.shapes[0].x0 == 100 and "0.01" in fig.layout.annotations[0].text  # the lr change
+    assert fig.layout.shapes[0].x0 == 100
+    assert "0.01" in fig.layout.annotations[0].text  # the lr change

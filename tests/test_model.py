@@ -36,7 +36,8 @@ def test_forward_shapes_match_inference(name):
     assert out.shape == (5, 10)
     assert len(record) == len(spec.layers) + 1  # every hidden block plus the output block
     for (z, a), shape in zip(record, spec.shapes()):
-        assert tuple(a.shape[1:]) == shape and z.shape == a.shape
+        assert tuple(a.shape[1:]) == shape
+        assert z.shape == a.shape
     assert net.blocks[-1].name == "output"
 
 
@@ -53,7 +54,8 @@ def test_summary_parameters_match_pytorch(name):
     assert [r.params for r in rows] == [count_parameters(b) for b in net.blocks]
     assert sum(r.params for r in rows) == count_parameters(net)
     assert [r.output_shape for r in rows[:-1]] == spec.shapes()
-    assert rows[-1].name == "output" and rows[-1].output_shape == (10,)
+    assert rows[-1].name == "output"
+    assert rows[-1].output_shape == (10,)
 
 
 def test_summary_counts_for_the_tutorial_and_the_cnn():
@@ -66,10 +68,13 @@ def test_summary_counts_for_the_tutorial_and_the_cnn():
     assert rows[0].macs == 1 * 9 * 32 * 28 * 28
     assert rows[3].macs == 32 * 9 * 64 * 14 * 14
     assert rows[6].params == 64 * 7 * 7 * 128 + 128
-    assert rows[1].params == 2 * 32 and rows[4].params == 2 * 64  # batch norm: a scale and a shift per channel
-    assert rows[2].params == 0 and rows[2].macs == 0
+    assert rows[1].params == 2 * 32
+    assert rows[4].params == 2 * 64  # batch norm: a scale and a shift per channel
+    assert rows[2].params == 0
+    assert rows[2].macs == 0
     t = totals(small_cnn_spec())
-    assert t.params == sum(r.params for r in rows) and t.weight_bytes == 4 * t.params
+    assert t.params == sum(r.params for r in rows)
+    assert t.weight_bytes == 4 * t.params
 
 
 def test_flatten_happens_only_where_a_dense_layer_meets_an_image():
@@ -83,13 +88,16 @@ def test_pool_layers_have_no_activation_and_dense_dropout_is_built():
     net = build_model(ModelSpec(layers=(LayerSpec("maxpool", activation="relu", kernel=2, stride=2),
                                         LayerSpec("dense", 16, "relu", dropout=0.5))))
     assert net.blocks[0].activation_name == "identity"
-    assert isinstance(net.blocks[1].drop, nn.Dropout) and net.blocks[1].drop.p == 0.5
+    assert isinstance(net.blocks[1].drop, nn.Dropout)
+    assert net.blocks[1].drop.p == 0.5
 
 
 def test_batchnorm_is_2d_after_conv_and_1d_after_dense():
     net = build_model(STACKS["bn_cnn"])
-    assert isinstance(net.blocks[1].op, nn.BatchNorm2d) and net.blocks[1].op.num_features == 8
-    assert isinstance(net.blocks[4].op, nn.BatchNorm1d) and net.blocks[4].op.num_features == 32
+    assert isinstance(net.blocks[1].op, nn.BatchNorm2d)
+    assert net.blocks[1].op.num_features == 8
+    assert isinstance(net.blocks[4].op, nn.BatchNorm1d)
+    assert net.blocks[4].op.num_features == 32
 
 
 def test_seed_makes_weights_reproducible_and_leaves_global_rng_alone():

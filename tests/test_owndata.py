@@ -87,7 +87,8 @@ def test_damaged_zip(sandbox):
 
 def test_too_large_upload():
     exc = refused(b"PK\x03\x04" + b"\x00" * (2 * 2**20), limits=OwnLimits(1, 100, 5, 100))
-    assert exc.key == "owndata.too_large" and exc.params["limit"] == "1.0"
+    assert exc.key == "owndata.too_large"
+    assert exc.params["limit"] == "1.0"
 
 
 def test_zip_bomb_by_declared_size(sandbox, mnist):
@@ -97,7 +98,8 @@ def test_zip_bomb_by_declared_size(sandbox, mnist):
     assert len(raw) < 2**20
     before = files(sandbox)
     exc = refused(raw, limits=OwnLimits(1, 100, 5, 100))  # unpacked cap: 10 x 1 MB
-    assert exc.key == "owndata.zip_bomb" and exc.params["limit"] == "10.0"
+    assert exc.key == "owndata.zip_bomb"
+    assert exc.params["limit"] == "10.0"
     assert files(sandbox) == before
 
 
@@ -105,7 +107,8 @@ def test_zip_bomb_by_actual_size_read_in_chunks(sandbox, mnist):
     members = digit_members(mnist)
     members["digits/d1/huge.png"] = b"\x00" * (owndata.MAX_MEMBER_BYTES + 1)  # declared total under the cap
     exc = refused(make_zip(members), limits=OwnLimits(2, 100, 5, 100))
-    assert exc.key == "owndata.zip_bomb" and exc.params["name"] == "digits/d1/huge.png"
+    assert exc.key == "owndata.zip_bomb"
+    assert exc.params["name"] == "digits/d1/huge.png"
 
 
 def test_zip_whose_header_lies_about_sizes(sandbox, mnist):
@@ -128,9 +131,11 @@ def test_path_traversal_names_refused_and_nothing_written(sandbox, mnist, name):
     members[name] = png(np.zeros((28, 28), np.uint8))
     before = files(sandbox)
     exc = refused(make_zip(members))
-    assert exc.key == "owndata.unsafe_name" and exc.params["name"] == name
+    assert exc.key == "owndata.unsafe_name"
+    assert exc.params["name"] == name
     assert files(sandbox) == before
-    assert not list(sandbox.parent.glob("evil.png")) and not Path("/etc/evil.png").exists()
+    assert not list(sandbox.parent.glob("evil.png"))
+    assert not Path("/etc/evil.png").exists()
 
 
 def test_symlink_member_refused(sandbox, mnist):
@@ -143,7 +148,8 @@ def test_symlink_member_refused(sandbox, mnist):
         link.external_attr = 0o120777 << 16
         archive.writestr(link, "/etc/passwd")
     exc = refused(out.getvalue())
-    assert exc.key == "owndata.symlink" and exc.params["name"] == "digits/d0/link.png"
+    assert exc.key == "owndata.symlink"
+    assert exc.params["name"] == "digits/d0/link.png"
 
 
 def test_nested_archives_are_ignored_and_said_so(mnist):
@@ -157,7 +163,8 @@ def test_nested_archives_are_ignored_and_said_so(mnist):
     assert keys["owndata.note_nested"]["n"] == 2
     assert keys["owndata.note_not_images"]["names"] == "digits/d1/readme.txt"
     assert keys["owndata.note_hidden"]["n"] == 1
-    assert own.counts == [6, 6, 6] and own.classes == ("d0", "d1", "d7")
+    assert own.counts == [6, 6, 6]
+    assert own.classes == ("d0", "d1", "d7")
 
 
 def test_mixed_sizes_and_colour_modes_converted_and_noted(mnist):
@@ -172,35 +179,44 @@ def test_mixed_sizes_and_colour_modes_converted_and_noted(mnist):
     own = owndata.read_upload(make_zip(members), "mixed.zip", LIMITS)
     keys = {n.key: n.params for n in own.notes}
     assert keys["owndata.note_resized"]["n"] == 12
-    assert "32×48" in str(keys["owndata.note_resized"]["sizes"]) and "64×64" in str(keys["owndata.note_resized"]["sizes"])
-    assert keys["owndata.note_grey"]["n"] == 12 and keys["owndata.note_grey"]["modes"] == "RGB, RGBA"
+    assert "32×48" in str(keys["owndata.note_resized"]["sizes"])
+    assert "64×64" in str(keys["owndata.note_resized"]["sizes"])
+    assert keys["owndata.note_grey"]["n"] == 12
+    assert keys["owndata.note_grey"]["modes"] == "RGB, RGBA"
     assert keys["owndata.note_inverted"]["n"] == 6
-    assert own.images is not None and own.images.shape == (18, 28, 28) and own.images.dtype == np.uint8
+    assert own.images is not None
+    assert own.images.shape == (18, 28, 28)
+    assert own.images.dtype == np.uint8
     np.testing.assert_array_equal(own.images[own.labels == 0][0], images[0])
     light_on_dark = own.images[own.labels == 1]
-    assert light_on_dark[:, 0, :].mean() < 10 and light_on_dark.mean() > 10  # background dark, ink light
+    assert light_on_dark[:, 0, :].mean() < 10
+    assert light_on_dark.mean() > 10  # background dark, ink light
 
 
 def test_one_class_refused(mnist):
     exc = refused(make_zip(digit_members(mnist, digits=(3,))))
-    assert exc.key == "owndata.one_class" and exc.params["name"] == "d3"
+    assert exc.key == "owndata.one_class"
+    assert exc.params["name"] == "d3"
 
 
 def test_class_with_fewer_than_five_images(mnist):
     members = digit_members(mnist, digits=(0, 1))
     members.update(digit_members(mnist, digits=(7,), per_class=4))
     exc = refused(make_zip(members))
-    assert exc.key == "owndata.small_class" and exc.params == {"name": "d7", "n": 4, "min": 5}
+    assert exc.key == "owndata.small_class"
+    assert exc.params == {"name": "d7", "n": 4, "min": 5}
 
 
 def test_more_classes_than_the_limit(mnist):
     exc = refused(make_zip(digit_members(mnist, digits=(0, 1, 2, 3)) ), limits=OwnLimits(5, 100, 3, 100))
-    assert exc.key == "owndata.too_many_classes" and exc.params == {"n": 4, "limit": 3}
+    assert exc.key == "owndata.too_many_classes"
+    assert exc.params == {"n": 4, "limit": 3}
 
 
 def test_more_images_than_the_limit(mnist):
     exc = refused(make_zip(digit_members(mnist, per_class=10)), limits=OwnLimits(5, 20, 5, 100))
-    assert exc.key == "owndata.too_many_images" and exc.params["n"] == "30"
+    assert exc.key == "owndata.too_many_images"
+    assert exc.params["n"] == "30"
 
 
 def test_no_images_in_class_folders():
@@ -221,8 +237,10 @@ def test_csv_text_in_a_numeric_column_names_row_and_column(sandbox):
     rows[3] = "3,three,a"
     before = files(sandbox)
     exc = refused(csv_bytes(rows), "table.csv")
-    assert exc.key == "owndata.csv_not_number" and exc.params == {"row": 5, "column": "x2", "value": "three"}
-    assert "Row 5" in exc.message("en") and "x2" in exc.message("zh")
+    assert exc.key == "owndata.csv_not_number"
+    assert exc.params == {"row": 5, "column": "x2", "value": "three"}
+    assert "Row 5" in exc.message("en")
+    assert "x2" in exc.message("zh")
     assert files(sandbox) == before
 
 
@@ -230,11 +248,13 @@ def test_csv_missing_label_and_missing_value():
     rows = good_rows()
     rows[0] = "0,0,"
     exc = refused(csv_bytes(rows), "table.csv")
-    assert exc.key == "owndata.csv_missing_label" and exc.params == {"row": 2, "column": "label"}
+    assert exc.key == "owndata.csv_missing_label"
+    assert exc.params == {"row": 2, "column": "label"}
     rows = good_rows()
     rows[6] = ",1,b"
     exc = refused(csv_bytes(rows), "table.csv")
-    assert exc.key == "owndata.csv_missing_value" and exc.params == {"row": 8, "column": "x1"}
+    assert exc.key == "owndata.csv_missing_value"
+    assert exc.params == {"row": 8, "column": "x1"}
 
 
 @pytest.mark.parametrize("cell", ["nan", "NaN", "inf", "-Infinity", "1e999"])
@@ -242,19 +262,23 @@ def test_csv_nan_and_inf(cell):
     rows = good_rows()
     rows[2] = f"{cell},1,a"
     exc = refused(csv_bytes(rows), "table.csv")
-    assert exc.key == "owndata.csv_not_finite" and exc.params["row"] == 4 and exc.params["column"] == "x1"
+    assert exc.key == "owndata.csv_not_finite"
+    assert exc.params["row"] == 4
+    assert exc.params["column"] == "x1"
 
 
 def test_csv_a_million_rows_refused_at_the_limit():
     raw = b"x1,x2,label\n" + b"1,2,a\n3,4,b\n" * 500_000
     exc = refused(raw, "big.csv", limits=OwnLimits(50, 100, 5, 100_000))
-    assert exc.key == "owndata.too_many_rows" and exc.params["limit"] == "100,000"
+    assert exc.key == "owndata.too_many_rows"
+    assert exc.params["limit"] == "100,000"
 
 
 def test_csv_not_utf8():
     raw = csv_bytes(good_rows()[:4]) + "5,5,caf\u00e9\n".encode("latin-1") + csv_bytes(good_rows())[12:]
     exc = refused(raw, "table.csv")
-    assert exc.key == "owndata.csv_not_utf8" and exc.params["row"] == 6
+    assert exc.key == "owndata.csv_not_utf8"
+    assert exc.params["row"] == 6
 
 
 def test_csv_ragged_row_and_one_class():
@@ -268,7 +292,8 @@ def test_csv_ragged_row_and_one_class():
 def test_example_zip_loads_as_a_dataset_of_the_registry(sandbox):
     raw = owndata.example_zip()
     own = owndata.read_upload(raw, "example.zip", LIMITS)
-    assert own.classes == ("0", "1", "7") and own.counts == [60, 60, 60]
+    assert own.classes == ("0", "1", "7")
+    assert own.counts == [60, 60, 60]
     assert own.notes == ()  # MNIST's own PNGs: nothing to change
     before = files(sandbox)
     info = owndata.register(own, "session-A")
@@ -283,7 +308,8 @@ def test_example_zip_loads_as_a_dataset_of_the_registry(sandbox):
     again = owndata.register(owndata.read_upload(raw, "example.zip", LIMITS), "session-A")
     assert again.name == info.name  # the same data, the same name and split
     owndata.forget("session-A")
-    assert not folder.exists() and info.name not in data.OWN
+    assert not folder.exists()
+    assert info.name not in data.OWN
     with pytest.raises(UserError) as caught:
         data.get_info(info.name)
     assert caught.value.key == "data.unknown_dataset"
@@ -291,7 +317,8 @@ def test_example_zip_loads_as_a_dataset_of_the_registry(sandbox):
 
 def test_session_id_cannot_leave_the_own_folder(sandbox):
     folder = owndata.session_folder("../../etc")
-    assert folder.parent == sandbox / "cache" / "own" and folder.name == "etc"
+    assert folder.parent == sandbox / "cache" / "own"
+    assert folder.name == "etc"
 
 
 def test_settings_table_offers_the_dataset_and_the_model_has_its_classes(sandbox, mnist):
@@ -303,7 +330,8 @@ def test_settings_table_offers_the_dataset_and_the_model_has_its_classes(sandbox
         settings.add_choice("dataset", info.name)
         assert settings.SETTINGS["dataset"].validate(info.name) == info.name
         spec, config = settings.to_spec_and_config({"dataset": info.name})
-        assert spec.num_classes == 3 and config.dataset == info.name
+        assert spec.num_classes == 3
+        assert config.dataset == info.name
         assert settings.to_spec_and_config({"dataset": "mnist"})[0].num_classes == 10
     finally:
         owndata.forget("session-B")
@@ -311,12 +339,16 @@ def test_settings_table_offers_the_dataset_and_the_model_has_its_classes(sandbox
 
 def test_example_csv_loads_and_opens_in_the_2d_playground():
     own = owndata.read_upload(owndata.example_csv(), "iris.csv", LIMITS)
-    assert own.kind == "table" and own.columns == ("petal_length_cm", "petal_width_cm")
-    assert own.classes == ("setosa", "versicolor", "virginica") and own.counts == [50, 50, 50]
-    assert own.plane_ready and not own.trainable
+    assert own.kind == "table"
+    assert own.columns == ("petal_length_cm", "petal_width_cm")
+    assert own.classes == ("setosa", "versicolor", "virginica")
+    assert own.counts == [50, 50, 50]
+    assert own.plane_ready
+    assert not own.trainable
     assert os.path.getsize(owndata.EXAMPLE_CSV) < 50_000
     points = owndata.plane_data(own, test_ratio=0.2, seed=1)
-    assert points.classes == 3 and len(points.x_train) + len(points.x_test) == 150
+    assert points.classes == 3
+    assert len(points.x_train) + len(points.x_test) == 150
     assert np.abs(np.concatenate([points.x_train, points.x_test])).max() <= 5.0 + 1e-6
     with pytest.raises(UserError) as caught:
         owndata.register(own, "session-C")
@@ -330,6 +362,7 @@ def test_csv_of_784_pixel_columns_is_images(mnist):
     keep = np.isin(labels, [l for l in np.unique(labels) if (labels == l).sum() >= 5])
     lines = [header] + [line for line, k in zip(lines[1:], keep) if k]
     own = owndata.read_upload("\n".join(lines).encode(), "kaggle.csv", LIMITS)
-    assert own.trainable and own.images is not None
+    assert own.trainable
+    assert own.images is not None
     np.testing.assert_array_equal(own.images, images[keep])
     assert [int(c) for c in own.classes] == sorted({int(v) for v in labels[keep]})

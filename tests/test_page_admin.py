@@ -38,7 +38,8 @@ def test_admin_is_not_in_the_navigation_without_a_token(monkeypatch):
         return [url for _, url, *_ in available_pages()]
 
     monkeypatch.delenv("DLPLAY_ADMIN_TOKEN", raising=False)
-    assert "admin" not in urls() and "home" in urls()
+    assert "admin" not in urls()
+    assert "home" in urls()
     monkeypatch.setenv("DLPLAY_ADMIN_TOKEN", "   ")
     assert "admin" not in urls()
     monkeypatch.setenv("DLPLAY_ADMIN_TOKEN", TOKEN)
@@ -48,10 +49,13 @@ def test_admin_is_not_in_the_navigation_without_a_token(monkeypatch):
 def test_admin_is_gone_when_the_token_goes_away(monkeypatch):
     monkeypatch.setenv("DLPLAY_ADMIN_TOKEN", TOKEN)
     at = open_page("views/admin.py")
-    assert at.title[0].value == "Admin" and at.text_input
+    assert at.title[0].value == "Admin"
+    assert at.text_input
     monkeypatch.setenv("DLPLAY_ADMIN_TOKEN", "   ")
     at.run()  # the page left the navigation: Home shows, nothing of Admin
-    assert at.title[0].value != "Admin" and not at.text_input and not at.metric
+    assert at.title[0].value != "Admin"
+    assert not at.text_input
+    assert not at.metric
 
 
 def test_a_wrong_token_shows_nothing(monkeypatch):
@@ -59,7 +63,8 @@ def test_a_wrong_token_shows_nothing(monkeypatch):
     at = open_page("views/admin.py")
     sign_in(at, "correct horse")
     assert [e.value for e in at.error] == ["That token is not right."]
-    assert not at.metric and not at.dataframe
+    assert not at.metric
+    assert not at.dataframe
     assert at.session_state["admin_token_input"] == ""
 
 
@@ -84,13 +89,15 @@ def test_admin_sees_runs_and_sessions_and_stops_a_run(monkeypatch):
     assert int(shown["Server memory (MB)"].replace(",", "")) > 50
     runs = admin.dataframe[0].value
     row = runs[runs["Run"] == run_id].iloc[0]
-    assert row["Model"] == "784 → Dense 128 relu → 10" and row["Parameters"] == 101_770
+    assert row["Model"] == "784 → Dense 128 relu → 10"
+    assert row["Parameters"] == 101_770
     assert row["Session"] == learner.session_state["_dlplay_browser"].id
     sessions = admin.dataframe[1].value
     assert learner.session_state["_dlplay_browser"].id in set(sessions["Session"])
 
     click(admin, f"admin_stop_{run_id}")
-    assert run.join(10) and run.status == "stopped"
+    assert run.join(10)
+    assert run.status == "stopped"
     admin.run()
     runs = admin.dataframe[0].value
     assert runs[runs["Run"] == run_id].iloc[0]["Status"] == "stopped"
@@ -110,6 +117,7 @@ def test_admin_changes_the_run_limit_and_signs_out(monkeypatch):
         admin.run()
         assert pool.limit == saved + 2
         click(admin, "admin_sign_out")
-        assert not admin.metric and admin.text_input(key="admin_token_input")
+        assert not admin.metric
+        assert admin.text_input(key="admin_token_input")
     finally:
         pool.set_limit(saved)

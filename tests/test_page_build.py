@@ -82,10 +82,12 @@ def test_invalid_order_shows_error_and_keeps_last_valid_spec():
     valid = at.session_state["spec"]
     click(at, f"build_down_{conv_id}")  # conv after dense: not an image any more
     assert _ids(at) == [dense_id, conv_id]
-    assert len(at.error) == 2 and all("Layer 2" in e.value for e in at.error)  # at the top and in the layer
+    assert len(at.error) == 2
+    assert all("Layer 2" in e.value for e in at.error)  # at the top and in the layer
     assert at.session_state["spec"] == valid  # nothing lost, training would use the valid model
     click(at, f"build_up_{conv_id}")
-    assert not at.error and at.session_state["spec"] == valid
+    assert not at.error
+    assert at.session_state["spec"] == valid
 
 
 def test_kernel_too_large_names_the_layer_and_sizes():
@@ -97,15 +99,19 @@ def test_kernel_too_large_names_the_layer_and_sizes():
     click(at, "build_add")
     spec = at.session_state["spec"]
     assert _kinds(spec) == ["maxpool", "maxpool", "conv2d", "dense"]
-    assert spec.layers[0].kernel == 2 and spec.layers[0].stride == 2  # pool defaults
+    assert spec.layers[0].kernel == 2
+    assert spec.layers[0].stride == 2  # pool defaults
     assert spec.shapes()[2] == (32, 7, 7)
     conv_id = _ids(at)[2]
     at.number_input(key=f"build_l{conv_id}_padding").set_value(0).run()
     at.number_input(key=f"build_l{conv_id}_kernel").set_value(9).run()
     assert len(at.error) == 2  # at the top of the page and in the layer's box
     text = at.error[0].value
-    assert "Layer 3" in text and "9×9" in text and "7×7" in text
-    assert at.session_state["spec"].layers[2].padding == 0 and at.session_state["spec"].layers[2].kernel == 3
+    assert "Layer 3" in text
+    assert "9×9" in text
+    assert "7×7" in text
+    assert at.session_state["spec"].layers[2].padding == 0
+    assert at.session_state["spec"].layers[2].kernel == 3
     at.number_input(key=f"build_l{conv_id}_kernel").set_value(7).run()
     assert not at.error, [e.value for e in at.error]
     assert at.session_state["spec"].shapes()[2] == (32, 1, 1)
@@ -171,7 +177,8 @@ def test_trained_small_network_colours_its_connections(mnist):
     assert spec == dense_spec([8])
     session = TrainingSession(spec, TrainConfig(epochs=1, train_size=320), mnist, "cpu")
     session.start()
-    assert session.join(60) and session.status == "done"
+    assert session.join(60)
+    assert session.status == "done"
     at.session_state["train_session"] = session
     at.run()
     assert not at.exception
@@ -195,7 +202,8 @@ def test_network_figure_colours_weights_by_sign(mnist):
     blank = network_figure(spec)
     assert isinstance(blank, go.Figure)
     colours = {t.line.color for t in blank.data if t.mode == "lines"}
-    assert POSITIVE not in colours and NEGATIVE not in colours
+    assert POSITIVE not in colours
+    assert NEGATIVE not in colours
     from dlplay.nn.model import build_model
 
     net = build_model(spec, seed=0)
@@ -207,7 +215,10 @@ def test_network_figure_colours_weights_by_sign(mnist):
                    if t.mode == "lines" and t.line.color in (POSITIVE, NEGATIVE) and not t.name)
     assert segments == 6 * 4 + 4 * 10
     texts = " ".join(a.text for a in fig.layout.annotations)
-    assert "6 → 4" not in texts and "1. Dense<br>6" in texts and "relu" in texts and "softmax" in texts
+    assert "6 → 4" not in texts
+    assert "1. Dense<br>6" in texts
+    assert "relu" in texts
+    assert "softmax" in texts
 
 
 @pytest.mark.parametrize("spec", [small_cnn_spec(), dense_spec([128]), ModelSpec(layers=()),
@@ -215,7 +226,8 @@ def test_network_figure_colours_weights_by_sign(mnist):
 def test_summary_rows_and_totals_agree(spec):
     rows = summary_rows(spec)
     total = totals(spec)
-    assert rows[0]["Layer"] == "Input" and rows[-1]["Layer"] == "Total"
+    assert rows[0]["Layer"] == "Input"
+    assert rows[-1]["Layer"] == "Total"
     assert rows[-1]["Parameters"] == total.params == sum(r["Parameters"] for r in rows[1:-1])
     assert rows[-1]["Multiply-adds"] == total.macs
     assert rows[-2]["Output shape"] == "10"
@@ -232,13 +244,17 @@ def test_cnn_from_the_build_page_trains_on_the_train_page():
     assert not at.exception, [e.value for e in at.exception]
     click(at, "train_step")
     session = at.session_state["train_session"]
-    assert session is not None and session.spec == PRESETS["small_cnn"].spec
+    assert session is not None
+    assert session.spec == PRESETS["small_cnn"].spec
     wait_for_step(session, 1, timeout=60)
     snap = session.snapshot()
-    assert snap.progress.global_step == 1 and len(snap.losses) == 1 and 0 < snap.losses[0] < 10
+    assert snap.progress.global_step == 1
+    assert len(snap.losses) == 1
+    assert 0 < snap.losses[0] < 10
     at.switch_page("views/build.py")
     at.run()
-    assert not at.exception and not at.warning  # same architecture: no reset needed
+    assert not at.exception
+    assert not at.warning  # same architecture: no reset needed
     session.stop()
     wait_for_status(session, "stopped", timeout=30)
     assert session.status == "stopped"
@@ -256,7 +272,7 @@ def test_building_the_cnn_by_hand_gives_the_preset():
         bn = _ids(at)[-1]
         for _ in range(moves):
             click(at, f"build_up_{bn}")
-    conv1, bn1, pool1, conv2, bn2, pool2, dense1 = _ids(at)
+    _conv1, _bn1, _pool1, conv2, _bn2, pool2, dense1 = _ids(at)
     at.number_input(key=f"build_l{conv2}_units").set_value(64).run()
     at.number_input(key=f"build_l{dense1}_dropout").set_value(0.3).run()
     assert at.session_state["spec"] == PRESETS["small_cnn"].spec
@@ -300,14 +316,16 @@ def test_the_limits_are_said_where_the_values_are_typed():
     assert any("5000 neurons are too many; at most 4096" in e for e in errors), errors
     assert at.session_state["spec"].layers[0].units == 128  # the last valid model stays
     at.number_input(key=f"build_l{lid}_units").set_value(4096).run()
-    assert not at.error and at.session_state["spec"].layers[0].units == 4096
+    assert not at.error
+    assert at.session_state["spec"].layers[0].units == 4096
 
 
 def test_add_stops_at_the_weighted_layer_limit_and_says_why():
     at = _build_page()
     for _ in range(7):  # the tutorial's dense layer plus 7: the limit of 8
         click(at, "build_add")
-    assert len(at.session_state["spec"].layers) == 8 and not at.error
+    assert len(at.session_state["spec"].layers) == 8
+    assert not at.error
     assert at.button(key="build_add").disabled  # the old page accepted cards up to 16 while an error said 8
     assert any("8 dense or convolutional layers" in c.value for c in at.caption)
     at.selectbox(key="build_new_kind").set_value("batchnorm").run()

@@ -79,7 +79,8 @@ def test_first_visit_offers_quick_training_and_asks_for_a_digit() -> None:
     # drawing without a model: the 28x28 is prepared and kept, the page asks for training
     draw(at, canvas_rgba(np.eye(28, dtype=np.uint8) * 255))
     assert at.session_state["drawing28"].shape == (28, 28)
-    assert "Train a network" in guess_html(at) and charts(at) == 0
+    assert "Train a network" in guess_html(at)
+    assert charts(at) == 0
 
 
 def test_quick_train_trains_one_epoch_without_changing_the_settings() -> None:
@@ -87,16 +88,19 @@ def test_quick_train_trains_one_epoch_without_changing_the_settings() -> None:
     settings = at.session_state["config"]
     at.button(key="draw_quick_train").click()
     at.run()
-    assert not at.exception and not at.error, (at.exception, at.error)
+    assert not at.exception, (at.exception, at.error)
+    assert not at.error, (at.exception, at.error)
     session = at.session_state["train_session"]
     assert session.config == settings.with_changes(epochs=1, val_share=0.0, patience=0)  # on every training image
     assert at.session_state["config"] == settings  # the user's epochs are untouched
     assert session.heartbeat_timeout is not None
-    assert session.join(timeout=300) and session.status == "done"
+    assert session.join(timeout=300)
+    assert session.status == "done"
     at.run()
     assert not at.exception, at.exception
     ready = at.success[0].value
-    assert "epochs trained: 1," in ready and "test accuracy" in ready
+    assert "epochs trained: 1," in ready
+    assert "test accuracy" in ready
     assert all(b.key != "draw_quick_train" for b in at.button)
 
 
@@ -118,7 +122,8 @@ def test_drawn_digits_are_guessed_and_shared_with_the_inside_page(trained_tutori
     assert charts(at) == 3  # probabilities, dense1, output
     assert [s.value for s in at.subheader] == ["The forward pass of your digit"]
     headings = " ".join(m.value for m in at.markdown)
-    assert "**dense1**: 128 neurons, activation relu." in headings and "**output**: 10 scores" in headings
+    assert "**dense1**: 128 neurons, activation relu." in headings
+    assert "**output**: 10 scores" in headings
 
 
 def test_model_copy_is_reused_until_training_moves_on(trained_tutorial, mnist) -> None:
@@ -132,19 +137,23 @@ def test_model_copy_is_reused_until_training_moves_on(trained_tutorial, mnist) -
 def test_empty_canvas_shows_no_prediction(trained_tutorial) -> None:
     at = draw_page(trained_tutorial)
     draw(at, np.zeros((280, 280, 4), dtype=np.uint8) + np.array([0, 0, 0, 255], dtype=np.uint8))
-    assert "Draw a digit" in guess_html(at) and guessed_digit(at) is None
-    assert charts(at) == 0 and at.session_state["drawing28"] is None
+    assert "Draw a digit" in guess_html(at)
+    assert guessed_digit(at) is None
+    assert charts(at) == 0
+    assert at.session_state["drawing28"] is None
     dot = np.zeros((280, 280, 4), dtype=np.uint8)
     dot[..., 3] = 255
     dot[140:144, 140:144, :3] = 255  # a tiny dot is not a digit
     draw(at, dot)
-    assert guessed_digit(at) is None and at.session_state["drawing28"] is None
+    assert guessed_digit(at) is None
+    assert at.session_state["drawing28"] is None
 
 
 def test_uploaded_pictures_are_guessed_and_bad_files_explained(trained_tutorial, mnist) -> None:
     at = draw_page(trained_tutorial)
     at.radio(key="draw_source").set_value("upload").run()
-    assert "Upload a picture of one digit" in guess_html(at) and not at.error
+    assert "Upload a picture of one digit" in guess_html(at)
+    assert not at.error
     # a photo-like upload: dark ink on white paper, larger than the canvas
     digit = mnist.test_images[0].numpy()
     paper = 255 - np.asarray(Image.fromarray(digit).resize((400, 400), Image.Resampling.BICUBIC))
@@ -155,19 +164,22 @@ def test_uploaded_pictures_are_guessed_and_bad_files_explained(trained_tutorial,
     at.file_uploader(key="draw_upload").set_value(("fake.png", b"this is not a picture", "image/png")).run()
     assert "not an image that can be read" in at.error[0].value
     assert "Try another picture" in guess_html(at)
-    assert guessed_digit(at) is None and at.session_state["drawing28"] is None
+    assert guessed_digit(at) is None
+    assert at.session_state["drawing28"] is None
     at.file_uploader(key="draw_upload").set_value(("huge.png", b"\x89PNG" + bytes(6_000_000), "image/png")).run()
     assert "too large" in at.error[0].value
     blank = np.full((200, 200), 255, dtype=np.uint8)  # white paper, no digit
     at.file_uploader(key="draw_upload").set_value(("blank.png", png_bytes(blank), "image/png")).run()
-    assert "No digit found" in guess_html(at) and not at.error
+    assert "No digit found" in guess_html(at)
+    assert not at.error
 
 
 def test_conv_network_shows_feature_maps(mnist) -> None:
     spec = ModelSpec(layers=(LayerSpec("conv2d", 4, "relu", kernel=5), LayerSpec("maxpool", kernel=2, stride=2)))
     session = TrainingSession(spec, TrainConfig(epochs=1, train_size=256, batch_size=64), mnist, "cpu")
     session.start()
-    assert session.join(timeout=120) and session.status == "done"
+    assert session.join(timeout=120)
+    assert session.status == "done"
     at = draw_page(session)
     draw(at, canvas_rgba(mnist.test_images[3].numpy()))
     headings = " ".join(m.value for m in at.markdown)
@@ -181,7 +193,8 @@ def test_page_in_chinese(trained_tutorial, mnist) -> None:
     assert at.title[0].value == "手写识别：写一个数字"  # the sidebar's name for the page, then what to do
     assert "请写一个数字" in guess_html(at)
     draw(at, canvas_rgba(mnist.test_images[0].numpy()))
-    assert "神经网络认为这是" in guess_html(at) and "把握" in guess_html(at)
+    assert "神经网络认为这是" in guess_html(at)
+    assert "把握" in guess_html(at)
     assert [s.value for s in at.subheader] == ["你写的数字的前向传播"]
 
 
@@ -226,7 +239,8 @@ def test_canvas_png_decoding_and_cache(mnist) -> None:
     assert decode_png_data_url("data:image/png;base64,!!!not base64") is None
     assert decode_png_data_url("data:image/png;base64," + base64.b64encode(b"not a png").decode()) is None
     first = digit_from_png(url)
-    assert first is digit_from_png(url) and not first.flags.writeable  # cached, shared, read-only
+    assert first is digit_from_png(url)
+    assert not first.flags.writeable  # cached, shared, read-only
     np.testing.assert_array_equal(first, preprocess(rgba).image28)
     assert digit_from_png(None) is None
 
@@ -247,6 +261,7 @@ def test_a_run_still_training_is_used_and_followed(mnist) -> None:
         assert wait_for(lambda: session.metrics.progress.global_step > step, timeout=120)
         at.run()  # the page polls while the run trains; AppTest needs an explicit rerun
         key, model = at.session_state["draw_model_cache"]
-        assert key[1] > step and model is not first_model
+        assert key[1] > step
+        assert model is not first_model
     finally:
         stop_and_join(session)

@@ -86,10 +86,12 @@ def test_views_render_for_a_trained_run(tutorial_run):
     first = figure(find_block(at.main, "dyn_first_fig"))
     png = base64.b64decode(first["data"][0]["source"].split(",", 1)[1])
     assert Image.open(io.BytesIO(png)).size == (8 * 29 - 1, 8 * 29 - 1)  # 64 units as 28x28 tiles with gaps
-    assert at.success and "Nothing unusual" in at.success[0].value
+    assert at.success
+    assert "Nothing unusual" in at.success[0].value
     assert not at.warning
     caption = " ".join(c.value for c in at.caption)
-    assert "step 60 of 60" in caption and "last measurement at step 60" in caption
+    assert "step 60 of 60" in caption
+    assert "last measurement at step 60" in caption
     # switch the gradient kind and the heatmap layer
     at.radio(key="dyn_grad_kind").set_value("delta")
     at.run()
@@ -99,7 +101,8 @@ def test_views_render_for_a_trained_run(tutorial_run):
     assert list(fig["data"][0]["y"]) == pytest.approx(list(probe.series("delta", 0)[1]))
     at.selectbox(key="dyn_heat_layer").set_value(1)
     at.run()
-    assert not at.exception and len(charts(at)) == 7
+    assert not at.exception
+    assert len(charts(at)) == 7
     heat = figure(find_block(at.main, "dyn_heat_fig"))
     assert np.asarray(heat["data"][0]["z"]).shape == (10, 64)  # output units x probe images
 
@@ -139,10 +142,12 @@ def test_the_measurement_interval_applies_to_the_run_and_the_next_ones(mnist):
     try:
         at = open_dynamics(session)
         slider = at.select_slider(key="dyn_every")
-        assert slider.value == 100 and slider.label.startswith("Measure the layers every")
+        assert slider.value == 100
+        assert slider.label.startswith("Measure the layers every")
         slider.set_value(20).run()
         assert not at.exception
-        assert probe.every == 20 and at.session_state["probe_every"] == 20
+        assert probe.every == 20
+        assert at.session_state["probe_every"] == 20
         session.step(1)
         wait_for_status(session, "paused")
         at.run()
@@ -154,7 +159,8 @@ def test_the_measurement_interval_applies_to_the_run_and_the_next_ones(mnist):
         at.button(key="train_start").click().run()  # a new run measures at the chosen interval
         new = at.session_state["train_session"]
         runs.append(new)
-        assert new is not session and new.status in ("queued", "running", "done")
+        assert new is not session
+        assert new.status in ("queued", "running", "done")
         assert [cb.every for cb in new.callbacks if isinstance(cb, Probe)] == [20]
     finally:
         stop_and_join(*runs)
@@ -185,10 +191,13 @@ def test_figures_from_a_real_snapshot(tutorial_run):
     probe = tutorial_run.snapshot().extras["probe"]
     fig = fd.update_ratio_figure(probe, "zh")
     band, line = fig.layout.shapes
-    assert (band.y0, band.y1) == HEALTHY_UPDATE_BAND and line.y0 == HEALTHY_UPDATE_RATIO
+    assert (band.y0, band.y1) == HEALTHY_UPDATE_BAND
+    assert line.y0 == HEALTHY_UPDATE_RATIO
     # plotly places annotations on a log axis at log10 of the value
-    assert fig.layout.annotations[0].y == pytest.approx(-3.0) and "0.001" in fig.layout.annotations[0].text
-    assert fig.layout.yaxis.type == "log" and fig.layout.title.text == "更新幅度与权重大小之比"
+    assert fig.layout.annotations[0].y == pytest.approx(-3.0)
+    assert "0.001" in fig.layout.annotations[0].text
+    assert fig.layout.yaxis.type == "log"
+    assert fig.layout.title.text == "更新幅度与权重大小之比"
     act = fd.activation_figure(probe)
     assert [t.name for t in act.data if t.showlegend is not False] == ["dense1"]  # hidden layers only
     band = act.data[0]
@@ -196,7 +205,8 @@ def test_figures_from_a_real_snapshot(tutorial_run):
     _, std = probe.series("act_std", 0)
     np.testing.assert_allclose(band.y[: len(steps)], mean + std)
     hist = fd.histogram_figure(probe)
-    assert len(hist.data) == 4 and hist.layout.xaxis4.anchor == "y4"
+    assert len(hist.data) == 4
+    assert hist.layout.xaxis4.anchor == "y4"
     assert sum(hist.data[0].y) == pytest.approx(100.0)  # shares in percent
     dead = fd.dead_saturated_figure(probe)
     assert [t.name for t in dead.data] == ["dense1 dead"]
@@ -209,7 +219,9 @@ def test_weight_mosaic_and_its_colours():
     mosaic = weight_mosaic(tiles)  # 3 columns, 2 rows of 2x3 tiles, one-pixel gaps
     assert mosaic.shape == (2 * 3 - 1, 3 * 4 - 1)
     np.testing.assert_array_equal(mosaic[3:5, 4:7], tiles[4])
-    assert np.isnan(mosaic[2]).all() and np.isnan(mosaic[:, 3]).all() and np.isnan(mosaic[3:, 8:]).all()
+    assert np.isnan(mosaic[2]).all()
+    assert np.isnan(mosaic[:, 3]).all()
+    assert np.isnan(mosaic[3:, 8:]).all()
     image = Image.open(io.BytesIO(diverging_png(np.array([[-1.0, 0.0, 2.0, np.nan]]), bound=1.0))).convert("RGB")
     assert [image.getpixel((x, 0)) for x in range(4)] == [(33, 102, 172), (255, 255, 255), (178, 24, 43), (235, 235, 235)]
 
@@ -222,4 +234,5 @@ def test_dead_figure_without_relu_or_sigmoid_layers(mnist):
     assert [t.name for t in fd.dead_saturated_figure(probe).data] == ["dense1 dead"]  # GELU counts as ReLU family
     session = trained(mnist, dense_spec([8], "softplus"), steps=3)
     fig = fd.dead_saturated_figure(session.snapshot().extras["probe"])
-    assert not fig.data and fig.layout.annotations[0].text == "no ReLU, sigmoid or tanh layers"
+    assert not fig.data
+    assert fig.layout.annotations[0].text == "no ReLU, sigmoid or tanh layers"

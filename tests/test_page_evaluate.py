@@ -110,7 +110,8 @@ def test_gallery_filters_pages_and_inspect(session, report):
     at.selectbox(key="eval_filter_true").set_value(7).run()
     sevens = mistake_indices(report.preds, true_class=7)
     captions = [c for img in at.image for c in img.captions]
-    assert len(captions) == min(24, len(sevens)) and all(" · true 7 · " in c for c in captions)
+    assert len(captions) == min(24, len(sevens))
+    assert all(" · true 7 · " in c for c in captions)
     first = int(sevens[0])
     at.button(key=f"eval_inspect_{first}").click().run()
     assert [x.value for x in at.title] == [translate("inside.title")]  # now on the Inside page
@@ -133,7 +134,10 @@ def test_downloads_give_a_checkpoint_that_loads_back(session, mnist):
     assert torch.equal(ckpt.model()(session.normalize(mnist.test_images[:20])),
                        session.model_copy()(session.normalize(mnist.test_images[:20])))
     link = [c.value for c in at.code if "net=d32" in c.value]
-    assert link and "lr=0.001" in link[0] and "bs=100" in link[0] and "n=2000" in link[0]
+    assert link
+    assert "lr=0.001" in link[0]
+    assert "bs=100" in link[0]
+    assert "n=2000" in link[0]
 
 
 def test_an_export_that_cannot_run_says_why_instead_of_doing_nothing(session, monkeypatch):
@@ -208,7 +212,8 @@ def test_bad_uploads_show_a_clear_message(case, session, tmp_path):
     at.file_uploader(key="eval_upload").set_value(("model.pt", data, "application/octet-stream")).run()
     assert not at.exception
     errors = [e.value for e in at.error]
-    assert len(errors) == 1 and text in errors[0], errors
+    assert len(errors) == 1, errors
+    assert text in errors[0], errors
     assert not any(b.key == "eval_use_ckpt" for b in at.button)
     assert at.session_state["train_session"] is None
     assert not marker.exists()
@@ -218,19 +223,22 @@ def test_uploaded_checkpoint_becomes_the_current_model(session, mnist):
     data = checkpoint_from_session(session, run=record_from_session(session))
     at = open_page("views/evaluate.py", None)
     at.file_uploader(key="eval_upload").set_value(("model.pt", data, "application/octet-stream")).run()
-    assert not at.exception and not at.error
+    assert not at.exception
+    assert not at.error
     assert any("Checkpoint OK: 784-32-10" in s.value for s in at.success)
     at.button(key="eval_use_ckpt").click().run()
     assert not at.exception
     loaded = at.session_state["train_session"]
-    assert loaded is not session and loaded.status == "done"
+    assert loaded is not session
+    assert loaded.status == "done"
     assert at.session_state["spec"] == session.spec
     x = session.normalize(mnist.test_images[:100])
     assert torch.equal(loaded.model_copy()(x), session.model_copy()(x))
     _, acc = session.evaluate("test")
     assert metric(at, "Test accuracy") == f"{acc:.2%}"
     history = at.session_state["run_history"]
-    assert len(history) == 1 and history.records()[0].source == "checkpoint"
+    assert len(history) == 1
+    assert history.records()[0].source == "checkpoint"
 
 
 def test_a_diverged_run_is_not_evaluated(mnist):
@@ -241,7 +249,8 @@ def test_a_diverged_run_is_not_evaluated(mnist):
         for p in diverged.model.parameters():
             p.mul_(1e20)
     diverged.start()
-    assert diverged.join(60) and diverged.status == "diverged"
+    assert diverged.join(60)
+    assert diverged.status == "diverged"
     at = open_page("views/evaluate.py", diverged)
     assert any("diverged" in w.value for w in at.warning)
     assert not at.metric
@@ -269,7 +278,7 @@ def test_runs_page_without_runs():
 
 def test_runs_page_compares_and_shows_what_differed(two_runs, tmp_path, monkeypatch):
     monkeypatch.setenv("DLPLAY_RUNS_DIR", str(tmp_path / "runs"))
-    history, sessions = two_runs
+    history, _sessions = two_runs
     at = open_page("views/runs.py", None, run_history=history)
     records = history.records()
     assert at.multiselect(key="runs_selected").value == [r.run_id for r in records]
@@ -285,7 +294,8 @@ def test_runs_page_compares_and_shows_what_differed(two_runs, tmp_path, monkeypa
     # use the first run's settings
     at.selectbox(key="runs_manage").set_value(records[0].run_id).run()
     at.button(key="runs_use").click().run()
-    assert at.session_state["config"] == records[0].config and at.session_state["spec"] == records[0].spec
+    assert at.session_state["config"] == records[0].config
+    assert at.session_state["spec"] == records[0].spec
     # save it to the runs folder, then delete it
     at.button(key="runs_save").click().run()
     assert not at.exception
@@ -301,14 +311,17 @@ def test_the_draw_pages_quick_training_is_recorded_and_kept_on_disk(tmp_path, mo
     at = open_page("views/draw.py", None, spec=dense_spec([32]), config=config)
     at.button(key="draw_quick_train").click().run()
     session = at.session_state["train_session"]
-    assert session.join(120) and session.status == "done"
+    assert session.join(120)
+    assert session.status == "done"
     at.switch_page("views/runs.py")
     at.run()
     assert not at.exception
     history = at.session_state["run_history"]
     assert len(history) == 1
     rec = history.records()[0]
-    assert rec.run_id == session.run_id and rec.spec == session.spec and rec.steps == 20
+    assert rec.run_id == session.run_id
+    assert rec.spec == session.spec
+    assert rec.steps == 20
     assert rec.config == config.with_changes(epochs=1, val_share=0.0, patience=0)  # quick: on every training image
     at.run()  # not recorded twice
     assert len(at.session_state["run_history"]) == 1
@@ -353,7 +366,8 @@ def test_apply_query_params_once_sets_spec_and_config():
     assert spec == ModelSpec(layers=(LayerSpec("dense", 64, "tanh"), LayerSpec("dense", 32, "relu")))
     assert config == TrainConfig(optimizer="sgd", lr=0.05, batch_size=64, epochs=3, seed=7, val_share=0.0)  # no "val" in the link: none
     assert dict(at.query_params) == {"lang": "zh"}  # the configuration left the address
-    assert "net=d64-tanh,d32" in at.code[0].value and "lang=zh" in at.code[0].value
+    assert "net=d64-tanh,d32" in at.code[0].value
+    assert "lang=zh" in at.code[0].value
     # only once: later edits are not overwritten by a link
     at.session_state["config"] = TrainConfig(lr=0.5)
     at.run()
@@ -365,7 +379,8 @@ def test_a_bad_link_changes_nothing():
     at.query_params["net"] = "zz9"
     at.run()
     assert not at.exception
-    assert at.session_state["spec"] == dense_spec([128]) and at.session_state["config"] == TrainConfig()
+    assert at.session_state["spec"] == dense_spec([128])
+    assert at.session_state["config"] == TrainConfig()
     assert any("does not understand" in e.value and "nothing changed" in e.value for e in at.error)
 
 
@@ -433,4 +448,5 @@ def test_every_new_session_is_recorded_when_it_ends():
     assert at.session_state["trained"] == "done"
     assert at.markdown[0].value == "runs: 1"
     record = at.session_state["run_history"].records()[0]
-    assert record.steps == 10 and record.config.train_size == 1000
+    assert record.steps == 10
+    assert record.config.train_size == 1000

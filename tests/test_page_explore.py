@@ -38,7 +38,8 @@ def test_robustness_curves_of_the_current_model_and_the_drawing(trained_tutorial
     assert not at.exception, [e.value for e in at.exception]
     kept = at.session_state["rob_curves"]
     (name, n, curves), = kept.values()
-    assert n == 1000 and set(curves) == {"noise", "rotate", "shift", "thickness"}
+    assert n == 1000
+    assert set(curves) == {"noise", "rotate", "shift", "thickness"}
     hits = (trained_tutorial.model_copy()(  # the plain accuracy on the same 1000 images
         (mnist.test_images[:1000].float() / 255 - mnist.info.mean) / mnist.info.std).argmax(1)
         == mnist.test_labels[:1000]).sum()
@@ -54,7 +55,8 @@ def test_robustness_curves_of_the_current_model_and_the_drawing(trained_tutorial
 def test_embeddings_pca_map_and_a_click_opens_inside(trained_tutorial) -> None:
     at = open_page("views/explore.py", trained_tutorial, emb_n=500)
     pca = at.session_state["emb_pca"]
-    assert pca[1].coords.shape == (500, 2) and pca[0][2] == "dense1"
+    assert pca[1].coords.shape == (500, 2)
+    assert pca[0][2] == "dense1"
     # a click on the map: the callback hands the test image to the Inside page, which opens it
     from dlplay.ui import embeddings as emb
 
@@ -72,7 +74,8 @@ def test_embeddings_tsne_runs_in_the_background(trained_tutorial) -> None:
     at.button(key="emb_tsne_start").click().run()
     job = at.session_state["emb_tsne"][0]
     assert job.n <= 500
-    assert job.join(120) and job.error is None
+    assert job.join(120)
+    assert job.error is None
     at.run()
     assert not at.exception, [e.value for e in at.exception]
     assert any("t-SNE" in c.value for c in at.caption)
@@ -85,7 +88,7 @@ def test_train_page_augmentation_level_preview_and_reset() -> None:
     assert not at.exception
     assert at.session_state["config"].augment == LEVELS["medium"]
     assert at.slider(key="aug_rotate").value == LEVELS["medium"].rotate
-    first = at.session_state["aug_preview_seed"] if "aug_preview_seed" in at.session_state else 0
+    first = at.session_state.get("aug_preview_seed", 0)
     at.button(key="aug_preview_new").click().run()
     assert at.session_state["aug_preview_seed"] == first + 1
     at.slider(key="aug_noise").set_value(0.3).run()

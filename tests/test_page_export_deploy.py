@@ -40,7 +40,9 @@ def test_evaluate_s_code_tab_offers_the_three_files_with_comments_in_the_page_s_
     at = open_page("views/evaluate.py", session, lang, eval_tabs=translate("export.title", lang))
     assert {f"eval_code_download_{k}" for k in DOWNLOADS} <= {b.key for b in at.download_button}
     code = "\n".join(c.value for c in at.code)
-    assert "def forward_backward(x, y):" in code and "SEED = 7" in code and "TRAIN_SIZE = 1500" in code
+    assert "def forward_backward(x, y):" in code
+    assert "SEED = 7" in code
+    assert "TRAIN_SIZE = 1500" in code
     assert translate("export.c_init_seed", lang) in code
 
 
@@ -61,15 +63,17 @@ def test_deploy_serves_the_model_and_answers_as_the_app(session, mnist):
         assert entry.server.running
         assert any(entry.server.url in c.value and "curl" in c.value for c in at.code)
         at.button(key="deploy_send").click().run()
-        what, image, theirs, ours = at.session_state[dp.ANSWER]
+        _what, _image, theirs, ours = at.session_state[dp.ANSWER]
         expected = predict_batch(session.model_copy(), mnist.test_images[11:12].numpy(), mnist.info.mean, mnist.info.std)[0]
         assert theirs["class"] == int(np.argmax(expected)) == int(np.argmax(ours))
         assert np.allclose(theirs["probabilities"], ours, atol=2e-5)
         shown = " ".join(m.value for m in at.markdown)
-        assert "deploy-server-answer" in shown and "deploy-app-answer" in shown
+        assert "deploy-server-answer" in shown
+        assert "deploy-app-answer" in shown
         assert {"deploy_load", "deploy_zip", "deploy_stop"} <= {b.key for b in [*at.button, *at.download_button]}
         at.button(key="deploy_stop").click().run()
-        assert not entry.server.running and dp.SERVER not in at.session_state
+        assert not entry.server.running
+        assert dp.SERVER not in at.session_state
     finally:
         entry.server.stop()
 

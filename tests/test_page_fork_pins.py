@@ -31,7 +31,8 @@ def open_page(page: str, lang: str = "en", **state) -> AppTest:
 def train_to_end(at: AppTest):
     click(at, "train_start")
     session = at.session_state["train_session"]
-    assert session.join(120) and session.status == "done", session.status
+    assert session.join(120), session.status
+    assert session.status == "done", session.status
     time.sleep(0.1)
     at.run()
     assert not at.exception, at.exception
@@ -47,11 +48,14 @@ def test_fork_a_finished_run_on_the_train_page_and_see_the_overlay():
     at.select_slider(key="fork_value_lr").set_value(0.1)
     click(at, "fork_go")
     child = at.session_state["train_session"]
-    assert child is not parent and child.forked_from == (parent.run_id, 7, "lr", "0.001", "0.1")
+    assert child is not parent
+    assert child.forked_from == (parent.run_id, 7, "lr", "0.001", "0.1")
     # issue 33: the sidebar keeps the learner's own settings (the next Start trains at 0.001, not the fork's 0.1)
-    assert at.session_state["config"] == SMALL and at.session_state["spec"] == dense_spec([32])
+    assert at.session_state["config"] == SMALL
+    assert at.session_state["spec"] == dense_spec([32])
     assert child.config.lr == 0.1
-    assert child.join(120) and child.status == "done"
+    assert child.join(120)
+    assert child.status == "done"
     time.sleep(0.1)
     at.run()
     assert not at.exception, at.exception
@@ -62,7 +66,8 @@ def test_fork_a_finished_run_on_the_train_page_and_see_the_overlay():
     assert notes == ["The current run is a fork (learning rate: 0.1). The sidebar keeps your own settings for the next Start."]
     assert len(at.get("plotly_chart")) == 3 + 3  # the run's own three, and the overlay's loss, accuracy, gradient norm
     losses = child.snapshot()
-    assert losses.steps[0] == 8 and losses.steps[-1] == 20
+    assert losses.steps[0] == 8
+    assert losses.steps[-1] == 20
     # the Runs page says where the fork came from
     at.switch_page("views/runs.py")
     at.run()
@@ -84,7 +89,8 @@ def test_after_a_fork_the_sidebar_keeps_the_learners_preset_and_start_trains_wit
     at.select_slider(key="fork_value_lr").set_value(0.1)
     click(at, "fork_go")
     child = at.session_state["train_session"]
-    assert child is not parent and child.config.lr == 0.1
+    assert child is not parent
+    assert child.config.lr == 0.1
     stop_and_join(child)
     at.run()
     for _ in range(2):  # on the page, then after leaving it and coming back
@@ -99,7 +105,9 @@ def test_after_a_fork_the_sidebar_keeps_the_learners_preset_and_start_trains_wit
     click(at, "train_start")
     run = at.session_state["train_session"]
     try:
-        assert run is not child and run.config.lr == 0.001 and run.forked_from is None
+        assert run is not child
+        assert run.config.lr == 0.001
+        assert run.forked_from is None
     finally:
         stop_and_join(run)
 
@@ -124,8 +132,10 @@ def test_a_failed_fork_says_why_and_keeps_the_run(monkeypatch):
     at.select_slider(key="fork_value_batch_size").set_value(256)
     click(at, "fork_go")  # this one works: the message goes
     child = at.session_state["train_session"]
-    assert child is not parent and child.forked_from[2:] == ("batch_size", "128", "256")
-    assert child.join(60) and child.status == "done"
+    assert child is not parent
+    assert child.forked_from[2:] == ("batch_size", "128", "256")
+    assert child.join(60)
+    assert child.status == "done"
     at.run()
     assert not any("could not be rebuilt" in e.value for e in at.error)
 
@@ -137,20 +147,23 @@ def test_a_pinned_drawing_gets_its_probability_chart_while_training(mnist):
     at.selectbox(key="pins_draw_label").set_value(7)
     click(at, "pins_draw_add")
     images, labels = at.session_state["pins"]
-    assert images.shape == (1, 28, 28) and labels.tolist() == [7]
+    assert images.shape == (1, 28, 28)
+    assert labels.tolist() == [7]
     assert "1 of at most" in " ".join(c.value for c in at.caption)
     at.switch_page("views/train.py")
     at.run()
     session = train_to_end(at)
     snap = session.pins_snapshot()
-    assert len(snap) == 1 and snap.steps.tolist() == [1, 2, 4, 8, 16, 20]  # the probe every 100 steps: 1, the last; 2, 4, ...
+    assert len(snap) == 1
+    assert snap.steps.tolist() == [1, 2, 4, 8, 16, 20]  # the probe every 100 steps: 1, the last; 2, 4, ...
     assert len(at.get("plotly_chart")) == 3 + 1  # the run's three, and the pinned digit's
     # a test image pinned on the Train page joins it (the history starts again with the next run)
     at.number_input(key="pins_test_index").set_value(1)
     at.run()
     click(at, "pins_test_add")
     images, labels = at.session_state["pins"]
-    assert len(images) == 2 and labels[1] == int(mnist.test_labels[1])
+    assert len(images) == 2
+    assert labels[1] == int(mnist.test_labels[1])
     assert np.array_equal(images[1], mnist.test_images[1].numpy())
     click(at, "pins_remove_0")
     assert len(at.session_state["pins"][0]) == 1

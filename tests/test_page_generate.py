@@ -35,7 +35,7 @@ def texts(at: AppTest, kinds: tuple[str, ...] = ("markdown", "caption", "info", 
 
 def stop_runs(at: AppTest) -> None:
     for key in ("gen_lab_run", "gen_digits_run"):
-        run = at.session_state[key] if key in at.session_state else None
+        run = at.session_state.get(key, None)
         if run is not None:
             run.stop()
             run.join(10)
@@ -65,7 +65,8 @@ def test_a_short_2d_run_steps_and_trains():
         assert at.metric[1].value == "1"  # the click waits for its step: the page after it shows the step taken
         assert wait_for(lambda: run.snapshot().progress.global_step >= 1 and run.status == "paused", 30)
         snap = run.snapshot()
-        assert snap.d_updates == 1 and snap.g_updates == 0  # Step D updated D only
+        assert snap.d_updates == 1
+        assert snap.g_updates == 0  # Step D updated D only
         at.run()  # the page as it is now the run is paused (while a step runs, the step buttons are disabled)
         click(at, "gen_lab_step_g")
         assert wait_for(lambda: run.snapshot().g_updates == 1 and run.status == "paused", 30)
@@ -83,15 +84,19 @@ def test_a_short_2d_run_steps_and_trains():
         at.select_slider(key="gen_lab_pace").set_value(0).run()
         click(at, "gen_lab_start")
         new = at.session_state["gen_lab_run"]
-        assert new is not run and run.status == "stopped"
+        assert new is not run
+        assert run.status == "stopped"
         assert wait_for(lambda: new.snapshot().progress.global_step >= 30, 60)
         time.sleep(0.6)
         at.run()
         assert int(at.metric[1].value.replace(",", "")) >= 30
         div = at.session_state["gen_lab_context"].divergence
-        assert div and all(0.0 <= d <= np.log(2) + 1e-9 for d in div)
+        assert div
+        assert all(0.0 <= d <= np.log(2) + 1e-9 for d in div)
         click(at, "gen_lab_reset")
-        assert at.session_state["gen_lab_run"] is None and new.join(10) and new.status == "stopped"
+        assert at.session_state["gen_lab_run"] is None
+        assert new.join(10)
+        assert new.status == "stopped"
     finally:
         stop_runs(at)
 
@@ -155,8 +160,10 @@ def test_a_drawn_distribution_is_learned_from():
         at.session_state["gen_canvas"] = {"drawing": {"png": canvas_png(stroke), "strokes": 2, "version": 1}}
         at.run()
         points = at.session_state["gen_drawn_points"]
-        assert len(points) >= 100 and not at.warning
-        assert (points[:, 1] > 0.3).any() and (points[:, 1] < -0.3).any()  # top bar up, bottom bar down
+        assert len(points) >= 100
+        assert not at.warning
+        assert (points[:, 1] > 0.3).any()
+        assert (points[:, 1] < -0.3).any()  # top bar up, bottom bar down
         assert np.abs(points).max() <= 1.0
         click(at, "gen_lab_step_both")
         run = at.session_state["gen_lab_run"]
@@ -180,10 +187,13 @@ def test_mnist_gan_trains_and_is_graded_and_checked():
         click(at, "gen_digits_pause")
         assert wait_for(lambda: run.status == "paused", 30)
         at.run()
-        assert at.get("plotly_chart") and not at.error
+        assert at.get("plotly_chart")
+        assert not at.error
         click(at, "gen_grade")
         result = at.session_state["gen_digits_context"].grade
-        assert result is not None and result.grade.n == 1000 and result.classifier is None
+        assert result is not None
+        assert result.grade.n == 1000
+        assert result.classifier is None
         assert sum(result.grade.histogram) == 1000
         assert any(translate("generate.grade_by_quick", "en", acc=f"{result.quick_accuracy * 100:.1f}",
                              step=f"{result.step:,}") == i.value for i in at.info)
@@ -191,7 +201,9 @@ def test_mnist_gan_trains_and_is_graded_and_checked():
             assert any(str(result.grade.missing[0]) in e.value for e in at.error)
         click(at, "gen_memo")
         memo = at.session_state["gen_digits_context"].memo
-        assert memo is not None and len(memo.distances) == 8 and memo.nearest.shape == (8, 28, 28)
+        assert memo is not None
+        assert len(memo.distances) == 8
+        assert memo.nearest.shape == (8, 28, 28)
         assert all(d > 0 for d in memo.distances)
     finally:
         stop_runs(at)
@@ -222,7 +234,8 @@ def test_the_chosen_mode_and_settings_survive_a_visit_to_another_page():
         assert not at.exception, [e.value for e in at.exception]
         assert at.radio(key="gen_mode").value == "digits"
         assert at.toggle(key="gen_conditional").value is True
-        assert at.session_state["gen_digits_run"] is run and run.status in ("running", "queued", "done")
+        assert at.session_state["gen_digits_run"] is run
+        assert run.status in ("running", "queued", "done")
         assert any(b.key == "gen_digits_stop" and not b.disabled for b in at.button)  # the run is shown, still training
         at.radio(key="gen_mode").set_value("lab").run()
         assert at.select_slider(key="gen_lab_steps").value == 10_000
@@ -243,7 +256,8 @@ def test_the_lab_says_its_step_limit_before_and_after():
         click(at, "gen_lab_start")
         run = at.session_state["gen_lab_run"]
         assert run.total_steps == 1_000
-        assert run.join(120) and run.status == "done"
+        assert run.join(120)
+        assert run.status == "done"
         at.run()
         assert translate("generate.progress", "en", step="1,000", total="1,000") in [p.proto.text for p in at.get("progress")]
         assert translate("generate.lab_finished", "en", total="1,000") in [i.value for i in at.info]

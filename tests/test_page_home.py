@@ -77,7 +77,9 @@ def test_offline_first_run_says_where_to_put_the_files_and_checks_again(only_her
     assert at.session_state["train_session"] is None
     box = at.error[0].value
     cache = str(only_here / "cache" / "mnist")
-    assert box.startswith("MNIST is not on this computer") and cache in box and "DLPLAY_DATA_DIR" in box
+    assert box.startswith("MNIST is not on this computer")
+    assert cache in box
+    assert "DLPLAY_DATA_DIR" in box
     assert "http" not in box  # the failed URLs are folded away below
     # no mirror answers: it fails after asking each once (issue #33: not every file on every mirror, minutes)
     assert [e.label for e in at.expander if e.label.startswith("Download")] == ["Download attempts that failed (2)"]
@@ -88,9 +90,11 @@ def test_offline_first_run_says_where_to_put_the_files_and_checks_again(only_her
     for name in NAMES:  # the learner copies the four files there; no restart
         shutil.copyfile(sample_dir / name, Path(cache) / name)
     at.button(key="train_check_again").click().run()
-    assert not at.error and any("MNIST is there now" in s.value for s in at.success)
+    assert not at.error
+    assert any("MNIST is there now" in s.value for s in at.success)
     at.button(key="train_start").click().run()
     session = at.session_state["train_session"]
-    assert session is not None and session.dataset.source == cache
+    assert session is not None
+    assert session.dataset.source == cache
     session.stop()
     session.join(30)

@@ -62,7 +62,8 @@ def test_test_image_by_index(mnist, session):
     assert any(rf"J = -\log p_{{{label}}}" in x for x in latex)
     assert len(at.get("plotly_chart")) == 11  # input, probs, 2 z/a + 2 delta heatmaps, weights, grad, saliency, after x2
     check = [c.value for c in at.caption if c.value.startswith("Check:")]
-    assert check and "in 2 layers" in check[0]
+    assert check
+    assert "in 2 layers" in check[0]
 
 
 def test_choices_change_the_numbers(mnist, session):
@@ -95,7 +96,8 @@ def test_misclassified_and_random_digit(mnist, session):
     at.radio(key="inside_pick").set_value("digit").run()
     at.selectbox(key="inside_digit").set_value(6).run()
     digit, index = at.session_state["inside_random"]
-    assert digit == 6 and int(mnist.test_labels[index]) == 6
+    assert digit == 6
+    assert int(mnist.test_labels[index]) == 6
     assert metric(at, "True label") == "6"
 
 
@@ -137,7 +139,8 @@ def test_no_run_quick_train():
             if session.status == "paused":
                 break
             session.join(0.1)
-        assert session.status == "paused" and len(session.snapshot().epochs) == 1  # one epoch, then it waits
+        assert session.status == "paused"
+        assert len(session.snapshot().epochs) == 1  # one epoch, then it waits
         at.run()
         assert not at.exception
         assert any("epoch 1 of" in c.value for c in at.caption)

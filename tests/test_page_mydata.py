@@ -29,16 +29,20 @@ def texts(at: AppTest) -> str:
 def test_limits_shown_before_upload_and_example_zip_used(tmp_path, monkeypatch):
     monkeypatch.setenv("DLPLAY_CACHE_DIR", str(tmp_path))
     at = my_data_page()
-    assert "a file up to 24 MB" in texts(at) and "20,000 images" in texts(at)  # the server's upload limit (.streamlit)
+    assert "a file up to 24 MB" in texts(at)
+    assert "20,000 images" in texts(at)  # the server's upload limit (.streamlit)
     at.button(key="own_example_zip").click().run()
     assert not at.exception, at.exception
     shown = texts(at)
-    assert "180 images in 3 classes" in shown and "0 · 60" in shown and "7 · 60" in shown
+    assert "180 images in 3 classes" in shown
+    assert "0 · 60" in shown
+    assert "7 · 60" in shown
     assert len(at.get("image")) == 3  # one preview strip per class
     at.button(key="own_use").click().run()
     assert not at.exception, at.exception
     name = at.session_state["own_used"][-1]
-    assert name in data.OWN and data.get_info(name).classes == ("0", "1", "7")
+    assert name in data.OWN
+    assert data.get_info(name).classes == ("0", "1", "7")
     assert "144 training and 36 test images" in texts(at)
     assert list(tmp_path.glob("own/*/*.npz"))  # in the session's folder under the cache
     at.switch_page("views/train.py")
@@ -54,7 +58,8 @@ def test_refusal_in_chinese_and_csv_to_the_playground(tmp_path, monkeypatch):
     assert "每个类别至少需要 5 个样本" in texts(at)
     at.button(key="own_example_csv").click().run()
     assert not at.exception, at.exception
-    assert "150 行" in texts(at) and "二维游乐场" in texts(at)
+    assert "150 行" in texts(at)
+    assert "二维游乐场" in texts(at)
     assert all(b.key != "own_use" for b in at.button)  # a 2-column table is not images: no "Use" for Train
 
 
@@ -66,5 +71,6 @@ def test_a_two_column_csv_opens_in_the_2d_playground(tmp_path, monkeypatch):
     assert not at.exception, at.exception
     assert at.title[0].value == "2-D playground"
     points = at.session_state["plane_points"]
-    assert len(points) == 150 and {p[2] for p in points} == {0, 1, 2}
+    assert len(points) == 150
+    assert {p[2] for p in points} == {0, 1, 2}
     assert at.selectbox(key="plane_dataset").value == "drawn"

@@ -31,7 +31,7 @@ def texts(at: AppTest, kinds: tuple[str, ...] = ("markdown", "caption", "info", 
 
 
 def run_of(at: AppTest):
-    return at.session_state["plane_run"] if "plane_run" in at.session_state else None
+    return at.session_state.get("plane_run", None)
 
 
 def stop(at: AppTest) -> None:
@@ -55,7 +55,8 @@ def test_renders_in_both_languages_with_the_untrained_network(lang):
     charts = at.get("plotly_chart")
     assert len(charts) >= 3, "the diagram, the enlarged node and the output over the plane"
     run = run_of(at)
-    assert run is not None and run.status == "ready"
+    assert run is not None
+    assert run.status == "ready"
     assert metric(at, "plane.m_epoch", lang) == "0"
     stop(at)
 
@@ -79,7 +80,9 @@ def test_step_play_pause_and_the_learning_rate():
     assert wait_for(lambda: run.status == "paused", 10)
     at.selectbox(key="plane_activation").set_value("relu").run()  # any other setting: a fresh network
     fresh = run_of(at)
-    assert fresh is not run and fresh.status == "ready" and fresh.config.activation == "relu"
+    assert fresh is not run
+    assert fresh.status == "ready"
+    assert fresh.config.activation == "relu"
     assert run.status == "stopped"
     stop(at)
 
@@ -93,5 +96,6 @@ def test_too_few_clicked_points_get_a_message_and_no_network():
                                                                                  (k * 2.0, 0.5), (k * 2.0, -0.5))]
     at.run()
     run = run_of(at)
-    assert run is not None and run.data.classes == 3
+    assert run is not None
+    assert run.data.classes == 3
     stop(at)

@@ -73,7 +73,8 @@ def test_every_label_names_the_images_measured(finished, lang):
     intro = translate("eval.intro", lang, n=10_000)
     assert intro in texts(at)
     if lang == "en":
-        assert "Test accuracy" not in labels and "Test images" not in columns
+        assert "Test accuracy" not in labels
+        assert "Test images" not in columns
         assert "Everything below is measured on the 10,000 test images" not in texts(at)
 
 
@@ -142,11 +143,13 @@ def test_a_too_large_file_is_refused_with_a_message_and_replaces_the_previous_on
     at.file_uploader(key="eval_upload").set_value(("big.pt", big, "application/octet-stream")).run()
     assert not at.success  # the box no longer describes good.pt
     errors = [e.value for e in at.error]
-    assert len(errors) == 1 and "MB" in errors[0] and f"{upload_limit_mb():.0f}" in errors[0], errors
+    assert len(errors) == 1, errors
+    assert "MB" in errors[0], errors
+    assert f"{upload_limit_mb():.0f}" in errors[0], errors
 
 
 # ------------------------------------------------------------------ Draw
-@pytest.mark.parametrize("p, text", [
+@pytest.mark.parametrize(("p", "text"), [
     (1.0, ">99.9%"), (0.99996, ">99.9%"), (0.9994, ">99.9%"), (0.9986, "99.9%"), (0.995, "99.5%"), (0.97, "97%"), (0.5, "50%"),
     (0.034, "3%"), (0.0042, "0.4%"), (0.0004, "<0.1%"), (0.0, "<0.1%"), (float("nan"), "–"),
 ])
@@ -168,7 +171,8 @@ def test_draw_shows_a_sure_network_as_not_quite_100_percent_and_says_what_sure_m
         at = open_page("views/draw.py", lang, train_session=session)
         draw(at, canvas_rgba(images[sure].numpy()))
         html = guess_html(at)
-        assert word in html and "100%" not in html, html
+        assert word in html, html
+        assert "100%" not in html, html
         assert ">99.9%" in html or "&gt;99.9%" in html, html
         assert translate("draw.confidence_help", lang) in [c.value for c in at.caption]
 
@@ -200,13 +204,14 @@ def test_home_says_whether_each_dataset_is_there_without_the_servers_folders(lan
     at = open_page("views/home.py", lang)
     shown = texts(at)
     where = str(check_dataset("mnist").where)
-    assert where and where not in shown
+    assert where
+    assert where not in shown
     assert str(Path(os.environ["DLPLAY_DATA_DIR"])) not in shown
     assert translate("home.dataset_found", lang, name="MNIST") in shown
 
 
 # ------------------------------------------------------------------ plurals
-@pytest.mark.parametrize("n, text", [(1, "1 new edit for the next run:"), (2, "2 new edits for the next run:")])
+@pytest.mark.parametrize(("n", "text"), [(1, "1 new edit for the next run:"), (2, "2 new edits for the next run:")])
 def test_counts_take_the_right_plural(n, text):
     assert translate("fixdata.edits_pending", "en", n=n) == text
     assert translate("fixdata.edits_pending", "zh", n=n) == f"下一次运行的 {n} 处新修改："
@@ -230,8 +235,10 @@ def test_the_readme_says_how_to_start_next_time_and_what_the_first_install_downl
     readme = (Path(APP).parent / "README.md").read_text(encoding="utf-8")
     run_it = readme.split("## Run it", 1)[1].split("\n## ", 1)[0]
     prose = re.sub(r"```bash\n.+?\n```", "", run_it, flags=re.S)  # the text around the two commands
-    assert "Next time" in prose and "`.venv/bin/streamlit run app.py`" in prose
-    assert "CUDA" in prose and "several GB" in prose
+    assert "Next time" in prose
+    assert "`.venv/bin/streamlit run app.py`" in prose
+    assert "CUDA" in prose
+    assert "several GB" in prose
     assert "download.pytorch.org/whl/cpu" in prose  # the smaller build, for a machine without an NVIDIA GPU
     assert len(re.findall(r"```bash\n", readme)) == 2  # tests/test_project.py: exactly two commands
 
@@ -250,5 +257,7 @@ def test_explore_names_the_button_that_saves_a_checkpoint(finished):
     assert errors == [translate("eval.ckpt_not_checkpoint", "en")], errors
     for lang in ("en", "zh"):
         text = translate("eval.ckpt_not_checkpoint", lang)
-        assert translate("eval.download_ckpt", lang) in text and translate("eval.tab_keep", lang) in text
-        assert "this page" not in text and "本页" not in text
+        assert translate("eval.download_ckpt", lang) in text
+        assert translate("eval.tab_keep", lang) in text
+        assert "this page" not in text
+        assert "本页" not in text

@@ -22,7 +22,8 @@ def trained(mnist, spec, steps: int = 20) -> TrainingSession:
     config = TrainConfig(optimizer="adam", lr=2e-3, batch_size=32, epochs=1, train_size=32 * steps, seed=0)
     session = TrainingSession(spec, config, mnist, "cpu", callbacks=[Probe(every=5)])
     session.start()
-    assert session.join(120) and session.status == "done"
+    assert session.join(120)
+    assert session.status == "done"
     return session
 
 
@@ -47,19 +48,22 @@ def text_of(at) -> str:
 @pytest.mark.parametrize("lang", ["en", "zh"])
 def test_without_a_recurrent_run_it_says_what_to_do(mnist, lang):
     at = open_page(None, lang)
-    assert at.info and "LSTM" in at.info[0].value
+    assert at.info
+    assert "LSTM" in at.info[0].value
     at = open_page(trained(mnist, dense_spec([16]), steps=2), lang)
-    assert at.info and "{" not in at.info[0].value
+    assert at.info
+    assert "{" not in at.info[0].value
 
 
-@pytest.mark.parametrize("cell,read,lang", [("rnn", "last", "zh"), ("lstm", "all", "en"), ("gru", "last", "en")])
+@pytest.mark.parametrize(("cell", "read", "lang"), [("rnn", "last", "zh"), ("lstm", "all", "en"), ("gru", "last", "en")])
 def test_recurrent_run_sections(mnist, cell, read, lang):
     spec = ModelSpec(layers=(LayerSpec(cell, 16, "tanh" if cell == "rnn" else "identity", read=read),))
     at = open_page(trained(mnist, spec), lang)
     keys = [c.proto.id for c in at.get("plotly_chart")]
     assert len(keys) >= 6, keys  # gradient through time, revealed image, early curve, memory, connectivity ×2, δ
     assert any(s.key == "seq_step" for s in at.slider)
-    assert "{label}" not in text_of(at) and "{step}" not in text_of(at)
+    assert "{label}" not in text_of(at)
+    assert "{step}" not in text_of(at)
     assert at.success or at.error  # the BPTT check is shown
     assert not at.error, [e.value for e in at.error]  # and it agrees with autograd
     gates = translate("sequences.cap_gates", lang)
@@ -122,10 +126,12 @@ def test_the_memory_rows_are_in_the_order_the_caption_gives(lstm_run):
     at = open_page(lstm_run, "en")
     h = memory_chart(at)["data"][0]
     z = np.array(h["z"])
-    assert z.shape == (16, 28) and sorted(map(int, h["y"])) == list(range(16))
+    assert z.shape == (16, 28)
+    assert sorted(map(int, h["y"])) == list(range(16))
     onsets = onset_steps(z)
     assert np.all(np.diff(onsets) >= 0), onsets
-    assert "first become strongly active" in text_of(at) and "50%" in text_of(at)
+    assert "first become strongly active" in text_of(at)
+    assert "50%" in text_of(at)
     at.radio(key="seq_memory_show").set_value("f").run()
     assert not at.exception
     assert memory_chart(at)["data"][0]["y"] == h["y"]  # the same unit on the same row

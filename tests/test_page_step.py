@@ -32,9 +32,11 @@ def test_step_page_replays_takes_the_step_edits_and_draws_the_landscape():
     click(at, "slowmo_start")  # the tutorial network, paused at step 0
     run = at.session_state["train_session"]
     try:
-        assert run.status == "paused" and run.spec.layers[0].units == 128
+        assert run.status == "paused"
+        assert run.spec.layers[0].units == 128
         record: sm.StepRecord = at.session_state["slowmo_record"]
-        assert record.step == 1 and record.run_id == run.run_id
+        assert record.step == 1
+        assert record.run_id == run.run_id
         n = len(record.phases)
         assert f"**Phase 1 of {n}:**" in markdown(at)
         click(at, "slowmo_next")
@@ -56,23 +58,28 @@ def test_step_page_replays_takes_the_step_edits_and_draws_the_landscape():
         assert at.session_state["slowmo_record"].step == 2
 
         # a hand edit of the selected neuron's bias: the loss moves; undo brings it back
-        loss0 = [m.value for m in at.metric if m.label == "Loss of the batch"][0]
+        loss0 = next(m.value for m in at.metric if m.label == "Loss of the batch")
         at.number_input(key="slowmo_edit_value").set_value(5.0).run()
         assert not at.exception
         editor: sm.NeuronEditor = at.session_state["slowmo_editor"]
-        assert editor.history and editor.history[-1].new == 5.0 and editor.history[-1].index is None
-        assert [m.value for m in at.metric if m.label == "Loss of the batch"][0] != loss0
+        assert editor.history
+        assert editor.history[-1].new == 5.0
+        assert editor.history[-1].index is None
+        assert next(m.value for m in at.metric if m.label == "Loss of the batch") != loss0
         click(at, "slowmo_undo")
-        assert [m.value for m in at.metric if m.label == "Loss of the batch"][0] == loss0
+        assert next(m.value for m in at.metric if m.label == "Loss of the batch") == loss0
         at.number_input(key="slowmo_edit_value").set_value(5.0).run()
         before = run.state_dict()
         click(at, "slowmo_give_back")
         child = at.session_state["train_session"]
-        assert child is not run and child.forked_from[0] == run.run_id and child.forked_from[2] == "edit"
+        assert child is not run
+        assert child.forked_from[0] == run.run_id
+        assert child.forked_from[2] == "edit"
         assert child.status == "paused"
         after = child.state_dict()
         changed = [(k, i) for k in before for i in torch.nonzero(after[k] != before[k]).tolist()]
-        assert changed == [("blocks.1.op.bias", [5])] and after["blocks.1.op.bias"][5].item() == 5.0
+        assert changed == [("blocks.1.op.bias", [5])]
+        assert after["blocks.1.op.bias"][5].item() == 5.0
         assert any(translate("fork.change_edit", "en") in s.value for s in at.success)
 
         # the landscape of the fork, with its parent's path: small grid, progress, then the map
@@ -82,7 +89,9 @@ def test_step_page_replays_takes_the_step_edits_and_draws_the_landscape():
         job = at.session_state["slowmo_land_job"]
         assert wait_for(lambda: not job.running, 120)
         at.run()
-        assert job.error is None and job.result is not None and job.result.done == 121
+        assert job.error is None
+        assert job.result is not None
+        assert job.result.done == 121
         assert [p.run_id for p in job.paths] == [child.run_id, run.run_id]
         assert any("121 points on 250 training images" in m for m in markdown(at).split("\n")), markdown(at)
     finally:

@@ -29,7 +29,8 @@ def test_train_page_starts_and_shows_live_charts():
     at.button(key="train_start").click()
     at.run()
     session = at.session_state["train_session"]
-    assert session is not None and session.config.epochs == 1
+    assert session is not None
+    assert session.config.epochs == 1
     assert session.join(120)
     time.sleep(0.2)
     at.run()
@@ -66,7 +67,8 @@ def test_invalid_learning_rate_change_mid_run_and_layers_control():
     assert session.snapshot().lr_changes[-1][1] == 0.1
     at.button(key="train_stop").click()
     at.run()
-    assert session.join(10) and session.status == "stopped"
+    assert session.join(10)
+    assert session.status == "stopped"
 
 
 def test_train_page_in_chinese():
@@ -111,12 +113,19 @@ def test_a_preset_or_another_page_changing_the_settings_shows_in_every_widget():
     at.sidebar.selectbox(key="tw_preset").set_value("deep_sigmoid").run()
     assert at.session_state["config"].optimizer == "sgd"
     shown = {w.key: w.value for w in (*at.sidebar.selectbox, *at.sidebar.select_slider, *at.sidebar.number_input)}
-    assert shown["tw_opt"] == "sgd" and shown["tw_lr"] == 0.1 and shown["tw_epochs"] == 10
-    assert shown["tw_layers"] == 6 and shown["tw_units"] == 64 and shown["tw_act"] == "sigmoid"
+    assert shown["tw_opt"] == "sgd"
+    assert shown["tw_lr"] == 0.1
+    assert shown["tw_epochs"] == 10
+    assert shown["tw_layers"] == 6
+    assert shown["tw_units"] == 64
+    assert shown["tw_act"] == "sigmoid"
     at.sidebar.selectbox(key="tw_preset").set_value("small_cnn").run()
     shown = {w.key: w.value for w in (*at.sidebar.selectbox, *at.sidebar.select_slider, *at.sidebar.number_input)}
-    assert shown["tw_preset"] == "small_cnn" and shown["tw_sched"] == "cosine" and shown["tw_lr"] == 0.003
-    assert shown["tw_epochs"] == 5 and "tw_layers" not in shown  # a layer-by-layer model: no uniform controls
+    assert shown["tw_preset"] == "small_cnn"
+    assert shown["tw_sched"] == "cosine"
+    assert shown["tw_lr"] == 0.003
+    assert shown["tw_epochs"] == 5
+    assert "tw_layers" not in shown  # a layer-by-layer model: no uniform controls
     # the settings changed elsewhere (the Build page, a share link): the widgets follow
     from dlplay.nn.spec import TrainConfig
     at.session_state["config"] = TrainConfig(optimizer="rmsprop", lr=0.03, batch_size=128, epochs=7, seed=3)
@@ -139,7 +148,8 @@ def test_numbers_above_their_limit_are_brought_back_and_the_limit_is_said():
     epochs = at.sidebar.number_input(key="tw_epochs")
     assert "1 to 100" in epochs.help  # the server's guardrail (100) is below the model's limit (200)
     epochs.set_value(150).run()
-    assert at.session_state["config"].epochs == 100 and at.sidebar.number_input(key="tw_epochs").value == 100
+    assert at.session_state["config"].epochs == 100
+    assert at.sidebar.number_input(key="tw_epochs").value == 100
     assert any("150 is more than the 100 allowed for “Epochs”" in w.value for w in at.sidebar.warning)
 
 
@@ -151,14 +161,16 @@ def test_the_model_line_shows_the_image_shape_for_a_cnn():
     assert spec_text(dense_spec([128])).startswith("784 → Dense 128")
     assert spec_text(dense_spec([])) == "784 → 10"
     cnn = spec_text(small_cnn_spec())
-    assert cnn.startswith("1×28×28 → Conv") and not cnn.startswith("784")
+    assert cnn.startswith("1×28×28 → Conv")
+    assert not cnn.startswith("784")
 
 
 def test_the_pace_slider_sets_the_runs_pace_and_shows_it():
     """Issue 15 #10: the pace lives in the run; the slider sets it (also mid-run) and shows the run's."""
     at = open_train()
     pace = at.select_slider(key="train_pace")
-    assert pace.value == 0 and "full speed" in pace.format_func(pace.value)  # full speed by default
+    assert pace.value == 0
+    assert "full speed" in pace.format_func(pace.value)  # full speed by default
     pace.set_value(5).run()
     click(at, "train_start")
     at.run()
@@ -214,10 +226,13 @@ def test_a_limited_run_says_how_many_images_it_trains_on_and_how_many_it_holds_o
     finally:
         session.stop()
         session.join(10)
-    assert session.train_size < 9_500 and "9,500" not in note
-    assert f"Trains on {trained} training images" in note and f"{held_out} images (10%" in note
+    assert session.train_size < 9_500
+    assert "9,500" not in note
+    assert f"Trains on {trained} training images" in note
+    assert f"{held_out} images (10%" in note
     _, note_zh = sidebar_note("zh", "只用")  # (AppTest clicks only in English: the Chinese page is read)
-    assert f"只用 {trained} 张训练图像" in note_zh and f"另有 {held_out} 张" in note_zh
+    assert f"只用 {trained} 张训练图像" in note_zh
+    assert f"另有 {held_out} 张" in note_zh
 
 
 def test_the_lr_slider_shows_exactly_the_rate_the_run_uses():
@@ -231,6 +246,8 @@ def test_the_lr_slider_shows_exactly_the_rate_the_run_uses():
     at.session_state["config"] = TrainConfig(lr=0.005, batch_size=100)  # e.g. a shared link: no stop at either
     at.run()
     assert not at.exception, at.exception
-    assert at.sidebar.select_slider(key="tw_lr").value == 0.005 and "0.005" in at.sidebar.select_slider(key="tw_lr").options
+    assert at.sidebar.select_slider(key="tw_lr").value == 0.005
+    assert "0.005" in at.sidebar.select_slider(key="tw_lr").options
     assert at.sidebar.select_slider(key="tw_batch").value == 100
-    assert at.session_state["config"].lr == 0.005 and at.session_state["config"].batch_size == 100  # unchanged
+    assert at.session_state["config"].lr == 0.005
+    assert at.session_state["config"].batch_size == 100  # unchanged

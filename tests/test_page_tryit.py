@@ -65,21 +65,24 @@ def test_right_wrong_and_bad_answers(mnist, session):
     answer(at, 0, str(wrong))
     assert any(e.value.startswith("Not quite") for e in at.error)
     steps_md = next(m.value for m in at.markdown if "| ➜" in m.value)
-    assert f"| ➜ {len(z.steps)} |" in steps_md and f"**{fmt(wrong, z.decimals + 1)}**" in steps_md
+    assert f"| ➜ {len(z.steps)} |" in steps_md
+    assert f"**{fmt(wrong, z.decimals + 1)}**" in steps_md
     assert any("add the bias" in w.value for w in at.warning)
     # right (worked out from the shown numbers, rounded as asked); the tolerance says why
     answer(at, 0, f"{z.from_shown:.{z.decimals}f}")
     assert any(s.value.startswith("Right") for s in at.success)
     assert any(c.value.startswith("Why ±") and f"({z.tolerance.numbers} of them)" in c.value for c in at.caption)
     progress = at.session_state["tryit_progress"]
-    assert len(progress.right) == 1 and sum(progress.tries.values()) == 2
+    assert len(progress.right) == 1
+    assert sum(progress.tries.values()) == 2
     # next exercise: a = f(z)
     at.button(key="tryit_next").click().run()
     assert at.radio(key="tryit_pick").value == 1
     a = exs[1]
     answer(at, 1, f"{a.from_shown:.{a.decimals}f}")
     assert any(s.value.startswith("Right") for s in at.success)
-    assert "✓" in at.radio(key="tryit_pick").options[0] and "✓" in at.radio(key="tryit_pick").options[1]
+    assert "✓" in at.radio(key="tryit_pick").options[0]
+    assert "✓" in at.radio(key="tryit_pick").options[1]
 
 
 def test_backward_exercise_and_chinese(mnist, session):
@@ -127,7 +130,8 @@ def test_the_diagnosis_names_the_products_left_out(mnist, trained_tutorial, lang
 
     exs = expected_exercises(mnist, trained_tutorial, 3)
     z = exs[0]
-    assert z.kind == "z" and len(z.steps) == 6
+    assert z.kind == "z"
+    assert len(z.steps) == 6
     wrong = round(z.steps[4].operand + z.steps[5].operand, z.decimals)  # the rest plus the bias
     pid = f"{trained_tutorial.run_id}|test:3|{int(mnist.test_labels[3])}|None|{z.id}"
     at = open_page(trained_tutorial, inside_index=3, tryit_pick=0, lang=lang, tryit_results={pid: ("graded", wrong)})

@@ -51,7 +51,8 @@ def test_validation_settings_change_the_config():
     assert at.session_state["config"].patience == 3
     at.select_slider(key="tw_val").set_value(0.0).run()
     config = at.session_state["config"]
-    assert config.val_share == 0.0 and config.patience == 0  # early stopping needs a validation split
+    assert config.val_share == 0.0
+    assert config.patience == 0  # early stopping needs a validation split
     assert at.number_input(key="tw_patience").disabled
 
 
@@ -86,8 +87,10 @@ def test_a_confusion_cell_shows_its_images_and_an_edit_retrains(finished, monkey
     at.button(key="fx_retrain").click().run()
     new = at.session_state["train_session"]
     try:
-        assert new is not session and new.config.label_edits == ((index, int(pred)),)
-        assert new.config.with_changes(label_edits=()) == session.config and new.spec == session.spec
+        assert new is not session
+        assert new.config.label_edits == ((index, int(pred)),)
+        assert new.config.with_changes(label_edits=()) == session.config
+        assert new.spec == session.spec
         assert new.split_data("val")[1][ids.tolist().index(index)] == pred  # the retrained run's data has the edit
         assert wait_for(lambda: history.get(new.run_id) is not None, timeout=120)
     finally:
@@ -116,7 +119,8 @@ def test_train_page_says_where_early_stopping_stopped_and_which_weights_it_kept(
     config = TrainConfig(epochs=6, train_size=200, batch_size=20, lr=1e-2, val_share=0.1, patience=1, seed=0)
     session = train_to_end(mnist, dense_spec([256, 256]), config, timeout=120)
     info = session.snapshot().extras["early_stop"]
-    assert info.stopped_at is not None and info.stopped_at < 6
+    assert info.stopped_at is not None
+    assert info.stopped_at < 6
     for lang, words in (("en", f"stopped after epoch {info.stopped_at}"), ("zh", f"第 {info.stopped_at} 轮后停止")):
         at = open_page("views/train.py", train_session=session, config=config, spec=session.spec, lang=lang)
         notes = [i.value for i in at.info]

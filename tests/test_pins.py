@@ -42,17 +42,20 @@ def test_readings_are_the_softmax_at_the_probe_steps(mnist):
     session = TrainingSession(dense_spec([32], "relu", dropout=0.3), CONFIG, mnist, "cpu", sync_every=3,
                               callbacks=[Probe(every=6), pins, weights])
     session.start()
-    assert session.join(60) and session.status == "done"
+    assert session.join(60)
+    assert session.status == "done"
     snap = session.pins_snapshot()
     # the pins arrive before step 1: read at every step the probe measures (step 1, every 6th, the last),
     # and at the powers of two below the interval (the first steps, where a network learns the most)
     probed = session.probe_snapshot().steps.tolist()
-    assert probed == [1, 6, 12, 18, 20] and snap.steps.tolist() == [1, 2, 4, 6, 12, 18, 20]
+    assert probed == [1, 6, 12, 18, 20]
+    assert snap.steps.tolist() == [1, 2, 4, 6, 12, 18, 20]
     assert snap.probs.shape == (7, 4, 10)
     for t, step in enumerate(snap.steps):
         np.testing.assert_allclose(snap.probs[t], softmax_at(session, weights.weights[int(step)], images),
                                    rtol=1e-6, atol=1e-7)
-    assert np.array_equal(snap.images, images.numpy()) and snap.labels.tolist() == labels.tolist()
+    assert np.array_equal(snap.images, images.numpy())
+    assert snap.labels.tolist() == labels.tolist()
     assert session.snapshot().extras["pins"] is snap
 
 
@@ -65,7 +68,8 @@ def test_new_pins_are_read_from_the_next_step_and_start_a_new_history(mnist):
     drawn = mnist.test_images[10:11].numpy()  # what the Draw page hands over: numpy uint8
     session.set_pins(drawn, np.array([int(mnist.test_labels[10])]))
     snap = session.pins_snapshot()
-    assert len(snap) == 1 and len(snap.steps) == 0  # shown at once, read from the next step
+    assert len(snap) == 1
+    assert len(snap.steps) == 0  # shown at once, read from the next step
     session.resume()
     assert session.join(60)
     assert session.pins_snapshot().steps.tolist() == [8, 10, 15, 20]  # (steps 1, 2, 4 passed without pins)
@@ -96,7 +100,9 @@ def test_the_history_is_bounded_and_keeps_exact_readings(mnist):
     session.start()
     assert session.join(60)
     snap = session.pins_snapshot()
-    assert len(snap.steps) <= 7 and snap.steps[-1] == 20 and snap.steps[0] == 1
+    assert len(snap.steps) <= 7
+    assert snap.steps[-1] == 20
+    assert snap.steps[0] == 1
     for t, step in enumerate(snap.steps):  # thinned, never averaged
         np.testing.assert_allclose(snap.probs[t], softmax_at(session, weights.weights[int(step)], mnist.test_images[:2]),
                                    rtol=1e-6, atol=1e-7)

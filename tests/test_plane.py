@@ -27,16 +27,19 @@ from helpers import wait_for
 def test_every_set_has_its_shape_classes_and_split(name):
     kind = ds.DATASETS[name]
     data = ds.make_dataset(name, n=300, noise=10, test_ratio=0.3, seed=1)
-    assert data.x_train.shape[1] == 2 and data.x_test.shape[1] == 2
+    assert data.x_train.shape[1] == 2
+    assert data.x_test.shape[1] == 2
     assert len(data.x_train) + len(data.x_test) == 300
     assert len(data.x_test) == pytest.approx(90, abs=3)
     assert data.x_train.dtype == np.float32
-    assert data.task == kind.task and data.classes == kind.classes
+    assert data.task == kind.task
+    assert data.classes == kind.classes
     if kind.task == ds.CLASSIFY:
         assert set(np.unique(data.y_train)) == set(range(kind.classes))
         assert data.outputs == kind.classes
     else:
-        assert data.y_train.dtype == np.float32 and np.abs(data.y_train).max() <= 1
+        assert data.y_train.dtype == np.float32
+        assert np.abs(data.y_train).max() <= 1
         assert data.outputs == 1
     assert np.abs(np.concatenate([data.x_train, data.x_test])).max() < 12
 
@@ -49,7 +52,8 @@ def test_three_or_more_classes_are_offered():
 def test_the_same_seed_gives_the_same_points_and_another_seed_others(name):
     a, b = ds.make_dataset(name, seed=3), ds.make_dataset(name, seed=3)
     c = ds.make_dataset(name, seed=4)
-    assert np.array_equal(a.x_train, b.x_train) and np.array_equal(a.y_test, b.y_test)
+    assert np.array_equal(a.x_train, b.x_train)
+    assert np.array_equal(a.y_test, b.y_test)
     assert not np.array_equal(a.x_train, c.x_train)
 
 
@@ -63,7 +67,8 @@ def test_noise_moves_the_points():
 def test_drawn_points_make_a_set_of_their_classes():
     points = [(x, y, k) for k in range(3) for x, y in ((k, 1.0), (k, 2.0), (k, -1.0), (k, -2.0))]
     data = ds.make_dataset(ds.DRAWN, test_ratio=0.5, points=points)
-    assert data.classes == 3 and data.task == ds.CLASSIFY
+    assert data.classes == 3
+    assert data.task == ds.CLASSIFY
     assert set(data.y_train) == {0, 1, 2}  # every class keeps training points
     assert len(data.x_train) + len(data.x_test) == 12
 
@@ -73,12 +78,15 @@ def test_a_two_feature_table_becomes_a_set_through_from_arrays():
     rng = np.random.default_rng(0)
     xy = rng.uniform(-5, 5, (200, 2))
     classes = ds.from_arrays(xy, (xy[:, 0] > 0).astype(int), ds.CLASSIFY, 0.25, name="csv")
-    assert classes.name == "csv" and classes.classes == 2 and len(classes.x_test) == 50
+    assert classes.name == "csv"
+    assert classes.classes == 2
+    assert len(classes.x_test) == 50
     values = ds.from_arrays(xy, np.tanh(xy[:, 0]), ds.REGRESS, 0.25)
-    assert values.regression and values.classes == 0
+    assert values.regression
+    assert values.classes == 0
 
 
-@pytest.mark.parametrize("points, key", [
+@pytest.mark.parametrize(("points", "key"), [
     ([], "plane.too_few"),
     ([(0, 0, 0), (1, 1, 0), (2, 2, 0), (3, 3, 0)], "plane.one_class"),
     ([(0, 0, 0), (1, 1, 1.5), (2, 2, 0), (3, 3, 1)], "plane.bad_labels"),
@@ -128,7 +136,7 @@ def test_every_setting_declares_its_range_or_choices():
     assert PlaneConfig().validated() == PlaneConfig()
 
 
-@pytest.mark.parametrize("change, key", [
+@pytest.mark.parametrize(("change", "key"), [
     ({"activation": "swish"}, "plane.bad_choice"),
     ({"noise": -1}, "plane.bad_number"),
     ({"batch_size": 0}, "plane.bad_number"),
@@ -154,7 +162,8 @@ def test_a_spiral_is_learned_to_95_percent_with_x1_x2_and_two_tanh_layers():
     assert run.join(300), "400 epochs of 250 points"
     assert run.status == "done"
     snap = run.snapshot()
-    assert snap.epochs[-1] == 400 and len(snap.test_acc) == 400
+    assert snap.epochs[-1] == 400
+    assert len(snap.test_acc) == 400
     assert snap.last("test_acc") >= 0.95, snap.test_acc[-20:]
     assert run.accuracy("test") == pytest.approx(snap.last("test_acc"))
     assert snap.train_loss[-1] < snap.train_loss[0] / 5
@@ -167,7 +176,8 @@ def test_pause_single_steps_and_stop():
     run.step(2)
     assert wait_for(lambda: run.snapshot().progress.global_step == 3, 30)
     assert wait_for(lambda: run.status == "paused", 30)
-    assert run.epoch == 3 and len(run.snapshot().epochs) == 3  # each single step flushed
+    assert run.epoch == 3
+    assert len(run.snapshot().epochs) == 3  # each single step flushed
     run.resume()
     assert wait_for(lambda: run.snapshot().progress.global_step > 10, 60)
     run.pause()
@@ -176,7 +186,8 @@ def test_pause_single_steps_and_stop():
     time.sleep(0.5)
     assert run.epoch == paused_at  # paused: no epoch goes by
     run.stop()
-    assert run.join(30) and run.status == "stopped"
+    assert run.join(30)
+    assert run.status == "stopped"
 
 
 def test_the_grid_is_the_models_forward_over_the_plane():
@@ -185,9 +196,11 @@ def test_the_grid_is_the_models_forward_over_the_plane():
     assert wait_for(lambda: run.snapshot().progress.global_step == 3, 30)
     grid = run.grid(20)
     xs, ys = plane_grid(20)
-    assert np.array_equal(grid.xs, xs) and grid.output.shape == (2, 20, 20)
+    assert np.array_equal(grid.xs, xs)
+    assert grid.output.shape == (2, 20, 20)
     assert [n.shape for n in grid.neurons] == [(5, 20, 20), (3, 20, 20)]
-    assert grid.inputs.shape == (4, 20, 20) and [w.shape for w in grid.weights] == [(5, 4), (3, 5), (2, 3)]
+    assert grid.inputs.shape == (4, 20, 20)
+    assert [w.shape for w in grid.weights] == [(5, 4), (3, 5), (2, 3)]
     i, j = 7, 13  # row i is y = ys[i], column j is x = xs[j]
     point = torch.tensor([[xs[j], ys[i]]])
     x = feature_matrix(point, run.features)
@@ -206,9 +219,11 @@ def test_regression_trains_with_mse_and_reports_no_accuracy():
     run = PlaneSession(PlaneConfig(dataset="reg_plane", hidden=(4,), activation="identity", lr=0.01, epochs=60,
                                    regularization="l2", reg_rate=0.001))
     run.start()
-    assert run.join(120) and run.status == "done"
+    assert run.join(120)
+    assert run.status == "done"
     snap = run.snapshot()
-    assert snap.last("test_acc") is None and run.accuracy() is None
+    assert snap.last("test_acc") is None
+    assert run.accuracy() is None
     assert snap.test_loss[-1] < 1e-4 < snap.test_loss[0]  # a linear network fits the plane exactly
     assert run.grid(10).output.shape == (1, 10, 10)
 
@@ -217,13 +232,15 @@ def test_a_too_high_learning_rate_diverges_with_a_message():
     run = PlaneSession(PlaneConfig(dataset="reg_gauss", hidden=(8, 8), activation="relu", lr=10.0, epochs=500))
     run.start()
     assert run.join(120)
-    assert run.status == "diverged" and run.snapshot().progress.message == "plane.msg_diverged"
+    assert run.status == "diverged"
+    assert run.snapshot().progress.message == "plane.msg_diverged"
 
 
 def test_three_classes_and_l1_train():
     run = PlaneSession(PlaneConfig(dataset="blobs3", hidden=(4,), epochs=40, regularization="l1", reg_rate=0.001))
     run.start()
-    assert run.join(120) and run.status == "done"
+    assert run.join(120)
+    assert run.status == "done"
     assert run.grid(8).output.shape == (3, 8, 8)
     assert run.snapshot().last("test_acc") >= 0.9
 
@@ -244,7 +261,8 @@ def test_figure_specs_are_valid_plotly_and_pictures_decode():
         go.Figure(fig.to_dict())  # Plotly's validation, once (the live figures skip it)
         assert fig.to_json().startswith("{")
     png = Image.open(io.BytesIO(fp.png_bytes(heat[::-1])))
-    assert png.size == (50, 50) and np.array_equal(np.asarray(png), heat[::-1])
+    assert png.size == (50, 50)
+    assert np.array_equal(np.asarray(png), heat[::-1])
     overlay = fp.points_overlay(data.x_train, data.y_train, data.x_test, data.y_test)
     for jpeg in (fp.plane_jpeg(heat, overlay), fp.network_jpeg(tiles, grid.weights), fp.picture_jpeg(heat)):
         assert Image.open(io.BytesIO(jpeg)).format == "JPEG"
@@ -260,7 +278,8 @@ def test_colours_follow_the_palette():
                                                                            rgb(BLUE)]
     sure = fp.class_map_rgb(np.array([[[1.0]], [[0.0]]]))[0, 0]
     unsure = fp.class_map_rgb(np.array([[[0.5]], [[0.5]]]))[0, 0]
-    assert sure[2] > sure[0] and tuple(unsure.tolist()) != tuple(sure.tolist())
+    assert sure[2] > sure[0]
+    assert tuple(unsure.tolist()) != tuple(sure.tolist())
 
 
 def test_the_live_loss_picture_draws_curves_and_copes_with_no_epochs():

@@ -31,11 +31,15 @@ def test_probabilities_and_layers_of_the_tutorial_model(trained_tutorial, mnist)
     pred = predict(model, images[0], info.mean, info.std)
     assert pred.probabilities.shape == (10,)
     assert pred.probabilities.sum() == pytest.approx(1.0, abs=1e-6)
-    assert (pred.probabilities >= 0).all() and pred.is_finite
+    assert (pred.probabilities >= 0).all()
+    assert pred.is_finite
     assert [layer.name for layer in pred.layers] == ["dense1", "output"]
     dense1, output = pred.layers
-    assert dense1.values.shape == (128,) and not dense1.is_spatial and dense1.units == 128
-    assert dense1.activation == "relu" and (dense1.values >= 0).all()
+    assert dense1.values.shape == (128,)
+    assert not dense1.is_spatial
+    assert dense1.units == 128
+    assert dense1.activation == "relu"
+    assert (dense1.values >= 0).all()
     assert 0.0 < dense1.active_fraction() < 1.0
     np.testing.assert_allclose(output.values, pred.logits, rtol=1e-6)
     assert pred.hidden_layers == (dense1,)
@@ -85,12 +89,16 @@ def test_conv_layers_give_feature_maps() -> None:
     names = [layer.name for layer in pred.layers]
     assert names == ["conv2d1", "maxpool1", "dense1", "output"]
     conv, pool, dense, _ = pred.layers
-    assert conv.values.shape == (6, 24, 24) and conv.is_spatial and conv.units == 6
-    assert pool.values.shape == (6, 12, 12) and pool.kind == "maxpool"
+    assert conv.values.shape == (6, 24, 24)
+    assert conv.is_spatial
+    assert conv.units == 6
+    assert pool.values.shape == (6, 12, 12)
+    assert pool.kind == "maxpool"
     # max pooling of the recorded conv maps gives the recorded pool maps
     pooled = torch.nn.functional.max_pool2d(torch.as_tensor(conv.values)[None], 2)[0].numpy()
     np.testing.assert_allclose(pool.values, pooled, rtol=1e-6)
-    assert dense.values.shape == (16,) and (np.abs(dense.values) <= 1).all()  # tanh
+    assert dense.values.shape == (16,)
+    assert (np.abs(dense.values) <= 1).all()  # tanh
 
 
 def test_predict_uses_eval_mode_so_dropout_is_off(mnist) -> None:
@@ -117,10 +125,13 @@ def test_probability_figure_highlights_the_top_class() -> None:
     probs = np.array([0.01, 0.02, 0.05, 0.8, 0.02, 0.03, 0.02, 0.02, 0.02, 0.01])
     fig = probability_figure(probs, [str(i) for i in range(10)], "zh")
     bar = fig.data[0]
-    assert isinstance(bar, go.Bar) and list(bar.x) == [str(i) for i in range(10)]
+    assert isinstance(bar, go.Bar)
+    assert list(bar.x) == [str(i) for i in range(10)]
     np.testing.assert_allclose(bar.y, probs * 100)
     colors = list(bar.marker.color)
-    assert colors[3] != colors[0] and len(set(colors)) == 2 and colors.count(colors[3]) == 1
+    assert colors[3] != colors[0]
+    assert len(set(colors)) == 2
+    assert colors.count(colors[3]) == 1
     assert bar.text[3] == "80%"
     assert fig.layout.yaxis.title.text == "概率"
 
@@ -136,9 +147,10 @@ def test_grid_shape_and_tiling() -> None:
     np.testing.assert_array_equal(grid[0:3, 0:4], maps[0])
     np.testing.assert_array_equal(grid[0:3, 5:9], maps[1])
     np.testing.assert_array_equal(grid[4:7, 5:9], maps[4])  # map 5: second row, second column
-    assert np.isnan(grid[3]).all() and np.isnan(grid[:, 4]).all()  # gaps between tiles
+    assert np.isnan(grid[3]).all()
+    assert np.isnan(grid[:, 4]).all()  # gaps between tiles
     assert np.isnan(grid[4:7, 10:14]).all()  # the unused sixth tile stays blank
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=r"expected \(channels, height, width\)"):
         tile_feature_maps(np.zeros((3, 4)))
 
 
@@ -151,21 +163,28 @@ def test_layer_figures_pick_the_right_picture() -> None:
     assert fig.data[0].zmin == 0.0  # non-negative: sequential scale from 0
     signed = LayerActivation("dense1", "dense", "tanh", np.linspace(-1, 0.5, 128))
     bars = layer_figure(signed, "en")
-    assert isinstance(bars.data[0], go.Bar) and len(bars.data[0].y) == 128
+    assert isinstance(bars.data[0], go.Bar)
+    assert len(bars.data[0].y) == 128
     assert bars.layout.xaxis.title.text == "neuron"
     wide = neuron_figure(LayerActivation("dense1", "dense", "tanh", np.linspace(-1, 1, 4096)))
     heat = wide.data[0]
-    assert isinstance(heat, go.Heatmap) and heat.zmid == 0.0 and heat.zmin == -heat.zmax
+    assert isinstance(heat, go.Heatmap)
+    assert heat.zmid == 0.0
+    assert heat.zmin == -heat.zmax
     z = np.asarray(layer_figure(many).data[0].z, dtype=float)
     assert z.shape == (3 * 12 - 1, 8 * 12 - 1)  # 20 maps: 3 rows of 8
-    assert np.isnan(z[:, 11]).all() and np.isnan(z[-11:, -47:]).all()  # gaps; 4 unused tiles blank
+    assert np.isnan(z[:, 11]).all()
+    assert np.isnan(z[-11:, -47:]).all()  # gaps; 4 unused tiles blank
     assert feature_map_figure(many).layout.height > feature_map_figure(maps).layout.height >= 100
     # the output layer, given the class names: one score per class on a class axis, the best highlighted
     output = LayerActivation("output", "dense", "identity", np.array([0.5, -1.0, 3.0, 0.1]))
     scores = layer_figure(output, "en", ["a", "b", "c", "d"])
-    assert list(scores.data[0].x) == ["a", "b", "c", "d"] and list(scores.data[0].y) == [0.5, -1.0, 3.0, 0.1]
+    assert list(scores.data[0].x) == ["a", "b", "c", "d"]
+    assert list(scores.data[0].y) == [0.5, -1.0, 3.0, 0.1]
     colors = list(scores.data[0].marker.color)
-    assert colors[2] != colors[0] and colors[1] != colors[0] and colors.count(colors[2]) == 1
+    assert colors[2] != colors[0]
+    assert colors[1] != colors[0]
+    assert colors.count(colors[2]) == 1
     assert scores.layout.yaxis.title.text == "score (logit)"
     assert list(layer_figure(output).data[0].x) == [1, 2, 3, 4]  # without class names: neuron bars
     # built without plotly's validation for speed: the specs must still be valid figures
@@ -178,7 +197,8 @@ def test_the_network_input_is_normalised_like_training() -> None:
     image = np.zeros((28, 28), dtype=np.uint8)
     image[5, 7] = 255
     x = normalise(to_pixels(image, (1, 28, 28), torch.device("cpu")), 0.1307, 0.3081)
-    assert x.shape == (1, 1, 28, 28) and x.dtype == torch.float32
+    assert x.shape == (1, 1, 28, 28)
+    assert x.dtype == torch.float32
     assert x[0, 0, 0, 0].item() == pytest.approx(-0.1307 / 0.3081, rel=1e-6)
     assert x[0, 0, 5, 7].item() == pytest.approx((1 - 0.1307) / 0.3081, rel=1e-6)
     uint8 = torch.from_numpy(image)[None]

@@ -27,7 +27,8 @@ def test_registry_structure():
     assert DEFAULT_PRESET in PRESETS
     assert {"tutorial", "deep_sigmoid", "zero_init", "wide_shallow", "narrow_deep", "small_cnn", "high_lr"} <= set(PRESETS)
     for key, preset in PRESETS.items():
-        assert isinstance(preset, Preset) and preset.key == key
+        assert isinstance(preset, Preset)
+        assert preset.key == key
 
 
 def test_every_preset_is_explained_in_both_languages():
@@ -37,7 +38,8 @@ def test_every_preset_is_explained_in_both_languages():
         for lang in ("en", "zh"):
             for part in ("name", "text"):
                 text = catalogs[lang][f"presets.{key}.{part}"]
-                assert text.strip() and translate(f"presets.{key}.{part}", lang) == text
+                assert text.strip()
+                assert translate(f"presets.{key}.{part}", lang) == text
             assert len(catalogs[lang][f"presets.{key}.text"]) > 80  # a paragraph, not a label
 
 
@@ -93,7 +95,8 @@ def test_zero_init_preset_keeps_all_hidden_units_identical(mnist):
     config = preset.config.with_changes(train_size=20 * preset.config.batch_size, epochs=1)
     session = TrainingSession(preset.spec, config, mnist, "cpu")
     session.start()
-    assert session.join(60) and session.status == "done"
+    assert session.join(60)
+    assert session.status == "done"
     net = session.model_copy()
     hidden = net.blocks[0].op.weight.detach()
     out = net.blocks[1].op.weight.detach()

@@ -72,7 +72,9 @@ def test_tiny_network_statistics_by_hand():
     snap = session.metrics.snapshot().extras["probe"]
     assert snap is probe.snapshot()
     assert [m.name for m in snap.layers] == ["dense1", "output"]
-    assert list(snap.steps) == [1] and snap.probes == 1 and snap.last_step == 1
+    assert list(snap.steps) == [1]
+    assert snap.probes == 1
+    assert snap.last_step == 1
     v = snap.values[0]
     s = sigmoid(1.5)
     g = 1.0 - s
@@ -98,14 +100,16 @@ def test_tiny_network_statistics_by_hand():
     # forward on the probe images with the new weights: unit 2 of dense1 is never > 0 -> dead
     x = np.array([[1.0, 0.0], [2.0, 1.0]])
     a1 = np.maximum(x @ w1.T + b1, 0.0)
-    assert a1[:, 1].max() == 0.0 and a1[:, 0].min() > 0
+    assert a1[:, 1].max() == 0.0
+    assert a1[:, 0].min() > 0
     assert v[0, M["act_mean"]] == approx(a1.mean())
     assert v[0, M["act_std"]] == approx(a1.std())  # population std
     assert v[0, M["dead"]] == approx(0.5)
     assert math.isnan(v[0, M["saturated"]])  # not a sigmoid/tanh layer
     logits = a1 @ w2.T + b2
     assert v[1, M["act_mean"]] == approx(logits.mean())
-    assert math.isnan(v[1, M["dead"]]) and math.isnan(v[1, M["saturated"]])
+    assert math.isnan(v[1, M["dead"]])
+    assert math.isnan(v[1, M["saturated"]])
     np.testing.assert_allclose(snap.heatmaps[0], a1, rtol=1e-6)
     np.testing.assert_allclose(snap.heatmaps[1], logits, rtol=1e-6)
 
@@ -131,7 +135,8 @@ def test_activation_stats_saturation_and_conv_dead_units():
     # saturated below 0.025 or above 0.975: sigmoid(±5) yes, sigmoid(±4) = 0.982 / 0.018 yes, others no
     assert sat == pytest.approx(4 / 8)
     assert math.isnan(dead)
-    assert mean == pytest.approx(a.mean().item()) and std == pytest.approx(a.std(correction=0).item())
+    assert mean == pytest.approx(a.mean().item())
+    assert std == pytest.approx(a.std(correction=0).item())
     t = torch.tanh(torch.tensor([[2.0, 1.0], [-3.0, 0.0]]))  # |tanh| > 0.95: tanh(2)=0.964, tanh(-3)
     assert activation_stats(t, t, "tanh")[3].item() == pytest.approx(0.5)
     # conv: a channel is dead when its z is never > 0 at any position of any image
@@ -144,19 +149,22 @@ def test_activation_stats_saturation_and_conv_dead_units():
 
 def test_histogram_fixed_bins_clip_outliers_and_sample_large_tensors():
     counts, limit = histogram(torch.tensor([-1.0, -0.5, 0.0, 0.5, 1.0]), bins=4)
-    assert limit.item() == 1.0 and counts.tolist() == [1, 1, 1, 2]  # like numpy: last bin closed
+    assert limit.item() == 1.0
+    assert counts.tolist() == [1, 1, 1, 2]  # like numpy: last bin closed
     np.testing.assert_array_equal(counts.numpy(), np.histogram([-1, -0.5, 0, 0.5, 1], bins=4, range=(-1, 1))[0])
     # one outlier: the range is 4·rms, the outlier is counted in the outer bin
     x = torch.cat([torch.linspace(-1, 1, 999), torch.tensor([1000.0])])
     counts, limit = histogram(x, bins=8)
     rms = x.square().mean().sqrt().item()
     assert limit.item() == pytest.approx(4 * rms)
-    assert counts.sum().item() == 1000 and counts[-1].item() >= 1
+    assert counts.sum().item() == 1000
+    assert counts[-1].item() >= 1
     # many tensors at once; big ones contribute an evenly strided sample of at most max_samples values
     tensors = [torch.randn(300, 100), torch.randn(7)]
     plan = HistogramPlan([t.numel() for t in tensors], bins=16, max_samples=1000)
     counts, limits = plan(tensors)
-    assert counts.shape == (2, 16) and counts.sum(1).tolist() == [1000, 7]
+    assert counts.shape == (2, 16)
+    assert counts.sum(1).tolist() == [1000, 7]
     assert limits[1].item() == pytest.approx(min(tensors[1].abs().max().item(), 4 * tensors[1].square().mean().sqrt().item()))
 
 
@@ -166,11 +174,14 @@ def test_history_is_bounded_and_averages_pairs():
         h.append(step, np.full((1, len(M)), float(step)))
     steps, values = h.arrays()
     assert h.stride == 2  # 1..4 filled it; 5 halved it to (2: 1.5, 4: 3.5); 6 and 8 close pairs
-    assert list(steps) == [2, 4, 6, 8] and list(values[:, 0, 0]) == [1.5, 3.5, 5.5, 7.5]
+    assert list(steps) == [2, 4, 6, 8]
+    assert list(values[:, 0, 0]) == [1.5, 3.5, 5.5, 7.5]
     h.append(9, np.full((1, len(M)), 9.0))
     h.append(10, np.full((1, len(M)), 10.0))  # full again: pairs averaged, stride 4, (9, 10) pending
     steps, values = h.arrays()
-    assert h.stride == 4 and list(steps) == [4, 8] and list(values[:, 0, 0]) == [2.5, 6.5]
+    assert h.stride == 4
+    assert list(steps) == [4, 8]
+    assert list(values[:, 0, 0]) == [2.5, 6.5]
 
 
 def test_probe_on_real_training_matches_independent_measurements(mnist):
@@ -180,7 +191,8 @@ def test_probe_on_real_training_matches_independent_measurements(mnist):
     session = train_to_end(mnist, dense_spec([32, 16], "relu"), config, sync_every=4, callbacks=[probe], timeout=60)
     snap = session.snapshot().extras["probe"]
     assert list(snap.steps) == [1, 3, 6, 9, 10]  # step 1, every 3rd, and the last
-    assert snap.probes == 5 and snap.last_step == 10
+    assert snap.probes == 5
+    assert snap.last_step == 10
     v = snap.values
     # SGD without momentum: the actual step is lr·grad, so ratio·‖W‖ ≈ lr·‖∂L/∂W‖ (two separate measurements)
     np.testing.assert_allclose(v[:, :, M["update_ratio"]] * v[:, :, M["weight_norm"]],
@@ -201,7 +213,8 @@ def test_probe_on_real_training_matches_independent_measurements(mnist):
             assert v[-1, i, M["dead"]] == pytest.approx(((z > 0).sum(0) == 0).float().mean().item())
         n = block.op.weight.numel()  # an evenly strided sample of at most HIST_MAX_SAMPLES values
         sampled = math.ceil(n / math.ceil(n / HIST_MAX_SAMPLES))
-        assert sampled <= HIST_MAX_SAMPLES and snap.weight_hist[i].sum() == sampled == snap.grad_hist[i].sum()
+        assert sampled <= HIST_MAX_SAMPLES
+        assert snap.weight_hist[i].sum() == sampled == snap.grad_hist[i].sum()
     np.testing.assert_allclose(snap.first_weights, net.blocks[0].op.weight[:32].detach().reshape(32, 28, 28).numpy(), rtol=1e-6)
     assert list(snap.probe_labels) == mnist.test_labels[:64].tolist()
     # every hook is gone once the run ended
@@ -213,8 +226,11 @@ def test_history_stays_bounded_in_a_long_run(mnist):
     config = TrainConfig(epochs=1, train_size=640, batch_size=16)
     train_to_end(mnist, dense_spec([16]), config, callbacks=[probe], timeout=60)
     snap = probe.snapshot()
-    assert snap.probes == 40 and len(snap.steps) <= 8 and snap.stride >= 8
-    assert snap.steps[-1] <= 40 and np.all(np.diff(snap.steps) > 0)
+    assert snap.probes == 40
+    assert len(snap.steps) <= 8
+    assert snap.stride >= 8
+    assert snap.steps[-1] <= 40
+    assert np.all(np.diff(snap.steps) > 0)
 
 
 def test_the_interval_can_change_during_a_run(mnist):
@@ -228,8 +244,9 @@ def test_the_interval_can_change_during_a_run(mnist):
     config = TrainConfig(epochs=1, train_size=16 * 80, batch_size=16)
     train_to_end(mnist, dense_spec([8]), config, callbacks=[probe, Switch()], timeout=60)
     snap = probe.snapshot()
-    assert snap.steps.tolist() == [1, 20, 40, 49, 56, 63, 70, 77, 80] and snap.every == 7
-    with pytest.raises(ValueError):
+    assert snap.steps.tolist() == [1, 20, 40, 49, 56, 63, 70, 77, 80]
+    assert snap.every == 7
+    with pytest.raises(ValueError, match="every must be >= 1"):
         probe.set_every(0)
 
 
@@ -255,10 +272,12 @@ def test_conv_first_layer_kernels_and_batchnorm_left_alone(mnist):
     session = TrainingSession(spec, config, mnist, "cpu", callbacks=[probe])
     bn = session.model.blocks[1].op
     session.start()
-    assert session.join(60) and session.status == "done"
+    assert session.join(60)
+    assert session.status == "done"
     snap = probe.snapshot()
     assert [m.name for m in snap.layers] == ["conv2d1", "batchnorm1", "dense1", "output"]
-    assert snap.first_layer == "conv2d1" and snap.first_weights.shape == (4, 3, 3)
+    assert snap.first_layer == "conv2d1"
+    assert snap.first_weights.shape == (4, 3, 3)
     np.testing.assert_allclose(snap.first_weights, session.model.blocks[0].op.weight[:, 0].detach().numpy(), rtol=1e-6)
     assert snap.heatmaps[0].shape == (64, 4)  # channels averaged over positions
     # 4 training steps -> the running statistics saw 4 batches, not the probe's forward passes

@@ -14,15 +14,18 @@ def test_readme_has_two_commands_and_ci_runs_the_test_command_verbatim():
     commands = readme_commands()
     assert len(commands) == 2
     install_and_start, test = commands
-    assert "streamlit run app.py" in install_and_start and "requirements.txt" in install_and_start
-    assert "pytest" in test and "chromium" in test
+    assert "streamlit run app.py" in install_and_start
+    assert "requirements.txt" in install_and_start
+    assert "pytest" in test
+    assert "chromium" in test
     ci = (REPO / ".ci" / "run").read_text(encoding="utf-8")
     assert test in ci.splitlines()
 
 
 def test_core_package_does_not_import_streamlit_and_only_figures_import_plotly():
     core = [p for p in (REPO / "dlplay").rglob("*.py") if p.relative_to(REPO / "dlplay").parts[0] != "ui"]
-    assert len(core) > 30 and (REPO / "dlplay" / "figures" / "style.py") in core
+    assert len(core) > 30
+    assert (REPO / "dlplay" / "figures" / "style.py") in core
     for path in core:
         tree = ast.parse(path.read_text(encoding="utf-8"))
         names = set()
@@ -40,7 +43,8 @@ def test_requirements_pin_the_cpu_and_cuda_capable_torch():
     reqs = (REPO / "requirements.txt").read_text().split()
     assert "torch==2.13.0" in reqs
     pins = [l for l in (REPO / "requirements.txt").read_text().splitlines() if l and not l.startswith("#")]
-    assert pins and all("==" in l for l in pins)
+    assert pins
+    assert all("==" in l for l in pins)
 
 
 def test_ci_runs_ruff_and_mypy_after_the_test_command_and_benches_need_no_path_edits():

@@ -30,11 +30,13 @@ def test_the_app_uses_a_token_it_finds_as_ray_start_head_does(tmp_path):
     home = tmp_path / "home"
     assert prepare_auth({}, home=home) == "disabled"  # no token anywhere: Ray's default for a joining driver
     env: dict[str, str] = {"RAY_AUTH_MODE": "", "RAY_AUTH_TOKEN": ""}
-    assert prepare_auth(env, home=home) == "disabled" and env == {}  # empty variables count as unset
+    assert prepare_auth(env, home=home) == "disabled"
+    assert env == {}  # empty variables count as unset
     (home / ".ray").mkdir(parents=True)
     (home / ".ray" / "auth_token").write_text("abc")  # what ray.init() / ray get-auth-token --generate write
     env = {}
-    assert prepare_auth(env, home=home) == "token" and env == {"RAY_AUTH_MODE": "token"}
+    assert prepare_auth(env, home=home) == "token"
+    assert env == {"RAY_AUTH_MODE": "token"}
     assert prepare_auth({"RAY_AUTH_MODE": "disabled"}, home=home) == "disabled"  # an explicit mode is kept
     path = tmp_path / "token"
     assert not token_available({"RAY_AUTH_TOKEN_PATH": str(path)}, home=tmp_path)
@@ -46,10 +48,12 @@ def test_the_app_uses_a_token_it_finds_as_ray_start_head_does(tmp_path):
 def test_a_head_the_app_starts_gets_a_token_of_its_own(tmp_path):
     env: dict[str, str] = {}
     assert prepare_auth(env, new_head=True, home=tmp_path) == "token"
-    assert env["RAY_AUTH_MODE"] == "token" and len(env["RAY_AUTH_TOKEN"]) == 64
+    assert env["RAY_AUTH_MODE"] == "token"
+    assert len(env["RAY_AUTH_TOKEN"]) == 64
     assert not (tmp_path / ".ray").exists()  # nothing written
     env = {"RAY_AUTH_MODE": "disabled"}
-    assert prepare_auth(env, new_head=True, home=tmp_path) == "disabled" and "RAY_AUTH_TOKEN" not in env
+    assert prepare_auth(env, new_head=True, home=tmp_path) == "disabled"
+    assert "RAY_AUTH_TOKEN" not in env
 
 
 def test_the_guardian_ends_its_command_group_when_the_app_is_killed(tmp_path):
@@ -70,7 +74,8 @@ time.sleep(300)
         pids = json.loads(pid_file.read_text())
         assert pids["app"] == app.pid
         group = [p.pid for p in psutil.process_iter() if p.pid != pids["guardian"] and _pgid(p.pid) == pids["head"]]
-        assert len(group) == 2 and all(not gone(pid) for pid in group)
+        assert len(group) == 2
+        assert all(not gone(pid) for pid in group)
     finally:
         app.kill()
         app.wait()
@@ -117,10 +122,13 @@ def test_a_head_that_stops_answering_means_runs_fall_back(monkeypatch):
     watch.start()
     try:
         assert not wait_for(lambda: link.state != UP, 0.5)  # a head that answers stays up
-        assert link.backend() is not None and link.alive()
+        assert link.backend() is not None
+        assert link.alive()
         server.close()
         assert wait_for(lambda: link.state == LOST, 10)
-        assert link.backend() is None and not link.alive() and "does not answer" in (link.error or "")
+        assert link.backend() is None
+        assert not link.alive()
+        assert "does not answer" in (link.error or "")
     finally:
         link.close()
         server.close()
@@ -136,6 +144,7 @@ def test_a_local_head_that_does_not_start_is_a_failed_link(monkeypatch, tmp_path
     link = ClusterLink("local")
     link.start()
     assert link.backend(wait=60) is None
-    assert link.state == FAILED and "did not start" in (link.error or "")
+    assert link.state == FAILED
+    assert "did not start" in (link.error or "")
     assert free_port() > 0
     assert Path(tmp_path / head_mod.LOG_FILE).exists()

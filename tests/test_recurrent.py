@@ -56,7 +56,8 @@ def test_json_share_link_and_validation():
                              LayerSpec("dense", 5)), order="pixels")
     assert ModelSpec.from_json(spec.to_json()) == spec
     assert from_params(to_params(spec, TrainConfig())) == (spec, TrainConfig())
-    assert "stack" not in ModelSpec().to_json() and "order" not in ModelSpec().to_json()  # old JSON unchanged
+    assert "stack" not in ModelSpec().to_json()
+    assert "order" not in ModelSpec().to_json()  # old JSON unchanged
     with pytest.raises(UserError) as info:
         ModelSpec(layers=(LayerSpec("rnn", 8, "tanh"),), order="diagonal")
     assert info.value.key == "spec.unknown_order"
@@ -64,7 +65,8 @@ def test_json_share_link_and_validation():
         assert "diagonal" in translate(info.value.key, lang, **info.value.params)
     with pytest.raises(UserError) as info:  # an LSTM that reads only its last state gives no sequence to a second one
         ModelSpec(layers=(LayerSpec("lstm", 8, "identity"), LayerSpec("lstm", 8, "identity")))
-    assert info.value.key == "spec.sequence_after_dense" and info.value.params["layer"] == 2
+    assert info.value.key == "spec.sequence_after_dense"
+    assert info.value.params["layer"] == 2
     with pytest.raises(UserError) as info:
         ModelSpec(layers=(LayerSpec("rnn", 8, "sigmoid"),))
     assert info.value.key == "spec.kind_activation"
@@ -102,8 +104,11 @@ def test_training_session_trains_a_recurrent_net_with_the_probe(cell, mnist):
                               TrainConfig(epochs=1, train_size=2048, batch_size=32, lr=3e-3),
                               mnist, "cpu", sync_every=2, callbacks=[probe])
     session.start()
-    assert session.join(120) and session.status == "done"
+    assert session.join(120)
+    assert session.status == "done"
     snap = session.snapshot()
-    assert snap.epochs[-1].test_acc > 0.2 and snap.epochs[-1].test_loss < 2.1  # learns in 64 steps (chance: 0.1, ln 10 = 2.30)
+    assert snap.epochs[-1].test_acc > 0.2
+    assert snap.epochs[-1].test_loss < 2.1  # learns in 64 steps (chance: 0.1, ln 10 = 2.30)
     probe_snap = probe.snapshot()
-    assert probe_snap.layers[0].kind == cell and np.isfinite(probe_snap.values[-1, 0]).any()
+    assert probe_snap.layers[0].kind == cell
+    assert np.isfinite(probe_snap.values[-1, 0]).any()

@@ -8,6 +8,7 @@ link, the Build page's layer editor, the diagram, the summary table and the tran
 """
 from __future__ import annotations
 
+import itertools
 import math
 from pathlib import Path
 
@@ -70,9 +71,11 @@ def image(mnist):
 
 
 def test_the_spec_names_are_the_registries():
-    assert ACTIVATION_NAMES == tuple(ACTIVATIONS) and KIND_NAMES == tuple(LAYER_KINDS)
-    assert OPTIMIZER_NAMES == tuple(OPTIMIZERS) and SCHEDULE_NAMES == tuple(SCHEDULES)
-    assert WEIGHT_KINDS == tuple(k for k, kind in LAYER_KINDS.items() if kind.weights)
+    assert tuple(ACTIVATIONS) == ACTIVATION_NAMES
+    assert tuple(LAYER_KINDS) == KIND_NAMES
+    assert tuple(OPTIMIZERS) == OPTIMIZER_NAMES
+    assert tuple(SCHEDULES) == SCHEDULE_NAMES
+    assert tuple(k for k, kind in LAYER_KINDS.items() if kind.weights) == WEIGHT_KINDS
     assert all(name == entry.name for reg in (ACTIVATIONS, LAYER_KINDS, OPTIMIZERS, SCHEDULES)
                for name, entry in reg.items())
 
@@ -122,7 +125,8 @@ def test_trace_and_formulas(name, mnist, image):
     tr = trace(model, img, mnist.info, label=label)
     explicit = tutorial_deltas(tr)
     dense = [i for i, lt in enumerate(tr.layers[:-1]) if lt.is_dense]
-    assert dense and all(explicit[i] is not None for i in dense)
+    assert dense
+    assert all(explicit[i] is not None for i in dense)
     for i in dense:  # δ = (Wᵀδ) ⊙ f′(z) with the registry's f′ is autograd's δ
         np.testing.assert_allclose(explicit[i], tr.layers[i].delta, rtol=1e-4, atol=1e-7)
         assert tr.layers[i].activation == name
@@ -138,9 +142,10 @@ def test_probe_and_hint_rules(name):
     entry = ACTIVATIONS[name]
     f = entry.module()
     z = torch.cat([torch.full((8, 1), -3.0), torch.linspace(-5, 5, 8).reshape(8, 1), torch.full((8, 1), 4.0)], dim=1)
-    mean, std, dead, saturated = activation_stats(z, f(z), name).tolist()
+    mean, _std, dead, saturated = activation_stats(z, f(z), name).tolist()
     assert mean == pytest.approx(f(z).mean().item(), abs=1e-6)
-    assert math.isnan(dead) != entry.can_die and math.isnan(saturated) != entry.saturates
+    assert math.isnan(dead) != entry.can_die
+    assert math.isnan(saturated) != entry.saturates
     if entry.can_die:
         assert dead == pytest.approx(1 / 3)  # the first column never > 0
     ends = entry.derivative(torch.tensor([-30.0, 30.0], dtype=torch.float64))
@@ -153,7 +158,8 @@ def test_probe_and_hint_rules(name):
         assert float(slope[(out <= low) | (out >= high)].max()) <= 0.1 * float(slope.max())
         assert saturated == pytest.approx(float(((f(z) < low) | (f(z) > high)).float().mean()))
     meta = (LayerMeta("dense1", DENSE, name, 16, True), LayerMeta("output", DENSE, IDENTITY, 10, True))
-    assert meta[0].relu_family == entry.can_die and meta[0].saturating == entry.saturates
+    assert meta[0].relu_family == entry.can_die
+    assert meta[0].saturating == entry.saturates
     values = np.full((5, 2, len(METRICS)), np.nan)
     values[:, :, M["delta"]], values[:, :, M["update_ratio"]] = 0.05, 2e-3
     values[:, :, M["grad_w"]], values[:, :, M["weight_norm"]] = 0.5, 5.0
@@ -201,14 +207,16 @@ def test_kind_validates_with_its_limits(name):
             assert info.value.params["layer"] == 1
             if field.count_key and bad == field.high + 1:  # "4097 neurons are too many; at most 4096"
                 assert info.value.key == "spec.layer_too_many"
-                assert info.value.params["what"] == field.count_key and info.value.params["high"] == field.high
+                assert info.value.params["what"] == field.count_key
+                assert info.value.params["high"] == field.high
             else:  # named by the label the page shows for it
                 assert info.value.key == "spec.layer_int_range"
                 assert info.value.params["name"] == field.label_key
     for choice in kind.choices:
         with pytest.raises(UserError) as info:
             spec_with(name, **{choice.name: "nonsense"})
-        assert info.value.key == "spec.layer_choice" and info.value.params["name"] == choice.name
+        assert info.value.key == "spec.layer_choice"
+        assert info.value.params["name"] == choice.name
     if kind.activations is not None:
         bad_act = next(a for a in ACTS if a not in kind.activations)
         with pytest.raises(UserError) as info:
@@ -234,7 +242,7 @@ def test_kind_validates_with_its_limits(name):
 @pytest.mark.parametrize("position", ["first", "after_conv"])
 def test_kind_model_shapes_and_counts(name, position):
     layers = (kind_layer(name),) if position == "first" else (kind_layer("conv2d", units=6, stride=2), kind_layer(name))
-    spec = ModelSpec(layers=layers + (LayerSpec(DENSE, 12, "tanh"),))
+    spec = ModelSpec(layers=(*layers, LayerSpec(DENSE, 12, "tanh")))
     model = build_model(spec, seed=0)
     model.eval()
     record = []
@@ -243,7 +251,7 @@ def test_kind_model_shapes_and_counts(name, position):
         logits = model(torch.randn(3, 1, 28, 28), record)
     assert logits.shape == (3, spec.num_classes)
     infos = layer_summary(spec)
-    shapes = spec.shapes() + [(spec.num_classes,)]
+    shapes = [*spec.shapes(), (spec.num_classes,)]
     for block, info, shape, (_z, a) in zip(model.blocks, infos, shapes, record):
         assert tuple(a.shape[1:]) == shape == info.output_shape  # the inferred shape is the module's
         assert info.params == count_parameters(block)  # the table's parameters are the module's
@@ -286,7 +294,8 @@ def test_kind_trace_formulas_and_probe(name, mnist, image):
     session = TrainingSession(spec, TrainConfig(epochs=1, train_size=64, batch_size=32), mnist, "cpu",
                               sync_every=1, callbacks=[probe])
     session.start()
-    assert session.join(60) and session.status == "done"
+    assert session.join(60)
+    assert session.status == "done"
     snap = session.snapshot().extras["probe"]
     probed = [meta.kind for meta in snap.layers]
     assert (name in probed) == LAYER_KINDS[name].learns  # pooling has nothing to learn
@@ -322,9 +331,11 @@ def test_kind_diagram_table_label_and_translations(name):
     for lang in LANGS:
         assert entry_key_in(lang, kind.key)
         for field in kind.numbers:
-            assert entry_key_in(lang, field.label_key) and entry_key_in(lang, field.help_key)
+            assert entry_key_in(lang, field.label_key)
+            assert entry_key_in(lang, field.help_key)
         for choice in kind.choices:
-            assert entry_key_in(lang, choice.label_key) and entry_key_in(lang, choice.help_key)
+            assert entry_key_in(lang, choice.label_key)
+            assert entry_key_in(lang, choice.help_key)
             assert all(entry_key_in(lang, choice.option_key(o)) for o in choice.options)
 
 
@@ -380,14 +391,16 @@ def test_optimizer_trains_and_its_state_is_what_the_memory_estimate_assumes(name
     config = TrainConfig(optimizer=name)
     assert from_params(to_params(ModelSpec(layers=()), config))[1] == config
     for lang in LANGS:
-        assert entry_key_in(lang, entry.key) and entry_key_in(lang, entry.short_key)
+        assert entry_key_in(lang, entry.key)
+        assert entry_key_in(lang, entry.short_key)
 
 
 @pytest.mark.parametrize("name", list(SCHEDULES))
 def test_schedule_factor_share_link_and_translation(name):
     factors = [lr_factor(name, step, 100) for step in range(1, 101)]
-    assert factors[0] == 1.0 and all(0 < f <= 1 for f in factors)
-    assert all(a >= b for a, b in zip(factors, factors[1:]))  # a schedule only lowers the rate
+    assert factors[0] == 1.0
+    assert all(0 < f <= 1 for f in factors)
+    assert all(a >= b for a, b in itertools.pairwise(factors))  # a schedule only lowers the rate
     config = TrainConfig(schedule=name)
     assert from_params(to_params(ModelSpec(layers=()), config))[1] == config
     for lang in LANGS:

@@ -40,12 +40,15 @@ def test_a_forks_spike_does_not_flatten_the_original_run(lang):
     fork[20:40] = np.linspace(5, 45, 20)  # the fork's spike (a learning rate of 10), then it recovers
     fig = fork_figure(_curves(parent), _curves(fork), "loss", 1.0, lang)
     top = fig.layout.yaxis.range[1]
-    assert top < 1.0 and parent.max() / top > 0.5, top  # the original run fills the chart, not a line at 0
+    assert top < 1.0, top
+    assert parent.max() / top > 0.5, top  # the original run fills the chart, not a line at 0
     marks = [t for t in fig.data if t.customdata is not None]
-    assert len(marks) == 1 and max(marks[0].customdata) == pytest.approx(45)  # the spike, on the top edge
+    assert len(marks) == 1
+    assert max(marks[0].customdata) == pytest.approx(45)  # the spike, on the top edge
     assert set(marks[0].y) == {top}
     notes = " ".join(a.text for a in fig.layout.annotations)
-    assert "45" in notes and ("off the chart" if lang == "en" else "超出图表") in notes
+    assert "45" in notes
+    assert ("off the chart" if lang == "en" else "超出图表") in notes
     calm = fork_figure(_curves(parent), _curves(parent[::-1]), "loss", 1.0, lang)
     assert calm.layout.yaxis.range is None  # no spike: plotly's own range, nothing marked
 
@@ -72,8 +75,10 @@ def test_small_steps_at_the_end_of_a_cosine_schedule_are_not_called_a_low_learni
     assert [h.key for h in H.find_hints(snap)] == ["dynamics.hint_update_low"]  # no schedule known: as before
     assert [h.key for h in H.find_hints(snap, lr_share=1.0)] == ["dynamics.hint_update_low"]  # a constant rate
     (hint,) = H.find_hints(snap, lr_share=0.01)  # the schedule has lowered the rate to 1 %
-    assert hint.key == "dynamics.hint_update_annealed" and hint.level == "info"
-    assert "1.0%" in hint.text("en") and "too low" not in hint.text("en").split(".")[0]
+    assert hint.key == "dynamics.hint_update_annealed"
+    assert hint.level == "info"
+    assert "1.0%" in hint.text("en")
+    assert "too low" not in hint.text("en").split(".")[0]
     assert "1.0%" in hint.text("zh")
     v[:, :, M["update_ratio"]] = 5e-8  # tiny even at the chosen rate: the rate is too low after all
     assert [h.key for h in H.find_hints(snapshot(v), lr_share=0.01)] == ["dynamics.hint_update_low"]
@@ -152,12 +157,14 @@ def test_a_download_with_no_answer_fails_in_seconds_not_minutes(tmp_path, silent
     took = time.monotonic() - started
     assert took < 20, took  # the probe gives up after PROBE_TIMEOUT_S (3 s); one file's timeout alone is 30 s
     urls = err.value.params["urls"]
-    assert err.value.key == "data.download_failed" and ("timed out" in urls or "no answer within 3 s" in urls), urls
+    assert err.value.key == "data.download_failed", urls
+    assert "timed out" in urls or "no answer within 3 s" in urls, urls
     assert not any(p.name.endswith(".part") for p in (tmp_path / "dl").iterdir())
     with pytest.raises(UserError) as err:  # what the Train page's Start shows: where to put the four files
         data.load_dataset("mnist", paths=data.SearchPaths(cache_dir=tmp_path / "cache", system_dirs=()),
                           mirrors=[silent.url + "/"], timeout=30)
-    assert err.value.key == "data.not_found_offline" and str(tmp_path / "cache" / "mnist") in err.value.params["folder"]
+    assert err.value.key == "data.not_found_offline"
+    assert str(tmp_path / "cache" / "mnist") in err.value.params["folder"]
 
 
 # ----------------------------------------------------------------------------------- a queued run
@@ -180,7 +187,8 @@ def test_a_queued_run_says_why_it_waits_and_its_place(mnist, lang):
         third.start()
         assert wait_for(lambda: third.snapshot().progress.queue_position == 2)
         p = third.snapshot().progress
-        assert p.status == "queued" and p.message == "slots.queued_single"
+        assert p.status == "queued"
+        assert p.message == "slots.queued_single"
         text = translate(p.message, lang, **dict(p.message_params))
         assert ("number 2 in the queue" if lang == "en" else "第 2 位") in text
         assert ("another tab" if lang == "en" else "另一个标签页") in text  # why: who may hold the place
@@ -211,7 +219,9 @@ def test_a_share_link_is_checked_when_it_opens_and_its_note_stays(lang):
     at.run()
     assert not at.exception, at.exception
     config = at.session_state["config"]
-    assert config.label_edits == () and config.lr == 0.01 and config.batch_size == 32  # the rest of the link applies
+    assert config.label_edits == ()
+    assert config.lr == 0.01
+    assert config.batch_size == 32  # the rest of the link applies
     (note,) = [w.value for w in at.warning if "9999999" in w.value]
     assert "10000" in note.replace(",", "")  # why: the training set has 10,000 images (the sample)
     assert ("Used instead: `32`" if lang == "en" else "改用：`32`") in note  # the batch size: 0 is out of its range
@@ -229,15 +239,18 @@ def test_an_lstm_link_leaves_out_the_cells_own_activation_and_old_links_still_re
 
     spec = PRESETS["lstm_rows"].spec
     link = to_params(spec, TrainConfig())
-    assert link["net"] == "lstm128" and "identity" not in "".join(link.values())
+    assert link["net"] == "lstm128"
+    assert "identity" not in "".join(link.values())
     assert from_params(link)[0] == spec
     assert from_params({**link, "net": "lstm128-identity"})[0] == spec  # a link made before still opens the same
     gru = from_params({"net": "gru64"})[0]
-    assert gru.layers[0].activation == "identity" and to_params(gru, TrainConfig())["net"] == "gru64"
+    assert gru.layers[0].activation == "identity"
+    assert to_params(gru, TrainConfig())["net"] == "gru64"
     rnn = from_params({"net": "r64-tanh"})[0]  # a plain RNN's activation is a choice: written
     assert to_params(rnn, TrainConfig())["net"] == "r64-tanh"
     parsed, problems = read_link({"net": "lstm128", "ep": "0"})
-    assert parsed[0] == spec and [p.key for p in problems] == ["ep"]
+    assert parsed[0] == spec
+    assert [p.key for p in problems] == ["ep"]
 
 
 # ----------------------------------------------------------------------------------- the Runs page
@@ -262,10 +275,12 @@ def test_the_runs_page_shares_each_runs_settings(mnist, monkeypatch, tmp_path):
     at.run()
     assert not at.exception, at.exception
     links = [c.value for c in at.code if "net=" in c.value]
-    assert len(links) == 1 and "lang=zh" in links[0]
+    assert len(links) == 1
+    assert "lang=zh" in links[0]
     from urllib.parse import parse_qsl, urlparse
 
     url = urlparse(links[0])
     assert url.path == "/build"
     spec, config = from_params(dict(parse_qsl(url.query)))
-    assert spec == record.spec and config == record.config  # the run's own settings, exactly
+    assert spec == record.spec
+    assert config == record.config  # the run's own settings, exactly

@@ -96,6 +96,7 @@ def test_pins_match_the_installed_versions():
 
 def test_the_cluster_requirements_add_ray_to_the_app_and_the_tests_install_them():
     lines = (REPO / "requirements-cluster.txt").read_text(encoding="utf-8").splitlines()
-    assert "-r requirements.txt" in lines and "ray" in pinned("requirements-cluster.txt")
+    assert "-r requirements.txt" in lines
+    assert "ray" in pinned("requirements-cluster.txt")
     assert "-r requirements-cluster.txt" in (REPO / "requirements-dev.txt").read_text(encoding="utf-8").splitlines()
     assert "ray" not in pinned()  # a single learner does not need it

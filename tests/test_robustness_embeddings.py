@@ -1,6 +1,7 @@
 """dlplay/learn/robustness.py and dlplay/learn/embeddings.py on the trained tutorial model and the real test set."""
 from __future__ import annotations
 
+import itertools
 import time
 
 import numpy as np
@@ -41,13 +42,13 @@ def test_accuracy_falls_with_noise_and_away_from_upright(model, mnist) -> None:
     noise = robustness_curve(model, images, labels, info.mean, info.std, "noise")
     acc = noise.accuracy
     print("noise", [f"{a:.3f}" for a in acc])
-    assert all(b <= a + 0.01 for a, b in zip(acc, acc[1:])), acc  # monotone within 1 point (sampling noise)
+    assert all(b <= a + 0.01 for a, b in itertools.pairwise(acc)), acc  # monotone within 1 point (sampling noise)
     assert acc[-1] < acc[0] - 0.3  # at 0.8 of full brightness the digits drown (measured 0.92 -> 0.38)
     rotate = robustness_curve(model, images, labels, info.mean, info.std, "rotate")
     levels = rotate.levels
     best = max(rotate.accuracy)
     assert rotate.at(0.0) == best
-    for a, b in zip(levels, levels[1:]):  # falls on both sides of upright
+    for a, b in itertools.pairwise(levels):  # falls on both sides of upright
         if b <= 0:
             assert rotate.at(a) <= rotate.at(b) + 0.01
         elif a >= 0:
@@ -63,7 +64,8 @@ def test_perturbations_do_what_they_say(mnist) -> None:
     thick, thin = perturb(images, "thickness", 1.0), perturb(images, "thickness", -1.0)
     ink = lambda x: int((x > 127).sum())  # noqa: E731
     assert ink(thin) < ink(images) < ink(thick)
-    assert torch.all(thick >= images) and torch.all(thin <= images)  # max/min over a window holding the pixel
+    assert torch.all(thick >= images)
+    assert torch.all(thin <= images)  # max/min over a window holding the pixel
     moved = perturb(images, "shift", 2.0)
     assert torch.equal(moved[0, :, 2:], images[0, :, :-2])  # image 0 moves right, 2 px, exactly
     assert torch.equal(moved[3, :-2, :], images[3, 2:, :])  # image 3 moves up
@@ -109,21 +111,27 @@ def test_pca_keeps_its_orientation_and_low_rank_agrees_with_exact(mnist) -> None
 def test_layers_and_activation_shapes(model, mnist) -> None:
     assert layer_names(model) == [INPUT, "dense1", "output"]
     x = activations(model, mnist.test_images[:7], mnist.info.mean, mnist.info.std, "dense1", batch_size=3)
-    assert x.shape == (7, 128) and float(x.min()) >= 0.0  # after ReLU
+    assert x.shape == (7, 128)
+    assert float(x.min()) >= 0.0  # after ReLU
 
 
 def test_tsne_fits_its_budget_and_separates_classes(model, mnist) -> None:
     budget = 30.0  # the plan expects 3 s here; the margin is for a machine busy with other work
     n = tsne_plan(200, budget)
-    assert n == 200 and tsne_plan(10_000, 1.0) < 200 and 3990 <= tsne_plan(10_000, 60.0) <= 4000
+    assert n == 200
+    assert tsne_plan(10_000, 1.0) < 200
+    assert 3990 <= tsne_plan(10_000, 60.0) <= 4000
     images, labels = mnist.test_images[:n], mnist.test_labels[:n].numpy()
     x = activations(model, images, mnist.info.mean, mnist.info.std, "dense1").numpy()
     job = TsneJob(x, budget)
     assert 0.0 <= job.progress() < 1.0 or job.done
     assert job.join(budget * 3)
-    assert job.error is None and job.coords is not None and job.coords.shape == (n, 2)
+    assert job.error is None
+    assert job.coords is not None
+    assert job.coords.shape == (n, 2)
     print(f"t-SNE of {n} points: {job.seconds:.1f} s (budget {budget} s)")
-    assert job.seconds is not None and job.seconds < budget
+    assert job.seconds is not None
+    assert job.seconds < budget
     # neighbours on the map share their class far more often than chance (10 %)
     coords = job.coords
     d = np.linalg.norm(coords[:, None] - coords[None], axis=2)

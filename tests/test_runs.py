@@ -53,14 +53,21 @@ def test_recorder_records_a_real_run(recorded):
     rec = history.records()[0]
     assert rec is recorder.record
     assert rec.status == "done"
-    assert rec.spec == session.spec and rec.config == session.config
-    assert rec.seed == 3 and rec.dataset == "mnist" and rec.device == "cpu" and rec.device_name.startswith("CPU")
-    assert rec.steps == 40 and len(rec.epochs) == 2
+    assert rec.spec == session.spec
+    assert rec.config == session.config
+    assert rec.seed == 3
+    assert rec.dataset == "mnist"
+    assert rec.device == "cpu"
+    assert rec.device_name.startswith("CPU")
+    assert rec.steps == 40
+    assert len(rec.epochs) == 2
     assert rec.params == 784 * 16 + 16 + 16 * 10 + 10
     assert rec.test_acc == session.snapshot().epochs[-1].test_acc
     assert rec.test_acc == pytest.approx(session.evaluate("test")[1])
-    assert rec.loss_steps[-1] == 40 and len(rec.loss_steps) == len(rec.loss_values) == 40
-    assert rec.duration_s > 0 and rec.created_at == session.started_at
+    assert rec.loss_steps[-1] == 40
+    assert len(rec.loss_steps) == len(rec.loss_values) == 40
+    assert rec.duration_s > 0
+    assert rec.created_at == session.started_at
 
 
 def test_a_run_stopped_mid_epoch_is_evaluated_once_more(mnist):
@@ -71,9 +78,12 @@ def test_a_run_stopped_mid_epoch_is_evaluated_once_more(mnist):
     session.stop()
     assert session.join(60)
     rec = record_from_session(session)
-    assert rec.status == "stopped" and rec.steps == 7 and rec.epochs == ()
+    assert rec.status == "stopped"
+    assert rec.steps == 7
+    assert rec.epochs == ()
     loss, acc = session.evaluate("test")
-    assert rec.test_acc == pytest.approx(acc) and rec.test_loss == pytest.approx(loss)
+    assert rec.test_acc == pytest.approx(acc)
+    assert rec.test_loss == pytest.approx(loss)
 
 
 def test_a_run_that_never_stepped_is_not_recorded(mnist):
@@ -90,7 +100,8 @@ def test_long_loss_curves_are_downsampled(mnist):
     session.start()
     assert session.join(120)
     rec = record_from_session(session)
-    assert len(rec.loss_steps) <= MAX_LOSS_POINTS + 1 and rec.loss_steps[-1] == 500
+    assert len(rec.loss_steps) <= MAX_LOSS_POINTS + 1
+    assert rec.loss_steps[-1] == 500
     assert list(rec.loss_steps) == sorted(rec.loss_steps)
 
 
@@ -98,8 +109,11 @@ def test_record_json_round_trip_keeps_everything():
     rec = _record(label="first try")
     back = RunRecord.from_json(rec.to_json())
     assert back.to_json() == rec.to_json()  # NaN survives as NaN
-    assert back.spec == rec.spec and back.config == rec.config and back.epochs == rec.epochs
-    assert back.lr_changes == rec.lr_changes and back.label == "first try"
+    assert back.spec == rec.spec
+    assert back.config == rec.config
+    assert back.epochs == rec.epochs
+    assert back.lr_changes == rec.lr_changes
+    assert back.label == "first try"
 
 
 @pytest.mark.parametrize("breakage", [
@@ -114,7 +128,7 @@ def test_record_json_round_trip_keeps_everything():
 def test_malformed_records_are_rejected(breakage):
     data = _record().to_dict()
     breakage(data)
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError):  # noqa: PT011 - each breakage has its own message; the type is the contract
         RunRecord.from_dict(data)
 
 
@@ -127,18 +141,21 @@ def test_store_saves_loads_deletes(tmp_path):
     assert path == tmp_path / "runs" / f"{a.run_id}.json"
     assert json.loads(path.read_text())["run_id"] == a.run_id
     records, bad = store.load_all()
-    assert [r.run_id for r in records] == [b.run_id, a.run_id] and bad == 0
+    assert [r.run_id for r in records] == [b.run_id, a.run_id]
+    assert bad == 0
     assert store.saved_ids() == {a.run_id, b.run_id}
     store.save(replace(a, label="renamed"))  # saving again replaces the file
     assert store.load(a.run_id).label == "renamed"
     (tmp_path / "runs" / "0123456789ab.json").write_text("{not json")
     (tmp_path / "runs" / "notes.json").write_text("{}")
     records, bad = store.load_all()
-    assert len(records) == 2 and bad == 2
-    assert store.delete(a.run_id) and not store.delete(a.run_id)
+    assert len(records) == 2
+    assert bad == 2
+    assert store.delete(a.run_id)
+    assert not store.delete(a.run_id)
     assert [r.run_id for r in store.load_all()[0]] == [b.run_id]
     assert not list((tmp_path / "runs").glob("*.tmp"))
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="bad run id"):
         store.path_for("../evil")
 
 
@@ -165,7 +182,8 @@ def test_history_dedups_and_limits():
     assert [r.run_id for r in history.records()] == [recs[1].run_id, recs[3].run_id, recs[2].run_id]
     assert history.get(recs[2].run_id).label == "x"
     history.remove(recs[1].run_id)
-    assert len(history) == 2 and history.get(recs[1].run_id) is None
+    assert len(history) == 2
+    assert history.get(recs[1].run_id) is None
 
 
 def test_architecture_labels():
@@ -185,11 +203,15 @@ def test_differing_fields_name_exactly_what_changed():
     assert differing_fields([a, replace(a, run_id=new_run_id())]) == []
     assert differing_fields([]) == []
     fields = run_fields(a)
-    assert fields["lr"] == "0.001" and fields["lr_changes"] == "0.0005@300" and fields["architecture"] == "784-128-10"
-    assert fields["device"] == "CPU" and run_fields(_record(device="cuda", device_name="NVIDIA H200"))["device"] == "NVIDIA H200"
+    assert fields["lr"] == "0.001"
+    assert fields["lr_changes"] == "0.0005@300"
+    assert fields["architecture"] == "784-128-10"
+    assert fields["device"] == "CPU"
+    assert run_fields(_record(device="cuda", device_name="NVIDIA H200"))["device"] == "NVIDIA H200"
     assert run_fields(_record(spec=dense_spec([64], dropout=0.5)))["layers"] == "Dense 64 relu + Dropout 0.5"
     results = result_fields(a)
-    assert results["test_acc"] == "93.50%" and results["epochs_done"] == "2"
+    assert results["test_acc"] == "93.50%"
+    assert results["epochs_done"] == "2"
     assert result_fields(_record(test_acc=None, epochs=()))["test_acc"] == "—"
 
 
@@ -199,9 +221,11 @@ def test_compare_figure_overlays_runs():
     a, b = _record(), _record(epochs=_record().epochs[:1])
     fig = compare_figure([a, b], ["A", "B"], "test_acc")
     assert [t.name for t in fig.data] == ["A", "B"]
-    assert list(fig.data[0].y) == [0.9, 0.935] and list(fig.data[1].x) == [1]
+    assert list(fig.data[0].y) == [0.9, 0.935]
+    assert list(fig.data[1].x) == [1]
     fig = compare_figure([a], ["A"], "step_loss", lang="zh")
-    assert list(fig.data[0].x) == [50] and list(fig.data[0].y) == [1.2]  # the NaN point is left out
+    assert list(fig.data[0].x) == [50]
+    assert list(fig.data[0].y) == [1.2]  # the NaN point is left out
     assert fig.layout.title.text == "每一步的训练损失"
     fig = compare_figure([a], ["A"], "train_loss")
     assert list(fig.data[0].y) == [0.5, 0.25]

@@ -71,9 +71,12 @@ def test_probe_time_gradient_equals_autograd(mnist):
     session = TrainingSession(spec, TrainConfig(epochs=1, train_size=128, batch_size=32), mnist, "cpu",
                               sync_every=1, callbacks=[probe])
     session.start()
-    assert session.join(60) and session.status == "done"
+    assert session.join(60)
+    assert session.status == "done"
     snap = probe.snapshot()
-    assert snap.time_grad is not None and snap.time_grad.shape == (28,) and snap.time_grad_step == snap.last_step
+    assert snap.time_grad is not None
+    assert snap.time_grad.shape == (28,)
+    assert snap.time_grad_step == snap.last_step
     model = session.model_copy("cpu")
     # autograd independently: add a zero perturbation e_t to the state after step t (PyTorch's own
     # module, one step at a time); ∂L/∂e_t = ∂L/∂h_t
@@ -83,7 +86,7 @@ def test_probe_time_gradient_equals_autograd(mnist):
     eps = [torch.zeros(1, 16, 10, requires_grad=True) for _ in range(28)]
     state = None
     for t in range(28):
-        out, (h, c) = rnn(seq[:, t : t + 1], state)
+        _out, (h, c) = rnn(seq[:, t : t + 1], state)
         state = (h + eps[t], c)
     logits = state[0][0]
     for block in model.blocks[1:]:  # dense 7 tanh, output
@@ -100,12 +103,17 @@ def test_vanishing_hint_names_the_factor():
     grads = np.geomspace(1e-6, 1e-2, 28)
     assert gradient_factor(grads) == pytest.approx(1e4)
     hint = H.time_gradient_hint(grads)
-    assert hint is not None and hint.key == "dynamics.hint_vanishing_time"
+    assert hint is not None
+    assert hint.key == "dynamics.hint_vanishing_time"
     for lang in ("en", "zh"):
         text = hint.text(lang)
-        assert "10,000" in text and "28" in text and "{" not in text
+        assert "10,000" in text
+        assert "28" in text
+        assert "{" not in text
     healthy = H.time_gradient_hint(np.linspace(1.0, 2.0, 28))
-    assert healthy is not None and healthy.level == "info" and healthy.key == "dynamics.hint_time_ok"
+    assert healthy is not None
+    assert healthy.level == "info"
+    assert healthy.key == "dynamics.hint_time_ok"
     assert H.time_gradient_hint(None) is None
     assert ProbeSnapshot.__dataclass_fields__["time_grad"].default is None
 
@@ -113,21 +121,24 @@ def test_vanishing_hint_names_the_factor():
 @pytest.mark.parametrize("case", CASES[:3] + CASES[3:4])
 def test_early_prediction_memory_and_connectivity(case, image, mnist):
     model = build_model(spec_of(*case), seed=3).eval()
-    img, label = image
+    img, _label = image
     mean, std = mnist.info.mean, mnist.info.std
     probs = early_predictions(model, img, mean, std)
-    assert probs.shape == (28, 10) and np.allclose(probs.sum(1), 1)
+    assert probs.shape == (28, 10)
+    assert np.allclose(probs.sum(1), 1)
     with torch.no_grad():
         final = torch.softmax(model(torch.as_tensor((img / 255.0 - mean) / std, dtype=torch.float32)[None, None]), 1)
     np.testing.assert_allclose(probs[-1], final[0].numpy(), rtol=1e-4, atol=1e-6)  # after the last row: the answer
     mem = memory(model, img, mean, std)
-    assert mem.h.shape == (12, 28) and sorted(mem.units) == list(range(12))
+    assert mem.h.shape == (12, 28)
+    assert sorted(mem.units) == list(range(12))
     assert np.all(np.diff(onset_steps(mem.h)) >= 0)  # ordered by the step where each unit becomes strongly active
     for rows in mem.gates.values():
         assert rows.shape == mem.h.shape  # (in the same row order: checked on the page's figures)
     assert set(mem.gates) == {"rnn": set(), "lstm": {"i", "f", "g", "o", "c"}, "gru": {"r", "z", "n"}}[case[0]]
     conn, target = connectivity(model, img, mean, std)
-    assert conn.shape == (28,) and target == int(probs[-1].argmax())
+    assert conn.shape == (28,)
+    assert target == int(probs[-1].argmax())
     x = torch.as_tensor((img / 255.0 - mean) / std, dtype=torch.float32)[None, None].requires_grad_(True)
     (grad,) = torch.autograd.grad(model(x)[0, target], x)  # the whole model, row t = step t
     np.testing.assert_allclose(conn, grad[0, 0].norm(dim=1).numpy(), rtol=1e-4, atol=1e-8)
@@ -147,16 +158,19 @@ def test_the_read_and_tinted_digits_are_white_on_black_like_mnist(image):
 
     img, _ = image
     ink, paper = img >= 200, img == 0
-    assert ink[14:].any() and paper.any()
+    assert ink[14:].any()
+    assert paper.any()
     read = np.asarray(revealed_figure(img, "rows", 28).data[0].z, dtype=np.int64)  # every row read
     assert np.abs(read - img.astype(np.int64)[..., None]).max() <= 1  # MNIST's own grey levels
     half = np.asarray(revealed_figure(img, "rows", 14).data[0].z, dtype=np.int64)
     assert (half[:14] == read[:14]).all()
     unread = half[14:]  # the rows not read yet: dark and tinted, their ink dimmed but brighter than the paper
-    assert unread[paper[14:]].max() < 100 and (unread[paper[14:]][:, 0] > unread[paper[14:]][:, 1]).all()
+    assert unread[paper[14:]].max() < 100
+    assert (unread[paper[14:]][:, 0] > unread[paper[14:]][:, 1]).all()
     assert unread[ink[14:]].min() > unread[paper[14:]].max()
     tinted = np.asarray(connectivity_image(img, np.ones(28), "rows").data[0].z, dtype=np.int64)
-    assert tinted[ink].mean() > 200 and tinted[paper].mean(axis=1).max() < tinted[ink].mean()
+    assert tinted[ink].mean() > 200
+    assert tinted[paper].mean(axis=1).max() < tinted[ink].mean()
 
 
 def test_pixel_by_pixel_preset_shows_the_vanishing_hint(mnist):
@@ -169,7 +183,8 @@ def test_pixel_by_pixel_preset_shows_the_vanishing_hint(mnist):
     session = TrainingSession(preset.spec, preset.config.with_changes(train_size=64, epochs=1), mnist, "cpu",
                               sync_every=1, callbacks=[probe])
     session.start()
-    assert session.join(120) and session.status == "done"
+    assert session.join(120)
+    assert session.status == "done"
     snap = probe.snapshot()
     assert snap.time_grad.shape == (784,)
     assert gradient_factor(snap.time_grad) > H.VANISHING_FACTOR

@@ -21,16 +21,19 @@ EN, ZH = catalog("en"), catalog("zh")
 
 def both_languages(exc: UserError) -> tuple[str, str]:
     """The message in English and Chinese; its key is in both catalogs and takes its parameters."""
-    assert exc.key in EN and exc.key in ZH, exc.key
+    assert exc.key in EN, exc.key
+    assert exc.key in ZH, exc.key
     en, zh = exc.message("en"), exc.message("zh")
-    assert "{" not in en and "{" not in zh, (en, zh)
+    assert "{" not in en, (en, zh)
+    assert "{" not in zh, (en, zh)
     return en, zh
 
 
 # ------------------------------------------------------------------ the table itself
 def test_every_default_validates_and_reads_back_from_its_text():
     for name, entry in SETTINGS.items():
-        assert entry.name == name and entry.task in TASKS
+        assert entry.name == name
+        assert entry.task in TASKS
         assert entry.validate(entry.default) == entry.default, name
         assert entry.parse(entry.text(entry.default)) == entry.default, name
 
@@ -41,7 +44,8 @@ def test_every_label_help_and_option_key_exists_in_english_and_chinese():
         if entry.option_key:
             keys += [entry.option_key.format(c) for c in entry.choices if c != CUSTOM or name != "preset"]
         for key in keys:
-            assert key in EN and key in ZH, (name, key)
+            assert key in EN, (name, key)
+            assert key in ZH, (name, key)
     assert all(f"presets.{key}.name" in ZH for key in PRESETS)
 
 
@@ -74,7 +78,8 @@ def test_a_bad_value_is_a_message_in_both_languages_naming_the_setting(name, val
         entry.validate(value)
     assert info.value.key == key
     en, zh = both_languages(info.value)
-    assert translate(entry.label_key, "en") in en and translate(entry.label_key, "zh") in zh
+    assert translate(entry.label_key, "en") in en
+    assert translate(entry.label_key, "zh") in zh
 
 
 def test_parse_reads_what_text_writes_and_refuses_the_rest():
@@ -85,7 +90,8 @@ def test_parse_reads_what_text_writes_and_refuses_the_rest():
         entry = SETTINGS[name]
         for value in values:
             assert entry.parse(entry.text(value)) == value, (name, value)
-    assert SETTINGS["lr"].text(0.001) == "0.001" and SETTINGS["lr"].text(1e-5) == "1e-05"
+    assert SETTINGS["lr"].text(0.001) == "0.001"
+    assert SETTINGS["lr"].text(1e-5) == "1e-05"
     for name, text in [("lr", "abc"), ("lr", "1e999"), ("epochs", "1.5"), ("epochs", "9" * 30), ("lr", "-0.1"),
                        ("mgan_conditional", "maybe"), ("optimizer", "Adam"), ("label_edits", "3:x")]:
         with pytest.raises(UserError) as info:
@@ -95,7 +101,9 @@ def test_parse_reads_what_text_writes_and_refuses_the_rest():
 
 def test_defaults_and_what_differs_from_them():
     classify = table.defaults("classify")
-    assert classify["lr"] == 0.001 and classify["preset"] == "tutorial" and "gan_lr_d" not in classify
+    assert classify["lr"] == 0.001
+    assert classify["preset"] == "tutorial"
+    assert "gan_lr_d" not in classify
     assert table.defaults("gan")["gan_lr_d"] == 0.1
     assert table.differences(classify) == []
     changed = {**classify, "lr": 0.1, "epochs": 3}
@@ -110,7 +118,10 @@ def test_defaults_and_what_differs_from_them():
 def test_validate_all_keeps_the_good_values_and_lists_every_problem():
     clean, errors = table.validate_all({"lr": 0.01, "epochs": 0, "optimizer": "lion", "bogus": 1,
                                         "val_share": 0.0, "patience": 3})
-    assert clean["lr"] == 0.01 and clean["epochs"] == 10 and clean["optimizer"] == "adam" and "bogus" not in clean
+    assert clean["lr"] == 0.01
+    assert clean["epochs"] == 10
+    assert clean["optimizer"] == "adam"
+    assert "bogus" not in clean
     assert sorted(e.key for e in errors) == ["settings.int_range", "settings.not_a_choice", "settings.unknown",
                                               "validation.patience_needs_val"]
     assert clean["patience"] == 0
@@ -133,12 +144,15 @@ def test_every_preset_is_its_settings_and_back():
 def test_one_change_and_what_follows_from_it():
     values = table.defaults("classify")
     cnn = table.with_setting(values, "preset", "small_cnn")
-    assert cnn["layers"] and cnn["lr"] == 0.003 and cnn["preset"] == "small_cnn"
+    assert cnn["layers"]
+    assert cnn["lr"] == 0.003
+    assert cnn["preset"] == "small_cnn"
     dense = table.with_setting(cnn, "hidden_layers", 2)  # the Train page's layer count: N equal dense layers
     spec, _ = table.to_spec_and_config(dense)
     assert [layer.kind for layer in spec.layers] == ["dense", "dense"]
     off = table.with_setting({**values, "val_share": 0.1, "patience": 3}, "val_share", 0.0)
-    assert off["patience"] == 0 and table.to_spec_and_config(off)[1].patience == 0
+    assert off["patience"] == 0
+    assert table.to_spec_and_config(off)[1].patience == 0
     medium = table.with_setting(values, "augment_level", "medium")
     assert table.to_spec_and_config(medium)[1].augment == LEVELS["medium"]
     with pytest.raises(UserError):
@@ -147,7 +161,8 @@ def test_one_change_and_what_follows_from_it():
 
 def test_the_options_of_a_slider_include_the_value_in_use():
     lr = SETTINGS["lr"]
-    assert 0.002 in lr.options() and lr.options(0.005)[lr.options(0.005).index(0.005) - 1] == 0.003
+    assert 0.002 in lr.options()
+    assert lr.options(0.005)[lr.options(0.005).index(0.005) - 1] == 0.003
     assert lr.options(0.001) == list(lr.stops)
 
 
@@ -184,7 +199,8 @@ def open_settings_page(**state) -> AppTest:
 
 def test_widgets_are_drawn_from_the_table_and_write_through_set_value():
     at = open_settings_page()
-    assert at.select_slider(key="tw_lr").value == 0.001 and at.select_slider(key="tw_lr").label == "Learning rate"
+    assert at.select_slider(key="tw_lr").value == 0.001
+    assert at.select_slider(key="tw_lr").label == "Learning rate"
     assert at.number_input(key="tw_epochs").value == 10
     assert at.selectbox(key="tw_opt").value == "adam"
     assert at.toggle(key="set_mgan_conditional").value is False
@@ -194,7 +210,8 @@ def test_widgets_are_drawn_from_the_table_and_write_through_set_value():
     at.toggle(key="set_mgan_conditional").set_value(True).run()
     assert at.session_state["settings_value_mgan_conditional"] is True
     at.number_input(key="tw_epochs").set_value(500).run()  # above the table's 200: brought back, and said
-    assert at.session_state["config"].epochs == 200 and at.number_input(key="tw_epochs").value == 200
+    assert at.session_state["config"].epochs == 200
+    assert at.number_input(key="tw_epochs").value == 200
     assert any("500 is more than the 200 allowed for “Epochs”" in w.value for w in at.warning)
 
 
@@ -202,7 +219,8 @@ def test_a_locked_setting_is_shown_disabled_with_its_reason_and_a_hidden_one_is_
     at = open_settings_page(lock={"lr": "validation.patience_needs_val"}, hide=["epochs"])
     reason = translate("validation.patience_needs_val", "en")
     lr = at.select_slider(key="tw_lr")
-    assert lr.disabled and reason in lr.help
+    assert lr.disabled
+    assert reason in lr.help
     assert any(reason in c.value for c in at.caption)
     assert not any(w.key == "tw_epochs" for w in at.number_input)
     assert "locked=True hidden=True lr=0.001" in at.markdown[-1].value
@@ -210,7 +228,8 @@ def test_a_locked_setting_is_shown_disabled_with_its_reason_and_a_hidden_one_is_
     at.session_state["unlock"], at.session_state["show"] = ["lr"], ["epochs"]
     at.session_state["lock"], at.session_state["hide"] = {}, []
     at.run()
-    assert not at.select_slider(key="tw_lr").disabled and at.number_input(key="tw_epochs").value == 10
+    assert not at.select_slider(key="tw_lr").disabled
+    assert at.number_input(key="tw_epochs").value == 10
     assert "locked=False hidden=False" in at.markdown[-1].value
 
 
@@ -245,5 +264,6 @@ def test_the_train_page_shows_a_lock_set_by_a_lesson():
     at.run()
     assert not at.exception, at.exception
     lr = at.sidebar.select_slider(key="tw_lr")
-    assert lr.disabled and translate("validation.patience_needs_val", "zh") in lr.help
+    assert lr.disabled
+    assert translate("validation.patience_needs_val", "zh") in lr.help
     assert not at.sidebar.number_input(key="tw_epochs").disabled

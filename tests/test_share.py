@@ -70,20 +70,23 @@ def test_links_are_short_and_readable():
 
 def test_missing_config_keys_take_defaults():
     spec, config = from_params({"net": "d64"})
-    assert spec == dense_spec([64]) and config == TrainConfig(val_share=0.0)  # no "val": a link from before validation
+    assert spec == dense_spec([64])
+    assert config == TrainConfig(val_share=0.0)  # no "val": a link from before validation
     spec, config = from_params({"net": ""})
     assert spec == dense_spec([])
 
 
 def test_no_configuration_in_the_url():
-    assert not has_config({"lang": "zh"}) and not has_config({"v": "1"})
+    assert not has_config({"lang": "zh"})
+    assert not has_config({"v": "1"})
     assert from_params({"lang": "zh"}) is None
 
 
 def test_a_link_without_net_applies_its_settings_to_the_current_layers():
     current = ModelSpec(layers=(LayerSpec("conv2d", 8), LayerSpec("dense", 32)), init="he")
     spec, config = from_params({"lang": "zh", "lr": "0.1", "ep": "3"}, current=current)
-    assert spec == current and config == TrainConfig(lr=0.1, epochs=3, val_share=0.0)
+    assert spec == current
+    assert config == TrainConfig(lr=0.1, epochs=3, val_share=0.0)
     spec, _ = from_params({"o": "sgd"})  # no current model: the tutorial's
     assert spec == ModelSpec()
 
@@ -93,7 +96,8 @@ def test_the_number_of_classes_must_be_the_datasets():
     with pytest.raises(UserError) as exc_info:
         from_params({"net": "d8", "nc": "3"})  # accepted before, then Start failed with an IndexError
     assert exc_info.value.key == "eval.share_bad_classes"
-    assert "3 classes" in str(exc_info.value) and "MNIST has 10" in str(exc_info.value)
+    assert "3 classes" in str(exc_info.value)
+    assert "MNIST has 10" in str(exc_info.value)
 
 
 def test_too_many_neurons_says_so_with_the_limit():
@@ -101,11 +105,13 @@ def test_too_many_neurons_says_so_with_the_limit():
         with pytest.raises(UserError) as exc_info:
             from_params({"net": net})
         assert exc_info.value.key == "spec.layer_too_many"
-        assert "too many" in str(exc_info.value) and "at most 4096" in str(exc_info.value)
-        assert "4096" in exc_info.value.message("zh") and "神经元" in exc_info.value.message("zh")
+        assert "too many" in str(exc_info.value)
+        assert "at most 4096" in str(exc_info.value)
+        assert "4096" in exc_info.value.message("zh")
+        assert "神经元" in exc_info.value.message("zh")
 
 
-@pytest.mark.parametrize("params, en, zh, field", [
+@pytest.mark.parametrize(("params", "en", "zh", "field"), [
     ({"net": "d8", "bs": "0"}, "Batch size", "批大小", "batch_size"),
     ({"net": "d8", "ep": "0"}, "Epochs", "训练轮数", "epochs"),
     ({"net": "d8", "bs": "-1"}, "Batch size", "批大小", "bs"),
@@ -116,11 +122,13 @@ def test_link_messages_use_the_pages_words_not_field_names(params, en, zh, field
     with pytest.raises(UserError) as exc_info:
         from_params(params)
     english, chinese = exc_info.value.message("en"), exc_info.value.message("zh")
-    assert en in english and field not in english
-    assert zh in chinese and field not in chinese
+    assert en in english
+    assert field not in english
+    assert zh in chinese
+    assert field not in chinese
 
 
-@pytest.mark.parametrize("params, key", [
+@pytest.mark.parametrize(("params", "key"), [
     ({"net": "x12"}, "eval.share_bad_layer"),
     ({"net": "d"}, "eval.share_bad_layer"),
     ({"net": "d12-k"}, "eval.share_bad_layer"),

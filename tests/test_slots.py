@@ -57,14 +57,18 @@ def test_limit_one_second_run_waits_in_place_one_and_starts_when_the_first_finis
     assert second.status == "queued"
     assert pool.position(second) == 1
     state = pool.state()
-    assert state.running == (first,) and state.queued == (second,)
+    assert state.running == (first,)
+    assert state.queued == (second,)
     assert second.snapshot().progress.global_step == 0
     first.resume()
-    assert first.join(60) and first.status == "done"
-    assert second.join(60) and second.status == "done"
+    assert first.join(60)
+    assert first.status == "done"
+    assert second.join(60)
+    assert second.status == "done"
     assert second.started_at >= first.finished_at
     assert second.snapshot().progress.queue_position is None
-    assert pool.state().running == () and pool.state().queued == ()
+    assert pool.state().running == ()
+    assert pool.state().queued == ()
 
 
 def test_queue_is_first_come_first_served(mnist):
@@ -79,7 +83,8 @@ def test_queue_is_first_come_first_served(mnist):
     assert [r.snapshot().progress.queue_position for r in waiting] == [1, 2, 3]
     first.resume()
     for run in waiting:
-        assert run.join(60) and run.status == "done"
+        assert run.join(60)
+        assert run.status == "done"
     starts = [r.started_at for r in waiting]
     assert starts == sorted(starts)
     assert waiting[1].started_at >= waiting[0].finished_at
@@ -94,13 +99,17 @@ def test_stop_while_queued_leaves_the_queue_and_the_others_move_up(mnist):
     third.start()
     assert wait_for(lambda: third.snapshot().progress.queue_position == 2)
     second.stop()
-    assert second.join(10) and second.status == "stopped"
-    assert second.started_at is None and second.snapshot().progress.global_step == 0
+    assert second.join(10)
+    assert second.status == "stopped"
+    assert second.started_at is None
+    assert second.snapshot().progress.global_step == 0
     assert wait_for(lambda: third.snapshot().progress.queue_position == 1)
     assert pool.state().queued == (third,)
-    assert first.status == "paused" and pool.state().running == (first,)
+    assert first.status == "paused"
+    assert pool.state().running == (first,)
     first.stop()
-    assert third.join(60) and third.status == "done"
+    assert third.join(60)
+    assert third.status == "done"
 
 
 def test_tab_closed_while_queued_leaves_the_queue(mnist):
@@ -109,7 +118,8 @@ def test_tab_closed_while_queued_leaves_the_queue(mnist):
     orphan = short_run(mnist, pool, heartbeat_timeout=0.3)
     orphan.start()
     assert orphan.join(20), "a queued run without heartbeat must give up waiting"
-    assert orphan.status == "stopped" and orphan.started_at is None
+    assert orphan.status == "stopped"
+    assert orphan.started_at is None
     assert pool.state().queued == ()
     first.stop()
     assert first.join(10)
@@ -124,9 +134,11 @@ def test_a_run_that_loses_its_heartbeat_frees_its_slot_for_the_next(mnist):
     nxt.start()
     assert wait_for(lambda: orphan.heartbeat() or nxt.snapshot().progress.queue_position == 1)
     # ... the tab closes: no more heartbeats
-    assert orphan.join(20) and orphan.status == "stopped"
+    assert orphan.join(20)
+    assert orphan.status == "stopped"
     assert orphan.snapshot().progress.message == "train.msg_abandoned"
-    assert nxt.join(60) and nxt.status == "done"
+    assert nxt.join(60)
+    assert nxt.status == "done"
 
 
 def test_raising_the_limit_starts_queued_runs(mnist):
@@ -138,7 +150,7 @@ def test_raising_the_limit_starts_queued_runs(mnist):
     pool.set_limit(2)
     assert wait_for(lambda: second.status == "running")
     assert set(pool.state().running) == {first, second}
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="limit must be at least 1"):
         pool.set_limit(0)
     for run in (first, second):
         run.stop()
@@ -158,7 +170,8 @@ def test_each_run_uses_the_pools_torch_thread_count(mnist):
         pool = SlotPool(1, threads_per_run=1)
         run = short_run(mnist, pool, callbacks=[Probe()])
         run.start()
-        assert run.join(60) and run.status == "done"
+        assert run.join(60)
+        assert run.status == "done"
     finally:
         torch.set_num_threads(before)
     assert seen == [1]
@@ -179,7 +192,8 @@ def test_no_training_thread_is_left_after_runs_end(mnist):
         assert run.join(10)
     assert set(training_threads()) - before == set()
     assert not {t for t in threading.enumerate() if t.name == "dlplay-train"} - before
-    assert pool.state().running == () and pool.state().queued == ()
+    assert pool.state().running == ()
+    assert pool.state().queued == ()
 
 
 def test_a_paused_run_yields_its_slot_to_a_waiting_run_and_queues_again_on_resume(mnist):
@@ -191,15 +205,18 @@ def test_a_paused_run_yields_its_slot_to_a_waiting_run_and_queues_again_on_resum
     second = long_run(mnist, pool, units=8)
     second.start()
     assert wait_for(lambda: second.status == "running", 20)  # within the grace, not after a heartbeat period
-    assert first.status == "paused" and pool.state().running == (second,)
+    assert first.status == "paused"
+    assert pool.state().running == (second,)
     first.resume()  # back in the queue, behind nobody: it waits for the slot the other run holds
     assert wait_for(lambda: first.status == "queued" and first.snapshot().progress.queue_position == 1, 20)
     assert first.snapshot().progress.global_step == 0
     second.stop()
     assert second.join(20)
-    assert first.join(60) and first.status == "done"
+    assert first.join(60)
+    assert first.status == "done"
     assert first.snapshot().progress.global_step == first.total_steps
-    assert pool.state().running == () and pool.state().queued == ()
+    assert pool.state().running == ()
+    assert pool.state().queued == ()
 
 
 def test_a_short_pause_keeps_the_slot_while_others_wait(mnist):
@@ -209,7 +226,10 @@ def test_a_short_pause_keeps_the_slot_while_others_wait(mnist):
     second.start()
     assert wait_for(lambda: second.snapshot().progress.queue_position == 1)
     time.sleep(1.0)
-    assert pool.state().running == (first,) and second.status == "queued"
+    assert pool.state().running == (first,)
+    assert second.status == "queued"
     first.resume()
-    assert first.join(60) and first.status == "done"
-    assert second.join(60) and second.status == "done"
+    assert first.join(60)
+    assert first.status == "done"
+    assert second.join(60)
+    assert second.status == "done"

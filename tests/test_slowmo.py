@@ -62,9 +62,12 @@ def test_every_phase_equals_autograd_and_the_run_lands_on_the_replay(mnist, opti
     run = paused_run(mnist, spec, config)
     try:
         run.step(9)  # some optimiser state: Adam's moments and step count, momentum's buffer
-        assert wait_for_step(run, 9) and wait_for_status(run, "paused") and run.snapshot().progress.global_step == 9
+        assert wait_for_step(run, 9)
+        assert wait_for_status(run, "paused")
+        assert run.snapshot().progress.global_step == 9
         record = sm.record_next_step(run)
-        assert record.step == 10 and record.t == (10 if optimizer in ("adam", "adamw") else record.t)
+        assert record.step == 10
+        assert record.t == (10 if optimizer in ("adam", "adamw") else record.t)
         state = run.resume_state(9)
         net, zs, loss, grads, opt = autograd_step(record, spec, optimizer, state.optimizer_state, record.lr,
                                                   config.weight_decay)
@@ -109,12 +112,13 @@ def test_the_recorded_steps_are_the_runs_next_steps_across_an_epoch_boundary(mni
     spec = dense_spec([16], "tanh", dropout=0.3)
     run = paused_run(mnist, spec, CONFIG.with_changes(optimizer="adam", lr=1e-3))
     try:
-        images, labels, _ = run.split_data("train")
+        _images, labels, _ = run.split_data("train")
         for _ in range(22):
             record = sm.record_next_step(run)
             assert torch.equal(record.labels, labels[record.indices])
             assert sm.take_step(run, record) <= sm.TOLERANCE
-        assert record.epoch == 1 and record.step == 22
+        assert record.epoch == 1
+        assert record.step == 22
         before = run.state_dict()
         with pytest.raises(UserError):  # a stale record (the run moved on) is refused, the run untouched
             sm.take_step(run, record)
@@ -142,7 +146,9 @@ def test_a_hand_edit_changes_exactly_that_entry_and_the_run_continues_from_it(mn
     fork = None
     try:
         run.step(5)
-        assert wait_for_step(run, 5) and wait_for_status(run, "paused") and run.snapshot().progress.global_step == 5
+        assert wait_for_step(run, 5)
+        assert wait_for_status(run, "paused")
+        assert run.snapshot().progress.global_step == 5
         record = sm.record_next_step(run)
         editor = sm.NeuronEditor(spec, record.state_before(), record.x, record.labels, layer=0, unit=3)
         first = editor.view()
@@ -157,13 +163,15 @@ def test_a_hand_edit_changes_exactly_that_entry_and_the_run_continues_from_it(mn
         editor.set(None, 0.7)
         editor.undo()  # the bias goes back
         assert editor.changed() == [("blocks.0.op.weight", (3, 200))]
-        assert editor.undo().loss == pytest.approx(first.loss) and editor.changed() == []
+        assert editor.undo().loss == pytest.approx(first.loss)
+        assert editor.changed() == []
         editor.set(200, old + 2.0)
         with pytest.raises(UserError):
             editor.set(10_000, 1.0)
 
         plan = sm.give_back(run, editor)
-        assert plan.origin[:3] == (run.run_id, 5, "edit") and plan.start.step == 5
+        assert plan.origin[:3] == (run.run_id, 5, "edit")
+        assert plan.start.step == 5
         fork = paused_run(mnist, plan.spec, plan.config, plan.start)
         assert fork.forked_from == plan.origin
         original, edited = run.state_dict(), fork.state_dict()
@@ -172,7 +180,9 @@ def test_a_hand_edit_changes_exactly_that_entry_and_the_run_continues_from_it(mn
         assert edited["blocks.0.op.weight"][3, 200].item() == pytest.approx(old + 2.0)
         # the fork's next step: the parent's next batch, from the edited weights, with the same Adam state
         nxt = sm.record_next_step(fork)
-        assert nxt.step == 6 and torch.equal(nxt.indices, record.indices) and nxt.t == record.t
+        assert nxt.step == 6
+        assert torch.equal(nxt.indices, record.indices)
+        assert nxt.t == record.t
         assert all(torch.equal(v, edited[k]) for k, v in nxt.state_before().items())
         assert sm.take_step(fork, nxt) <= sm.TOLERANCE
     finally:
@@ -190,7 +200,8 @@ def test_phase_order_and_formulas_carry_the_recorded_numbers(mnist):
         assert kinds == [("forward", 0), ("forward", 1), ("loss", -1), ("backward", 1), ("backward", 0),
                          ("grad", 1), ("grad", 0), ("update", 0), ("update", 1)]
         fwd = " ".join(sm.phase_latex(record, sm.Phase("forward", 0), 0, 2, example=1))
-        assert num(float(record.layers[0].z[1, 2])) in fwd and num(float(record.layers[0].a[1, 2])) in fwd
+        assert num(float(record.layers[0].z[1, 2])) in fwd
+        assert num(float(record.layers[0].a[1, 2])) in fwd
         back = " ".join(sm.phase_latex(record, sm.Phase("backward", 0), 0, 2, example=1))
         assert num(float(record.layers[0].delta[1, 2])) in back
         i = sm.top_input(record, 1, 4)
@@ -210,7 +221,8 @@ def test_record_does_not_disturb_the_runs_dropout_masks(mnist):
     plain = paused_run(mnist, spec, config)  # one run at a time: concurrent runs share the global generator
     try:
         plain.step(3)
-        assert wait_for_step(plain, 3) and wait_for_status(plain, "paused")
+        assert wait_for_step(plain, 3)
+        assert wait_for_status(plain, "paused")
         a = plain.state_dict()
     finally:
         stop_and_join(plain)

@@ -1,6 +1,8 @@
 """ModelSpec / TrainConfig: shape inference, validation of good and bad stacks, JSON round trips."""
 from __future__ import annotations
 
+import itertools
+
 import pytest
 
 from dlplay.errors import UserError
@@ -22,7 +24,7 @@ def test_cnn_shapes_through_the_stack():
                                          (64, 7, 7), (128,)]
 
 
-@pytest.mark.parametrize("layer, expected", [
+@pytest.mark.parametrize(("layer", "expected"), [
     (conv(8, k=5), (8, 24, 24)),            # no padding: 28 - 5 + 1
     (conv(8, k=5, p=2), (8, 28, 28)),       # 'same' padding
     (conv(8, k=3, s=2, p=1), (8, 14, 14)),  # stride 2 halves
@@ -50,10 +52,13 @@ def test_kernel_larger_than_feature_map_names_layer_and_sizes():
         ModelSpec(layers=layers)
     err = info.value
     assert err.key == "spec.kernel_too_large"
-    assert err.params["layer"] == 4 and err.params["kernel"] == 5
+    assert err.params["layer"] == 4
+    assert err.params["kernel"] == 5
     assert (err.params["height"], err.params["width"]) == (3, 3)
     text = err.message("en")
-    assert "Layer 4" in text and "5×5" in text and "3×3" in text
+    assert "Layer 4" in text
+    assert "5×5" in text
+    assert "3×3" in text
     assert "第 4 层" in err.message("zh")
 
 
@@ -69,7 +74,7 @@ def test_conv_after_dense_is_an_error_naming_the_layer():
     assert info.value.params["layer"] == 2
 
 
-@pytest.mark.parametrize("layer, key", [
+@pytest.mark.parametrize(("layer", "key"), [
     (LayerSpec("dense", 0), "spec.layer_int_range"),
     (LayerSpec("dense", 5000), "spec.layer_too_many"),
     (LayerSpec("conv2d", 600), "spec.layer_too_many"),
@@ -102,7 +107,7 @@ def test_too_many_layers_and_unknown_init():
 
 
 def test_model_spec_json_round_trip():
-    spec = ModelSpec(layers=small_cnn_spec().layers + (LayerSpec("batchnorm", activation="tanh"),), init="he")
+    spec = ModelSpec(layers=(*small_cnn_spec().layers, LayerSpec("batchnorm", activation="tanh")), init="he")
     again = ModelSpec.from_json(spec.to_json())
     assert again == spec
     assert again.shapes() == spec.shapes()
@@ -132,7 +137,7 @@ def test_train_config_json_round_trip_and_changes():
         TrainConfig.from_json('{"optimizer": "adam", "momentum": 0.9}')
 
 
-@pytest.mark.parametrize("changes, key", [
+@pytest.mark.parametrize(("changes", "key"), [
     (dict(optimizer="lbfgs"), "spec.unknown_optimizer"),
     (dict(lr=0.0), "spec.lr_range"),
     (dict(lr=11.0), "spec.lr_range"),
@@ -164,7 +169,7 @@ def test_lr_factor_constant_cosine_and_step():
     assert cosine[0] == 1.0
     assert abs(cosine[500] - 0.5) < 1e-9  # step 501: half way through
     assert 0 < cosine[-1] < 1e-4
-    assert all(a > b for a, b in zip(cosine, cosine[1:]))  # strictly decreasing
+    assert all(a > b for a, b in itertools.pairwise(cosine))  # strictly decreasing
     steps = [lr_factor("step", s, total) for s in (1, 500, 501, 750, 751, 1000)]
     assert steps == [1.0, 1.0, 0.1, 0.1, 0.01, 0.01]
     assert lr_factor("cosine", 1, 1) == 1.0  # a one-step run keeps its learning rate
@@ -173,8 +178,12 @@ def test_lr_factor_constant_cosine_and_step():
 def test_lr_curve_follows_the_schedule_and_the_live_changes():
     cfg = TrainConfig(lr=0.01, schedule="cosine")
     steps, rates = lr_curve(cfg, 1000)
-    assert steps[0] == 1 and steps[-1] == 1000 and len(steps) == 200
-    assert rates[0] == 0.01 and rates[-1] < 1e-6 and rates == sorted(rates, reverse=True)
+    assert steps[0] == 1
+    assert steps[-1] == 1000
+    assert len(steps) == 200
+    assert rates[0] == 0.01
+    assert rates[-1] < 1e-6
+    assert rates == sorted(rates, reverse=True)
     # the learner raised the rate at step 400: the schedule scales the new rate from there on
     steps, rates = lr_curve(cfg, 1000, [(400, 0.1)])
     at = dict(zip(steps, rates))
@@ -184,4 +193,5 @@ def test_lr_curve_follows_the_schedule_and_the_live_changes():
     steps, rates = lr_curve(TrainConfig(lr=0.1), 10, [(5, 0.01), (5, 0.001)])
     assert dict(zip(steps, rates))[5] == 0.001
     steps, rates = lr_curve(TrainConfig(lr=0.1, schedule="step"), 8)
-    assert steps == list(range(1, 9)) and rates == pytest.approx([0.1] * 4 + [0.01] * 2 + [0.001] * 2)
+    assert steps == list(range(1, 9))
+    assert rates == pytest.approx([0.1] * 4 + [0.01] * 2 + [0.001] * 2)

@@ -72,7 +72,8 @@ def test_learning_rate_changes_mid_run(mnist):
     s.set_lr(0.05)
     assert wait_for(lambda: s.snapshot().lr_changes)
     step, lr = s.snapshot().lr_changes[0]
-    assert lr == 0.05 and step > 20
+    assert lr == 0.05
+    assert step > 20
     assert s.optimizer.param_groups[0]["lr"] == 0.05
     assert s.snapshot().progress.lr == 0.05
     with pytest.raises(UserError):
@@ -104,7 +105,8 @@ def test_cosine_schedule_scales_the_chosen_rate_and_follows_live_changes(mnist):
     assert s.snapshot().progress.lr == pytest.approx(log.lrs[10])
     s.set_lr(0.1)  # the learner's new rate is scaled by the schedule from the next step on
     s.resume()
-    assert s.join(30) and s.status == "done"
+    assert s.join(30)
+    assert s.status == "done"
     assert log.lrs[11] == pytest.approx(0.1 * lr_factor("cosine", 11, total))
     assert log.lrs[total] == pytest.approx(0.1 * lr_factor("cosine", total, total))
     assert log.lrs[total] < 0.1 * 0.01
@@ -120,7 +122,8 @@ def test_divergence_is_a_state_with_advice(mnist):
     assert p.status == "diverged"
     assert p.message == "train.msg_diverged"
     params = dict(p.message_params)
-    assert params["lr"] == 10.0 and params["step"] >= 1
+    assert params["lr"] == 10.0
+    assert params["step"] >= 1
 
 
 def test_exception_in_thread_becomes_failed_state(mnist):
@@ -142,7 +145,8 @@ def test_heartbeat_timeout_stops_an_abandoned_run(mnist):
     s.start()
     assert s.join(10)
     p = s.snapshot().progress
-    assert p.status == "stopped" and p.message == "train.msg_abandoned"
+    assert p.status == "stopped"
+    assert p.message == "train.msg_abandoned"
 
 
 def test_model_copy_is_consistent_and_independent(mnist):
@@ -160,14 +164,17 @@ def test_model_copy_is_consistent_and_independent(mnist):
 
 def test_train_size_limits_steps_and_evaluate_on_demand(mnist):
     s = TrainingSession(dense_spec([16]), TrainConfig(epochs=2, batch_size=100, train_size=1000), mnist, "cpu")
-    assert s.steps_per_epoch == 10 and s.total_steps == 20
+    assert s.steps_per_epoch == 10
+    assert s.total_steps == 20
     loss0, acc0 = s.evaluate()
-    assert 0.0 <= acc0 <= 0.3 and loss0 > 1.5  # untrained: about chance
+    assert 0.0 <= acc0 <= 0.3
+    assert loss0 > 1.5  # untrained: about chance
     s.start()
     assert s.join(30)
     assert s.snapshot().progress.global_step == 20
     loss1, acc1 = s.evaluate()
-    assert acc1 > acc0 and loss1 < loss0
+    assert acc1 > acc0
+    assert loss1 < loss0
     assert s.snapshot().epochs[-1].test_acc == pytest.approx(acc1)
 
 
@@ -180,9 +187,12 @@ def test_a_cnn_trains_channels_last_on_the_cpu_and_hands_out_the_usual_layout(mn
     config = dataclasses.replace(preset.config, epochs=1, train_size=256)
     session = TrainingSession(preset.spec, config, mnist, device="cpu")
     conv = session.model.blocks[3].op.weight
-    assert session.channels_last and conv.is_contiguous(memory_format=torch.channels_last) and not conv.is_contiguous()
+    assert session.channels_last
+    assert conv.is_contiguous(memory_format=torch.channels_last)
+    assert not conv.is_contiguous()
     session.start()
-    assert session.join(120) and session.status == "done"
+    assert session.join(120)
+    assert session.status == "done"
     state = session.state_dict()
     assert all(t.is_contiguous() for t in state.values())
     copy = session.model_copy()

@@ -43,14 +43,17 @@ def test_adam_at_learning_rate_10_warns_that_training_broke_down(lr10_run):
     assert p.status == "done"  # a warning, not a crash: the run went on to its end
     assert p.warning == "train.warn_chance_broken"
     params = dict(p.warning_params)
-    assert params["acc"] <= 0.15 and params["chance"] == 0.1 and params["epoch"] == 2
+    assert params["acc"] <= 0.15
+    assert params["chance"] == 0.1
+    assert params["epoch"] == 2
     assert params["lr"] == 10.0
     losses = dict(zip(lr10_run.snapshot().steps.tolist(), lr10_run.snapshot().losses.tolist()))
     assert params["peak"] == losses[params["step"]] > 1000 * losses[1]  # the step where the loss exploded
     assert params["dead"] >= 0.5  # the probe saw the ReLU units die
     for lang in ("en", "zh"):
         text = translate(p.warning, lang, **params)
-        assert "10" in text and "10%" in text
+        assert "10" in text
+        assert "10%" in text
 
 
 def test_the_explosion_is_reported_as_soon_as_it_is_synced(mnist):
@@ -59,7 +62,8 @@ def test_the_explosion_is_reported_as_soon_as_it_is_synced(mnist):
     session.step(20)
     assert wait_for(lambda: session.snapshot().progress.global_step == 20)
     p = session.snapshot().progress
-    assert p.warning == "train.warn_exploded" and not p.epoch  # within the first epoch, before any evaluation
+    assert p.warning == "train.warn_exploded"
+    assert not p.epoch  # within the first epoch, before any evaluation
     assert dict(p.warning_params)["peak"] > 100 * dict(p.warning_params)["start"]
     session.stop()
     assert session.join(10)
@@ -82,7 +86,8 @@ def test_the_loss_chart_stays_readable_after_the_spike(lr10_run):
     assert np.median(snap.losses[-100:]) < top
     assert any("off the chart" in a.text and "step" in a.text for a in fig.layout.annotations)
     marked = next(tr for tr in fig.data if tr.name == "off the chart")
-    assert len(marked.x) > 0 and max(marked.customdata) == snap.losses.max()
+    assert len(marked.x) > 0
+    assert max(marked.customdata) == snap.losses.max()
     zh = loss_figure(snap, "zh")
     assert any("超出图表" in a.text for a in zh.layout.annotations)
 
@@ -92,7 +97,8 @@ def test_a_normal_loss_curve_is_not_clipped(mnist):
     session.start()
     assert session.join(60)
     fig = loss_figure(session.snapshot(), "en")
-    assert fig.layout.yaxis.range is None and not fig.layout.annotations
+    assert fig.layout.yaxis.range is None
+    assert not fig.layout.annotations
 
 
 # ----- pace ------------------------------------------------------------------------------------
@@ -137,7 +143,8 @@ def test_pause_and_stop_answer_at_once_at_a_slow_pace(mnist):
     t0 = time.monotonic()
     session.stop()
     assert session.join(2)
-    assert time.monotonic() - t0 < 0.3 and session.status == "stopped"
+    assert time.monotonic() - t0 < 0.3
+    assert session.status == "stopped"
 
 
 @pytest.mark.parametrize("bad", [0, -1, float("nan"), float("inf"), 1e6, "fast", True])
@@ -164,7 +171,9 @@ def test_the_progress_reports_the_end_of_epoch_evaluation(mnist):
             seen.append(value)
         time.sleep(0.002)
     assert session.status == "done"
-    assert len(seen) >= 3 and seen == sorted(seen) and 0 < seen[-1] <= 1.0  # it moves as chunks are done
+    assert len(seen) >= 3
+    assert seen == sorted(seen)
+    assert 0 < seen[-1] <= 1.0  # it moves as chunks are done
     assert session.snapshot().progress.evaluating is None  # over once the epoch's record is in
 
 
@@ -181,5 +190,6 @@ def test_progress_line_and_epoch_metric_agree_at_an_epoch_boundary():
     assert progress_text(p).startswith("Epoch 2/20 · step 5/313")
     p = Progress(status="running", epoch=0, epochs=20, step_in_epoch=313, steps_per_epoch=313, global_step=313,
                  total_steps=6260, evaluating=0.4)
-    assert progress_text(p).startswith("Epoch 1/20 · step 313/313") and "evaluating on the test set… 40%" in progress_text(p)
+    assert progress_text(p).startswith("Epoch 1/20 · step 313/313")
+    assert "evaluating on the test set… 40%" in progress_text(p)
     assert progress_text(Progress(status="ready", epochs=20, steps_per_epoch=313)).startswith("Epoch 1/20 · step 0/313")

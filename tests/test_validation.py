@@ -22,10 +22,12 @@ def test_split_is_disjoint_from_training_and_reproducible(mnist):
     config = TrainConfig(val_share=0.1, seed=4)
     split = make_split(config, labels, 10)
     train, val = set(split.train.tolist()), set(split.val.tolist())
-    assert len(val) == round(0.1 * len(labels)) and not train & val
+    assert len(val) == round(0.1 * len(labels))
+    assert not train & val
     assert train | val == set(range(len(labels)))  # without a training-set limit: everything else trains
     again = make_split(config, labels, 10)
-    assert torch.equal(again.train, split.train) and torch.equal(again.val, split.val)
+    assert torch.equal(again.train, split.train)
+    assert torch.equal(again.val, split.val)
     other = make_split(config.with_changes(seed=5), labels, 10)
     assert not torch.equal(other.val, split.val)
     assert len(set(other.val.tolist()) & val) < 0.3 * len(val)  # a different draw, not a shifted one
@@ -34,10 +36,12 @@ def test_split_is_disjoint_from_training_and_reproducible(mnist):
 def test_split_with_a_training_subset_and_without_validation(mnist):
     labels = mnist.train_labels
     split = make_split(TrainConfig(val_share=0.2, train_size=500, seed=1), labels, 10)
-    assert len(split.train) == 500 and len(split.val) == 2000
+    assert len(split.train) == 500
+    assert len(split.val) == 2000
     assert not set(split.train.tolist()) & set(split.val.tolist())
     plain = make_split(TrainConfig(val_share=0.0, train_size=500), labels, 10)  # as before splits existed
-    assert plain.train.tolist() == list(range(500)) and len(plain.val) == 0
+    assert plain.train.tolist() == list(range(500))
+    assert len(plain.val) == 0
     assert validation_indices(10, 0.01, 0).tolist() != []  # a share above 0 holds out at least one image
 
 
@@ -45,13 +49,16 @@ def test_a_run_validates_on_its_split_every_epoch(mnist):
     config = TrainConfig(epochs=2, batch_size=100, train_size=600, val_share=0.05, seed=0)
     session = TrainingSession(dense_spec([16]), config, mnist, "cpu")
     session.start()
-    assert session.join(120) and session.status == "done"
+    assert session.join(120)
+    assert session.status == "done"
     epochs = session.snapshot().epochs
     assert all(e.val_loss is not None and 0 <= e.val_acc <= 1 for e in epochs)
     loss, acc = session.evaluate("val")
     assert (loss, acc) == pytest.approx((epochs[-1].val_loss, epochs[-1].val_acc), rel=1e-5)
     images, labels, idx = session.split_data("val")
-    assert len(idx) == 500 and torch.equal(images, mnist.train_images[idx]) and torch.equal(labels, mnist.train_labels[idx])
+    assert len(idx) == 500
+    assert torch.equal(images, mnist.train_images[idx])
+    assert torch.equal(labels, mnist.train_labels[idx])
     assert not set(idx.tolist()) & set(session.split_data("train")[2].tolist())
 
 
@@ -72,13 +79,15 @@ def test_early_stopping_stops_and_restores_the_best_weights(mnist):
     config = preset.config.with_changes(epochs=12, train_size=200, batch_size=20, lr=3e-3, patience=2, seed=0)
     session = TrainingSession(dense_spec([256, 256]), config, mnist, "cpu", callbacks=[weights])
     session.start()
-    assert session.join(180) and session.status == "done"
+    assert session.join(180)
+    assert session.status == "done"
     snap = session.snapshot()
     info = snap.extras["early_stop"]
     val = [e.val_loss for e in snap.epochs]
     assert info.best_epoch == 1 + val.index(min(val))
     assert info.stopped_at == len(snap.epochs) < 12  # 200 images overfit quickly: it stopped early
-    assert info.stopped_at - info.best_epoch == 2 and info.restored
+    assert info.stopped_at - info.best_epoch == 2
+    assert info.restored
     kept = weights.by_epoch[info.best_epoch]
     final = session.state_dict()
     assert all(torch.equal(final[k], kept[k]) for k in kept)
@@ -117,7 +126,8 @@ def test_edited_labels_change_the_runs_data_and_nothing_else(mnist):
     assert int(b_lab[b_idx.tolist().index(train_ids[5])]) == relabel[train_ids[5]]
     _, va, vi = plain.split_data("val")
     _, vb, vj = edited.split_data("val")
-    assert torch.equal(vi, vj) and (va != vb).nonzero().flatten().tolist() == [vi.tolist().index(val_index)]
+    assert torch.equal(vi, vj)
+    assert (va != vb).nonzero().flatten().tolist() == [vi.tolist().index(val_index)]
     assert torch.equal(edited.split_data("test")[1], plain.split_data("test")[1])  # the test set is never edited
     assert int(mnist.train_labels[train_ids[5]]) != relabel[train_ids[5]]  # the dataset itself is not changed
 
@@ -165,7 +175,9 @@ def test_overfitting_hint_names_the_epoch_after_the_lowest_validation_loss():
     assert overfitting_since(_epochs([1.0, 0.5, 0.4], [0.9, 0.6, 0.7])) is None  # one epoch: maybe noise
     assert overfitting_since([EpochRecord(i, 1.0 / i, 0.9, 0.5, 0.8, 1.0, 1.0) for i in (1, 2, 3)]) is None
     hint = overfitting_hint(_epochs([1.0, 0.5, 0.3, 0.2], [0.9, 0.5, 0.6, 0.7]))
-    assert hint is not None and "3" in hint.text("en") and "3" in hint.text("zh")
+    assert hint is not None
+    assert "3" in hint.text("en")
+    assert "3" in hint.text("zh")
 
 
 # ----- share links ---------------------------------------------------------------------------------
@@ -175,14 +187,16 @@ def test_share_links_round_trip_validation_and_edits():
     spec = dense_spec([32])
     config = TrainConfig(val_share=0.15, patience=4, label_edits=((12, 3), (40, DROP), (9999, 0)))
     params = to_params(spec, config)
-    assert params["val"] == "0.15" and params["pat"] == "4" and params["le"] == "12:3,40:d,9999:0"
+    assert params["val"] == "0.15"
+    assert params["pat"] == "4"
+    assert params["le"] == "12:3,40:d,9999:0"
     assert from_params(params) == (spec, config)
     assert from_params(to_params(spec, TrainConfig(val_share=0.0))) == (spec, TrainConfig(val_share=0.0))
     old = {k: v for k, v in params.items() if k not in ("val", "pat", "le")}  # a link from before validation
     assert from_params(old)[1] == TrainConfig(val_share=0.0)
 
 
-@pytest.mark.parametrize("param, value, key", [
+@pytest.mark.parametrize(("param", "value", "key"), [
     ("val", "abc", "eval.share_bad_link"), ("val", "0.9", "validation.share_range"),
     ("val", "nan", "validation.share_range"), ("pat", "-1", "eval.share_bad_link"), ("pat", "x", "eval.share_bad_link"),
     ("pat", "500", "spec.int_range"), ("le", "12:x", "eval.share_bad_link"), ("le", "12:3:4", "eval.share_bad_link"),
@@ -201,6 +215,8 @@ def test_malformed_links_are_refused_with_a_message(param, value, key):
     assert exc.value.key == key
     for lang in ("en", "zh"):
         text = exc.value.message(lang)
-        assert text and "{" not in text and text != exc.value.key
+        assert text
+        assert "{" not in text
+        assert text != exc.value.key
     if key == "eval.share_bad_link":  # the message names the setting by its label on the page
         assert {"val": "Validation share", "pat": "Early stopping", "le": "Label edits"}[param] in exc.value.message("en")

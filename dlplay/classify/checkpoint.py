@@ -150,7 +150,7 @@ def load_checkpoint(data: bytes, max_bytes: int = MAX_CHECKPOINT_BYTES) -> Check
         raise UserError("eval.ckpt_not_checkpoint")
     if version > VERSION:
         raise UserError("eval.ckpt_newer", version=version)
-    if not KEYS >= set(obj) or "state_dict" not in obj:
+    if not set(obj) <= KEYS or "state_dict" not in obj:
         raise UserError("eval.ckpt_not_checkpoint")
     try:
         # not checked to be strings here: from_json turns a missing or non-string value into a UserError

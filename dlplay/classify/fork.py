@@ -22,6 +22,7 @@ A fork is an ordinary run (``dlplay/ui/state.py`` makes it under the server's ru
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
 import threading
@@ -74,10 +75,8 @@ class SnapshotKeeper(TrainingCallback):
 
     def on_end(self, session: TrainingState) -> None:
         if session.global_step > (self._snaps[-1].step if self._snaps else -1):
-            try:
+            with contextlib.suppress(Exception):  # a run that failed before its loop started has no state
                 self._add(session.capture_state())
-            except Exception:  # noqa: BLE001 - a run that failed before its loop started has no state
-                pass
 
     def _add(self, state: ResumeState) -> None:
         with self._lock:

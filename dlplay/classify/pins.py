@@ -183,7 +183,7 @@ class Pins(TrainingCallback):
             self._steps.append(step)
             self._probs.append(probs)
         if len(self._steps) > self.capacity:  # bounded: keep every other reading, and the latest
-            keep = list(range(0, len(self._steps) - 1, 2)) + [len(self._steps) - 1]
+            keep = [*range(0, len(self._steps) - 1, 2), len(self._steps) - 1]
             self._steps = [self._steps[i] for i in keep]
             self._probs = [self._probs[i] for i in keep]
         with self._lock:

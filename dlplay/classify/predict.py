@@ -8,8 +8,9 @@ into the network's input here: :func:`to_pixels`, then :func:`normalise`.
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Sequence, cast
+from typing import Any, cast
 
 import numpy as np
 import torch

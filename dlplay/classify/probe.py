@@ -23,8 +23,9 @@ travel to the host in one copy, join a bounded history and are published as an i
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable, cast
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -217,7 +218,7 @@ def _readonly(a: np.ndarray) -> np.ndarray:
     return a
 
 
-def probe_of(callbacks: Any) -> "Probe | None":
+def probe_of(callbacks: Any) -> Probe | None:
     """The Probe among a session's ``callbacks``, if any."""
     return next((cb for cb in callbacks if isinstance(cb, Probe)), None)
 

@@ -19,9 +19,10 @@ import tempfile
 import threading
 import time
 import uuid
+from collections.abc import Iterable
 from dataclasses import MISSING, dataclass, fields, replace
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 from dlplay.classify.callbacks import TrainingCallback
 from dlplay.nn.layers import LAYER_KINDS
@@ -105,7 +106,7 @@ class RunRecord:
         }
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "RunRecord":
+    def from_dict(cls, data: dict[str, Any]) -> RunRecord:
         """Rebuild a record; raises ValueError (or the spec's UserError) on anything malformed."""
         if not isinstance(data, dict) or data.get("format") != RUN_FORMAT:
             raise ValueError("not a dlplay run")
@@ -152,7 +153,7 @@ class RunRecord:
         return json.dumps(self.to_dict(), sort_keys=True)
 
     @classmethod
-    def from_json(cls, text: str) -> "RunRecord":
+    def from_json(cls, text: str) -> RunRecord:
         return cls.from_dict(json.loads(text))
 
 

@@ -11,7 +11,8 @@ from __future__ import annotations
 import copy
 import math
 import time
-from typing import Any, Callable, Iterable
+from collections.abc import Callable, Iterable
+from typing import Any
 
 import numpy as np
 import torch
@@ -321,9 +322,8 @@ class TrainingSession(RunLoop):
             with self.model_lock:
                 model = copy.deepcopy(self.model)
             return self._evaluate(model.to(memory_format=torch.channels_last).eval(), images, labels, batch_size, report)  # type: ignore[call-overload]  # memory_format: not in Module.to's stubs
-        with self.model_lock:
-            with eval_mode(self.model):
-                return self._evaluate(self.model, images, labels, batch_size, report)
+        with self.model_lock, eval_mode(self.model):
+            return self._evaluate(self.model, images, labels, batch_size, report)
 
     def _evaluate(self, model: Net, images: torch.Tensor, labels: torch.Tensor, batch_size: int,
                   report: Callable[[float], None] | None = None) -> tuple[float, float]:

@@ -10,9 +10,11 @@ time the pool is asked for one: a restarted worker joins the pool by itself.
 """
 from __future__ import annotations
 
+import contextlib
 import threading
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable
+from typing import Any, ClassVar
 
 import ray
 from ray.exceptions import ActorUnavailableError, GetTimeoutError, RayActorError
@@ -91,16 +93,14 @@ class ClusterSlots:
         return PoolState(s.limit, s.running, s.queued, s.waiting_s, self.settings.threads_per_run)
 
     def drop_worker(self, worker_id: str) -> None:
-        try:
+        with contextlib.suppress(Exception):  # the lease runs out anyway
             self._broker().drop_worker.remote(worker_id)
-        except Exception:  # noqa: BLE001 - the lease runs out anyway
-            pass
 
 
 class RayBackend:
     """Runs in a pool of Ray worker actors (one backend per app process)."""
 
-    _instances: dict[str, RayBackend] = {}
+    _instances: ClassVar[dict[str, RayBackend]] = {}
     _class_lock = threading.Lock()
 
     def __init__(self, settings: ClusterSettings, alive: Callable[[], bool] | None = None):

@@ -10,6 +10,7 @@ the worker processes end with their raylet), so no Ray process outlives the app 
 """
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import json
 import os
@@ -21,10 +22,8 @@ PR_SET_PDEATHSIG = 1
 
 
 def _kill_group(pid: int) -> None:
-    try:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        pass
 
 
 def main(argv: list[str]) -> int:

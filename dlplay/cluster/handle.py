@@ -9,12 +9,14 @@ tensors and ``model_copy`` is built here from the spec and ``state_dict()``. A w
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
 import threading
 import time
 import weakref
-from typing import TYPE_CHECKING, Any, Callable, Iterable
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import ray
@@ -179,10 +181,8 @@ class RayRunHandle:
             run_end = was_running and started and not self._ended
             self._ended = True
         if self._on_lost is not None and not head:
-            try:
+            with contextlib.suppress(Exception):
                 self._on_lost(self.worker_id)
-            except Exception:  # noqa: BLE001
-                pass
         if run_end:
             self._run_end_callbacks()
 
@@ -193,10 +193,8 @@ class RayRunHandle:
 
     def _run_end_callbacks(self) -> None:
         for callback in self._end_callbacks:
-            try:
+            with contextlib.suppress(Exception):  # as in the training thread: a failing callback ends nothing else
                 callback.on_end(self)
-            except Exception:  # noqa: BLE001 - as in the training thread: a failing callback ends nothing else
-                pass
 
     # ----- commands -------------------------------------------------------------------------
     def start(self, paused: bool = False) -> None:

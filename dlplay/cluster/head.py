@@ -19,8 +19,8 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Mapping
 
 ENV_TEMP_DIR = "DLPLAY_RAY_TEMP_DIR"  # where the local head keeps its logs, sockets and pid file
 PID_FILE = "dlplay_head.json"  # {"guardian": pid, "head": pid (ray start), "app": pid}

@@ -28,8 +28,9 @@ import os
 import secrets
 import threading
 import time
+from collections.abc import MutableMapping
 from pathlib import Path
-from typing import TYPE_CHECKING, MutableMapping
+from typing import TYPE_CHECKING, ClassVar
 
 from dlplay.cluster.head import LocalHead, port_open
 
@@ -89,7 +90,7 @@ def driver_environment(env: MutableMapping[str, str]) -> None:
 class ClusterLink:
     """This process's connection to the Ray cluster at ``address`` (``local``: a head it starts)."""
 
-    _links: dict[str, ClusterLink] = {}
+    _links: ClassVar[dict[str, ClusterLink]] = {}
     _class_lock = threading.Lock()
 
     def __init__(self, address: str, settings: ClusterSettings | None = None):

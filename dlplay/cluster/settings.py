@@ -2,8 +2,8 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Mapping
 
 NAMESPACE = "dlplay"  # the Ray namespace of dlplay's named actors: every app process finds the same ones
 WORKER_PREFIX = "dlplay-worker-"  # worker actors are named dlplay-worker-0, dlplay-worker-1, ...

@@ -13,8 +13,9 @@ pixels, which the training loop then normalises like any batch. The plain functi
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, fields
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import torch
@@ -62,7 +63,7 @@ class Augment:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, data: Any) -> "Augment":
+    def from_dict(cls, data: Any) -> Augment:
         if isinstance(data, Augment):
             return data
         if not isinstance(data, dict) or set(data) - {f.name for f in fields(cls)}:
@@ -111,7 +112,7 @@ def affine_matrices(angle_deg: torch.Tensor, scale: torch.Tensor, shift_x: torch
 
 def gaussian_kernel(sigma: float, device: torch.device) -> torch.Tensor:
     """A normalised 1-D Gaussian kernel of radius 2·sigma."""
-    radius = max(1, int(math.ceil(2 * sigma)))
+    radius = max(1, math.ceil(2 * sigma))
     x = torch.arange(-radius, radius + 1, dtype=torch.float32, device=device)
     k = torch.exp(-0.5 * (x / sigma) ** 2)
     return k / k.sum()

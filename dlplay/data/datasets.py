@@ -28,9 +28,10 @@ import threading
 import urllib.error
 import urllib.request
 import zlib
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterable, Sequence, cast
+from typing import cast
 
 import numpy as np
 import torch

@@ -105,7 +105,7 @@ def _shape_text(shape: tuple[int, ...]) -> str:
     return "×".join(str(s) for s in shape)
 
 
-def _module(layer_kind: str, layer, in_shape: tuple[int, ...], order: str) -> str:  # noqa: ANN001 - a LayerSpec
+def _module(layer_kind: str, layer, in_shape: tuple[int, ...], order: str) -> str:  # layer: a LayerSpec
     """The PyTorch module dlplay's layer registry builds for this layer (same arguments, same init)."""
     kind = LAYER_KINDS[layer_kind]
     view = kind.input_view(in_shape, order)

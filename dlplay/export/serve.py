@@ -158,7 +158,7 @@ class LocalServer:
         return f"http://{HOST}:{self.port}"
 
     def __del__(self) -> None:  # a forgotten server does not outlive its object
-        try:
+        try:  # noqa: SIM105 - no contextlib here: module globals may be gone in a __del__ at exit
             self.stop("owner")
         except Exception:  # noqa: BLE001
             pass

@@ -2,7 +2,7 @@
 percentiles (lines, right axis) at each number of concurrent clients."""
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import plotly.graph_objects as go
 

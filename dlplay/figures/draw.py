@@ -7,7 +7,8 @@ and without a template (Streamlit's chart theme styles them; a template costs an
 from __future__ import annotations
 
 import math
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import plotly.graph_objects as go

@@ -3,7 +3,7 @@ the learner's drawing as a star. Each point carries its test-image index (``cust
 on the page can open that image."""
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import plotly.graph_objects as go

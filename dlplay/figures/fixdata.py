@@ -2,7 +2,7 @@
 heatmaps: an invisible square marker sits on every cell and carries the cell's hover text)."""
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import plotly.graph_objects as go

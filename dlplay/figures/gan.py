@@ -6,7 +6,8 @@ are curves of the two networks' contest, grids of generated digits, and a class 
 """
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import plotly.graph_objects as go
@@ -53,8 +54,8 @@ def _polylines(lines: np.ndarray) -> tuple[list[float | None], list[float | None
     xs: list[float | None] = []
     ys: list[float | None] = []
     for line in np.asarray(lines, dtype=np.float64):
-        xs.extend(line[:, 0].tolist() + [None])
-        ys.extend(line[:, 1].tolist() + [None])
+        xs.extend([*line[:, 0].tolist(), None])
+        ys.extend([*line[:, 1].tolist(), None])
     return xs, ys
 
 

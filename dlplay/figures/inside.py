@@ -6,7 +6,7 @@ Values that can be negative use a diverging scale centred at 0 (red positive, bl
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import plotly.graph_objects as go

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import io
+import itertools
 import struct
 import zlib
 from collections.abc import Sequence
@@ -118,7 +119,7 @@ class LiveFigure(go.Figure):
         obj._spec = spec
         return obj
 
-    def __init__(self, spec: dict):  # noqa: D107 - BaseFigure.__init__ skipped on purpose (see the class doc)
+    def __init__(self, spec: dict):  # BaseFigure.__init__ skipped on purpose (see the class doc)
         pass
 
     def to_dict(self) -> dict:
@@ -162,7 +163,7 @@ def diagram_tiles(inputs: np.ndarray, neurons: Sequence[np.ndarray], output: np.
     if neurons:  # every hidden neuron through the lookup table at once
         hidden = diverging_rgb(np.concatenate([np.asarray(h)[:, ::step, ::step] for h in neurons]))
         bounds = np.cumsum([0] + [len(h) for h in neurons])
-        cols += [list(hidden[a:b]) for a, b in zip(bounds[:-1], bounds[1:])]
+        cols += [list(hidden[a:b]) for a, b in itertools.pairwise(bounds)]
     if regression:
         cols.append([diverging_rgb(output[0, ::step, ::step])])
     else:
@@ -234,13 +235,13 @@ def column_strip(tiles: Sequence[np.ndarray], height_units: float) -> np.ndarray
     """One column's pictures stacked at their diagram positions (centred, one unit apart) on white, each
     framed in grey: [height, tile px + 2, 3], top row first. One image per column keeps the pixels to
     encode few (the gaps between columns, where the weights run, belong to no image)."""
-    size = int(round(TILE * UNIT_PX))
-    height = int(round(height_units * UNIT_PX))
+    size = round(TILE * UNIT_PX)
+    height = round(height_units * UNIT_PX)
     strip = np.full((height, size + 2, 3), 255, np.uint8)
     n = len(tiles)
     for i, tile in enumerate(tiles):
         centre = height / 2 - ((n - 1) / 2 - i) * UNIT_PX
-        row = int(round(centre - size / 2))
+        row = round(centre - size / 2)
         t = tile[::-1]  # row 0 of a tile is the bottom of the plane
         if t.shape[0] != size:  # nearest neighbour to the tile's pixels
             idx = np.arange(size) * t.shape[0] // size
@@ -311,7 +312,7 @@ def network_figure(tiles: Sequence[Sequence[np.ndarray]], labels: Sequence[Seque
                                        "width": [3 if s else 0 for s in chosen]}}})
     annotations = [{"x": c, "y": top, "text": title, "showarrow": False, "yanchor": "bottom",
                     "font": {"size": 11, "color": TEXT_MUTED}} for c, title in enumerate(column_titles)]
-    width = (int(round(TILE * UNIT_PX)) + 2) / UNIT_PX
+    width = (round(TILE * UNIT_PX) + 2) / UNIT_PX
     images = [_image(png_uri(column_strip(col, 2 * top)[::-1]), c - width / 2, top, width, 2 * top, layer="above")
               for c, col in enumerate(tiles)]
     layout = base_layout("", height)
@@ -419,7 +420,7 @@ def network_jpeg(tiles: Sequence[Sequence[np.ndarray]], weights: Sequence[np.nda
     xstep = unit * 1.6
     image = Image.new("RGB", (int(len(widths) * xstep), int(2 * top * unit)), (255, 255, 255))
     draw = ImageDraw.Draw(image)
-    tile_px = int(round(TILE * unit))
+    tile_px = round(TILE * unit)
     half = tile_px / 2
     colours = {True: _hex(POSITIVE), False: _hex(NEGATIVE)}
 
@@ -438,7 +439,7 @@ def network_jpeg(tiles: Sequence[Sequence[np.ndarray]], weights: Sequence[np.nda
     for c, col in enumerate(tiles):
         for i, tile in enumerate(col):
             x, y = to_px(*pos[c][i])
-            left, upper = int(round(x - half)), int(round(y - half))
+            left, upper = round(x - half), round(y - half)
             picture = Image.fromarray(np.ascontiguousarray(tile[::-1]))
             if picture.size != (tile_px, tile_px):
                 picture = picture.resize((tile_px, tile_px), Image.Resampling.BILINEAR)

@@ -2,7 +2,7 @@
 one line per model, overlaid."""
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import plotly.graph_objects as go
 

@@ -1,7 +1,8 @@
 """Plotly figures for training curves (pure functions: snapshot in, go.Figure out)."""
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import plotly.graph_objects as go

@@ -100,7 +100,7 @@ class Filmstrip:
                 self._frames.append(frame)
             if len(self._frames) > self.max_frames:
                 kept = self._frames[:-1:2]
-                self._frames = kept + [self._frames[-1]]
+                self._frames = [*kept, self._frames[-1]]
                 self.every *= 2
         return frame
 

@@ -11,8 +11,9 @@ import json
 import math
 import time
 import warnings
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, fields, replace
-from typing import Any, Callable
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -398,7 +399,7 @@ def load_gan_checkpoint(data: bytes, max_bytes: int = MAX_CHECKPOINT_BYTES) -> G
     obj = _torch_load(data)
     if isinstance(obj, dict) and obj.get("format") == "dlplay-checkpoint":
         raise UserError("gan_mnist.ckpt_classifier")
-    if not isinstance(obj, dict) or obj.get("format") != FORMAT or not KEYS >= set(obj):
+    if not isinstance(obj, dict) or obj.get("format") != FORMAT or not set(obj) <= KEYS:
         raise UserError("gan_mnist.ckpt_not_gan")
     version = obj.get("version")
     if not isinstance(version, int) or version < 1:

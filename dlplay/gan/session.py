@@ -47,7 +47,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
-from typing import Any, Protocol, Union
+from typing import Any, Protocol
 
 import numpy as np
 import torch
@@ -75,7 +75,7 @@ NOISES = ("gaussian", "uniform")  # z ~ N(0, I), or uniform on [-1, 1]^noise_dim
 STEP_KINDS = ("both", "d", "g")  # what a granted single step updates
 CURVES = ("d_loss", "g_loss", "d_real", "d_fake")  # the four numbers kept per step
 
-Batch = Union[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]
+Batch = torch.Tensor | tuple[torch.Tensor, torch.Tensor]
 RealSampler = Callable[[int, torch.Generator], Batch]  # (n, generator on the run's device) -> x or (x, labels)
 
 

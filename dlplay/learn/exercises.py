@@ -385,7 +385,7 @@ def parse_answer(text: str) -> float:
     spelling alike), ``exercises.bad_number`` (not a number)."""
     raw = str(text or "")
     shown = raw.strip()[:MAX_ANSWER_CHARS] + ("…" if len(raw.strip()) > MAX_ANSWER_CHARS else "")
-    s = raw.strip().translate(str.maketrans("０１２３４５６７８９．，－＋　", "0123456789.,-+ "))
+    s = raw.strip().translate(str.maketrans("０１２３４５６７８９．，－＋　", "0123456789.,-+ "))  # noqa: RUF001 - full-width input
     s = s.replace("−", "-").replace("–", "-").replace(" ", "").lower()
     if len(s) > MAX_ANSWER_CHARS:
         raise UserError("exercises.answer_too_long", n=f"{len(s):,}", max=MAX_ANSWER_CHARS)

@@ -122,7 +122,7 @@ def smallest_grad_answer(outcomes: Sequence[Outcome]) -> Answer:
     n = len(norms)
     smallest, largest = int(np.nanargmin(norms)), int(np.nanargmax(norms))
     ratio = norms[largest] / norms[smallest] if norms[smallest] > 0 else math.inf
-    if ratio < EVEN:
+    if ratio < EVEN:  # noqa: SIM108 - a nested conditional expression would read worse
         choice = "even"
     else:
         choice = "input_side" if smallest <= (n - 1) / 2 else "output_side"

@@ -240,7 +240,7 @@ def path_steps(handle: Any, k: int = PATH_POINTS) -> list[int]:
     """Up to ``k`` steps of the run, evenly spread from its first (a fork's fork point) to now."""
     first = int(handle.forked_from[1]) if getattr(handle, "forked_from", None) else 0
     last = int(handle.snapshot().progress.global_step)
-    return sorted({int(round(s)) for s in np.linspace(first, last, k)}) if last > first else [last]
+    return sorted({round(s) for s in np.linspace(first, last, k)}) if last > first else [last]
 
 
 @dataclass

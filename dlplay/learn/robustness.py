@@ -9,8 +9,9 @@ noisy images and curves can be overlaid. The learner's drawing goes through the 
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import torch

@@ -133,7 +133,7 @@ class DenseEngine:
         inputs = [a]  # a_{l-1}, the input of layer l (after dropout)
         acts = []  # f(z_l) before dropout
         for i, layer in enumerate(layers[:-1]):
-            z, a = layer_forward(a, layer.weight_t, layer.bias, layer.fn, out=buf.z[i])
+            _z, a = layer_forward(a, layer.weight_t, layer.bias, layer.fn, out=buf.z[i])
             acts.append(a)
             if layer.dropout > 0:
                 mask = buf.mask[i].bernoulli_(1.0 - layer.dropout).div_(1.0 - layer.dropout)  # type: ignore[union-attr]

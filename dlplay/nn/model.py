@@ -185,7 +185,7 @@ def layer_summary(spec: ModelSpec) -> list[LayerInfo]:
     for row in rows[:-1]:
         counters[row.kind] = counters.get(row.kind, 0) + 1
         named.append(LayerInfo(f"{row.kind}{counters[row.kind]}", row.kind, row.description, row.output_shape, row.params, row.macs))
-    return named + [rows[-1]]
+    return [*named, rows[-1]]
 
 
 def count_parameters(module: nn.Module) -> int:

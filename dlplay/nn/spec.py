@@ -3,8 +3,9 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, fields, replace
-from typing import Any, Sequence
+from typing import Any
 
 from dlplay.data.augment import Augment
 from dlplay.errors import UserError
@@ -144,7 +145,7 @@ class ModelSpec:
         return data
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "ModelSpec":
+    def from_dict(cls, data: dict[str, Any]) -> ModelSpec:
         if not isinstance(data, dict) or not isinstance(data.get("layers"), list):
             raise UserError("spec.bad_json")
         allowed = {f.name for f in fields(LayerSpec)}
@@ -168,7 +169,7 @@ class ModelSpec:
         return json.dumps(self.to_dict(), sort_keys=True)
 
     @classmethod
-    def from_json(cls, text: str) -> "ModelSpec":
+    def from_json(cls, text: str) -> ModelSpec:
         try:
             data = json.loads(text)
         except (json.JSONDecodeError, TypeError) as exc:
@@ -215,7 +216,7 @@ class TrainConfig:
         object.__setattr__(self, "label_edits", _label_edits(self.label_edits))
         object.__setattr__(self, "augment", Augment.from_dict(self.augment))  # a dict from JSON, validated
 
-    def with_changes(self, **changes: Any) -> "TrainConfig":
+    def with_changes(self, **changes: Any) -> TrainConfig:
         return replace(self, **changes)
 
     def to_dict(self) -> dict[str, Any]:
@@ -225,7 +226,7 @@ class TrainConfig:
         return data
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "TrainConfig":
+    def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
         """Settings saved before validation existed (no ``val_share``) trained without one: 0."""
         allowed = {f.name for f in fields(cls)}
         if not isinstance(data, dict) or set(data) - allowed:
@@ -236,7 +237,7 @@ class TrainConfig:
         return json.dumps(self.to_dict(), sort_keys=True)
 
     @classmethod
-    def from_json(cls, text: str) -> "TrainConfig":
+    def from_json(cls, text: str) -> TrainConfig:
         try:
             data = json.loads(text)
         except (json.JSONDecodeError, TypeError) as exc:

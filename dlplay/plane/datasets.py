@@ -189,13 +189,13 @@ def from_arrays(xy: np.ndarray, labels: np.ndarray, task: str = CLASSIFY, test_r
         test = np.zeros(len(y), dtype=bool)
         for c in np.unique(y):  # stratified: each class keeps at least one training point
             idx = rng.permutation(np.flatnonzero(y == c))
-            take = min(int(round(len(idx) * test_ratio)), len(idx) - 1)
+            take = min(round(len(idx) * test_ratio), len(idx) - 1)
             test[idx[:take]] = True
         labels_out: np.ndarray = y
     elif task == REGRESS:
         k = 0
         test = np.zeros(len(labels), dtype=bool)
-        test[rng.permutation(len(labels))[: int(round(len(labels) * test_ratio))]] = True
+        test[rng.permutation(len(labels))[: round(len(labels) * test_ratio)]] = True
         labels_out = labels.astype(np.float32)
     else:
         raise UserError("plane.bad_task", value=task)

@@ -124,9 +124,12 @@ class CudaGraphs:
         graph = torch.cuda.CUDAGraph()
         # "thread_local": the app's other threads (the page, other learners' runs) may use the GPU
         # while this thread captures; "global" would make their allocations fail
-        with _CAPTURE_LOCK, torch.cuda.device(self.device):
-            with torch.cuda.graph(graph, pool=pool, stream=self.stream, capture_error_mode="thread_local"):
-                outputs = fn()
+        with (
+            _CAPTURE_LOCK,
+            torch.cuda.device(self.device),
+            torch.cuda.graph(graph, pool=pool, stream=self.stream, capture_error_mode="thread_local"),
+        ):
+            outputs = fn()
         return _CudaGraph(graph, outputs)
 
 

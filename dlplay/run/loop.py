@@ -24,11 +24,13 @@ looked up by name (``_call("on_sync")``), so each task types them with its own P
 """
 from __future__ import annotations
 
+import contextlib
 import math
 import threading
 import time
 import uuid
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 import torch
 
@@ -317,13 +319,9 @@ class RunLoop:
             self.finished_at = time.time()
             if slot_taken:
                 self.slot_pool.release(self)
-            try:
+            with contextlib.suppress(Exception):
                 self._call("on_end")
-            except Exception:  # noqa: BLE001
-                pass
 
     def _safe_flush(self) -> None:
-        try:
+        with contextlib.suppress(Diverged):
             self._flush()
-        except Diverged:
-            pass

@@ -9,7 +9,7 @@ import hmac
 import os
 import sys
 import time
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 

@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import math
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import torch
 
@@ -54,7 +55,7 @@ class Limits:
     max_own_rows: int = 100_000
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None) -> "Limits":
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Limits:
         """Defaults overridden by the ``DLPLAY_MAX_*`` variables; a bad value is a start-up error."""
         env = os.environ if env is None else env
         values: dict[str, Any] = {}

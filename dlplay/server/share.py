@@ -50,7 +50,7 @@ PARAM_LABELS = {
     "dev": "runs.field_device", "sch": "train.schedule", "ord": "build.order",
     "val": "validation.share", "pat": "validation.patience", "le": "fixdata.edits", "aug": "augment.title",
 }
-_HEAD = re.compile(r"^(%s)(\d{0,9})$" % "|".join(map(re.escape, KIND_CODES.values())))  # any size reads: "too many neurons"
+_HEAD = re.compile(r"^({})(\d{{0,9}})$".format("|".join(map(re.escape, KIND_CODES.values()))))  # any size reads: "too many neurons"
 _SETTINGS = (("kernel", "k"), ("stride", "s"), ("padding", "p"), ("stack", "l"))  # ``k5`` unless in the head
 _FIELD = re.compile(r"^(k|s|p|l)(\d{1,3})$|^do(\d*\.?\d+(?:e-?\d+)?)$")
 MAX_VALUE_LENGTH = 600

@@ -20,7 +20,7 @@ MISSING_KEYS = ("data.not_found", "data.not_found_offline")
 
 
 @st.cache_resource(show_spinner=False, max_entries=4)
-def dataset_on(name: str, device: str) -> "data.Dataset":
+def dataset_on(name: str, device: str) -> data.Dataset:
     """The dataset ``name`` as uint8 tensors on ``device``; raises UserError when it cannot be found.
 
     A failure is not cached (Streamlit caches only returned values): the next call looks again.

@@ -112,7 +112,8 @@ def fork_panel(session: RunHandle | None, snap: MetricsSnapshot | None) -> None:
     """The expander where a learner forks the current run (nothing while it trains)."""
     if not can_fork(session, snap):
         return
-    assert session is not None and snap is not None
+    assert session is not None
+    assert snap is not None
     last = min(int(snap.progress.global_step), session.total_steps - 1)
     first = _first_step(session)
     if last <= first:

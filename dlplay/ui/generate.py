@@ -10,8 +10,9 @@ page's language, for the page to show.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable, Final, Literal
+from typing import Any, Final, Literal
 
 import numpy as np
 import streamlit as st
@@ -640,7 +641,7 @@ def interpolation(run: Any, position: float) -> tuple[np.ndarray, int]:
     path = gi.interpolation_path(z0, z1, INTERP_STEPS)
     labels = _requested(INTERP_STEPS, ctx)
     images = gm.to_uint8(run.sample(path, labels)).squeeze(1).numpy()
-    return images, int(round(position * (INTERP_STEPS - 1)))
+    return images, round(position * (INTERP_STEPS - 1))
 
 
 def _pair(run: Any, seed: int) -> tuple[Any, Any]:

@@ -3,8 +3,9 @@ callback, and the tabs' figures and formulas for one traced input."""
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import streamlit as st

@@ -7,8 +7,9 @@ in place, so nothing is lost.
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict
-from typing import Any, Callable
+from typing import Any
 
 import streamlit as st
 
@@ -239,15 +240,14 @@ def render_layer_list(base: ModelSpec) -> None:
             c_title, c_buttons = st.columns([3, 2], vertical_alignment="center")
             arrow = ":material/warning:" if bad == i else "→"
             c_title.markdown(f"**{t('build.layer_n', n=i + 1)}** {arrow} `{_shape_text(outs[i])}`")
-            with c_buttons:
-                with st.container(horizontal=True, horizontal_alignment="right", gap="small"):
-                    st.button("", key=f"build_up_{lid}", on_click=move_layer, args=(lid, -1), disabled=i == 0,
-                              help=t("build.move_up"), icon=":material/arrow_upward:", type="tertiary")
-                    st.button("", key=f"build_down_{lid}", on_click=move_layer, args=(lid, 1),
-                              disabled=i == len(layers) - 1, help=t("build.move_down"),
-                              icon=":material/arrow_downward:", type="tertiary")
-                    st.button("", key=f"build_del_{lid}", on_click=remove_layer, args=(lid,),
-                              help=t("build.remove"), icon=":material/delete:", type="tertiary")
+            with c_buttons, st.container(horizontal=True, horizontal_alignment="right", gap="small"):
+                st.button("", key=f"build_up_{lid}", on_click=move_layer, args=(lid, -1), disabled=i == 0,
+                          help=t("build.move_up"), icon=":material/arrow_upward:", type="tertiary")
+                st.button("", key=f"build_down_{lid}", on_click=move_layer, args=(lid, 1),
+                          disabled=i == len(layers) - 1, help=t("build.move_down"),
+                          icon=":material/arrow_downward:", type="tertiary")
+                st.button("", key=f"build_del_{lid}", on_click=remove_layer, args=(lid,),
+                          help=t("build.remove"), icon=":material/delete:", type="tertiary")
             layer["kind"] = st.selectbox(t("build.kind"), LAYER_KINDS, key=_ensure(layer, "kind"),
                                          format_func=lambda k: t(KINDS[k].key), on_change=change_kind,
                                          args=(lid,))

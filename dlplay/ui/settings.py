@@ -255,6 +255,25 @@ def widget(name: str, *, key: str | None = None, on_change: Callable[[], None] |
     return shown
 
 
-__all__ = ["CLAMPED", "ERROR", "LOCKED", "HIDDEN", "WIDGET_KEYS", "UserError", "clamped_message", "get",
-           "hide", "is_hidden", "is_locked", "lock", "lock_reason", "option_label", "set_value", "show", "unlock",
-           "values", "widget", "widget_key"]
+__all__ = [
+    "CLAMPED",
+    "ERROR",
+    "HIDDEN",
+    "LOCKED",
+    "WIDGET_KEYS",
+    "UserError",
+    "clamped_message",
+    "get",
+    "hide",
+    "is_hidden",
+    "is_locked",
+    "lock",
+    "lock_reason",
+    "option_label",
+    "set_value",
+    "show",
+    "unlock",
+    "values",
+    "widget",
+    "widget_key",
+]
