@@ -53,6 +53,9 @@ def test_a_run_on_own_data_downloads_its_code_with_the_data(streamlit_server, br
     switch_language(page, "简体中文")
     page.wait_for_function("() => document.documentElement.lang === 'zh-CN'", timeout=SLOW_MS)
     wait_for_idle(page, SLOW_MS)
+    tab = page.get_by_role("tab", name="代码")
+    if tab.get_attribute("aria-selected") != "true":  # the tabs' names changed with the language
+        tab.click()
     page.locator(".st-key-eval_code_download_zip button").first.wait_for(timeout=SLOW_MS)
     assert "代码和数据（zip）" in page.locator(".st-key-eval_code_download_zip").inner_text()
     shoot(page, "export-owndata-zh", "[class*=st-key-eval_code_lang]")

@@ -76,7 +76,8 @@ def code_tab(run: Any, key: str) -> None:
         for col, kind in zip(cols, KINDS):
             col.download_button(t(f"export.download_{kind}"), codes[kind], FILES[kind], mime[kind],
                                 key=f"{key}_code_download_{kind}", on_click="ignore", icon=":material/download:")
-    st.caption(t("export.reproduces"))
+    if not own:  # (an own dataset's zip carries its data: the intro above says so)
+        st.caption(t("export.reproduces"))
     if not config.augment.is_off:
         st.warning(t("export.augment_note"))
     shown = st.segmented_control(t("export.preview"), ["pytorch", "keras"], default="pytorch",
