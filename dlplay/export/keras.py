@@ -13,7 +13,7 @@ dependency: tests compile the script; run it where Keras is installed (bench/req
 from __future__ import annotations
 
 from dlplay.data.datasets import get_info
-from dlplay.export.script import data_loader_code, wrap
+from dlplay.export.script import data_loader_code, is_own, wrap
 from dlplay.i18n import translate
 from dlplay.nn.activations import IDENTITY
 from dlplay.nn.layers import DENSE, LAYER_KINDS, sequence_shape
@@ -115,6 +115,7 @@ def layer_lines(spec: ModelSpec, config: TrainConfig, lang: str) -> list[str]:
 def keras_script(spec: ModelSpec, config: TrainConfig, lang: str = "en") -> str:
     """The whole Keras script (needs keras/tensorflow and numpy)."""
     info = get_info(config.dataset)
+    json_import = "import json\n" if is_own(config.dataset) else ""  # the own dataset's class names
     schedule = {
         "constant": "lr = LEARNING_RATE",
         "cosine": "lr = keras.optimizers.schedules.CosineDecay(LEARNING_RATE, decay_steps=total_steps)",
@@ -133,7 +134,7 @@ def keras_script(spec: ModelSpec, config: TrainConfig, lang: str = "en") -> str:
 {wrap(_c('keras_differs', lang))}
 """
 import gzip
-import math
+{json_import}import math
 import os
 import sys
 from pathlib import Path

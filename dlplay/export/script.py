@@ -30,7 +30,7 @@ import textwrap
 from dataclasses import dataclass
 
 from dlplay.classify.split import SPLIT_STREAM
-from dlplay.data.datasets import get_info
+from dlplay.data.datasets import DATASETS, get_info
 from dlplay.i18n import translate
 from dlplay.nn.activations import IDENTITY
 from dlplay.nn.layers import DENSE, LAYER_KINDS, sequence_shape
@@ -286,8 +286,44 @@ def normalize(images):
 '''
 
 
+def is_own(dataset: str) -> bool:
+    """A learner's own dataset (dlplay/owndata.py): not a built-in one; its files travel with the code."""
+    return dataset not in DATASETS
+
+
+OWN_DATA_DIR = "data"  # the own dataset's folder beside the exported script (dlplay/export/owncode.py)
+
+
+def own_loader_code(lang: str) -> str:
+    """numpy only: load_data() for a learner's own dataset, read from ``data/`` beside the script (plain
+    arrays in .npz files, read without pickles) and the class names from ``data/classes.json``."""
+    o = lambda key: translate(f"ownexport.c_{key}", lang)  # noqa: E731
+    return f'''# {o('data_where')}
+HERE = Path(__file__).resolve().parent if "__file__" in globals() else Path.cwd()
+DATA_DIR = HERE / "{OWN_DATA_DIR}"
+
+
+def load_data():
+    """{o('load_doc')}"""
+    arrays = []
+    for part in ("train", "test"):
+        path = DATA_DIR / f"{{part}}.npz"
+        if not path.is_file():
+            sys.exit(f"{{path}}: {o('not_found')}")
+        with np.load(path, allow_pickle=False) as npz:  # {o('no_pickle')}
+            arrays += [npz["images"], npz["labels"].astype(np.int64)]
+    return tuple(arrays)
+
+
+CLASSES = json.loads((DATA_DIR / "classes.json").read_text(encoding="utf-8"))  # {o('classes')}
+print("classes:", CLASSES)
+'''
+
+
 def data_loader_code(config: TrainConfig, lang: str) -> str:
     """numpy only: where the dataset is looked for, the IDX reader, load_data()."""
+    if is_own(config.dataset):
+        return own_loader_code(lang)
     info = get_info(config.dataset)
     files = ", ".join(f"\"{f}\"" for f in info.file_names)
     return f'''# {_c('data_where', lang)}
@@ -578,15 +614,18 @@ def wrap(text: str, width: int = 88) -> str:
 
 def _header(spec: ModelSpec, config: TrainConfig, lang: str) -> str:
     info = get_info(config.dataset)
+    own = is_own(config.dataset)
+    how = translate("ownexport.c_how_to_run", lang) if own else _c("how_to_run", lang)
+    json_import = "import json\n" if own else ""
     return f'''"""{wrap(_c('title', lang, model=spec.describe(image_input=True), dataset=info.title))}
 
-{wrap(_c('how_to_run', lang))}
+{wrap(how)}
     python dlplay_run.py
 
 {wrap(_c('reproduces', lang))}
 """
 import gzip
-import math
+{json_import}import math
 import os
 import sys
 from pathlib import Path

@@ -1,5 +1,8 @@
 """The "Code" tab (Runs and Evaluate): a run as a PyTorch script, a Keras script and a notebook.
 
+A run on a learner's own dataset offers them in one zip with the dataset's files (dlplay/export/owncode.py),
+or says that the dataset is no longer in the session.
+
 Three downloads and a preview; the comments in the code follow the page's language (English or
 简体中文) unless the learner picks the other one. The code comes from dlplay/export (no streamlit).
 """
@@ -9,11 +12,14 @@ from typing import Any
 
 import streamlit as st
 
+from dlplay.data.datasets import get_info
+from dlplay.errors import UserError
 from dlplay.export.keras import keras_script
 from dlplay.export.notebook import notebook
-from dlplay.export.script import pytorch_script
+from dlplay.export.owncode import ZIP_NAME, check_exportable, own_zip
+from dlplay.export.script import is_own, pytorch_script
 from dlplay.i18n import LANGUAGES
-from dlplay.ui.i18n import current_language, t
+from dlplay.ui.i18n import current_language, error_text, t
 
 KINDS = ("pytorch", "keras", "notebook")
 FILES = {"pytorch": "dlplay_run.py", "keras": "dlplay_run_keras.py", "notebook": "dlplay_run.ipynb"}
@@ -31,6 +37,13 @@ def _code(kind: str, spec_json: str, config_json: str, lang: str) -> str:
     return notebook(spec, config, lang)
 
 
+def _own_zip(spec_json: str, config_json: str, lang: str) -> bytes:
+    """The zip of code and data (built when the button is clicked: the data may be megabytes)."""
+    from dlplay.nn.spec import ModelSpec, TrainConfig
+
+    return own_zip(ModelSpec.from_json(spec_json), TrainConfig.from_json(config_json), lang)
+
+
 def code_tab(run: Any, key: str) -> None:
     """The Code tab for ``run`` (a RunRecord or a run handle: anything with ``spec`` and ``config``);
     ``key`` prefixes the widgets' keys (``runs``, ``eval``)."""
@@ -38,18 +51,33 @@ def code_tab(run: Any, key: str) -> None:
         st.info(t("export.no_run"))
         return
     spec, config = run.spec, run.config
+    own = is_own(config.dataset)
+    if own:  # a learner's own dataset: the code comes with its files, while the session still has them
+        try:
+            check_exportable(config)
+        except UserError as exc:
+            st.warning(error_text(exc), icon=":material/folder_off:")
+            return
     st.caption(t("export.intro"))
     page_lang = current_language()
     langs = list(LANGUAGES)
     lang = st.segmented_control(t("export.comments"), langs, default=page_lang, key=f"{key}_code_lang",
                                 format_func=lambda code: t(f"export.lang_{code}")) or page_lang
     codes = {kind: _code(kind, spec.to_json(), config.to_json(), lang) for kind in KINDS}
-    cols = st.columns(3)
-    mime = {"pytorch": "text/x-python", "keras": "text/x-python", "notebook": "application/x-ipynb+json"}
-    for col, kind in zip(cols, KINDS):
-        col.download_button(t(f"export.download_{kind}"), codes[kind], FILES[kind], mime[kind],
-                            key=f"{key}_code_download_{kind}", on_click="ignore", icon=":material/download:")
-    st.caption(t("export.reproduces"))
+    if own:
+        st.info(t("ownexport.intro", title=get_info(config.dataset).title), icon=":material/folder_zip:")
+        spec_json, config_json = spec.to_json(), config.to_json()
+        st.download_button(t("ownexport.download_zip"), lambda: _own_zip(spec_json, config_json, lang), ZIP_NAME,
+                           "application/zip", key=f"{key}_code_download_zip", on_click="ignore",
+                           icon=":material/download:", help=t("ownexport.zip_help"), type="primary")
+    else:
+        cols = st.columns(3)
+        mime = {"pytorch": "text/x-python", "keras": "text/x-python", "notebook": "application/x-ipynb+json"}
+        for col, kind in zip(cols, KINDS):
+            col.download_button(t(f"export.download_{kind}"), codes[kind], FILES[kind], mime[kind],
+                                key=f"{key}_code_download_{kind}", on_click="ignore", icon=":material/download:")
+    if not own:  # (an own dataset's zip carries its data: the intro above says so)
+        st.caption(t("export.reproduces"))
     if not config.augment.is_off:
         st.warning(t("export.augment_note"))
     shown = st.segmented_control(t("export.preview"), ["pytorch", "keras"], default="pytorch",
