@@ -8,6 +8,7 @@ from dlplay.plane.features import FEATURES
 from dlplay.plane.session import MAX_LAYERS, MAX_NEURONS
 from dlplay.run.status import PROBLEM, Status
 from dlplay.ui import plane as pl
+from dlplay.ui import plane_edit as pe
 from dlplay.ui.charts import chart
 from dlplay.ui.i18n import current_language, t
 from dlplay.ui.state import init_state
@@ -93,19 +94,22 @@ def live(polling: bool) -> None:
         if view.message:
             (st.error if view.status in PROBLEM else st.info)(t(view.message, **view.message_params))
     snap = view.snapshot
+    options = pl.neuron_options(run, view.grid) if run is not None and view.grid is not None else []
+    node = pl.chosen_neuron(options) if options else (0, 0)
+    edited = pe.edited_view(run, view.status, node) if options else None  # the learner's edited copy, if editing
+    train_loss, test_loss, test_acc = pe.metric_values(edited, snap)
     m = st.columns(5)
     m[0].metric(t("plane.m_status"), t(f"train.status_{view.status}"))
     m[1].metric(t("plane.m_epoch"), f"{view.epoch:,}")
-    m[2].metric(t("plane.m_train_loss"), pl.number(snap.last("train_loss") if snap else None))
-    m[3].metric(t("plane.m_test_loss"), pl.number(snap.last("test_loss") if snap else None))
+    m[2].metric(t("plane.m_train_loss"), pl.number(train_loss))
+    m[3].metric(t("plane.m_test_loss"), pl.number(test_loss))
     with m[4].container(key="plane_test_acc"):
-        st.metric(t("plane.m_test_acc"), pl.percent(snap.last("test_acc") if snap else None))
+        st.metric(t("plane.m_test_acc"), pl.percent(test_acc))
+    pe.toggle(run, view.status)
     if run is None or view.grid is None or view.data is None:
         return
-    grid, data = view.grid, view.data
+    grid, data = (edited.grid if edited is not None else view.grid), view.data
     left, right = st.columns([1.35, 1], gap="medium")
-    options = pl.neuron_options(run, grid)
-    node = pl.chosen_neuron(options)
     with left:
         tiles = fp.diagram_tiles(grid.inputs, grid.neurons, grid.output, view.regression)
         st.caption(" → ".join(pl.column_titles(run, grid)))
@@ -131,6 +135,9 @@ def live(polling: bool) -> None:
                 chart(st, fp.neuron_figure(fp.png_uri(pl.neuron_rgb(run, grid, node)),
                                                  pl.neuron_title(run, grid, node), lang, height=260),
                                 key="plane_neuron_fig", width="stretch", config={"displayModeBar": False})
+        if edited is not None:
+            pe.panel(run, node, edited)
+        pe.history(run)
     with right:
         show_test = st.toggle(t("plane.show_test"), value=True, key="plane_show_test")
         heat = fp.output_rgb(grid.output, view.regression)
