@@ -14,19 +14,21 @@ import pytest
 from e2e_util import choose_option, click_button, metric_value, open_app_page, wait_for_charts, wait_for_idle
 
 SLOW_MS = 180_000
-PICTURE_JS = "() => document.querySelector('.st-key-plane_output image')?.getAttribute('href') || ''"
+PICTURE = ("(document.querySelector('.st-key-plane_output img')?.getAttribute('src')"
+           " || document.querySelector('.st-key-plane_output image')?.getAttribute('href') || '')")
+PICTURE_JS = f"() => {PICTURE}"
 WATCH_JS = """() => {
   window.__edit = null; window.__drawn = null;
   const box = document.querySelector('.st-key-plane_edit_value input');
   box.addEventListener('keydown', e => { if (e.key === 'Enter') window.__edit = performance.now(); }, {capture: true, once: true});
-  const old = (document.querySelector('.st-key-plane_output image') || {getAttribute: () => ''}).getAttribute('href');
+  const old = PICTURE;
   const obs = new MutationObserver(() => {
-    const img = document.querySelector('.st-key-plane_output image');
-    if (img && img.getAttribute('href') !== old && window.__drawn === null) { window.__drawn = performance.now(); obs.disconnect(); }
+    const now = PICTURE;
+    if (now && now !== old && window.__drawn === null) { window.__drawn = performance.now(); obs.disconnect(); }
   });
   obs.observe(document.querySelector('[data-testid=stMainBlockContainer]'),
-              {subtree: true, childList: true, attributes: true, attributeFilter: ['href']});
-}"""
+              {subtree: true, childList: true, attributes: true, attributeFilter: ['href', 'src']});
+}""".replace("PICTURE", PICTURE)
 
 
 def status_is(page, text: str) -> None:
@@ -76,6 +78,7 @@ def test_a_weight_is_edited_undone_and_given_back_to_training(streamlit_server, 
         wait_for_idle(page, SLOW_MS)
         page.locator(".st-key-plane_edit_on label").first.click()
         page.wait_for_selector(".st-key-plane_edit", timeout=SLOW_MS)
+        page.wait_for_selector(".st-key-plane_output img", timeout=SLOW_MS)  # while editing: plain images
         wait_for_idle(page, SLOW_MS)
         choose_option(page, "plane_neuron", translate("plane.neuron_title", lang, layer=1, n=1), SLOW_MS)
         page.wait_for_selector(".st-key-plane_edit_which", timeout=SLOW_MS)

@@ -27,6 +27,11 @@ def paused_after_a_step(lang: str, monkeypatch):
     return at, run
 
 
+def images(at) -> list[str]:
+    """The sources (data URIs) of the page's plain images, in page order."""
+    return [img.url for element in at.get("image") for img in element.proto.imgs]
+
+
 @pytest.mark.parametrize("lang", ["en", "zh"])
 def test_edit_undo_and_give_back_from_the_page(lang, monkeypatch):
     at, run = paused_after_a_step(lang, monkeypatch)
@@ -35,10 +40,11 @@ def test_edit_undo_and_give_back_from_the_page(lang, monkeypatch):
         assert toggle.label == translate("plane_edit.toggle", lang)
         before_loss = metric(at, "plane.m_train_loss", lang)
         weights = run.state_dict()
-        charts = [c.proto.spec for c in at.get("plotly_chart")]
         toggle.set_value(True).run()
         assert not at.exception, [e.value for e in at.exception]
         at.selectbox(key="plane_neuron").set_value((1, 0)).run()  # layer 1, neuron 1
+        pictures = images(at)
+        assert len(pictures) == 3, "while editing: the network, the neuron and the plane as plain images"
         which = at.selectbox(key="plane_edit_which")
         assert which.options[0] == translate("plane_edit.bias", lang) and len(which.options) == 3
         which.set_value(0).run()  # the weight from x₁
@@ -48,7 +54,8 @@ def test_edit_undo_and_give_back_from_the_page(lang, monkeypatch):
         editor = at.session_state["plane_editor"]
         assert editor.changed() == [("0.weight", (0, 0))]
         assert metric(at, "plane.m_train_loss", lang) != before_loss  # recomputed from the edited copy
-        assert [c.proto.spec for c in at.get("plotly_chart")] != charts  # the pictures too
+        edited_pictures = images(at)
+        assert all(a != b for a, b in zip(pictures, edited_pictures))  # every picture redrawn from the edited copy
         assert torch.equal(run.state_dict()["0.weight"], weights["0.weight"])  # the run is untouched
         state = at.get("caption")
         assert any(translate("plane_edit.state", lang, n=1, ms="")[:6] in str(c.value) for c in state)
@@ -62,6 +69,7 @@ def test_edit_undo_and_give_back_from_the_page(lang, monkeypatch):
         # undo, edit again, give back
         at.button(key="plane_edit_undo").click().run()
         assert editor.changed() == [] and metric(at, "plane.m_train_loss", lang) == before_loss
+        assert images(at) == pictures
         assert at.text_input(key="plane_edit_value").value == f"{float(weights['0.weight'][0, 0]):.4g}"
         at.text_input(key="plane_edit_value").set_value("-3").run()
         edited = editor.state()

@@ -109,25 +109,27 @@ def live(polling: bool) -> None:
     if run is None or view.grid is None or view.data is None:
         return
     grid, data = (edited.grid if edited is not None else view.grid), view.data
+    fast = polling or edited is not None  # plain images: they redraw at once (10 a second, or after each edit)
     left, right = st.columns([1.35, 1], gap="medium")
     with left:
         tiles = fp.diagram_tiles(grid.inputs, grid.neurons, grid.output, view.regression)
         st.caption(" → ".join(pl.column_titles(run, grid)))
         with st.container(key="plane_network"):
-            if polling:  # 10 pictures a second: one PNG (see dlplay/figures/plane.py, live pictures)
+            if fast:  # 10 pictures a second: one PNG (see dlplay/figures/plane.py, live pictures)
                 st.image(fp.data_uri(fp.network_jpeg(tiles, grid.weights, selected=node)),
                          alt=t("a11y.alt_plane_network"))
             else:
                 chart(st, fp.network_figure(tiles, pl.node_labels(run, grid), grid.weights, selected=node,
                                                   column_titles=pl.column_titles(run, grid)),
                                 key="plane_network_fig", width="stretch", config={"displayModeBar": False})
-        st.caption(t("plane.network_help_live" if polling else "plane.network_help"))
+        st.caption(t("plane_edit.network_help" if edited is not None else
+                     "plane.network_help_live" if polling else "plane.network_help"))
         a, b = st.columns([1, 1.3])
         with a:
             st.selectbox(t("plane.neuron"), options, key=pl.NEURON_KEY,
                          format_func=lambda n: pl.neuron_title(run, grid, n), help=t("plane.neuron_help"))
         with b, st.container(key="plane_neuron_view"):
-            if polling:
+            if fast:
                 st.markdown(f"**{pl.neuron_title(run, grid, node)}**")
                 st.image(fp.data_uri(fp.picture_jpeg(pl.neuron_rgb(run, grid, node))), width=240,
                          alt=t("a11y.alt_plane_neuron"))
@@ -142,7 +144,7 @@ def live(polling: bool) -> None:
         show_test = st.toggle(t("plane.show_test"), value=True, key="plane_show_test")
         heat = fp.output_rgb(grid.output, view.regression)
         with st.container(key="plane_output"):
-            if polling:
+            if fast:
                 st.markdown(f"**{t('plane.fig_plane_title')}**")
                 st.image(fp.data_uri(fp.plane_jpeg(heat, pl.points_layer(run, show_test))), width="stretch",
                          alt=t("a11y.alt_plane"))
