@@ -26,7 +26,7 @@ def paused_run(config: PlaneConfig = CONFIG, epochs: int = 3) -> PlaneSession:
     for _ in range(epochs):
         done = run.snapshot().progress.global_step
         run.step(1)
-        assert wait_for(lambda: run.snapshot().progress.global_step > done and run.status == "paused", 30)
+        assert wait_for(lambda done=done: run.snapshot().progress.global_step > done and run.status == "paused", 30)
     return run
 
 

@@ -21,8 +21,8 @@ from __future__ import annotations
 import math
 import threading
 import time
-from dataclasses import dataclass, field, fields, replace
 from collections.abc import Sequence
+from dataclasses import dataclass, field, fields, replace
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
