@@ -44,7 +44,7 @@ def test_edit_undo_and_give_back_from_the_page(lang, monkeypatch):
         assert not at.exception, [e.value for e in at.exception]
         at.selectbox(key="plane_neuron").set_value((1, 0)).run()  # layer 1, neuron 1
         pictures = images(at)
-        assert len(pictures) == 3, "while editing: the network, the neuron and the plane as plain images"
+        assert len(pictures) == 4, "while editing: the network, the neuron, the plane and the loss as plain images"
         which = at.selectbox(key="plane_edit_which")
         assert which.options[0] == translate("plane_edit.bias", lang) and len(which.options) == 3
         which.set_value(0).run()  # the weight from x₁
@@ -55,7 +55,8 @@ def test_edit_undo_and_give_back_from_the_page(lang, monkeypatch):
         assert editor.changed() == [("0.weight", (0, 0))]
         assert metric(at, "plane.m_train_loss", lang) != before_loss  # recomputed from the edited copy
         edited_pictures = images(at)
-        assert all(a != b for a, b in zip(pictures, edited_pictures))  # every picture redrawn from the edited copy
+        assert all(a != b for a, b in zip(pictures[:3], edited_pictures[:3]))  # redrawn from the edited copy
+        assert edited_pictures[3] == pictures[3]  # the loss per epoch so far is the run's: unchanged
         assert torch.equal(run.state_dict()["0.weight"], weights["0.weight"])  # the run is untouched
         state = at.get("caption")
         assert any(translate("plane_edit.state", lang, n=1, ms="")[:6] in str(c.value) for c in state)

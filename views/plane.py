@@ -154,7 +154,7 @@ def live(polling: bool) -> None:
                                                 show_test=show_test),
                                 key="plane_output_fig", width="stretch", config={"displayModeBar": False})
         st.caption(t("plane.output_help_regress" if view.regression else "plane.output_help"))
-        if snap is not None and polling:
+        if snap is not None and fast:  # while editing the curves do not change: no Plotly chart to redraw
             st.markdown(f"**{t('plane.fig_loss_title')}**")
             st.image(fp.data_uri(fp.loss_jpeg(snap.epochs, snap.train_loss, snap.test_loss)), width="stretch",
                      alt=t("plane.fig_loss_title"))
