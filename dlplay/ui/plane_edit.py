@@ -192,7 +192,7 @@ def panel(run: PlaneHandle, node: tuple[int, int], view: PlaneEditView) -> None:
         b.text_input(t("plane_edit.type"), key=VALUE_KEY, on_change=_set, args=(layer, unit, VALUE_KEY),
                      help=t("plane_edit.type_help", limit=f"{MAX_VALUE:g}"))
         x, y = (f"{c:.2f}" for c in view.point)
-        c1, c2, c3 = st.columns(3)
+        c1, c2, c3 = st.columns([1, 1, 1.15])
         c1.metric(t("plane_edit.z", x=x, y=y), f"{view.z:.4f}", help=t("plane_edit.point_help", x=x, y=y))
         c2.metric(t("plane_edit.a", x=x, y=y), f"{view.a:.4f}")
         with c3.container(key="plane_edit_pred"):
