@@ -25,7 +25,7 @@ REPO = Path(__file__).resolve().parents[1]
 MEMBERS = set(protocol_members(RunHandle))
 GAN_FILES = {"dlplay/ui/generate.py", "views/generate.py"}  # their runs are GAN runs: GanHandle's members
 GAN_MEMBERS = set(protocol_members(GanHandle))
-PLANE_FILES = {"dlplay/ui/plane.py", "views/plane.py"}  # the 2-D playground's runs: PlaneHandle's members
+PLANE_FILES = {"dlplay/ui/plane.py", "dlplay/ui/plane_edit.py", "views/plane.py"}  # the 2-D playground's runs: PlaneHandle's members
 PLANE_MEMBERS = set(protocol_members(PlaneHandle))
 
 

@@ -8,6 +8,7 @@ from dlplay.plane.features import FEATURES
 from dlplay.plane.session import MAX_LAYERS, MAX_NEURONS
 from dlplay.run.status import PROBLEM, Status
 from dlplay.ui import plane as pl
+from dlplay.ui import plane_edit as pe
 from dlplay.ui.charts import chart
 from dlplay.ui.i18n import current_language, t
 from dlplay.ui.state import init_state
@@ -93,37 +94,42 @@ def live(polling: bool) -> None:
         if view.message:
             (st.error if view.status in PROBLEM else st.info)(t(view.message, **view.message_params))
     snap = view.snapshot
+    options = pl.neuron_options(run, view.grid) if run is not None and view.grid is not None else []
+    node = pl.chosen_neuron(options) if options else (0, 0)
+    edited = pe.edited_view(run, view.status, node) if options else None  # the learner's edited copy, if editing
+    train_loss, test_loss, test_acc = pe.metric_values(edited, snap)
     m = st.columns(5)
     m[0].metric(t("plane.m_status"), t(f"train.status_{view.status}"))
     m[1].metric(t("plane.m_epoch"), f"{view.epoch:,}")
-    m[2].metric(t("plane.m_train_loss"), pl.number(snap.last("train_loss") if snap else None))
-    m[3].metric(t("plane.m_test_loss"), pl.number(snap.last("test_loss") if snap else None))
+    m[2].metric(t("plane.m_train_loss"), pl.number(train_loss))
+    m[3].metric(t("plane.m_test_loss"), pl.number(test_loss))
     with m[4].container(key="plane_test_acc"):
-        st.metric(t("plane.m_test_acc"), pl.percent(snap.last("test_acc") if snap else None))
+        st.metric(t("plane.m_test_acc"), pl.percent(test_acc))
+    pe.toggle(run, view.status)
     if run is None or view.grid is None or view.data is None:
         return
-    grid, data = view.grid, view.data
+    grid, data = (edited.grid if edited is not None else view.grid), view.data
+    fast = polling or edited is not None  # plain images: they redraw at once (10 a second, or after each edit)
     left, right = st.columns([1.35, 1], gap="medium")
-    options = pl.neuron_options(run, grid)
-    node = pl.chosen_neuron(options)
     with left:
         tiles = fp.diagram_tiles(grid.inputs, grid.neurons, grid.output, view.regression)
         st.caption(" → ".join(pl.column_titles(run, grid)))
         with st.container(key="plane_network"):
-            if polling:  # 10 pictures a second: one PNG (see dlplay/figures/plane.py, live pictures)
+            if fast:  # 10 pictures a second: one PNG (see dlplay/figures/plane.py, live pictures)
                 st.image(fp.data_uri(fp.network_jpeg(tiles, grid.weights, selected=node)),
                          alt=t("a11y.alt_plane_network"))
             else:
                 chart(st, fp.network_figure(tiles, pl.node_labels(run, grid), grid.weights, selected=node,
                                                   column_titles=pl.column_titles(run, grid)),
                                 key="plane_network_fig", width="stretch", config={"displayModeBar": False})
-        st.caption(t("plane.network_help_live" if polling else "plane.network_help"))
+        st.caption(t("plane_edit.network_help" if edited is not None else
+                     "plane.network_help_live" if polling else "plane.network_help"))
         a, b = st.columns([1, 1.3])
         with a:
             st.selectbox(t("plane.neuron"), options, key=pl.NEURON_KEY,
                          format_func=lambda n: pl.neuron_title(run, grid, n), help=t("plane.neuron_help"))
         with b, st.container(key="plane_neuron_view"):
-            if polling:
+            if fast:
                 st.markdown(f"**{pl.neuron_title(run, grid, node)}**")
                 st.image(fp.data_uri(fp.picture_jpeg(pl.neuron_rgb(run, grid, node))), width=240,
                          alt=t("a11y.alt_plane_neuron"))
@@ -131,11 +137,14 @@ def live(polling: bool) -> None:
                 chart(st, fp.neuron_figure(fp.png_uri(pl.neuron_rgb(run, grid, node)),
                                                  pl.neuron_title(run, grid, node), lang, height=260),
                                 key="plane_neuron_fig", width="stretch", config={"displayModeBar": False})
+        if edited is not None:
+            pe.panel(run, node, edited)
+        pe.history(run)
     with right:
         show_test = st.toggle(t("plane.show_test"), value=True, key="plane_show_test")
         heat = fp.output_rgb(grid.output, view.regression)
         with st.container(key="plane_output"):
-            if polling:
+            if fast:
                 st.markdown(f"**{t('plane.fig_plane_title')}**")
                 st.image(fp.data_uri(fp.plane_jpeg(heat, pl.points_layer(run, show_test))), width="stretch",
                          alt=t("a11y.alt_plane"))
@@ -145,7 +154,7 @@ def live(polling: bool) -> None:
                                                 show_test=show_test),
                                 key="plane_output_fig", width="stretch", config={"displayModeBar": False})
         st.caption(t("plane.output_help_regress" if view.regression else "plane.output_help"))
-        if snap is not None and polling:
+        if snap is not None and fast:  # while editing the curves do not change: no Plotly chart to redraw
             st.markdown(f"**{t('plane.fig_loss_title')}**")
             st.image(fp.data_uri(fp.loss_jpeg(snap.epochs, snap.train_loss, snap.test_loss)), width="stretch",
                      alt=t("plane.fig_loss_title"))

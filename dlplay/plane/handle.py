@@ -4,12 +4,16 @@
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from dlplay.run.control import RunControl
 
 if TYPE_CHECKING:
+    import torch
+
     from dlplay.plane.datasets import PlaneData
+    from dlplay.plane.edit import PlaneEdit
     from dlplay.plane.session import PlaneConfig, PlaneGrid, PlaneSession, PlaneSnapshot
 
 
@@ -26,6 +30,10 @@ class PlaneHandle(RunControl, Protocol):
     def lr(self) -> float: ...
     def snapshot(self) -> PlaneSnapshot: ...  # train/test loss and accuracy so far, the epoch
     def grid(self, resolution: int = ...) -> PlaneGrid: ...  # the output and every neuron over the plane
+    def state_dict(self) -> dict[str, torch.Tensor]: ...  # the network's weights (a CPU copy)
+    @property
+    def edits(self) -> list[PlaneEdit]: ...  # the hand edits given back to the run (its history of edits)
+    def apply_edits(self, state: dict[str, torch.Tensor], edits: Sequence[PlaneEdit], epoch: int) -> None: ...
 
 
 if TYPE_CHECKING:

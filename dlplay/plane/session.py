@@ -21,8 +21,9 @@ from __future__ import annotations
 import math
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field, fields, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -39,6 +40,10 @@ from dlplay.plane.features import DEFAULT_FEATURES, FEATURES, check_features, fe
 from dlplay.run.device import choose_device
 from dlplay.run.loop import Diverged, RunLoop
 from dlplay.run.metrics import Progress, StepSeries
+from dlplay.run.status import Status
+
+if TYPE_CHECKING:
+    from dlplay.plane.edit import PlaneEdit
 
 MAX_SYNC_S = 0.1  # a host sync (and fresh numbers on the page) at least this often
 ACTIVATION_CHOICES = ("tanh", "relu", "sigmoid", "identity")  # identity: "linear" on the page
@@ -175,6 +180,32 @@ def plane_grid(resolution: int = GRID, extent: float = ds.EXTENT) -> tuple[np.nd
     return centres, centres.copy()
 
 
+def plane_loss(out: torch.Tensor, y: torch.Tensor, regression: bool) -> torch.Tensor:
+    """The run's loss without regularisation: MSE of the one output (regression) or cross-entropy."""
+    return F.mse_loss(out.squeeze(1), y) if regression else F.cross_entropy(out, y)
+
+
+@torch.no_grad()
+def network_grid(model: nn.Sequential, xs: np.ndarray, ys: np.ndarray, inputs: torch.Tensor, regression: bool,
+                 epoch: int) -> PlaneGrid:
+    """A PlaneGrid of ``model`` (dense, activation, dense, activation … as :func:`build_network` makes it)
+    over the grid whose features are ``inputs`` [R·R, F]: one batched forward, weights copied."""
+    r = len(xs)
+    dense = [m for m in model if isinstance(m, nn.Linear)]
+    acts = [m for m in model if not isinstance(m, nn.Linear)]
+    a = inputs
+    layers = []
+    for d, act in zip(dense, acts):
+        a = act(d(a))
+        layers.append(a)
+    weights = [d.weight.detach().cpu().numpy().copy() for d in dense]
+    biases = [d.bias.detach().cpu().numpy().copy() for d in dense]
+    out = layers.pop()
+    out = out if regression else torch.softmax(out, 1)
+    grid = lambda t: t.T.reshape(t.shape[1], r, r).float().cpu().numpy()  # noqa: E731 - [R·R, n] -> [n, R, R]
+    return PlaneGrid(epoch, xs, ys, grid(out), grid(inputs), [grid(h) for h in layers], weights, biases)
+
+
 class PlaneSession(RunLoop):
     """One 2-D playground run (see the module doc): the points, the network, its optimiser and the thread."""
 
@@ -207,6 +238,7 @@ class PlaneSession(RunLoop):
         self._curves_lock = threading.Lock()
         self._synced = 0
         self._grid_cache: dict[int, tuple[np.ndarray, np.ndarray, torch.Tensor]] = {}
+        self._edits: list[PlaneEdit] = []
         self.metrics.update_progress(epochs=config.epochs, steps_per_epoch=1, total_steps=config.epochs,
                                      lr=config.lr, engine="autograd")
 
@@ -250,21 +282,8 @@ class PlaneSession(RunLoop):
     def grid(self, resolution: int = GRID) -> PlaneGrid:
         """The output and every neuron's output over an R×R grid: one batched forward under the model lock."""
         xs, ys, inputs = self._grid_inputs(resolution)
-        r = resolution
         with self.model_lock:
-            a = inputs
-            layers = []
-            for dense, act in zip(self._dense, self._acts):
-                a = act(dense(a))
-                layers.append(a)
-            weights = [d.weight.detach().clone() for d in self._dense]
-            biases = [d.bias.detach().clone() for d in self._dense]
-            epoch = self._global_step
-        out = layers.pop()
-        out = out if self.regression else torch.softmax(out, 1)
-        grid = lambda t: t.T.reshape(t.shape[1], r, r).float().cpu().numpy()  # noqa: E731 - [R·R, n] -> [n, R, R]
-        return PlaneGrid(epoch, xs, ys, grid(out), grid(inputs), [grid(h) for h in layers],
-                         [w.cpu().numpy() for w in weights], [b.cpu().numpy() for b in biases])
+            return network_grid(self.model, xs, ys, inputs, self.regression, self._global_step)
 
     @torch.no_grad()
     def predict(self, xy: np.ndarray | torch.Tensor) -> np.ndarray:
@@ -286,6 +305,31 @@ class PlaneSession(RunLoop):
         with self.model_lock:
             return {k: v.detach().to("cpu", copy=True) for k, v in self.model.state_dict().items()}
 
+    @property
+    def edits(self) -> list[PlaneEdit]:
+        """The learner's hand edits given back to this run, oldest first (its history of edits)."""
+        return list(self._edits)
+
+    def apply_edits(self, state: dict[str, torch.Tensor], edits: Sequence[PlaneEdit], epoch: int) -> None:
+        """Give edited weights back to training: the network takes ``state`` (copied into its parameters in
+        place, so the optimiser and its moments go on with them) and the edits join the run's history.
+        Only while the run stands still (not started, or paused) at ``epoch``, the epoch the edits were made
+        at; UserError otherwise."""
+        if self.status not in (Status.READY, Status.PAUSED):
+            raise UserError("plane_edit.pause_first")
+        if not edits:
+            raise UserError("plane_edit.no_edits")
+        with torch.no_grad(), self.model_lock:
+            if self._global_step != epoch:
+                raise UserError("plane_edit.moved_on", epoch=epoch, now=self._global_step)
+            own = self.model.state_dict()
+            if set(state) != set(own) or any(state[k].shape != own[k].shape for k in own):
+                raise UserError("plane_edit.wrong_shape")
+            for key, value in own.items():
+                value.copy_(state[key])
+            self._edits.extend(edits)
+        self.metrics.set_extra("edits", len(self._edits))
+
     # ----- the loop -------------------------------------------------------------------------
     def _prepare(self) -> None:
         self._pending: list[torch.Tensor] = []
@@ -295,7 +339,7 @@ class PlaneSession(RunLoop):
         return "plane.msg_diverged", {"epoch": step, "lr": self.lr}
 
     def _loss(self, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        return F.mse_loss(out.squeeze(1), y) if self.regression else F.cross_entropy(out, y)
+        return plane_loss(out, y, self.regression)
 
     def _penalty(self) -> torch.Tensor | None:
         cfg = self.config
