@@ -46,7 +46,8 @@ def test_a_run_on_own_data_downloads_its_code_with_the_data(streamlit_server, br
                 "dlplay_run/data/test.npz", "dlplay_run/data/classes.json"} <= names
         assert json.loads(archive.read("dlplay_run/data/classes.json")) == ["0", "1", "7"]
         with np.load(io.BytesIO(archive.read("dlplay_run/data/test.npz")), allow_pickle=False) as npz:
-            assert npz["images"].shape == (36, 28, 28) and np.bincount(npz["labels"]).tolist() == [12, 12, 12]
+            assert npz["images"].shape == (36, 28, 28)
+            assert np.bincount(npz["labels"]).tolist() == [12, 12, 12]
     page.mouse.move(700, 60)
     page.evaluate("() => document.activeElement && document.activeElement.blur()")
     shoot(page, "export-owndata-en", "[class*=st-key-eval_code_lang]")

@@ -78,11 +78,13 @@ def test_a_zip_of_image_folders_exports_with_its_files_and_the_script_reproduces
     assert json.loads((folder / "data" / "classes.json").read_text(encoding="utf-8")) == ["d2", "d5", "d8"]
     for part in ("train", "test"):
         with np.load(folder / "data" / f"{part}.npz", allow_pickle=False) as npz:
-            assert npz["images"].dtype == np.uint8 and npz["labels"].dtype == np.int64
+            assert npz["images"].dtype == np.uint8
+            assert npz["labels"].dtype == np.int64
             np.testing.assert_array_equal(npz["images"], getattr(dataset, f"{part}_images").numpy())
             np.testing.assert_array_equal(npz["labels"], getattr(dataset, f"{part}_labels").numpy())
     source = (folder / "dlplay_run.py").read_text(encoding="utf-8")
-    assert translate("ownexport.c_data_where", "zh") in source and "allow_pickle=False" in source
+    assert translate("ownexport.c_data_where", "zh") in source
+    assert "allow_pickle=False" in source
     compile((folder / "dlplay_run_keras.py").read_text(encoding="utf-8"), "keras.py", "exec")
 
     done = subprocess.run([sys.executable, "-I", "dlplay_run.py"], capture_output=True, text=True, cwd=folder,
@@ -96,7 +98,8 @@ def test_a_zip_of_image_folders_exports_with_its_files_and_the_script_reproduces
     ours = session.state_dict()
     assert len(theirs) == len(ours)  # the same tensors in the same order (the script names its layers)
     for (name, a), b in zip(ours.items(), theirs.values()):
-        assert a.shape == b.shape and torch.equal(a, b), name
+        assert a.shape == b.shape, name
+        assert torch.equal(a, b), name
     assert script_acc == app_acc
 
 
@@ -133,7 +136,8 @@ def test_a_pixel_csv_exports_and_its_notebook_executes_to_the_run_s_accuracy(mni
     text = "".join(out.get("text", "") for cell in nb.cells if cell.cell_type == "code" for out in cell.outputs)
     nb_acc = float(RESULT.findall(text)[-1])
     print(f"own CSV: app {app_acc:.6f}, notebook {nb_acc:.6f}")
-    assert abs(nb_acc - app_acc) <= 0.003 and nb_acc == app_acc
+    assert abs(nb_acc - app_acc) <= 0.003
+    assert nb_acc == app_acc
     assert (folder / "model.pt").exists()
 
 
@@ -151,17 +155,21 @@ def test_a_dataset_no_longer_in_the_session_gets_a_message_not_code(mnist, tmp_p
             own_zip(spec, config, "en")
         exc = caught.value
         assert exc.key == "ownexport.gone"
-        assert "My data" in exc.message("en") and "我的数据" in exc.message("zh")
+        assert "My data" in exc.message("en")
+        assert "我的数据" in exc.message("zh")
     check_exportable(TrainConfig())  # MNIST: nothing to check
 
 
 def test_mnist_scripts_are_unchanged_by_own_data_export():
     source = pytorch_script(dense_spec([8]), TrainConfig(), "en")
-    assert "\nimport json\n" not in source and "DATA_DIR = HERE" not in source and "def read_idx(path):" in source
+    assert "\nimport json\n" not in source
+    assert "DATA_DIR = HERE" not in source
+    assert "def read_idx(path):" in source
 
 
 def test_the_iris_csv_is_a_table_the_train_page_does_not_take(own_root):
     own = owndata.read_upload(owndata.example_csv(), "iris.csv", LIMITS)
-    assert not own.trainable and own.plane_ready  # the 2-D playground's points, not a Train dataset
+    assert not own.trainable
+    assert own.plane_ready
     with pytest.raises(UserError):
         owndata.register(own, "export-test", own_root)

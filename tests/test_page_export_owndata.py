@@ -47,17 +47,19 @@ def test_evaluate_s_code_tab_offers_code_and_data_as_one_zip(own_run, lang):
     info, session, _ = own_run
     at = open_page("views/evaluate.py", lang, train_session=session, eval_tabs=translate("export.title", lang))
     keys = {b.key for b in at.download_button}
-    assert "eval_code_download_zip" in keys and "eval_code_download_pytorch" not in keys
+    assert "eval_code_download_zip" in keys
+    assert "eval_code_download_pytorch" not in keys
     button = next(b for b in at.download_button if b.key == "eval_code_download_zip")
     assert button.label == translate("ownexport.download_zip", lang)
     assert any(translate("ownexport.intro", lang, title=info.title) in i.value for i in at.info)
     code = "\n".join(c.value for c in at.code)
-    assert "DATA_DIR = HERE / \"data\"" in code and translate("ownexport.c_data_where", lang) in code
+    assert "DATA_DIR = HERE / \"data\"" in code
+    assert translate("ownexport.c_data_where", lang) in code
 
 
 @pytest.mark.parametrize("lang", ["en", "zh"])
 def test_runs_page_says_when_the_run_s_own_dataset_is_gone(mnist, own_run, lang):
-    info, session, root = own_run
+    info, session, _root = own_run
     history = RunHistory()
     history.add(record_from_session(session))
     at = open_page("views/runs.py", lang, run_history=history)

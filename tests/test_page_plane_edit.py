@@ -46,11 +46,13 @@ def test_edit_undo_and_give_back_from_the_page(lang, monkeypatch):
         pictures = images(at)
         assert len(pictures) == 4, "while editing: the network, the neuron, the plane and the loss as plain images"
         which = at.selectbox(key="plane_edit_which")
-        assert which.options[0] == translate("plane_edit.bias", lang) and len(which.options) == 3
+        assert which.options[0] == translate("plane_edit.bias", lang)
+        assert len(which.options) == 3
         which.set_value(0).run()  # the weight from x₁
         assert at.text_input(key="plane_edit_value").value == f"{float(weights['0.weight'][0, 0]):.4g}"
         at.text_input(key="plane_edit_value").set_value("4").run()
-        assert not at.exception and not at.error, [e.value for e in at.error]
+        assert not at.exception, at.exception
+        assert not at.error, [e.value for e in at.error]
         editor = at.session_state["plane_editor"]
         assert editor.changed() == [("0.weight", (0, 0))]
         assert metric(at, "plane.m_train_loss", lang) != before_loss  # recomputed from the edited copy
@@ -65,11 +67,13 @@ def test_edit_undo_and_give_back_from_the_page(lang, monkeypatch):
                           ("1e9", "plane_edit.too_big")):
             at.text_input(key="plane_edit_value").set_value(text).run()
             assert [e.value for e in at.error] == [translate(key, lang, value=text, limit="100")]
-            assert editor.changed() == [("0.weight", (0, 0))] and float(editor.state()["0.weight"][0, 0]) == 4.0
+            assert editor.changed() == [("0.weight", (0, 0))]
+            assert float(editor.state()["0.weight"][0, 0]) == 4.0
             assert at.text_input(key="plane_edit_value").value == text  # the learner's text stays to fix
         # undo, edit again, give back
         at.button(key="plane_edit_undo").click().run()
-        assert editor.changed() == [] and metric(at, "plane.m_train_loss", lang) == before_loss
+        assert editor.changed() == []
+        assert metric(at, "plane.m_train_loss", lang) == before_loss
         assert images(at) == pictures
         assert at.text_input(key="plane_edit_value").value == f"{float(weights['0.weight'][0, 0]):.4g}"
         at.text_input(key="plane_edit_value").set_value("-3").run()
@@ -84,7 +88,8 @@ def test_edit_undo_and_give_back_from_the_page(lang, monkeypatch):
         at.run()
         history = texts(at)
         assert translate("plane_edit.history", lang, n=1) in [e.label for e in at.expander]
-        assert "-3" in history and "→" in history
+        assert "-3" in history
+        assert "→" in history
         assert abs(float(run.state_dict()["0.weight"][0, 0]) - float(edited["0.weight"][0, 0])) < 1.0
     finally:
         stop(at)

@@ -47,7 +47,8 @@ def test_an_edit_changes_exactly_the_edited_entry_and_the_view_equals_a_fresh_fo
     try:
         editor = PlaneEditor(run)
         before = run.state_dict()
-        assert editor.epoch == 3 and editor.changed() == []
+        assert editor.epoch == 3
+        assert editor.changed() == []
         view = editor.set(1, 2, 3, 2.5)  # layer 2, neuron 3, the weight from layer 1's neuron 4
         assert editor.changed() == [("2.weight", (2, 3))]
         state = editor.state()
@@ -76,7 +77,8 @@ def test_an_edit_changes_exactly_the_edited_entry_and_the_view_equals_a_fresh_fo
             a1 = torch.tanh(net[0](run.x_train[:1]))
             z = float(net[2](a1)[0, 2])
         editor_z = editor.view(1, 2)
-        assert editor_z.z == pytest.approx(z, abs=1e-6) and editor_z.a == pytest.approx(math.tanh(z), abs=1e-6)
+        assert editor_z.z == pytest.approx(z, abs=1e-6)
+        assert editor_z.a == pytest.approx(math.tanh(z), abs=1e-6)
         assert view.seconds > 0
     finally:
         run.stop()
@@ -91,20 +93,24 @@ def test_undo_restores_the_previous_value_edit_by_edit():
         first = editor.set(0, 1, None, 1.0)
         editor.set(0, 1, None, -2.0)
         editor.set(2, 0, 1, 4.0)
-        assert len(editor.history) == 3 and len(editor.changed()) == 2
+        assert len(editor.history) == 3
+        assert len(editor.changed()) == 2
         assert editor.undo().new == 4.0
-        assert editor.changed() == [("0.bias", (1,))] and editor.value(0, 1, None) == -2.0
+        assert editor.changed() == [("0.bias", (1,))]
+        assert editor.value(0, 1, None) == -2.0
         editor.undo()
         assert editor.value(0, 1, None) == 1.0
         assert editor.view(0, 1).train_loss == pytest.approx(first.train_loss, abs=1e-7)
         editor.undo()
-        assert editor.value(0, 1, None) == start and editor.changed() == [] and editor.undo() is None
+        assert editor.value(0, 1, None) == start
+        assert editor.changed() == []
+        assert editor.undo() is None
     finally:
         run.stop()
         run.join(10)
 
 
-@pytest.mark.parametrize("text, key", [("abc", "plane_edit.not_a_number"), ("inf", "plane_edit.not_finite"),
+@pytest.mark.parametrize(("text", "key"), [("abc", "plane_edit.not_a_number"), ("inf", "plane_edit.not_finite"),
                                        ("nan", "plane_edit.not_finite"), ("1e30", "plane_edit.too_big"),
                                        (str(MAX_VALUE * 1.5), "plane_edit.too_big"), ("", "plane_edit.not_a_number")])
 def test_bad_values_are_refused_in_both_languages_and_nothing_changes(text, key):
@@ -113,7 +119,9 @@ def test_bad_values_are_refused_in_both_languages_and_nothing_changes(text, key)
     assert caught.value.key == key
     for lang in ("en", "zh"):
         message = caught.value.message(lang)
-        assert message and "{" not in message and message != key
+        assert message
+        assert "{" not in message
+        assert message != key
     run = PlaneSession(CONFIG)
     editor = PlaneEditor(run)
     before = editor.state()
@@ -121,8 +129,10 @@ def test_bad_values_are_refused_in_both_languages_and_nothing_changes(text, key)
         editor.set(0, 0, 0, text)  # type: ignore[arg-type]
     with pytest.raises(UserError):
         editor.set(5, 0, 0, 1.0)  # no such layer
-    assert editor.history == [] and all(torch.equal(before[k], v) for k, v in editor.state().items())
-    assert parse_value(" -1,5 ") == -1.5 and parse_value("−0.25") == -0.25
+    assert editor.history == []
+    assert all(torch.equal(before[k], v) for k, v in editor.state().items())
+    assert parse_value(" -1,5 ") == -1.5
+    assert parse_value("−0.25") == -0.25
     assert translate("plane_edit.too_big", "zh", value="1e30", limit="100").startswith("1e30")
 
 
@@ -143,7 +153,8 @@ def test_giving_back_continues_the_run_from_exactly_the_edited_weights_and_recor
         assert all(torch.equal(after[k], edited[k]) for k in edited)  # exactly the edited weights
         changed = [(k, tuple(i)) for k in after for i in torch.nonzero(after[k] != before[k]).tolist()]
         assert changed == [("0.weight", (0, 1))]  # and only the edited entry changed
-        assert run.edits == edits and editor.history == []
+        assert run.edits == edits
+        assert editor.history == []
         # the run's own measure of its loss is the editor's recomputed loss
         with torch.no_grad(), run.model_lock:
             measured = run._measure().tolist()
@@ -178,7 +189,8 @@ def test_a_running_run_refuses_edits():
         editor.set(0, 0, None, 1.0)
         with pytest.raises(UserError) as caught:
             editor.give_back(run)
-        assert caught.value.key == "plane_edit.pause_first" and run.edits == []
+        assert caught.value.key == "plane_edit.pause_first"
+        assert run.edits == []
     finally:
         run.stop()
         run.join(10)
@@ -188,7 +200,8 @@ def test_regression_runs_edit_too():
     run = PlaneSession(PlaneConfig(dataset="reg_plane", hidden=(3,), activation="identity", epochs=5))
     editor = PlaneEditor(run)
     view = editor.set(1, 0, None, 0.7)
-    assert view.train_acc is None and view.prediction.shape == (1,)
+    assert view.train_acc is None
+    assert view.prediction.shape == (1,)
     with torch.no_grad():
         net = build_network(2, (3,), 1, "identity", 0)
         net.load_state_dict(editor.state())

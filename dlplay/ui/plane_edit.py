@@ -140,10 +140,7 @@ def entry_name(run: PlaneHandle, layer: int, index: int | None) -> str:
     """"bias b" or "weight from <the input's name>" (a feature, or a neuron of the layer below)."""
     if index is None:
         return t("plane_edit.bias")
-    if layer == 0:
-        name = pl.feature_label(run.features[index])
-    else:
-        name = t("plane.neuron_title", layer=layer, n=index + 1)
+    name = pl.feature_label(run.features[index]) if layer == 0 else t("plane.neuron_title", layer=layer, n=index + 1)
     return t("plane_edit.weight_from", name=name)
 
 
