@@ -174,6 +174,28 @@ def test_uploaded_pictures_are_guessed_and_bad_files_explained(trained_tutorial,
     assert not at.error
 
 
+def test_a_chosen_test_image_is_guessed_like_a_drawing(trained_tutorial, mnist) -> None:
+    images, labels = mnist.test_images[:100].numpy(), mnist.test_labels[:100].numpy()
+    info = mnist.info
+    guesses = predict_batch(trained_tutorial.model_copy(), images, info.mean, info.std).argmax(1)
+    at = draw_page(trained_tutorial)
+    at.radio(key="draw_source").set_value("test").run()
+    assert not at.exception, at.exception
+    box = at.selectbox(key="draw_test_index")
+    assert len(box.options) == 100
+    assert box.options[0] == f"No. 1: {int(labels[0])}"
+    for i in (0, 7, 42):
+        box.set_value(i).run()
+        assert not at.exception, at.exception
+        np.testing.assert_array_equal(at.session_state["drawing28"], images[i])  # the test image itself
+        assert guessed_digit(at) == str(int(guesses[i]))  # the network's own guess for it
+        assert f"Labelled “{int(labels[i])}”" in " ".join(c.value for c in at.caption)
+    assert charts(at) == 3  # probabilities, dense1, output
+    at.session_state["lang"] = "zh"
+    at.run()
+    assert at.selectbox(key="draw_test_index").options[0] == f"第 1 张：{int(labels[0])}"
+
+
 def test_conv_network_shows_feature_maps(mnist) -> None:
     spec = ModelSpec(layers=(LayerSpec("conv2d", 4, "relu", kernel=5), LayerSpec("maxpool", kernel=2, stride=2)))
     session = TrainingSession(spec, TrainConfig(epochs=1, train_size=256, batch_size=64), mnist, "cpu")

@@ -33,13 +33,16 @@ def drawing_area() -> None:
             session.heartbeat()
         if not is_active(session):
             st.rerun()  # the run ended: stop polling, refresh the model panel
-    sources = {k: t(f"draw.source_{k}") for k in ("draw", "upload")}
+    sources = {"draw": t("draw.source_draw"), "upload": t("draw.source_upload"), "test": t("drawtest.source")}
     source = st.radio(t("draw.source"), list(sources), key="draw_source", horizontal=True,
                       format_func=sources.get, label_visibility="collapsed")
     # A wrapping row: fixed-width canvas and 28x28 view, the guess takes the rest (or the next line).
     row = st.container(horizontal=True, gap="medium")
     with row.container(width=dr.CANVAS_PX + 4):
-        drawn = dr.canvas_input() if source == "draw" else dr.upload_input()
+        if source == "test":
+            drawn = dr.test_input(session, dr.dataset_info(session), lang)
+        else:
+            drawn = dr.canvas_input() if source == "draw" else dr.upload_input()
     image28 = drawn.image28
     st.session_state[dr.DRAWING_KEY] = image28
     with row.container(width=dr.SEEN_PX + 4):

@@ -20,7 +20,7 @@ from dlplay.figures.draw import probability_text
 from dlplay.i18n import Term
 from dlplay.nn.model import Net
 from dlplay.ui.canvas_widget import decode_png_data_url, draw_canvas
-from dlplay.ui.data import PROBLEM, remember_problem, show_data_problem
+from dlplay.ui.data import PROBLEM, dataset_on, remember_problem, show_data_problem
 from dlplay.ui.i18n import error_text, t
 from dlplay.ui.nav import available_pages
 from dlplay.ui.state import current_session, get_config, get_spec, is_active, replace_run
@@ -224,6 +224,45 @@ def upload_input() -> Drawn:
     with st.container(key="draw_upload_preview"):
         st.image(preview, caption=file.name)
     return Drawn(preprocess(rgba).image28, prompt_key="draw.empty_upload")
+
+
+TEST_KEY = "draw_test_index"
+TEST_CHOICES = 100  # the first test images: enough to find each digit several times, a short list to arrow through
+
+
+def test_split(session: RunHandle | None) -> tuple[np.ndarray, np.ndarray]:
+    """The first test images and their labels: the session's run's test split, or its dataset's (UserError:
+    the dataset is missing)."""
+    if session is not None:
+        images, labels = session.test_split()
+    else:
+        ds = dataset_on(get_config().dataset, "cpu")
+        images, labels = ds.test_images, ds.test_labels
+    return images[:TEST_CHOICES].numpy(), labels[:TEST_CHOICES].numpy()
+
+
+def test_input(session: RunHandle | None, info: DatasetInfo, lang: str) -> Drawn:
+    """A test image chosen from a list instead of a drawing: the keyboard's way in (Tab to the list, the arrow
+    keys to choose, Enter), and a digit drawn by someone else to compare with one's own."""
+    try:
+        images, labels = test_split(session)
+    except UserError as exc:
+        remember_problem(exc)
+        return Drawn(None, error=error_text(exc), prompt_key="drawtest.prompt")
+    st.markdown(f"**{t('drawtest.title')}**")
+    options = list(range(len(images)))
+    index = st.selectbox(t("drawtest.label"), options, key=TEST_KEY, help=t("drawtest.help"),
+                         format_func=lambda i: t("drawtest.option", n=i + 1, label=class_name(info, int(labels[i]), lang)))
+    if index is None or not 0 <= int(index) < len(images):
+        return Drawn(None, prompt_key="drawtest.prompt")
+    image28 = np.array(images[int(index)], dtype=np.uint8)
+    image28.setflags(write=False)
+    label = class_name(info, int(labels[int(index)]), lang)
+    with st.container(key="draw_test_preview"):
+        big = Image.fromarray(image28).resize((CANVAS_PX // 2, CANVAS_PX // 2), Image.Resampling.NEAREST)
+        st.image(big, width=CANVAS_PX // 2, alt=t("drawtest.alt", n=int(index) + 1, label=label))
+        st.caption(t("drawtest.caption", label=label))
+    return Drawn(image28, prompt_key="drawtest.prompt")
 
 
 # ---------------------------------------------------------------- outputs
