@@ -3,13 +3,15 @@ live region that screen readers announce (training progress, once per epoch)."""
 from __future__ import annotations
 
 import html
+import json
 from collections.abc import Sequence
 from typing import Any
 
 import streamlit as st
 
 # Streamlit's captions are drawn at 60 % opacity, ~3.5:1 on white (WCAG 2.1 AA asks 4.5:1 for text): opaque
-# #55575f is 7.2:1 on white and still reads as secondary. A visible outline for the keyboard focus.
+# #55575f is 7.2:1 on white and still reads as secondary. A visible outline for the keyboard focus; a radio's or a
+# checkbox's input is hidden (1 px, clipped) and a select's text input is a sliver: their label or box shows it.
 CSS = """<style>
 [data-testid=stCaptionContainer], [data-testid=stCaptionContainer] p,
 [data-testid=stWidgetLabel] [data-testid=stCaptionContainer], [data-testid=stMetricDelta] ~ div,
@@ -23,6 +25,12 @@ CSS = """<style>
   outline: 3px solid #0b57d0 !important;
   outline-offset: 2px;
 }
+label:has(input[type=radio]:focus-visible), label:has(input[type=checkbox]:focus-visible),
+[data-baseweb=select]:has(input:focus-visible) {
+  outline: 3px solid #0b57d0 !important;
+  outline-offset: 2px;
+  border-radius: 4px;
+}
 .dl-data-table {max-height: 260px; overflow: auto; margin-bottom: 0.5rem;}
 .dl-data-table table {border-collapse: collapse; font-size: 0.85rem;}
 .dl-data-table caption {text-align: left; font-weight: 600; padding: 2px 0;}
@@ -30,27 +38,52 @@ CSS = """<style>
 </style>"""
 
 
+# The same rules, kept in the document's <head> by the script below. Streamlit sends a style-only st.html to its
+# "event" container, which a rerun empties until the script reaches page_styles() again: for that moment every
+# caption was drawn faint again (axe, under load: color-contrast on Train's and Generate's captions). In <head>
+# they stay for the tab's life.
+CSS_RULES = CSS.removeprefix("<style>").removesuffix("</style>")
+
 # A formula wider than its column scrolls sideways: a keyboard user must be able to focus it to scroll it
-# (axe: scrollable-region-focusable). Only the ones that overflow become tab stops; set up once per tab.
+# (axe: scrollable-region-focusable). Only the ones that overflow become tab stops. Checked again when the page
+# changes, when the window or a formula changes size (KaTeX's fonts arrive after the formula is drawn and widen
+# it, with no change to the page's elements: before, such a formula stayed out of the tab order), and when the
+# fonts have loaded. Set up once per tab.
 SCRIPT = """<script>
+if (!document.getElementById('dlplay-a11y-css')) {
+  const style = document.createElement('style');
+  style.id = 'dlplay-a11y-css';
+  style.textContent = __CSS_RULES__;
+  document.head.appendChild(style);
+}
 if (!window.dlplayA11y) {
   window.dlplayA11y = true;
   let queued = false;
+  const watched = new WeakSet();
+  const resized = new ResizeObserver(() => later());
   const fix = () => {
     queued = false;
     for (const el of document.querySelectorAll('.katex-display')) {
+      if (!watched.has(el)) {
+        watched.add(el);
+        resized.observe(el);
+        const inner = el.querySelector('.katex');
+        if (inner) resized.observe(inner);
+      }
       const scrolls = el.scrollWidth > el.clientWidth + 1;
       if (scrolls && !el.hasAttribute('tabindex')) { el.tabIndex = 0; el.setAttribute('role', 'region');
         el.setAttribute('aria-label', el.querySelector('annotation')?.textContent || 'formula'); }
       else if (!scrolls && el.getAttribute('tabindex') === '0') { el.removeAttribute('tabindex'); el.removeAttribute('role'); }
     }
   };
-  const later = () => { if (!queued) { queued = true; requestAnimationFrame(fix); } };
+  // a timer, not requestAnimationFrame: a tab in the background gets no animation frames
+  const later = () => { if (!queued) { queued = true; setTimeout(fix, 0); } };
   new MutationObserver(later).observe(document.body, {childList: true, subtree: true});
   window.addEventListener('resize', later);
+  if (document.fonts) { document.fonts.addEventListener('loadingdone', later); document.fonts.ready.then(later); }
   later();
 }
-</script>"""
+</script>""".replace("__CSS_RULES__", json.dumps(CSS_RULES))
 
 
 def page_styles() -> None:
