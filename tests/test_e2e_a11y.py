@@ -48,11 +48,14 @@ def axe_violations(page) -> list[tuple[str, str, str, str]]:
     return found
 
 
-# Settled: no script run in progress (Streamlit's own state on its root; its status widget shows only after a
-# delay, so a quick rerun right after the first one passed wait_for_idle unseen), the fonts loaded (KaTeX's
-# widen a formula after it is drawn) and the app's accessibility script set up.
+# Settled: no script run in progress (Streamlit's own state on its root), every element drawn (a Playwright trace of
+# a failed run under load: the run was over and the heading shown, but the sidebar and the event container still
+# held Streamlit's loading skeletons, so the app's CSS and script were not there yet: faint captions, a formula out
+# of the tab order), the fonts loaded (KaTeX's widen a formula after it is drawn) and the app's accessibility
+# script set up.
 SETTLED_JS = """() => document.querySelector('[data-testid=stApp]')?.dataset.testScriptState === 'notRunning'
-  && document.fonts.status === 'loaded' && !!document.getElementById('dlplay-a11y-css') && window.dlplayA11y"""
+  && !document.querySelector('[data-testid=stSkeleton]') && !!document.querySelector('.dl-script-runs')
+  && document.fonts.status === 'loaded' && !!document.getElementById('dlplay-a11y-css') && !!window.dlplayA11y"""
 
 
 def wait_until_settled(page, timeout_ms: int = 120_000) -> None:

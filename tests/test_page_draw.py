@@ -189,7 +189,7 @@ def test_a_chosen_test_image_is_guessed_like_a_drawing(trained_tutorial, mnist) 
         assert not at.exception, at.exception
         np.testing.assert_array_equal(at.session_state["drawing28"], images[i])  # the test image itself
         assert guessed_digit(at) == str(int(guesses[i]))  # the network's own guess for it
-        assert f"Labelled “{int(labels[i])}”" in " ".join(c.value for c in at.caption)
+        assert f"no. {i + 1}, labelled “{int(labels[i])}”" in " ".join(c.value for c in at.caption)
     assert charts(at) == 3  # probabilities, dense1, output
     at.session_state["lang"] = "zh"
     at.run()

@@ -11,7 +11,7 @@ import streamlit as st
 
 # Streamlit's captions are drawn at 60 % opacity, ~3.5:1 on white (WCAG 2.1 AA asks 4.5:1 for text): opaque
 # #55575f is 7.2:1 on white and still reads as secondary. A visible outline for the keyboard focus; a radio's or a
-# checkbox's input is hidden (1 px, clipped) and a select's text input is a sliver: their label or box shows it.
+# checkbox's input is hidden (1 px, clipped): its label shows it.
 CSS = """<style>
 [data-testid=stCaptionContainer], [data-testid=stCaptionContainer] p,
 [data-testid=stWidgetLabel] [data-testid=stCaptionContainer], [data-testid=stMetricDelta] ~ div,
@@ -25,8 +25,7 @@ CSS = """<style>
   outline: 3px solid #0b57d0 !important;
   outline-offset: 2px;
 }
-label:has(input[type=radio]:focus-visible), label:has(input[type=checkbox]:focus-visible),
-[data-baseweb=select]:has(input:focus-visible) {
+label:has(input[type=radio]:focus-visible), label:has(input[type=checkbox]:focus-visible) {
   outline: 3px solid #0b57d0 !important;
   outline-offset: 2px;
   border-radius: 4px;

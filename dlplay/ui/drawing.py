@@ -258,10 +258,8 @@ def test_input(session: RunHandle | None, info: DatasetInfo, lang: str) -> Drawn
     image28 = np.array(images[int(index)], dtype=np.uint8)
     image28.setflags(write=False)
     label = class_name(info, int(labels[int(index)]), lang)
-    with st.container(key="draw_test_preview"):
-        big = Image.fromarray(image28).resize((CANVAS_PX // 2, CANVAS_PX // 2), Image.Resampling.NEAREST)
-        st.image(big, width=CANVAS_PX // 2, alt=t("drawtest.alt", n=int(index) + 1, label=label))
-        st.caption(t("drawtest.caption", label=label))
+    with st.container(key="draw_test_label"):  # the picture itself: "what the network sees", beside it
+        st.caption(t("drawtest.caption", n=int(index) + 1, label=label))
     return Drawn(image28, prompt_key="drawtest.prompt")
 
 
