@@ -24,28 +24,11 @@ import torch
 from torch import nn
 
 from dlplay.errors import UserError
+from dlplay.plane.edits import PlaneEdit
 from dlplay.plane.features import feature_matrix
 from dlplay.plane.session import GRID, PlaneGrid, build_network, network_grid, plane_grid, plane_loss
 
 MAX_VALUE = 100.0  # |weight| or |bias| the editor takes (tanh and sigmoid saturate long before)
-
-
-@dataclass(frozen=True)
-class PlaneEdit:
-    """One hand edit at ``epoch``: dense layer ``layer`` (0 = the first hidden layer; the last one is the
-    output), neuron ``unit``, input ``index`` (None: the bias), ``old`` → ``new``."""
-
-    epoch: int
-    layer: int
-    unit: int
-    index: int | None
-    old: float
-    new: float
-
-    @property
-    def key(self) -> str:
-        """The entry's state-dict key (build_network's Sequential: dense layers at even positions)."""
-        return f"{2 * self.layer}.{'bias' if self.index is None else 'weight'}"
 
 
 @dataclass(frozen=True)

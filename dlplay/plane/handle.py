@@ -13,7 +13,7 @@ if TYPE_CHECKING:
     import torch
 
     from dlplay.plane.datasets import PlaneData
-    from dlplay.plane.edit import PlaneEdit
+    from dlplay.plane.edits import PlaneEdit
     from dlplay.plane.session import PlaneConfig, PlaneGrid, PlaneSession, PlaneSnapshot
 
 

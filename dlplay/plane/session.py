@@ -43,7 +43,7 @@ from dlplay.run.metrics import Progress, StepSeries
 from dlplay.run.status import Status
 
 if TYPE_CHECKING:
-    from dlplay.plane.edit import PlaneEdit
+    from dlplay.plane.edits import PlaneEdit
 
 MAX_SYNC_S = 0.1  # a host sync (and fresh numbers on the page) at least this often
 ACTIVATION_CHOICES = ("tanh", "relu", "sigmoid", "identity")  # identity: "linear" on the page
