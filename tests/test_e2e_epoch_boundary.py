@@ -10,7 +10,7 @@ import pytest
 
 from dlplay.nn.presets import PRESETS
 from dlplay.server.share import share_url
-from e2e_util import click_button, measure_for, wait_for_idle
+from e2e_util import click_button, measure_for, set_pace, wait_for_idle
 from test_e2e_watch import stop_run, wait_status
 
 PROGRESS_JS = """() => {
@@ -55,6 +55,7 @@ def test_progress_keeps_moving_through_the_cnn_epoch_boundary(streamlit_server, 
     page.goto(share_url(f"{streamlit_server}/train", preset.spec, config, {"lang": "en"}))
     page.wait_for_selector("[data-testid=stMainBlockContainer] h1", timeout=90_000)
     wait_for_idle(page)
+    set_pace(page, 20)  # ~3 s an epoch: every epoch is sampled (at full speed this CNN can do an epoch between two samples)
     try:
         click_button(page, "train_start")
         wait_status(page, "training")
