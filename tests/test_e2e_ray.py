@@ -13,7 +13,16 @@ from pathlib import Path
 import pytest
 
 from dlplay.i18n import translate
-from e2e_util import app_server, click_button, commit_input, metric_value, open_app_page, wait_for_charts, wait_for_idle
+from e2e_util import (
+    app_server,
+    click_button,
+    commit_input,
+    metric_value,
+    open_app_page,
+    set_pace,
+    wait_for_charts,
+    wait_for_idle,
+)
 from helpers import wait_for
 from test_e2e_train import LOSS_POINTS_JS
 
@@ -52,6 +61,7 @@ def training_worker():
 def start_long_run(page) -> None:
     epochs = page.locator(".st-key-tw_epochs input").first
     commit_input(page, epochs, "100", SLOW_MS)
+    set_pace(page, 200, timeout_ms=SLOW_MS)  # 141 s: still training when the worker is killed (full speed: ~25 s)
     click_button(page, "train_start")
     page.wait_for_function(f"() => ({LOSS_POINTS_JS})() > 0", timeout=SLOW_MS)
 
