@@ -135,6 +135,7 @@ def test_the_buttons_follow_a_stop_by_the_admin_in_another_tab(browser_context):
     with app_server(env={"DLPLAY_ADMIN_TOKEN": "e2e-secret"}) as (url, _):
         learner = open_app_page(browser_context, url, "train")
         set_epochs(learner, 100)
+        set_pace(learner, 200)  # still training when the Admin has signed in and stops it
         click_button(learner, "train_start")
         wait_status(learner, "training")
         admin = open_app_page(browser_context, url, "admin")
