@@ -33,7 +33,7 @@ ALLOWED_WORDS = {w.lower() for w in """
     identity softmax logits logit Adam AdamW SGD RMSprop ONNX TorchScript Keras NumPy Python JSON PNG JPEG JPG GIF
     BMP WebP gzip IDX npz uint8 dlplay torchvision Dropout BatchNorm Dense Conv2d MaxPool AvgPool He Kaiming Xavier
     Glorot ECE F1 L2 NaN inf MB GB KB KiB MiB GiB px CNN Wa ln log exp RNN LSTM GRU autograd Distill GAN DCGAN Lab
-    MLP KL JS PCA t-SNE Ray zip CSV TIFF Fisher sin cos
+    MLP KL JS PCA t-SNE Ray zip CSV TIFF Fisher sin cos Tab Enter Esc Space Home End
 """.split()}  # noqa: SIM905 - a word list is easier to read and edit as text
 LANGUAGE_SELECTOR = ("Language / 语言", "English")  # bilingual on purpose
 
