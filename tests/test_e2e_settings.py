@@ -71,6 +71,7 @@ def test_after_a_fork_the_sidebar_keeps_the_learners_preset_and_rate(streamlit_s
     wait_status(page, "paused")
     wait_for_idle(page, SLOW_MS)
     choose(page, "fork_kind", "learning rate")
+    wait_shown(page, "fork_value_lr", "0.01", 30_000)  # the fork's rate, ten times the run's, shown before Fork is pressed
     click_button(page, "fork_go")
     page.wait_for_function("() => document.body.innerText.includes('Forked from run')", timeout=SLOW_MS)
     click_button(page, "train_stop")
